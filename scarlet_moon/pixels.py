@@ -1,0 +1,246 @@
+"""Pixel-perfect post-processing of generated sprites, and palette files.
+
+Images are numpy uint8 arrays N x H x W x 4 (RGBA). No torch here (numpy + Pillow only).
+A pixel is "opaque" when its alpha is > 0; after `crisp_alpha` alpha is 0 or 255.
+Colour distances are CIE76 (Euclidean in CIELAB, sRGB D65), closer to what the eye sees
+than RGB; `space="rgb"` gives plain RGB distance.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+from scarlet_moon.errors import BadInput
+
+PathLike = Union[str, "os.PathLike[str]"]
+FORMATS = "GIMP .gpl, Lospec .hex (RRGGBB per line), JASC-PAL .pal, or an image (.png, .gif, .bmp, ...)"
+MAX_IMAGE_COLORS = 256
+_CHUNK = 1 << 20          # distance-matrix elements per block
+
+
+def _check(images: np.ndarray) -> np.ndarray:
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 4:
+        shape = getattr(images, "shape", None)
+        raise BadInput(f"expected uint8 images N x H x W x 4, got {getattr(images, 'dtype', type(images))} {shape}")
+    return images
+
+
+def crisp_alpha(images: np.ndarray, threshold: int = 128) -> np.ndarray:
+    """Alpha >= threshold -> 255, else 0; fully transparent pixels get RGB 0."""
+    if not 1 <= int(threshold) <= 255:
+        raise BadInput(f"bad alpha threshold {threshold!r}; expected an integer in 1..255")
+    out = _check(images).copy()
+    opaque = out[..., 3] >= threshold
+    out[..., 3] = np.where(opaque, 255, 0).astype(np.uint8)
+    out[~opaque, :3] = 0
+    return out
+
+
+def _srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (..., 3) sRGB -> float64 CIELAB (D65)."""
+    c = rgb.astype(np.float64) / 255.0
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    m = np.array([[0.4124564, 0.3575761, 0.1804375],
+                  [0.2126729, 0.7151522, 0.0721750],
+                  [0.0193339, 0.1191920, 0.9503041]])
+    xyz = lin @ m.T / np.array([0.95047, 1.0, 1.08883])
+    eps, kappa = 216 / 24389, 24389 / 27
+    f = np.where(xyz > eps, np.cbrt(xyz), (kappa * xyz + 16) / 116)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)
+
+
+def _space(rgb: np.ndarray, space: str) -> np.ndarray:
+    if space == "lab":
+        return _srgb_to_lab(rgb)
+    if space == "rgb":
+        return rgb.astype(np.float64)
+    raise BadInput(f"unknown colour space {space!r}; expected lab or rgb")
+
+
+def _nearest(colors: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Index of the nearest row of `targets` for each row of `colors` (float, same space); blocked."""
+    out = np.empty(len(colors), dtype=np.int64)
+    rows = max(1, _CHUNK // max(1, len(targets)))
+    for i in range(0, len(colors), rows):
+        d = ((colors[i:i + rows, None, :] - targets[None, :, :]) ** 2).sum(-1)
+        out[i:i + rows] = d.argmin(1)
+    return out
+
+
+def _as_palette(palette: np.ndarray) -> np.ndarray:
+    p = np.asarray(palette)
+    if p.ndim != 2 or p.shape[1] != 3 or len(p) == 0 or not np.issubdtype(p.dtype, np.integer) \
+            or p.min() < 0 or p.max() > 255:
+        raise BadInput(f"a palette must be K x 3 integers in 0..255 with K >= 1, got {p.dtype} {p.shape}")
+    return p.astype(np.uint8)
+
+
+def quantize_to_palette(images: np.ndarray, palette: np.ndarray, *, space: str = "lab") -> np.ndarray:
+    """Every opaque pixel -> the nearest palette colour (CIELAB by default); alpha unchanged."""
+    out = _check(images).copy()
+    pal = _as_palette(palette)
+    opaque = out[..., 3] > 0
+    if not opaque.any():
+        return out
+    uniq, inverse = np.unique(out[opaque][:, :3], axis=0, return_inverse=True)
+    idx = _nearest(_space(uniq, space), _space(pal, space))
+    out[opaque, :3] = pal[idx[inverse.reshape(-1)]]
+    return out
+
+
+def _kmeans_reps(colors: np.ndarray, counts: np.ndarray, k: int, space: str, iters: int = 20) -> np.ndarray:
+    """k representative colours chosen among `colors` (weighted k-means, farthest-point init)."""
+    pts = _space(colors, space)
+    order = np.lexsort((colors[:, 2], colors[:, 1], colors[:, 0], -counts))  # deterministic tie-break
+    chosen = [int(order[0])]                          # most frequent colour first
+    d = ((pts - pts[chosen[0]]) ** 2).sum(1)
+    for _ in range(k - 1):
+        nxt = int(np.argmax(d * counts))              # far away and frequent
+        chosen.append(nxt)
+        d = np.minimum(d, ((pts - pts[nxt]) ** 2).sum(1))
+    centers = pts[chosen]
+    for _ in range(iters):
+        lab = _nearest(pts, centers)
+        new = centers.copy()
+        for j in range(k):
+            m = lab == j
+            if m.any():
+                new[j] = (pts[m] * counts[m, None]).sum(0) / counts[m].sum()
+        if np.allclose(new, centers):
+            break
+        centers = new
+    return colors[_nearest(centers, pts)]              # snap centres to existing sprite colours
+
+
+def cap_colors(images: np.ndarray, k: int, *, space: str = "lab") -> np.ndarray:
+    """At most k distinct opaque colours per sprite, all taken from that sprite's own colours."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise BadInput(f"bad colour cap {k!r}; expected an integer >= 1")
+    out = _check(images).copy()
+    for sprite in out:
+        opaque = sprite[..., 3] > 0
+        colors, inverse, counts = np.unique(sprite[opaque][:, :3], axis=0, return_inverse=True,
+                                            return_counts=True)
+        if len(colors) <= k:
+            continue
+        reps = _kmeans_reps(colors, counts.astype(np.float64), int(k), space)
+        mapped = reps[_nearest(_space(colors, space), _space(reps, space))]
+        sprite[opaque, :3] = mapped[inverse.reshape(-1)]
+    return out
+
+
+def upscale(images: np.ndarray, n: int) -> np.ndarray:
+    """Nearest-neighbour upscale by an integer factor n."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise BadInput(f"bad upscale factor {n!r}; expected an integer >= 1")
+    return np.repeat(np.repeat(_check(images), n, axis=1), n, axis=2)
+
+
+def postprocess(images: np.ndarray, *, alpha_threshold: int = 128,
+                palette: np.ndarray | PathLike | None = None, colors: int | None = None) -> np.ndarray:
+    """crisp_alpha, then cap_colors (if colors), then quantize_to_palette (if palette: array or file)."""
+    out = crisp_alpha(images, alpha_threshold)
+    if colors is not None:
+        out = cap_colors(out, colors)
+    if palette is not None:
+        pal = load_palette(palette) if isinstance(palette, (str, os.PathLike)) else palette
+        out = quantize_to_palette(out, pal)
+    return out
+
+
+# ---------------------------------------------------------------- palette files
+
+def _bad(path: Path, what: str, line: int | None = None) -> BadInput:
+    where = f"{path}" + (f" line {line}" if line is not None else "")
+    return BadInput(f"bad palette file {where}: {what}; allowed: {FORMATS}")
+
+
+def _finish(path: Path, colors: list[tuple[int, int, int]]) -> np.ndarray:
+    if not colors:
+        raise _bad(path, "no colours found")
+    return np.array(list(dict.fromkeys(colors)), dtype=np.uint8).reshape(-1, 3)  # dedupe, keep order
+
+
+def _rgb_ints(path: Path, parts: list[str], lineno: int) -> tuple[int, int, int]:
+    try:
+        rgb = tuple(int(p) for p in parts[:3])
+    except ValueError:
+        raise _bad(path, f"expected 'R G B' integers, got {' '.join(parts)[:40]!r}", lineno) from None
+    if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+        raise _bad(path, f"expected three values in 0..255, got {' '.join(parts)[:40]!r}", lineno)
+    return rgb  # type: ignore[return-value]
+
+
+def _parse_gpl(path: Path, lines: list[str]) -> np.ndarray:
+    if not lines or lines[0].strip() != "GIMP Palette":
+        raise _bad(path, "first line must be 'GIMP Palette'", 1)
+    colors = []
+    for n, raw in enumerate(lines[1:], start=2):
+        line = raw.strip()
+        if not line or line.startswith("#") or re.match(r"^(Name|Columns)\s*:", line):
+            continue
+        colors.append(_rgb_ints(path, line.split(), n))
+    return _finish(path, colors)
+
+
+def _parse_hex(path: Path, lines: list[str]) -> np.ndarray:
+    colors = []
+    for n, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        if not re.fullmatch(r"#?[0-9A-Fa-f]{6}", line):
+            raise _bad(path, f"expected RRGGBB, got {line[:40]!r}", n)
+        v = int(line.lstrip("#"), 16)
+        colors.append((v >> 16, (v >> 8) & 255, v & 255))
+    return _finish(path, colors)
+
+
+def _parse_jasc(path: Path, lines: list[str]) -> np.ndarray:
+    if len(lines) < 3 or lines[0].strip() != "JASC-PAL" or lines[1].strip() != "0100":
+        raise _bad(path, "expected the header lines 'JASC-PAL', '0100', <count>", 1)
+    count = lines[2].strip()
+    if not count.isdigit():
+        raise _bad(path, f"expected a colour count, got {count[:40]!r}", 3)
+    body = [(n, raw.strip()) for n, raw in enumerate(lines[3:], start=4) if raw.strip()]
+    if len(body) != int(count):
+        raise _bad(path, f"header says {int(count)} colours, found {len(body)}", 3)
+    return _finish(path, [_rgb_ints(path, line.split(), n) for n, line in body])
+
+
+def _image_palette(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            rgba = np.asarray(im.convert("RGBA")).reshape(-1, 4)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise _bad(path, f"cannot read the image ({type(e).__name__})") from None
+    opaque = rgba[rgba[:, 3] >= 128][:, :3]
+    colors, counts = np.unique(opaque, axis=0, return_counts=True)
+    order = np.argsort(-counts, kind="stable")[:MAX_IMAGE_COLORS]   # most frequent; ties by colour
+    return _finish(path, [tuple(int(v) for v in c) for c in colors[order]])
+
+
+def load_palette(path: PathLike) -> np.ndarray:
+    """K x 3 uint8 palette from .gpl, .hex, JASC .pal, or an image's distinct opaque colours (top 256)."""
+    p = Path(path)
+    ext = p.suffix.lower()
+    if not p.is_file():
+        raise _bad(p, "no such file")
+    if ext not in (".gpl", ".hex", ".pal"):
+        from PIL import Image
+        if ext not in Image.registered_extensions():
+            raise _bad(p, f"unknown extension {ext or '(none)'!r}")
+        return _image_palette(p)
+    if ext == ".pal" and p.read_bytes()[:4] == b"RIFF":
+        raise _bad(p, "RIFF (Microsoft) .pal is not supported; save it as JASC-PAL")
+    try:
+        lines = p.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise _bad(p, "not UTF-8 text") from None
+    return {".gpl": _parse_gpl, ".hex": _parse_hex, ".pal": _parse_jasc}[ext](p, lines)
