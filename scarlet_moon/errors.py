@@ -24,3 +24,9 @@ class RunFailed(ScarletError):
     """The work itself failed (NaN loss, interrupted run, ...)."""
 
     exit_code = 1
+
+
+class Interrupted(RunFailed):
+    """The user pressed Ctrl-C; whatever could be saved was saved."""
+
+    exit_code = 130

@@ -1,0 +1,150 @@
+"""A model's card: what a checkpoint (or an ONNX file's metadata) says about the model.
+
+Torch-free, so label checks and `sm labels` / `sm info` stay fast and serve both backends.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from scarlet_moon.errors import BadInput
+from scarlet_moon.schedule import Schedule
+
+BUNDLED_MODEL = Path(__file__).parent / "bundled" / "model" / "model.safetensors"
+FORMAT = "scarlet-moon-checkpoint"
+META_KEY = "scarlet_moon"
+MAX_HEADER = 100 << 20  # safetensors caps its JSON header at 100 MB
+
+
+def check_path(path: str | Path) -> Path:
+    """An existing file that is not a pickle (refused before anything is read from it)."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInput(f"checkpoint {str(p)!r} does not exist or is not a file")
+    with p.open("rb") as f:
+        head = f.read(9)
+    # safetensors: u64 header length, then a JSON object; anything else that looks like a
+    # pickle (protocol 2..5 opcode) or torch's zip container is refused
+    looks_safetensors = len(head) == 9 and head[8:9] == b"{"
+    is_pickle = head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+    if not looks_safetensors and (head.startswith(b"PK\x03\x04") or is_pickle):
+        raise BadInput(f"{str(p)!r} looks like a pickle (.pt/.pth); refusing to load it, since unpickling "
+                       "can run arbitrary code. Use a .safetensors checkpoint written by `sm train`")
+    return p
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The Scarlet Moon metadata of a safetensors file, from its header alone (no torch)."""
+    p = check_path(path)
+    not_ours = f"{str(p)!r} is not a Scarlet Moon checkpoint"
+    with p.open("rb") as f:
+        raw_len = f.read(8)
+        n = struct.unpack("<Q", raw_len)[0] if len(raw_len) == 8 else -1
+        if not 2 <= n <= min(MAX_HEADER, p.stat().st_size - 8):
+            raise BadInput(f"{not_ours} (not a readable safetensors file)")
+        try:
+            header = json.loads(f.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise BadInput(f"{not_ours} (its safetensors header is not JSON)") from None
+    raw = (header.get("__metadata__") or {}).get(META_KEY) if isinstance(header, dict) else None
+    if raw is None:
+        raise BadInput(f"{str(p)!r} is a safetensors file without Scarlet Moon metadata; "
+                       "expected a checkpoint written by `sm train`")
+    try:
+        meta = json.loads(raw)
+    except (json.JSONDecodeError, TypeError):
+        raise BadInput(f"{str(p)!r} has corrupt Scarlet Moon metadata (not JSON)") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise BadInput(f"{not_ours} (format tag missing)")
+    return meta
+
+
+def read_card(path: str | Path | None = None) -> "ModelCard":
+    """The card of a checkpoint; None = the bundled model."""
+    p = Path(path) if path is not None else BUNDLED_MODEL
+    if path is None and not p.is_file():
+        raise BadInput(f"the bundled model is missing ({p}); reinstall the package or pass --model")
+    meta = read_meta(p)
+    required = ("label_names", "image_size", "channels", "schedule", "prediction")
+    missing = [k for k in required if k not in meta]
+    if missing:
+        raise BadInput(f"checkpoint {str(p)!r} lacks {', '.join(missing)} in its metadata")
+    return ModelCard(p, meta)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    path: Path
+    meta: dict[str, Any]
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.meta["label_names"])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        h, w = self.meta["image_size"]
+        return int(h), int(w)
+
+    @property
+    def channels(self) -> int:
+        return int(self.meta["channels"])
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule.from_dict(self.meta["schedule"])
+
+    @property
+    def prediction(self) -> str:
+        return str(self.meta["prediction"])
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.meta.get("config", {}))
+
+    @property
+    def palette(self) -> np.ndarray | None:
+        pal = self.meta.get("palette")
+        return np.asarray(pal, np.uint8).reshape(-1, 3) if pal else None
+
+    def defaults(self) -> dict[str, Any]:
+        """Sampler settings the model was trained to be sampled with."""
+        cfg = self.config
+        return {"sampler": cfg.get("sampler", "dpmpp-2m"), "steps": int(cfg.get("sample_steps", 20)),
+                "guidance": float(cfg.get("guidance", 1.0))}
+
+    def summary(self) -> dict[str, Any]:
+        m = self.meta
+        return {"path": str(self.path), "labels": self.label_names, "size": f"{self.size[0]}x{self.size[1]}",
+                "channels": self.channels, "arch": self.config.get("arch"), "params": m.get("num_params"),
+                "training_steps": m.get("step"), "schedule": m["schedule"], "prediction": self.prediction,
+                "data_fingerprint": m.get("data_fingerprint"), "data_source": m.get("data_source"),
+                "palette_colors": len(m.get("palette") or []), "metrics": m.get("metrics", {}),
+                "package_version": m.get("package_version"), "defaults": self.defaults()}
+
+
+def resolve_labels(specs: Sequence[str | int], names: Sequence[str]) -> list[int]:
+    """Label names or indices -> indices; an unknown one is BadInput listing the labels."""
+    allowed = ", ".join(f"{i}={n}" for i, n in enumerate(names))
+    out = []
+    for spec in specs:
+        s = str(spec).strip()
+        if s in names:
+            out.append(list(names).index(s))
+        elif s.lstrip("-").isdigit() and 0 <= int(s) < len(names):
+            out.append(int(s))
+        else:
+            raise BadInput(f"unknown label {s!r}; this model's labels are {allowed}")
+    return out
+
+
+def split_count(count: int, n_labels: int) -> list[int]:
+    """`count` sprites over n labels: as even as possible, earlier labels first."""
+    base, extra = divmod(count, n_labels)
+    return [base + (1 if i < extra else 0) for i in range(n_labels)]

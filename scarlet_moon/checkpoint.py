@@ -1,0 +1,92 @@
+"""Checkpoints: one safetensors file holding the tensors and JSON metadata.
+
+Tensors are prefixed: `model.*` (raw weights), `ema.*` (EMA weights, used for sampling when
+present), `optim.<param>.<key>` (optimizer state). The metadata entry "scarlet_moon" is a JSON
+object: format tag, package version, config, label names, schedule, sprite size and channels,
+data fingerprint, palette, step, tracking ids. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as st_save
+
+from scarlet_moon import __version__
+from scarlet_moon.atomic import atomic_write_bytes
+from scarlet_moon.card import FORMAT, META_KEY, check_path as _check_path, read_meta
+from scarlet_moon.errors import BadInput
+
+
+
+@dataclass
+class Checkpoint:
+    meta: dict[str, Any]
+    model: dict[str, torch.Tensor]
+    ema: dict[str, torch.Tensor] = field(default_factory=dict)
+    optim: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The weights to sample with: EMA when the run kept one."""
+        return self.ema or self.model
+
+
+def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    for prefix, part in (("model.", ckpt.model), ("ema.", ckpt.ema), ("optim.", ckpt.optim)):
+        for k, v in part.items():
+            tensors[prefix + k] = v.detach().to("cpu").contiguous()
+    meta = dict(ckpt.meta, format=FORMAT, package_version=__version__)
+    data = st_save(tensors, metadata={META_KEY: json.dumps(meta, sort_keys=True)})
+    atomic_write_bytes(path, data)
+
+
+def load_checkpoint(path: str | Path, *, with_optim: bool = True) -> Checkpoint:
+    path = _check_path(path)
+    meta = read_meta(path)
+    parts: dict[str, dict[str, torch.Tensor]] = {"model": {}, "ema": {}, "optim": {}}
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            for key in f.keys():
+                prefix, _, name = key.partition(".")
+                if prefix not in parts or (prefix == "optim" and not with_optim):
+                    continue
+                parts[prefix][name] = f.get_tensor(key)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise BadInput(f"{str(path)!r} is truncated or corrupt ({exc})") from None
+    if not parts["model"] and not parts["ema"]:
+        raise BadInput(f"{str(path)!r} holds no model weights")
+    return Checkpoint(meta=meta, **parts)
+
+
+def file_fingerprint(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def optim_to_tensors(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """Flatten `optimizer.state_dict()` into tensors + JSON-able param groups."""
+    tensors = {}
+    for idx, st in state["state"].items():
+        for k, v in st.items():
+            t = v if torch.is_tensor(v) else torch.tensor(v)
+            tensors[f"{idx}.{k}"] = t
+    return tensors, state["param_groups"]
+
+
+def optim_from_tensors(tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> dict[str, Any]:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, v in tensors.items():
+        idx, _, name = key.partition(".")
+        state.setdefault(int(idx), {})[name] = v
+    return {"state": state, "param_groups": groups}

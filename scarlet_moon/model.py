@@ -1,0 +1,204 @@
+"""Denoising networks. Both take the same inputs and return the same shape:
+
+    x: float32 [B, C, H, W] noisy sprites in [-1, 1] scale
+    t: float32 [B]          timestep index (0..T-1; fractional allowed)
+    y: int64   [B]          label index, or `num_classes` for the null label (guidance)
+    -> float32 [B, C, H, W] the prediction (eps or v, as the config says)
+
+`ContextUnet` is the ancestor's network (DeepLearning.AI course), shape kept, with its bug
+fixed: the residual shortcut is a registered 1x1 conv, not one built inside forward.
+`SpriteUNet` is ours: GroupNorm (same in training and sampling), sinusoidal time embedding,
+label embedding with a learned null row, time+label FiLM in every residual block, and
+self-attention at the lowest resolution.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from scarlet_moon.config import TrainConfig
+from scarlet_moon.errors import BadInput
+
+
+# ---------------------------------------------------------------- the ancestor's ContextUnet
+class SeedResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, is_res: bool = False):
+        super().__init__()
+        self.is_res = is_res
+        self.conv1 = nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1), nn.BatchNorm2d(cout), nn.GELU())
+        self.conv2 = nn.Sequential(nn.Conv2d(cout, cout, 3, 1, 1), nn.BatchNorm2d(cout), nn.GELU())
+        # The ancestor created this conv afresh (untrained) in every forward call.
+        self.shortcut = nn.Conv2d(cin, cout, 1) if is_res and cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv2(self.conv1(x))
+        return (self.shortcut(x) + h) / 1.414 if self.is_res else h
+
+
+class EmbedFC(nn.Module):
+    def __init__(self, din: int, dout: int):
+        super().__init__()
+        self.din = din
+        self.model = nn.Sequential(nn.Linear(din, dout), nn.GELU(), nn.Linear(dout, dout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.reshape(-1, self.din))
+
+
+class ContextUnet(nn.Module):
+    def __init__(self, channels: int, size: int, num_classes: int, n_feat: int = 64, timesteps: int = 500):
+        super().__init__()
+        f = n_feat
+        self.n_feat, self.num_classes, self.timesteps, self.size = f, num_classes, timesteps, size
+        self.init_conv = SeedResBlock(channels, f, is_res=True)
+        self.down1 = nn.Sequential(SeedResBlock(f, f), SeedResBlock(f, f), nn.MaxPool2d(2))
+        self.down2 = nn.Sequential(SeedResBlock(f, 2 * f), SeedResBlock(2 * f, 2 * f), nn.MaxPool2d(2))
+        # AvgPool2d(4) in the ancestor, i.e. global at 16x16; adaptive keeps 8/24/32 working.
+        self.to_vec = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.GELU())
+        self.timeembed1, self.timeembed2 = EmbedFC(1, 2 * f), EmbedFC(1, f)
+        self.contextembed1, self.contextembed2 = EmbedFC(num_classes, 2 * f), EmbedFC(num_classes, f)
+        k = size // 4
+        self.up0 = nn.Sequential(nn.ConvTranspose2d(2 * f, 2 * f, k, k), nn.GroupNorm(8, 2 * f), nn.ReLU())
+        self.up1 = SeedUp(4 * f, f)
+        self.up2 = SeedUp(2 * f, f)
+        self.out = nn.Sequential(nn.Conv2d(2 * f, f, 3, 1, 1), nn.GroupNorm(8, f), nn.ReLU(),
+                                 nn.Conv2d(f, channels, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        f = self.n_feat
+        # one-hot context; the null label (index num_classes) becomes the zero vector, as the
+        # ancestor's context mask did
+        c = F.one_hot(y.long(), self.num_classes + 1)[:, : self.num_classes].to(x.dtype)
+        tn = (t.to(x.dtype) / self.timesteps).reshape(-1, 1)
+        x = self.init_conv(x)
+        d1 = self.down1(x)
+        d2 = self.down2(d1)
+        u1 = self.up0(self.to_vec(d2))
+        u2 = self.up1(self.contextembed1(c).view(-1, 2 * f, 1, 1) * u1 + self.timeembed1(tn).view(-1, 2 * f, 1, 1), d2)
+        u3 = self.up2(self.contextembed2(c).view(-1, f, 1, 1) * u2 + self.timeembed2(tn).view(-1, f, 1, 1), d1)
+        return self.out(torch.cat((u3, x), 1))
+
+
+class SeedUp(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.model = nn.Sequential(nn.ConvTranspose2d(cin, cout, 2, 2), SeedResBlock(cout, cout),
+                                   SeedResBlock(cout, cout))
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.model(torch.cat((x, skip), 1))
+
+
+# ---------------------------------------------------------------- ours
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding [B] -> [B, dim] (Vaswani et al. 2017), computed in float32."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float().reshape(-1, 1) * freqs.reshape(1, -1)
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+
+
+def _groups(c: int) -> int:
+    return 8 if c % 8 == 0 else 1
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv twice; the embedding gives a per-channel scale and shift (FiLM)."""
+
+    def __init__(self, cin: int, cout: int, emb_dim: int, dropout: float):
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(_groups(cin), cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, 2 * cout)
+        self.norm2, self.conv2 = nn.GroupNorm(_groups(cout), cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.drop = nn.Dropout(dropout)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.conv2(self.drop(F.silu(h)))
+        return self.skip(x) + h
+
+
+class Attention(nn.Module):
+    def __init__(self, c: int, heads: int = 4):
+        super().__init__()
+        self.norm = nn.GroupNorm(_groups(c), c)
+        self.qkv, self.proj, self.heads = nn.Conv2d(c, 3 * c, 1), nn.Conv2d(c, c, 1), heads
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
+        # [b, heads, hw, d] each
+        out = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
+
+
+class SpriteUNet(nn.Module):
+    def __init__(self, channels: int, size: int, num_classes: int, n_feat: int = 64,
+                 channel_mult: tuple[int, ...] = (1, 2, 2), attention: bool = True, dropout: float = 0.0):
+        super().__init__()
+        self.num_classes, emb = num_classes, 4 * n_feat
+        self.t_dim = n_feat
+        self.time_mlp = nn.Sequential(nn.Linear(n_feat, emb), nn.SiLU(), nn.Linear(emb, emb))
+        self.label_emb = nn.Embedding(num_classes + 1, emb)  # last row: the null label
+        chans = [n_feat * m for m in channel_mult]
+        self.inp = nn.Conv2d(channels, chans[0], 3, padding=1)
+        self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
+        c = chans[0]
+        for i, co in enumerate(chans):
+            self.down.append(nn.ModuleList([ResBlock(c, co, emb, dropout), ResBlock(co, co, emb, dropout)]))
+            c = co
+            last = i == len(chans) - 1
+            self.downsample.append(nn.Identity() if last else nn.Conv2d(c, c, 3, stride=2, padding=1))
+        self.mid1, self.mid2 = ResBlock(c, c, emb, dropout), ResBlock(c, c, emb, dropout)
+        self.attn = Attention(c) if attention else nn.Identity()
+        self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
+        for i, co in reversed(list(enumerate(chans))):
+            self.up.append(nn.ModuleList([ResBlock(c + co, co, emb, dropout), ResBlock(co + co, co, emb, dropout)]))
+            c = co
+            self.upsample.append(nn.Identity() if i == 0 else nn.Upsample(scale_factor=2, mode="nearest"))
+        self.out = nn.Sequential(nn.GroupNorm(_groups(c), c), nn.SiLU(), nn.Conv2d(c, channels, 3, padding=1))
+        nn.init.zeros_(self.out[-1].weight)
+        nn.init.zeros_(self.out[-1].bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        emb = self.time_mlp(timestep_embedding(t, self.t_dim)) + self.label_emb(y.long())
+        h = self.inp(x)
+        skips = []
+        for (b1, b2), ds in zip(self.down, self.downsample):
+            h = b1(h, emb)
+            skips.append(h)
+            h = b2(h, emb)
+            skips.append(h)
+            h = ds(h)
+        h = self.mid2(self.attn(self.mid1(h, emb)), emb)
+        for (b1, b2), us in zip(self.up, self.upsample):
+            h = b1(torch.cat([h, skips.pop()], 1), emb)
+            h = b2(torch.cat([h, skips.pop()], 1), emb)
+            h = us(h)
+        return self.out(h)
+
+
+def build_model(cfg: TrainConfig, *, channels: int, size: int, num_classes: int) -> nn.Module:
+    levels = 2 if cfg.arch == "seed" else len(cfg.channel_mult) - 1
+    if size % (2 ** levels) != 0 or size < 2 ** (levels + 1):
+        raise BadInput(f"sprite size {size} does not fit arch {cfg.arch!r}: it must be a multiple of "
+                       f"{2 ** levels} and at least {2 ** (levels + 1)}")
+    if cfg.arch == "seed":
+        return ContextUnet(channels, size, num_classes, n_feat=cfg.n_feat, timesteps=cfg.timesteps)
+    return SpriteUNet(channels, size, num_classes, n_feat=cfg.n_feat, channel_mult=cfg.channel_mult,
+                      attention=cfg.attention, dropout=cfg.dropout)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
