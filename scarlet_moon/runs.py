@@ -1,0 +1,146 @@
+"""One training run end to end: run folder, tracking, sample grids, checkpoints, registration.
+
+Run folder layout (`<runs_root>/<name>/`):
+    config.json              the resolved config and data source
+    checkpoint.safetensors   full training state (weights, EMA, optimizer, step), rewritten atomically
+    model.safetensors        sampling weights (EMA) + model card, written at the end
+    samples/step_000500.png  sample grids: one row per label
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from scarlet_moon.atomic import atomic_write_bytes
+from scarlet_moon.checkpoint import save_checkpoint
+from scarlet_moon.config import TrainConfig
+from scarlet_moon.data import SpriteSet
+from scarlet_moon.errors import BadInput, Interrupted
+from scarlet_moon.imageio import make_grid, save_png
+from scarlet_moon.pipeline import generate_torch
+from scarlet_moon.tracking import MultiTracker, Tracker
+from scarlet_moon.train import (CHECKPOINT_NAME, MODEL_NAME, StepInfo, StopFlag, TrainState, build_state,
+                                restore_state, run_loop, schedule_of, to_checkpoint)
+
+log = logging.getLogger(__name__)
+GRID_PER_LABEL = 8
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    checkpoint: Path
+    model: Path
+    steps: int
+    tracking_ids: dict[str, Any]
+    seconds: float
+
+
+def resolve_resume(resume: str | Path, runs_root: Path) -> Path:
+    """A run folder, a run name under runs_root, or a checkpoint file -> the checkpoint path."""
+    for cand in (Path(resume), runs_root / str(resume)):
+        if cand.is_dir():
+            ckpt = cand / CHECKPOINT_NAME
+            if not ckpt.is_file():
+                raise BadInput(f"run folder {str(cand)!r} has no {CHECKPOINT_NAME} to resume from")
+            return ckpt
+        if cand.is_file():
+            return cand
+    raise BadInput(f"--resume {str(resume)!r}: no such run folder, run name or checkpoint file")
+
+
+def new_run_dir(runs_root: Path, name: str | None) -> Path:
+    runs_root.mkdir(parents=True, exist_ok=True)
+    name = name or time.strftime("run-%Y%m%d-%H%M%S")
+    run_dir = runs_root / name
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise BadInput(f"run folder {str(run_dir)!r} already exists; pick another --name or --resume it")
+    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def sample_grid(state: TrainState, cfg: TrainConfig, data: SpriteSet, path: Path, device: str) -> Path:
+    """GRID_PER_LABEL sprites per label from the EMA weights, one row per label, fixed seed."""
+    labels = [k for k in range(len(data.label_names)) for _ in range(GRID_PER_LABEL)]
+    images = generate_torch(state.ema or state.model, labels=labels, num_classes=len(data.label_names),
+                            size=data.size, channels=data.images.shape[-1], schedule=schedule_of(cfg),
+                            prediction=cfg.prediction, sampler=cfg.sampler, steps=cfg.sample_steps,
+                            guidance=cfg.guidance, seed=cfg.seed, clip_x0=cfg.clip_x0, device=device)
+    return save_png(make_grid(images, GRID_PER_LABEL), path)
+
+
+def train_run(cfg: TrainConfig, data: SpriteSet, *, runs_root: Path, trackers: dict[str, Tracker],
+              name: str | None = None, resume: str | Path | None = None, register_name: str | None = None,
+              device: str = "cpu", progress: Callable[[StepInfo], None] | None = None) -> RunResult:
+    t_start = time.time()
+    if resume is not None:
+        ckpt_path = resolve_resume(resume, runs_root)
+        cfg, state = restore_state(ckpt_path, cfg, data, device)
+        run_dir = ckpt_path.parent
+        (run_dir / "samples").mkdir(exist_ok=True)
+        log.info("resuming %s at step %d of %d", run_dir, state.step, cfg.steps)
+    else:
+        run_dir = new_run_dir(runs_root, name)
+        state = build_state(cfg, channels=data.images.shape[-1], size=data.size[0],
+                            num_classes=len(data.label_names), device=device)
+        ckpt_path = run_dir / CHECKPOINT_NAME
+    params = dict(cfg.to_dict(), data_source=data.source, data_fingerprint=data.fingerprint(),
+                  num_sprites=len(data.images), labels=",".join(data.label_names))
+    atomic_write_bytes(run_dir / "config.json", json.dumps(params, indent=2).encode())
+    tracker = MultiTracker(trackers)
+    state.tracking_ids = tracker.start(run_dir.name, params, resume_ids=state.tracking_ids)
+    return _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, progress, t_start)
+
+
+def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, progress, t_start) -> RunResult:
+    def on_checkpoint(write: bool) -> Path:
+        if write:
+            save_checkpoint(ckpt_path, to_checkpoint(cfg, data, state))
+        return ckpt_path
+
+    def on_step(info: StepInfo) -> None:
+        if cfg.log_every and (info.step % cfg.log_every == 0 or info.step == info.total):
+            tracker.log_metrics({"loss": info.loss, "lr": info.lr}, info.step)
+        if progress:
+            progress(info)
+
+    def on_sample(step: int) -> None:
+        path = sample_grid(state, cfg, data, run_dir / "samples" / f"step_{step:06d}.png", device)
+        tracker.log_artifact(path, "samples")
+
+    def on_epoch(epoch: int, mean_loss: float) -> None:
+        tracker.log_metrics({"epoch_loss": mean_loss}, state.step)
+
+    status = "FAILED"
+    try:
+        with StopFlag() as stop:
+            run_loop(state, cfg, data, device, on_step=on_step, on_checkpoint=on_checkpoint,
+                     on_sample=on_sample, on_epoch=on_epoch, stop=stop)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        on_checkpoint(True)
+        raise Interrupted(f"interrupted at step {state.step}; checkpoint saved, continue with "
+                        f"`sm train --resume {run_dir}`") from None
+    finally:
+        if status != "FINISHED":
+            tracker.finish(status)
+    on_checkpoint(True)
+    if cfg.sample_every and state.step % cfg.sample_every != 0:
+        on_sample(state.step)
+    model_path = run_dir / MODEL_NAME
+    save_checkpoint(model_path, to_checkpoint(cfg, data, state, full=False))
+    tracker.log_artifact(ckpt_path, "checkpoint")
+    tracker.log_artifact(model_path, "model")
+    if register_name:
+        tracker.register(model_path, register_name)
+    tracker.finish("FINISHED")
+    return RunResult(run_dir, ckpt_path, model_path, state.step, dict(state.tracking_ids or {}),
+                     time.time() - t_start)

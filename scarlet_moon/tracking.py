@@ -1,0 +1,172 @@
+"""Experiment tracking adapters: MLflow (default, local sqlite store), Weights & Biases, none.
+
+mlflow and wandb are imported lazily, only when a run starts, so the CLI stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping, Protocol
+
+from scarlet_moon.errors import BadInput
+
+log = logging.getLogger(__name__)
+DEFAULT_EXPERIMENT = "scarlet-moon"
+DEFAULT_MODEL_NAME = "scarlet-moon-sprites"
+
+
+class Tracker(Protocol):
+    def start(self, name: str, params: Mapping[str, Any], resume_id: str | None = None) -> str | None: ...
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None: ...
+    def register(self, path: Path, name: str) -> None: ...
+    def finish(self, status: str = "FINISHED") -> None: ...
+
+
+def default_mlflow_uri(runs_root: Path) -> str:
+    """MLFLOW_TRACKING_URI when set, else a sqlite store beside the run folders."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{runs_root.resolve() / 'mlflow.db'}"
+
+
+class MlflowTracker:
+    def __init__(self, uri: str, experiment: str = DEFAULT_EXPERIMENT, artifact_root: Path | None = None):
+        self.uri, self.experiment, self.artifact_root = uri, experiment, artifact_root
+        self.run_id: str | None = None
+        self._pending: list[Any] = []
+
+    def start(self, name: str, params: Mapping[str, Any], resume_id: str | None = None) -> str:
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        self.client = MlflowClient(tracking_uri=self.uri)
+        exp = self.client.get_experiment_by_name(self.experiment)
+        if exp is None:
+            location = (self.artifact_root.resolve().as_uri()) if self.artifact_root else None
+            exp_id = self.client.create_experiment(self.experiment, artifact_location=location)
+        else:
+            exp_id = exp.experiment_id
+        if resume_id:
+            self.client.update_run(resume_id, status="RUNNING")
+            self.run_id = resume_id
+        else:
+            run = self.client.create_run(exp_id, run_name=name)
+            self.run_id = run.info.run_id
+            flat = {k: str(v)[:500] for k, v in params.items()}
+            self.client.log_batch(self.run_id, params=[mlflow.entities.Param(k, v) for k, v in flat.items()])
+        return self.run_id
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        self._pending += [Metric(k, float(v), ts, step) for k, v in metrics.items()]
+        if len(self._pending) >= 200:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending and self.run_id:
+            for i in range(0, len(self._pending), 1000):
+                self.client.log_batch(self.run_id, metrics=self._pending[i : i + 1000])
+            self._pending = []
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        self.flush()
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def register(self, path: Path, name: str) -> None:
+        """Register the logged model file under `name` (a new version each call)."""
+        from mlflow.exceptions import MlflowException
+
+        run = self.client.get_run(self.run_id)
+        source = f"{run.info.artifact_uri}/model/{path.name}"
+        try:
+            self.client.create_registered_model(name)
+        except MlflowException:
+            pass  # already exists
+        version = self.client.create_model_version(name, source=source, run_id=self.run_id)
+        log.info("registered %s version %s in the MLflow model registry", name, version.version)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        if self.run_id:
+            self.flush()
+            self.client.set_terminated(self.run_id, status=status)
+
+
+class WandbTracker:
+    def __init__(self, project: str, mode: str | None, directory: Path):
+        if mode not in (None, "offline", "online", "disabled"):
+            raise BadInput(f"unknown --wandb-mode {mode!r}; allowed: offline, online, disabled")
+        # never let wandb wait at its interactive login menu: offline unless a key is set
+        self.mode = mode or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+        self.project, self.dir, self.run = project, directory, None
+
+    def start(self, name: str, params: Mapping[str, Any], resume_id: str | None = None) -> str | None:
+        import wandb
+
+        settings = wandb.Settings(init_timeout=30, silent=True)
+        kwargs = dict(project=self.project, name=name, config=dict(params), dir=str(self.dir), settings=settings)
+        if resume_id:
+            kwargs.update(id=resume_id, resume="allow")
+        try:
+            self.run = wandb.init(mode=self.mode, **kwargs)
+        except (wandb.errors.UsageError, wandb.errors.CommError) as exc:
+            log.warning("wandb %s failed (%s); logging offline instead", self.mode, exc)
+            self.mode = "offline"
+            self.run = wandb.init(mode="offline", **kwargs)
+        return getattr(self.run, "id", None)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        self.run.log(dict(metrics), step=step)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        import wandb
+
+        if path.suffix == ".png":
+            self.run.log({f"{artifact_path or 'files'}/{path.stem}": wandb.Image(str(path))})
+        else:
+            self.run.save(str(path), base_path=str(path.parent), policy="now")
+
+    def register(self, path: Path, name: str) -> None:
+        import wandb
+
+        art = wandb.Artifact(name, type="model")
+        art.add_file(str(path))
+        self.run.log_artifact(art)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        if self.run is not None:
+            self.run.finish(exit_code=0 if status == "FINISHED" else 1)
+
+
+class MultiTracker:
+    """Fans every call out to several trackers; ids are keyed by tracker kind."""
+
+    def __init__(self, trackers: Mapping[str, Tracker]):
+        self.trackers = dict(trackers)
+        self.ids: dict[str, str | None] = {}
+
+    def start(self, name: str, params: Mapping[str, Any], resume_ids: Mapping[str, str] | None = None) -> dict:
+        for kind, t in self.trackers.items():
+            self.ids[kind] = t.start(name, params, (resume_ids or {}).get(kind))
+        return self.ids
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        for t in self.trackers.values():
+            t.log_metrics(metrics, step)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        for t in self.trackers.values():
+            t.log_artifact(path, artifact_path)
+
+    def register(self, path: Path, name: str) -> None:
+        for t in self.trackers.values():
+            t.register(path, name)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        for t in self.trackers.values():
+            t.finish(status)

@@ -1,0 +1,270 @@
+"""The training loop, written out (no Trainer class).
+
+Randomness is derived from (seed, step) alone: batch order from a per-epoch permutation,
+timesteps, noise, label dropout and flips from a per-step generator. So a run resumed from
+a checkpoint at step k draws exactly what the uninterrupted run drew at k+1, k+2, ...
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from scarlet_moon.checkpoint import (Checkpoint, load_checkpoint, optim_from_tensors, optim_to_tensors,
+                                     save_checkpoint)
+from scarlet_moon.config import TrainConfig
+from scarlet_moon.data import SpriteSet, to_model_range
+from scarlet_moon.errors import BadInput, RunFailed
+from scarlet_moon.model import build_model, count_params
+from scarlet_moon.schedule import Schedule
+
+log = logging.getLogger(__name__)
+CHECKPOINT_NAME = "checkpoint.safetensors"   # full training state, rewritten in place
+MODEL_NAME = "model.safetensors"             # sampling weights only (EMA), written at the end
+
+
+@dataclass
+class TrainState:
+    model: torch.nn.Module
+    ema: torch.nn.Module | None
+    opt: torch.optim.Optimizer
+    step: int = 0
+    tracking_ids: dict[str, Any] | None = None
+
+
+@dataclass
+class StepInfo:
+    step: int
+    total: int
+    loss: float
+    lr: float
+    epoch: int
+
+
+def schedule_of(cfg: TrainConfig) -> Schedule:
+    return Schedule(cfg.schedule, cfg.timesteps, cfg.beta_start, cfg.beta_end)
+
+
+def build_state(cfg: TrainConfig, *, channels: int, size: int, num_classes: int, device: str) -> TrainState:
+    torch.manual_seed(cfg.seed)  # initial weights depend on the seed only
+    model = build_model(cfg, channels=channels, size=size, num_classes=num_classes).to(device)
+    ema = None
+    if cfg.ema_decay > 0:
+        ema = build_model(cfg, channels=channels, size=size, num_classes=num_classes).to(device)
+        ema.load_state_dict(model.state_dict())
+        ema.requires_grad_(False)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return TrainState(model, ema, opt)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate for optimizer step `step` (0-based)."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "linear-decay":  # the ancestor decayed linearly to 0 over the run
+        return cfg.lr * (1 - step / cfg.steps)
+    if cfg.lr_schedule == "cosine":
+        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+    return cfg.lr
+
+
+def draw_batch(step: int, cfg: TrainConfig, n: int, num_classes: int) -> dict[str, torch.Tensor]:
+    """Indices, timesteps, noise, dropped labels and flips for one step; a function of (seed, step)."""
+    per_epoch = max(1, n // cfg.batch_size)
+    epoch, k = divmod(step, per_epoch)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
+    idx = perm[k * cfg.batch_size:(k + 1) * cfg.batch_size] if n >= cfg.batch_size else \
+        torch.randint(n, (cfg.batch_size,), generator=torch.Generator().manual_seed(cfg.seed + step))
+    g = torch.Generator().manual_seed(cfg.seed * 7_919 + step + 1)
+    b = len(idx)
+    return {
+        "idx": idx,
+        "t": torch.randint(0, cfg.timesteps, (b,), generator=g),
+        "drop": torch.rand(b, generator=g) < cfg.cond_drop,
+        "flip": torch.rand(b, generator=g) < (0.5 if cfg.hflip else 0.0),
+        "epoch": torch.tensor(epoch),
+        "seed": torch.tensor(int(torch.randint(0, 2**31 - 1, (1,), generator=g))),
+    }
+
+
+def diffusion_loss(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
+                   noise: torch.Tensor, abar: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """Weighted MSE on eps or v; x0 [B,C,H,W], t [B] int, abar [T] on the same device."""
+    a = abar[t].sqrt().view(-1, 1, 1, 1)
+    s = (1 - abar[t]).sqrt().view(-1, 1, 1, 1)
+    xt = a * x0 + s * noise
+    target = noise if cfg.prediction == "eps" else a * noise - s * x0
+    per_sample = F.mse_loss(model(xt, t.float(), y), target, reduction="none").mean(dim=(1, 2, 3))
+    if cfg.loss_weighting == "min-snr":  # Hang et al. 2023
+        snr = abar[t] / (1 - abar[t]).clamp_min(1e-12)
+        clipped = snr.clamp(max=cfg.min_snr_gamma)
+        weight = clipped / snr.clamp_min(1e-12) if cfg.prediction == "eps" else clipped / (snr + 1)
+        per_sample = per_sample * weight
+    return per_sample.mean()
+
+
+def train_step(state: TrainState, cfg: TrainConfig, data_x: torch.Tensor, data_y: torch.Tensor,
+               abar: torch.Tensor, num_classes: int) -> tuple[float, float, int]:
+    step = state.step
+    draw = draw_batch(step, cfg, len(data_x), num_classes)
+    dev = data_x.device
+    x0, y = data_x[draw["idx"]], data_y[draw["idx"]].clone()
+    flip = draw["flip"].to(dev)
+    x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
+    y[draw["drop"].to(dev)] = num_classes  # the null label
+    gen = torch.Generator(device=dev).manual_seed(int(draw["seed"]))
+    noise = torch.randn(x0.shape, generator=gen, device=dev)
+    torch.manual_seed(int(draw["seed"]))  # dropout layers, if any
+    lr = lr_at(step, cfg)
+    for group in state.opt.param_groups:
+        group["lr"] = lr
+    loss = diffusion_loss(state.model, x0, y, draw["t"].to(dev), noise, abar, cfg)
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        return value, lr, int(draw["epoch"])
+    state.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.grad_clip)
+    state.opt.step()
+    if state.ema is not None:
+        update_ema(state.ema, state.model, cfg.ema_decay, step)
+    state.step += 1
+    return value, lr, int(draw["epoch"])
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
+    d = min(decay, (1 + step) / (10 + step))  # warm-up: early weights are forgotten fast
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm, 1 - d)
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.copy_(bm)
+
+
+def model_meta(cfg: TrainConfig, data: SpriteSet, state: TrainState) -> dict[str, Any]:
+    """The model card part of the checkpoint metadata: enough to rebuild and sample."""
+    h, w = data.size
+    return {
+        "config": cfg.to_dict(),
+        "label_names": list(data.label_names),
+        "schedule": schedule_of(cfg).to_dict(),
+        "prediction": cfg.prediction,
+        "image_size": [h, w],
+        "channels": int(data.images.shape[-1]),
+        "data_fingerprint": data.fingerprint(),
+        "data_source": data.source,
+        "palette": data.palette().tolist(),
+        "num_params": count_params(state.model),
+        "step": state.step,
+        "tracking": state.tracking_ids or {},
+    }
+
+
+def to_checkpoint(cfg: TrainConfig, data: SpriteSet, state: TrainState, *, full: bool = True) -> Checkpoint:
+    meta = model_meta(cfg, data, state)
+    if not full:  # sampling weights only: small, for shipping and registering
+        weights = (state.ema or state.model).state_dict()
+        return Checkpoint(meta=dict(meta, kind="model"), model=weights)
+    optim, groups = optim_to_tensors(state.opt.state_dict())
+    meta.update(kind="train", optim_groups=groups)
+    ema = state.ema.state_dict() if state.ema is not None else {}
+    return Checkpoint(meta=meta, model=state.model.state_dict(), ema=ema, optim=optim)
+
+
+def restore_state(path: Path, cfg: TrainConfig, data: SpriteSet, device: str) -> tuple[TrainConfig, TrainState]:
+    """Rebuild the training state of a checkpoint; its config wins over `cfg` except `steps`."""
+    ckpt = load_checkpoint(path)
+    meta = ckpt.meta
+    if meta.get("kind") != "train":
+        raise BadInput(f"{str(path)!r} holds sampling weights only; --resume needs a training checkpoint "
+                       f"({CHECKPOINT_NAME} in a run folder)")
+    saved = TrainConfig.from_dict(meta["config"], source=str(path)).replace({"steps": cfg.steps})
+    if list(data.label_names) != meta["label_names"] or list(data.size) != meta["image_size"] \
+            or data.images.shape[-1] != meta["channels"]:
+        raise BadInput(f"checkpoint {str(path)!r} was trained on {meta['image_size']} sprites with labels "
+                       f"{meta['label_names']}; this data has {list(data.size)} with {list(data.label_names)}")
+    if meta["data_fingerprint"] != data.fingerprint():
+        log.warning("the data differs from the run's (fingerprint %s, now %s); resuming anyway",
+                    meta["data_fingerprint"], data.fingerprint())
+    state = build_state(saved, channels=meta["channels"], size=data.size[0],
+                        num_classes=len(meta["label_names"]), device=device)
+    try:
+        state.model.load_state_dict(ckpt.model)
+        if state.ema is not None:
+            state.ema.load_state_dict(ckpt.ema)
+        state.opt.load_state_dict(optim_from_tensors(ckpt.optim, meta["optim_groups"]))
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise BadInput(f"checkpoint {str(path)!r} does not fit its own config: {str(exc).splitlines()[0]}") from None
+    state.step = int(meta["step"])
+    state.tracking_ids = meta.get("tracking") or {}
+    return saved, state
+
+
+class StopFlag:
+    """SIGINT sets a flag that the loop checks after each whole step; a second Ctrl-C aborts."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self._old: Any = None
+
+    def __enter__(self) -> "StopFlag":
+        try:
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread
+            self._old = None
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.set:
+            raise KeyboardInterrupt
+        self.set = True
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+Hook = Callable[[StepInfo], None]
+
+
+def run_loop(state: TrainState, cfg: TrainConfig, data: SpriteSet, device: str, *,
+             on_step: Hook, on_checkpoint: Callable[[bool], Path], on_sample: Callable[[int], None],
+             on_epoch: Callable[[int, float], None], stop: StopFlag) -> None:
+    """Steps until cfg.steps; checkpoints/samples on schedule; NaN and Ctrl-C end it cleanly."""
+    x = torch.from_numpy(to_model_range(data.images)).to(device)
+    y = torch.from_numpy(data.labels.astype(np.int64)).to(device)
+    abar = torch.from_numpy(schedule_of(cfg).alphas_cumprod()).float().to(device)
+    num_classes = len(data.label_names)
+    epoch_losses: list[float] = []
+    current_epoch = None
+    state.model.train()
+    while state.step < cfg.steps:
+        loss, lr, epoch = train_step(state, cfg, x, y, abar, num_classes)
+        if not math.isfinite(loss):
+            raise RunFailed(f"loss became {loss} at step {state.step + 1}; stopped without saving it. "
+                            f"The last good checkpoint is kept: {on_checkpoint(False)}")
+        if current_epoch is not None and epoch != current_epoch and epoch_losses:
+            on_epoch(current_epoch, float(np.mean(epoch_losses)))
+            epoch_losses = []
+        current_epoch = epoch
+        epoch_losses.append(loss)
+        on_step(StepInfo(state.step, cfg.steps, loss, lr, epoch))
+        if cfg.sample_every and state.step % cfg.sample_every == 0:
+            on_sample(state.step)
+        if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps:
+            on_checkpoint(True)
+        if stop.set:
+            raise KeyboardInterrupt
+    if epoch_losses:
+        on_epoch(current_epoch, float(np.mean(epoch_losses)))

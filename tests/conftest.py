@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny sprite sets and tiny model settings so training tests take seconds."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# Tiny, fast settings for training tests (a few ms per step on 2 cores).
+TINY = {"n_feat": 8, "channel_mult": [1, 2], "attention": False, "batch_size": 8, "timesteps": 50,
+        "sample_every": 0, "checkpoint_every": 0, "log_every": 1, "sample_steps": 4, "warmup_steps": 2}
+
+
+def make_sprites(n: int = 24, size: int = 8, classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n RGBA sprites of size x size with a coloured blob per class on a transparent background."""
+    rng = np.random.default_rng(seed)
+    imgs = np.zeros((n, size, size, 4), np.uint8)
+    labels = np.arange(n) % classes
+    for i in range(n):
+        c = rng.integers(0, 256, 3)
+        y0, x0 = rng.integers(0, size // 2, 2)
+        imgs[i, y0:y0 + size // 2, x0:x0 + size // 2, :3] = c
+        imgs[i, y0:y0 + size // 2, x0:x0 + size // 2, 3] = 255
+    onehot = np.eye(classes, dtype=np.float32)[labels]
+    return imgs, onehot
+
+
+@pytest.fixture
+def npy_set(tmp_path: Path) -> Path:
+    d = tmp_path / "npyset"
+    d.mkdir()
+    imgs, onehot = make_sprites()
+    np.save(d / "sprites.npy", imgs)
+    np.save(d / "sprites_labels.npy", onehot)
+    (d / "labels.txt").write_text("red\ngreen\nblue\n")
+    return d
+
+
+@pytest.fixture
+def sm_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for `sm` subprocesses: no user MLflow/W&B settings leak in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "WANDB_"))}
+    env["WANDB_MODE"] = "disabled"
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def sm_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cli.main", *args]

@@ -1,0 +1,89 @@
+"""`sm train` from the command line: bad data, config files, help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cli.main import sm
+from test_train import _tiny_toml
+
+
+def png_folder(root: Path) -> Path:
+    for label in ("a", "b"):
+        (root / label).mkdir(parents=True)
+        for i in range(3):
+            arr = np.zeros((16, 16, 4), np.uint8)
+            arr[4:12, 4:12] = (200, 40 * i, 10, 255)
+            Image.fromarray(arr, "RGBA").save(root / label / f"{i}.png")
+    return root
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(sm, list(args))
+
+
+@pytest.mark.parametrize("breakage, named", [
+    ("wrong_size", "bad.png"),
+    ("text_as_png", "notes.png"),
+    ("empty_label", "empty"),
+])
+def test_bad_png_folders_are_one_line_errors_with_exit_2(tmp_path: Path, breakage: str, named: str):
+    root = png_folder(tmp_path / "set")
+    if breakage == "wrong_size":
+        Image.new("RGBA", (17, 16), (255, 0, 0, 255)).save(root / "a" / "bad.png")
+    elif breakage == "text_as_png":
+        (root / "b" / "notes.png").write_text("this is not an image")
+    else:
+        (root / "empty").mkdir()
+    res = invoke("train", "--data", str(root), "--tracking", "none", "--runs-dir", str(tmp_path / "runs"))
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0] and lines[0].startswith("error:")
+    assert "Traceback" not in res.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_debug_shows_the_traceback(tmp_path: Path):
+    res = CliRunner().invoke(sm, ["--debug", "train", "--data", str(tmp_path / "missing"), "--tracking", "none"])
+    assert res.exit_code != 0 and res.exception is not None and not isinstance(res.exception, SystemExit)
+
+
+def test_train_on_png_folder_via_toml_config(tmp_path: Path):
+    root = png_folder(tmp_path / "set")
+    res = invoke("-q", "train", "--data", str(root), "--tracking", "none", "--runs-dir", str(tmp_path / "runs"),
+                 "--name", "png", "--config", str(_tiny_toml(tmp_path, steps=3)))
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "runs" / "png" / "model.safetensors").is_file()
+
+
+def test_flags_override_the_config_file(tmp_path: Path, npy_set: Path):
+    from scarlet_moon.checkpoint import read_meta
+
+    res = invoke("-q", "train", "--data", str(npy_set), "--tracking", "none", "--runs-dir", str(tmp_path / "r"),
+                 "--name", "x", "--config", str(_tiny_toml(tmp_path, steps=3)), "--steps", "2")
+    assert res.exit_code == 0, res.output
+    assert read_meta(tmp_path / "r" / "x" / "model.safetensors")["step"] == 2
+
+
+def test_unknown_config_key_names_it(tmp_path: Path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[train]\nstepz = 3\n")
+    res = invoke("train", "--config", str(cfg), "--tracking", "none")
+    assert res.exit_code == 2 and "'stepz'" in res.stderr
+
+
+def test_resume_of_missing_run_is_a_usage_error(tmp_path: Path):
+    res = invoke("train", "--resume", str(tmp_path / "nope"), "--tracking", "none", "--runs-dir", str(tmp_path))
+    assert res.exit_code == 2 and "nope" in res.stderr
+
+
+def test_train_help_lists_the_options_that_matter():
+    res = invoke("train", "--help")
+    for flag in ("--data", "--preset", "--config", "--steps", "--resume", "--tracking", "--wandb",
+                 "--sample-every", "--checkpoint-every", "--background-key", "--tile"):
+        assert flag in res.stdout

@@ -1,0 +1,110 @@
+"""MLflow (a real local sqlite store) and W&B (offline / disabled) tracking."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from cli.main import sm
+from conftest import ROOT, sm_cmd
+from test_train import _tiny_toml
+
+
+def _client(runs: Path) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{runs / 'mlflow.db'}")
+
+
+def _only_run(client: MlflowClient):
+    exp = client.get_experiment_by_name("scarlet-moon")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1
+    return runs[0]
+
+
+def test_tiny_run_is_tracked_in_mlflow(npy_set: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    runs = tmp_path / "runs"
+    res = CliRunner().invoke(sm, ["-q", "train", "--data", str(npy_set), "--runs-dir", str(runs), "--name", "t",
+                                  "--config", str(_tiny_toml(tmp_path, steps=6, sample_every=3))])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines() == [str(runs / "t"), str(runs / "t" / "model.safetensors")]
+    client = _client(runs)
+    run = _only_run(client)
+    assert run.info.status == "FINISHED" and run.info.run_name == "t"
+    assert run.data.params["n_feat"] == "8" and run.data.params["labels"] == "red,green,blue"
+    losses = client.get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in losses] == [1, 2, 3, 4, 5, 6]
+    assert client.get_metric_history(run.info.run_id, "epoch_loss")
+    top = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"samples", "model", "checkpoint"} <= top
+    samples = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
+    assert samples == {"samples/step_000003.png", "samples/step_000006.png"}
+    versions = client.search_model_versions("name='scarlet-moon-sprites'")
+    assert len(versions) == 1 and versions[0].run_id == run.info.run_id
+
+
+def test_resume_continues_the_same_mlflow_run(npy_set: Path, tmp_path: Path, monkeypatch):
+    import os
+    import signal
+
+    from scarlet_moon.config import DEFAULT
+    from scarlet_moon.data import load_sprites
+    from scarlet_moon.errors import Interrupted
+    from scarlet_moon.runs import train_run
+    from scarlet_moon.tracking import MlflowTracker
+    from conftest import TINY
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    uri = f"sqlite:///{runs / 'mlflow.db'}"
+    data, cfg = load_sprites(npy_set), DEFAULT.replace({**TINY, "steps": 8})
+    with pytest.raises(Interrupted):
+        train_run(cfg, data, runs_root=runs, trackers={"mlflow": MlflowTracker(uri)}, name="r",
+                  progress=lambda i: i.step == 4 and os.kill(os.getpid(), signal.SIGINT))
+    train_run(cfg, data, runs_root=runs, trackers={"mlflow": MlflowTracker(uri)}, resume="r")
+    run = _only_run(_client(runs))
+    assert run.info.status == "FINISHED"
+    steps = [m.step for m in _client(runs).get_metric_history(run.info.run_id, "loss")]
+    assert steps == list(range(1, 9))
+
+
+def test_tracking_none_writes_no_store(npy_set: Path, tmp_path: Path):
+    runs = tmp_path / "runs"
+    res = CliRunner().invoke(sm, ["-q", "train", "--data", str(npy_set), "--runs-dir", str(runs), "--name", "n",
+                                  "--tracking", "none", "--config", str(_tiny_toml(tmp_path, steps=2))])
+    assert res.exit_code == 0, res.output
+    assert not (runs / "mlflow.db").exists() and not (runs / "wandb").exists()
+
+
+def test_wandb_offline_without_key_never_waits(npy_set: Path, tmp_path: Path, sm_env):
+    env = {k: v for k, v in sm_env.items() if k != "WANDB_MODE"}
+    env.update(WANDB_SILENT="true", HOME=str(tmp_path))
+    runs = tmp_path / "runs"
+    out = subprocess.run(sm_cmd("-q", "train", "--data", str(npy_set), "--runs-dir", str(runs), "--name", "w",
+                                "--tracking", "mlflow", "--wandb", "--config", str(_tiny_toml(tmp_path, steps=3))),
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    offline = list((runs / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(offline) == 1
+
+
+@pytest.mark.slow
+def test_sm_train_200_steps_on_bundled_set(tmp_path: Path, sm_env):
+    """The issue's must-show: `sm train --steps 200` on the bundled set, read back from MLflow."""
+    runs = tmp_path / "runs"
+    out = subprocess.run(sm_cmd("train", "--steps", "200", "--runs-dir", str(runs), "--name", "b200"),
+                         cwd=ROOT, env=sm_env, capture_output=True, text=True, timeout=1200)
+    assert out.returncode == 0, out.stderr
+    run_dir = runs / "b200"
+    assert (run_dir / "checkpoint.safetensors").is_file() and (run_dir / "model.safetensors").is_file()
+    assert sorted(p.name for p in (run_dir / "samples").glob("*.png")) == ["step_000200.png"]
+    client = _client(runs)
+    run = _only_run(client)
+    assert run.info.status == "FINISHED"
+    assert len(client.get_metric_history(run.info.run_id, "loss")) == 20  # every 10 steps
+    assert run.data.params["labels"] == "creature,item,consumable,spell,terrain,hero"
+    assert client.search_model_versions("name='scarlet-moon-sprites'")

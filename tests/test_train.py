@@ -1,0 +1,141 @@
+"""Training loop: resume equality, Ctrl-C, NaN, SIGKILL + resume, TOML config."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import ROOT, TINY, sm_cmd
+from scarlet_moon import train as train_mod
+from scarlet_moon.checkpoint import load_checkpoint, read_meta
+from scarlet_moon.config import DEFAULT, SEED, TrainConfig
+from scarlet_moon.data import load_sprites
+from scarlet_moon.errors import BadInput, Interrupted, RunFailed
+from scarlet_moon.runs import train_run
+
+
+def tiny_cfg(**kw) -> TrainConfig:
+    return DEFAULT.replace({**TINY, **kw})
+
+
+def run(cfg, data, root, name, **kw):
+    return train_run(cfg, data, runs_root=root, trackers={}, name=name, **kw)
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+def test_ctrl_c_saves_and_resume_matches_uninterrupted_run(npy_set: Path, tmp_path: Path):
+    data = load_sprites(npy_set)
+    cfg = tiny_cfg(steps=12)
+    full = run(cfg, data, tmp_path, "full")
+
+    def interrupt_at_5(info):
+        if info.step == 5:
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does
+
+    with pytest.raises(Interrupted, match="interrupted at step 5"):
+        run(cfg, data, tmp_path, "cut", progress=interrupt_at_5)
+    assert read_meta(tmp_path / "cut" / "checkpoint.safetensors")["step"] == 5
+    resumed = train_run(cfg, data, runs_root=tmp_path, trackers={}, resume="cut")
+    assert resumed.steps == 12
+    assert_same_weights(full.checkpoint, resumed.checkpoint)  # weights, EMA and optimizer state
+    assert_same_weights(full.model, resumed.model)
+
+
+def test_seed_preset_resumes_exactly_too(npy_set: Path, tmp_path: Path):
+    data = load_sprites(npy_set)
+    cfg = SEED.replace({"n_feat": 8, "batch_size": 8, "timesteps": 50, "steps": 6, "sample_every": 0,
+                        "checkpoint_every": 3})
+    full = run(cfg, data, tmp_path, "full")
+    cut = tmp_path / "cut"
+    with pytest.raises(Interrupted):
+        run(cfg, data, tmp_path, "cut", progress=lambda i: i.step == 3 and os.kill(os.getpid(), signal.SIGINT))
+    resumed = train_run(cfg, data, runs_root=tmp_path, trackers={}, resume=cut)
+    assert_same_weights(full.checkpoint, resumed.checkpoint)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(npy_set: Path, tmp_path: Path, monkeypatch):
+    data = load_sprites(npy_set)
+    real = train_mod.diffusion_loss
+    calls = {"n": 0}
+
+    def flaky(*args, **kw):
+        calls["n"] += 1
+        loss = real(*args, **kw)
+        return loss * float("nan") if calls["n"] == 6 else loss
+
+    monkeypatch.setattr(train_mod, "diffusion_loss", flaky)
+    with pytest.raises(RunFailed, match=r"loss became nan at step 6.*last good checkpoint") as err:
+        run(tiny_cfg(steps=10, checkpoint_every=2), data, tmp_path, "nan")
+    assert "\n" not in str(err.value)
+    ckpt = tmp_path / "nan" / "checkpoint.safetensors"
+    assert read_meta(ckpt)["step"] == 4
+    assert all(torch.isfinite(t).all() for t in load_checkpoint(ckpt).model.values())
+
+
+def test_resume_refuses_data_that_does_not_fit(npy_set: Path, tmp_path: Path):
+    data = load_sprites(npy_set)
+    run(tiny_cfg(steps=2), data, tmp_path, "r")
+    other = load_sprites(None)  # the bundled set: other size and labels
+    with pytest.raises(BadInput, match="was trained on"):
+        train_run(tiny_cfg(steps=4), other, runs_root=tmp_path, trackers={}, resume="r")
+
+
+def test_sample_grid_and_model_card_written(npy_set: Path, tmp_path: Path):
+    data = load_sprites(npy_set)
+    res = run(tiny_cfg(steps=4, sample_every=2), data, tmp_path, "g")
+    grids = sorted((res.run_dir / "samples").glob("step_*.png"))
+    assert [g.name for g in grids] == ["step_000002.png", "step_000004.png"]
+    meta = read_meta(res.model)
+    assert meta["kind"] == "model" and meta["label_names"] == ["red", "green", "blue"]
+    assert meta["image_size"] == [8, 8] and meta["channels"] == 4 and meta["step"] == 4
+    assert meta["data_fingerprint"] == data.fingerprint()
+    assert meta["schedule"]["kind"] == "cosine" and meta["config"]["n_feat"] == 8
+
+
+@pytest.mark.slow
+def test_sigkill_after_checkpoint_then_resume_equals_uninterrupted(npy_set: Path, tmp_path: Path, sm_env):
+    common = ["train", "--data", str(npy_set), "--tracking", "none", "--runs-dir", str(tmp_path),
+              "--config", str(_tiny_toml(tmp_path, steps=600, checkpoint_every=20))]
+    subprocess.run(sm_cmd(*common, "--name", "full"), cwd=ROOT, env=sm_env, check=True, capture_output=True)
+    proc = subprocess.Popen(sm_cmd(*common, "--name", "killed"), cwd=ROOT, env=sm_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = tmp_path / "killed" / "checkpoint.safetensors"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = read_meta(ckpt)["step"]
+    assert 0 < step < 600, "the run must be killed part-way"
+    assert not (tmp_path / "killed" / "model.safetensors").exists()
+    subprocess.run(sm_cmd("train", "--resume", str(tmp_path / "killed"), "--tracking", "none",
+                          "--runs-dir", str(tmp_path)), cwd=ROOT, env=sm_env, check=True, capture_output=True)
+    assert_same_weights(tmp_path / "full" / "model.safetensors", tmp_path / "killed" / "model.safetensors")
+    assert_same_weights(tmp_path / "full" / "checkpoint.safetensors", ckpt)
+
+
+def _tiny_toml(tmp_path: Path, **kw) -> Path:
+    settings = {**TINY, **kw}
+    lines = ["[train]"]
+    for k, v in settings.items():
+        lines.append(f"{k} = {str(v).lower() if isinstance(v, bool) else v}")
+    p = tmp_path / "tiny.toml"
+    p.write_text("\n".join(lines) + "\n")
+    return p
