@@ -1,0 +1,157 @@
+"""`sm sheet`: pack sprites into a spritesheet + engine atlases.
+
+Today the sprites come from a folder of PNGs (--from DIR); generation (--label/--count) will
+plug into `pack_and_write`, which does the packing and writing for any list of Sprites.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.console import console, progress_disabled
+
+OUT_DEFAULT = "sheet.png"
+
+
+def pack_and_write(sprites: list[Any], out: str | Path, formats: tuple[str, ...] | list[str], *,
+                   force: bool = False, app_meta: dict[str, Any] | None = None, **opts: Any) -> list[Path]:
+    """Pack `sprites` (exporters.Sprite) with `opts` (padding, extrude, scale, pot, max_size, trim,
+    dedupe) and write the sheet + atlases; user errors come back as BadInput (exit code 2)."""
+    from exporters import pack, resolve_formats, write_atlases
+    from scarlet_moon import __version__
+    from scarlet_moon.errors import BadInput
+
+    out = check_out(out)
+    names = split_formats(formats)
+    try:
+        resolve_formats(names)  # unknown names fail before any packing work
+        result = pack(sprites, **opts)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    meta = {"app": "scarlet-moon", "version": __version__, **(app_meta or {})}
+    try:
+        return write_atlases(result, out, names, force=force, app_meta=meta)
+    except FileExistsError as exc:
+        raise BadInput(f"{exc.filename!r} already exists; pass --force to replace it") from None
+    except ValueError as exc:
+        raise BadInput(f"--out {str(out)!r}: {exc}") from None
+    except OSError as exc:
+        raise BadInput(f"--out {str(out)!r} cannot be written: {exc}") from None
+
+
+def split_formats(formats: tuple[str, ...] | list[str]) -> list[str]:
+    """--format may be repeated and/or comma-separated: ("json-hash,godot3", "libgdx")."""
+    return [n.strip() for item in formats for n in item.split(",") if n.strip()] or ["json-hash"]
+
+
+def check_out(out: str | Path) -> Path:
+    from scarlet_moon.errors import BadInput
+
+    path = Path(out)
+    if path.suffix.lower() != ".png" or path.stem in ("", "."):
+        raise BadInput(f"--out {str(out)!r} must be a .png file name (atlases are written next to it)")
+    folder = path.parent
+    if not folder.is_dir():
+        raise BadInput(f"--out {str(out)!r}: its folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BadInput(f"--out {str(out)!r}: its folder {str(folder)!r} is not writable")
+    return path
+
+
+def find_pngs(folder: str | Path) -> list[tuple[Path, str | None]]:
+    """(png path, label) pairs, sorted by file name; labels from subfolders if there are any,
+    else from the stem before its last "_" (hero_000 -> hero; no "_" -> no label)."""
+    from scarlet_moon.errors import BadInput
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise BadInput(f"--from {str(folder)!r} is not a folder")
+
+    def pngs(d: Path) -> list[Path]:
+        return sorted((p for p in d.iterdir() if p.is_file() and p.suffix.lower() == ".png"
+                       and not p.name.startswith(".")), key=lambda p: p.name)
+
+    subdirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
+    found = [(p, d.name) for d in subdirs for p in pngs(d)]
+    found += [(p, p.stem.rpartition("_")[0] or None) for p in pngs(root)]
+    if not found:
+        raise BadInput(f"--from {str(folder)!r} has no .png files (looked in it and its direct subfolders)")
+    return found
+
+
+def read_sprites(folder: str | Path, quiet: bool = False) -> list[Any]:
+    """Load every PNG of `folder` as an exporters.Sprite (frame name = file stem, see find_pngs)."""
+    from PIL import Image
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from exporters import Sprite
+    from scarlet_moon.errors import BadInput
+
+    found = find_pngs(folder)
+    stems = [p.stem for p, _ in found]
+    sprites = []
+    with Progress(TextColumn("reading"), BarColumn(), MofNCompleteColumn(), console=console, transient=True,
+                  disable=progress_disabled(quiet)) as bar:
+        task = bar.add_task("read", total=len(found))
+        for path, label in found:
+            try:
+                with Image.open(path) as im:
+                    image = im.convert("RGBA")
+            except (OSError, ValueError, Image.DecompressionBombError) as exc:
+                raise BadInput(f"{str(path)!r} is not a readable PNG ({exc})") from None
+            rel = path.relative_to(folder).as_posix()
+            # a stem used in two subfolders (walk/000.png, idle/000.png) keeps its folder
+            name = path.stem if stems.count(path.stem) == 1 else rel[: -len(path.suffix)]
+            sprites.append(Sprite(name=name, image=image, label=label, meta={"source": rel}))
+            bar.advance(task)
+    return sprites
+
+
+def list_formats() -> None:
+    from exporters import available_formats
+
+    for name, fmt in available_formats().items():
+        click.echo(f"{name}\t{fmt.suffix}\t{fmt.description}")
+
+
+@click.command()
+@click.option("--from", "from_dir", default=None, metavar="DIR",
+              help="Pack the PNGs of DIR (subfolders = animation labels).")
+@click.option("--out", default=OUT_DEFAULT, show_default=True,
+              help="Sheet PNG; several pages become NAME-0.png, NAME-1.png...")
+@click.option("--format", "formats", multiple=True, default=("json-hash",), show_default=True,
+              help="Atlas format; repeat or comma-separate for several (see --list-formats).")
+@click.option("--padding", type=click.IntRange(min=0), default=1, show_default=True, help="Pixels between frames.")
+@click.option("--extrude", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Repeat edge pixels N times around each frame.")
+@click.option("--scale", type=click.IntRange(min=1), default=1, show_default=True, help="Nearest-neighbour factor.")
+@click.option("--pot", is_flag=True, help="Round sheet sizes up to powers of two.")
+@click.option("--max-size", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Largest sheet side; more sprites go on further pages.")
+@click.option("--trim/--no-trim", default=False, show_default=True, help="Crop transparent borders.")
+@click.option("--dedupe/--no-dedupe", default=True, show_default=True, help="Store identical frames once.")
+@click.option("--force", is_flag=True, help="Replace existing files.")
+@click.option("--list-formats", "show_formats", is_flag=True, help="List atlas formats (plugins too) and exit.")
+@click.pass_context
+def sheet(ctx: click.Context, from_dir: str | None, out: str, formats: tuple[str, ...], force: bool,
+          show_formats: bool, **opts: Any) -> None:
+    """Pack sprites into a spritesheet plus engine atlases; prints every written file."""
+    from scarlet_moon.errors import BadInput
+
+    if show_formats:
+        list_formats()
+        return
+    if from_dir is None:
+        raise BadInput("sm sheet: --from DIR is required until generation lands (got no --from)")
+    check_out(out)
+    quiet = bool(ctx.obj and ctx.obj.get("quiet"))
+    sprites = read_sprites(from_dir, quiet)
+    for path in pack_and_write(sprites, out, formats, force=force, **opts):
+        click.echo(str(path))
+
+
+COMMANDS = [sheet]

@@ -1,0 +1,104 @@
+"""JSON atlases: TexturePacker hash/array, Phaser multi-atlas, Aseprite.
+
+Field choices follow what the loaders read (see shared/notes/atlas-formats.md, section 1):
+- PixiJS 8 needs `frames` as an object, `meta.scale`, `meta.image`, and TOP-LEVEL `animations`;
+  it reads `anchor`, Phaser reads `anchor || pivot` (both are emitted).
+- Phaser's createFromAseprite looks frames up by String(index), so Aseprite keys are "0", "1", ...
+Strings go through json.dumps, so any frame name or label is safe.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from exporters.base import AtlasFormat, AtlasTarget, by_label, duration_ms, tp_frame
+from exporters.model import Page, animations_of
+
+
+def dump_json(doc: Any) -> str:
+    """Readable, UTF-8, strict JSON (NaN/Infinity refused: browsers' JSON.parse rejects them)."""
+    return json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def page_meta(target: AtlasTarget, page: Page, image: str) -> dict[str, Any]:
+    """app_meta first, then the fields loaders read (these always win over app_meta)."""
+    meta = dict(target.app_meta)
+    meta.update(image=image, format="RGBA8888", size={"w": page.size[0], "h": page.size[1]}, scale="1")
+    return meta
+
+
+class JsonHash(AtlasFormat):
+    name = "json-hash"
+    description = "TexturePacker JSON (hash): Phaser 3/4 load.atlas, PixiJS 8 Assets.load (default)"
+    suffix = ".json"
+    per_page = True
+
+    def render(self, target: AtlasTarget) -> str:
+        page = target.pages[0]
+        anims = animations_of(page.frames)
+        meta = page_meta(target, page, target.images[0])
+        meta["animations"] = anims  # harmless copy; Pixi reads the top-level one
+        if target.siblings:
+            meta["related_multi_packs"] = list(target.siblings)
+        frames = {f.name: tp_frame(f) for f in page.frames}
+        return dump_json({"frames": frames, "animations": anims, "meta": meta})
+
+
+class JsonArray(AtlasFormat):
+    name = "json-array"
+    description = "TexturePacker JSON (array): Phaser 3/4 load.atlas (Pixi would lose the frame names)"
+    suffix = ".array.json"
+    per_page = True
+
+    def render(self, target: AtlasTarget) -> str:
+        page = target.pages[0]
+        anims = animations_of(page.frames)
+        meta = page_meta(target, page, target.images[0])
+        meta["animations"] = anims
+        frames = [{"filename": f.name, **tp_frame(f)} for f in page.frames]
+        return dump_json({"frames": frames, "animations": anims, "meta": meta})
+
+
+class PhaserMulti(AtlasFormat):
+    name = "phaser-multi"
+    description = ("Phaser 3/4 multi-atlas (load.multiatlas), all pages in one file; "
+                   "added automatically when json-hash/json-array output has several pages")
+    suffix = ".multi.json"
+
+    def render(self, target: AtlasTarget) -> str:
+        textures = []
+        for page, image in zip(target.pages, target.images):
+            textures.append({"image": image, "format": "RGBA8888", "size": {"w": page.size[0], "h": page.size[1]},
+                             "scale": 1, "frames": [{"filename": f.name, **tp_frame(f)} for f in page.frames]})
+        meta = dict(target.app_meta)
+        meta["animations"] = animations_of(target.frames)
+        return dump_json({"textures": textures, "meta": meta})
+
+
+class AsepriteJson(AtlasFormat):
+    name = "aseprite"
+    description = "Aseprite JSON (hash, frames keyed by index, frameTags per label): Phaser createFromAseprite"
+    suffix = ".aseprite.json"
+    per_page = True
+
+    def render(self, target: AtlasTarget) -> str:
+        page = target.pages[0]
+        ordered = by_label(page.frames)  # tags need contiguous frame ranges
+        frames: dict[str, Any] = {}
+        tags: list[dict[str, Any]] = []
+        for i, f in enumerate(ordered):
+            entry = tp_frame(f)
+            del entry["anchor"], entry["pivot"]  # not Aseprite fields
+            entry["duration"] = duration_ms(f)
+            entry["data"]["name"] = f.name
+            frames[str(i)] = entry
+            if f.label is not None:
+                if tags and tags[-1]["name"] == f.label:
+                    tags[-1]["to"] = i
+                else:
+                    tags.append({"name": f.label, "from": i, "to": i, "direction": "forward"})
+        meta = page_meta(target, page, target.images[0])
+        meta["frameTags"] = tags
+        meta["layers"] = [{"name": "sprites", "opacity": 255, "blendMode": "normal"}]
+        return dump_json({"frames": frames, "meta": meta})

@@ -1,0 +1,111 @@
+"""Write a PackResult: the page PNGs plus one atlas per requested format, all or nothing.
+
+File names for out="dir/hero.png": one page -> hero.png; several -> hero-0.png, hero-1.png, ...
+Atlases: hero<suffix> (hero.json, hero.tres, hero.godot4.tres, hero.atlas, ...); per-page
+formats with several pages -> hero-0.json, hero-1.json, ... Every byte is produced in memory
+first, existing files are refused before anything is written (unless force), then all files
+are written atomically as one set (exporters.atomic).
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+from collections.abc import Iterator, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from exporters.atomic import write_files
+from exporters.base import AtlasFormat, AtlasTarget
+from exporters.model import PackResult
+from exporters.registry import available_formats
+
+MULTI_TRIGGERS = ("json-hash", "json-array")  # with several pages these also get phaser-multi
+
+
+def write_atlases(result: PackResult, out: str | Path, formats: Sequence[str] = ("json-hash",), *,
+                  force: bool = False, app_meta: dict[str, Any] | None = None) -> list[Path]:
+    """Write the sheet(s) and atlases next to `out` (a .png path); return every written path.
+
+    Raises ValueError (bad out name, unknown format, two formats writing the same file),
+    FileNotFoundError (no such folder), FileExistsError naming the first existing target
+    when force is False. Companion files (Godot 3 .png.import) are written only when absent.
+    """
+    out = Path(out)
+    if out.suffix.lower() != ".png" or out.stem in ("", "."):
+        raise ValueError(f"the sheet path must end in .png, got {str(out)!r}")
+    folder = out.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"output folder {str(folder)!r} does not exist")
+    chosen = resolve_formats(formats, multipage=len(result.pages) > 1)
+    images = [out.name] if len(result.pages) == 1 else [f"{out.stem}-{i}.png" for i in range(len(result.pages))]
+    meta = {"app": "scarlet-moon", "version": _version(), **(app_meta or {})}
+
+    plan: list[tuple[Path, bytes]] = [(folder / name, _png(page.image)) for name, page in zip(images, result.pages)]
+    extras: dict[Path, bytes] = {}
+    for fmt in chosen:
+        for target in _targets(fmt, result, images, out.stem, meta):
+            plan.append((folder / target.atlas_name, _encode(fmt.render(target))))
+            for name, data in fmt.companions(target).items():
+                if Path(name).name != name:
+                    raise ValueError(f"format {fmt.name!r}: companion file {name!r} must be a plain file name")
+                extras.setdefault(folder / name, _encode(data))
+    _check_targets(plan, force)
+    planned = {p for p, _ in plan}
+    plan += [(p, data) for p, data in extras.items() if p not in planned and not p.exists()]
+    write_files(plan)
+    return [p for p, _ in plan]
+
+
+def resolve_formats(names: Sequence[str], *, multipage: bool = False) -> list[AtlasFormat]:
+    """Formats by name, in the order given, duplicates dropped; ValueError names an unknown one."""
+    registry = available_formats()
+    chosen: list[AtlasFormat] = []
+    for name in names:
+        if name not in registry:
+            raise ValueError(f"unknown atlas format {name!r}; available: {', '.join(sorted(registry))}")
+        if registry[name] not in chosen:
+            chosen.append(registry[name])
+    if multipage and any(f.name in MULTI_TRIGGERS for f in chosen) and registry["phaser-multi"] not in chosen:
+        chosen.append(registry["phaser-multi"])
+    return chosen
+
+
+def _targets(fmt: AtlasFormat, result: PackResult, images: list[str], stem: str,
+             meta: dict[str, Any]) -> Iterator[AtlasTarget]:
+    if getattr(fmt, "per_page", False) and len(result.pages) > 1:
+        names = [f"{stem}-{i}{fmt.suffix}" for i in range(len(result.pages))]
+        for i, (page, name) in enumerate(zip(result.pages, names)):
+            yield AtlasTarget([page], [images[i]], name, [n for n in names if n != name], dict(meta))
+    else:
+        yield AtlasTarget(list(result.pages), list(images), f"{stem}{fmt.suffix}", [], dict(meta))
+
+
+def _check_targets(plan: list[tuple[Path, bytes]], force: bool) -> None:
+    seen: set[Path] = set()
+    for path, _ in plan:
+        if path in seen:
+            raise ValueError(f"two outputs would both be written to {str(path)!r}; pick fewer formats")
+        seen.add(path)
+        if path.is_dir():
+            raise IsADirectoryError(f"{str(path)!r} is a folder")
+        if not force and (path.exists() or path.is_symlink()):
+            raise FileExistsError(errno.EEXIST, "file exists; pass force=True to replace it", str(path))
+
+
+def _png(image: Any) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _encode(data: str | bytes) -> bytes:
+    return data.encode("utf-8") if isinstance(data, str) else bytes(data)
+
+
+def _version() -> str:
+    try:
+        return version("scarlet-moon")
+    except PackageNotFoundError:
+        return "0"
