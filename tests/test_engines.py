@@ -1,0 +1,317 @@
+"""Real game engines load our atlases.
+
+* Phaser 3 (phaser@3.90.0) and PixiJS 8 (pixi.js@8.22.0), from npm (tests/engines/package-lock.json), run in
+  headless Debian chromium driven by playwright-core (tests/engines/run.mjs). Each engine loads hero.png +
+  hero.json (TexturePacker JSON hash) with its own loader, lists the frames, draws EVERY frame unscaled and
+  reads the rendered pixels back; they must equal the source sprites exactly (opaque pixels: RGBA; transparent
+  pixels: alpha 0 -- their RGB is undefined after premultiplication).
+  Phaser also loads the "aseprite" export (load.aseprite + anims.createFromAseprite).
+* Godot 3 (Debian godot3-server, headless but tools-enabled) imports hero.png like an editor would, then
+  tests/engines/godot3/check_frames.gd loads hero.tres (SpriteFrames) and reports animations, AtlasTexture
+  regions and the pixels inside each region as JSON.
+
+Install the engines with `.ci/install-engines` (apt: chromium, godot3-server; `npm ci` in tests/engines).
+A missing engine SKIPS the tests with the reason -- except under CI (env CI set and not "0"/"false"),
+where a missing engine FAILS them: CI must really run the engines.
+Chromium is launched once for the module; each engine/renderer is one page in it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.engines
+
+ENGINES = Path(__file__).resolve().parent / "engines"
+NODE_MODULES = ENGINES / "node_modules"
+PHASER_VERSION = "3.90.0"
+PIXI_MAJOR = "8."
+S = 16  # sprite size
+LABELS = ["walk"] * 6 + ["idle"] * 4  # 10 sprites, 2 animations
+
+
+# ---------------------------------------------------------------------------------------------------------
+# skip locally / fail in CI
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require(ok: object, reason: str) -> None:
+    """Skip when an engine is missing -- but fail under CI, where the engines must run."""
+    if ok:
+        return
+    msg = f"{reason} (install with .ci/install-engines)"
+    if in_ci():
+        pytest.fail(f"CI is set and an engine is missing: {msg}", pytrace=False)
+    pytest.skip(msg)
+
+
+def _exe(env_var: str, *names: str) -> str | None:
+    """$env_var if set (must exist), else the first of names on PATH."""
+    if os.environ.get(env_var):
+        p = os.environ[env_var]
+        return p if os.path.isfile(p) and os.access(p, os.X_OK) else None
+    for n in names:
+        if shutil.which(n):
+            return shutil.which(n)
+    return None
+
+
+def chromium_path() -> str | None:
+    return _exe("SM_CHROMIUM", "chromium", "chromium-browser")
+
+
+def node_major() -> int:
+    node = shutil.which("node")
+    if not node:
+        return 0
+    out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    m = re.match(r"v(\d+)\.", out)
+    return int(m.group(1)) if m else 0
+
+
+def browser_missing() -> str | None:
+    """Why the browser engines cannot run here, or None."""
+    if not chromium_path():
+        return "chromium not found (apt-get install chromium)"
+    major = node_major()
+    if major < 20:
+        return f"node >= 20 needed by playwright-core (found {'none' if major == 0 else major})"
+    for p in ("phaser/dist/phaser.min.js", "pixi.js/dist/pixi.min.js", "playwright-core/package.json"):
+        if not (NODE_MODULES / p).exists():
+            return f"tests/engines/node_modules/{p} missing (cd tests/engines && npm ci)"
+    return None
+
+
+def godot_bin() -> str | None:
+    return _exe("SM_GODOT3", "godot3-server")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fixture atlas: distinct known pixels per sprite, some transparent, alpha only 0/255
+def sprite_pixels(i: int) -> np.ndarray:
+    rng = np.random.default_rng(7100 + i)
+    a = rng.integers(0, 256, (S, S, 4), dtype=np.uint8)
+    a[..., 3] = np.where(rng.random((S, S)) < 0.3, 0, 255)
+    a[0, :, 3] = 255  # opaque top row and left column: a 1px shift of the region cannot go unnoticed
+    a[:, 0, 3] = 255
+    a[S - 1, S - 1, 3] = 0  # a transparent corner
+    a[a[..., 3] == 0] = 0
+    return a
+
+
+@pytest.fixture(scope="module")
+def atlas(tmp_path_factory):
+    """Sprites -> the project's own packer + writers: hero.png, hero.json, hero.tres(+.png.import), hero.aseprite.json."""
+    from exporters import Sprite, pack, write_atlases
+
+    src = {f"hero_{i:03d}": sprite_pixels(i) for i in range(len(LABELS))}
+    sprites = [Sprite(name=n, image=Image.fromarray(px, "RGBA"), label=lab, meta={"i": i})
+               for i, ((n, px), lab) in enumerate(zip(src.items(), LABELS))]
+    result = pack(sprites, padding=1, extrude=0, scale=1, pot=False, max_size=4096, trim=False)
+    assert len(result.pages) == 1, "fixture expects a single page"
+    d = tmp_path_factory.mktemp("atlas")
+    write_atlases(result, out=d / "hero.png", formats=["json-hash", "godot3", "aseprite"])
+    names = sorted(p.name for p in d.iterdir())
+    for f in ("hero.png", "hero.json", "hero.tres", "hero.png.import", "hero.aseprite.json"):
+        assert f in names, f"write_atlases did not write {f}: {names}"
+
+    # Negative control: the same atlas with every frame moved 1px right. The pixel comparison must catch it.
+    ctrl = d / "control"
+    ctrl.mkdir()
+    shutil.copy(d / "hero.png", ctrl / "hero.png")
+    data = json.loads((d / "hero.json").read_text())
+    for fr in data["frames"].values():
+        fr["frame"]["x"] += 1
+    (ctrl / "hero.json").write_text(json.dumps(data))
+
+    frames = {f.name: f for f in result.pages[0].frames}
+    return {
+        "dir": d, "src": src, "result": result, "frames": frames,
+        "rects": {n: (f.x, f.y, f.w, f.h) for n, f in frames.items()},
+        "animations": result.animations(),
+        "ase_json": d / "hero.aseprite.json",
+        "control_dir": ctrl,
+    }
+
+
+def decode(drawn: dict) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(drawn["rgba"]), np.uint8).reshape(drawn["h"], drawn["w"], 4)
+
+
+def pixel_diffs(got: np.ndarray, exp: np.ndarray) -> list[str]:
+    """Exact comparison for pixel art: alpha everywhere, RGB where the source is opaque."""
+    if got.shape != exp.shape:
+        return [f"shape {got.shape} != {exp.shape}"]
+    out = []
+    for y, x in zip(*np.nonzero(got[..., 3] != exp[..., 3])):
+        out.append(f"alpha@({x},{y}) got {got[y, x].tolist()} want {exp[y, x].tolist()}")
+    opaque = exp[..., 3] == 255
+    for y, x in zip(*np.nonzero(opaque & (got[..., :3] != exp[..., :3]).any(-1))):
+        out.append(f"rgb@({x},{y}) got {got[y, x].tolist()} want {exp[y, x].tolist()}")
+    return out
+
+
+def assert_drawn_frames_match(res: dict, src_for: dict[str, np.ndarray], what: str) -> None:
+    assert {d["name"] for d in res["drawn"]} == set(src_for), f"{what}: drew {[d['name'] for d in res['drawn']]}"
+    bad = {}
+    for d in res["drawn"]:
+        diffs = pixel_diffs(decode(d), src_for[d["name"]])
+        if diffs:
+            bad[d["name"]] = f"{len(diffs)} px differ, e.g. {diffs[:3]}"
+    assert not bad, f"{what}: rendered pixels differ from the source sprites: {bad}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# browser engines: one chromium, one page per engine/renderer
+@pytest.fixture(scope="module")
+def browser(atlas, tmp_path_factory):
+    why = browser_missing()
+    require(why is None, why or "")
+    d = atlas["dir"]
+    jobs = [
+        {"id": "phaser-canvas", "page": "phaser_page.html", "assets": str(d), "query": {"renderer": "canvas"}},
+        {"id": "phaser-webgl", "page": "phaser_page.html", "assets": str(d), "query": {"renderer": "webgl"}},
+        {"id": "pixi-webgl", "page": "pixi_page.html", "assets": str(d), "query": {"renderer": "webgl"}},
+        {"id": "pixi-canvas", "page": "pixi_page.html", "assets": str(d), "query": {"renderer": "canvas"}},
+        {"id": "control", "page": "phaser_page.html", "assets": str(atlas["control_dir"]),
+         "query": {"renderer": "canvas"}},
+        {"id": "phaser-aseprite", "page": "phaser_page.html", "assets": str(d),
+         "query": {"renderer": "canvas", "kind": "aseprite", "json": atlas["ase_json"].name}},
+    ]
+    spec = tmp_path_factory.mktemp("browser") / "jobs.json"
+    spec.write_text(json.dumps({"chromium": chromium_path(), "jobs": jobs}))
+    proc = subprocess.run(["node", str(ENGINES / "run.mjs"), str(spec)], cwd=ENGINES, capture_output=True,
+                          text=True, timeout=240)
+    assert proc.returncode == 0, f"run.mjs rc={proc.returncode}\nstderr:\n{proc.stderr[-4000:]}"
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def page_result(browser: dict, job: str) -> dict:
+    res = browser["results"][job]
+    assert res.get("ok"), f"{job}: {res.get('error')}\nconsole:\n" + "\n".join(res.get("logs", [])[-20:])
+    return res
+
+
+@pytest.mark.parametrize("renderer", ["canvas", "webgl"])
+def test_phaser3_loads_json_hash_and_draws_exact_pixels(browser, atlas, renderer):
+    res = page_result(browser, f"phaser-{renderer}")
+    assert res["version"] == PHASER_VERSION
+    assert res["renderer"] == renderer  # no silent fallback from WebGL to canvas
+    assert sorted(res["names"]) == sorted(atlas["rects"])
+    got = {n: (f["x"], f["y"], f["w"], f["h"]) for n, f in res["frames"].items()}
+    assert got == atlas["rects"]
+    for n, f in res["frames"].items():
+        assert f["source"] == [S, S] and not f["trimmed"] and not f["rotated"], (n, f)
+    assert_drawn_frames_match(res, atlas["src"], f"Phaser {res['version']} {renderer}")
+
+
+@pytest.mark.parametrize("renderer", ["webgl", "canvas"])
+def test_pixi8_loads_json_hash_with_animations_and_draws_exact_pixels(browser, atlas, renderer):
+    res = page_result(browser, f"pixi-{renderer}")
+    assert res["version"].startswith(PIXI_MAJOR)
+    assert res["renderer"] == renderer
+    assert sorted(res["names"]) == sorted(atlas["rects"])
+    got = {n: (f["x"], f["y"], f["w"], f["h"]) for n, f in res["frames"].items()}
+    assert got == atlas["rects"]
+    assert all(f["source"] == [S, S] for f in res["frames"].values())
+    written = json.loads((atlas["dir"] / "hero.json").read_text())["frames"]
+    for n, f in res["frames"].items():  # Pixi reads only "anchor" (not "pivot") as the default anchor
+        if "anchor" in written[n]:
+            assert f["anchor"] == [written[n]["anchor"]["x"], written[n]["anchor"]["y"]], (n, f["anchor"])
+    # Spritesheet.animations: label -> textures, in order (mapped back to frame names by identity)
+    assert res["anims"] == atlas["animations"]
+    assert {k: len(v) for k, v in res["anims"].items()} == {"walk": 6, "idle": 4}
+    assert_drawn_frames_match(res, atlas["src"], f"PixiJS {res['version']} {renderer}")
+
+
+def test_phaser3_aseprite_animations(browser, atlas):
+    res = page_result(browser, "phaser-aseprite")
+    data = json.loads(atlas["ase_json"].read_text())
+    # Phaser's createFromAseprite looks frames up by index: keys must be "0".."n-1".
+    assert sorted(res["names"], key=int) == [str(i) for i in range(len(atlas["rects"]))]
+    by_rect = {r: n for n, r in atlas["rects"].items()}
+    name_of = {}
+    for key, f in res["frames"].items():
+        rect = (f["x"], f["y"], f["w"], f["h"])
+        assert rect in by_rect, f"aseprite frame {key} has a rect {rect} that is no packed frame"
+        name_of[key] = by_rect[rect]
+    assert sorted(name_of.values()) == sorted(atlas["rects"])
+    anims = {k: [name_of[i] for i in v] for k, v in res["anims"].items()}
+    assert anims == atlas["animations"], (anims, data["meta"].get("frameTags"))
+    assert_drawn_frames_match(res, {k: atlas["src"][n] for k, n in name_of.items()}, "Phaser aseprite")
+
+
+def test_pixel_check_catches_a_wrong_region(browser, atlas):
+    """Negative control: the harness must notice frames shifted by one pixel."""
+    res = page_result(browser, "control")
+    for d in res["drawn"]:
+        assert pixel_diffs(decode(d), atlas["src"][d["name"]]), f"shifted frame {d['name']} went unnoticed"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Godot 3
+GODOT_BAD = re.compile(r"Parse Error|Failed loading resource|Can't open|_get_modified_time|No loader found")
+
+
+def run_godot(args: list[str], proj: Path, timeout: int = 120, **env) -> subprocess.CompletedProcess:
+    e = {**os.environ, "LC_ALL": "C.UTF-8", **env}
+    return subprocess.run([godot_bin(), "--no-window", "--path", str(proj), *args], capture_output=True,
+                          text=True, timeout=timeout, env=e)
+
+
+def test_godot3_loads_spriteframes_regions_and_pixels(atlas, tmp_path):
+    require(godot_bin(), "godot3-server not found (apt-get install godot3-server)")
+    proj = tmp_path / "proj"
+    (proj / "atlas").mkdir(parents=True)
+    for f in ("project.godot", "check_frames.gd"):
+        shutil.copy(ENGINES / "godot3" / f, proj / f)
+    # The files as a user would drop them into a project folder (a subfolder: relative ext_resource path).
+    written = sorted(p.name for p in atlas["dir"].iterdir() if p.is_file())
+    for f in ("hero.png", "hero.tres", "hero.png.import"):
+        if (atlas["dir"] / f).exists():
+            shutil.copy(atlas["dir"] / f, proj / "atlas" / f)
+
+    imp = run_godot(["--editor", "--quit"], proj)  # import step: creates .import/*.stex
+    assert imp.returncode == 0, imp.stderr[-3000:]
+    assert list((proj / ".import").glob("hero.png-*.stex")), f"import produced no texture\n{imp.stderr[-3000:]}"
+
+    chk = run_godot(["-s", "res://check_frames.gd"], proj, SM_TRES="res://atlas/hero.tres")
+    lines = [ln for ln in chk.stdout.splitlines() if ln.startswith("SMRESULT ")]
+    assert chk.returncode == 0 and lines, f"rc={chk.returncode}\n{chk.stdout[-2000:]}\n{chk.stderr[-3000:]}"
+    bad = GODOT_BAD.findall(chk.stderr)
+    assert not bad, f"Godot reported {bad}:\n{chk.stderr[-3000:]}"
+    res = json.loads(lines[-1][len("SMRESULT "):])
+    assert res["ok"], res
+    assert res["version"].startswith("3."), res["version"]
+
+    anims = res["animations"]
+    assert sorted(anims) == sorted(atlas["animations"])
+    for label, names in atlas["animations"].items():
+        a = anims[label]
+        assert a["speed"] > 0 and isinstance(a["loop"], bool), (label, a)
+        assert len(a["frames"]) == len(names), (label, len(a["frames"]), names)
+        for name, fr in zip(names, a["frames"]):
+            assert fr["class"] == "AtlasTexture", (label, fr)
+            assert tuple(int(v) for v in fr["region"]) == atlas["rects"][name], (label, name, fr["region"])
+            assert fr["size"] == [S, S]
+            assert fr["atlas"] == "res://atlas/hero.png" and fr["atlas_exists"], fr["atlas"]
+            assert fr["atlas_class"] == "StreamTexture", fr["atlas_class"]  # the imported PNG, not a dummy
+            w, h = atlas["result"].pages[0].size
+            assert fr["atlas_size"] == [w, h]
+            if "hero.png.import" in written:  # seeded import settings: no filtering, no mipmaps (pixel art)
+                assert fr["atlas_flags"] & (1 | 4) == 0, f"texture flags {fr['atlas_flags']} (mipmaps=1, filter=4)"
+            px = np.frombuffer(bytes.fromhex(fr["rgba_hex"]), np.uint8).reshape(S, S, 4)
+            diffs = pixel_diffs(px, atlas["src"][name])
+            assert not diffs, f"Godot {label}/{name}: {len(diffs)} px differ, e.g. {diffs[:3]}"
