@@ -26,7 +26,7 @@ CONFIG_FLAGS = {
     "log_every": ("--log-every", int, "Log the loss every N steps."),
 }
 # TOML keys that are not TrainConfig fields but CLI settings.
-RUN_KEYS = {"data", "tile", "background_key", "preset", "runs_dir", "name", "tracking", "tracking_uri",
+RUN_KEYS = {"resume", "data", "tile", "background_key", "preset", "runs_dir", "name", "tracking", "tracking_uri",
             "experiment", "register_name", "wandb", "wandb_mode", "wandb_project", "device"}
 
 
@@ -67,12 +67,23 @@ def train(ctx: click.Context, **opts: Any) -> None:
     settings = _merge_settings(opts)
     cfg: TrainConfig = preset(settings.get("preset") or "default")
     cfg = cfg.replace({k: v for k, v in settings.items() if k not in RUN_KEYS}, source="settings")
-    data = load_sprites(settings.get("data"), tile=settings.get("tile"),
-                        background_key=settings.get("background_key"))
     runs_root = Path(settings.get("runs_dir") or "sm-runs")
+    data_path = settings.get("data")
+    if data_path is None and settings.get("resume"):
+        data_path = _resumed_data_source(settings["resume"], runs_root)
+    data = load_sprites(data_path, tile=settings.get("tile"), background_key=settings.get("background_key"))
     result = _run(cfg, data, runs_root, settings, quiet=ctx.obj.get("quiet", False))
     click.echo(str(result.run_dir))
     click.echo(str(result.model))
+
+
+def _resumed_data_source(resume: str, runs_root: Path) -> str | None:
+    """A resumed run trains on the data it started with unless --data says otherwise."""
+    from scarlet_moon.card import read_meta
+    from scarlet_moon.runs import resolve_resume
+
+    source = read_meta(resolve_resume(resume, runs_root)).get("data_source", "")
+    return None if source.startswith("bundled:") else source
 
 
 def _merge_settings(opts: dict[str, Any]) -> dict[str, Any]:
@@ -141,8 +152,8 @@ def _run(cfg, data, runs_root: Path, settings: dict[str, Any], quiet: bool):
             bar.update(task, completed=info.step, loss=info.loss, rate=rate)
 
         result = train_run(cfg, data, runs_root=runs_root, trackers=trackers, name=settings.get("name"),
-                           resume=settings.get("resume"), register_name=register, device=device,
-                           progress=progress)
+                           resume=settings.get("resume"), resume_steps=settings.get("steps"),
+                           register_name=register, device=device, progress=progress)
     console.print(f"trained {result.steps} steps in {result.seconds:.0f} s; run folder {result.run_dir}",
                   highlight=False)
     return result

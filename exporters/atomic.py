@@ -45,6 +45,7 @@ def write_files(files: Sequence[tuple[Path, bytes]]) -> None:
 
 def _write_temp(path: Path, data: bytes) -> str:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, _file_mode())  # mkstemp makes 0600; a written file gets the usual mode
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -89,3 +90,10 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _file_mode() -> int:
+    """0666 less the process umask, as open() would give."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask

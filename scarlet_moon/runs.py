@@ -77,12 +77,13 @@ def sample_grid(state: TrainState, cfg: TrainConfig, data: SpriteSet, path: Path
 
 
 def train_run(cfg: TrainConfig, data: SpriteSet, *, runs_root: Path, trackers: dict[str, Tracker],
-              name: str | None = None, resume: str | Path | None = None, register_name: str | None = None,
+              name: str | None = None, resume: str | Path | None = None, resume_steps: int | None = None,
+              register_name: str | None = None,
               device: str = "cpu", progress: Callable[[StepInfo], None] | None = None) -> RunResult:
     t_start = time.time()
     if resume is not None:
         ckpt_path = resolve_resume(resume, runs_root)
-        cfg, state = restore_state(ckpt_path, cfg, data, device)
+        cfg, state = restore_state(ckpt_path, resume_steps, data, device)
         run_dir = ckpt_path.parent
         (run_dir / "samples").mkdir(exist_ok=True)
         log.info("resuming %s at step %d of %d", run_dir, state.step, cfg.steps)

@@ -40,7 +40,8 @@ class MlflowTracker:
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+        for noisy in ("alembic", "mlflow"):  # table creation and run links are INFO chatter
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         self.client = MlflowClient(tracking_uri=self.uri)
         exp = self.client.get_experiment_by_name(self.experiment)
         if exp is None:

@@ -182,14 +182,16 @@ def to_checkpoint(cfg: TrainConfig, data: SpriteSet, state: TrainState, *, full:
     return Checkpoint(meta=meta, model=state.model.state_dict(), ema=ema, optim=optim)
 
 
-def restore_state(path: Path, cfg: TrainConfig, data: SpriteSet, device: str) -> tuple[TrainConfig, TrainState]:
-    """Rebuild the training state of a checkpoint; its config wins over `cfg` except `steps`."""
+def restore_state(path: Path, steps: int | None, data: SpriteSet, device: str) -> tuple[TrainConfig, TrainState]:
+    """Rebuild the training state of a checkpoint with its own config (`steps` may extend it)."""
     ckpt = load_checkpoint(path)
     meta = ckpt.meta
     if meta.get("kind") != "train":
         raise BadInput(f"{str(path)!r} holds sampling weights only; --resume needs a training checkpoint "
                        f"({CHECKPOINT_NAME} in a run folder)")
-    saved = TrainConfig.from_dict(meta["config"], source=str(path)).replace({"steps": cfg.steps})
+    saved = TrainConfig.from_dict(meta["config"], source=str(path))
+    if steps:
+        saved = saved.replace({"steps": steps})
     if list(data.label_names) != meta["label_names"] or list(data.size) != meta["image_size"] \
             or data.images.shape[-1] != meta["channels"]:
         raise BadInput(f"checkpoint {str(path)!r} was trained on {meta['image_size']} sprites with labels "

@@ -72,3 +72,14 @@ def test_safetensors_without_our_metadata_is_refused(tmp_path: Path):
 def test_missing_file(tmp_path: Path):
     with pytest.raises(BadInput, match="does not exist"):
         load_checkpoint(tmp_path / "nope.safetensors")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path: Path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "c.safetensors", small_ckpt())
+    finally:
+        os.umask(old)
+    assert (tmp_path / "c.safetensors").stat().st_mode & 0o777 == 0o644

@@ -87,3 +87,49 @@ def test_train_help_lists_the_options_that_matter():
     for flag in ("--data", "--preset", "--config", "--steps", "--resume", "--tracking", "--wandb",
                  "--sample-every", "--checkpoint-every", "--background-key", "--tile"):
         assert flag in res.stdout
+
+
+def tileset(root: Path) -> Path:
+    """A 4x3-cell sheet of 8x8 tiles and a CSV naming 6 of its cells."""
+    root.mkdir(parents=True)
+    sheet = np.zeros((24, 32, 4), np.uint8)
+    rows = ["row,col,label,name"]
+    for i, (r, c) in enumerate([(0, 0), (0, 1), (1, 2), (2, 3), (2, 0), (1, 1)]):
+        sheet[r * 8 + 2:r * 8 + 6, c * 8 + 2:c * 8 + 6] = (30 * i, 200, 50, 255)
+        rows.append(f"{r},{c},{'wall' if i % 2 else 'floor'},cell {i}")
+    Image.fromarray(sheet, "RGBA").save(root / "tiles.png")
+    (root / "cells.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def keyed_folder(root: Path) -> Path:
+    """RGB sprites drawn on a solid magenta background, one subfolder per label."""
+    for label in ("x", "y"):
+        (root / label).mkdir(parents=True)
+        for i in range(3):
+            arr = np.zeros((8, 8, 3), np.uint8)
+            arr[:] = (255, 0, 255)
+            arr[2:6, 2:6] = (10, 100 + 40 * i, 200)
+            Image.fromarray(arr, "RGB").save(root / label / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("kind", ["npy", "png", "tileset", "keyed"])
+def test_train_on_each_input_kind(tmp_path: Path, npy_set: Path, kind: str):
+    from scarlet_moon.checkpoint import read_meta
+
+    data, extra = {
+        "npy": (npy_set, []),
+        "png": (png_folder(tmp_path / "png"), []),
+        "tileset": (tileset(tmp_path / "tiles"), ["--tile", "8"]),
+        "keyed": (keyed_folder(tmp_path / "keyed"), ["--background-key", "FF00FF"]),
+    }[kind]
+    res = invoke("-q", "train", "--data", str(data), *extra, "--tracking", "none", "--runs-dir",
+                 str(tmp_path / "runs"), "--name", kind, "--config", str(_tiny_toml(tmp_path, steps=2)))
+    assert res.exit_code == 0, res.output
+    meta = read_meta(tmp_path / "runs" / kind / "model.safetensors")
+    expected = {"npy": ["red", "green", "blue"], "png": ["a", "b"], "tileset": ["floor", "wall"],
+                "keyed": ["x", "y"]}[kind]
+    assert meta["label_names"] == expected and meta["channels"] == 4
+    if kind == "keyed":  # the key colour became transparent: it is not in the palette
+        assert [255, 0, 255] not in meta["palette"]
