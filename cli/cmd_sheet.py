@@ -1,7 +1,5 @@
-"""`sm sheet`: pack sprites into a spritesheet + engine atlases.
-
-Today the sprites come from a folder of PNGs (--from DIR); generation (--label/--count) will
-plug into `pack_and_write`, which does the packing and writing for any list of Sprites.
+"""`sm sheet`: generate sprites (or read a folder of PNGs) and pack them into a spritesheet
+plus engine atlases. `pack_and_write` does the packing and writing for any list of Sprites.
 """
 
 from __future__ import annotations
@@ -12,6 +10,7 @@ from typing import Any
 
 import click
 
+from cli.cmd_sample import generation_options, run_generation, safe_name
 from cli.console import console, progress_disabled
 
 OUT_DEFAULT = "sheet.png"
@@ -111,6 +110,32 @@ def read_sprites(folder: str | Path, quiet: bool = False) -> list[Any]:
     return sprites
 
 
+def generated_sprites(opts: dict[str, Any], quiet: bool) -> list[Any]:
+    """Generate with the options of `sm sample`; frames `label_000`..., each with what regenerates it."""
+    from PIL import Image
+
+    from exporters import Sprite
+    from scarlet_moon.card import read_card
+
+    from cli.cmd_sample import build_request
+
+    card = read_card(opts["model_path"])
+    req = build_request(card, opts)
+    images = run_generation(card, req, opts, quiet)
+    d = card.defaults()
+    common = {"seed": req.seed, "sampler": req.sampler or d["sampler"], "steps": req.steps or d["steps"],
+              "guidance": d["guidance"] if req.guidance is None else req.guidance, "count": len(req.labels),
+              "model_fingerprint": card.meta.get("data_fingerprint"), "model_step": card.meta.get("step")}
+    sprites, counters = [], {}
+    for i, (img, k) in enumerate(zip(images, req.labels)):
+        label = card.label_names[k]
+        n = counters[label] = counters.get(label, -1) + 1
+        meta = dict(common, label=label, label_index=k, batch_index=i)
+        sprites.append(Sprite(name=f"{safe_name(label)}_{n:03d}", image=Image.fromarray(img, "RGBA"),
+                              label=label, meta=meta))
+    return sprites
+
+
 def list_formats() -> None:
     from exporters import available_formats
 
@@ -120,7 +145,8 @@ def list_formats() -> None:
 
 @click.command()
 @click.option("--from", "from_dir", default=None, metavar="DIR",
-              help="Pack the PNGs of DIR (subfolders = animation labels).")
+              help="Pack the PNGs of DIR (subfolders = animation labels) instead of generating.")
+@generation_options
 @click.option("--out", default=OUT_DEFAULT, show_default=True,
               help="Sheet PNG; several pages become NAME-0.png, NAME-1.png...")
 @click.option("--format", "formats", multiple=True, default=("json-hash",), show_default=True,
@@ -139,18 +165,24 @@ def list_formats() -> None:
 @click.pass_context
 def sheet(ctx: click.Context, from_dir: str | None, out: str, formats: tuple[str, ...], force: bool,
           show_formats: bool, **opts: Any) -> None:
-    """Pack sprites into a spritesheet plus engine atlases; prints every written file."""
-    from scarlet_moon.errors import BadInput
-
+    """Generate sprites (bundled model by default) and pack them into a spritesheet plus engine
+    atlases; prints every written file."""
     if show_formats:
         list_formats()
         return
-    if from_dir is None:
-        raise BadInput("sm sheet: --from DIR is required until generation lands (got no --from)")
     check_out(out)
+    resolve = split_formats(formats)
+    from exporters import resolve_formats
+    from scarlet_moon.errors import BadInput
+
+    try:
+        resolve_formats(resolve)  # fail on a bad --format before minutes of sampling
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    pack_opts = {k: opts.pop(k) for k in ("padding", "extrude", "scale", "pot", "max_size", "trim", "dedupe")}
     quiet = bool(ctx.obj and ctx.obj.get("quiet"))
-    sprites = read_sprites(from_dir, quiet)
-    for path in pack_and_write(sprites, out, formats, force=force, **opts):
+    sprites = read_sprites(from_dir, quiet) if from_dir is not None else generated_sprites(opts, quiet)
+    for path in pack_and_write(sprites, out, formats, force=force, **pack_opts):
         click.echo(str(path))
 
 

@@ -90,7 +90,7 @@ def test_existing_output_needs_force(tmp_path):
 
 
 @pytest.mark.parametrize("setup, args, needle", [
-    (None, [], "--from DIR is required"),
+    (None, ["--model", "{tmp}/missing.safetensors"], "missing.safetensors"),
     (None, ["--from", "{tmp}/missing"], "missing"),
     ("empty", ["--from", "{tmp}/in"], "no .png"),
     ("corrupt", ["--from", "{tmp}/in"], "bad_000.png"),

@@ -1,0 +1,110 @@
+"""Generation: labels -> sprites, with pixel-perfect post-processing. The public Python API.
+
+    import scarlet_moon
+    images = scarlet_moon.generate(label="hero", count=16, seed=0)   # list of PIL RGBA images
+
+The torch backend lives here; torch is imported only when a torch model is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from scarlet_moon.card import ModelCard, read_card, resolve_labels, split_count
+from scarlet_moon.errors import BadInput, RunFailed
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Request:
+    labels: tuple[int, ...]        # one entry per sprite
+    seed: int = 0
+    sampler: str | None = None     # None: the model card's default
+    steps: int | None = None
+    guidance: float | None = None
+    eta: float = 0.0
+    alpha_threshold: int = 128
+    palette: np.ndarray | None = None   # K x 3 uint8; None: the card's palette if snap_palette
+    snap_palette: bool = True
+    colors: int | None = None
+
+
+def plan_labels(card: ModelCard, labels: Sequence[str | int], count: int) -> tuple[int, ...]:
+    """`count` sprites split over the given labels (names or indices), in label order."""
+    if count < 1:
+        raise BadInput(f"--count {count}: must be at least 1")
+    idx = resolve_labels(labels, card.label_names)
+    per = split_count(count, len(idx))
+    return tuple(k for k, n in zip(idx, per) for _ in range(n))
+
+
+def load_torch_model(card: ModelCard, device: str = "cpu"):
+    from scarlet_moon.checkpoint import load_checkpoint
+    from scarlet_moon.config import TrainConfig
+    from scarlet_moon.model import build_model
+
+    ckpt = load_checkpoint(card.path, with_optim=False)
+    cfg = TrainConfig.from_dict(card.config, source=str(card.path))
+    model = build_model(cfg, channels=card.channels, size=card.size[0], num_classes=len(card.label_names))
+    try:
+        model.load_state_dict(ckpt.weights)
+    except RuntimeError as exc:
+        raise BadInput(f"checkpoint {str(card.path)!r}: weights do not fit its config "
+                       f"({str(exc).splitlines()[0]})") from None
+    return model.to(device).eval()
+
+
+def sample_array(card: ModelCard, req: Request, *, device: str = "cpu", model: Any = None,
+                 progress: ProgressFn | None = None) -> np.ndarray:
+    """Raw sprites (uint8 N x H x W x C) before post-processing, torch backend."""
+    from scarlet_moon.pipeline import generate_torch
+
+    d = card.defaults()
+    model = model if model is not None else load_torch_model(card, device)
+    out = generate_torch(model, labels=req.labels, num_classes=len(card.label_names), size=card.size,
+                         channels=card.channels, schedule=card.schedule, prediction=card.prediction,
+                         sampler=req.sampler or d["sampler"], steps=req.steps or d["steps"],
+                         guidance=d["guidance"] if req.guidance is None else req.guidance, seed=req.seed,
+                         eta=req.eta, clip_x0=bool(card.config.get("clip_x0", True)), device=device,
+                         callback=progress)
+    return out
+
+
+def finish(card: ModelCard, req: Request, raw: np.ndarray) -> np.ndarray:
+    """Crisp alpha, colour cap and palette snap (the card's palette by default)."""
+    from scarlet_moon.pixels import postprocess
+
+    palette = req.palette
+    if palette is None and req.snap_palette:
+        palette = card.palette
+    return postprocess(raw, alpha_threshold=req.alpha_threshold, palette=palette, colors=req.colors)
+
+
+def generate(model: str | Path | None = None, label: str | int | Sequence[str | int] = 0, count: int = 16,
+             seed: int = 0, sampler: str | None = None, steps: int | None = None, guidance: float | None = None,
+             eta: float = 0.0, alpha_threshold: int = 128, palette: str | Path | None = None,
+             colors: int | None = None, snap_palette: bool = True, device: str = "cpu") -> list:
+    """Generate `count` sprites of `label` (name, index, or a list: the count is split) as PIL images."""
+    from PIL import Image
+
+    from scarlet_moon.pixels import load_palette
+
+    card = read_card(model)
+    labels = [label] if isinstance(label, (str, int)) else list(label)
+    req = Request(plan_labels(card, labels, count), seed=seed, sampler=sampler, steps=steps, guidance=guidance,
+                  eta=eta, alpha_threshold=alpha_threshold, snap_palette=snap_palette, colors=colors,
+                  palette=load_palette(palette) if palette is not None else None)
+    images = finish(card, req, sample_array(card, req, device=device))
+    return [Image.fromarray(im, "RGBA" if im.shape[-1] == 4 else "RGB") for im in images]
+
+
+def check_finite(x: Any, step: int) -> None:
+    """Raise RunFailed naming the step when the sampler state holds NaN or inf."""
+    arr = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+    if not np.isfinite(arr).all():
+        raise RunFailed(f"sampling produced NaN/inf at step {step}; try a lower --guidance or more --steps")
