@@ -1,0 +1,32 @@
+# One command per job; each sets itself up on a fresh machine (Python >= 3.10, pip, venv).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SM := $(VENV)/bin/sm
+# torch 2.13.0 is the CPU build on this project's machines; elsewhere pip picks the platform's build.
+TORCH ?= torch==2.13.0
+
+.PHONY: setup train sheet test engines clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+train: setup          ## train on the bundled sprite set, tracked in MLflow (sm-runs/mlflow.db)
+	$(SM) train
+
+sheet: setup          ## 64 hero sprites from the bundled model, packed into hero.png + hero.json
+	$(SM) sheet --label 5 --count 64 --out hero.png --force
+
+engines: setup        ## chromium, godot3-server and the npm engines for the atlas tests
+	bash .ci/install-engines
+
+test: setup engines   ## the whole suite, as CI runs it
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) sm-runs .pytest_cache
