@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from scarlet_moon.card import ModelCard, read_card, resolve_labels, split_count
-from scarlet_moon.errors import BadInput, RunFailed
+from scarlet_moon.errors import BadInput
 
 ProgressFn = Callable[[int, int], None]
 
@@ -101,10 +101,3 @@ def generate(model: str | Path | None = None, label: str | int | Sequence[str | 
                   palette=load_palette(palette) if palette is not None else None)
     images = finish(card, req, sample_array(card, req, device=device))
     return [Image.fromarray(im, "RGBA" if im.shape[-1] == 4 else "RGB") for im in images]
-
-
-def check_finite(x: Any, step: int) -> None:
-    """Raise RunFailed naming the step when the sampler state holds NaN or inf."""
-    arr = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
-    if not np.isfinite(arr).all():
-        raise RunFailed(f"sampling produced NaN/inf at step {step}; try a lower --guidance or more --steps")

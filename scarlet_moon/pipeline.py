@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from scarlet_moon.data import from_model_range
+from scarlet_moon.errors import RunFailed
 from scarlet_moon.samplers import guided, run_sampler
 from scarlet_moon.schedule import Schedule
 
@@ -29,8 +30,10 @@ def torch_denoiser(model: torch.nn.Module, labels: torch.Tensor, null_label: int
                    abar: np.ndarray, prediction: str) -> Callable:
     """denoiser(x, t) -> (x0, eps) for a batch x [B,C,H,W] with per-sprite `labels` [B]."""
     nulls = torch.full_like(labels, null_label)
+    calls = [0]
 
     def denoise(x: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        calls[0] += 1
         a, s = float(np.sqrt(abar[t])), float(np.sqrt(1.0 - abar[t]))
         tt = torch.full((x.shape[0],), float(t), device=x.device)
         if guidance == 1.0:
@@ -38,6 +41,9 @@ def torch_denoiser(model: torch.nn.Module, labels: torch.Tensor, null_label: int
         else:  # one batched call for the conditional and unconditional predictions
             both = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([labels, nulls]))
             pred = guided(both[: x.shape[0]], both[x.shape[0]:], guidance)
+        if not bool(torch.isfinite(pred).all()):  # a NaN sprite must not be written out as black
+            raise RunFailed(f"sampling produced NaN/inf at step {calls[0]} (timestep {t}); "
+                            f"try a lower --guidance (now {guidance}) or another sampler")
         return split_prediction(pred, x, a, s, prediction)
 
     return denoise

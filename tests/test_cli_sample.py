@@ -99,3 +99,10 @@ def test_labels_and_info(tiny_model: Path):
 def test_out_folder_whose_parent_is_missing(tiny_model: Path, tmp_path: Path):
     res = invoke("sample", "--model", str(tiny_model), "--out", str(tmp_path / "no" / "such"))
     assert res.exit_code == 2 and "does not exist" in res.stderr
+
+
+def test_nan_during_sampling_is_reported_with_the_step(tiny_model: Path, tmp_path: Path):
+    res = invoke("sample", "--model", str(tiny_model), "--guidance", "1e39", "--out", str(tmp_path / "o"))
+    assert res.exit_code == 1, res.output
+    assert "NaN/inf at step 1" in res.stderr and "--guidance" in res.stderr
+    assert not list((tmp_path / "o").glob("*.png"))
