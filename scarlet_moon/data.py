@@ -1,14 +1,23 @@
 """Sprite sets: loading the four input kinds into one RGBA uint8 array, and scaling for the model.
 
-Kinds, detected from the path:
-1. Kaggle pixel-art layout: `sprites.npy` (N x H x W x 3|4 uint8) + `sprites_labels.npy` (N x C
-   one-hot), optional `labels.txt` (one name per line) or `labels.json` (a list of names);
-2. a folder with one subfolder of PNGs per label (label names = subfolder names, sorted);
-3. a tileset sheet + CSV of `row,col,label` (a CSV path, or a folder with one CSV and one PNG),
-   cut into `tile` x `tile` cells; label order = `labels.txt` beside it, else first appearance;
-4. any of them with `background_key`: that RRGGBB colour (or `auto`: each sprite's top-left
-   pixel) becomes transparent.
-No torch, click or rich here; bad input raises BadInput naming the file.
+Kinds, detected from the path (the first that matches wins):
+1. Kaggle pixel-art layout: a folder with `sprites.npy` (N x H x W x 3|4 uint8) +
+   `sprites_labels.npy` (N x C one-hot, any numeric dtype), optional `labels.txt` (one name per
+   line) or `labels.json` (a list of names); default names "0".."C-1". A `sprites.npy` path works too.
+2. a tileset sheet + CSV of `row,col,label` (extra columns ignored): a CSV path, or a folder with
+   exactly one CSV; the sheet is `<csv stem>.png` beside it, else the only PNG there. Cells are
+   `tile` x `tile` (default `size`, else 16). Label order = `labels.txt` (or `labels.json`) beside
+   it, which may name labels with no cells, else first appearance in the CSV;
+3. a folder with one subfolder of PNGs per label (names = subfolder names, sorted; only the PNGs
+   directly inside each subfolder are read); every sprite must have the first one's size, or `size`.
+4. any of them with `background_key`: pixels of that exact RRGGBB colour become alpha 0 (RGBA 0).
+   `auto` picks ONE colour for the whole set: the most common colour among the opaque top-left
+   pixels of the sprites. One colour rather than each sprite's own corner, because a sprite that
+   fills its corner (a floor tile, a big monster) would otherwise lose its own corner colour
+   everywhere; and sprites whose corner is already transparent do not vote.
+Fully transparent sprites are dropped with a warning. The bundled set (`path=None`) is the npy
+layout of scarlet_moon/bundled/angband16, whose labels.csv + tiles.png give the identical set.
+No torch, click or rich here; bad input raises BadInput naming the file (or value) in one line.
 """
 
 from __future__ import annotations
@@ -27,20 +36,26 @@ from scarlet_moon.errors import BadInput
 
 log = logging.getLogger(__name__)
 BUNDLED = Path(__file__).parent / "bundled" / "angband16"
+Loaded = tuple[np.ndarray, np.ndarray, tuple[str, ...], int]  # images N x H x W x 4, labels N, names, input channels
 
 
 @dataclass(frozen=True)
 class SpriteSet:
-    images: np.ndarray              # uint8 N x H x W x 4
+    images: np.ndarray              # uint8 N x H x W x 4 (RGBA; RGB input got alpha 255)
     labels: np.ndarray              # int64 N, indices into label_names
     label_names: tuple[str, ...]
-    source: str
+    source: str                     # the path given, or "bundled:angband16"
+    input_channels: int = 4         # 3 when no input had an alpha channel (RGB), else 4 (for `sm data inspect`)
 
     @property
     def size(self) -> tuple[int, int]:
+        """(H, W) of every sprite."""
         return int(self.images.shape[1]), int(self.images.shape[2])
 
     def fingerprint(self) -> str:
+        """Stable sha256 (first 16 hex chars) of shape, label names, pixels and labels.
+
+        Run resume and the classifier cache compare it: do not change what goes in."""
         h = hashlib.sha256()
         h.update(json.dumps([list(self.images.shape), list(self.label_names)]).encode())
         h.update(np.ascontiguousarray(self.images).tobytes())
@@ -48,33 +63,38 @@ class SpriteSet:
         return h.hexdigest()[:16]
 
     def palette(self, max_colors: int = 256) -> np.ndarray:
-        """K x 3 uint8: the most frequent opaque colours, most frequent first."""
-        px = self.images[self.images[..., 3] > 0][:, :3]
+        """K x 3 uint8: the most frequent opaque (alpha > 0) colours, most frequent first."""
+        px = self.images[self.images[..., 3] > 0][:, :3]    # P x 3
         if len(px) == 0:
             return np.zeros((0, 3), np.uint8)
         colours, counts = np.unique(px, axis=0, return_counts=True)
-        order = np.argsort(-counts, kind="stable")[:max_colors]
+        order = np.argsort(-counts, kind="stable")[:max_colors]  # ties: lower colour first
         return colours[order].astype(np.uint8)
 
     def counts(self) -> dict[str, int]:
+        """Sprites per label name, in label order (0 for a label with no sprites)."""
         return {n: int((self.labels == i).sum()) for i, n in enumerate(self.label_names)}
 
     def subset(self, mask: np.ndarray, source: str | None = None) -> "SpriteSet":
-        return SpriteSet(self.images[mask], self.labels[mask], self.label_names, source or self.source)
+        """The sprites selected by a boolean mask or index array, same label names."""
+        return SpriteSet(self.images[mask], self.labels[mask], self.label_names, source or self.source,
+                         self.input_channels)
 
 
 def bundled_data_path() -> Path:
+    """scarlet_moon/bundled/angband16 (npy layout + labels.csv/tiles.png of the same 963 sprites)."""
     return BUNDLED
 
 
 def to_model_range(images: np.ndarray) -> np.ndarray:
-    """uint8 N x H x W x C -> float32 N x C x H x W in [-1, 1]."""
-    return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32) / 127.5 - 1.0
+    """uint8 N x H x W x C -> float32 N x C x H x W in [-1, 1] (0 -> -1, 255 -> 1)."""
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(127.5) - np.float32(1.0)
 
 
 def from_model_range(x: np.ndarray) -> np.ndarray:
-    """float N x C x H x W in [-1, 1] -> uint8 N x H x W x C (clipped, rounded)."""
-    return np.clip(np.rint((np.asarray(x, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1).copy()
+    """float N x C x H x W in [-1, 1] -> uint8 N x H x W x C (clipped, rounded; NaN -> 0)."""
+    v = np.nan_to_num(np.asarray(x, np.float32), nan=-1.0, posinf=1.0, neginf=-1.0)
+    return np.clip(np.rint((v + 1.0) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1).copy()
 
 
 def load_sprites(path: str | Path | None = None, *, tile: int | None = None, background_key: str | None = None,
@@ -82,160 +102,229 @@ def load_sprites(path: str | Path | None = None, *, tile: int | None = None, bac
     """Load a sprite set of any supported kind; None = the bundled angband16 set."""
     p = BUNDLED if path is None else Path(path)
     source = "bundled:angband16" if path is None else str(p)
+    for name, value in (("tile", tile), ("size", size)):
+        if value is not None and value < 1:
+            raise BadInput(f"--{name} {value}: must be a whole number >= 1")
+    if background_key:
+        parse_key(background_key)  # a bad key fails before any file is read
     if not p.exists():
         raise BadInput(f"data path {str(p)!r} does not exist")
-    if p.is_dir() and (p / "sprites.npy").exists():
-        images, labels, names = _load_npy(p)
-    elif p.is_file() and p.suffix.lower() == ".csv":
-        images, labels, names = _load_tileset(p, p.parent, tile or 16)
-    elif p.is_dir() and len(list(p.glob("*.csv"))) == 1:
-        images, labels, names = _load_tileset(next(p.glob("*.csv")), p, tile or 16)
-    elif p.is_dir():
-        images, labels, names = _load_png_folders(p, size)
-    else:
-        raise BadInput(f"data path {str(p)!r} is not a sprite set: expected a folder (sprites.npy, PNG "
-                       "subfolders, or a sheet + CSV) or a .csv file")
+    images, labels, names, channels = _load_kind(p, tile or size or 16, size)
+    if size is not None and images.shape[1:3] != (size, size):
+        raise BadInput(f"{str(p)!r} holds {images.shape[2]}x{images.shape[1]} sprites; --size asks for {size}x{size}")
     if background_key:
         images = apply_background_key(images, background_key)
-    return _finish(images, labels, names, source)
+    return _finish(images, labels, names, source, channels)
 
 
-def _finish(images: np.ndarray, labels: np.ndarray, names: tuple[str, ...], source: str) -> SpriteSet:
-    keep = images[..., 3].reshape(len(images), -1).max(axis=1) > 0
+def _load_kind(p: Path, tile: int, size: int | None) -> Loaded:
+    if p.is_file() and p.name == "sprites.npy":
+        p = p.parent
+    if p.is_dir() and (p / "sprites.npy").exists():
+        return _load_npy(p)
+    if p.is_dir() and (p / "sprites_labels.npy").exists():
+        raise BadInput(f"{str(p)!r} has sprites_labels.npy but no sprites.npy")
+    if p.is_file() and p.suffix.lower() == ".csv":
+        return _load_tileset(p, tile)
+    csvs = sorted(p.glob("*.csv")) if p.is_dir() else []
+    if len(csvs) == 1:
+        return _load_tileset(csvs[0], tile)
+    if len(csvs) > 1:
+        raise BadInput(f"{str(p)!r} holds {len(csvs)} CSV files ({', '.join(c.name for c in csvs)}); "
+                       "pass the CSV file itself")
+    if p.is_dir():
+        return _load_png_folders(p, size)
+    raise BadInput(f"data path {str(p)!r} is not a sprite set: expected a folder (sprites.npy, PNG "
+                   "subfolders, or a sheet + CSV), a sprites.npy or a .csv file")
+
+
+def _finish(images: np.ndarray, labels: np.ndarray, names: tuple[str, ...], source: str, channels: int) -> SpriteSet:
+    keep = images[..., 3].reshape(len(images), -1).max(axis=1, initial=0) > 0  # N: any visible pixel
     if not keep.all():
-        log.warning("dropped %d fully transparent sprites", int((~keep).sum()))
+        log.warning("dropped %d fully transparent sprites from %s", int((~keep).sum()), source)
     images, labels = images[keep], labels[keep]
     if len(images) == 0:
-        raise BadInput(f"data {source!r} holds no sprites")
-    return SpriteSet(np.ascontiguousarray(images), labels.astype(np.int64), tuple(names), source)
+        raise BadInput(f"data {source!r} holds no sprites (none with a visible pixel)")
+    return SpriteSet(np.ascontiguousarray(images), labels.astype(np.int64), tuple(names), source, channels)
 
 
-def _rgba(arr: np.ndarray, where: str) -> np.ndarray:
-    if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] not in (3, 4):
-        raise BadInput(f"{where}: expected uint8 N x H x W x 3|4, got {arr.dtype} {tuple(arr.shape)}")
+def _rgba(arr: np.ndarray, where: Path) -> np.ndarray:
+    """uint8 N x H x W x 3|4 -> N x H x W x 4 (RGB gets alpha 255)."""
+    if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] not in (3, 4) or 0 in arr.shape[1:3]:
+        raise BadInput(f"{str(where)!r}: expected uint8 N x H x W x 3|4, got {arr.dtype} {tuple(arr.shape)}")
     if arr.shape[-1] == 3:
         arr = np.concatenate([arr, np.full(arr.shape[:-1] + (1,), 255, np.uint8)], axis=-1)
     return arr
 
 
-def _load_npy(d: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def _load_array(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)  # never unpickle: an object array is an error
+    except (ValueError, OSError, EOFError) as exc:
+        raise BadInput(f"{str(path)!r} is not a readable .npy array ({str(exc).splitlines()[0]})") from None
+
+
+def _load_npy(d: Path) -> Loaded:
     sp, lp = d / "sprites.npy", d / "sprites_labels.npy"
     if not lp.exists():
         raise BadInput(f"{str(d)!r} has sprites.npy but no sprites_labels.npy")
-    try:
-        images = np.load(sp, allow_pickle=False)
-        onehot = np.load(lp, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise BadInput(f"{str(sp)!r} or {lp.name}: not a readable .npy file ({exc})") from None
-    images = _rgba(images, str(sp))
-    if onehot.ndim != 2 or len(onehot) != len(images) or onehot.dtype.kind not in "biuf":
-        raise BadInput(f"{str(lp)!r}: expected N x C one-hot with N={len(images)}, got {onehot.dtype} "
+    raw = _load_array(sp)
+    images, onehot = _rgba(raw, sp), _load_array(lp)
+    if onehot.ndim != 2 or len(onehot) != len(images) or onehot.dtype.kind not in "biuf" or onehot.shape[1] < 1:
+        raise BadInput(f"{str(lp)!r}: expected N x C one-hot with N={len(images)} (numeric), got {onehot.dtype} "
                        f"{tuple(onehot.shape)}")
-    if not (np.isin(onehot, (0, 1)).all() and (onehot.sum(axis=1) == 1).all()):
-        bad = int(np.nonzero(~(np.isin(onehot, (0, 1)).all(axis=1) & (onehot.sum(axis=1) == 1)))[0][0])
-        raise BadInput(f"{str(lp)!r}: labels are not one-hot (row {bad} is {onehot[bad].tolist()})")
+    ok = np.isin(onehot, (0, 1)).all(axis=1) & (onehot.sum(axis=1) == 1)  # N: row is one-hot
+    if not ok.all():
+        bad = int(np.nonzero(~ok)[0][0])
+        raise BadInput(f"{str(lp)!r}: labels must be one-hot rows of 0/1 summing to 1 "
+                       f"(row {bad} is {onehot[bad].tolist()})")
     names = _label_names(d, onehot.shape[1])
     labels = onehot.argmax(axis=1)
     empty = [names[i] for i in range(len(names)) if not (labels == i).any()]
     if empty:
         log.warning("labels with no sprites: %s", ", ".join(empty))
-    return images, labels, names
+    return images, labels, names, int(raw.shape[-1])
+
+
+def _read_names(d: Path) -> tuple[list[str], Path] | None:
+    """Names from labels.txt (wins) or labels.json in folder d, with the file read; None if neither."""
+    txt, js = d / "labels.txt", d / "labels.json"
+    if txt.is_file():
+        try:
+            return [ln.strip() for ln in txt.read_text(encoding="utf-8-sig").splitlines() if ln.strip()], txt
+        except UnicodeDecodeError:
+            raise BadInput(f"{str(txt)!r} is not UTF-8 text") from None
+    if not js.is_file():
+        return None
+    try:
+        names = json.loads(js.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadInput(f"{str(js)!r} is not valid JSON; expected a list of label names") from None
+    if not isinstance(names, list) or not all(isinstance(x, str) and x.strip() for x in names):
+        raise BadInput(f"{str(js)!r}: expected a JSON list of non-empty label names")
+    return [x.strip() for x in names], js
 
 
 def _label_names(d: Path, n: int) -> tuple[str, ...]:
-    if (d / "labels.txt").exists():
-        names = [ln.strip() for ln in (d / "labels.txt").read_text(encoding="utf-8").splitlines() if ln.strip()]
-        where = d / "labels.txt"
-    elif (d / "labels.json").exists():
-        try:
-            names = json.loads((d / "labels.json").read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise BadInput(f"{str(d / 'labels.json')!r} is not valid JSON") from None
-        where = d / "labels.json"
-        if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
-            raise BadInput(f"{str(where)!r}: expected a JSON list of label names")
-    else:
+    found = _read_names(d)
+    if found is None:
         return tuple(str(i) for i in range(n))
+    names, where = found
     if len(names) != n or len(set(names)) != n:
         raise BadInput(f"{str(where)!r} names {len(names)} labels ({len(set(names))} distinct); the data has {n}")
     return tuple(names)
 
 
 def read_png(path: Path) -> np.ndarray:
-    """Any PNG mode -> uint8 H x W x 4 (palette transparency honoured)."""
+    """Any PNG mode -> uint8 H x W x 4 (palette / colour-key transparency honoured)."""
+    return _read_image(path)[0]
+
+
+def _read_image(path: Path) -> tuple[np.ndarray, bool]:
+    """(uint8 H x W x 4, whether the file had alpha: an alpha channel or a tRNS transparency)."""
     try:
         with Image.open(path) as im:
             im.load()
+            alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+            if im.mode.startswith("I"):  # 16/32-bit grey: scale to 8 bits before RGBA
+                im = Image.fromarray((np.asarray(im, np.float64) / 257.0).clip(0, 255).astype(np.uint8), "L")
             rgba = im.convert("RGBA")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise BadInput(f"{str(path)!r} is not a readable image ({type(exc).__name__})") from None
-    return np.asarray(rgba, np.uint8)
+    return np.asarray(rgba, np.uint8), alpha
 
 
-def _load_png_folders(d: Path, size: int | None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def _load_png_folders(d: Path, size: int | None) -> Loaded:
     folders = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
-        raise BadInput(f"{str(d)!r} has no label subfolders (and no sprites.npy or CSV)")
-    images, labels = [], []
+        raise BadInput(f"{str(d)!r} has no label subfolders of PNGs (and no sprites.npy or CSV + sheet)")
+    if any(p.suffix.lower() == ".png" for p in d.iterdir()):
+        log.warning("PNGs directly in %s are ignored: sprites go in one subfolder per label", d)
+    images, labels, any_alpha = [], [], False
     want: tuple[int, int] | None = (size, size) if size else None
-    first = None
+    first: Path | None = None
     for k, folder in enumerate(folders):
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith("."))
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.is_file()
+                       and not p.name.startswith("."))
         if not files:
             raise BadInput(f"label folder {str(folder)!r} holds no .png files")
         for f in files:
-            arr = read_png(f)
+            arr, alpha = _read_image(f)
             if want is None:
                 want, first = arr.shape[:2], f
             if arr.shape[:2] != want:
-                ref = f"the first sprite {first.name}" if first else f"--size {size}"
+                ref = f"the first sprite {str(first)!r}" if first else f"--size {size}"
                 raise BadInput(f"{str(f)!r} is {arr.shape[1]}x{arr.shape[0]}; every sprite must be "
                                f"{want[1]}x{want[0]} like {ref}")
             images.append(arr)
             labels.append(k)
-    return np.stack(images), np.asarray(labels), tuple(p.name for p in folders)
+            any_alpha |= alpha
+    return np.stack(images), np.asarray(labels), tuple(p.name for p in folders), 4 if any_alpha else 3
 
 
-def _load_tileset(csv_path: Path, folder: Path, tile: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    sheets = [p for p in folder.glob("*.png")]
+def _find_sheet(csv_path: Path) -> Path:
+    """`<csv stem>.png` beside the CSV, else the only PNG there."""
+    same = csv_path.with_suffix(".png")
+    if same.is_file():
+        return same
+    sheets = sorted(p for p in csv_path.parent.glob("*") if p.suffix.lower() == ".png" and p.is_file())
     if len(sheets) != 1:
-        raise BadInput(f"{str(folder)!r}: expected exactly one PNG sheet beside {csv_path.name}, found {len(sheets)}")
-    if tile < 1:
-        raise BadInput(f"--tile {tile}: must be >= 1")
-    sheet = read_png(sheets[0])
+        raise BadInput(f"{str(csv_path.parent)!r}: expected one PNG sheet beside {csv_path.name} "
+                       f"(or {same.name}), found {len(sheets)}")
+    return sheets[0]
+
+
+def _load_tileset(csv_path: Path, tile: int) -> Loaded:
+    sheet, alpha = _read_image(_find_sheet(csv_path))       # sheet: H x W x 4
     rows = _read_cells(csv_path)
-    order = list(dict.fromkeys(label for _, _, label, _ in rows))
-    if (folder / "labels.txt").exists():
-        order = list(_label_names(folder, len(order)))
+    order = list(dict.fromkeys(label for _, _, label, _ in rows))  # first appearance
+    found, names_file = _read_names(csv_path.parent), "the CSV"
+    if found is not None:
+        names, where = found
+        if len(set(names)) != len(names):
+            raise BadInput(f"{str(where)!r} repeats a label name")
+        unused = [n for n in names if n not in order]
+        if unused:
+            log.warning("labels with no sprites: %s", ", ".join(unused))
+        order, names_file = names, where.name
+    index = {name: i for i, name in enumerate(order)}
     images, labels = [], []
     for r, c, label, line in rows:
         y, x = r * tile, c * tile
         if y + tile > sheet.shape[0] or x + tile > sheet.shape[1]:
             raise BadInput(f"{str(csv_path)!r} line {line}: cell row {r}, col {c} lies outside the "
                            f"{sheet.shape[1]}x{sheet.shape[0]} sheet at tile size {tile}")
-        if label not in order:
-            raise BadInput(f"{str(csv_path)!r} line {line}: label {label!r} is not in labels.txt")
+        if label not in index:
+            raise BadInput(f"{str(csv_path)!r} line {line}: label {label!r} is not in {names_file} "
+                           f"({', '.join(order)})")
         images.append(sheet[y:y + tile, x:x + tile])
-        labels.append(order.index(label))
-    return np.stack(images), np.asarray(labels), tuple(order)
+        labels.append(index[label])
+    return np.stack(images), np.asarray(labels), tuple(order), 4 if alpha else 3
 
 
 def _read_cells(csv_path: Path) -> list[tuple[int, int, str, int]]:
+    """(row, col, label, line number) per CSV record; header row,col,label (+ any other columns)."""
     try:
-        text = csv_path.read_text(encoding="utf-8")
+        text = csv_path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise BadInput(f"{str(csv_path)!r} is not UTF-8 text") from None
-    reader = csv.DictReader(text.splitlines())
-    if not reader.fieldnames or not {"row", "col", "label"} <= set(reader.fieldnames):
-        raise BadInput(f"{str(csv_path)!r}: expected a header with row,col,label (got {reader.fieldnames})")
+    reader = csv.reader(text.splitlines())
+    header = [h.strip().lower() for h in next(reader, [])]
+    if not {"row", "col", "label"} <= set(header):
+        raise BadInput(f"{str(csv_path)!r}: expected a header with row,col,label (got {','.join(header)!r})")
+    at = {k: header.index(k) for k in ("row", "col", "label")}
     out = []
-    for i, rec in enumerate(reader, start=2):
+    for rec in reader:
+        if not any(v.strip() for v in rec):
+            continue
+        line = reader.line_num
         try:
-            out.append((int(rec["row"]), int(rec["col"]), str(rec["label"]).strip(), i))
-        except (TypeError, ValueError):
-            raise BadInput(f"{str(csv_path)!r} line {i}: row and col must be integers") from None
-        if out[-1][0] < 0 or out[-1][1] < 0 or not out[-1][2]:
-            raise BadInput(f"{str(csv_path)!r} line {i}: negative cell or empty label")
+            r, c, label = int(rec[at["row"]]), int(rec[at["col"]]), rec[at["label"]].strip()
+        except (IndexError, ValueError):
+            raise BadInput(f"{str(csv_path)!r} line {line}: expected integer row,col and a label, got {rec}") from None
+        if r < 0 or c < 0 or not label:
+            raise BadInput(f"{str(csv_path)!r} line {line}: negative row/col or empty label ({rec})")
+        out.append((r, c, label, line))
     if not out:
         raise BadInput(f"{str(csv_path)!r} lists no cells")
     return out
@@ -246,28 +335,46 @@ def parse_key(key: str) -> tuple[int, int, int] | None:
     k = key.strip().lower()
     if k == "auto":
         return None
-    k = k.lstrip("#")
+    k = k[1:] if k.startswith("#") else k
     if len(k) != 6 or any(ch not in "0123456789abcdef" for ch in k):
-        raise BadInput(f"--background-key {key!r}: expected RRGGBB hex (e.g. ff00ff) or 'auto'")
+        raise BadInput(f"--background-key {key!r}: expected RRGGBB hex (e.g. ff00ff or #ff00ff) or 'auto'")
     return int(k[0:2], 16), int(k[2:4], 16), int(k[4:6], 16)
 
 
+def auto_key(images: np.ndarray) -> tuple[int, int, int] | None:
+    """The most common colour among the opaque top-left pixels (ties: lowest); None if none is opaque."""
+    corners = images[:, 0, 0]                                # N x 4
+    opaque = corners[corners[:, 3] == 255][:, :3]
+    if len(opaque) == 0:
+        return None
+    colours, counts = np.unique(opaque, axis=0, return_counts=True)
+    return tuple(int(v) for v in colours[int(np.argmax(counts))])  # type: ignore[return-value]
+
+
 def apply_background_key(images: np.ndarray, key: str) -> np.ndarray:
-    """Pixels of the key colour become transparent; 'auto' uses each sprite's top-left pixel."""
+    """A copy where pixels of the key colour (any alpha) become RGBA 0; see the module doc for 'auto'."""
     rgb = parse_key(key)
+    if rgb is None:
+        rgb = auto_key(images)
+        if rgb is None:
+            log.warning("--background-key auto: no sprite has an opaque top-left pixel; nothing keyed")
+            return images.copy()
+        log.info("--background-key auto: keying #%02x%02x%02x", *rgb)
     out = images.copy()
-    keys = out[:, 0, 0, :3] if rgb is None else np.broadcast_to(np.array(rgb, np.uint8), (len(out), 3))
-    match = (out[..., :3] == keys[:, None, None, :]).all(axis=-1)
-    out[match] = 0
+    out[(out[..., :3] == np.array(rgb, np.uint8)).all(axis=-1)] = 0   # mask N x H x W
     return out
 
 
 def split_holdout(ds: SpriteSet, fraction: float, seed: int) -> tuple[SpriteSet, SpriteSet]:
-    """(train, held-out), stratified by label: about `fraction` of each label held out."""
+    """(train, held-out), stratified: round(fraction * n) of each label held out, but a label keeps
+    at least one training sprite. Same seed, same split."""
+    if not 0.0 <= fraction < 1.0:
+        raise BadInput(f"holdout fraction {fraction}: must be >= 0 and < 1")
     rng = np.random.default_rng(seed)
     held = np.zeros(len(ds.labels), bool)
     for k in range(len(ds.label_names)):
         idx = np.nonzero(ds.labels == k)[0]
-        n = int(round(len(idx) * fraction))
+        n = min(int(round(len(idx) * fraction)), max(len(idx) - 1, 0))
         held[rng.permutation(idx)[:n]] = True
     return ds.subset(~held, f"{ds.source} (train)"), ds.subset(held, f"{ds.source} (held-out)")
+
