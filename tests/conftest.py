@@ -8,6 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+# One torch thread in-process: on a 2-core machine shared with subprocesses (sm runs, chromium,
+# godot), OpenMP spin-waiting across oversubscribed threads made tiny trainings 10x slower.
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 # Tiny, fast settings for training tests (a few ms per step on 2 cores).

@@ -1,0 +1,104 @@
+"""`sm eval`: quality figures of a model (FD, conditional accuracy, copies, colours/crispness)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.console import console, progress_disabled
+
+SAMPLERS = ["ddpm", "ddim", "dpmpp-2m"]
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _table(fig: dict[str, Any]):
+    from rich.table import Table
+
+    real = fig["mode"] == "real"
+    who = "held-out" if real else "generated"
+    t = Table(title=f"sm eval: {fig['candidates']} vs train split ({fig['data']})", show_lines=False)
+    t.add_column("figure")
+    t.add_column(who, justify="right")
+    t.add_column("real (train split)", justify="right")
+    c, px = fig["classifier"], fig["pixels"]
+    t.add_row("Frechet distance (classifier features)", _fmt(fig["frechet"]["distance"]), "0")
+    t.add_row("conditional accuracy", _fmt(fig["conditional_accuracy"]["overall"]), "")
+    for name, v in fig["conditional_accuracy"]["per_label"].items():
+        t.add_row(f"  {name}", _fmt(v), "")
+    t.add_row(f"copies (nearest <= {fig['copies']['threshold']:g} mean abs)", _fmt(fig["copies"]["share"]), "")
+    t.add_row("  mean nearest distance", _fmt(fig["copies"]["mean_nearest"]), "")
+    t.add_row("colours per sprite", _fmt(px["colours_per_sprite"]["candidates"]), _fmt(px["colours_per_sprite"]["real"]))
+    t.add_row("alpha crispness", _fmt(px["alpha_crispness"]["candidates"]), _fmt(px["alpha_crispness"]["real"]))
+    t.add_row("classifier held-out accuracy", _fmt(c["held_out_accuracy"]), "")
+    return t
+
+
+@click.command(name="eval")
+@click.option("--model", "model_path", default=None, help="A .safetensors model. [default: the bundled model]")
+@click.option("--data", "data_path", default=None, help="The real sprites. [default: the bundled set]")
+@click.option("--real", is_flag=True, help="Measure the real held-out split instead of generated sprites "
+              "(the floor of each figure; needs no model).")
+@click.option("--count", type=click.IntRange(min=1), default=600, show_default=True,
+              help="Sprites to generate, spread over labels like the real data.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--sampler", type=click.Choice(SAMPLERS), default=None, help="[default: the model's]")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="[default: the model's]")
+@click.option("--guidance", type=float, default=None, help="[default: the model's]")
+@click.option("--raw", is_flag=True, help="Measure the raw samples, before crisp alpha and palette snap.")
+@click.option("--out", "out", default="metrics.json", show_default=True, help="Where to write the JSON.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Where the eval classifier is cached. [default: ~/.cache/scarlet-moon]")
+@click.option("--write-card", is_flag=True, help="Also store the headline figures in the model's card "
+              "(metadata 'metrics'.'eval').")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.pass_context
+def eval_(ctx: click.Context, **opts: Any) -> None:
+    """Quality figures: FD, conditional accuracy, copies, colours and alpha crispness (JSON + table)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from scarlet_moon.atomic import atomic_write_bytes
+    from scarlet_moon.errors import BadInput
+    from scarlet_moon.metrics import evaluate, write_card_metrics
+
+    if opts["write_card"] and opts["real"]:
+        raise BadInput("--write-card with --real: the figures are of the data, not of a model; drop one")
+    out = Path(opts["out"])
+    if not out.parent.is_dir():
+        raise BadInput(f"--out {opts['out']!r}: its parent folder {str(out.parent)!r} does not exist")
+    if out.is_dir():
+        raise BadInput(f"--out {opts['out']!r} is a folder; expected a .json file path")
+    quiet = ctx.obj.get("quiet", False) if ctx.obj else False
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True, disable=progress_disabled(quiet)) as bar:
+        tasks: dict[str, Any] = {}
+
+        def updater(name: str):
+            def update(done: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = bar.add_task(name, total=total)
+                bar.update(tasks[name], completed=done, total=total)
+            return update
+
+        fig = evaluate(opts["model_path"], opts["data_path"], count=opts["count"], seed=opts["seed"],
+                       sampler=opts["sampler"], steps=opts["steps"], guidance=opts["guidance"], real=opts["real"],
+                       raw=opts["raw"], cache_dir=opts["cache_dir"], device=opts["device"],
+                       progress=updater("sampling"), classifier_progress=updater("training eval classifier (epochs)"))
+    atomic_write_bytes(out, (json.dumps(fig, indent=2) + "\n").encode())
+    if opts["write_card"]:
+        write_card_metrics(fig["model"], fig)
+    if not quiet:
+        console.print(_table(fig))
+    click.echo(str(out))
+
+
+COMMANDS = [eval_]

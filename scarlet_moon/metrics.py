@@ -1,0 +1,296 @@
+"""Quality figures of a model's sprites (`sm eval`), and the numpy metric functions behind them.
+
+    from scarlet_moon.metrics import evaluate
+    figures = evaluate(None, None, count=600, seed=0)       # bundled model, bundled data
+
+Four figure groups, each measured for a candidate set against the TRAIN part of the real data
+(`split_holdout(data, 0.2, seed 0)`, stratified, the same split the classifier learns from):
+
+- "frechet": Frechet distance between the candidates and the train split in the 64-d
+  penultimate feature space of the eval classifier (see scarlet_moon.classifier). FD is biased
+  upward for small sets, so compare figures measured with the same counts.
+- "conditional_accuracy": the share of candidates the classifier puts in the label they were
+  generated for (overall and per label).
+- "copies": the share of candidates whose nearest train sprite is within COPY_THRESHOLD in
+  mean absolute RGBA difference (uint8 units, 0..255, averaged over all H*W*4 values).
+- "pixels": mean distinct opaque colours per sprite, and alpha crispness (the share of alpha
+  values that are exactly 0 or 255), for the candidates and for the real train split.
+
+The candidates are generated sprites (after `finish`, as `sm sample` writes them, unless
+raw=True), spread over the labels in proportion to the real label frequencies (at least one
+per label when count >= the number of labels), so FD compares like with like. With real=True
+the held-out split stands in for them: the floor each figure can reach (no model needed).
+
+The metric functions are numpy only (no scipy, no torch); torch is imported for the
+classifier and generation only.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from scarlet_moon.errors import BadInput
+
+SCHEMA = "scarlet-moon-eval/1"
+COPY_THRESHOLD = 2.0      # mean |a - b| over RGBA uint8 values; an exact copy is 0
+GEN_BATCH = 128           # sprites sampled at once (bounds memory; fixed so results are reproducible)
+
+ProgressFn = Callable[[int, int], None]
+
+
+# ------------------------------------------------------------------ metric functions (numpy)
+def _psd_sqrt(m: np.ndarray) -> np.ndarray:
+    """Square root of a symmetric positive semi-definite matrix (eigh; negative eigenvalues -> 0)."""
+    w, v = np.linalg.eigh((m + m.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to feature sets a (N x D) and b (M x D).
+
+    |mu_a - mu_b|^2 + tr(Sa) + tr(Sb) - 2 tr((Sa Sb)^1/2), with tr((Sa Sb)^1/2) computed as
+    tr((Sa^1/2 Sb Sa^1/2)^1/2): the same eigenvalues, but a symmetric PSD product.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
+        raise BadInput(f"frechet_distance needs two N x D feature sets with N >= 2, got {a.shape} and {b.shape}")
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    sa, sb = np.cov(a, rowvar=False).reshape(a.shape[1], -1), np.cov(b, rowvar=False).reshape(b.shape[1], -1)
+    root = _psd_sqrt(sa)
+    cross = np.linalg.eigvalsh((root @ sb @ root + (root @ sb @ root).T) / 2)
+    tr_cross = float(np.sqrt(np.clip(cross, 0, None)).sum())
+    fd = float(((mu_a - mu_b) ** 2).sum() + np.trace(sa) + np.trace(sb) - 2 * tr_cross)
+    return max(fd, 0.0)
+
+
+def nearest_distances(images: np.ndarray, reference: np.ndarray, chunk: int = 64) -> np.ndarray:
+    """For each sprite: the mean absolute RGBA difference (uint8 units) to its nearest reference sprite."""
+    x = np.asarray(images).reshape(len(images), -1).astype(np.int16)
+    r = np.asarray(reference).reshape(len(reference), -1).astype(np.int16)
+    if len(r) == 0 or x.shape[1] != r.shape[1]:
+        raise BadInput(f"nearest_distances: reference {np.shape(reference)} does not fit images {np.shape(images)}")
+    out = np.empty(len(x), np.float64)
+    for i in range(0, len(x), chunk):
+        d = np.abs(x[i:i + chunk, None, :] - r[None, :, :]).sum(axis=2, dtype=np.int64)
+        out[i:i + chunk] = d.min(axis=1) / x.shape[1]
+    return out
+
+
+def copy_share(images: np.ndarray, reference: np.ndarray, threshold: float = COPY_THRESHOLD) -> dict[str, Any]:
+    """Share of sprites within `threshold` of a reference sprite, and the nearest-distance summary."""
+    d = nearest_distances(images, reference)
+    return {"share": float((d <= threshold).mean()), "threshold": threshold,
+            "distance": "mean absolute RGBA difference to the nearest train sprite (uint8 units, 0-255)",
+            "mean_nearest": float(d.mean()), "median_nearest": float(np.median(d)),
+            "copies": int((d <= threshold).sum()), "n": int(len(d))}
+
+
+def colours_per_sprite(images: np.ndarray) -> np.ndarray:
+    """Distinct RGB colours among the opaque (alpha > 0) pixels of each sprite (N ints)."""
+    im = np.asarray(images)
+    n = len(im)
+    if im.shape[-1] == 3:
+        im = np.concatenate([im, np.full(im.shape[:-1] + (1,), 255, np.uint8)], axis=-1)
+    rgb = im[..., :3].astype(np.int64)
+    packed = ((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]).reshape(n, -1)
+    packed = np.where(im[..., 3].reshape(n, -1) > 0, packed, -1)
+    s = np.sort(packed, axis=1)
+    new = np.ones_like(s, bool)
+    new[:, 1:] = s[:, 1:] != s[:, :-1]
+    return (new & (s >= 0)).sum(axis=1)
+
+
+def alpha_crispness(images: np.ndarray) -> float:
+    """Share of alpha values that are exactly 0 or 255 (RGB-only sprites: 1.0)."""
+    im = np.asarray(images)
+    if im.shape[-1] != 4:
+        return 1.0
+    a = im[..., 3]
+    return float(((a == 0) | (a == 255)).mean())
+
+
+def pixel_stats(images: np.ndarray) -> dict[str, float]:
+    return {"colours_per_sprite": float(colours_per_sprite(images).mean()), "alpha_crispness": alpha_crispness(images)}
+
+
+def spread_labels(counts: list[int], total: int) -> list[int]:
+    """`total` over labels in proportion to `counts` (largest remainder; >= 1 each when total allows)."""
+    counts_a = np.asarray(counts, np.float64)
+    k = len(counts_a)
+    if counts_a.sum() <= 0:
+        counts_a = np.ones(k)
+    share = counts_a / counts_a.sum() * total
+    base = np.floor(share).astype(np.int64)
+    order = np.argsort(-(share - base), kind="stable")
+    base[order[:total - int(base.sum())]] += 1
+    present = counts_a > 0
+    if total >= int(present.sum()):
+        for i in np.nonzero(present & (base == 0))[0]:
+            base[int(np.argmax(base))] -= 1
+            base[i] = 1
+    return [int(v) for v in base]
+
+
+# ------------------------------------------------------------------ evaluate
+def _load_inputs(card_or_path: Any, data: Any, need_model: bool):
+    from scarlet_moon.card import ModelCard, read_card
+    from scarlet_moon.data import SpriteSet, load_sprites
+
+    ds = data if isinstance(data, SpriteSet) else load_sprites(data)
+    card = None
+    if isinstance(card_or_path, ModelCard):
+        card = card_or_path
+    elif card_or_path is not None or need_model:
+        card = read_card(card_or_path)
+    if card is not None:
+        if card.label_names != list(ds.label_names):
+            raise BadInput(f"data {ds.source!r} has labels {list(ds.label_names)}; model {str(card.path)!r} "
+                           f"was trained on labels {card.label_names}")
+        if card.size != ds.size:
+            raise BadInput(f"data {ds.source!r} holds {ds.size[0]}x{ds.size[1]} sprites; model "
+                           f"{str(card.path)!r} makes {card.size[0]}x{card.size[1]}")
+    return card, ds
+
+
+def generate_for_eval(card, labels: list[int], *, seed: int, sampler: str | None, steps: int | None,
+                      guidance: float | None, raw: bool = False, device: str = "cpu",
+                      progress: ProgressFn | None = None, batch: int = GEN_BATCH) -> np.ndarray:
+    """Sprites for `labels`, sampled GEN_BATCH at a time (batch i uses seed + i), post-processed unless raw."""
+    from scarlet_moon.generate import Request, finish, load_torch_model, sample_array
+
+    model = load_torch_model(card, device)
+    out = []
+    total = len(labels)
+    for b, i in enumerate(range(0, total, batch)):
+        chunk = tuple(labels[i:i + batch])
+        req = Request(chunk, seed=seed + b, sampler=sampler, steps=steps, guidance=guidance)
+
+        def step(j: int, n: int, done: int = i, size: int = len(chunk)) -> None:
+            if progress:
+                progress(done + int(size * j / max(n, 1)), total)
+
+        images = sample_array(card, req, device=device, model=model, progress=step)
+        out.append(images if raw else finish(card, req, images))
+        if progress:
+            progress(i + len(chunk), total)
+    images = np.concatenate(out)
+    if images.shape[-1] == 3:
+        images = np.concatenate([images, np.full(images.shape[:-1] + (1,), 255, np.uint8)], axis=-1)
+    return images
+
+
+def evaluate(card_or_path: Any = None, data: Any = None, *, count: int = 600, seed: int = 0,
+             sampler: str | None = None, steps: int | None = None, guidance: float | None = None,
+             real: bool = False, raw: bool = False, cache_dir: str | Path | None = None, device: str = "cpu",
+             progress: ProgressFn | None = None, classifier_progress: ProgressFn | None = None) -> dict[str, Any]:
+    """All eval figures as a JSON-able dict (see the module docstring).
+
+    card_or_path: a ModelCard, a checkpoint path, or None (the bundled model; with real=True,
+    None means no model at all). data: a SpriteSet, a path, or None (the bundled sprites).
+    """
+    from scarlet_moon.classifier import accuracy, get_classifier
+
+    if not real and count < 1:
+        raise BadInput(f"--count {count}: must be at least 1")
+    card, ds = _load_inputs(card_or_path, data, need_model=not real)
+    t0 = time.perf_counter()
+    clf, train, held = get_classifier(ds, cache_dir=cache_dir, progress=classifier_progress)
+    if len(train.labels) < 2:
+        raise BadInput(f"data {ds.source!r} has {len(ds.labels)} sprites; eval needs at least a few per label")
+    names = list(ds.label_names)
+    generation = None
+    if real:
+        if len(held.labels) < 2:
+            raise BadInput(f"data {ds.source!r} is too small for a held-out split ({len(held.labels)} held out)")
+        cand, cand_labels = held.images, held.labels
+    else:
+        per = spread_labels([int((train.labels == k).sum()) for k in range(len(names))], count)
+        cand_labels = np.asarray([k for k, n in enumerate(per) for _ in range(n)], np.int64)
+        d = card.defaults()
+        tg = time.perf_counter()
+        cand = generate_for_eval(card, cand_labels.tolist(), seed=seed, sampler=sampler, steps=steps,
+                                 guidance=guidance, raw=raw, device=device, progress=progress)
+        generation = {"count": int(len(cand)), "seed": seed, "sampler": sampler or d["sampler"],
+                      "steps": steps or d["steps"], "guidance": d["guidance"] if guidance is None else guidance,
+                      "raw": raw, "post_processing": "none" if raw else "finish (crisp alpha, palette snap)",
+                      "per_label": dict(zip(names, per)), "spread": "proportional to the real label frequencies",
+                      "batch": GEN_BATCH, "seconds": round(time.perf_counter() - tg, 2)}
+    feats_ref = clf.features(train.images)
+    feats = clf.features(cand)
+    acc = accuracy(clf.predict(cand), cand_labels, names)
+    acc["per_label"] = {k: v for k, v in acc["per_label"].items() if v is not None}
+    copies = copy_share(cand, train.images)
+    copies["reference"] = "train split"
+    if not real:
+        copies["share_vs_all_real"] = float((nearest_distances(cand, ds.images) <= COPY_THRESHOLD).mean())
+    cand_px, real_px = pixel_stats(cand), pixel_stats(train.images)
+    info = clf.info
+    return {
+        "schema": SCHEMA,
+        "mode": "real" if real else "generated",
+        "candidates": "real held-out split" if real else ("generated (raw)" if raw else "generated"),
+        "model": str(card.path) if card is not None else None,
+        "data": ds.source, "data_fingerprint": ds.fingerprint(), "labels": names,
+        "split": {"fraction": 0.2, "seed": 0, "train": int(len(train.labels)), "held_out": int(len(held.labels))},
+        "generation": generation,
+        "classifier": {"architecture": info["recipe"]["architecture"], "feature_dim": info["recipe"]["feature_dim"],
+                       "recipe": info["recipe"], "held_out_accuracy": info.get("held_out_accuracy"),
+                       "held_out_per_label": info.get("held_out_per_label"),
+                       "train_accuracy": info.get("train_accuracy"), "train_seconds": info.get("train_seconds"),
+                       "cached": info.get("cached"), "cache_file": str(clf.cache_path) if clf.cache_path else None},
+        "frechet": {"distance": frechet_distance(feats, feats_ref), "reference": "train split",
+                    "features": "eval classifier penultimate layer (64-d)",
+                    "n_candidates": int(len(feats)), "n_reference": int(len(feats_ref))},
+        "conditional_accuracy": acc,
+        "copies": copies,
+        "pixels": {"colours_per_sprite": {"candidates": cand_px["colours_per_sprite"],
+                                          "real": real_px["colours_per_sprite"]},
+                   "alpha_crispness": {"candidates": cand_px["alpha_crispness"], "real": real_px["alpha_crispness"]}},
+        "seconds": round(time.perf_counter() - t0, 2),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def summary(figures: dict[str, Any]) -> dict[str, Any]:
+    """The headline numbers (what goes into a model card)."""
+    g = figures.get("generation") or {}
+    return {"fd": figures["frechet"]["distance"], "conditional_accuracy": figures["conditional_accuracy"]["overall"],
+            "copies": figures["copies"]["share"], "copy_threshold": figures["copies"]["threshold"],
+            "colours_per_sprite": figures["pixels"]["colours_per_sprite"]["candidates"],
+            "alpha_crispness": figures["pixels"]["alpha_crispness"]["candidates"],
+            "classifier_held_out_accuracy": figures["classifier"]["held_out_accuracy"],
+            "count": g.get("count"), "seed": g.get("seed"), "sampler": g.get("sampler"), "steps": g.get("steps"),
+            "guidance": g.get("guidance"), "raw": g.get("raw"), "data_fingerprint": figures["data_fingerprint"],
+            "classifier_recipe": figures["classifier"]["recipe"]["version"], "schema": figures["schema"],
+            "created": figures["created"]}
+
+
+def write_card_metrics(path: str | Path, figures: dict[str, Any], key: str = "eval") -> dict[str, Any]:
+    """Store summary(figures) as metrics[key] in a checkpoint's metadata, atomically.
+
+    Only the safetensors header is rewritten: the tensor bytes are copied unchanged (offsets in
+    the header are relative to the data section, so they stay valid). Returns the new metrics.
+    """
+    from scarlet_moon.atomic import atomic_write_bytes
+    from scarlet_moon.card import META_KEY, read_meta
+
+    p = Path(path)
+    meta = read_meta(p)             # checks it is one of our checkpoints, and not a pickle
+    blob = p.read_bytes()
+    n = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8:8 + n])
+    metrics = dict(meta.get("metrics") or {})
+    metrics[key] = summary(figures)
+    meta["metrics"] = metrics
+    header.setdefault("__metadata__", {})[META_KEY] = json.dumps(meta, sort_keys=True)
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)   # safetensors keeps the data section 8-byte aligned
+    atomic_write_bytes(p, struct.pack("<Q", len(raw)) + raw + blob[8 + n:])
+    return metrics

@@ -1,0 +1,143 @@
+"""`sm eval` end-to-end on a tiny trained model, `--real`, `--write-card`, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import sm
+from conftest import TINY, make_sprites
+
+GROUPS = ("frechet", "conditional_accuracy", "copies", "pixels")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> dict[str, Path]:
+    """A tiny model, its data set, and a shared classifier cache (trained once for the module)."""
+    import torch
+
+    from scarlet_moon.config import DEFAULT
+    from scarlet_moon.data import load_sprites
+    from scarlet_moon.runs import train_run
+
+    root = tmp_path_factory.mktemp("eval")
+    d = root / "set"
+    d.mkdir()
+    imgs, onehot = make_sprites(n=30, size=8, classes=3)
+    np.save(d / "sprites.npy", imgs)
+    np.save(d / "sprites_labels.npy", onehot)
+    (d / "labels.txt").write_text("red\ngreen\nblue\n")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)        # far faster than 2 threads on a busy 2-core machine
+    try:
+        res = train_run(DEFAULT.replace({**TINY, "steps": 30}), load_sprites(d), runs_root=root / "runs",
+                        trackers={}, name="m")
+    finally:
+        torch.set_num_threads(threads)
+    return {"model": res.model, "data": d, "cache": root / "cache", "root": root}
+
+
+def invoke(env: dict[str, Path], *args: str):
+    return CliRunner().invoke(sm, ["eval", "--data", str(env["data"]), "--cache-dir", str(env["cache"]), *args])
+
+
+def test_eval_writes_all_figure_groups(env, tmp_path: Path):
+    out = tmp_path / "m.json"
+    res = invoke(env, "--model", str(env["model"]), "--count", "9", "--seed", "3", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip() == str(out)
+    fig = json.loads(out.read_text())
+    assert fig["mode"] == "generated" and all(g in fig for g in GROUPS)
+    gen = fig["generation"]
+    assert gen["count"] == 9 and sum(gen["per_label"].values()) == 9 and gen["seed"] == 3
+    assert gen["sampler"] == "dpmpp-2m" and gen["steps"] == 4 and gen["raw"] is False
+    assert fig["frechet"]["distance"] >= 0 and fig["frechet"]["n_candidates"] == 9
+    assert 0 <= fig["conditional_accuracy"]["overall"] <= 1
+    assert set(fig["conditional_accuracy"]["per_label"]) == {"red", "green", "blue"}
+    assert fig["copies"]["threshold"] > 0 and 0 <= fig["copies"]["share"] <= 1
+    assert fig["pixels"]["alpha_crispness"]["candidates"] == 1.0      # finish() makes alpha crisp
+    assert "conv3x3" in fig["classifier"]["architecture"] and fig["classifier"]["cache_file"].endswith(".safetensors")
+    assert "Frechet" in res.stderr                                      # the rich table
+
+
+def test_eval_real_needs_no_model_and_gives_the_floor(env, tmp_path: Path):
+    out = tmp_path / "r.json"
+    res = invoke(env, "--real", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    fig = json.loads(out.read_text())
+    assert fig["mode"] == "real" and fig["model"] is None and fig["generation"] is None
+    assert all(g in fig for g in GROUPS)
+    assert fig["frechet"]["n_candidates"] == fig["split"]["held_out"] == 6
+    assert fig["conditional_accuracy"]["overall"] == pytest.approx(fig["classifier"]["held_out_accuracy"])
+    assert fig["classifier"]["cached"] is True                         # trained by the first test or fixture run
+    assert fig["pixels"]["alpha_crispness"]["candidates"] == 1.0
+
+
+def test_python_api_raw_and_write_card(env, tmp_path: Path):
+    import shutil
+
+    from scarlet_moon.card import read_card
+    from scarlet_moon.checkpoint import load_checkpoint
+    from scarlet_moon.metrics import evaluate, write_card_metrics
+
+    fig = evaluate(env["model"], env["data"], count=3, seed=0, sampler="ddim", steps=2, guidance=1.0,
+                   raw=True, cache_dir=env["cache"])
+    assert fig["generation"]["raw"] is True and fig["generation"]["sampler"] == "ddim"
+    model = tmp_path / "copy.safetensors"
+    shutil.copy(env["model"], model)
+    before = load_checkpoint(model)
+    write_card_metrics(model, fig)
+    card = read_card(model)
+    assert card.meta["metrics"]["eval"]["fd"] == fig["frechet"]["distance"]
+    assert card.meta["metrics"]["eval"]["steps"] == 2
+    after = load_checkpoint(model)
+    assert {k: v.tolist() for k, v in after.weights.items()} == {k: v.tolist() for k, v in before.weights.items()}
+    assert {k: before.meta[k] for k in before.meta if k != "metrics"} == \
+        {k: after.meta[k] for k in after.meta if k != "metrics"}
+
+
+def test_cli_write_card(env, tmp_path: Path):
+    import shutil
+
+    from scarlet_moon.card import read_card
+
+    model = tmp_path / "m.safetensors"
+    shutil.copy(env["model"], model)
+    res = invoke(env, "--model", str(model), "--count", "3", "--steps", "2", "--write-card",
+                 "--out", str(tmp_path / "m.json"))
+    assert res.exit_code == 0, res.output
+    assert read_card(model).meta["metrics"]["eval"]["count"] == 3
+    res = invoke(env, "--model", str(model), "--real", "--write-card", "--out", str(tmp_path / "x.json"))
+    assert res.exit_code == 2 and "--write-card" in res.stderr
+
+
+def test_bad_input_exits_2_with_one_line(env, tmp_path: Path):
+    res = invoke(env, "--model", str(tmp_path / "nope.safetensors"), "--count", "2", "--out", str(tmp_path / "a.json"))
+    assert res.exit_code == 2 and "nope.safetensors" in res.stderr and "\n" not in res.stderr.strip()
+
+    other = tmp_path / "other"
+    other.mkdir()
+    imgs, onehot = make_sprites(n=20, size=8, classes=2)
+    np.save(other / "sprites.npy", imgs)
+    np.save(other / "sprites_labels.npy", onehot)
+    res = CliRunner().invoke(sm, ["eval", "--model", str(env["model"]), "--data", str(other), "--count", "2",
+                                  "--cache-dir", str(env["cache"]), "--out", str(tmp_path / "b.json")])
+    assert res.exit_code == 2 and "labels" in res.stderr and "\n" not in res.stderr.strip()
+
+    big = tmp_path / "big"
+    big.mkdir()
+    imgs, onehot = make_sprites(n=20, size=16, classes=3)
+    np.save(big / "sprites.npy", imgs)
+    np.save(big / "sprites_labels.npy", onehot)
+    (big / "labels.txt").write_text("red\ngreen\nblue\n")
+    res = CliRunner().invoke(sm, ["eval", "--model", str(env["model"]), "--data", str(big), "--count", "2",
+                                  "--cache-dir", str(env["cache"]), "--out", str(tmp_path / "c.json")])
+    assert res.exit_code == 2 and "16x16" in res.stderr and "8x8" in res.stderr
+    assert not (tmp_path / "c.json").exists()
+
+    res = invoke(env, "--real", "--out", str(tmp_path / "no" / "such.json"))
+    assert res.exit_code == 2 and "does not exist" in res.stderr
