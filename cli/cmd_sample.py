@@ -40,7 +40,10 @@ def generation_options(f):
         click.option("--colors", type=click.IntRange(min=1), default=None, help="At most K colours per sprite."),
         click.option("--snap/--no-snap", "snap_palette", default=True, show_default=True,
                      help="Snap to the training set's palette when the model carries one."),
-        click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
+        click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
+                     help="[default: cpu; onnx backend: CUDA when it loads, else CPU]"),
+        click.option("--backend", type=click.Choice(["torch", "onnx"]), default=None,  # onnx hook
+                     help="[default: onnx for a .onnx --model, else torch]"),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -66,7 +69,9 @@ def run_generation(card, req, opts: dict[str, Any], quiet: bool):
     with Progress(TextColumn("sampling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True, disable=progress_disabled(quiet)) as bar:
         task = bar.add_task("sample", total=None)
-        raw = sample_array(card, req, device=opts["device"],
+        from cli.cmd_onnx import resolve_backend, torch_device  # --backend hook
+        card, model = resolve_backend(card, opts)
+        raw = sample_array(card, req, device=torch_device(opts), model=model,
                            progress=lambda i, total: bar.update(task, completed=i, total=total))
     return finish(card, req, raw)
 
@@ -94,11 +99,11 @@ def out_dir(path: str) -> Path:
 @click.pass_context
 def sample(ctx: click.Context, **opts: Any) -> None:
     """Generate sprites: one PNG per sprite (hero_000.png, ...) in --out."""
-    from scarlet_moon.card import read_card
+    from cli.cmd_onnx import load_card
     from scarlet_moon.imageio import make_grid, save_png
     from scarlet_moon.pixels import upscale
 
-    card = read_card(opts["model_path"])
+    card = load_card(opts)  # onnx hook: a .onnx --model carries its own card
     req = build_request(card, opts)
     target = out_dir(opts["out"])
     images = run_generation(card, req, opts, ctx.obj.get("quiet", False))

@@ -5,6 +5,7 @@ Torch-free, so label checks and `sm labels` / `sm info` stay fast and serve both
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from dataclasses import dataclass
@@ -65,9 +66,22 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return meta
 
 
+def file_fingerprint(path: str | Path) -> str:
+    """sha256 of a file's bytes, first 16 hex chars (names a checkpoint in exported models)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
 def read_card(path: str | Path | None = None) -> "ModelCard":
-    """The card of a checkpoint; None = the bundled model."""
+    """The card of a checkpoint or an exported .onnx; None = the bundled model."""
     p = Path(path) if path is not None else BUNDLED_MODEL
+    if p.suffix.lower() == ".onnx":  # an exported model carries its card in its metadata
+        from scarlet_moon.onnx_runtime import read_onnx_card
+
+        return read_onnx_card(p)
     if path is None and not p.is_file():
         raise BadInput(f"the bundled model is missing ({p}); reinstall the package or pass --model")
     meta = read_meta(p)

@@ -8,7 +8,6 @@ data fingerprint, palette, step, tracking ids. Nothing is ever unpickled.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from safetensors.torch import save as st_save
 
 from scarlet_moon import __version__
 from scarlet_moon.atomic import atomic_write_bytes
-from scarlet_moon.card import FORMAT, META_KEY, check_path as _check_path, read_meta
+from scarlet_moon.card import FORMAT, META_KEY, check_path as _check_path, file_fingerprint, read_meta  # noqa: F401
 from scarlet_moon.errors import BadInput
 
 
@@ -64,14 +63,6 @@ def load_checkpoint(path: str | Path, *, with_optim: bool = True) -> Checkpoint:
     if not parts["model"] and not parts["ema"]:
         raise BadInput(f"{str(path)!r} holds no model weights")
     return Checkpoint(meta=meta, **parts)
-
-
-def file_fingerprint(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 def optim_to_tensors(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:

@@ -62,6 +62,9 @@ def load_torch_model(card: ModelCard, device: str = "cpu"):
 def sample_array(card: ModelCard, req: Request, *, device: str = "cpu", model: Any = None,
                  progress: ProgressFn | None = None) -> np.ndarray:
     """Raw sprites (uint8 N x H x W x C) before post-processing, torch backend."""
+    if card.path.suffix.lower() == ".onnx":  # onnxruntime backend; `model` may be an OnnxDenoiserSession
+        from scarlet_moon.onnx_runtime import generate_onnx
+        return generate_onnx(card, req, session=model, device=device, progress=progress)
     from scarlet_moon.pipeline import generate_torch
 
     d = card.defaults()

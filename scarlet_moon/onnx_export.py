@@ -1,0 +1,218 @@
+"""Export a checkpoint's denoiser to ONNX (torch side: imports torch, onnx, onnxscript).
+
+The exported graph is the bare network, one call per evaluation:
+
+    inputs   x  float32 [batch, C, H, W]  noisy sprites (model range, x_T ~ N(0, 1))
+             t  float32 [batch]           timestep index 0..T-1 (fractional allowed)
+             y  int64   [batch]           label index; `num_classes` is the null label
+    output   pred float32 [batch, C, H, W] the network's prediction (eps or v: see the card)
+
+Classifier-free guidance, the eps/v split, x0 clipping and the sampler arithmetic are NOT in
+the graph: the sampling loop applies them (scarlet_moon.onnx_runtime batches the conditional
+and null-label rows into one call, exactly as the torch backend does). "batch" is a dynamic
+axis on every input and output.
+
+The file is self-contained (no external data) and carries in its metadata_props everything
+a sampler needs (see META_*): the model card JSON of the source checkpoint (labels, sprite
+size and channels, schedule, prediction, palette, config with sampler defaults and clip_x0),
+the checkpoint's sha256 fingerprint, the package version and a format tag.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from scarlet_moon import __version__
+from scarlet_moon.atomic import atomic_write_bytes
+from scarlet_moon.card import ModelCard, read_card
+from scarlet_moon.errors import BadInput, RunFailed
+from scarlet_moon.onnx_runtime import (FORMAT, FORMAT_VERSION, INPUT_DOCS, META_CARD, META_FORMAT, META_IO,
+                                       META_PRECISION, META_SOURCE, META_SOURCE_NAME, META_VERSION,
+                                       OUTPUT_NAME, card_meta_for_export)
+
+log = logging.getLogger(__name__)
+
+FP32_TOL = 1e-4          # parity of the fp32 graph against eval-mode torch
+FP16_TOL = 5e-2          # fp16 weights/activations, time embedding kept in fp32
+PARITY_BATCHES = (2, 5)  # the example batch used for export is 3: both are "other" sizes
+MAX_BATCH = 4096
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    bytes: int
+    opset: int
+    precision: str
+    max_abs_diff: dict[int, float] = field(default_factory=dict)  # batch -> max |onnx - torch|
+    tolerance: float = FP32_TOL
+    seconds: float = 0.0
+
+
+def _example(card: ModelCard, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    n = len(card.label_names)
+    h, w = card.size
+    x = torch.randn(batch, card.channels, h, w, generator=g)
+    t = torch.rand(batch, generator=g) * (card.schedule.num_steps - 1)
+    y = torch.randint(0, n + 1, (batch,), generator=g)  # n = the null label, covered too
+    y[-1] = n
+    return x, t, y
+
+
+def _quiet_exporter_logs() -> None:
+    # "torchvision is not installed" and friends (notes/onnx-mlflow-wandb.md section 1)
+    for name in ("torch.onnx", "torch.onnx._internal.exporter._registration", "onnxscript"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def export_proto(model: torch.nn.Module, card: ModelCard, opset: int | None = None):
+    """The eval-mode model as an onnx.ModelProto with a dynamic "batch" axis (asserted)."""
+    _quiet_exporter_logs()
+    model = model.eval()
+    example = _example(card, 3, seed=0)  # batch >= 2, else the exporter may pin it (pitfall 1)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    kwargs: dict[str, Any] = {}
+    if opset is not None:
+        kwargs["opset_version"] = int(opset)
+    try:
+        with warnings.catch_warnings():  # LeafSpec FutureWarning, "axis name: batch will not be used"
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.filterwarnings("ignore", message=".*axis name.*", category=UserWarning)
+            program = torch.onnx.export(model, example, dynamo=True, verbose=False, external_data=False,
+                                        input_names=["x", "t", "y"], output_names=[OUTPUT_NAME],
+                                        dynamic_shapes={"x": {0: batch}, "t": {0: batch}, "y": {0: batch}},
+                                        **kwargs)
+    except Exception as exc:  # the exporter raises a zoo of types
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RunFailed(f"torch.onnx.export failed: {first}") from exc
+    proto = program.model_proto
+    check_dynamic_batch(proto)
+    return proto
+
+
+def check_dynamic_batch(proto) -> None:
+    """Every graph input and output must have dim 0 == the symbolic "batch" (pitfall 1)."""
+    for vi in list(proto.graph.input) + list(proto.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if not dims or dims[0].dim_param != "batch":
+            got = dims[0].dim_param or dims[0].dim_value if dims else "no shape"
+            raise RunFailed(f"ONNX export lost the dynamic batch axis: {vi.name!r} dim 0 is {got!r}")
+
+
+def _keep_time_embedding_fp32(proto) -> list[str]:
+    """Names of the nodes between input t and every Sin/Cos (the sinusoidal embedding).
+
+    In fp16 t*freq (up to ~1000 rad) loses its fraction and sin/cos err by ~0.2 (notes, section 2).
+    """
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    keep, stack = set(), [n for n in proto.graph.node if n.op_type in ("Sin", "Cos")]
+    while stack:
+        node = stack.pop()
+        if node.name in keep:
+            continue
+        keep.add(node.name)
+        stack.extend(producers[i] for i in node.input if i in producers)
+    return sorted(keep)
+
+
+def to_fp16(proto):
+    """fp16 weights and activations, fp32 inputs/outputs and time embedding.
+
+    Uses onnxconverter_common when installed, else the copy shipped in onnxruntime.transformers.
+    """
+    try:
+        from onnxconverter_common.float16 import convert_float_to_float16
+    except ImportError:
+        try:
+            from onnxruntime.transformers.float16 import convert_float_to_float16
+        except ImportError:
+            raise BadInput("--fp16 needs onnxconverter-common (pip install onnxconverter-common) or "
+                           "onnxruntime's transformers tools; export without --fp16") from None
+    block = _keep_time_embedding_fp32(proto)
+    return convert_float_to_float16(proto, keep_io_types=True, node_block_list=block)
+
+
+def add_metadata(proto, card: ModelCard, *, fingerprint: str, precision: str) -> None:
+    import onnx
+
+    props = {
+        META_FORMAT: FORMAT,
+        META_VERSION: __version__,
+        META_CARD: json.dumps(card_meta_for_export(card.meta), sort_keys=True),
+        META_SOURCE: fingerprint,
+        META_SOURCE_NAME: card.path.name,
+        META_PRECISION: precision,
+        META_IO: json.dumps({"inputs": INPUT_DOCS, "output": OUTPUT_NAME, "format_version": FORMAT_VERSION,
+                             "null_label": len(card.label_names), "guidance": "applied by the sampling loop"},
+                            sort_keys=True),
+    }
+    del proto.metadata_props[:]
+    for k, v in props.items():
+        proto.metadata_props.append(onnx.StringStringEntryProto(key=k, value=v))
+    proto.doc_string = (__doc__ or "").strip()
+    proto.producer_name, proto.producer_version = "scarlet-moon", __version__
+    for vi in proto.graph.input:
+        vi.doc_string = INPUT_DOCS.get(vi.name, "")
+    for vi in proto.graph.output:
+        vi.doc_string = "prediction (eps or v, see the card's 'prediction'), same shape as x"
+
+
+@torch.no_grad()
+def parity(model: torch.nn.Module, data: bytes, card: ModelCard, batches=PARITY_BATCHES) -> dict[int, float]:
+    """Max |onnx - torch| per batch size, on random inputs (null labels included); CPU session."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    out = {}
+    for i, b in enumerate(batches):
+        x, t, y = _example(card, b, seed=100 + i)
+        ref = model(x, t, y).float().numpy()
+        got = sess.run(None, {"x": x.numpy(), "t": t.numpy(), "y": y.numpy()})[0]
+        if got.shape != ref.shape:
+            raise RunFailed(f"ONNX output shape {got.shape} != torch {ref.shape} at batch {b}")
+        out[b] = float(np.max(np.abs(got.astype(np.float64) - ref)))
+    return out
+
+
+def export_onnx(model_path: str | Path | None, out: str | Path, *, fp16: bool = False,
+                opset: int | None = None) -> ExportResult:
+    """Checkpoint (None = bundled) -> one self-contained .onnx at `out`, parity-checked vs torch."""
+    from scarlet_moon.checkpoint import file_fingerprint
+    from scarlet_moon.generate import load_torch_model
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    if out.suffix.lower() != ".onnx":
+        raise BadInput(f"--out {str(out)!r} must end with .onnx")
+    if not out.parent.is_dir():
+        raise BadInput(f"--out {str(out)!r}: its folder {str(out.parent)!r} does not exist")
+    if model_path is not None and str(model_path).lower().endswith(".onnx"):
+        raise BadInput(f"--model {str(model_path)!r} is already ONNX; export needs a .safetensors checkpoint")
+    card = read_card(model_path)
+    model = load_torch_model(card, "cpu")
+    proto = export_proto(model, card, opset)
+    precision, tol = "fp32", FP32_TOL
+    if fp16:
+        proto, precision, tol = to_fp16(proto), "fp16", FP16_TOL
+    add_metadata(proto, card, fingerprint=file_fingerprint(card.path), precision=precision)
+    data = proto.SerializeToString()
+    diffs = parity(model, data, card)
+    worst = max(diffs.values())
+    if not worst <= tol:  # NaN fails too
+        raise RunFailed(f"ONNX ({precision}) disagrees with torch: max |diff| {worst:.3g} > {tol:g} "
+                        f"(batches {', '.join(map(str, diffs))}); nothing written")
+    atomic_write_bytes(out, data)
+    opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), -1)
+    return ExportResult(out, len(data), int(opset_used), precision, diffs, tol, time.perf_counter() - t0)

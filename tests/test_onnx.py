@@ -1,0 +1,244 @@
+"""ONNX export (`sm export-onnx`), the onnxruntime backend, `--backend`, `sm doctor`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+pytest.importorskip("onnxscript")
+
+from cli.main import sm  # noqa: E402
+from conftest import ROOT, TINY, make_sprites  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny trained unet (with attention, so that op is exported too) and guidance 2."""
+    from scarlet_moon.config import DEFAULT
+    from scarlet_moon.data import load_sprites
+    from scarlet_moon.runs import train_run
+
+    root = tmp_path_factory.mktemp("onnxmodel")
+    d = root / "set"
+    d.mkdir()
+    imgs, onehot = make_sprites(n=30, size=8, classes=3)
+    np.save(d / "sprites.npy", imgs)
+    np.save(d / "sprites_labels.npy", onehot)
+    (d / "labels.txt").write_text("red\ngreen\nblue\n")
+    cfg = DEFAULT.replace({**TINY, "steps": 30, "attention": True, "guidance": 2.0})
+    res = train_run(cfg, load_sprites(d), runs_root=root / "runs", trackers={}, name="m")
+    return res.model
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model: Path):
+    """(result, path): the model exported beside its checkpoint (model.onnx)."""
+    from scarlet_moon.onnx_export import export_onnx
+
+    out = tiny_model.with_suffix(".onnx")
+    return export_onnx(tiny_model, out), out
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(sm, list(args))
+
+
+def one_line_error(res) -> str:
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.output
+    return lines[0]
+
+
+def test_export_is_one_file_with_dynamic_batch_and_parity(exported):
+    import onnx
+    import onnxruntime as ort
+
+    res, path = exported
+    assert res.precision == "fp32" and res.bytes == path.stat().st_size
+    assert set(res.max_abs_diff) == {2, 5}
+    assert max(res.max_abs_diff.values()) <= 1e-4, res.max_abs_diff
+    assert not list(path.parent.glob("*.onnx.data"))  # external_data=False: one file
+    proto = onnx.load(str(path))
+    assert [i.name for i in proto.graph.input] == ["x", "t", "y"]
+    for vi in list(proto.graph.input) + list(proto.graph.output):
+        assert vi.type.tensor_type.shape.dim[0].dim_param == "batch", vi.name
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for b in (1, 7):
+        out = sess.run(None, {"x": np.zeros((b, 4, 8, 8), np.float32), "t": np.full(b, 3.5, np.float32),
+                              "y": np.full(b, 3, np.int64)})[0]
+        assert out.shape == (b, 4, 8, 8)
+
+
+def test_metadata_round_trip(tiny_model: Path, exported):
+    from scarlet_moon import __version__
+    from scarlet_moon.card import read_card
+    from scarlet_moon.checkpoint import file_fingerprint
+    from scarlet_moon.onnx_runtime import OnnxDenoiserSession, read_onnx_card, source_fingerprint
+
+    _, path = exported
+    src = read_card(tiny_model)
+    card = read_onnx_card(path)
+    assert card.path == path
+    for key in ("label_names", "image_size", "channels", "schedule", "prediction", "palette", "config",
+                "data_fingerprint", "step"):
+        assert card.meta[key] == src.meta[key], key
+    assert card.defaults() == src.defaults() and card.schedule == src.schedule
+    assert np.array_equal(card.palette, src.palette)
+    onnx_meta = card.meta["onnx"]
+    assert onnx_meta["source_fingerprint"] == file_fingerprint(tiny_model) == source_fingerprint(tiny_model)
+    assert onnx_meta["package_version"] == __version__ and onnx_meta["precision"] == "fp32"
+    sess = OnnxDenoiserSession(path, "cpu")
+    assert sess.device == "cpu" and sess.providers[0] == "CPUExecutionProvider"
+    assert sess.card.meta == card.meta
+
+
+def test_foreign_onnx_is_bad_input(tmp_path: Path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(foreign))
+    res = invoke("sample", "--model", str(foreign), "--out", str(tmp_path / "o"))
+    assert res.exit_code == 2
+    assert "not a Scarlet Moon ONNX model" in one_line_error(res)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a protobuf at all")
+    res = invoke("sample", "--model", str(junk), "--out", str(tmp_path / "o"))
+    assert res.exit_code == 2 and "not a loadable ONNX model" in one_line_error(res)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpmpp-2m"])
+def test_torch_and_onnx_sprites_agree(tiny_model: Path, exported, sampler: str):
+    from scarlet_moon.card import read_card
+    from scarlet_moon.generate import Request, finish, sample_array
+    from scarlet_moon.onnx_runtime import read_onnx_card
+
+    _, path = exported
+    tcard, ocard = read_card(tiny_model), read_onnx_card(path)
+    req = Request((0, 1, 2, 2, 0, 1), seed=7, sampler=sampler, steps=6, guidance=2.0)
+    a = finish(tcard, req, sample_array(tcard, req))
+    b = finish(ocard, req, sample_array(ocard, req))
+    assert a.shape == b.shape == (6, 8, 8, 4)
+    same = np.all(a == b, axis=-1).mean()
+    assert same >= 0.99, same
+
+
+def test_cli_backend_onnx_sibling_and_default(tiny_model: Path, exported, tmp_path: Path):
+    _, path = exported
+    res = invoke("sample", "--model", str(tiny_model), "--backend", "onnx", "--count", "3", "--steps", "3",
+                 "--out", str(tmp_path / "a"))
+    assert res.exit_code == 0, res.output
+    assert "backend: onnxruntime" in res.stderr and "CPUExecutionProvider" in res.stderr
+    res2 = invoke("sample", "--model", str(path), "--count", "3", "--steps", "3", "--out", str(tmp_path / "b"))
+    assert res2.exit_code == 0, res2.output
+    for p in (tmp_path / "a").glob("*.png"):
+        assert p.read_bytes() == (tmp_path / "b" / p.name).read_bytes()
+    res3 = invoke("sample", "--model", str(path), "--backend", "torch", "--out", str(tmp_path / "c"))
+    assert res3.exit_code == 2 and "--backend torch" in one_line_error(res3)
+
+
+NO_TORCH = """
+import json, sys
+from cli.main import sm
+try:
+    sm.main(sys.argv[1:], prog_name="sm", standalone_mode=False)
+finally:
+    print(json.dumps({m: m in sys.modules for m in ("torch", "onnx", "onnxruntime")}), file=sys.stderr)
+"""
+
+
+def _run_no_torch(args: list[str], sm_env: dict[str, str]) -> dict[str, bool]:
+    proc = subprocess.run([sys.executable, "-c", NO_TORCH, *args], cwd=ROOT, env=sm_env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stderr.strip().splitlines()[-1])
+
+
+def test_onnx_backend_imports_neither_torch_nor_onnx(tiny_model: Path, exported, tmp_path: Path, sm_env):
+    _, path = exported
+    common = ["--label", "red", "--label", "blue", "--count", "4", "--steps", "3"]
+    mods = _run_no_torch(["sheet", "--backend", "onnx", "--model", str(tiny_model), *common,
+                          "--out", str(tmp_path / "s.png")], sm_env)
+    assert mods == {"torch": False, "onnx": False, "onnxruntime": True}
+    assert (tmp_path / "s.png").is_file() and (tmp_path / "s.json").is_file()
+    mods = _run_no_torch(["sample", "--model", str(path), *common, "--out", str(tmp_path / "o")], sm_env)
+    assert mods == {"torch": False, "onnx": False, "onnxruntime": True}
+    assert len(list((tmp_path / "o").glob("*.png"))) == 4
+
+
+def _card_reads_onnx(path: Path) -> bool:
+    from scarlet_moon.card import read_card
+    from scarlet_moon.errors import BadInput
+
+    try:
+        return read_card(path).path == path
+    except BadInput:
+        return False
+
+
+def test_sheet_with_onnx_model(exported, tmp_path: Path, sm_env):
+    _, path = exported
+    if not _card_reads_onnx(path):
+        pytest.skip("needs scarlet_moon.card.read_card to dispatch .onnx to onnx_runtime.read_onnx_card")
+    mods = _run_no_torch(["sheet", "--model", str(path), "--count", "4", "--steps", "3",
+                          "--out", str(tmp_path / "s.png")], sm_env)
+    assert mods == {"torch": False, "onnx": False, "onnxruntime": True}
+
+
+def test_device_cuda_without_cuda_is_one_line_bad_input(exported, tmp_path: Path):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        from scarlet_moon.onnx_runtime import OnnxDenoiserSession
+
+        if OnnxDenoiserSession(exported[1], "auto").device == "cuda":
+            pytest.skip("a working CUDA provider is present")
+    res = invoke("sample", "--model", str(exported[1]), "--device", "cuda", "--count", "2",
+                 "--out", str(tmp_path / "o"))
+    assert res.exit_code == 2
+    assert "--device cuda" in one_line_error(res)
+
+
+def test_export_cli_writes_and_reports(tiny_model: Path, tmp_path: Path):
+    out = tmp_path / "m.onnx"
+    res = invoke("export-onnx", "--model", str(tiny_model), "--out", str(out), "--opset", "18")
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip() == str(out) and "max |diff|" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # no temp file left behind
+    bad = invoke("export-onnx", "--model", str(tiny_model), "--out", str(tmp_path / "m.bin"))
+    assert bad.exit_code == 2 and "must end with .onnx" in one_line_error(bad)
+
+
+def test_fp16_export_keeps_time_embedding_fp32(tiny_model: Path, tmp_path: Path):
+    from scarlet_moon.onnx_export import FP16_TOL, export_onnx
+    from scarlet_moon.onnx_runtime import read_onnx_card
+
+    res = export_onnx(tiny_model, tmp_path / "h.onnx", fp16=True)
+    assert res.precision == "fp16" and max(res.max_abs_diff.values()) <= FP16_TOL
+    assert read_onnx_card(tmp_path / "h.onnx").meta["onnx"]["precision"] == "fp16"
+
+
+def test_doctor_never_fails_and_probes_providers():
+    from cli.cmd_onnx import tiny_onnx_bytes
+
+    res = invoke("doctor")
+    assert res.exit_code == 0, res.output
+    out = res.stdout
+    assert "python:" in out and "scarlet-moon:" in out and "torch:" in out
+    assert "onnxruntime: " in out and "from onnxruntime" in out
+    assert "providers that load: CPUExecutionProvider" in out
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(tiny_onnx_bytes(), providers=["CPUExecutionProvider"])
+    assert sess.run(None, {"x": np.array([2.5], np.float32)})[0].tolist() == [2.5]
