@@ -78,13 +78,10 @@ def describe(ds: SpriteSet) -> dict[str, float]:
     RGB colours per sprite."""
     import numpy as np
 
-    a = ds.images[..., 3]                                                  # N x H x W
-    rgb = ds.images[..., :3].astype(np.int64)
-    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]        # N x H x W, one int per colour
-    packed = np.where(a > 0, packed, -1).reshape(len(a), -1)               # transparent -> -1
-    s = np.sort(packed, axis=1)
-    distinct = (np.diff(s, axis=1) != 0).sum(axis=1) + 1 - (s[:, 0] == -1)  # N: runs, less the -1 run
-    return {"alpha_crisp": float(np.isin(a, (0, 255)).mean()), "colors_mean": float(distinct.mean()),
+    from scarlet_moon.pixels import alpha_crispness, colours_per_sprite
+
+    distinct = colours_per_sprite(ds.images)                                # N
+    return {"alpha_crisp": alpha_crispness(ds.images), "colors_mean": float(distinct.mean()),
             "colors_median": float(np.median(distinct)), "colors_max": int(distinct.max())}
 
 

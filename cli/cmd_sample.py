@@ -37,7 +37,7 @@ def generation_options(f):
                      help="Alpha at or above this becomes 255, below it 0."),
         click.option("--palette", type=click.Path(), default=None,
                      help="Snap colours to this palette (.gpl, .hex, .pal, or an image's colours)."),
-        click.option("--colors", type=click.IntRange(min=1), default=None, help="At most K colours per sprite."),
+        click.option("--colors", type=click.IntRange(min=1), default=None, help="At most K colours per sprite. [default with --snap: the training set's 90th percentile]"),
         click.option("--snap/--no-snap", "snap_palette", default=True, show_default=True,
                      help="Snap to the training set's palette when the model carries one."),
         click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,

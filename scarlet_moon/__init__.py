@@ -1,13 +1,26 @@
 """Scarlet Moon: small conditional diffusion models for pixel-art sprites.
 
 Importing this package is cheap: torch is imported only by the modules that need it
-(model, training, checkpoints), never here.
+(model, training, checkpoints, the torch sampling backend), never here.
+
+    import scarlet_moon
+    sprites = scarlet_moon.generate(label="hero", count=16, seed=0)   # list of PIL RGBA images
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
 
 from scarlet_moon.errors import BadInput, RunFailed, ScarletError
 
-__all__ = ["__version__", "BadInput", "RunFailed", "ScarletError"]
+
+def generate(*args: Any, **kwargs: Any) -> list:
+    """Generate sprites as PIL images; see scarlet_moon.generate.generate for every option."""
+    from scarlet_moon.generate import generate as _generate
+
+    return _generate(*args, **kwargs)
+
+
+__all__ = ["__version__", "BadInput", "RunFailed", "ScarletError", "generate"]

@@ -81,3 +81,12 @@ def optim_from_tensors(tensors: dict[str, torch.Tensor], groups: list[dict[str, 
         idx, _, name = key.partition(".")
         state.setdefault(int(idx), {})[name] = v
     return {"state": state, "param_groups": groups}
+
+
+def sampling_weights(src: str | Path, dst: str | Path, extra_meta: dict[str, Any] | None = None) -> Path:
+    """Write the sampling weights (EMA if kept) of a checkpoint, with its card, as a small model file."""
+    ckpt = load_checkpoint(src, with_optim=False)
+    meta = {k: v for k, v in ckpt.meta.items() if k not in ("optim_groups", "format", "package_version")}
+    meta.update(kind="model", **(extra_meta or {}))
+    save_checkpoint(dst, Checkpoint(meta=meta, model=ckpt.weights))
+    return Path(dst)

@@ -79,13 +79,15 @@ def sample_array(card: ModelCard, req: Request, *, device: str = "cpu", model: A
 
 
 def finish(card: ModelCard, req: Request, raw: np.ndarray) -> np.ndarray:
-    """Crisp alpha, colour cap and palette snap (the card's palette by default)."""
+    """Crisp alpha, colour cap and palette snap; by default the card's palette and a cap at the
+    training set's 90th percentile of colours per sprite."""
     from scarlet_moon.pixels import postprocess
 
-    palette = req.palette
-    if palette is None and req.snap_palette:
-        palette = card.palette
-    return postprocess(raw, alpha_threshold=req.alpha_threshold, palette=palette, colors=req.colors)
+    palette, colors = req.palette, req.colors
+    if req.snap_palette:  # look like the training set unless told otherwise
+        palette = card.palette if palette is None else palette
+        colors = card.meta.get("colors_per_sprite", {}).get("p90") if colors is None else colors
+    return postprocess(raw, alpha_threshold=req.alpha_threshold, palette=palette, colors=colors)
 
 
 def generate(model: str | Path | None = None, label: str | int | Sequence[str | int] = 0, count: int = 16,

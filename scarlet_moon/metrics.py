@@ -37,6 +37,7 @@ from typing import Any, Callable
 import numpy as np
 
 from scarlet_moon.errors import BadInput
+from scarlet_moon.pixels import alpha_crispness, colours_per_sprite  # noqa: F401  (re-exported)
 
 SCHEMA = "scarlet-moon-eval/1"
 COPY_THRESHOLD = 2.0      # mean |a - b| over RGBA uint8 values; an exact copy is 0
@@ -90,30 +91,6 @@ def copy_share(images: np.ndarray, reference: np.ndarray, threshold: float = COP
             "distance": "mean absolute RGBA difference to the nearest train sprite (uint8 units, 0-255)",
             "mean_nearest": float(d.mean()), "median_nearest": float(np.median(d)),
             "copies": int((d <= threshold).sum()), "n": int(len(d))}
-
-
-def colours_per_sprite(images: np.ndarray) -> np.ndarray:
-    """Distinct RGB colours among the opaque (alpha > 0) pixels of each sprite (N ints)."""
-    im = np.asarray(images)
-    n = len(im)
-    if im.shape[-1] == 3:
-        im = np.concatenate([im, np.full(im.shape[:-1] + (1,), 255, np.uint8)], axis=-1)
-    rgb = im[..., :3].astype(np.int64)
-    packed = ((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]).reshape(n, -1)
-    packed = np.where(im[..., 3].reshape(n, -1) > 0, packed, -1)
-    s = np.sort(packed, axis=1)
-    new = np.ones_like(s, bool)
-    new[:, 1:] = s[:, 1:] != s[:, :-1]
-    return (new & (s >= 0)).sum(axis=1)
-
-
-def alpha_crispness(images: np.ndarray) -> float:
-    """Share of alpha values that are exactly 0 or 255 (RGB-only sprites: 1.0)."""
-    im = np.asarray(images)
-    if im.shape[-1] != 4:
-        return 1.0
-    a = im[..., 3]
-    return float(((a == 0) | (a == 255)).mean())
 
 
 def pixel_stats(images: np.ndarray) -> dict[str, float]:

@@ -244,3 +244,27 @@ def load_palette(path: PathLike) -> np.ndarray:
     except UnicodeDecodeError:
         raise _bad(p, "not UTF-8 text") from None
     return {".gpl": _parse_gpl, ".hex": _parse_hex, ".pal": _parse_jasc}[ext](p, lines)
+
+
+def colours_per_sprite(images: np.ndarray) -> np.ndarray:
+    """Distinct RGB colours among the opaque (alpha > 0) pixels of each sprite (N ints)."""
+    im = np.asarray(images)
+    n = len(im)
+    if im.shape[-1] == 3:
+        im = np.concatenate([im, np.full(im.shape[:-1] + (1,), 255, np.uint8)], axis=-1)
+    rgb = im[..., :3].astype(np.int64)
+    packed = ((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]).reshape(n, -1)
+    packed = np.where(im[..., 3].reshape(n, -1) > 0, packed, -1)
+    s = np.sort(packed, axis=1)
+    new = np.ones_like(s, bool)
+    new[:, 1:] = s[:, 1:] != s[:, :-1]
+    return (new & (s >= 0)).sum(axis=1)
+
+
+def alpha_crispness(images: np.ndarray) -> float:
+    """Share of alpha values that are exactly 0 or 255 (RGB-only sprites: 1.0)."""
+    im = np.asarray(images)
+    if im.shape[-1] != 4:
+        return 1.0
+    a = im[..., 3]
+    return float(((a == 0) | (a == 255)).mean())

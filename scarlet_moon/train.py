@@ -165,10 +165,19 @@ def model_meta(cfg: TrainConfig, data: SpriteSet, state: TrainState) -> dict[str
         "data_fingerprint": data.fingerprint(),
         "data_source": data.source,
         "palette": data.palette().tolist(),
+        "colors_per_sprite": colour_stats(data.images),
         "num_params": count_params(state.model),
         "step": state.step,
         "tracking": state.tracking_ids or {},
     }
+
+
+def colour_stats(images: np.ndarray) -> dict[str, float]:
+    """Distinct opaque colours per training sprite; `p90` is the default cap when sampling."""
+    from scarlet_moon.pixels import colours_per_sprite
+
+    n = colours_per_sprite(images)
+    return {"mean": float(n.mean()), "median": float(np.median(n)), "p90": int(np.ceil(np.percentile(n, 90)))}
 
 
 def to_checkpoint(cfg: TrainConfig, data: SpriteSet, state: TrainState, *, full: bool = True) -> Checkpoint:
