@@ -51,7 +51,7 @@ def generation_options(f):
 
 
 def build_request(card, opts: dict[str, Any]):
-    from scarlet_moon.generate import Request, plan_labels
+    from scarlet_moon.generation import Request, plan_labels
     from scarlet_moon.pixels import load_palette
 
     return Request(plan_labels(card, list(opts["labels"]), opts["count"]), seed=opts["seed"],
@@ -64,7 +64,7 @@ def run_generation(card, req, opts: dict[str, Any], quiet: bool):
     """Sample with a progress bar; returns post-processed uint8 N x H x W x C."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from scarlet_moon.generate import finish, sample_array
+    from scarlet_moon.generation import finish, sample_array
 
     with Progress(TextColumn("sampling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True, disable=progress_disabled(quiet)) as bar:

@@ -140,7 +140,7 @@ def generate_for_eval(card, labels: list[int], *, seed: int, sampler: str | None
                       guidance: float | None, raw: bool = False, device: str = "cpu",
                       progress: ProgressFn | None = None, batch: int = GEN_BATCH) -> np.ndarray:
     """Sprites for `labels`, sampled GEN_BATCH at a time (batch i uses seed + i), post-processed unless raw."""
-    from scarlet_moon.generate import Request, finish, load_torch_model, sample_array
+    from scarlet_moon.generation import Request, finish, load_torch_model, sample_array
 
     model = load_torch_model(card, device)
     out = []

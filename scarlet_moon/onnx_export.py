@@ -190,7 +190,7 @@ def export_onnx(model_path: str | Path | None, out: str | Path, *, fp16: bool = 
                 opset: int | None = None) -> ExportResult:
     """Checkpoint (None = bundled) -> one self-contained .onnx at `out`, parity-checked vs torch."""
     from scarlet_moon.checkpoint import file_fingerprint
-    from scarlet_moon.generate import load_torch_model
+    from scarlet_moon.generation import load_torch_model
 
     t0 = time.perf_counter()
     out = Path(out)

@@ -121,7 +121,7 @@ def test_foreign_onnx_is_bad_input(tmp_path: Path):
 @pytest.mark.parametrize("sampler", ["ddim", "dpmpp-2m"])
 def test_torch_and_onnx_sprites_agree(tiny_model: Path, exported, sampler: str):
     from scarlet_moon.card import read_card
-    from scarlet_moon.generate import Request, finish, sample_array
+    from scarlet_moon.generation import Request, finish, sample_array
     from scarlet_moon.onnx_runtime import read_onnx_card
 
     _, path = exported
