@@ -36,7 +36,6 @@ from scarlet_moon.card import BUNDLED_MODEL, read_card  # noqa: E402
 from scarlet_moon.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
 from scarlet_moon.config import DEFAULT, SEED, TrainConfig  # noqa: E402
 from scarlet_moon.model import build_model, count_params  # noqa: E402
-from scarlet_moon.schedule import Schedule  # noqa: E402
 
 BATCH = 64
 

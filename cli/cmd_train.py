@@ -61,7 +61,7 @@ def _config_options(f):
 @click.pass_context
 def train(ctx: click.Context, **opts: Any) -> None:
     """Train a sprite diffusion model; prints the run folder and model path on stdout."""
-    from scarlet_moon.config import TrainConfig, load_toml, preset
+    from scarlet_moon.config import TrainConfig, preset
     from scarlet_moon.data import load_sprites
 
     settings = _merge_settings(opts)

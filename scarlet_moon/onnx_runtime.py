@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from scarlet_moon.card import ModelCard, file_fingerprint as source_fingerprint
-from scarlet_moon.errors import BadInput, RunFailed
+from scarlet_moon.errors import BadInput
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,8 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
-import torch
 
 from scarlet_moon.atomic import atomic_write_bytes
 from scarlet_moon.checkpoint import save_checkpoint

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -19,8 +18,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from scarlet_moon.checkpoint import (Checkpoint, load_checkpoint, optim_from_tensors, optim_to_tensors,
-                                     save_checkpoint)
+from scarlet_moon.checkpoint import Checkpoint, load_checkpoint, optim_from_tensors, optim_to_tensors
 from scarlet_moon.config import TrainConfig
 from scarlet_moon.data import SpriteSet, to_model_range
 from scarlet_moon.errors import BadInput, RunFailed

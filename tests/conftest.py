@@ -56,3 +56,27 @@ def sm_env(tmp_path: Path) -> dict[str, str]:
 
 def sm_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "cli.main", *args]
+
+
+@pytest.fixture(scope="session")
+def tiny_set(tmp_path_factory) -> Path:
+    """30 8x8 sprites in 3 labels (red, green, blue), Kaggle npy layout."""
+    d = tmp_path_factory.mktemp("tinyset")
+    imgs, onehot = make_sprites(n=30, size=8, classes=3)
+    np.save(d / "sprites.npy", imgs)
+    np.save(d / "sprites_labels.npy", onehot)
+    (d / "labels.txt").write_text("red\ngreen\nblue\n")
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, tiny_set: Path) -> Path:
+    """A tiny default-preset model trained 30 steps on tiny_set (attention on, guidance 2)."""
+    from scarlet_moon.config import DEFAULT
+    from scarlet_moon.data import load_sprites
+    from scarlet_moon.runs import train_run
+
+    cfg = DEFAULT.replace({**TINY, "steps": 30, "attention": True, "guidance": 2.0})
+    res = train_run(cfg, load_sprites(tiny_set), runs_root=tmp_path_factory.mktemp("tinyruns"), trackers={},
+                    name="m")
+    return res.model

@@ -10,35 +10,16 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import sm
-from conftest import TINY, make_sprites
+from conftest import make_sprites
 
 GROUPS = ("frechet", "conditional_accuracy", "copies", "pixels")
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory) -> dict[str, Path]:
-    """A tiny model, its data set, and a shared classifier cache (trained once for the module)."""
-    import torch
-
-    from scarlet_moon.config import DEFAULT
-    from scarlet_moon.data import load_sprites
-    from scarlet_moon.runs import train_run
-
+def env(tmp_path_factory, tiny_model: Path, tiny_set: Path) -> dict[str, Path]:
+    """The tiny model, its data set, and a classifier cache shared by the module."""
     root = tmp_path_factory.mktemp("eval")
-    d = root / "set"
-    d.mkdir()
-    imgs, onehot = make_sprites(n=30, size=8, classes=3)
-    np.save(d / "sprites.npy", imgs)
-    np.save(d / "sprites_labels.npy", onehot)
-    (d / "labels.txt").write_text("red\ngreen\nblue\n")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)        # far faster than 2 threads on a busy 2-core machine
-    try:
-        res = train_run(DEFAULT.replace({**TINY, "steps": 30}), load_sprites(d), runs_root=root / "runs",
-                        trackers={}, name="m")
-    finally:
-        torch.set_num_threads(threads)
-    return {"model": res.model, "data": d, "cache": root / "cache", "root": root}
+    return {"model": tiny_model, "data": tiny_set, "cache": root / "cache", "root": root}
 
 
 def invoke(env: dict[str, Path], *args: str):

@@ -12,25 +12,6 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cli.main import sm
-from conftest import TINY, make_sprites
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    from scarlet_moon.config import DEFAULT
-    from scarlet_moon.data import load_sprites
-    from scarlet_moon.runs import train_run
-
-    root = tmp_path_factory.mktemp("model")
-    d = root / "set"
-    d.mkdir()
-    imgs, onehot = make_sprites(n=30, size=8, classes=3)
-    np.save(d / "sprites.npy", imgs)
-    np.save(d / "sprites_labels.npy", onehot)
-    (d / "labels.txt").write_text("red\ngreen\nblue\n")
-    res = train_run(DEFAULT.replace({**TINY, "steps": 30}), load_sprites(d), runs_root=root / "runs",
-                    trackers={}, name="m")
-    return res.model
 
 
 def invoke(*args: str):

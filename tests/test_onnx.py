@@ -16,26 +16,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
 
 from cli.main import sm  # noqa: E402
-from conftest import ROOT, TINY, make_sprites  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    """A tiny trained unet (with attention, so that op is exported too) and guidance 2."""
-    from scarlet_moon.config import DEFAULT
-    from scarlet_moon.data import load_sprites
-    from scarlet_moon.runs import train_run
-
-    root = tmp_path_factory.mktemp("onnxmodel")
-    d = root / "set"
-    d.mkdir()
-    imgs, onehot = make_sprites(n=30, size=8, classes=3)
-    np.save(d / "sprites.npy", imgs)
-    np.save(d / "sprites_labels.npy", onehot)
-    (d / "labels.txt").write_text("red\ngreen\nblue\n")
-    cfg = DEFAULT.replace({**TINY, "steps": 30, "attention": True, "guidance": 2.0})
-    res = train_run(cfg, load_sprites(d), runs_root=root / "runs", trackers={}, name="m")
-    return res.model
+from conftest import ROOT  # noqa: E402
 
 
 @pytest.fixture(scope="module")

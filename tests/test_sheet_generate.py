@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cli.main import sm
-from test_cli_sample import tiny_model  # noqa: F401  (module-scoped fixture)
 
 
-def test_sheet_generates_named_frames_with_regeneration_data(tiny_model: Path, tmp_path: Path):  # noqa: F811
+
+def test_sheet_generates_named_frames_with_regeneration_data(tiny_model: Path, tmp_path: Path):
     out = tmp_path / "blue.png"
     res = CliRunner().invoke(sm, ["sheet", "--model", str(tiny_model), "--label", "2", "--count", "12",
                                   "--seed", "3", "--out", str(out), "--format", "json-hash,godot3"])
@@ -31,7 +31,7 @@ def test_sheet_generates_named_frames_with_regeneration_data(tiny_model: Path, t
     assert set(np.unique(sheet[..., 3])) <= {0, 255}
 
 
-def test_sheet_matches_sample_pixels(tiny_model: Path, tmp_path: Path):  # noqa: F811
+def test_sheet_matches_sample_pixels(tiny_model: Path, tmp_path: Path):
     """The frames of a sheet are exactly the sprites `sm sample` writes with the same options."""
     args = ["--model", str(tiny_model), "--label", "red", "--count", "4", "--seed", "9"]
     assert CliRunner().invoke(sm, ["sample", *args, "--out", str(tmp_path / "s")]).exit_code == 0
@@ -46,7 +46,7 @@ def test_sheet_matches_sample_pixels(tiny_model: Path, tmp_path: Path):  # noqa:
         assert np.array_equal(got, want), name
 
 
-def test_sheet_refuses_to_replace_without_force(tiny_model: Path, tmp_path: Path):  # noqa: F811
+def test_sheet_refuses_to_replace_without_force(tiny_model: Path, tmp_path: Path):
     out = tmp_path / "h.png"
     args = ["sheet", "--model", str(tiny_model), "--count", "2", "--out", str(out)]
     assert CliRunner().invoke(sm, args).exit_code == 0
