@@ -5,7 +5,7 @@ SM := $(VENV)/bin/sm
 # torch 2.13.0 is the CPU build on this project's machines; elsewhere pip picks the platform's build.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup train sheet test engines clean
+.PHONY: setup train sheet test engines bundled-model clean
 
 setup: $(VENV)/.installed
 
@@ -21,6 +21,10 @@ train: setup          ## train on the bundled sprite set, tracked in MLflow (sm-
 
 sheet: setup          ## 64 hero sprites from the bundled model, packed into hero.png + hero.json
 	$(SM) sheet --label 5 --count 64 --out hero.png --force
+
+bundled-model: setup  ## retrain the bundled model (see scarlet_moon/bundled/model/README.md)
+	$(SM) train --steps 10000 --checkpoint-every 250 --sample-every 2000 --name bundled
+	$(PY) -c "from scarlet_moon.checkpoint import sampling_weights as w; w('sm-runs/bundled/checkpoint.safetensors', 'scarlet_moon/bundled/model/model.safetensors')"
 
 engines: setup        ## chromium, godot3-server and the npm engines for the atlas tests
 	bash .ci/install-engines
