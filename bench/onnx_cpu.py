@@ -162,7 +162,7 @@ def main() -> None:
     result = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "onnxruntime": __import__("onnxruntime").__version__, "loadavg_end": os.getloadavg(),
-                    "note": "2 cores shared with a background training run: absolute figures are noisy"},
+                    "note": "ratios within one run; absolute figures move with the machine's load"},
         "default_model": {"source": which, "arch": card.config.get("arch"), "params": card.meta.get("num_params"),
                           "size": list(card.size), "onnx_bytes": exp.bytes, "parity_max_abs_diff": exp.max_abs_diff},
         "denoiser_call_batch64": call,
@@ -179,7 +179,7 @@ def main() -> None:
     c, e = call, result["sheet_64_end_to_end_s"]
     md = [
         "# ONNX vs torch on CPU (bench/onnx_cpu.py)", "",
-        f"Machine: {os.cpu_count()} CPUs shared with a training run (load avg at end {os.getloadavg()[0]:.1f}); "
+        f"Machine: {os.cpu_count()} CPUs (load avg at end {os.getloadavg()[0]:.1f}); "
         f"torch {torch.__version__}, onnxruntime {result['machine']['onnxruntime']}.",
         f"Default-preset model: {which}, {card.meta.get('num_params')} params, 16x16 RGBA; "
         f"export parity max |diff| {max(exp.max_abs_diff.values()):.1e}.", "",
@@ -199,6 +199,9 @@ def main() -> None:
         f"| torch backend, default preset | same | {e['torch_default_preset']['seconds']:.1f} |",
         f"| torch backend, seed preset (untrained; same cost) | {sd['sampler']} {sd['steps']} steps, guidance "
         f"{sd['guidance']} | {e['torch_seed_preset_ddpm']['seconds']:.1f} |", "",
+        f"End to end, the onnx sheet is {e['torch_seed_preset_ddpm']['seconds'] / e['onnx_default_preset']['seconds']:.1f}x "
+        "faster than the seed preset's DDPM-500 on torch (target: 20x).", "",
+        "GPU: none was at hand in this session (no device machine was lent); no GPU figures yet.", "",
     ]
     out.with_suffix(".md").write_text("\n".join(md))
     print("\n".join(md))
