@@ -71,7 +71,7 @@ def _example(card: ModelCard, batch: int, seed: int) -> tuple[torch.Tensor, torc
 
 def _quiet_exporter_logs() -> None:
     # "torchvision is not installed" and friends (notes/onnx-mlflow-wandb.md section 1)
-    for name in ("torch.onnx", "torch.onnx._internal.exporter._registration", "onnxscript"):
+    for name in ("torch.onnx", "torch.onnx._internal.exporter._registration", "onnxscript", "onnx_ir"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
