@@ -53,7 +53,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     log_every: int = 10
     sampler: str = "dpmpp-2m"        # used for the sample grids
-    sample_steps: int = 20
+    sample_steps: int = 25
     guidance: float = 2.0            # classifier-free guidance scale; 1 = off
     clip_x0: bool = True             # clip the predicted clean sprite to [-1, 1] while sampling
 
