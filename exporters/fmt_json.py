@@ -41,23 +41,20 @@ class JsonHash(AtlasFormat):
         meta["animations"] = anims  # harmless copy; Pixi reads the top-level one
         if target.siblings:
             meta["related_multi_packs"] = list(target.siblings)
-        frames = {f.name: tp_frame(f) for f in page.frames}
-        return dump_json({"frames": frames, "animations": anims, "meta": meta})
+        return dump_json({"frames": self.frames(page), "animations": anims, "meta": meta})
+
+    def frames(self, page: Page) -> Any:
+        return {f.name: tp_frame(f) for f in page.frames}
 
 
-class JsonArray(AtlasFormat):
+class JsonArray(JsonHash):
     name = "json-array"
     description = "TexturePacker JSON (array): Phaser 3/4 load.atlas (Pixi would lose the frame names)"
     suffix = ".array.json"
     per_page = True
 
-    def render(self, target: AtlasTarget) -> str:
-        page = target.pages[0]
-        anims = animations_of(page.frames)
-        meta = page_meta(target, page, target.images[0])
-        meta["animations"] = anims
-        frames = [{"filename": f.name, **tp_frame(f)} for f in page.frames]
-        return dump_json({"frames": frames, "animations": anims, "meta": meta})
+    def frames(self, page: Page) -> Any:
+        return [{"filename": f.name, **tp_frame(f)} for f in page.frames]
 
 
 class PhaserMulti(AtlasFormat):
