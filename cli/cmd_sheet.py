@@ -50,12 +50,15 @@ def split_formats(formats: tuple[str, ...] | list[str]) -> list[str]:
 def check_out(out: str | Path) -> Path:
     from scarlet_moon.errors import BadInput
 
-    path = Path(out)
-    if path.suffix.lower() != ".png" or path.stem in ("", "."):
-        raise BadInput(f"--out {str(out)!r} must be a .png file name (atlases are written next to it)")
-    folder = path.parent
-    if not folder.is_dir():
-        raise BadInput(f"--out {str(out)!r}: its folder {str(folder)!r} does not exist")
+    from exporters import check_sheet_path
+
+    folder = Path(out).parent
+    try:  # the same rules write_atlases applies, checked before any sampling
+        path = check_sheet_path(out)
+    except ValueError:
+        raise BadInput(f"--out {str(out)!r} must be a .png file name (atlases are written next to it)") from None
+    except FileNotFoundError:
+        raise BadInput(f"--out {str(out)!r}: its folder {str(folder)!r} does not exist") from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise BadInput(f"--out {str(out)!r}: its folder {str(folder)!r} is not writable")
     return path

@@ -13,7 +13,7 @@ from exporters.base import AtlasFormat, AtlasTarget
 from exporters.model import Frame, PackResult, Page, Sprite
 from exporters.packer import pack
 from exporters.registry import ENTRY_POINT_GROUP, available_formats
-from exporters.writer import resolve_formats, write_atlases
+from exporters.writer import check_sheet_path, resolve_formats, write_atlases
 
-__all__ = ["AtlasFormat", "AtlasTarget", "ENTRY_POINT_GROUP", "Frame", "PackResult", "Page", "Sprite",
+__all__ = ["check_sheet_path", "AtlasFormat", "AtlasTarget", "ENTRY_POINT_GROUP", "Frame", "PackResult", "Page", "Sprite",
            "available_formats", "pack", "resolve_formats", "write_atlases"]

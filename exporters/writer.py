@@ -24,6 +24,16 @@ from exporters.registry import available_formats
 MULTI_TRIGGERS = ("json-hash", "json-array")  # with several pages these also get phaser-multi
 
 
+def check_sheet_path(out: str | Path) -> Path:
+    """A sheet path ends in .png and its folder exists (ValueError / FileNotFoundError)."""
+    out = Path(out)
+    if out.suffix.lower() != ".png" or out.stem in ("", "."):
+        raise ValueError(f"the sheet path must end in .png, got {str(out)!r}")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"output folder {str(out.parent)!r} does not exist")
+    return out
+
+
 def write_atlases(result: PackResult, out: str | Path, formats: Sequence[str] = ("json-hash",), *,
                   force: bool = False, app_meta: dict[str, Any] | None = None) -> list[Path]:
     """Write the sheet(s) and atlases next to `out` (a .png path); return every written path.
@@ -32,12 +42,8 @@ def write_atlases(result: PackResult, out: str | Path, formats: Sequence[str] = 
     FileNotFoundError (no such folder), FileExistsError naming the first existing target
     when force is False. Companion files (Godot 3 .png.import) are written only when absent.
     """
-    out = Path(out)
-    if out.suffix.lower() != ".png" or out.stem in ("", "."):
-        raise ValueError(f"the sheet path must end in .png, got {str(out)!r}")
+    out = check_sheet_path(out)
     folder = out.parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"output folder {str(folder)!r} does not exist")
     chosen = resolve_formats(formats, multipage=len(result.pages) > 1)
     images = [out.name] if len(result.pages) == 1 else [f"{out.stem}-{i}.png" for i in range(len(result.pages))]
     meta = {"app": "scarlet-moon", "version": _version(), **(app_meta or {})}
