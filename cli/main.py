@@ -10,6 +10,7 @@ import logging
 import sys
 
 import click
+from rich.markup import escape
 
 from cli.console import console, setup_logging
 from scarlet_moon import __version__
@@ -23,10 +24,20 @@ class SmGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ScarletError as exc:
-            if ctx.obj and ctx.obj.get("debug"):
-                raise
-            console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
-            ctx.exit(exc.exit_code)
+            self._fail(ctx, str(exc), exc.exit_code)
+        except click.UsageError as exc:  # a subcommand's bad option: one line too, not click's usage block
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            self._fail(ctx, exc.format_message().rstrip(".") + where, exc.exit_code)
+        except KeyboardInterrupt:  # Ctrl-C outside the training loop (which saves and raises Interrupted)
+            self._fail(ctx, "interrupted (Ctrl-C); files are written atomically, so none is half-written", 130)
+
+    @staticmethod
+    def _fail(ctx: click.Context, message: str, code: int) -> None:
+        if ctx.obj and ctx.obj.get("debug"):
+            raise
+        one_line = " ".join(message.split("\n"))  # escape(): a path or label with [/x] is text, not markup
+        console.print(f"[red]error:[/red] {escape(one_line)}", markup=True, highlight=False, soft_wrap=True)
+        ctx.exit(code)
 
 
 @click.group(cls=SmGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from scarlet_moon.card_check import check_card_meta
 from scarlet_moon.errors import BadInput
 from scarlet_moon.schedule import Schedule
 
@@ -53,6 +54,8 @@ def read_meta(path: str | Path) -> dict[str, Any]:
             header = json.loads(f.read(n))
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise BadInput(f"{not_ours} (its safetensors header is not JSON)") from None
+    if isinstance(header, dict):
+        _check_data_size(p, header, p.stat().st_size - 8 - n)
     raw = (header.get("__metadata__") or {}).get(META_KEY) if isinstance(header, dict) else None
     if raw is None:
         raise BadInput(f"{str(p)!r} is a safetensors file without Scarlet Moon metadata; "
@@ -64,6 +67,19 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise BadInput(f"{not_ours} (format tag missing)")
     return meta
+
+
+def _check_data_size(p: Path, header: dict[str, Any], available: int) -> None:
+    """The tensors' data_offsets must end exactly at the end of the file: a cut-off copy fails here,
+    from the header alone, before any command starts work."""
+    ends = [v.get("data_offsets") for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    try:
+        end = max((int(e[1]) for e in ends), default=0)
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError):
+        raise BadInput(f"{str(p)!r} is not a Scarlet Moon checkpoint (its safetensors header is malformed)") from None
+    if end != available:
+        raise BadInput(f"{str(p)!r} is truncated or corrupt (its header describes {end} bytes of tensor data, "
+                       f"the file holds {available})")
 
 
 def file_fingerprint(path: str | Path) -> str:
@@ -89,6 +105,7 @@ def read_card(path: str | Path | None = None) -> "ModelCard":
     missing = [k for k in required if k not in meta]
     if missing:
         raise BadInput(f"checkpoint {str(p)!r} lacks {', '.join(missing)} in its metadata")
+    check_card_meta(meta, f"checkpoint {str(p)!r}")
     return ModelCard(p, meta)
 
 

@@ -40,6 +40,7 @@ def assert_same_weights(a: Path, b: Path) -> None:
         assert torch.equal(wa[k], wb[k]), k
 
 
+@pytest.mark.reliability
 def test_ctrl_c_saves_and_resume_matches_uninterrupted_run(npy_set: Path, tmp_path: Path):
     data = load_sprites(npy_set)
     cfg = tiny_cfg(steps=12)
@@ -110,6 +111,7 @@ def test_sample_grid_and_model_card_written(npy_set: Path, tmp_path: Path):
 
 
 @pytest.mark.slow
+@pytest.mark.reliability
 def test_sigkill_after_checkpoint_then_resume_equals_uninterrupted(npy_set: Path, tmp_path: Path, sm_env):
     common = ["train", "--data", str(npy_set), "--tracking", "none", "--runs-dir", str(tmp_path),
               "--config", str(_tiny_toml(tmp_path, steps=600, checkpoint_every=20))]

@@ -1,0 +1,69 @@
+"""The files docs/errors.md's examples name: a tiny model, its run folder and data, and bad inputs.
+
+`build_workspace(dst, run_dir, data_dir)` writes them under dst, so each documented example is
+run from dst exactly as written in the table (file names are relative to it).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+# A pickle (protocol 4) of the int 1: enough for the loader to recognise and refuse it.
+PICKLE_BYTES = b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00K\x01."
+
+
+def png(path: Path, size: int, colour: tuple[int, int, int, int] = (200, 40, 40, 255)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGBA", (size, size), colour).save(path)
+
+
+def relabelled_model(src: Path, dst: Path, names: list[str]) -> None:
+    """A copy of a model whose label names are `names` (unsafe names, or a tampered card)."""
+    from scarlet_moon.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(src, with_optim=False)
+    ckpt.meta["label_names"] = names
+    save_checkpoint(dst, ckpt)
+
+
+def build_workspace(dst: Path, run_dir: Path, data_dir: Path) -> Path:
+    from safetensors.numpy import save as st_save
+
+    from cli.cmd_onnx import tiny_onnx_bytes
+
+    dst.mkdir(parents=True, exist_ok=True)
+    model = run_dir / "model.safetensors"
+    shutil.copy(model, dst / "model.safetensors")
+    (dst / "run").mkdir()
+    shutil.copy(run_dir / "checkpoint.safetensors", dst / "run" / "checkpoint.safetensors")
+    shutil.copytree(data_dir, dst / "data")
+    for label in ("cat", "dog"):  # other sprites: 16x16, other labels
+        png(dst / "other" / label / "0.png", 16)
+    blob = model.read_bytes()
+    (dst / "truncated.safetensors").write_bytes(blob[: len(blob) // 2])
+    (dst / "foreign.safetensors").write_bytes(st_save({"w": np.zeros(2, np.float32)}))
+    (dst / "junk.safetensors").write_bytes(b"this is not a checkpoint at all")
+    (dst / "model.pt").write_bytes(PICKLE_BYTES)
+    (dst / "foreign.onnx").write_bytes(tiny_onnx_bytes())  # a valid ONNX model, without our metadata
+    (dst / "junk.onnx").write_bytes(b"not a protobuf")
+    png(dst / "mixed" / "a" / "0.png", 16)
+    png(dst / "mixed" / "a" / "1.png", 8)
+    png(dst / "notimage" / "a" / "0.png", 16)
+    (dst / "notimage" / "a" / "1.png").write_text("not a PNG")
+    png(dst / "emptyclass" / "a" / "0.png", 16)
+    (dst / "emptyclass" / "b").mkdir()
+    (dst / "notonehot").mkdir()
+    np.save(dst / "notonehot" / "sprites.npy", np.full((2, 8, 8, 4), 255, np.uint8))
+    np.save(dst / "notonehot" / "sprites_labels.npy", np.array([[1.0, 1.0], [0.0, 1.0]], np.float32))
+    (dst / "nocolours.gpl").write_text("GIMP Palette\nName: empty\n# no colours\n")
+    (dst / "afile").write_text("a file, not a folder\n")
+    png(dst / "taken.png", 4)
+    (dst / "ro").mkdir()
+    (dst / "ro").chmod(0o555)
+    relabelled_model(model, dst / "evil.safetensors", ["../../x", "a\"b[/x]", "blue"])
+    relabelled_model(model, dst / "tampered.safetensors", 5)  # type: ignore[arg-type]
+    return dst
