@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 
 from cli.console import console, progress_disabled
+from scarlet_moon.errors import ScarletError
 
 # Flags that map one-to-one onto TrainConfig fields (None = not given, keep preset/TOML value).
 CONFIG_FLAGS = {
@@ -58,23 +60,74 @@ def _config_options(f):
               help="W&B mode.  [default: online with WANDB_API_KEY, else offline]")
 @click.option("--wandb-project", default=None, help="W&B project.  [default: scarlet-moon]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Torch device.")
+@click.option("--nproc", type=int, default=None,
+              help="Train on N processes of this machine (one per GPU, or gloo on CPUs): starts torchrun.")
 @click.pass_context
 def train(ctx: click.Context, **opts: Any) -> None:
     """Train a sprite diffusion model; prints the run folder and model path on stdout."""
     from scarlet_moon.config import TrainConfig, preset
+    from scarlet_moon.distributed import from_env
+
+    nproc = opts.pop("nproc")
+    here = from_env()  # under torchrun: rank 0 speaks for every rank
+    try:
+        settings = _merge_settings(opts)
+        cfg: TrainConfig = preset(settings.get("preset") or "default")
+        cfg = cfg.replace({k: v for k, v in settings.items() if k not in RUN_KEYS}, source="settings")
+        runs_root = Path(settings.get("runs_dir") or "sm-runs")
+        if nproc is not None:
+            from cli.launch import launch, check_launch
+
+            if check_launch(nproc, here.world, cfg, settings, runs_root):
+                ctx.exit(launch(ctx, nproc))
+        _train_here(ctx, cfg, settings, runs_root)
+    except ScarletError as exc:
+        _report(here, exc)
+        if here.silent(exc):  # rank 0 reports it: give it time before torchrun stops the ranks left
+            time.sleep(1)
+            ctx.exit(exc.exit_code)
+        raise
+
+
+def _train_here(ctx: click.Context, cfg, settings: dict[str, Any], runs_root: Path) -> None:
+    """This process's part: the whole run, or one rank of a torchrun job."""
+    from scarlet_moon import distributed
     from scarlet_moon.data import load_sprites
 
-    settings = _merge_settings(opts)
-    cfg: TrainConfig = preset(settings.get("preset") or "default")
-    cfg = cfg.replace({k: v for k, v in settings.items() if k not in RUN_KEYS}, source="settings")
-    runs_root = Path(settings.get("runs_dir") or "sm-runs")
-    data_path = settings.get("data")
-    if data_path is None and settings.get("resume"):
-        data_path = _resumed_data_source(settings["resume"], runs_root)
-    data = load_sprites(data_path, tile=settings.get("tile"), background_key=settings.get("background_key"))
-    result = _run(cfg, data, runs_root, settings, quiet=ctx.obj.get("quiet", False))
-    click.echo(str(result.run_dir))
-    click.echo(str(result.model))
+    dist, device = distributed.start(_device(settings.get("device")))
+    try:
+        def load():
+            data_path = settings.get("data")
+            if data_path is None and settings.get("resume"):
+                data_path = _resumed_data_source(settings["resume"], runs_root)
+            return load_sprites(data_path, tile=settings.get("tile"), background_key=settings.get("background_key"))
+
+        data = dist.together(load)
+        result = _run(cfg, data, runs_root, settings, ctx.obj.get("quiet", False), dist, device)
+    except BaseException:
+        distributed.stop(clean=False)
+        raise
+    distributed.stop()
+    if dist.main:
+        click.echo(str(result.run_dir))
+        click.echo(str(result.model))
+
+
+def _report(here, exc: ScarletError) -> None:
+    """Rank 0 of a torchrun job: finish reporting even when torchrun stops it (SIGTERM) because another rank
+    exited first; under `sm train --nproc` also leave the exit code for the launcher."""
+    import os
+    import signal
+
+    from cli.launch import STATUS_ENV
+    from scarlet_moon.atomic import atomic_write_bytes
+
+    if not (here.main and here.active):
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    path = os.environ.get(STATUS_ENV)
+    if path:
+        atomic_write_bytes(path, f"{exc.exit_code}\n".encode())  # the launcher never reads half a file
 
 
 def _resumed_data_source(resume: str, runs_root: Path) -> str | None:
@@ -128,14 +181,14 @@ def _trackers(settings: dict[str, Any], runs_root: Path) -> dict[str, Any]:
     return trackers
 
 
-def _run(cfg, data, runs_root: Path, settings: dict[str, Any], quiet: bool):
+def _run(cfg, data, runs_root: Path, settings: dict[str, Any], quiet: bool, dist, device: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from scarlet_moon.runs import train_run
     from scarlet_moon.tracking import DEFAULT_MODEL_NAME
 
-    device = _device(settings.get("device"))
-    trackers = _trackers(settings, runs_root)
+    trackers = _trackers(settings, runs_root) if dist.main else {}
+    quiet = quiet or not dist.main
     register = settings.get("register_name") or (DEFAULT_MODEL_NAME if trackers else None)
     columns = [TextColumn("step"), MofNCompleteColumn(), BarColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
                TextColumn("{task.fields[rate]:.1f} steps/s"), TextColumn("ETA"), TimeRemainingColumn()]
@@ -153,7 +206,9 @@ def _run(cfg, data, runs_root: Path, settings: dict[str, Any], quiet: bool):
 
         result = train_run(cfg, data, runs_root=runs_root, trackers=trackers, name=settings.get("name"),
                            resume=settings.get("resume"), resume_steps=settings.get("steps"),
-                           register_name=register, device=device, progress=progress)
+                           register_name=register, device=device, progress=progress, dist=dist)
+    if not dist.main:
+        return result
     console.print(f"trained {result.steps} steps in {result.seconds:.0f} s; run folder {result.run_dir}",
                   highlight=False)
     return result

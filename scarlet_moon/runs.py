@@ -21,11 +21,12 @@ from scarlet_moon.atomic import atomic_write_bytes
 from scarlet_moon.checkpoint import save_checkpoint
 from scarlet_moon.config import TrainConfig
 from scarlet_moon.data import SpriteSet
+from scarlet_moon.distributed import SINGLE, Dist, check_in_sync, stop_flag, wrap
 from scarlet_moon.errors import BadInput, Interrupted
 from scarlet_moon.imageio import make_grid, save_png
 from scarlet_moon.pipeline import generate_torch
 from scarlet_moon.tracking import MultiTracker, Tracker
-from scarlet_moon.train import (CHECKPOINT_NAME, MODEL_NAME, StepInfo, StopFlag, TrainState, build_state,
+from scarlet_moon.train import (CHECKPOINT_NAME, MODEL_NAME, StepInfo, TrainState, build_state,
                                 restore_state, run_loop, schedule_of, to_checkpoint)
 
 log = logging.getLogger(__name__)
@@ -77,31 +78,38 @@ def sample_grid(state: TrainState, cfg: TrainConfig, data: SpriteSet, path: Path
 
 def train_run(cfg: TrainConfig, data: SpriteSet, *, runs_root: Path, trackers: dict[str, Tracker],
               name: str | None = None, resume: str | Path | None = None, resume_steps: int | None = None,
-              register_name: str | None = None,
-              device: str = "cpu", progress: Callable[[StepInfo], None] | None = None) -> RunResult:
+              register_name: str | None = None, device: str = "cpu",
+              progress: Callable[[StepInfo], None] | None = None, dist: Dist = SINGLE) -> RunResult:
+    """Under torchrun (`dist` from distributed.start) only rank 0 writes files and tracks."""
     t_start = time.time()
     if resume is not None:
-        ckpt_path = resolve_resume(resume, runs_root)
-        cfg, state = restore_state(ckpt_path, resume_steps, data, device)
+        ckpt_path = dist.agree(lambda: resolve_resume(resume, runs_root))
+        cfg, state = dist.together(lambda: restore_state(ckpt_path, resume_steps, data, device))
+        dist.check_batch(cfg.batch_size)  # the run's own batch size
         run_dir = ckpt_path.parent
-        (run_dir / "samples").mkdir(exist_ok=True)
+        if dist.main:
+            (run_dir / "samples").mkdir(exist_ok=True)
         log.info("resuming %s at step %d of %d", run_dir, state.step, cfg.steps)
     else:
-        run_dir = new_run_dir(runs_root, name)
+        dist.check_batch(cfg.batch_size)  # before any folder is made
+        run_dir = dist.agree(lambda: new_run_dir(runs_root, name))
         state = build_state(cfg, channels=data.images.shape[-1], size=data.size[0],
                             num_classes=len(data.label_names), device=device)
         ckpt_path = run_dir / CHECKPOINT_NAME
     params = dict(cfg.to_dict(), data_source=data.source, data_fingerprint=data.fingerprint(),
                   num_sprites=len(data.images), labels=",".join(data.label_names))
-    atomic_write_bytes(run_dir / "config.json", json.dumps(params, indent=2).encode())
-    tracker = MultiTracker(trackers)
-    state.tracking_ids = tracker.start(run_dir.name, params, resume_ids=state.tracking_ids)
-    return _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, progress, t_start)
+    if dist.main:
+        atomic_write_bytes(run_dir / "config.json", json.dumps(params, indent=2).encode())
+    tracker = MultiTracker(trackers if dist.main else {})
+    state.tracking_ids = dist.agree(lambda: tracker.start(run_dir.name, params, resume_ids=state.tracking_ids))
+    wrap(state, dist, device)
+    return _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, progress, t_start, dist)
 
 
-def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, progress, t_start) -> RunResult:
+def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, progress, t_start,
+          dist: Dist = SINGLE) -> RunResult:
     def on_checkpoint(write: bool) -> Path:
-        if write:
+        if write and dist.main:
             save_checkpoint(ckpt_path, to_checkpoint(cfg, data, state))
         return ckpt_path
 
@@ -112,6 +120,8 @@ def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, 
             progress(info)
 
     def on_sample(step: int) -> None:
+        if not dist.main:
+            return
         path = sample_grid(state, cfg, data, run_dir / "samples" / f"step_{step:06d}.png", device)
         tracker.log_artifact(path, "samples")
 
@@ -120,13 +130,15 @@ def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, 
 
     status = "FAILED"
     try:
-        with StopFlag() as stop:
+        with stop_flag(dist, device) as stop:
             run_loop(state, cfg, data, device, on_step=on_step, on_checkpoint=on_checkpoint,
                      on_sample=on_sample, on_epoch=on_epoch, stop=stop)
+        check_in_sync(state, dist, device)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         on_checkpoint(True)
+        dist.barrier()  # every rank agreed to stop: none exits (and gets the others killed) before the save
         raise Interrupted(f"interrupted at step {state.step}; checkpoint saved, continue with "
                         f"`sm train --resume {run_dir}`") from None
     finally:
@@ -136,11 +148,12 @@ def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, 
     if cfg.sample_every and state.step % cfg.sample_every != 0:
         on_sample(state.step)
     model_path = run_dir / MODEL_NAME
-    save_checkpoint(model_path, to_checkpoint(cfg, data, state, full=False))
-    tracker.log_artifact(ckpt_path, "checkpoint")
-    tracker.log_artifact(model_path, "model")
-    if register_name:
-        tracker.register(model_path, register_name)
+    if dist.main:
+        save_checkpoint(model_path, to_checkpoint(cfg, data, state, full=False))
+        tracker.log_artifact(ckpt_path, "checkpoint")
+        tracker.log_artifact(model_path, "model")
+        if register_name:
+            tracker.register(model_path, register_name)
     tracker.finish("FINISHED")
     return RunResult(run_dir, ckpt_path, model_path, state.step, dict(state.tracking_ids or {}),
                      time.time() - t_start)

@@ -37,6 +37,9 @@ class TrainState:
     opt: torch.optim.Optimizer
     step: int = 0
     tracking_ids: dict[str, Any] | None = None
+    net: torch.nn.Module | None = None  # what forward/backward run through (DDP wrapper); None = model
+    rank: int = 0                       # this process's slice of the global batch (distributed.py)
+    world: int = 1
 
 
 @dataclass
@@ -122,12 +125,16 @@ def train_step(state: TrainState, cfg: TrainConfig, data_x: torch.Tensor, data_y
     y[draw["drop"].to(dev)] = num_classes  # the null label
     gen = torch.Generator(device=dev).manual_seed(int(draw["seed"]))
     noise = torch.randn(x0.shape, generator=gen, device=dev)
+    t = draw["t"].to(dev)
+    if state.world > 1:  # every rank drew the same global batch; each trains on its slice
+        part = slice(state.rank * len(t) // state.world, (state.rank + 1) * len(t) // state.world)
+        x0, y, t, noise = x0[part], y[part], t[part], noise[part]
     torch.manual_seed(int(draw["seed"]))  # dropout layers, if any
     lr = lr_at(step, cfg)
     for group in state.opt.param_groups:
         group["lr"] = lr
-    loss = diffusion_loss(state.model, x0, y, draw["t"].to(dev), noise, abar, cfg)
-    value = float(loss.detach())
+    loss = diffusion_loss(state.net or state.model, x0, y, t, noise, abar, cfg)
+    value = float(loss.detach()) if state.world == 1 else _global_mean(loss, state.world)
     if not math.isfinite(value):
         return value, lr, int(draw["epoch"])
     state.opt.zero_grad(set_to_none=True)
@@ -139,6 +146,12 @@ def train_step(state: TrainState, cfg: TrainConfig, data_x: torch.Tensor, data_y
         update_ema(state.ema, state.model, cfg.ema_decay, step)
     state.step += 1
     return value, lr, int(draw["epoch"])
+
+
+def _global_mean(loss: torch.Tensor, world: int) -> float:
+    from scarlet_moon.distributed import mean_over_ranks  # torch.distributed only when running on it
+
+    return mean_over_ranks(loss, world)
 
 
 @torch.no_grad()
@@ -243,6 +256,9 @@ class StopFlag:
         if self._old is not None:
             signal.signal(signal.SIGINT, self._old)
 
+    def should_stop(self) -> bool:
+        return self.set
+
 
 Hook = Callable[[StepInfo], None]
 
@@ -273,7 +289,7 @@ def run_loop(state: TrainState, cfg: TrainConfig, data: SpriteSet, device: str, 
             on_sample(state.step)
         if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps:
             on_checkpoint(True)
-        if stop.set:
+        if stop.should_stop():
             raise KeyboardInterrupt
     if epoch_losses:
         on_epoch(current_epoch, float(np.mean(epoch_losses)))
