@@ -8,13 +8,14 @@ given the same seed, draws exactly the same noise.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from scarlet_moon.data import from_model_range
 from scarlet_moon.denoise import NoiseStream, make_denoiser
+from scarlet_moon.editing import Ops, has_edits, sample_edited
 from scarlet_moon.samplers import run_sampler
 from scarlet_moon.schedule import Schedule
 
@@ -35,12 +36,14 @@ def torch_denoiser(model: torch.nn.Module, labels: torch.Tensor, null_label: int
 def generate_torch(model: torch.nn.Module, *, labels: Sequence[int], num_classes: int, size: tuple[int, int],
                    channels: int, schedule: Schedule, prediction: str, sampler: str, steps: int,
                    guidance: float, seed: int, eta: float = 0.0, clip_x0: bool = True, device: str = "cpu",
-                   callback: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """Sprites for `labels` (one per entry) -> uint8 N x H x W x C."""
+                   callback: Callable[[int, int], None] | None = None, edit: Any = None) -> np.ndarray:
+    """Sprites for `labels` (one per entry) -> uint8 N x H x W x C; `edit`: a generation.Request
+    whose init/strength/mask/tileable apply (scarlet_moon.editing), None for plain sampling."""
     was_training = model.training
     model.eval()
     stream = NoiseStream(seed, (len(labels), channels, *size))
-    x = torch.from_numpy(stream()).to(device)
+    z0 = stream()
+    x = torch.from_numpy(z0).to(device)
     y = torch.as_tensor(list(labels), dtype=torch.int64, device=device)
     abar = schedule.alphas_cumprod()
     denoise = torch_denoiser(model, y, num_classes, guidance, abar, prediction)
@@ -48,6 +51,13 @@ def generate_torch(model: torch.nn.Module, *, labels: Sequence[int], num_classes
     def noise(i: int) -> torch.Tensor:
         return torch.from_numpy(stream(i)).to(device)
 
-    out = run_sampler(sampler, denoise, x, schedule, steps, eta=eta, noise=noise, callback=callback, clip_x0=clip_x0)
+    if edit is not None and has_edits(edit):
+        ops = Ops(cat=lambda parts, axis: torch.cat(list(parts), dim=axis),
+                  const=lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(device))
+        out = sample_edited(sampler, denoise, z0, schedule, steps, edit, ops, eta=eta, noise=noise,
+                            callback=callback, clip_x0=clip_x0)
+    else:
+        out = run_sampler(sampler, denoise, x, schedule, steps, eta=eta, noise=noise, callback=callback,
+                          clip_x0=clip_x0)
     model.train(was_training)
     return from_model_range(out.float().cpu().numpy())

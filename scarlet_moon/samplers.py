@@ -182,14 +182,15 @@ SAMPLERS: dict[str, Callable[..., Array]] = {
 
 def run_sampler(name: str, denoiser: Denoiser, x: Array, schedule: Schedule, steps: int = DEFAULT_STEPS, *,
                 eta: float = 0.0, noise: NoiseFn | None = None, callback: Callback | None = None,
-                spacing: str = "trailing", clip_x0: bool = False) -> Array:
-    """Run sampler `name` for `steps` model evaluations (ddpm with steps == T uses all T)."""
+                spacing: str = "trailing", clip_x0: bool = False, timesteps: Sequence[int] | None = None) -> Array:
+    """Run sampler `name` for `steps` model evaluations (ddpm with steps == T uses all T);
+    `timesteps` (descending indices) replaces the ones `steps` and `spacing` would pick."""
     if name not in SAMPLERS:
         raise BadInput(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
     if eta != 0.0 and name != "ddim":
         raise BadInput(f"eta={eta} applies to the ddim sampler only, not {name}")
     abar = schedule.alphas_cumprod()
-    ts = pick_timesteps(schedule, steps, spacing)
+    ts = pick_timesteps(schedule, steps, spacing) if timesteps is None else list(timesteps)
     if clip_x0:
         denoiser = clipped(denoiser, abar)
     if name == "ddim":
