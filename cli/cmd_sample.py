@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from cli.console import console, progress_disabled
+from cli.console import console
 
 SAMPLERS = ["ddpm", "ddim", "dpmpp-2m"]
 
@@ -40,6 +40,13 @@ def generation_options(f):
         click.option("--colors", type=click.IntRange(min=1), default=None, help="At most K colours per sprite. [default with --snap: the training set's 90th percentile]"),
         click.option("--snap/--no-snap", "snap_palette", default=True, show_default=True,
                      help="Snap to the training set's palette when the model carries one."),
+        click.option("--init", "init", type=click.Path(), default=None,
+                     help="Start from this sprite (a PNG the model's size): variations of it."),
+        click.option("--strength", type=float, default=None,
+                     help="With --init: 0 returns it, 1 ignores it. [default: 0.75; 1 with --mask]"),
+        click.option("--mask", "mask", type=click.Path(), default=None,
+                     help="With --init: inpaint; white/opaque pixels are generated, black/transparent kept."),
+        click.option("--tileable", is_flag=True, help="Opposite edges wrap seamlessly (terrain tiles)."),
         click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
                      help="[default: cpu; onnx backend: CUDA when it loads, else CPU]"),
         click.option("--backend", type=click.Choice(["torch", "onnx"]), default=None,  # onnx hook
@@ -51,29 +58,24 @@ def generation_options(f):
 
 
 def build_request(card, opts: dict[str, Any]):
+    from scarlet_moon.editing import edit_fields
     from scarlet_moon.generation import Request, plan_labels
     from scarlet_moon.pixels import load_palette
 
     return Request(plan_labels(card, list(opts["labels"]), opts["count"]), seed=opts["seed"],
                    sampler=opts["sampler"], steps=opts["steps"], guidance=opts["guidance"], eta=opts["eta"],
                    alpha_threshold=opts["alpha_threshold"], snap_palette=opts["snap_palette"],
-                   colors=opts["colors"], palette=load_palette(opts["palette"]) if opts["palette"] else None)
+                   colors=opts["colors"], palette=load_palette(opts["palette"]) if opts["palette"] else None,
+                   **edit_fields(opts.get("init"), opts.get("mask"), opts.get("strength"), opts.get("tileable", False),
+                                 card.size, card.channels))
 
 
 def run_generation(card, req, opts: dict[str, Any], quiet: bool):
-    """Sample with a progress bar; returns post-processed uint8 N x H x W x C."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    """Sample in chunks (any --count, bounded memory) with one progress bar; returns
+    post-processed uint8 N x H x W x C."""
+    from cli.chunked import run_chunked
 
-    from scarlet_moon.generation import finish, sample_array
-
-    with Progress(TextColumn("sampling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True, disable=progress_disabled(quiet)) as bar:
-        task = bar.add_task("sample", total=None)
-        from cli.cmd_onnx import resolve_backend, torch_device  # --backend hook
-        card, model = resolve_backend(card, opts)
-        raw = sample_array(card, req, device=torch_device(opts), model=model,
-                           progress=lambda i, total: bar.update(task, completed=i, total=total))
-    return finish(card, req, raw)
+    return run_chunked(card, req, opts, quiet)
 
 
 def out_dir(path: str) -> Path:
@@ -131,6 +133,9 @@ def _report(card, req, files: list[dict[str, Any]], opts: dict[str, Any]) -> Non
     meta = {"model": str(card.path), "model_fingerprint": card.meta.get("data_fingerprint"), "seed": req.seed,
             "sampler": req.sampler or d["sampler"], "steps": req.steps or d["steps"],
             "guidance": d["guidance"] if req.guidance is None else req.guidance, "size": list(card.size)}
+    from scarlet_moon.editing import edit_meta
+
+    meta.update(edit_meta(req, opts.get("init"), opts.get("mask")))  # init, mask, strength, tileable
     click.echo(json.dumps({"files": files, "meta": meta, "grid": opts["grid"]}))
 
 

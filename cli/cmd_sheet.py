@@ -5,6 +5,7 @@ plus engine atlases. `pack_and_write` does the packing and writing for any list 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -113,22 +114,42 @@ def read_sprites(folder: str | Path, quiet: bool = False) -> list[Any]:
     return sprites
 
 
-def generated_sprites(opts: dict[str, Any], quiet: bool) -> list[Any]:
-    """Generate with the options of `sm sample`; frames `label_000`..., each with what regenerates it."""
+def generated_sprites(opts: dict[str, Any], quiet: bool, out: str | Path | None = None,
+                      shards: list[Path] | None = None) -> list[Any] | None:
+    """Generate with the options of `sm sample`; frames `label_000`..., each with what regenerates it.
+
+    Under torchrun (WORLD_SIZE > 1) the chunks are shared out by rank (cli.chunked.run_sharded):
+    ranks other than 0 return None; rank 0 appends the shard folder to `shards`."""
     from PIL import Image
 
     from exporters import Sprite
     from scarlet_moon.card import read_card
+    from scarlet_moon.chunks import CHUNK_SIZE
+    from scarlet_moon.editing import edit_meta, has_edits
+    from scarlet_moon.shard import world_from_env
 
     from cli.cmd_sample import build_request
 
     card = read_card(opts["model_path"])
     req = build_request(card, opts)
-    images = run_generation(card, req, opts, quiet)
+    world = world_from_env()
+    if world is None:
+        images = run_generation(card, req, opts, quiet)
+    else:
+        from cli.chunked import run_sharded
+
+        images, folder = run_sharded(card, req, opts, quiet, out or OUT_DEFAULT, world)
+        if images is None:
+            return None
+        if shards is not None:
+            shards.append(folder)
     d = card.defaults()
     common = {"seed": req.seed, "sampler": req.sampler or d["sampler"], "steps": req.steps or d["steps"],
               "guidance": d["guidance"] if req.guidance is None else req.guidance, "count": len(req.labels),
+              "chunk_size": CHUNK_SIZE,
               "model_fingerprint": card.meta.get("data_fingerprint"), "model_step": card.meta.get("step")}
+    if has_edits(req):  # --init/--strength/--mask/--tileable regenerate the frame too
+        common.update(edit_meta(req, opts.get("init"), opts.get("mask")))
     sprites, counters = [], {}
     for i, (img, k) in enumerate(zip(images, req.labels)):
         label = card.label_names[k]
@@ -178,15 +199,23 @@ def sheet(ctx: click.Context, from_dir: str | None, out: str, formats: tuple[str
     from exporters import resolve_formats
     from scarlet_moon.errors import BadInput
 
+    if not force and (Path(out).exists() or Path(out).is_symlink()):  # before minutes of sampling
+        raise BadInput(f"{str(out)!r} already exists; pass --force to replace it")
+
     try:
         resolve_formats(resolve)  # fail on a bad --format before minutes of sampling
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     pack_opts = {k: opts.pop(k) for k in ("padding", "extrude", "scale", "pot", "max_size", "trim", "dedupe")}
     quiet = bool(ctx.obj and ctx.obj.get("quiet"))
-    sprites = read_sprites(from_dir, quiet) if from_dir is not None else generated_sprites(opts, quiet)
+    shards: list[Path] = []
+    sprites = read_sprites(from_dir, quiet) if from_dir is not None else generated_sprites(opts, quiet, out, shards)
+    if sprites is None:
+        return  # a torchrun rank other than 0: its chunks are written, rank 0 packs
     for path in pack_and_write(sprites, out, formats, force=force, **pack_opts):
         click.echo(str(path))
+    for folder in shards:  # written: the shards are no longer needed
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 COMMANDS = [sheet]

@@ -32,6 +32,10 @@ class Request:
     palette: np.ndarray | None = None   # K x 3 uint8; None: the card's palette if snap_palette
     snap_palette: bool = True
     colors: int | None = None
+    init: np.ndarray | None = None      # uint8 H x W x C sprite to start from (scarlet_moon.editing)
+    mask: np.ndarray | None = None      # bool H x W, True = generate; needs init
+    strength: float | None = None       # with init: 0 keeps it, 1 ignores it
+    tileable: bool = False              # opposite edges wrap
 
 
 def plan_labels(card: ModelCard, labels: Sequence[str | int], count: int) -> tuple[int, ...]:
@@ -74,7 +78,7 @@ def sample_array(card: ModelCard, req: Request, *, device: str = "cpu", model: A
                          sampler=req.sampler or d["sampler"], steps=req.steps or d["steps"],
                          guidance=d["guidance"] if req.guidance is None else req.guidance, seed=req.seed,
                          eta=req.eta, clip_x0=bool(card.config.get("clip_x0", True)), device=device,
-                         callback=progress)
+                         callback=progress, edit=req)
     return out
 
 
@@ -87,22 +91,32 @@ def finish(card: ModelCard, req: Request, raw: np.ndarray) -> np.ndarray:
     if req.snap_palette:  # look like the training set unless told otherwise
         palette = card.palette if palette is None else palette
         colors = card.meta.get("colors_per_sprite", {}).get("p90") if colors is None else colors
-    return postprocess(raw, alpha_threshold=req.alpha_threshold, palette=palette, colors=colors)
+    from scarlet_moon.editing import restore_kept
+
+    out = postprocess(raw, alpha_threshold=req.alpha_threshold, palette=palette, colors=colors)
+    return restore_kept(req, out)  # inpainting: kept pixels are the init's, exactly
 
 
 def generate(model: str | Path | None = None, label: str | int | Sequence[str | int] = 0, count: int = 16,
              seed: int = 0, sampler: str | None = None, steps: int | None = None, guidance: float | None = None,
              eta: float = 0.0, alpha_threshold: int = 128, palette: str | Path | None = None,
-             colors: int | None = None, snap_palette: bool = True, device: str = "cpu") -> list:
-    """Generate `count` sprites of `label` (name, index, or a list: the count is split) as PIL images."""
+             colors: int | None = None, snap_palette: bool = True, device: str = "cpu", init: Any = None,
+             strength: float | None = None, mask: Any = None, tileable: bool = False) -> list:
+    """Generate `count` sprites of `label` (name, index, or a list: the count is split) as PIL images.
+
+    Editing (scarlet_moon.editing): `init` (path, PIL image or uint8 array, the sprite size) with
+    `strength` in [0, 1] for variations, plus `mask` (white/opaque = generate) for inpainting;
+    `tileable=True` for sprites whose opposite edges wrap."""
     from PIL import Image
 
+    from scarlet_moon.editing import edit_fields
     from scarlet_moon.pixels import load_palette
 
     card = read_card(model)
     labels = [label] if isinstance(label, (str, int)) else list(label)
     req = Request(plan_labels(card, labels, count), seed=seed, sampler=sampler, steps=steps, guidance=guidance,
                   eta=eta, alpha_threshold=alpha_threshold, snap_palette=snap_palette, colors=colors,
-                  palette=load_palette(palette) if palette is not None else None)
+                  palette=load_palette(palette) if palette is not None else None,
+                  **edit_fields(init, mask, strength, tileable, card.size, card.channels))
     images = finish(card, req, sample_array(card, req, device=device))
     return [Image.fromarray(im, "RGBA" if im.shape[-1] == 4 else "RGB") for im in images]
