@@ -56,6 +56,8 @@ class ExportResult:
     max_abs_diff: dict[int, float] = field(default_factory=dict)  # batch -> max |onnx - torch|
     tolerance: float = FP32_TOL
     seconds: float = 0.0
+    step_path: Path | None = None      # the fused step graph beside it (m.step.onnx)
+    step_diff: float | None = None     # its one-step max |x0 - torch x0|
 
 
 def _example(card: ModelCard, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -139,7 +141,13 @@ def to_fp16(proto):
             raise BadInput("--fp16 needs onnxconverter-common (pip install onnxconverter-common) or "
                            "onnxruntime's transformers tools; export without --fp16") from None
     block = _keep_time_embedding_fp32(proto)
-    return convert_float_to_float16(proto, keep_io_types=True, node_block_list=block)
+    out = convert_float_to_float16(proto, keep_io_types=True, node_block_list=block)
+    seen: set[str] = set()
+    for i, node in enumerate(out.graph.node):  # onnxruntime's copy can name two Cast nodes alike
+        if node.name in seen:
+            node.name = f"{node.name}_{i}"
+        seen.add(node.name)
+    return out
 
 
 def add_metadata(proto, card: ModelCard, *, fingerprint: str, precision: str) -> None:
@@ -186,8 +194,50 @@ def parity(model: torch.nn.Module, data: bytes, card: ModelCard, batches=PARITY_
     return out
 
 
+@torch.no_grad()
+def step_parity(model: torch.nn.Module, data: bytes, card: ModelCard, *, clip: bool, batch: int = 3) -> float:
+    """Max |x0| difference of one fused step (guidance 2.5, x = 0.5 b0 + 0.5 b3) against torch."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    x, t, y = _example(card, batch, seed=7)
+    y = y.clamp(max=len(card.label_names) - 1)
+    b0, b3 = x * 2.0, torch.zeros_like(x)
+    t_int = int(card.schedule.num_steps // 2)
+    abar = float(card.schedule.alphas_cumprod()[t_int])
+    a, s, w = abar ** 0.5, (1.0 - abar) ** 0.5, 2.5
+    tt = torch.full((batch,), float(t_int))
+    pred = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([y, torch.full_like(y, len(card.label_names))]))
+    pred = pred[batch:] + (pred[:batch] - pred[batch:]) * w
+    x0 = x * a - pred * s if card.prediction == "v" else (x - pred * s) / a
+    x0 = x0.clamp(-1, 1) if clip else x0
+    coef = np.array([0.5, 0, 0, 0.5, w, a, s, 0], np.float32)
+    got = sess.run(["x0"], {"b0": b0.numpy(), "b1": b3.numpy(), "b2": b3.numpy(), "b3": b3.numpy(),
+                            "coef": coef, "t": tt.numpy(), "y": y.numpy()})[0]
+    return float(np.max(np.abs(got.astype(np.float64) - x0.numpy())))
+
+
+def write_step_graph(proto, model: torch.nn.Module, card: ModelCard, out: Path, tol: float) -> tuple[Path, float]:
+    """The fused step graph (scarlet_moon.onnx_step_graph) beside `out`, parity-checked first."""
+    from scarlet_moon.onnx_device_loop import step_path
+    from scarlet_moon.onnx_step_graph import build_step_proto
+
+    clip = bool(card.config.get("clip_x0", True))
+    step = build_step_proto(proto, null_label=len(card.label_names), prediction=card.prediction, clip=clip,
+                            step_meta={"clip_x0": clip, "prediction": card.prediction})
+    data = step.SerializeToString()
+    diff = step_parity(model, data, card, clip=clip)
+    if not diff <= tol:
+        raise RunFailed(f"the fused step graph disagrees with torch: max |diff| {diff:.3g} > {tol:g}; nothing written")
+    path = step_path(out)
+    atomic_write_bytes(path, data)
+    return path, diff
+
+
 def export_onnx(model_path: str | Path | None, out: str | Path, *, fp16: bool = False,
-                opset: int | None = None) -> ExportResult:
+                opset: int | None = None, step_graph: bool = True) -> ExportResult:
     """Checkpoint (None = bundled) -> one self-contained .onnx at `out`, parity-checked vs torch."""
     from scarlet_moon.checkpoint import file_fingerprint
     from scarlet_moon.generation import load_torch_model
@@ -213,6 +263,7 @@ def export_onnx(model_path: str | Path | None, out: str | Path, *, fp16: bool = 
     if not worst <= tol:  # NaN fails too
         raise RunFailed(f"ONNX ({precision}) disagrees with torch: max |diff| {worst:.3g} > {tol:g} "
                         f"(batches {', '.join(map(str, diffs))}); nothing written")
+    step = write_step_graph(proto, model, card, out, tol) if step_graph else (None, None)
     atomic_write_bytes(out, data)
     opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), -1)
-    return ExportResult(out, len(data), int(opset_used), precision, diffs, tol, time.perf_counter() - t0)
+    return ExportResult(out, len(data), int(opset_used), precision, diffs, tol, time.perf_counter() - t0, *step)

@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from scarlet_moon.card import ModelCard, file_fingerprint as source_fingerprint
+from scarlet_moon.card_check import check_card_meta
 from scarlet_moon.errors import BadInput
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,11 @@ def card_from_session(sess, path: Path) -> ModelCard:
     missing = [k for k in _CARD_REQUIRED if k not in meta] if isinstance(meta, dict) else list(_CARD_REQUIRED)
     if missing:
         raise BadInput(f"{not_ours} (its card lacks {', '.join(missing)})")
-    if int(io.get("format_version", 0)) > FORMAT_VERSION:
+    check_card_meta(meta, repr(str(path)))
+    version = io.get("format_version", 0) if isinstance(io, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise BadInput(f"{not_ours} (its '{META_IO}' metadata has no integer format_version)")
+    if version > FORMAT_VERSION:
         raise BadInput(f"{str(path)!r} uses ONNX format version {io.get('format_version')}; this "
                        f"scarlet-moon reads up to {FORMAT_VERSION}: upgrade the package")
     inputs = {i.name: i.type for i in sess.get_inputs()}
@@ -112,6 +117,17 @@ def read_onnx_card(path: str | Path) -> ModelCard:
     return card_from_session(_session(ort, p, [CPU], light=True), p)
 
 
+def _preload_cuda_libs(ort) -> None:
+    """onnxruntime-gpu >= 1.21 can load CUDA/cuDNN from the nvidia-* pip wheels (the ones torch
+    installs); without it, a process that has not imported torch finds no libcublasLt/libcudnn."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except Exception as exc:  # noqa: BLE001  missing wheels: the CUDA probe then fails cleanly
+            log.debug("onnxruntime.preload_dlls: %s", exc)
+
+
 def open_session(path: Path, device: str | None = None):
     """(session, device) with device 'cuda' only if the CUDA EP really loaded.
 
@@ -126,6 +142,7 @@ def open_session(path: Path, device: str | None = None):
     if device != "cpu" and CUDA in ort.get_available_providers():
         ort.set_default_logger_severity(4)  # the failed probe logs E/W lines (libcublas...)
         try:
+            _preload_cuda_libs(ort)
             sess = _session(ort, path, [CUDA, CPU])
         except BadInput:
             sess = None
@@ -143,11 +160,18 @@ def open_session(path: Path, device: str | None = None):
 class OnnxDenoiserSession:
     """An exported denoiser, loaded: `.card` (a ModelCard), `.device`, `.providers`, `__call__`."""
 
-    def __init__(self, path: str | Path, device: str | None = None):
+    def __init__(self, path: str | Path, device: str | None = None, loop: str | None = None):
         self.path = Path(path)
+        # "auto": the device-resident loop on CUDA when m.step.onnx is beside the model; "host" | "device"
+        self.loop = (loop or os.environ.get("SM_ONNX_LOOP") or "auto").lower()
+        if self.loop not in ("auto", "host", "device"):
+            raise BadInput(f"onnx loop {self.loop!r} (SM_ONNX_LOOP): expected auto, host or device")
+        self._step: Any = None
+        self._loops: dict[int, Any] = {}  # batch -> DeviceLoop (buffers bound once, CUDA graphs)
         if not self.path.is_file():
             raise BadInput(f"model {str(self.path)!r} does not exist or is not a file")
         self.sess, self.device = open_session(self.path, device)
+        self.cuda_graph = self.device == "cuda" and os.environ.get("SM_ONNX_CUDA_GRAPH", "1") != "0"
         self.card = card_from_session(self.sess, self.path)
         self.providers = list(self.sess.get_providers())
         self.output = self.sess.get_outputs()[0].name
@@ -164,6 +188,50 @@ class OnnxDenoiserSession:
         return self.sess.run([self.output], {"x": np.ascontiguousarray(x, np.float32),
                                              "t": np.ascontiguousarray(t, np.float32),
                                              "y": np.ascontiguousarray(y, np.int64)})[0]
+
+    def step_session(self, req: Any) -> Any:
+        """The fused step-graph session for the device-resident loop, or None for the host loop."""
+        from scarlet_moon.onnx_device_loop import open_step_session, step_card_check, step_path
+
+        from scarlet_moon.editing import has_edits
+
+        plain = not has_edits(req)  # editing modes replace pixels between steps: host loop
+        wanted = self.loop == "device" or (self.loop == "auto" and self.device == "cuda")
+        if not (wanted and plain):
+            return None
+        path = step_path(self.path)
+        if self._step is None:
+            if not path.is_file():
+                if self.loop == "device":
+                    raise BadInput(f"the device loop needs {str(path)!r}: re-export with `sm export-onnx`")
+                log.info("no %s beside the model: host loop (sprites copied every step)", path.name)
+                return None
+            self._step = open_step_session(path, self.device, cuda_graph=self.cuda_graph,
+                                           threads=None if self.device == "cuda" else os.cpu_count())
+            step_card_check(self._step, self.card)
+        return self._step
+
+    def run_device(self, step: Any, req: Any, labels: np.ndarray, x: np.ndarray, noise: Any, *, sampler: str,
+                   steps: int, guidance: float, progress: Any = None) -> np.ndarray:
+        """generate_device on the cached DeviceLoop for this batch size; if CUDA graph capture
+        fails, the step graph is reopened without it once."""
+        from scarlet_moon.onnx_device_loop import DeviceLoop, generate_device, open_step_session, step_path
+
+        loop = self._loops.get(len(labels))
+        if loop is None:
+            loop = self._loops[len(labels)] = DeviceLoop(step, self.device, len(labels), tuple(x.shape[1:]),
+                                                         cuda_graph=self.cuda_graph, graph_base=3 * len(self._loops))
+        args = dict(sampler=sampler, steps=steps, guidance=guidance, eta=req.eta, progress=progress)
+        try:
+            return generate_device(loop, self.card.schedule, labels, x, noise, **args)
+        except Exception as exc:  # noqa: BLE001
+            if not self.cuda_graph or "onnxruntime" not in type(exc).__module__:
+                raise
+            log.warning("CUDA graph capture failed (%s); running the step graph without it", str(exc)[:200])
+            self.cuda_graph, self._loops = False, {}
+            self._step = open_step_session(step_path(self.path), self.device, cuda_graph=False)
+            loop = self._loops[len(labels)] = DeviceLoop(self._step, self.device, len(labels), tuple(x.shape[1:]))
+            return generate_device(loop, self.card.schedule, labels, x, noise, **args)
 
     def bound_runner(self, y: np.ndarray, shape: tuple[int, ...]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         """A runner for a fixed batch: plain run() on CPU, IO binding on CUDA (see _CudaBound)."""
@@ -211,6 +279,7 @@ def generate_onnx(card: ModelCard, req: Any, *, session: OnnxDenoiserSession | N
     """Raw sprites (uint8 N x H x W x C) for a generate.Request: the twin of generate_torch."""
     from scarlet_moon.data import from_model_range
     from scarlet_moon.denoise import NoiseStream, make_denoiser
+    from scarlet_moon.editing import NUMPY_OPS, has_edits, sample_edited
     from scarlet_moon.samplers import run_sampler
 
     sess = session if session is not None else OnnxDenoiserSession(card.path, device)
@@ -222,6 +291,10 @@ def generate_onnx(card: ModelCard, req: Any, *, session: OnnxDenoiserSession | N
         raise BadInput(f"labels must be in 0..{n_classes - 1}")
     noise = NoiseStream(req.seed, (len(labels), card.channels, *card.size))  # same draws as torch
     x = noise()
+    step = sess.step_session(req)
+    if step is not None:  # the sprites stay on the device from the first step to the last
+        return from_model_range(sess.run_device(step, req, labels, x, noise, sampler=req.sampler or d["sampler"],
+                                                steps=req.steps or d["steps"], guidance=guidance, progress=progress))
     y = np.concatenate([labels, np.full_like(labels, n_classes)]) if guidance != 1.0 else labels
     bound = sess.bound_runner(y, (len(y), *x.shape[1:]))
 
@@ -231,7 +304,12 @@ def generate_onnx(card: ModelCard, req: Any, *, session: OnnxDenoiserSession | N
     denoise = make_denoiser(run, len(labels), guidance, card.schedule.alphas_cumprod(), card.prediction,
                             concat=lambda a, b: np.concatenate([a, b]), finite=lambda p: bool(np.isfinite(p).all()))
 
-    out = run_sampler(req.sampler or d["sampler"], denoise, x, card.schedule, req.steps or d["steps"],
-                      eta=req.eta, noise=noise, callback=progress,
-                      clip_x0=bool(card.config.get("clip_x0", True)))
+    sampler, steps = req.sampler or d["sampler"], req.steps or d["steps"]
+    clip_x0 = bool(card.config.get("clip_x0", True))
+    if has_edits(req):  # --init/--strength/--mask/--tileable (scarlet_moon.editing)
+        out = sample_edited(sampler, denoise, x, card.schedule, steps, req, NUMPY_OPS, eta=req.eta, noise=noise,
+                            callback=progress, clip_x0=clip_x0)
+    else:
+        out = run_sampler(sampler, denoise, x, card.schedule, steps, eta=req.eta, noise=noise, callback=progress,
+                          clip_x0=clip_x0)
     return from_model_range(out)

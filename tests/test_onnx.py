@@ -195,8 +195,12 @@ def test_export_cli_writes_and_reports(tiny_model: Path, tmp_path: Path):
     out = tmp_path / "m.onnx"
     res = invoke("export-onnx", "--model", str(tiny_model), "--out", str(out), "--opset", "18")
     assert res.exit_code == 0, res.output
-    assert res.stdout.strip() == str(out) and "max |diff|" in res.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # no temp file left behind
+    assert res.stdout.split() == [str(out), str(tmp_path / "m.step.onnx")] and "max |diff|" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.step.onnx"]  # no temp file left
+    solo = tmp_path / "solo"
+    solo.mkdir()
+    res = invoke("export-onnx", "--model", str(tiny_model), "--out", str(solo / "s.onnx"), "--no-step-graph")
+    assert res.exit_code == 0 and [p.name for p in solo.iterdir()] == ["s.onnx"], res.output
     bad = invoke("export-onnx", "--model", str(tiny_model), "--out", str(tmp_path / "m.bin"))
     assert bad.exit_code == 2 and "must end with .onnx" in one_line_error(bad)
 

@@ -1,0 +1,228 @@
+"""The device-resident onnxruntime loop: the sprites stay on the GPU from the first step to the last.
+
+The unchanged sampler functions (scarlet_moon.samplers) drive it. They see `Lazy` arrays: a
+linear combination of device buffers that each step's fused graph (scarlet_moon.onnx_step_graph)
+materialises on the device, so the host only does float arithmetic on coefficients. Buffers are
+pre-allocated OrtValues bound once per phase of a 3-phase rotation, so every run reuses the same
+addresses; on CUDA each phase is captured as a CUDA graph (gpu_graph_id 1..3) when onnxruntime
+allows it. Per step the host sends 32 bytes of coefficients and the timestep, receives the 4-byte
+NaN flag, and sends noise only for samplers that add it (ddpm, ddim with eta > 0). The sprites
+are copied to the host once, at the end.
+
+Runs on the CPU provider too (CPU OrtValues), which is how the test suite checks it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from scarlet_moon.errors import BadInput, RunFailed
+
+log = logging.getLogger(__name__)
+
+
+class Lazy:
+    """sum(coef * buffer): the sampler state, never materialised on the host until `resolve`."""
+
+    __slots__ = ("terms",)
+
+    def __init__(self, terms: dict[int, float]):
+        self.terms = terms  # buffer slot id -> coefficient
+
+    def _scaled(self, c: float) -> "Lazy":
+        return Lazy({k: v * c for k, v in self.terms.items()})
+
+    def __mul__(self, c: Any) -> "Lazy":
+        if isinstance(c, Lazy):
+            raise TypeError("the device loop supports only linear sampler steps (Lazy * Lazy)")
+        return self._scaled(float(c))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, c: Any) -> "Lazy":
+        return self._scaled(1.0 / float(c))
+
+    def __neg__(self) -> "Lazy":
+        return self._scaled(-1.0)
+
+    def __add__(self, other: "Lazy") -> "Lazy":
+        if not isinstance(other, Lazy):
+            raise TypeError("the device loop cannot add a host value to a device state")
+        out = dict(self.terms)
+        for k, v in other.terms.items():
+            out[k] = out.get(k, 0.0) + v
+        return Lazy(out)
+
+    def __sub__(self, other: "Lazy") -> "Lazy":
+        return self + (-other)
+
+    def clip(self, *_: Any) -> "Lazy":
+        raise TypeError("x0 clipping happens inside the step graph; run the sampler with clip_x0=False")
+
+
+# Buffer slots: the phase-p outputs are X(p), X0(p); Z is the noise buffer; phase -1's X holds x_T.
+def X(p: int) -> int:
+    return 2 * (p % 3)
+
+
+def X0(p: int) -> int:
+    return 2 * (p % 3) + 1
+
+
+Z = 6
+
+
+def step_path(model: str | Path) -> Path:
+    """The fused step graph written beside an exported model: m.onnx -> m.step.onnx."""
+    p = Path(model)
+    return p.with_name(p.stem + ".step.onnx")
+
+
+class DeviceLoop:
+    """A step-graph session with its pre-allocated buffers, for one batch size."""
+
+    def __init__(self, sess: Any, device: str, batch: int, chw: tuple[int, int, int], *, cuda_graph: bool = False,
+                 graph_base: int = 0):
+        import onnxruntime as ort
+
+        self.sess, self.device, self.batch, self.cuda_graph = sess, device, batch, cuda_graph
+        # a captured CUDA graph replays fixed addresses and shapes: ids graph_base+1..+3 belong to
+        # these buffers alone, so a loop is cached and reused per batch size (OnnxDenoiserSession)
+        self.graph_base = graph_base
+        dev = ("cuda", 0) if device == "cuda" else ("cpu", 0)
+        shape = (batch, *chw)
+        new = ort.OrtValue.ortvalue_from_shape_and_type
+        self.buf = {k: new(shape, np.float32, *dev) for k in range(7)}
+        self.coef = new((8,), np.float32, *dev)
+        self.t = new((batch,), np.float32, *dev)
+        self.y = new((batch,), np.int64, *dev)
+        self.bad = new((), np.float32, *dev)
+        self.bindings = [self._bind(p) for p in range(3)]
+        self.runs = 0
+
+    def _bind(self, p: int) -> Any:
+        io = self.sess.io_binding()
+        for name, slot in (("b0", X(p - 1)), ("b1", X0(p - 1)), ("b2", X0(p - 2)), ("b3", Z)):
+            io.bind_ortvalue_input(name, self.buf[slot])
+        for name, value in (("coef", self.coef), ("t", self.t), ("y", self.y)):
+            io.bind_ortvalue_input(name, value)
+        for name, value in (("x", self.buf[X(p)]), ("x0", self.buf[X0(p)]), ("bad", self.bad)):
+            io.bind_ortvalue_output(name, value)
+        return io
+
+    def upload(self, slot: int, arr: np.ndarray) -> None:
+        self.buf[slot].update_inplace(np.ascontiguousarray(arr, np.float32))
+
+    def run(self, p: int, coef: np.ndarray, t: float) -> bool:
+        """One fused step in phase p; True if the prediction was finite."""
+        import onnxruntime as ort
+
+        self.coef.update_inplace(np.ascontiguousarray(coef, np.float32))
+        self.t.update_inplace(np.full((self.batch,), t, np.float32))
+        ro = ort.RunOptions()
+        if self.cuda_graph:
+            ro.add_run_config_entry("gpu_graph_id", str(self.graph_base + p % 3 + 1))
+        self.sess.run_with_iobinding(self.bindings[p % 3], ro)
+        self.runs += 1
+        return float(self.bad.numpy()) == 0.0
+
+    def resolve(self, state: Lazy) -> np.ndarray:
+        """The final sprites on the host: the only device -> host copy of sprite data."""
+        out = None
+        for slot, c in state.terms.items():
+            if c != 0.0:
+                term = self.buf[slot].numpy().astype(np.float32, copy=True) * np.float32(c)
+                out = term if out is None else out + term
+        return out if out is not None else np.zeros(self.buf[0].shape(), np.float32)
+
+
+def make_device_denoiser(loop: DeviceLoop, abar: np.ndarray, guidance: float) -> Callable[[Lazy, int], tuple]:
+    """denoiser(x: Lazy, t) -> (x0, eps) as Lazy, running the fused graph in the next phase."""
+    phase = [0]
+    allowed = lambda p: {X(p - 1): 0, X0(p - 1): 1, X0(p - 2): 2, Z: 3}  # noqa: E731  slot -> input index
+
+    def denoise(x: Lazy, t: int) -> tuple[Lazy, Lazy]:
+        p = phase[0]
+        coef = np.zeros(8, np.float64)
+        slots = allowed(p)
+        for slot, c in x.terms.items():
+            if slot not in slots:
+                raise RunFailed(f"device loop: step {p + 1} reads a buffer outside its phase (slot {slot})")
+            coef[slots[slot]] += c
+        a, s = float(np.sqrt(abar[t])), float(np.sqrt(1.0 - abar[t]))
+        coef[4:7] = guidance, a, s
+        if not loop.run(p, coef, float(t)):
+            raise RunFailed(f"sampling produced NaN/inf at step {p + 1} (timestep {t}); "
+                            f"try a lower --guidance (now {guidance}) or another sampler")
+        phase[0] += 1
+        x.terms = {X(p): 1.0}  # rebase the sampler's own x on the materialised buffer (same values)
+        x_now, x0 = Lazy({X(p): 1.0}), Lazy({X0(p): 1.0})
+        return x0, (x_now - x0 * a) * (1.0 / s)
+
+    return denoise
+
+
+def step_card_check(sess: Any, card: Any) -> dict[str, Any]:
+    """The step graph's own metadata must name the same source checkpoint as the model's card."""
+    from scarlet_moon.onnx_runtime import META_SOURCE
+    from scarlet_moon.onnx_step_graph import META_STEP  # constants only: no onnx import
+
+    props = sess.get_modelmeta().custom_metadata_map
+    try:
+        meta = json.loads(props[META_STEP])
+    except (KeyError, json.JSONDecodeError):
+        raise BadInput("not a Scarlet Moon step graph (no step metadata)") from None
+    if props.get(META_SOURCE) != card.meta.get("onnx", {}).get("source_fingerprint"):
+        raise BadInput("the .step.onnx beside the model was exported from another checkpoint; re-export")
+    return meta
+
+
+def open_step_session(path: Path, device: str, *, cuda_graph: bool, threads: int | None = None) -> Any:
+    """A session on the step graph: CUDA (optionally with CUDA graphs) or CPU."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
+    if device == "cuda":
+        providers: list[Any] = [("CUDAExecutionProvider", {"enable_cuda_graph": "1" if cuda_graph else "0"}),
+                                "CPUExecutionProvider"]
+    else:
+        providers = ["CPUExecutionProvider"]
+    try:
+        sess = ort.InferenceSession(str(path), so, providers=providers)
+    except Exception as exc:  # noqa: BLE001  InvalidProtobuf, Fail...: not a usable step graph
+        raise BadInput(f"{str(path)!r} is not a loadable step graph ({str(exc).splitlines()[0][:200]})") from None
+    if device == "cuda" and sess.get_providers()[0] != "CUDAExecutionProvider":
+        raise BadInput(f"{str(path)!r}: the CUDA provider did not load for the step graph")
+    return sess
+
+
+def generate_device(loop: DeviceLoop, schedule: Any, labels: np.ndarray, x: np.ndarray,
+                    noise: Callable[[int], np.ndarray], *, sampler: str, steps: int, guidance: float,
+                    eta: float = 0.0, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Model-range sprites (float32 N x C x H x W, on the host) from initial noise x, device-resident."""
+    from scarlet_moon.samplers import run_sampler
+
+    if x.shape[0] != loop.batch:
+        raise ValueError(f"batch {x.shape[0]} != the loop's {loop.batch}")
+    zeros = np.zeros(x.shape, np.float32)
+    for slot in range(7):  # coefficient 0 times stale memory could be NaN
+        loop.upload(slot, zeros)
+    loop.upload(X(-1), x)
+    loop.y.update_inplace(np.ascontiguousarray(labels, np.int64))
+
+    def draw(i: int) -> Lazy:
+        loop.upload(Z, noise(i))
+        return Lazy({Z: 1.0})
+
+    denoise = make_device_denoiser(loop, schedule.alphas_cumprod(), guidance)
+    out = run_sampler(sampler, denoise, Lazy({X(-1): 1.0}), schedule, steps, eta=eta, noise=draw,
+                      callback=progress, clip_x0=False)  # clipping is inside the graph
+    return loop.resolve(out)
