@@ -1,0 +1,177 @@
+"""GPU benchmark: sprites/s of the default sampler against batch size, torch vs onnxruntime.
+
+    python bench/onnx_gpu.py --out bench/results/onnx_gpu.json
+
+On the bundled model with its card's sampler (DPM-Solver++(2M), 25 steps, guidance 2, so 2
+network rows per sprite and step), seed 0, labels cycling over all classes. Variants:
+  torch-eager     generate_torch on CUDA, fp32
+  torch-autocast-fp16  the same under torch.autocast(float16)
+  ort-host        onnxruntime CUDA EP, the host loop: sampler arithmetic in numpy, IO binding,
+                  sprites copied host <-> device every step
+  ort-device      the fused step graph (m.step.onnx), sprites on the device from first step to
+                  last, buffers bound once, CUDA graphs; fp32
+  ort-device-fp16 the same with the fp16 export
+Throughput is raw sampling (initial noise on the host to model-range sprites on the host);
+post-processing (crisp alpha, palette snap) is timed separately on the CPU. The kernel share
+comes from torch.profiler (CUPTI sees every CUDA kernel of the process, onnxruntime's too):
+sum of kernel time / wall time of one timed run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    fn()  # warm-up: cuDNN autotune, CUDA graph capture, allocator growth
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def variants(card: Any, fp32: Path, fp16: Path | None, device: str = "cuda") -> dict[str, Callable[[Any], Any]]:
+    import torch
+
+    from scarlet_moon.generation import load_torch_model, sample_array
+    from scarlet_moon.onnx_runtime import OnnxDenoiserSession
+
+    model = load_torch_model(card, device)
+    sessions = {"ort-host": OnnxDenoiserSession(fp32, device, loop="host"),
+                "ort-device": OnnxDenoiserSession(fp32, device, loop="device"),
+                **({"ort-device-fp16": OnnxDenoiserSession(fp16, device, loop="device")} if fp16 else {})}
+
+    def torch_run(req: Any) -> Any:
+        out = sample_array(card, req, device=device, model=model)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return out
+
+    def torch_fp16(req: Any) -> Any:
+        with torch.autocast("cuda", dtype=torch.float16, enabled=device == "cuda"):
+            return torch_run(req)
+
+    runs: dict[str, Callable[[Any], Any]] = {"torch-eager": torch_run, "torch-autocast-fp16": torch_fp16}
+    for name, sess in sessions.items():
+        runs[name] = (lambda s: lambda req: sample_array(s.card, req, model=s))(sess)
+    return runs
+
+
+def profile_share(fn: Callable[[], Any]) -> dict[str, float]:
+    """Kernel / memcpy time as fractions of wall time for one call (torch.profiler, CUPTI)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        t0 = time.perf_counter()
+        fn()
+        wall = time.perf_counter() - t0
+    kernel = memcpy = 0.0
+    for ev in prof.events():
+        dt = getattr(ev, "device_time", None) or getattr(ev, "cuda_time", 0.0) or 0.0
+        if getattr(ev, "device_type", None) is None or "CUDA" not in str(ev.device_type):
+            continue
+        if "memcpy" in ev.name.lower() or "memset" in ev.name.lower():
+            memcpy += dt
+        else:
+            kernel += dt
+    return {"wall_s": wall, "kernel_s": kernel / 1e6, "memcpy_s": memcpy / 1e6,
+            "kernel_share": kernel / 1e6 / wall, "memcpy_share": memcpy / 1e6 / wall,
+            "other_share": max(0.0, 1.0 - (kernel + memcpy) / 1e6 / wall)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", default="64,256,1024,4096,8192,16384")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--host-max", type=int, default=4096, help="largest batch for the (slow) host loop")
+    ap.add_argument("--work", default="/tmp/sm-gpu-bench")
+    ap.add_argument("--budget-s", type=float, default=360.0, help="stop adding batch sizes after this")
+    ap.add_argument("--out", default="bench/results/onnx_gpu.json")
+    ap.add_argument("--device", default="cuda", help="cpu: a dry run of this script without a GPU")
+    args = ap.parse_args()
+    import onnxruntime as ort
+    import torch
+
+    from scarlet_moon.card import read_card
+    from scarlet_moon.generation import Request, finish
+    from scarlet_moon.onnx_export import export_onnx
+
+    t_start = time.perf_counter()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    card = read_card(None)
+    exports, export_errors = {"fp32": export_onnx(None, work / "bundled-fp32.onnx")}, {}
+    try:
+        exports["fp16"] = export_onnx(None, work / "bundled-fp16.onnx", fp16=True)
+    except Exception as exc:  # noqa: BLE001  the fp16 converter is an optional tool; report, go on
+        export_errors["fp16"] = str(exc).splitlines()[0][:300]
+        print("fp16 export failed:", export_errors["fp16"], flush=True)
+    runs = variants(card, exports["fp32"].path, exports["fp16"].path if "fp16" in exports else None, args.device)
+    d = card.defaults()
+    env = {"gpu": torch.cuda.get_device_name(0) if args.device == "cuda" else "none (dry run)", "torch": torch.__version__, "onnxruntime": ort.__version__,
+           "python": platform.python_version(), "cpu_cores": os.cpu_count(), "sampler": d["sampler"],
+           "steps": d["steps"], "guidance": d["guidance"],
+           "export_errors": export_errors, "export_parity": {p: {"max_abs_diff": r.max_abs_diff, "step_diff": r.step_diff} for p, r in exports.items()}}
+    print(json.dumps(env), flush=True)
+    n_classes = len(card.label_names)
+    curve: list[dict[str, Any]] = []
+    best: dict[str, Any] = {}
+    for b in [int(v) for v in args.batches.split(",")]:
+        if time.perf_counter() - t_start > args.budget_s:
+            print(f"budget reached; skipping batch {b} and larger", flush=True)
+            break
+        req = Request(tuple(i % n_classes for i in range(b)), seed=0)
+        row: dict[str, Any] = {"batch": b}
+        for name, fn in runs.items():
+            if name == "ort-host" and b > args.host_max:
+                continue
+            if name.startswith("ort") and torch.cuda.is_available():
+                torch.cuda.empty_cache()  # hand torch's cached blocks back for onnxruntime's arena
+            sec, out = timed(lambda: fn(req), args.repeats)
+            row[name] = {"seconds": sec, "sprites_per_s": b / sec}
+            best[name] = max(best.get(name, (0, 0)), (b / sec, b))
+            print(f"batch {b:6d} {name:16s} {sec * 1e3:9.1f} ms  {b / sec:10.0f} sprites/s", flush=True)
+            if name == "ort-device":
+                t0 = time.perf_counter()
+                finish(card, req, out)
+                row["postprocess_s"] = time.perf_counter() - t0
+        curve.append(row)
+    # agreement after quantisation, torch vs onnx device loop (fp32), same seed
+    req = Request(tuple(i % n_classes for i in range(min(256, curve[-1]["batch"]))), seed=1)
+    a, b = runs["torch-eager"](req), runs["ort-device"](req)
+    fa, fb = finish(card, req, a), finish(card, req, b)
+    agree = {"batch": len(req.labels), "raw_equal": float((a == b).mean()), "finished_equal": float((fa == fb).mean()),
+             "raw_max_abs": int(np.abs(a.astype(int) - b.astype(int)).max())}
+    print("torch vs ort-device:", agree, flush=True)
+    shares = {}
+    for name in runs:
+        bb = best[name][1]
+        req = Request(tuple(i % n_classes for i in range(bb)), seed=0)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        try:
+            shares[name] = {"batch": bb, **profile_share(lambda: runs[name](req))}
+        except Exception as exc:  # noqa: BLE001  the profiler is best effort
+            shares[name] = {"batch": bb, "error": str(exc)[:200]}
+        print(name, shares[name], flush=True)
+    result = {"env": env, "curve": curve, "best": {k: {"sprites_per_s": v[0], "batch": v[1]} for k, v in best.items()},
+              "agreement": agree, "profile": shares, "seconds": time.perf_counter() - t_start}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
