@@ -141,7 +141,9 @@ def to_fp16(proto):
             raise BadInput("--fp16 needs onnxconverter-common (pip install onnxconverter-common) or "
                            "onnxruntime's transformers tools; export without --fp16") from None
     block = _keep_time_embedding_fp32(proto)
-    out = convert_float_to_float16(proto, keep_io_types=True, node_block_list=block)
+    with warnings.catch_warnings():  # one "will be truncated to 1e-07" line per tiny weight
+        warnings.filterwarnings("ignore", message=".*will be truncated.*", category=UserWarning)
+        out = convert_float_to_float16(proto, keep_io_types=True, node_block_list=block)
     seen: set[str] = set()
     for i, node in enumerate(out.graph.node):  # onnxruntime's copy can name two Cast nodes alike
         if node.name in seen:
