@@ -92,8 +92,11 @@ def _wait_for_line(proc: subprocess.Popen, needle: str, timeout: float) -> str:
 @pytest.mark.slow
 def test_sigint_during_sheet_leaves_nothing(tiny_model: Path, tmp_path: Path, sm_env):
     """Ctrl-C while sampling: exit 130, one line on stderr, no sheet, atlas or temp file."""
+    # SIG_DFL in the child: a shell that ran pytest in the background (`cmd &`) leaves SIGINT
+    # ignored, and Python then installs no KeyboardInterrupt handler
     proc = subprocess.Popen(sheet_cmd(tiny_model, tmp_path / "s.png", 50), cwd=ROOT, env=env_for(sm_env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         _wait_for_line(proc, "backend:", 120)  # printed right before the model loads and sampling starts
         time.sleep(2.0)  # 50 steps of 5000 sprites take far longer: this lands inside sampling
