@@ -110,6 +110,7 @@ def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, 
           dist: Dist = SINGLE) -> RunResult:
     def on_checkpoint(write: bool) -> Path:
         if write and dist.main:
+            tracker.flush()  # a SIGKILL after this checkpoint loses no logged point before it
             save_checkpoint(ckpt_path, to_checkpoint(cfg, data, state))
         return ckpt_path
 

@@ -160,6 +160,12 @@ class MultiTracker:
         for t in self.trackers.values():
             t.log_metrics(metrics, step)
 
+    def flush(self) -> None:
+        """Make every point logged so far durable (called before each checkpoint is written)."""
+        for t in self.trackers.values():
+            if hasattr(t, "flush"):
+                t.flush()
+
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         for t in self.trackers.values():
             t.log_artifact(path, artifact_path)

@@ -72,6 +72,37 @@ def test_resume_continues_the_same_mlflow_run(npy_set: Path, tmp_path: Path, mon
     assert steps == list(range(1, 9))
 
 
+@pytest.mark.slow
+@pytest.mark.reliability
+def test_sigkill_then_resume_continues_the_same_mlflow_run(npy_set: Path, tmp_path: Path, sm_env):
+    """SIGKILL after a checkpoint (the MLflow run is left RUNNING), then --resume: one run, FINISHED,
+    every loss step logged, none twice past the checkpoint."""
+    import signal
+    import time
+
+    from scarlet_moon.checkpoint import read_meta
+
+    common = ["train", "--data", str(npy_set), "--runs-dir", str(tmp_path),
+              "--config", str(_tiny_toml(tmp_path, steps=400, checkpoint_every=20, log_every=1))]
+    proc = subprocess.Popen(sm_cmd(*common, "--name", "k"), cwd=ROOT, env=sm_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = tmp_path / "k" / "checkpoint.safetensors"
+    deadline = time.time() + 180
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = read_meta(ckpt)["step"]
+    assert 0 < killed_at < 400, "the run must be killed part-way"
+    assert _only_run(_client(tmp_path)).info.status == "RUNNING"  # what a SIGKILL leaves behind
+    subprocess.run(sm_cmd("train", "--resume", "k", "--runs-dir", str(tmp_path)), cwd=ROOT, env=sm_env,
+                   check=True, capture_output=True)
+    run = _only_run(_client(tmp_path))  # still exactly one run
+    assert run.info.status == "FINISHED"
+    steps = sorted({m.step for m in _client(tmp_path).get_metric_history(run.info.run_id, "loss")})
+    assert steps == list(range(1, 401))
+
+
 def test_tracking_none_writes_no_store(npy_set: Path, tmp_path: Path):
     runs = tmp_path / "runs"
     res = CliRunner().invoke(sm, ["-q", "train", "--data", str(npy_set), "--runs-dir", str(runs), "--name", "n",
