@@ -103,6 +103,10 @@ class DeviceLoop:
         self.y = new((batch,), np.int64, *dev)
         self.bad = new((), np.float32, *dev)
         self.bindings = [self._bind(p) for p in range(3)]
+        self.run_options = [ort.RunOptions() for _ in range(3)]  # one per phase, made once
+        for p, ro in enumerate(self.run_options):
+            if cuda_graph:
+                ro.add_run_config_entry("gpu_graph_id", str(graph_base + p + 1))
         self.runs = 0
 
     def _bind(self, p: int) -> Any:
@@ -120,14 +124,9 @@ class DeviceLoop:
 
     def run(self, p: int, coef: np.ndarray, t: float) -> bool:
         """One fused step in phase p; True if the prediction was finite."""
-        import onnxruntime as ort
-
         self.coef.update_inplace(np.ascontiguousarray(coef, np.float32))
         self.t.update_inplace(np.full((self.batch,), t, np.float32))
-        ro = ort.RunOptions()
-        if self.cuda_graph:
-            ro.add_run_config_entry("gpu_graph_id", str(self.graph_base + p % 3 + 1))
-        self.sess.run_with_iobinding(self.bindings[p % 3], ro)
+        self.sess.run_with_iobinding(self.bindings[p % 3], self.run_options[p % 3])
         self.runs += 1
         return float(self.bad.numpy()) == 0.0
 
