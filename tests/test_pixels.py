@@ -9,6 +9,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
+import pixels_reference as reference
+from scarlet_moon import kmeans, pixels
+from scarlet_moon.card import read_card
 from scarlet_moon.errors import BadInput
 from scarlet_moon.pixels import cap_colors, crisp_alpha, load_palette, postprocess, quantize_to_palette, upscale
 
@@ -136,6 +139,88 @@ def test_postprocess_order_alpha_cap_palette(tmp_path):
     assert np.array_equal(postprocess(imgs), crisp_alpha(imgs))
     with pytest.raises(BadInput):
         postprocess(imgs[0])
+
+
+# ---------------------------------------------------------------- batched = per-sprite reference
+
+def edge_batch(seed: int = 0) -> np.ndarray:
+    """Sprites that stress the batched cap and snap: no opaque pixel, 1 colour, exactly 17 and
+    18 colours, 256 colours, equal counts, equidistant greys, lattice colours (ties in Lab and
+    RGB), near-identical colours, partial alpha."""
+    rng = np.random.default_rng(seed)
+    z = np.zeros((16, 16, 4), np.uint8)
+    out = [z, np.where(np.arange(4) < 3, 77, 127).astype(np.uint8) + z]      # transparent / below 128
+    one = z.copy()
+    one[3:9, 4:10] = [250, 2, 3, 255]
+    out.append(one)
+    for n in (2, 17, 18, 24, 64, 256):                       # n colours, (nearly) equal counts
+        s = z + np.uint8(255)
+        s[..., :3] = rng.integers(0, 256, (n, 3))[np.arange(256) % n].reshape(16, 16, 3)
+        out.append(s)
+    grey = z + np.uint8(255)
+    grey[..., :3] = (np.arange(256) // 8 * 8).reshape(16, 16, 1)           # 32 equidistant greys
+    lattice = z + np.uint8(255)
+    lattice[..., :3] = rng.choice([0, 64, 128, 192, 255], (16, 16, 3))
+    near = z + np.uint8(255)
+    near[..., :3] = 128 + rng.integers(-2, 3, (16, 16, 3))
+    out += [grey, lattice, near, *rng.integers(0, 256, (3, 16, 16, 4), dtype=np.uint8)]
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("k,space", [(1, "lab"), (2, "lab"), (5, "rgb"), (17, "lab"), (30, "lab")])
+def test_cap_colors_batched_equals_reference_and_per_sprite(k, space, monkeypatch):
+    imgs = crisp_alpha(edge_batch())
+    out = cap_colors(imgs, k, space=space)
+    assert np.array_equal(out, reference.cap_colors(imgs, k, space=space))      # byte-identical
+    alone = np.concatenate([cap_colors(im[None], k, space=space) for im in imgs])
+    assert np.array_equal(out, alone)                       # a sprite's result ignores its batch
+    monkeypatch.setattr(pixels, "_CHUNK", 64)               # one sprite per block, shuffled order
+    order = np.random.default_rng(k).permutation(len(imgs))
+    assert np.array_equal(cap_colors(imgs[order], k, space=space), out[order])
+    for before, after in zip(imgs, out):
+        assert len(colour_set(after)) <= k and colour_set(after) <= colour_set(before)
+    clear = imgs[..., 3] == 0
+    assert np.array_equal(out[..., 3], imgs[..., 3]) and np.array_equal(out[clear], imgs[clear])
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.uint8, st.tuples(st.integers(0, 4), st.integers(0, 8), st.integers(1, 8), st.just(4)),
+              elements=st.sampled_from([0, 1, 63, 64, 127, 128, 200, 255])), st.integers(1, 6),
+       st.sampled_from(["lab", "rgb"]))
+def test_cap_and_snap_equal_reference_on_tie_heavy_sprites(images, k, space):
+    assert np.array_equal(cap_colors(images, k, space=space), reference.cap_colors(images, k, space=space))
+    assert np.array_equal(quantize_to_palette(images, PICO8, space=space),
+                          reference.quantize_to_palette(images, PICO8, space=space))
+
+
+def test_postprocess_with_the_bundled_models_defaults_equals_reference():
+    card = read_card(None)
+    k = card.meta["colors_per_sprite"]["p90"]
+    imgs = np.concatenate([edge_batch(1), random_sprites(6, 8)])
+    out = postprocess(imgs, palette=card.palette, colors=k)
+    assert np.array_equal(out, reference.postprocess(imgs, palette=card.palette, colors=k))
+    pal = {tuple(int(v) for v in c) for c in card.palette}
+    for sprite in out:
+        assert len(colour_set(sprite[None])) <= k and colour_set(sprite[None]) <= pal
+    assert set(np.unique(out[..., 3])) <= {0, 255}
+    for pal1 in (card.palette[:1], PICO8):                   # one colour; a batch with one colour
+        assert np.array_equal(quantize_to_palette(imgs, pal1), reference.quantize_to_palette(imgs, pal1))
+    assert np.array_equal(quantize_to_palette(imgs[2:3], PICO8), reference.quantize_to_palette(imgs[2:3], PICO8))
+    empty = np.zeros((0, 16, 16, 4), np.uint8)
+    assert postprocess(empty, palette=card.palette, colors=k).shape == empty.shape
+
+
+def test_kmeans_nearest_is_the_exact_argmin_first_on_ties():
+    rng = np.random.default_rng(0)
+    t = rng.choice([-50.0, 0.0, 50.0], (3, 4, 6))           # equidistant targets: many exact ties
+    x = rng.choice([-25.0, 0.0, 25.0], (3, 4, 40))
+    x[:, :, :3] = t[:, :, :3] + np.array([1e-9, -1e-9, 0])[:, None, None]   # near-ties
+    exact = kmeans.sq_dist(x, t).argmin(-1)
+    assert np.array_equal(kmeans.nearest(x, t), exact)
+    valid = rng.random((4, 6)) < 0.6
+    valid[:, 0] = True
+    masked = np.where(valid[:, None, :], kmeans.sq_dist(x, t), np.inf).argmin(-1)
+    assert np.array_equal(kmeans.nearest(x, t, valid), masked)
 
 
 # ---------------------------------------------------------------- palette files
