@@ -23,12 +23,13 @@ def _bar(quiet: bool, what: str = "sampling") -> Iterator[Any]:
 
 def run_chunked(card: Any, req: Any, opts: dict[str, Any], quiet: bool) -> Any:
     """Every sprite of `req`, chunk by chunk (scarlet_moon.chunks): uint8 N x H x W x C."""
-    from cli.cmd_onnx import resolve_backend, torch_device
+    from cli.cmd_onnx import batch_group, resolve_backend, torch_device
     from scarlet_moon.chunks import generate_all
 
     with _bar(quiet) as update:
         card, model = resolve_backend(card, opts)
-        return generate_all(card, req, device=torch_device(opts), model=model, progress=update)
+        return generate_all(card, req, device=torch_device(opts), model=model, progress=update,
+                            group=batch_group(opts, model))
 
 
 def pin_local_gpu(opts: dict[str, Any], local_rank: int) -> None:
@@ -44,7 +45,7 @@ def run_sharded(card: Any, req: Any, opts: dict[str, Any], quiet: bool, out: str
                 world: Any) -> tuple[Any, Path]:
     """This rank's chunks to shard files; on rank 0 also every sprite, gathered (else None),
     and the shard folder (rank 0 removes it once the sheet is written)."""
-    from cli.cmd_onnx import resolve_backend, torch_device
+    from cli.cmd_onnx import batch_group, resolve_backend, torch_device
     from scarlet_moon import shard
     from scarlet_moon.card import file_fingerprint
     from scarlet_moon.chunks import chunk_count, generate_chunks
@@ -61,7 +62,7 @@ def run_sharded(card: Any, req: Any, opts: dict[str, Any], quiet: bool, out: str
     try:
         with _bar(quiet, f"sampling (rank {world.rank}/{world.size})") as update:
             for k, images in generate_chunks(card, req, todo, device=torch_device(opts), model=model,
-                                             progress=update):
+                                             progress=update, group=batch_group(opts, model)):
                 shard.write_chunk(folder, k, images)
     except BaseException as exc:
         shard.mark_failed(folder, world, str(exc) or type(exc).__name__)

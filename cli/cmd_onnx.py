@@ -65,12 +65,14 @@ def resolve_backend(card, opts: dict[str, Any]):
     backend = opts.get("backend") or ("onnx" if is_onnx(card.path) else "torch")
     ctx = click.get_current_context(silent=True)
     quiet = bool(ctx and (ctx.find_root().obj or {}).get("quiet"))
+    fast = check_fast(card, opts)
     if backend == "torch":
         if is_onnx(card.path):
             raise BadInput(f"--backend torch needs a .safetensors model; {str(card.path)!r} is ONNX")
+        device = torch_device(opts)
         if not quiet:
-            console.print(f"backend: torch on {opts.get('device') or 'cpu'}", highlight=False)
-        return card, None
+            console.print(f"backend: torch on {device}{''.join(' ' + f for f in fast)}", highlight=False)
+        return card, torch_model(card, device, opts) if fast else None
     from scarlet_moon.onnx_runtime import OnnxDenoiserSession
 
     if not is_onnx(card.path):
@@ -81,8 +83,40 @@ def resolve_backend(card, opts: dict[str, Any]):
     return session.card, session
 
 
+def check_fast(card, opts: dict[str, Any]) -> list[str]:
+    """The --fp16/--compile flags given; BadInput where they cannot apply (checked before any output)."""
+    from scarlet_moon.errors import BadInput
+
+    fast = [flag for flag, key in (("--fp16", "fp16"), ("--compile", "compile_model")) if opts.get(key)]
+    backend = opts.get("backend") or ("onnx" if is_onnx(card.path) else "torch")
+    if fast and backend != "torch":
+        raise BadInput(f"{fast[0]} applies to the torch backend; an ONNX model's precision is chosen at "
+                       "export (sm export-onnx --fp16)")
+    if opts.get("fp16") and not torch_device(opts).startswith("cuda"):
+        raise BadInput(f"--fp16 needs --device cuda with the torch backend (got --device {torch_device(opts)})")
+    return fast
+
+
 def torch_device(opts: dict[str, Any]) -> str:
     return opts.get("device") or "cpu"
+
+
+def torch_model(card, device: str, opts: dict[str, Any]):
+    """The torch network with --fp16/--compile applied (scarlet_moon.torch_fast)."""
+    from scarlet_moon.generation import load_torch_model
+    from scarlet_moon.torch_fast import accelerate
+
+    return accelerate(load_torch_model(card, device), device, fp16=bool(opts.get("fp16")),
+                      compile=bool(opts.get("compile_model")))
+
+
+def batch_group(opts: dict[str, Any], model: Any) -> int:
+    """Chunks per sampled batch: --batch (rounded up to whole chunks), else 8192 sprites on CUDA."""
+    from scarlet_moon.chunks import CHUNK_SIZE
+
+    cuda = getattr(model, "device", None) == "cuda" or torch_device(opts).startswith("cuda")
+    batch = opts.get("batch") or (8192 if cuda else CHUNK_SIZE)
+    return -(-int(batch) // CHUNK_SIZE)
 
 
 # ------------------------------------------------------------------ sm export-onnx

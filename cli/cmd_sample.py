@@ -51,6 +51,13 @@ def generation_options(f):
                      help="[default: cpu; onnx backend: CUDA when it loads, else CPU]"),
         click.option("--backend", type=click.Choice(["torch", "onnx"]), default=None,  # onnx hook
                      help="[default: onnx for a .onnx --model, else torch]"),
+        click.option("--batch", type=click.IntRange(min=1), default=None,
+                     help="Sprites per sampled batch, rounded up to a multiple of 256 (same sprites at any "
+                          "value). [default: 256 on CPU, 8192 on CUDA]"),
+        click.option("--fp16", is_flag=True, help="Torch backend on CUDA: fp16 autocast."),
+        click.option("--compile", "compile_model", is_flag=True,
+                     help="Torch backend: torch.compile the network (about a minute to compile; pays off "
+                          "from a few thousand sprites on a GPU)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -58,10 +65,12 @@ def generation_options(f):
 
 
 def build_request(card, opts: dict[str, Any]):
+    from cli.cmd_onnx import check_fast
     from scarlet_moon.editing import edit_fields
     from scarlet_moon.generation import Request, plan_labels
     from scarlet_moon.pixels import load_palette
 
+    check_fast(card, opts)
     return Request(plan_labels(card, list(opts["labels"]), opts["count"]), seed=opts["seed"],
                    sampler=opts["sampler"], steps=opts["steps"], guidance=opts["guidance"], eta=opts["eta"],
                    alpha_threshold=opts["alpha_threshold"], snap_palette=opts["snap_palette"],

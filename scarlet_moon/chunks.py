@@ -10,6 +10,9 @@ uses 53 bits of numpy SeedSequence(seed, spawn_key=(k,)) (= SeedSequence(seed).s
 
 Memory: the sampling state (noise, the network's activations) is that of one chunk, whatever
 the count; finished sprites are kept as uint8 (H * W * C bytes each: 1 KiB for 16x16 RGBA).
+On a GPU one chunk is too small a batch: `group` chunks are sampled as one batch, each drawing
+its noise from its own seed (Request.parts), so grouping changes no draw; results can differ
+from ungrouped ones only where the device's kernels round differently at another batch size.
 Backend-free: the torch or onnxruntime model is loaded once and handed to sample_array.
 """
 
@@ -73,41 +76,58 @@ def load_model(card: ModelCard, model: Any = None, device: str | None = None) ->
     return load_torch_model(card, device or "cpu")
 
 
+def group_request(req: Any, indices: list[int], size: int = CHUNK_SIZE) -> Any:
+    """One Request for the chunks `indices` sampled as a single batch, each with its own noise seed."""
+    subs = [chunk_request(req, k, size) for k in indices]
+    if len(subs) == 1:
+        return subs[0]
+    return dataclasses.replace(req, labels=tuple(y for s in subs for y in s.labels), seed=subs[0].seed,
+                               parts=tuple((len(s.labels), s.seed) for s in subs))
+
+
 def generate_chunks(card: ModelCard, req: Any, indices: Iterable[int], *, device: str | None = None,
                     model: Any = None, progress: ChunkProgress | None = None,
-                    size: int = CHUNK_SIZE) -> Iterator[tuple[int, np.ndarray]]:
-    """(chunk index, post-processed uint8 n x H x W x C) for each of `indices`, in that order.
+                    size: int = CHUNK_SIZE, group: int = 1) -> Iterator[tuple[int, np.ndarray]]:
+    """(chunk index, post-processed uint8 n x H x W x C) for each of `indices`, in that order;
+    `group` chunks per sampled batch (editing modes: one, as they seed from the chunk's seed).
 
-    `progress(done, total)` counts sprites of these chunks, fractional while a chunk samples."""
+    `progress(done, total)` counts sprites of these chunks, fractional while a batch samples."""
+    from scarlet_moon.editing import has_edits
     from scarlet_moon.generation import finish, sample_array
 
     check_seed(req.seed)
     indices = list(indices)
+    group = 1 if has_edits(req) else max(1, int(group))
     total = sum(len(range(*chunk_span(k, len(req.labels), size))) for k in indices)
     model = load_model(card, model, device)
     done = 0
-    for k in indices:
-        sub = chunk_request(req, k, size)
-        n = len(sub.labels)
+    for g in range(0, len(indices), group):
+        ks = indices[g:g + group]
+        batch = group_request(req, ks, size)
+        n = len(batch.labels)
 
         def step(i: int, steps: int, base: int = done, n: int = n) -> None:
             if progress is not None:
                 progress(base + n * i / max(steps, 1), total)
 
-        raw = sample_array(card, sub, device=device or "cpu", model=model, progress=step)
+        raw = sample_array(card, batch, device=device or "cpu", model=model, progress=step)
         done += n
         if progress is not None:
             progress(done, total)
-        yield k, finish(card, sub, raw)
+        start = 0
+        for k in ks:
+            sub = chunk_request(req, k, size)
+            yield k, finish(card, sub, raw[start:start + len(sub.labels)])
+            start += len(sub.labels)
 
 
 def generate_all(card: ModelCard, req: Any, *, device: str | None = None, model: Any = None,
-                 progress: ChunkProgress | None = None, size: int = CHUNK_SIZE) -> np.ndarray:
+                 progress: ChunkProgress | None = None, size: int = CHUNK_SIZE, group: int = 1) -> np.ndarray:
     """Every sprite of `req`, chunk by chunk: uint8 N x H x W x C (the only thing that grows with N)."""
     n = len(req.labels)
     out: np.ndarray | None = None
     for k, images in generate_chunks(card, req, range(chunk_count(n, size)), device=device, model=model,
-                                     progress=progress, size=size):
+                                     progress=progress, size=size, group=group):
         if out is None:
             out = np.empty((n, *images.shape[1:]), np.uint8)
         start, stop = chunk_span(k, n, size)

@@ -49,10 +49,22 @@ def make_denoiser(run: Callable[[Array, int], Array], batch: int, guidance: floa
 
 
 class NoiseStream:
-    """The initial noise and every later draw, from one seeded numpy Generator (float32)."""
+    """The initial noise and every later draw, from seeded numpy Generators (float32).
 
-    def __init__(self, seed: int, shape: Sequence[int]):
-        self.rng, self.shape = np.random.default_rng(seed), tuple(shape)
+    `parts` ((count, seed), ...) makes one batch of several chunks (scarlet_moon.chunks): each
+    part draws from its own seed exactly what it would draw alone, so grouping chunks into one
+    GPU batch changes no draw. Without parts, the whole batch draws from `seed`.
+    """
+
+    def __init__(self, seed: int, shape: Sequence[int], parts: Sequence[tuple[int, int]] | None = None):
+        self.shape = tuple(shape)
+        parts = tuple(parts) if parts else ((self.shape[0], seed),)
+        if sum(n for n, _ in parts) != self.shape[0]:
+            raise ValueError(f"noise parts {parts} do not add up to the batch {self.shape[0]}")
+        self.parts = [(int(n), np.random.default_rng(s)) for n, s in parts]
 
     def __call__(self, i: int = 0) -> np.ndarray:
-        return self.rng.standard_normal(self.shape, dtype=np.float32)
+        if len(self.parts) == 1:
+            return self.parts[0][1].standard_normal(self.shape, dtype=np.float32)
+        return np.concatenate([rng.standard_normal((n, *self.shape[1:]), dtype=np.float32)
+                               for n, rng in self.parts])

@@ -36,6 +36,7 @@ class Request:
     mask: np.ndarray | None = None      # bool H x W, True = generate; needs init
     strength: float | None = None       # with init: 0 keeps it, 1 ignores it
     tileable: bool = False              # opposite edges wrap
+    parts: tuple[tuple[int, int], ...] | None = None  # (count, seed) per grouped chunk (chunks.py)
 
 
 def plan_labels(card: ModelCard, labels: Sequence[str | int], count: int) -> tuple[int, ...]:
@@ -76,7 +77,9 @@ def sample_array(card: ModelCard, req: Request, *, device: str = "cpu", model: A
     out = generate_torch(model, labels=req.labels, num_classes=len(card.label_names), size=card.size,
                          channels=card.channels, schedule=card.schedule, prediction=card.prediction,
                          sampler=req.sampler or d["sampler"], steps=req.steps or d["steps"],
-                         guidance=d["guidance"] if req.guidance is None else req.guidance, seed=req.seed,
+                         guidance=(d["guidance"] if req.guidance is None else req.guidance) / card.guidance_base,
+                         seed=req.seed,
+                         noise_parts=req.parts,
                          eta=req.eta, clip_x0=bool(card.config.get("clip_x0", True)), device=device,
                          callback=progress, edit=req)
     return out

@@ -36,12 +36,13 @@ def torch_denoiser(model: torch.nn.Module, labels: torch.Tensor, null_label: int
 def generate_torch(model: torch.nn.Module, *, labels: Sequence[int], num_classes: int, size: tuple[int, int],
                    channels: int, schedule: Schedule, prediction: str, sampler: str, steps: int,
                    guidance: float, seed: int, eta: float = 0.0, clip_x0: bool = True, device: str = "cpu",
-                   callback: Callable[[int, int], None] | None = None, edit: Any = None) -> np.ndarray:
+                   callback: Callable[[int, int], None] | None = None, edit: Any = None,
+                   noise_parts: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
     """Sprites for `labels` (one per entry) -> uint8 N x H x W x C; `edit`: a generation.Request
     whose init/strength/mask/tileable apply (scarlet_moon.editing), None for plain sampling."""
     was_training = model.training
     model.eval()
-    stream = NoiseStream(seed, (len(labels), channels, *size))
+    stream = NoiseStream(seed, (len(labels), channels, *size), noise_parts)
     z0 = stream()
     x = torch.from_numpy(z0).to(device)
     y = torch.as_tensor(list(labels), dtype=torch.int64, device=device)

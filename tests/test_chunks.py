@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 from cli.main import sm
 from scarlet_moon.card import read_card
-from scarlet_moon.chunks import CHUNK_SIZE, chunk_count, chunk_request, chunk_seed, generate_all, generate_chunks
+from scarlet_moon.chunks import (CHUNK_SIZE, chunk_count, chunk_request, chunk_seed, generate_all, generate_chunks,
+                                 group_request)
 from scarlet_moon.errors import BadInput
 from scarlet_moon.generation import Request, finish, plan_labels, sample_array
 
@@ -95,3 +96,70 @@ def test_sheet_over_one_chunk_spreads_over_pages_in_every_format(tiny_model: Pat
         text = (tmp_path / atlas).read_text()
         assert all(p.name in text for p in pages), atlas
     assert (tmp_path / "big.tres").read_text().count("[sub_resource") == COUNT
+
+
+def test_noise_parts_draw_what_each_chunk_draws_alone():
+    from scarlet_moon.denoise import NoiseStream
+
+    grouped = NoiseStream(0, (7, 2, 3, 3), parts=((3, 11), (4, 12)))
+    alone = [NoiseStream(11, (3, 2, 3, 3)), NoiseStream(12, (4, 2, 3, 3))]
+    for i in range(3):  # the first draw and two later (DDPM) draws
+        assert np.array_equal(grouped(i), np.concatenate([alone[0](i), alone[1](i)]))
+    with pytest.raises(ValueError, match="do not add up"):
+        NoiseStream(0, (5, 1, 2, 2), parts=((3, 1), (3, 2)))
+
+
+def test_grouped_chunks_give_the_same_sprites(tiny_model: Path):
+    card = read_card(tiny_model)
+    req = Request(plan_labels(card, ["red", "blue"], 10), seed=5, steps=3)
+    one = generate_all(card, req, size=4)
+    for group in (2, 3, 8):  # 3 chunks of 4, 4, 2 sprites: a partial group, one group, oversize
+        assert np.array_equal(generate_all(card, req, size=4, group=group), one), group
+    sub = group_request(req, [2, 0], size=4)  # any chunks, in any order, form a group
+    assert sub.labels == req.labels[8:] + req.labels[:4]
+    assert sub.parts == ((2, chunk_seed(5, 2)), (4, chunk_seed(5, 0)))
+    picked = dict(generate_chunks(card, req, [2, 0], size=4, group=2))
+    assert np.array_equal(picked[2], one[8:]) and np.array_equal(picked[0], one[:4])
+
+
+def test_padded_compile_pads_small_batches_without_changing_rows(tiny_model: Path, monkeypatch):
+    import torch
+
+    from scarlet_moon.generation import load_torch_model
+    from scarlet_moon import torch_fast
+
+    seen = []
+
+    class Recorder(torch.nn.Module):  # stands in for inductor: the padding logic is under test
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x, t, y):
+            seen.append(x.shape[0])
+            return self.inner(x, t, y)
+
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: Recorder(m))
+    net = load_torch_model(read_card(tiny_model))
+    fast = torch_fast.accelerate(net, "cpu", compile=True)
+    x, t, y = torch.randn(6, 4, 8, 8), torch.full((6,), 10.0), torch.tensor([0, 1, 2, 0, 1, 3])
+    with torch.no_grad():
+        full = fast(x, t, y)
+        part = fast(x[:4], t[:4], y[:4])
+    assert seen == [6, 6] and part.shape[0] == 4
+    assert torch.allclose(part, full[:4], atol=1e-5)
+    with pytest.raises(BadInput, match="--fp16 needs --device cuda"):
+        torch_fast.accelerate(net, "cpu", fp16=True)
+
+
+def test_cli_batch_and_fast_flags(tiny_model: Path, tmp_path: Path):
+    base = ["sample", "--model", str(tiny_model), "--label", "red", "--count", "300", "--steps", "2"]
+    a = CliRunner().invoke(sm, [*base, "--out", str(tmp_path / "a")])
+    b = CliRunner().invoke(sm, [*base, "--batch", "600", "--out", str(tmp_path / "b")])
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    files = sorted((tmp_path / "a").glob("*.png"))
+    assert len(files) == 300
+    assert all(f.read_bytes() == (tmp_path / "b" / f.name).read_bytes() for f in files)
+    res = CliRunner().invoke(sm, [*base, "--fp16", "--out", str(tmp_path / "c")])
+    assert res.exit_code == 2 and "--fp16 needs --device cuda" in res.output
+    assert not (tmp_path / "c").exists()
