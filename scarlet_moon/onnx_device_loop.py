@@ -190,8 +190,10 @@ def open_step_session(path: Path, device: str, *, cuda_graph: bool, threads: int
     if threads:
         so.intra_op_num_threads = threads
     if device == "cuda":
-        providers: list[Any] = [("CUDAExecutionProvider", {"enable_cuda_graph": "1" if cuda_graph else "0"}),
-                                "CPUExecutionProvider"]
+        from scarlet_moon.onnx_runtime import cuda_options
+
+        opts = cuda_options(enable_cuda_graph="1" if cuda_graph else "0")
+        providers: list[Any] = [("CUDAExecutionProvider", opts), "CPUExecutionProvider"]
     else:
         providers = ["CPUExecutionProvider"]
     try:

@@ -32,6 +32,13 @@ def torch_denoiser(model: torch.nn.Module, labels: torch.Tensor, null_label: int
                          concat=lambda a, b: torch.cat([a, b]), finite=lambda p: bool(torch.isfinite(p).all()))
 
 
+def no_tf32() -> Any:
+    """cuDNN convolutions in true fp32 while sampling (torch's default lets them use TF32): the
+    same choice as the onnx backend (onnx_runtime.cuda_options), so both give the same sprites."""
+    b = torch.backends.cudnn
+    return b.flags(enabled=b.enabled, benchmark=b.benchmark, deterministic=b.deterministic, allow_tf32=False)
+
+
 @torch.no_grad()
 def generate_torch(model: torch.nn.Module, *, labels: Sequence[int], num_classes: int, size: tuple[int, int],
                    channels: int, schedule: Schedule, prediction: str, sampler: str, steps: int,
@@ -52,13 +59,14 @@ def generate_torch(model: torch.nn.Module, *, labels: Sequence[int], num_classes
     def noise(i: int) -> torch.Tensor:
         return torch.from_numpy(stream(i)).to(device)
 
-    if edit is not None and has_edits(edit):
-        ops = Ops(cat=lambda parts, axis: torch.cat(list(parts), dim=axis),
-                  const=lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(device))
-        out = sample_edited(sampler, denoise, z0, schedule, steps, edit, ops, eta=eta, noise=noise,
-                            callback=callback, clip_x0=clip_x0)
-    else:
-        out = run_sampler(sampler, denoise, x, schedule, steps, eta=eta, noise=noise, callback=callback,
-                          clip_x0=clip_x0)
+    with no_tf32():
+        if edit is not None and has_edits(edit):
+            ops = Ops(cat=lambda parts, axis: torch.cat(list(parts), dim=axis),
+                      const=lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(device))
+            out = sample_edited(sampler, denoise, z0, schedule, steps, edit, ops, eta=eta, noise=noise,
+                                callback=callback, clip_x0=clip_x0)
+        else:
+            out = run_sampler(sampler, denoise, x, schedule, steps, eta=eta, noise=noise, callback=callback,
+                              clip_x0=clip_x0)
     model.train(was_training)
     return from_model_range(out.float().cpu().numpy())

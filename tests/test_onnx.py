@@ -17,6 +17,7 @@ pytest.importorskip("onnxscript")
 
 from cli.main import sm  # noqa: E402
 from conftest import ROOT  # noqa: E402
+from scarlet_moon.errors import BadInput  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +228,24 @@ def test_doctor_never_fails_and_probes_providers():
 
     sess = ort.InferenceSession(tiny_onnx_bytes(), providers=["CPUExecutionProvider"])
     assert sess.run(None, {"x": np.array([2.5], np.float32)})[0].tolist() == [2.5]
+
+
+def test_fp32_means_fp32_on_cuda_both_backends(monkeypatch):
+    """TF32 off by default (torch and onnxruntime CUDA sprites agreed on 94% of values with it,
+    99.997% without; bench/results/onnx_gpu_variants.md); SM_ONNX_CUDA_OPTIONS passes options on."""
+    import torch
+
+    from scarlet_moon.onnx_runtime import cuda_options
+    from scarlet_moon.pipeline import no_tf32
+
+    monkeypatch.delenv("SM_ONNX_CUDA_OPTIONS", raising=False)
+    assert cuda_options() == {"use_tf32": "0"}
+    monkeypatch.setenv("SM_ONNX_CUDA_OPTIONS", "use_tf32=1, prefer_nhwc=1")
+    assert cuda_options(enable_cuda_graph="1") == {"use_tf32": "1", "enable_cuda_graph": "1", "prefer_nhwc": "1"}
+    monkeypatch.setenv("SM_ONNX_CUDA_OPTIONS", "oops")
+    with pytest.raises(BadInput, match="SM_ONNX_CUDA_OPTIONS entry 'oops': expected key=value"):
+        cuda_options()
+    before = torch.backends.cudnn.allow_tf32
+    with no_tf32():
+        assert torch.backends.cudnn.allow_tf32 is False
+    assert torch.backends.cudnn.allow_tf32 == before
