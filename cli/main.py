@@ -58,7 +58,7 @@ def _register() -> None:
 
     sm.add_command(cmd_train.train)
     sm.add_command(cmd_data.data)
-    for name in ("cmd_sample", "cmd_sheet", "cmd_eval", "cmd_onnx", "cmd_doctor", "cmd_plugin"):
+    for name in ("cmd_sample", "cmd_sheet", "cmd_eval", "cmd_onnx", "cmd_doctor", "cmd_plugin", "cmd_distill"):
         try:
             module = __import__(f"cli.{name}", fromlist=["COMMANDS"])
         except ModuleNotFoundError as exc:

@@ -144,6 +144,12 @@ class ModelCard:
         pal = self.meta.get("palette")
         return np.asarray(pal, np.uint8).reshape(-1, 3) if pal else None
 
+    @property
+    def guidance_base(self) -> float:
+        """S for a guidance-distilled model (scarlet_moon.distill: its labelled rows already give the
+        prediction guided at S), else 1. Backends sample with guidance w / S: one row at w = S."""
+        return float((self.meta.get("distilled") or {}).get("guidance", 1.0))
+
     def defaults(self) -> dict[str, Any]:
         """Sampler settings the model was trained to be sampled with."""
         cfg = self.config

@@ -7,6 +7,8 @@ No torch.
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Callable, Mapping
 
 from scarlet_moon.errors import BadInput
@@ -53,6 +55,11 @@ def check_card_meta(meta: Mapping[str, Any], where: str) -> None:
             isinstance(c, list) and len(c) == 3 and all(_int(v, 0, 255) for v in c) for c in palette)):
         raise bad("palette", "a list of [r, g, b] colours, each 0..255")
     _check_config(meta.get("config", {}), where, bad)
+    dist = meta.get("distilled")
+    scale = dist.get("guidance") if isinstance(dist, dict) else None
+    if dist is not None and not (isinstance(scale, (int, float)) and not isinstance(scale, bool)
+                                 and math.isfinite(scale) and scale > 0):
+        raise bad("distilled", "a table whose 'guidance' is a number > 0 (scarlet_moon.distill)")
 
 
 def _check_schedule(schedule: Any, bad: Bad) -> None:

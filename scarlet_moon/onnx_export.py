@@ -197,8 +197,10 @@ def parity(model: torch.nn.Module, data: bytes, card: ModelCard, batches=PARITY_
 
 
 @torch.no_grad()
-def step_parity(model: torch.nn.Module, data: bytes, card: ModelCard, *, clip: bool, batch: int = 3) -> float:
-    """Max |x0| difference of one fused step (guidance 2.5, x = 0.5 b0 + 0.5 b3) against torch."""
+def step_parity(model: torch.nn.Module, data: bytes, card: ModelCard, *, clip: bool, batch: int = 3,
+                rows: int = 2) -> float:
+    """Max |x0| difference of one fused step (guidance 2.5, or none with rows=1; x = 0.5 b0 + 0.5 b3)
+    against torch."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -211,8 +213,11 @@ def step_parity(model: torch.nn.Module, data: bytes, card: ModelCard, *, clip: b
     abar = float(card.schedule.alphas_cumprod()[t_int])
     a, s, w = abar ** 0.5, (1.0 - abar) ** 0.5, 2.5
     tt = torch.full((batch,), float(t_int))
-    pred = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([y, torch.full_like(y, len(card.label_names))]))
-    pred = pred[batch:] + (pred[:batch] - pred[batch:]) * w
+    if rows == 1:
+        pred = model(x, tt, y)
+    else:
+        pred = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([y, torch.full_like(y, len(card.label_names))]))
+        pred = pred[batch:] + (pred[:batch] - pred[batch:]) * w
     x0 = x * a - pred * s if card.prediction == "v" else (x - pred * s) / a
     x0 = x0.clamp(-1, 1) if clip else x0
     coef = np.array([0.5, 0, 0, 0.5, w, a, s, 0], np.float32)
@@ -227,10 +232,11 @@ def write_step_graph(proto, model: torch.nn.Module, card: ModelCard, out: Path, 
     from scarlet_moon.onnx_step_graph import build_step_proto
 
     clip = bool(card.config.get("clip_x0", True))
+    rows = 1 if card.guidance_base != 1.0 else 2  # a distilled model guides in its labelled rows
     step = build_step_proto(proto, null_label=len(card.label_names), prediction=card.prediction, clip=clip,
-                            step_meta={"clip_x0": clip, "prediction": card.prediction})
+                            step_meta={"clip_x0": clip, "prediction": card.prediction}, rows=rows)
     data = step.SerializeToString()
-    diff = step_parity(model, data, card, clip=clip)
+    diff = step_parity(model, data, card, clip=clip, rows=rows)
     if not diff <= tol:
         raise RunFailed(f"the fused step graph disagrees with torch: max |diff| {diff:.3g} > {tol:g}; nothing written")
     path = step_path(out)

@@ -30,8 +30,9 @@ STEP_OUTPUTS = ("x", "x0", "bad")
 PREFIX = "net/"
 
 
-def _nodes(h: Any, null_label: int, prediction: str, clip: bool) -> list[Any]:
-    """The wrapper nodes around the prefixed network (net/x, net/t, net/y -> net/pred)."""
+def _nodes(h: Any, null_label: int, prediction: str, clip: bool, rows: int = 2) -> list[Any]:
+    """The wrapper nodes around the prefixed network (net/x, net/t, net/y -> net/pred); rows=1
+    (a guidance-distilled network, scarlet_moon.distill) runs the labelled rows alone."""
     n = []
 
     def op(kind: str, ins: list[str], out: str, **attrs: Any) -> str:
@@ -42,14 +43,19 @@ def _nodes(h: Any, null_label: int, prediction: str, clip: bool) -> list[Any]:
         op("Gather", ["coef", f"idx{k}"], name, axis=0)
     terms = [op("Mul", [f"b{k}", f"c{k}"], f"m{k}") for k in range(4)]
     op("Add", [op("Add", terms[:2], "sum01"), op("Add", terms[2:], "sum23")], "x")
-    op("Concat", ["x", "x"], PREFIX + "x", axis=0)
-    op("Concat", ["t", "t"], PREFIX + "t", axis=0)
-    op("Add", [op("Mul", ["y", "zero_i64"], "y0"), "null_i64"], "ynull")
-    op("Concat", ["y", "ynull"], PREFIX + "y", axis=0)
-    op("Slice", [op("Shape", ["x"], "xshape"), "zero_1", "one_1"], "batch")
-    op("Slice", [PREFIX + "pred", "zero_1", "batch", "zero_1"], "cond")
-    op("Slice", [PREFIX + "pred", "batch", "big_1", "zero_1"], "uncond")
-    pred = op("Add", ["uncond", op("Mul", [op("Sub", ["cond", "uncond"], "diff"), "w"], "wdiff")], "pred")
+    if rows == 1:
+        for name in ("x", "t", "y"):
+            op("Identity", [name], PREFIX + name)
+        pred = PREFIX + "pred"
+    else:
+        op("Concat", ["x", "x"], PREFIX + "x", axis=0)
+        op("Concat", ["t", "t"], PREFIX + "t", axis=0)
+        op("Add", [op("Mul", ["y", "zero_i64"], "y0"), "null_i64"], "ynull")
+        op("Concat", ["y", "ynull"], PREFIX + "y", axis=0)
+        op("Slice", [op("Shape", ["x"], "xshape"), "zero_1", "one_1"], "batch")
+        op("Slice", [PREFIX + "pred", "zero_1", "batch", "zero_1"], "cond")
+        op("Slice", [PREFIX + "pred", "batch", "big_1", "zero_1"], "uncond")
+        pred = op("Add", ["uncond", op("Mul", [op("Sub", ["cond", "uncond"], "diff"), "w"], "wdiff")], "pred")
     if prediction == "v":   # x0 = a x - s v
         x0 = op("Sub", [op("Mul", ["x", "a"], "ax"), op("Mul", [pred, "s"], "sv")], "x0_raw")
     else:                   # x0 = (x - s eps) / a
@@ -72,7 +78,8 @@ def _constants(h: Any, np: Any, null_label: int) -> list[Any]:
     ]
 
 
-def build_step_proto(net: Any, *, null_label: int, prediction: str, clip: bool, step_meta: dict[str, Any]) -> Any:
+def build_step_proto(net: Any, *, null_label: int, prediction: str, clip: bool, step_meta: dict[str, Any],
+                     rows: int = 2) -> Any:
     """The step graph around `net` (an onnx.ModelProto of the denoiser: inputs x, t, y; output pred)."""
     import numpy as np
     import onnx
@@ -90,7 +97,9 @@ def build_step_proto(net: Any, *, null_label: int, prediction: str, clip: bool, 
                h.make_tensor_value_info("y", 7, ["batch"])]
     outputs = [h.make_tensor_value_info("x", 1, buf), h.make_tensor_value_info("x0", 1, buf),
                h.make_tensor_value_info("bad", 1, [])]
-    graph = h.make_graph(list(g.node) + _nodes(h, null_label, prediction, clip), "scarlet_moon_step",
+    if rows not in (1, 2):
+        raise ValueError(f"rows {rows!r}: expected 1 (distilled guidance) or 2 (guided in the graph)")
+    graph = h.make_graph(list(g.node) + _nodes(h, null_label, prediction, clip, rows), "scarlet_moon_step",
                          inputs, outputs, initializer=list(g.initializer) + _constants(h, np, null_label))
     model = h.make_model(graph, opset_imports=list(inner.opset_import), producer_name=net.producer_name,
                          producer_version=net.producer_version)
@@ -98,7 +107,7 @@ def build_step_proto(net: Any, *, null_label: int, prediction: str, clip: bool, 
     model.functions.extend(inner.functions)
     for p in net.metadata_props:
         model.metadata_props.append(onnx.StringStringEntryProto(key=p.key, value=p.value))
-    meta = {"format": STEP_FORMAT, "inputs": STEP_INPUTS, "outputs": STEP_OUTPUTS, **step_meta}
+    meta = {"format": STEP_FORMAT, "inputs": STEP_INPUTS, "outputs": STEP_OUTPUTS, "rows": rows, **step_meta}
     model.metadata_props.append(onnx.StringStringEntryProto(key=META_STEP, value=json.dumps(meta, sort_keys=True)))
     model.doc_string = (__doc__ or "").strip()
     return model

@@ -1,0 +1,115 @@
+"""Guidance distillation: a student that gives the guided prediction in one network row.
+
+Classifier-free guidance costs two rows per sprite and step (labelled and null). Following
+Meng et al. 2023 ("On distillation of guided diffusion models", stage one, at a fixed scale S),
+the student starts from the teacher's weights and learns, on noised training sprites,
+
+    student(x_t, t, y)    = teacher_u + S * (teacher_c - teacher_u)   (y a label: the guided output)
+    student(x_t, t, null) = teacher_u                                  (the null row stays unguided)
+
+so the default guidance S runs one row per step, and any other scale w still works with two
+rows at w / S (u + (w / S) (student_c - u) = u + w (c - u)). The card records S under
+"distilled" and every backend divides the requested guidance by it (ModelCard.guidance_base).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from scarlet_moon.errors import BadInput
+
+NULL_SHARE = 0.1  # rows trained on the null label (the teacher's unguided output)
+
+
+def distill_step(student: torch.nn.Module, teacher: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor,
+                 abar: torch.Tensor, scale: float, gen: torch.Generator,
+                 null_label: int) -> torch.Tensor:
+    """The MSE of one batch, unweighted: guidance steers most at high noise, where the teacher's
+    min-SNR weights would be near 0. x0 [B,C,H,W] in model range, y [B] labels (no nulls)."""
+    b, dev = len(x0), x0.device
+    t = torch.randint(0, len(abar), (b,), generator=gen, device=dev)
+    noise = torch.randn(x0.shape, generator=gen, device=dev)
+    null = torch.rand(b, generator=gen, device=dev) < NULL_SHARE
+    a, s = abar[t].sqrt().view(-1, 1, 1, 1), (1 - abar[t]).sqrt().view(-1, 1, 1, 1)
+    xt, tf = a * x0 + s * noise, t.float()
+    with torch.no_grad():
+        both = teacher(torch.cat([xt, xt]), torch.cat([tf, tf]), torch.cat([y, torch.full_like(y, null_label)]))
+        cond, uncond = both[:b], both[b:]
+        target = torch.where(null.view(-1, 1, 1, 1), uncond, uncond + (cond - uncond) * scale)
+    y_in = torch.where(null, torch.full_like(y, null_label), y)
+    return F.mse_loss(student(xt, tf, y_in), target)
+
+
+def distill(teacher_path: str | Path | None, out: str | Path, *, steps: int = 4000, batch: int = 256,
+            lr: float = 1e-4, ema_decay: float = 0.999, seed: int = 0, device: str = "cpu", data: Any = None,
+            progress: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
+    """Train a guidance-distilled student of `teacher_path` (None = bundled) and save it to `out`."""
+    from scarlet_moon.card import read_card
+    from scarlet_moon.checkpoint import Checkpoint, file_fingerprint, save_checkpoint
+    from scarlet_moon.data import load_sprites, to_model_range
+    from scarlet_moon.generation import load_torch_model
+
+    out = Path(out)
+    if out.suffix.lower() != ".safetensors" or not out.parent.is_dir():
+        raise BadInput(f"--out {str(out)!r}: expected a .safetensors path in an existing folder")
+    if steps < 1 or batch < 1:
+        raise BadInput(f"--steps {steps} / --batch {batch}: both must be at least 1")
+    card = read_card(teacher_path)
+    if card.path.suffix.lower() == ".onnx":
+        raise BadInput(f"--model {str(card.path)!r} is ONNX; distillation needs the .safetensors checkpoint")
+    scale = float(card.defaults()["guidance"]) * card.guidance_base
+    if card.guidance_base != 1.0 or scale == 1.0:
+        raise BadInput(f"model {str(card.path)!r} " + ("is already distilled" if card.guidance_base != 1.0 else
+                       "samples without guidance (guidance 1); there is nothing to distill"))
+    ds = data if data is not None else load_sprites(None if card.meta.get("data_source", "").startswith("bundled")
+                                                    else card.meta.get("data_source"))
+    if ds.label_names != tuple(card.label_names) or ds.size != card.size:
+        raise BadInput(f"data {ds.source!r} does not match the model's labels and sprite size")
+    teacher = load_torch_model(card, device).requires_grad_(False)
+    student = copy.deepcopy(teacher).requires_grad_(True).train()
+    ema = copy.deepcopy(teacher)
+    x_all = torch.from_numpy(to_model_range(ds.images)).to(device)
+    y_all = torch.from_numpy(ds.labels.astype(np.int64)).to(device)
+    abar = torch.from_numpy(card.schedule.alphas_cumprod()).float().to(device)
+    opt = torch.optim.Adam(student.parameters(), lr=lr)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    torch.manual_seed(seed)
+    t0, losses = time.perf_counter(), []
+    for step in range(steps):
+        idx = torch.randint(0, len(x_all), (batch,), generator=gen, device=device)
+        x0 = x_all[idx]
+        flip = torch.rand(batch, generator=gen, device=device) < 0.5  # the teacher's own augmentation
+        x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
+        for g in opt.param_groups:  # cosine decay to 10%
+            g["lr"] = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        loss = distill_step(student, teacher, x0, y_all[idx], abar, scale, gen, len(card.label_names))
+        if not math.isfinite(float(loss.detach())):
+            raise BadInput(f"distillation loss became {float(loss)} at step {step + 1}; try a lower --lr (now {lr})")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            d = min(ema_decay, (1 + step) / (10 + step))
+            for pe, ps in zip(ema.parameters(), student.parameters()):
+                pe.lerp_(ps, 1 - d)
+        losses.append(float(loss.detach()))
+        if progress is not None:
+            progress(step + 1, steps, losses[-1])
+    info = {"guidance": scale, "teacher": file_fingerprint(card.path), "teacher_name": card.path.name,
+            "steps": steps, "batch": batch, "lr": lr, "ema_decay": ema_decay, "seed": seed,
+            "null_share": NULL_SHARE, "data": ds.source, "seconds": round(time.perf_counter() - t0, 1),
+            "loss_first_100": float(np.mean(losses[:100])), "loss_last_100": float(np.mean(losses[-100:])),
+            "method": "guidance distillation, Meng et al. 2023 stage one, fixed scale"}
+    meta = {k: v for k, v in card.meta.items() if k not in ("format", "package_version", "metrics", "onnx")}
+    meta.update(kind="model", distilled=info)
+    save_checkpoint(out, Checkpoint(meta=meta, model={k: v.detach().cpu() for k, v in ema.state_dict().items()}))
+    return info
