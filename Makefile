@@ -24,7 +24,9 @@ sheet: setup          ## 64 hero sprites from the bundled model, packed into her
 
 bundled-model: setup  ## retrain the bundled model (see scarlet_moon/bundled/model/README.md)
 	$(SM) train --steps 10000 --checkpoint-every 250 --sample-every 2000 --name bundled
-	$(PY) -c "from scarlet_moon.checkpoint import sampling_weights as w; w('sm-runs/bundled/checkpoint.safetensors', 'scarlet_moon/bundled/model/model.safetensors')"
+	$(PY) -c "from scarlet_moon.checkpoint import sampling_weights as w; w('sm-runs/bundled/checkpoint.safetensors', 'sm-runs/bundled/teacher.safetensors')"
+	$(SM) distill --model sm-runs/bundled/teacher.safetensors --out scarlet_moon/bundled/model/model.safetensors --steps 6000 --batch 512 --lr 2e-4
+	$(SM) eval --write-card
 
 engines: setup        ## chromium, godot3-server and the npm engines for the atlas tests
 	bash .ci/install-engines

@@ -124,22 +124,28 @@ def denoiser_call(ckpt: Path, onnx_path: Path, repeats: int) -> dict:
     return res
 
 
-def sheet_wall(args: list[str], out_png: Path) -> float:
+def sheet_wall(args: list[str], out_png: Path, repeats: int = 1) -> float:
+    """Median wall time of `sm sheet ... --count 64` in a fresh process (start to files written)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "WANDB_"))}
     env["PYTHONPATH"] = str(ROOT)
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "cli.main", "-q", "sheet", *args, "--count", str(BATCH),
-                           "--out", str(out_png), "--force"], cwd=ROOT, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0 or not out_png.is_file():
-        raise SystemExit(f"sm sheet failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return wall
+    walls = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "cli.main", "-q", "sheet", *args, "--count", str(BATCH),
+                               "--out", str(out_png), "--force"], cwd=ROOT, env=env, capture_output=True, text=True)
+        walls.append(time.perf_counter() - t0)
+        if proc.returncode != 0 or not out_png.is_file():
+            raise SystemExit(f"sm sheet failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return statistics.median(walls)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "onnx_cpu"))
+    ap.add_argument("--sheet-repeats", type=int, default=3, help="runs of each default-preset sheet (median)")
+    ap.add_argument("--undistilled", default=None,
+                    help="also time the onnx sheet of this model (the bundled model's undistilled teacher)")
     a = ap.parse_args()
     from scarlet_moon.onnx_export import export_onnx
 
@@ -156,9 +162,16 @@ def main() -> None:
         call = denoiser_call(default_ckpt, default_ckpt.with_suffix(".onnx"), a.repeats)
         seed_ckpt = untrained_checkpoint(SEED, tmp / "seed.safetensors")
         d, sd = card.defaults(), read_card(seed_ckpt).defaults()
-        e2e_onnx = sheet_wall(["--backend", "onnx", "--model", str(default_ckpt)], tmp / "onnx.png")
+        r = a.sheet_repeats
+        e2e_onnx = sheet_wall(["--backend", "onnx", "--model", str(default_ckpt)], tmp / "onnx.png", r)
         e2e_seed = sheet_wall(["--backend", "torch", "--model", str(seed_ckpt)], tmp / "seed.png")
-        e2e_torch = sheet_wall(["--backend", "torch", "--model", str(default_ckpt)], tmp / "torch.png")
+        e2e_torch = sheet_wall(["--backend", "torch", "--model", str(default_ckpt)], tmp / "torch.png", r)
+        e2e_teacher = None
+        if a.undistilled:
+            teacher = tmp / "teacher.safetensors"
+            teacher.write_bytes(Path(a.undistilled).read_bytes())
+            export_onnx(teacher, teacher.with_suffix(".onnx"))
+            e2e_teacher = sheet_wall(["--backend", "onnx", "--model", str(teacher)], tmp / "teacher.png", r)
     result = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "onnxruntime": __import__("onnxruntime").__version__, "loadavg_end": os.getloadavg(),
@@ -167,8 +180,9 @@ def main() -> None:
                           "size": list(card.size), "onnx_bytes": exp.bytes, "parity_max_abs_diff": exp.max_abs_diff},
         "denoiser_call_batch64": call,
         "sheet_64_end_to_end_s": {
-            "onnx_default_preset": {"seconds": e2e_onnx, **d,
-                                    "calls_batch": 2 * BATCH if d["guidance"] != 1 else BATCH},
+            "onnx_default_preset": {"seconds": e2e_onnx, **d, "distilled_guidance": card.guidance_base,
+                                    "calls_batch": 2 * BATCH if d["guidance"] != card.guidance_base else BATCH},
+            "onnx_undistilled_teacher": {"seconds": e2e_teacher, **d, "calls_batch": 2 * BATCH},
             "torch_default_preset": {"seconds": e2e_torch, **d},
             "torch_seed_preset_ddpm": {"seconds": e2e_seed, **sd, "note": "untrained seed model: same cost"},
         },
@@ -194,14 +208,18 @@ def main() -> None:
         f"onnxruntime speed-up: {c['speedup_onnx_vs_torch']:.2f}x at {c['torch_threads']} threads, "
         f"{c['speedup_onnx_vs_torch_1thread']:.2f}x at 1 thread (calls interleaved; medians).", "",
         "| `sm sheet --count 64`, process start to files written | settings | seconds |", "|---|---|---|",
-        f"| onnx backend, default preset | {d['sampler']} {d['steps']} steps, guidance {d['guidance']} | "
-        f"{e['onnx_default_preset']['seconds']:.1f} |",
-        f"| torch backend, default preset | same | {e['torch_default_preset']['seconds']:.1f} |",
+        f"| onnx backend, bundled model | {d['sampler']} {d['steps']} steps, guidance {d['guidance']}"
+        f"{' (distilled: one network row per sprite and step)' if card.guidance_base != 1 else ''} | "
+        f"{e['onnx_default_preset']['seconds']:.2f} |",
+        *([f"| onnx backend, its undistilled teacher | same, two rows per sprite and step | {e2e_teacher:.2f} |"]
+          if e2e_teacher else []),
+        f"| torch backend, bundled model | same | {e['torch_default_preset']['seconds']:.2f} |",
         f"| torch backend, seed preset (untrained; same cost) | {sd['sampler']} {sd['steps']} steps, guidance "
         f"{sd['guidance']} | {e['torch_seed_preset_ddpm']['seconds']:.1f} |", "",
         f"End to end, the onnx sheet is {e['torch_seed_preset_ddpm']['seconds'] / e['onnx_default_preset']['seconds']:.1f}x "
-        "faster than the seed preset's DDPM-500 on torch (target: 20x).", "",
-        "GPU: none was at hand in this session (no device machine was lent); no GPU figures yet.", "",
+        "faster than the seed preset's DDPM-500 on torch (target: 20x). Default-preset sheets: median of "
+        f"{r} runs each; the seed sheet: one run.", "",
+        "GPU figures (NVIDIA H100): `onnx_gpu.md` and `onnx_gpu_variants.md`.", "",
     ]
     out.with_suffix(".md").write_text("\n".join(md))
     print("\n".join(md))
