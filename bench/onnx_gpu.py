@@ -41,16 +41,21 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     return statistics.median(times), out
 
 
-def variants(card: Any, fp32: Path, fp16: Path | None, device: str = "cuda") -> dict[str, Callable[[Any], Any]]:
+def variants(card: Any, fp32: Path, fp16: Path | None, device: str = "cuda",
+             keep: set[str] | None = None) -> dict[str, Callable[[Any], Any]]:
     import torch
 
     from scarlet_moon.generation import load_torch_model, sample_array
     from scarlet_moon.onnx_runtime import OnnxDenoiserSession
+    from scarlet_moon.torch_fast import accelerate
 
     model = load_torch_model(card, device)
-    sessions = {"ort-host": OnnxDenoiserSession(fp32, device, loop="host"),
-                "ort-device": OnnxDenoiserSession(fp32, device, loop="device"),
-                **({"ort-device-fp16": OnnxDenoiserSession(fp16, device, loop="device")} if fp16 else {})}
+    want = (lambda name: keep is None or name in keep)  # noqa: E731
+    sessions = {name: OnnxDenoiserSession(path, device, loop=loop) for name, path, loop in
+                (("ort-host", fp32, "host"), ("ort-device", fp32, "device"), ("ort-device-fp16", fp16, "device"))
+                if path is not None and want(name)}
+    compiled = accelerate(load_torch_model(card, device), device, fp16=True, compile=True) \
+        if want("torch-compile-fp16") and device == "cuda" else None
 
     def torch_run(req: Any) -> Any:
         out = sample_array(card, req, device=device, model=model)
@@ -62,7 +67,15 @@ def variants(card: Any, fp32: Path, fp16: Path | None, device: str = "cuda") -> 
         with torch.autocast("cuda", dtype=torch.float16, enabled=device == "cuda"):
             return torch_run(req)
 
-    runs: dict[str, Callable[[Any], Any]] = {"torch-eager": torch_run, "torch-autocast-fp16": torch_fp16}
+    def torch_compiled(req: Any) -> Any:
+        out = sample_array(card, req, device=device, model=compiled)
+        torch.cuda.synchronize()
+        return out
+
+    runs: dict[str, Callable[[Any], Any]] = {k: f for k, f in (("torch-eager", torch_run),
+                                                              ("torch-autocast-fp16", torch_fp16),
+                                                              ("torch-compile-fp16", torch_compiled))
+                                             if want(k) and (k != "torch-compile-fp16" or compiled is not None)}
     for name, sess in sessions.items():
         runs[name] = (lambda s: lambda req: sample_array(s.card, req, model=s))(sess)
     return runs
@@ -100,6 +113,8 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=360.0, help="stop adding batch sizes after this")
     ap.add_argument("--out", default="bench/results/onnx_gpu.json")
     ap.add_argument("--device", default="cuda", help="cpu: a dry run of this script without a GPU")
+    ap.add_argument("--model", default=None, help="a .safetensors model [default: the bundled one]")
+    ap.add_argument("--variants", default="", help="comma-separated subset of the variants ('' = all)")
     args = ap.parse_args()
     import onnxruntime as ort
     import torch
@@ -111,18 +126,21 @@ def main() -> None:
     t_start = time.perf_counter()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    card = read_card(None)
-    exports, export_errors = {"fp32": export_onnx(None, work / "bundled-fp32.onnx")}, {}
+    card = read_card(args.model)
+    keep = set(args.variants.split(",")) if args.variants else None
+    exports, export_errors = {"fp32": export_onnx(args.model, work / "bundled-fp32.onnx")}, {}
     try:
-        exports["fp16"] = export_onnx(None, work / "bundled-fp16.onnx", fp16=True)
+        exports["fp16"] = export_onnx(args.model, work / "bundled-fp16.onnx", fp16=True)
     except Exception as exc:  # noqa: BLE001  the fp16 converter is an optional tool; report, go on
         export_errors["fp16"] = str(exc).splitlines()[0][:300]
         print("fp16 export failed:", export_errors["fp16"], flush=True)
-    runs = variants(card, exports["fp32"].path, exports["fp16"].path if "fp16" in exports else None, args.device)
+    runs = variants(card, exports["fp32"].path, exports["fp16"].path if "fp16" in exports else None, args.device,
+                    keep)
     d = card.defaults()
     env = {"gpu": torch.cuda.get_device_name(0) if args.device == "cuda" else "none (dry run)", "torch": torch.__version__, "onnxruntime": ort.__version__,
            "python": platform.python_version(), "cpu_cores": os.cpu_count(), "sampler": d["sampler"],
-           "steps": d["steps"], "guidance": d["guidance"],
+           "steps": d["steps"], "guidance": d["guidance"], "distilled_guidance": card.guidance_base,
+           "network_rows_per_sprite_step": 2 if d["guidance"] != card.guidance_base else 1,
            "export_errors": export_errors, "export_parity": {p: {"max_abs_diff": r.max_abs_diff, "step_diff": r.step_diff} for p, r in exports.items()}}
     print(json.dumps(env), flush=True)
     n_classes = len(card.label_names)
@@ -148,6 +166,8 @@ def main() -> None:
                 finish(card, req, out)
                 row["postprocess_s"] = time.perf_counter() - t0
         curve.append(row)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # partial results survive a time-out
+        Path(args.out).with_suffix(".partial.json").write_text(json.dumps({"env": env, "curve": curve}, indent=2))
     # agreement after quantisation, torch vs onnx device loop (fp32), same seed
     req = Request(tuple(i % n_classes for i in range(min(256, curve[-1]["batch"]))), seed=1)
     a, b = runs["torch-eager"](req), runs["ort-device"](req)
