@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from scarlet_moon.errors import BadInput
+from scarlet_moon.errors import BadInput, RunFailed
 
 NULL_SHARE = 0.1  # rows trained on the null label (the teacher's unguided output)
 
@@ -48,16 +48,11 @@ def distill_step(student: torch.nn.Module, teacher: torch.nn.Module, x0: torch.T
     return F.mse_loss(student(xt, tf, y_in), target)
 
 
-def distill(teacher_path: str | Path | None, out: str | Path, *, steps: int = 4000, batch: int = 256,
-            lr: float = 1e-4, ema_decay: float = 0.999, seed: int = 0, device: str = "cpu", data: Any = None,
-            progress: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
-    """Train a guidance-distilled student of `teacher_path` (None = bundled) and save it to `out`."""
+def _inputs(teacher_path: str | Path | None, out: Path, steps: int, batch: int, data: Any) -> tuple[Any, float, Any]:
+    """(teacher card, its guidance scale, the sprites to noise); BadInput for anything unusable."""
     from scarlet_moon.card import read_card
-    from scarlet_moon.checkpoint import Checkpoint, file_fingerprint, save_checkpoint
-    from scarlet_moon.data import load_sprites, to_model_range
-    from scarlet_moon.generation import load_torch_model
+    from scarlet_moon.data import load_sprites
 
-    out = Path(out)
     if out.suffix.lower() != ".safetensors" or not out.parent.is_dir():
         raise BadInput(f"--out {str(out)!r}: expected a .safetensors path in an existing folder")
     if steps < 1 or batch < 1:
@@ -69,10 +64,19 @@ def distill(teacher_path: str | Path | None, out: str | Path, *, steps: int = 40
     if card.guidance_base != 1.0 or scale == 1.0:
         raise BadInput(f"model {str(card.path)!r} " + ("is already distilled" if card.guidance_base != 1.0 else
                        "samples without guidance (guidance 1); there is nothing to distill"))
-    ds = data if data is not None else load_sprites(None if card.meta.get("data_source", "").startswith("bundled")
-                                                    else card.meta.get("data_source"))
+    source = card.meta.get("data_source", "")
+    ds = data if data is not None else load_sprites(None if source.startswith("bundled") else source)
     if ds.label_names != tuple(card.label_names) or ds.size != card.size:
         raise BadInput(f"data {ds.source!r} does not match the model's labels and sprite size")
+    return card, scale, ds
+
+
+def _train(card: Any, ds: Any, scale: float, *, steps: int, batch: int, lr: float, ema_decay: float, seed: int,
+           device: str, progress: Callable[[int, int, float], None] | None) -> tuple[torch.nn.Module, list[float]]:
+    """The student's EMA weights after `steps` steps, and the loss of every step."""
+    from scarlet_moon.data import to_model_range
+    from scarlet_moon.generation import load_torch_model
+
     teacher = load_torch_model(card, device).requires_grad_(False)
     student = copy.deepcopy(teacher).requires_grad_(True).train()
     ema = copy.deepcopy(teacher)
@@ -82,17 +86,18 @@ def distill(teacher_path: str | Path | None, out: str | Path, *, steps: int = 40
     opt = torch.optim.Adam(student.parameters(), lr=lr)
     gen = torch.Generator(device=device).manual_seed(seed)
     torch.manual_seed(seed)
-    t0, losses = time.perf_counter(), []
+    losses: list[float] = []
     for step in range(steps):
         idx = torch.randint(0, len(x_all), (batch,), generator=gen, device=device)
-        x0 = x_all[idx]
         flip = torch.rand(batch, generator=gen, device=device) < 0.5  # the teacher's own augmentation
-        x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
+        x0 = torch.where(flip.view(-1, 1, 1, 1), x_all[idx].flip(-1), x_all[idx])
         for g in opt.param_groups:  # cosine decay to 10%
             g["lr"] = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         loss = distill_step(student, teacher, x0, y_all[idx], abar, scale, gen, len(card.label_names))
-        if not math.isfinite(float(loss.detach())):
-            raise BadInput(f"distillation loss became {float(loss)} at step {step + 1}; try a lower --lr (now {lr})")
+        losses.append(float(loss.detach()))
+        if not math.isfinite(losses[-1]):
+            raise RunFailed(f"distillation loss became {losses[-1]} at step {step + 1}; nothing written; "
+                            f"try a lower --lr (now {lr})")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
@@ -101,9 +106,22 @@ def distill(teacher_path: str | Path | None, out: str | Path, *, steps: int = 40
             d = min(ema_decay, (1 + step) / (10 + step))
             for pe, ps in zip(ema.parameters(), student.parameters()):
                 pe.lerp_(ps, 1 - d)
-        losses.append(float(loss.detach()))
         if progress is not None:
             progress(step + 1, steps, losses[-1])
+    return ema, losses
+
+
+def distill(teacher_path: str | Path | None, out: str | Path, *, steps: int = 4000, batch: int = 256,
+            lr: float = 1e-4, ema_decay: float = 0.999, seed: int = 0, device: str = "cpu", data: Any = None,
+            progress: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
+    """Train a guidance-distilled student of `teacher_path` (None = bundled) and save it to `out`."""
+    from scarlet_moon.checkpoint import Checkpoint, file_fingerprint, save_checkpoint
+
+    out = Path(out)
+    card, scale, ds = _inputs(teacher_path, out, steps, batch, data)
+    t0 = time.perf_counter()
+    ema, losses = _train(card, ds, scale, steps=steps, batch=batch, lr=lr, ema_decay=ema_decay, seed=seed,
+                         device=device, progress=progress)
     info = {"guidance": scale, "teacher": file_fingerprint(card.path), "teacher_name": card.path.name,
             "steps": steps, "batch": batch, "lr": lr, "ema_decay": ema_decay, "seed": seed,
             "null_share": NULL_SHARE, "data": ds.source, "seconds": round(time.perf_counter() - t0, 1),
