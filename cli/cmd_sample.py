@@ -56,8 +56,8 @@ def generation_options(f):
                           "value). [default: 256 on CPU, 8192 on CUDA]"),
         click.option("--fp16", is_flag=True, help="Torch backend on CUDA: fp16 autocast."),
         click.option("--compile", "compile_model", is_flag=True,
-                     help="Torch backend: torch.compile the network (about a minute to compile; pays off "
-                          "from a few thousand sprites on a GPU)."),
+                     help="Torch backend: torch.compile the network (about 20 s to compile on an H100; pays "
+                          "off from a few thousand sprites on a GPU)."),
     ]
     for opt in reversed(opts):
         f = opt(f)

@@ -150,6 +150,12 @@ class ModelCard:
         prediction guided at S), else 1. Backends sample with guidance w / S: one row at w = S."""
         return float((self.meta.get("distilled") or {}).get("guidance", 1.0))
 
+    def guidance_between_rows(self, guidance: float | None) -> float:
+        """The scale a backend applies between its labelled and null rows: the asked guidance
+        (None: the card's default) over guidance_base; 1 means one row per sprite and step."""
+        w = self.defaults()["guidance"] if guidance is None else float(guidance)
+        return w / self.guidance_base
+
     def defaults(self) -> dict[str, Any]:
         """Sampler settings the model was trained to be sampled with."""
         cfg = self.config

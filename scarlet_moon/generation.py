@@ -77,9 +77,7 @@ def sample_array(card: ModelCard, req: Request, *, device: str = "cpu", model: A
     out = generate_torch(model, labels=req.labels, num_classes=len(card.label_names), size=card.size,
                          channels=card.channels, schedule=card.schedule, prediction=card.prediction,
                          sampler=req.sampler or d["sampler"], steps=req.steps or d["steps"],
-                         guidance=(d["guidance"] if req.guidance is None else req.guidance) / card.guidance_base,
-                         seed=req.seed,
-                         noise_parts=req.parts,
+                         guidance=card.guidance_between_rows(req.guidance), seed=req.seed, noise_parts=req.parts,
                          eta=req.eta, clip_x0=bool(card.config.get("clip_x0", True)), device=device,
                          callback=progress, edit=req)
     return out

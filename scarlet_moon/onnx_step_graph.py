@@ -7,7 +7,9 @@ and the sprites never leave the device between steps (scarlet_moon.onnx_device_l
              coef   float32 [8]               c0..c3, w (guidance), a = sqrt(abar_t),
                                               s = sqrt(1 - abar_t), unused
              t      float32 [batch]           timestep index
-             y      int64   [batch]           labels (the null rows are added inside)
+             y      int64   [batch]           labels (the null rows are added inside; none in the
+                                              one-row graph of a guidance-distilled model, whose
+                                              labelled rows are already guided: w is unused)
     outputs  x      float32 [batch, C, H, W]  the materialised input state
              x0     float32 [batch, C, H, W]  guided x0_hat (clipped to [-1, 1] if the card says so)
              bad    float32 []                1.0 if the prediction holds NaN/inf
