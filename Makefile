@@ -24,7 +24,7 @@ sheet: setup          ## 64 hero sprites from the bundled model, packed into her
 
 bundled-model: setup  ## retrain the bundled model (see scarlet_moon/bundled/model/README.md)
 	$(SM) train --steps 10000 --checkpoint-every 250 --sample-every 2000 --name bundled
-	$(PY) -c "from scarlet_moon.checkpoint import sampling_weights as w; w('sm-runs/bundled/checkpoint.safetensors', 'sm-runs/bundled/teacher.safetensors')"
+	$(PY) -c "from scarlet_moon.models.checkpoint import sampling_weights as w; w('sm-runs/bundled/checkpoint.safetensors', 'sm-runs/bundled/teacher.safetensors')"
 	$(SM) distill --model sm-runs/bundled/teacher.safetensors --out scarlet_moon/bundled/model/model.safetensors --steps 6000 --batch 512 --lr 2e-4
 	$(SM) eval --write-card
 

@@ -45,9 +45,9 @@ for _blocked in ("mlflow", "wandb"):
     sys.modules.setdefault(_blocked, None)  # type: ignore[arg-type]
 
 from scarlet_moon.atomic import atomic_write_bytes  # noqa: E402
-from scarlet_moon.config import TrainConfig, preset  # noqa: E402
-from scarlet_moon.data import load_sprites  # noqa: E402
-from scarlet_moon.metrics import evaluate  # noqa: E402
+from scarlet_moon.training.config import TrainConfig, preset  # noqa: E402
+from scarlet_moon.data.sprites import load_sprites  # noqa: E402
+from scarlet_moon.eval.metrics import evaluate  # noqa: E402
 
 SCHEMA = "scarlet-moon-ablations/1"
 
@@ -130,7 +130,7 @@ def warm_up(device: str) -> None:
         return
     import torch
 
-    from scarlet_moon.model import build_model
+    from scarlet_moon.models.unet import build_model
 
     net = build_model(TrainConfig(), channels=4, size=16, num_classes=6).to(device)
     x = torch.randn(64, 4, 16, 16, device=device)
@@ -152,7 +152,7 @@ def finished(run_dir: Path) -> bool:
 
 def train(name: str, cfg: TrainConfig, data, runs: Path, device: str, log, jobs: int = 1) -> dict[str, Any]:
     """Train (or reuse a finished run of the same config); returns model path and timings."""
-    from scarlet_moon.runs import train_run
+    from scarlet_moon.training.runs import train_run
 
     run_dir = run_dir_of(name, cfg, runs)
     run_name = run_dir.name
@@ -175,7 +175,7 @@ def train(name: str, cfg: TrainConfig, data, runs: Path, device: str, log, jobs:
     t0 = time.perf_counter()
     res = train_run(cfg, data, runs_root=runs, trackers={}, name=run_name, device=device, progress=progress)
     total = time.perf_counter() - t0
-    from scarlet_moon.card import read_card
+    from scarlet_moon.models.card import read_card
 
     params = read_card(res.model).meta.get("num_params")
     # per step: from the end of step 1 to the end of the run (model build and step 1 left out)
@@ -408,7 +408,7 @@ def main() -> None:
         atomic_write_bytes(md_path, markdown(results).encode())
 
     # the classifier first: trained here once when the cache has none (then cached for every eval)
-    from scarlet_moon.classifier import default_cache_dir, get_classifier
+    from scarlet_moon.eval.classifier import default_cache_dir, get_classifier
 
     tc = time.perf_counter()
     clf, _, _ = get_classifier(data, cache_dir=args.classifier_cache)

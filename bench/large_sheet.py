@@ -12,7 +12,7 @@ fresh process: the bundled model (or --model) exported once with `sm export-onnx
 into a temporary folder. Reported: "Maximum resident set size" (peak RSS of the sm process),
 wall time, sprites per second, pages and bytes written. Writes <out>.json and <out>.md.
 
-Bound (scarlet_moon.chunks): sampling runs in fixed chunks of CHUNK_SIZE sprites, so the
+Bound (scarlet_moon.generation.chunks): sampling runs in fixed chunks of CHUNK_SIZE sprites, so the
 sampling state (noise, network activations) is that of one chunk whatever the count; what grows
 with the count is the finished sprites (uint8, 1 KiB each at 16x16 RGBA) and the packed
 sheet/atlas data, which the writer builds in memory before writing all files atomically.
@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scarlet_moon.chunks import CHUNK_SIZE  # noqa: E402
+from scarlet_moon.generation.chunks import CHUNK_SIZE  # noqa: E402
 
 GNU_TIME = "/usr/bin/time"
 FORMATS = "json-hash,godot3,libgdx"

@@ -32,10 +32,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scarlet_moon.card import BUNDLED_MODEL, read_card  # noqa: E402
-from scarlet_moon.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
-from scarlet_moon.config import DEFAULT, SEED, TrainConfig  # noqa: E402
-from scarlet_moon.model import build_model, count_params  # noqa: E402
+from scarlet_moon.models.card import BUNDLED_MODEL, read_card  # noqa: E402
+from scarlet_moon.models.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
+from scarlet_moon.training.config import DEFAULT, SEED, TrainConfig  # noqa: E402
+from scarlet_moon.models.unet import build_model, count_params  # noqa: E402
 
 BATCH = 64
 
@@ -44,8 +44,8 @@ def untrained_checkpoint(cfg: TrainConfig, path: Path) -> Path:
     """A sampling checkpoint (kind=model) of `cfg` with fresh weights, 16x16 RGBA, bundled labels.
 
     Zero-initialised tensors get small random values so the output is not identically 0."""
-    from scarlet_moon.data import load_sprites
-    from scarlet_moon.train import schedule_of
+    from scarlet_moon.data.sprites import load_sprites
+    from scarlet_moon.training.loop import schedule_of
 
     data = load_sprites(None)
     torch.manual_seed(0)
@@ -74,8 +74,8 @@ def timed(fn, repeats: int, warmup: int = 3) -> list[float]:
 
 
 def denoiser_call(ckpt: Path, onnx_path: Path, repeats: int) -> dict:
-    from scarlet_moon.generation import load_torch_model
-    from scarlet_moon.onnx_runtime import OnnxDenoiserSession
+    from scarlet_moon.generation.core import load_torch_model
+    from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession
 
     card = read_card(ckpt)
     model = load_torch_model(card, "cpu")
@@ -89,7 +89,7 @@ def denoiser_call(ckpt: Path, onnx_path: Path, repeats: int) -> dict:
         with torch.inference_mode():
             model(xt, tt, yt)
 
-    from scarlet_moon.onnx_runtime import CPU, _session, import_ort
+    from scarlet_moon.backends.onnx_backend import CPU, _session, import_ort
 
     sess = OnnxDenoiserSession(onnx_path, "cpu")  # intra_op_num_threads = cpu count
     sess1 = _session(import_ort(), onnx_path, [CPU], threads=1)
@@ -147,7 +147,7 @@ def main() -> None:
     ap.add_argument("--undistilled", default=None,
                     help="also time the onnx sheet of this model (the bundled model's undistilled teacher)")
     a = ap.parse_args()
-    from scarlet_moon.onnx_export import export_onnx
+    from scarlet_moon.export.onnx_export import export_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -45,9 +45,9 @@ def variants(card: Any, fp32: Path, fp16: Path | None, device: str = "cuda",
              keep: set[str] | None = None) -> dict[str, Callable[[Any], Any]]:
     import torch
 
-    from scarlet_moon.generation import load_torch_model, sample_array
-    from scarlet_moon.onnx_runtime import OnnxDenoiserSession
-    from scarlet_moon.torch_fast import accelerate
+    from scarlet_moon.generation.core import load_torch_model, sample_array
+    from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession
+    from scarlet_moon.backends.torch_fast import accelerate
 
     model = load_torch_model(card, device)
     want = (lambda name: keep is None or name in keep)  # noqa: E731
@@ -119,9 +119,9 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    from scarlet_moon.card import read_card
-    from scarlet_moon.generation import Request, finish
-    from scarlet_moon.onnx_export import export_onnx
+    from scarlet_moon.models.card import read_card
+    from scarlet_moon.generation.core import Request, finish
+    from scarlet_moon.export.onnx_export import export_onnx
 
     t_start = time.perf_counter()
     work = Path(args.work)

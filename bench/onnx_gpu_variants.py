@@ -47,7 +47,7 @@ def fuse_for_cuda(proto: Any, *, fp16: bool) -> Any:
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
-    from scarlet_moon.onnx_export import _keep_time_embedding_fp32
+    from scarlet_moon.export.onnx_export import _keep_time_embedding_fp32
 
     src = onnx.ModelProto()
     src.CopyFrom(proto)  # the optimizer edits its input in place
@@ -76,10 +76,10 @@ def fuse_for_cuda(proto: Any, *, fp16: bool) -> Any:
 
 
 def write_fused(net: Any, out: Path, card: Any) -> Path:
-    """`net` at `out` and its step graph beside it (scarlet_moon.onnx_step_graph)."""
+    """`net` at `out` and its step graph beside it (scarlet_moon.export.step_graph)."""
     from scarlet_moon.atomic import atomic_write_bytes
-    from scarlet_moon.onnx_device_loop import step_path
-    from scarlet_moon.onnx_step_graph import build_step_proto
+    from scarlet_moon.backends.onnx_device import step_path
+    from scarlet_moon.export.step_graph import build_step_proto
 
     clip = bool(card.config.get("clip_x0", True))
     step = build_step_proto(net, null_label=len(card.label_names), prediction=card.prediction, clip=clip,
@@ -104,8 +104,8 @@ def agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 
 def run_variants(card: Any, models: dict[str, tuple[Path, str]], batches: list[int], steps: int, repeats: int,
                  budget_end: float, device: str = "cuda") -> tuple[dict, dict]:
-    from scarlet_moon.generation import Request, finish, sample_array
-    from scarlet_moon.onnx_runtime import OnnxDenoiserSession
+    from scarlet_moon.generation.core import Request, finish, sample_array
+    from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession
 
     n = len(card.label_names)
     check = Request(tuple(i % n for i in range(256 if device == "cuda" else 16)), seed=1, steps=steps)
@@ -140,8 +140,8 @@ def parity(card: Any, plain32: Path, check: Any, device: str = "cuda") -> dict[s
     """torch CUDA fp32 vs onnxruntime plain-fp32 device loop, TF32 on and off in both."""
     import torch
 
-    from scarlet_moon.generation import finish, load_torch_model, sample_array
-    from scarlet_moon.onnx_runtime import OnnxDenoiserSession
+    from scarlet_moon.generation.core import finish, load_torch_model, sample_array
+    from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession
 
     model = load_torch_model(card, device)
     out = {}
@@ -162,11 +162,11 @@ def parity(card: Any, plain32: Path, check: Any, device: str = "cuda") -> dict[s
 
 
 def torch_compiled(card: Any, batches: list[int], steps: int, repeats: int) -> dict[str, Any]:
-    """The torch backend as `sm sheet --fp16 --compile` runs it (scarlet_moon.torch_fast)."""
+    """The torch backend as `sm sheet --fp16 --compile` runs it (scarlet_moon.backends.torch_fast)."""
     import torch
 
-    from scarlet_moon.generation import Request, load_torch_model, sample_array
-    from scarlet_moon.torch_fast import accelerate
+    from scarlet_moon.generation.core import Request, load_torch_model, sample_array
+    from scarlet_moon.backends.torch_fast import accelerate
 
     model = accelerate(load_torch_model(card, "cuda"), "cuda", fp16=True, compile=True)
     n, out = len(card.label_names), {}
@@ -203,8 +203,8 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    from scarlet_moon.card import read_card
-    from scarlet_moon.onnx_export import export_onnx
+    from scarlet_moon.models.card import read_card
+    from scarlet_moon.export.onnx_export import export_onnx
 
     t0 = time.perf_counter()
     work = Path(args.work)

@@ -1,4 +1,4 @@
-"""Post-processing speed: the batched scarlet_moon.pixels.postprocess vs the per-sprite reference.
+"""Post-processing speed: the batched scarlet_moon.data.pixels.postprocess vs the per-sprite reference.
 
     .venv/bin/python bench/postprocess.py                     # N = 256, 1,000, 2,000, 10,000: ~2 min
     .venv/bin/python bench/postprocess.py --counts 2000 --repeats 5
@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import pixels_reference as reference  # noqa: E402
 
-from scarlet_moon.card import read_card  # noqa: E402
-from scarlet_moon.pixels import colours_per_sprite, crisp_alpha, postprocess  # noqa: E402
+from scarlet_moon.models.card import read_card  # noqa: E402
+from scarlet_moon.data.pixels import colours_per_sprite, crisp_alpha, postprocess  # noqa: E402
 
 RAW = Path(tempfile.gettempdir()) / "sm_postprocess_raw_2000_seed0.npy"
 
@@ -43,7 +43,7 @@ def raw_sprites(path: Path, count: int = 2000) -> np.ndarray:
     """The bundled model's raw sprites (uint8 N x 16 x 16 x 4), sampled once and cached."""
     if path.is_file():
         return np.load(path)
-    from scarlet_moon.generation import Request, plan_labels, sample_array
+    from scarlet_moon.generation.core import Request, plan_labels, sample_array
     card = read_card(None)
     req = Request(plan_labels(card, list(range(len(card.label_names))), count), seed=0)
     raw = sample_array(card, req)

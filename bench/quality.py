@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 from scarlet_moon.atomic import atomic_write_bytes
-from scarlet_moon.config import preset
-from scarlet_moon.data import load_sprites
-from scarlet_moon.metrics import evaluate
-from scarlet_moon.runs import train_run
+from scarlet_moon.training.config import preset
+from scarlet_moon.data.sprites import load_sprites
+from scarlet_moon.eval.metrics import evaluate
+from scarlet_moon.training.runs import train_run
 
 
 def train(name: str, steps: int, runs: Path) -> tuple[Path, float]:

@@ -1,5 +1,5 @@
 """Chunked sampling for `sm sample` / `sm sheet`: one progress bar (with ETA) over every chunk,
-and the torchrun-sharded variant for `sm sheet` (scarlet_moon.shard)."""
+and the torchrun-sharded variant for `sm sheet` (scarlet_moon.generation.shard)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ def _bar(quiet: bool, what: str = "sampling") -> Iterator[Any]:
 
 
 def run_chunked(card: Any, req: Any, opts: dict[str, Any], quiet: bool) -> Any:
-    """Every sprite of `req`, chunk by chunk (scarlet_moon.chunks): uint8 N x H x W x C."""
+    """Every sprite of `req`, chunk by chunk (scarlet_moon.generation.chunks): uint8 N x H x W x C."""
     from cli.cmd_onnx import batch_group, resolve_backend, torch_device
-    from scarlet_moon.chunks import generate_all
+    from scarlet_moon.generation.chunks import generate_all
 
     with _bar(quiet) as update:
         card, model = resolve_backend(card, opts)
@@ -46,9 +46,9 @@ def run_sharded(card: Any, req: Any, opts: dict[str, Any], quiet: bool, out: str
     """This rank's chunks to shard files; on rank 0 also every sprite, gathered (else None),
     and the shard folder (rank 0 removes it once the sheet is written)."""
     from cli.cmd_onnx import batch_group, resolve_backend, torch_device
-    from scarlet_moon import shard
-    from scarlet_moon.card import file_fingerprint
-    from scarlet_moon.chunks import chunk_count, generate_chunks
+    from scarlet_moon.generation import shard
+    from scarlet_moon.models.card import file_fingerprint
+    from scarlet_moon.generation.chunks import chunk_count, generate_chunks
 
     quiet = quiet or world.rank != 0
     pin_local_gpu(opts, world.local_rank)

@@ -1,7 +1,7 @@
 """`sm data inspect [PATH]`: what a sprite set holds (counts per label, size, channels, alpha,
 colours per sprite) as a table on stderr, plus a preview grid PNG whose path goes to stdout.
 
-numpy / scarlet_moon.data are imported inside the command so that `sm --help` stays light.
+numpy / scarlet_moon.data.sprites are imported inside the command so that `sm --help` stays light.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from cli.console import console
 if TYPE_CHECKING:
     import numpy as np
 
-    from scarlet_moon.data import SpriteSet
+    from scarlet_moon.data.sprites import SpriteSet
 
 PREVIEW_SCALE = 4  # nearest-neighbour, so pixels stay square
 
@@ -40,7 +40,7 @@ def data() -> None:
 def inspect(path: Path | None, tile: int | None, background_key: str | None, size: int | None,
             preview: Path | None, per_label: int) -> None:
     """Show what a sprite set holds (no PATH: the bundled angband16 set) and write a preview grid."""
-    from scarlet_moon.data import load_sprites
+    from scarlet_moon.data.sprites import load_sprites
 
     out = _check_preview(preview if preview is not None else Path(f"{_set_name(path)}-preview.png"))
     ds = load_sprites(path, tile=tile, background_key=background_key, size=size)
@@ -78,7 +78,7 @@ def describe(ds: SpriteSet) -> dict[str, float]:
     RGB colours per sprite."""
     import numpy as np
 
-    from scarlet_moon.pixels import alpha_crispness, colours_per_sprite
+    from scarlet_moon.data.pixels import alpha_crispness, colours_per_sprite
 
     distinct = colours_per_sprite(ds.images)                                # N
     return {"alpha_crisp": alpha_crispness(ds.images), "colors_mean": float(distinct.mean()),
@@ -123,7 +123,7 @@ def preview_rows(ds: SpriteSet, per_label: int) -> np.ndarray:
 def write_preview(ds: SpriteSet, path: Path, per_label: int) -> Path:
     """Write the grid atomically (temp file + os.replace); a failed write is BadInput naming it."""
     from scarlet_moon.errors import BadInput
-    from scarlet_moon.imageio import make_grid, save_png
+    from scarlet_moon.data.images import make_grid, save_png
 
     grid = make_grid(preview_rows(ds, per_label), ncols=per_label, scale=PREVIEW_SCALE)
     try:

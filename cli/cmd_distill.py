@@ -1,4 +1,4 @@
-"""`sm distill`: a guidance-distilled copy of a model (scarlet_moon.distill), one row per step."""
+"""`sm distill`: a guidance-distilled copy of a model (scarlet_moon.training.distill), one row per step."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def distill(ctx: click.Context, **opts: Any) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from cli.cmd_train import _device
-    from scarlet_moon.data import load_sprites
-    from scarlet_moon.distill import distill as run
+    from scarlet_moon.data.sprites import load_sprites
+    from scarlet_moon.training.distill import distill as run
 
     device = _device(opts["device"])
     data = load_sprites(opts["data_path"]) if opts["data_path"] else None

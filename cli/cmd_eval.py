@@ -68,7 +68,7 @@ def eval_(ctx: click.Context, **opts: Any) -> None:
 
     from scarlet_moon.atomic import atomic_write_bytes
     from scarlet_moon.errors import BadInput
-    from scarlet_moon.metrics import evaluate, write_card_metrics
+    from scarlet_moon.eval.metrics import evaluate, write_card_metrics
 
     if opts["write_card"] and opts["real"]:
         raise BadInput("--write-card with --real: the figures are of the data, not of a model; drop one")

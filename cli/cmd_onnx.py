@@ -26,14 +26,14 @@ def is_onnx(path: str | Path | None) -> bool:
 
 def load_card(opts: dict[str, Any]):
     """The card for --model/--backend: an exported .onnx reads its own metadata (no torch)."""
-    from scarlet_moon.card import read_card
+    from scarlet_moon.models.card import read_card
     from scarlet_moon.errors import BadInput
 
     path, backend = opts.get("model_path"), opts.get("backend")
     if is_onnx(path):
         if backend == "torch":
             raise BadInput(f"--backend torch needs a .safetensors model; {path!r} is ONNX (use --backend onnx)")
-        from scarlet_moon.onnx_runtime import read_onnx_card
+        from scarlet_moon.backends.onnx_backend import read_onnx_card
 
         return read_onnx_card(path)
     return read_card(path)
@@ -42,7 +42,7 @@ def load_card(opts: dict[str, Any]):
 def sibling_onnx(card):
     """--backend onnx with a .safetensors model: the .onnx beside it, exported from that very file."""
     from scarlet_moon.errors import BadInput
-    from scarlet_moon.onnx_runtime import read_onnx_card, source_fingerprint
+    from scarlet_moon.backends.onnx_backend import read_onnx_card, source_fingerprint
 
     onnx_path = card.path.with_suffix(".onnx")
     hint = f"export it first: sm export-onnx --model {card.path} --out {onnx_path}"
@@ -73,7 +73,7 @@ def resolve_backend(card, opts: dict[str, Any]):
         if not quiet:
             console.print(f"backend: torch on {device}{''.join(' ' + f for f in fast)}", highlight=False)
         return card, torch_model(card, device, opts) if fast else None
-    from scarlet_moon.onnx_runtime import OnnxDenoiserSession
+    from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession
 
     if not is_onnx(card.path):
         card = sibling_onnx(card)
@@ -102,9 +102,9 @@ def torch_device(opts: dict[str, Any]) -> str:
 
 
 def torch_model(card, device: str, opts: dict[str, Any]):
-    """The torch network with --fp16/--compile applied (scarlet_moon.torch_fast)."""
-    from scarlet_moon.generation import load_torch_model
-    from scarlet_moon.torch_fast import accelerate
+    """The torch network with --fp16/--compile applied (scarlet_moon.backends.torch_fast)."""
+    from scarlet_moon.generation.core import load_torch_model
+    from scarlet_moon.backends.torch_fast import accelerate
 
     return accelerate(load_torch_model(card, device), device, fp16=bool(opts.get("fp16")),
                       compile=bool(opts.get("compile_model")))
@@ -112,7 +112,7 @@ def torch_model(card, device: str, opts: dict[str, Any]):
 
 def batch_group(opts: dict[str, Any], model: Any) -> int:
     """Chunks per sampled batch: --batch (rounded up to whole chunks), else 8192 sprites on CUDA."""
-    from scarlet_moon.chunks import CHUNK_SIZE
+    from scarlet_moon.generation.chunks import CHUNK_SIZE
 
     cuda = getattr(model, "device", None) == "cuda" or torch_device(opts).startswith("cuda")
     batch = opts.get("batch") or (8192 if cuda else CHUNK_SIZE)
@@ -145,7 +145,7 @@ def export_onnx(model_path: str | None, out: str, fp16: bool, opset: int | None,
 
         raise BadInput(f"export-onnx needs torch, onnx and onnxscript ({exc.name} is missing): "
                        "pip install 'scarlet-moon[train,export,onnx]'") from None
-    from scarlet_moon.onnx_export import export_onnx as run_export
+    from scarlet_moon.export.onnx_export import export_onnx as run_export
 
     with console.status("exporting to ONNX", spinner="dots"):
         res = run_export(model_path, out, fp16=fp16, opset=opset, step_graph=step_graph)

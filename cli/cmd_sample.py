@@ -66,9 +66,9 @@ def generation_options(f):
 
 def build_request(card, opts: dict[str, Any]):
     from cli.cmd_onnx import check_fast
-    from scarlet_moon.editing import edit_fields
-    from scarlet_moon.generation import Request, plan_labels
-    from scarlet_moon.pixels import load_palette
+    from scarlet_moon.diffusion.editing import edit_fields
+    from scarlet_moon.generation.core import Request, plan_labels
+    from scarlet_moon.data.pixels import load_palette
 
     check_fast(card, opts)
     return Request(plan_labels(card, list(opts["labels"]), opts["count"]), seed=opts["seed"],
@@ -111,8 +111,8 @@ def out_dir(path: str) -> Path:
 def sample(ctx: click.Context, **opts: Any) -> None:
     """Generate sprites: one PNG per sprite (hero_000.png, ...) in --out."""
     from cli.cmd_onnx import load_card
-    from scarlet_moon.imageio import make_grid, save_png
-    from scarlet_moon.pixels import upscale
+    from scarlet_moon.data.images import make_grid, save_png
+    from scarlet_moon.data.pixels import upscale
 
     card = load_card(opts)  # onnx hook: a .onnx --model carries its own card
     req = build_request(card, opts)
@@ -142,7 +142,7 @@ def _report(card, req, files: list[dict[str, Any]], opts: dict[str, Any]) -> Non
     meta = {"model": str(card.path), "model_fingerprint": card.meta.get("data_fingerprint"), "seed": req.seed,
             "sampler": req.sampler or d["sampler"], "steps": req.steps or d["steps"],
             "guidance": d["guidance"] if req.guidance is None else req.guidance, "size": list(card.size)}
-    from scarlet_moon.editing import edit_meta
+    from scarlet_moon.diffusion.editing import edit_meta
 
     meta.update(edit_meta(req, opts.get("init"), opts.get("mask")))  # init, mask, strength, tileable
     click.echo(json.dumps({"files": files, "meta": meta, "grid": opts["grid"]}))
@@ -153,7 +153,7 @@ def _report(card, req, files: list[dict[str, Any]], opts: dict[str, Any]) -> Non
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def labels(model_path: str | None, as_json: bool) -> None:
     """List a model's labels (index and name)."""
-    from scarlet_moon.card import read_card
+    from scarlet_moon.models.card import read_card
 
     names = read_card(model_path).label_names
     if as_json:
@@ -170,7 +170,7 @@ def info(model_path: str | None, as_json: bool) -> None:
     """Print a model's card: labels, size, params, training steps, data fingerprint, metrics."""
     from rich.table import Table
 
-    from scarlet_moon.card import read_card
+    from scarlet_moon.models.card import read_card
 
     summary = read_card(model_path).summary()
     if as_json:

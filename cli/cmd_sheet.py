@@ -123,10 +123,10 @@ def generated_sprites(opts: dict[str, Any], quiet: bool, out: str | Path | None 
     from PIL import Image
 
     from exporters import Sprite
-    from scarlet_moon.card import read_card
-    from scarlet_moon.chunks import CHUNK_SIZE
-    from scarlet_moon.editing import edit_meta, has_edits
-    from scarlet_moon.shard import world_from_env
+    from scarlet_moon.models.card import read_card
+    from scarlet_moon.generation.chunks import CHUNK_SIZE
+    from scarlet_moon.diffusion.editing import edit_meta, has_edits
+    from scarlet_moon.generation.shard import world_from_env
 
     from cli.cmd_sample import build_request
 

@@ -65,8 +65,8 @@ def _config_options(f):
 @click.pass_context
 def train(ctx: click.Context, **opts: Any) -> None:
     """Train a sprite diffusion model; prints the run folder and model path on stdout."""
-    from scarlet_moon.config import TrainConfig, preset
-    from scarlet_moon.distributed import from_env
+    from scarlet_moon.training.config import TrainConfig, preset
+    from scarlet_moon.training.distributed import from_env
 
     nproc = opts.pop("nproc")
     here = from_env()  # under torchrun: rank 0 speaks for every rank
@@ -91,8 +91,8 @@ def train(ctx: click.Context, **opts: Any) -> None:
 
 def _train_here(ctx: click.Context, cfg, settings: dict[str, Any], runs_root: Path) -> None:
     """This process's part: the whole run, or one rank of a torchrun job."""
-    from scarlet_moon import distributed
-    from scarlet_moon.data import load_sprites
+    from scarlet_moon.training import distributed
+    from scarlet_moon.data.sprites import load_sprites
 
     dist, device = distributed.start(_device(settings.get("device")))
     try:
@@ -132,8 +132,8 @@ def _report(here, exc: ScarletError) -> None:
 
 def _resumed_data_source(resume: str, runs_root: Path) -> str | None:
     """A resumed run trains on the data it started with unless --data says otherwise."""
-    from scarlet_moon.card import read_meta
-    from scarlet_moon.runs import resolve_resume
+    from scarlet_moon.models.card import read_meta
+    from scarlet_moon.training.runs import resolve_resume
 
     source = read_meta(resolve_resume(resume, runs_root)).get("data_source", "")
     return None if source.startswith("bundled:") else source
@@ -141,7 +141,7 @@ def _resumed_data_source(resume: str, runs_root: Path) -> str | None:
 
 def _merge_settings(opts: dict[str, Any]) -> dict[str, Any]:
     """TOML values first, flags given on the command line over them."""
-    from scarlet_moon.config import load_toml
+    from scarlet_moon.training.config import load_toml
 
     settings: dict[str, Any] = {}
     if opts.get("config_file"):
@@ -167,7 +167,7 @@ def _device(name: str | None) -> str:
 
 
 def _trackers(settings: dict[str, Any], runs_root: Path) -> dict[str, Any]:
-    from scarlet_moon.tracking import DEFAULT_EXPERIMENT, MlflowTracker, WandbTracker, default_mlflow_uri
+    from scarlet_moon.training.tracking import DEFAULT_EXPERIMENT, MlflowTracker, WandbTracker, default_mlflow_uri
 
     trackers: dict[str, Any] = {}
     if (settings.get("tracking") or "mlflow") == "mlflow":
@@ -184,8 +184,8 @@ def _trackers(settings: dict[str, Any], runs_root: Path) -> dict[str, Any]:
 def _run(cfg, data, runs_root: Path, settings: dict[str, Any], quiet: bool, dist, device: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from scarlet_moon.runs import train_run
-    from scarlet_moon.tracking import DEFAULT_MODEL_NAME
+    from scarlet_moon.training.runs import train_run
+    from scarlet_moon.training.tracking import DEFAULT_MODEL_NAME
 
     trackers = _trackers(settings, runs_root) if dist.main else {}
     quiet = quiet or not dist.main

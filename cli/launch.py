@@ -36,7 +36,7 @@ def torchrun_command(nproc: int, args: Sequence[str]) -> list[str]:
 
 def check_launch(nproc: int, world: int, cfg: Any, settings: dict[str, Any], runs_root: Path) -> bool:
     """Whether `--nproc` means starting torchrun (N > 1); impossible requests are BadInput here."""
-    from scarlet_moon.distributed import check_batch
+    from scarlet_moon.training.distributed import check_batch
 
     if world > 1:
         raise BadInput(f"--nproc starts torchrun, and this process is already a rank of a torchrun job "
@@ -47,8 +47,8 @@ def check_launch(nproc: int, world: int, cfg: Any, settings: dict[str, Any], run
         return False
     batch = cfg.batch_size
     if settings.get("resume"):
-        from scarlet_moon.card import read_meta
-        from scarlet_moon.runs import resolve_resume
+        from scarlet_moon.models.card import read_meta
+        from scarlet_moon.training.runs import resolve_resume
 
         batch = int(read_meta(resolve_resume(settings["resume"], runs_root))["config"]["batch_size"])
     elif settings.get("name"):

@@ -17,8 +17,8 @@ from scarlet_moon.errors import BadInput, RunFailed, ScarletError
 
 
 def generate(*args: Any, **kwargs: Any) -> list:
-    """Generate sprites as PIL images; see scarlet_moon.generation.generate for every option."""
-    from scarlet_moon.generation import generate as _generate
+    """Generate sprites as PIL images; see scarlet_moon.generation.core.generate for every option."""
+    from scarlet_moon.generation.core import generate as _generate
 
     return _generate(*args, **kwargs)
 

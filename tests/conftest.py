@@ -72,9 +72,9 @@ def tiny_set(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, tiny_set: Path) -> Path:
     """A tiny default-preset model trained 30 steps on tiny_set (attention on, guidance 2)."""
-    from scarlet_moon.config import DEFAULT
-    from scarlet_moon.data import load_sprites
-    from scarlet_moon.runs import train_run
+    from scarlet_moon.training.config import DEFAULT
+    from scarlet_moon.data.sprites import load_sprites
+    from scarlet_moon.training.runs import train_run
 
     cfg = DEFAULT.replace({**TINY, "steps": 30, "attention": True, "guidance": 2.0})
     res = train_run(cfg, load_sprites(tiny_set), runs_root=tmp_path_factory.mktemp("tinyruns"), trackers={},

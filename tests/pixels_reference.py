@@ -1,4 +1,4 @@
-"""The per-sprite post-processing as it was before it was vectorised (scarlet_moon.pixels up to
+"""The per-sprite post-processing as it was before it was vectorised (scarlet_moon.data.pixels up to
 0.1.0), kept verbatim as the reference that the batched version must reproduce byte for byte.
 
 Used by tests/test_pixels.py and bench/postprocess.py. Slow on purpose: a Python loop per sprite
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scarlet_moon.pixels import _as_palette, _check, _space, crisp_alpha
+from scarlet_moon.data.pixels import _as_palette, _check, _space, crisp_alpha
 
 _CHUNK = 1 << 20          # distance-matrix elements per block
 

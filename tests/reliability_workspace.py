@@ -23,7 +23,7 @@ def png(path: Path, size: int, colour: tuple[int, int, int, int] = (200, 40, 40,
 
 def relabelled_model(src: Path, dst: Path, names: list[str]) -> None:
     """A copy of a model whose label names are `names` (unsafe names, or a tampered card)."""
-    from scarlet_moon.checkpoint import load_checkpoint, save_checkpoint
+    from scarlet_moon.models.checkpoint import load_checkpoint, save_checkpoint
 
     ckpt = load_checkpoint(src, with_optim=False)
     ckpt.meta["label_names"] = names

@@ -1,4 +1,4 @@
-"""Chunked generation (scarlet_moon.chunks): per-chunk seeds, independent chunks, large counts
+"""Chunked generation (scarlet_moon.generation.chunks): per-chunk seeds, independent chunks, large counts
 through `sm sample` / `sm sheet` with several pages in every atlas format."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import sm
-from scarlet_moon.card import read_card
-from scarlet_moon.chunks import (CHUNK_SIZE, chunk_count, chunk_request, chunk_seed, generate_all, generate_chunks,
+from scarlet_moon.models.card import read_card
+from scarlet_moon.generation.chunks import (CHUNK_SIZE, chunk_count, chunk_request, chunk_seed, generate_all, generate_chunks,
                                  group_request)
 from scarlet_moon.errors import BadInput
-from scarlet_moon.generation import Request, finish, plan_labels, sample_array
+from scarlet_moon.generation.core import Request, finish, plan_labels, sample_array
 
 COUNT = CHUNK_SIZE + 44  # two chunks, the second one short
 
@@ -99,7 +99,7 @@ def test_sheet_over_one_chunk_spreads_over_pages_in_every_format(tiny_model: Pat
 
 
 def test_noise_parts_draw_what_each_chunk_draws_alone():
-    from scarlet_moon.denoise import NoiseStream
+    from scarlet_moon.diffusion.guidance import NoiseStream
 
     grouped = NoiseStream(0, (7, 2, 3, 3), parts=((3, 11), (4, 12)))
     alone = [NoiseStream(11, (3, 2, 3, 3)), NoiseStream(12, (4, 2, 3, 3))]
@@ -125,8 +125,8 @@ def test_grouped_chunks_give_the_same_sprites(tiny_model: Path):
 def test_padded_compile_pads_small_batches_without_changing_rows(tiny_model: Path, monkeypatch):
     import torch
 
-    from scarlet_moon.generation import load_torch_model
-    from scarlet_moon import torch_fast
+    from scarlet_moon.generation.core import load_torch_model
+    from scarlet_moon.backends import torch_fast
 
     seen = []
 

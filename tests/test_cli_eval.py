@@ -61,9 +61,9 @@ def test_eval_real_needs_no_model_and_gives_the_floor(env, tmp_path: Path):
 def test_python_api_raw_and_write_card(env, tmp_path: Path):
     import shutil
 
-    from scarlet_moon.card import read_card
-    from scarlet_moon.checkpoint import load_checkpoint
-    from scarlet_moon.metrics import evaluate, write_card_metrics
+    from scarlet_moon.models.card import read_card
+    from scarlet_moon.models.checkpoint import load_checkpoint
+    from scarlet_moon.eval.metrics import evaluate, write_card_metrics
 
     fig = evaluate(env["model"], env["data"], count=3, seed=0, sampler="ddim", steps=2, guidance=1.0,
                    raw=True, cache_dir=env["cache"])
@@ -84,7 +84,7 @@ def test_python_api_raw_and_write_card(env, tmp_path: Path):
 def test_cli_write_card(env, tmp_path: Path):
     import shutil
 
-    from scarlet_moon.card import read_card
+    from scarlet_moon.models.card import read_card
 
     model = tmp_path / "m.safetensors"
     shutil.copy(env["model"], model)

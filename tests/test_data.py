@@ -1,4 +1,4 @@
-"""scarlet_moon.data: the four input kinds, their errors, the bundled set, model range, splits."""
+"""scarlet_moon.data.sprites: the four input kinds, their errors, the bundled set, model range, splits."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import make_sprites
-from scarlet_moon.data import (SpriteSet, apply_background_key, bundled_data_path, from_model_range, load_sprites,
+from scarlet_moon.data.sprites import (SpriteSet, apply_background_key, bundled_data_path, from_model_range, load_sprites,
                                split_holdout, to_model_range)
 from scarlet_moon.errors import BadInput
 
@@ -291,7 +291,7 @@ def test_fully_transparent_sprites_are_dropped_with_a_warning(tmp_path: Path, ca
     imgs, onehot = make_sprites(n=6, classes=2)
     imgs[[1, 4]] = 0
     d = save_npy(tmp_path / "s", imgs, onehot)
-    with caplog.at_level(logging.WARNING, logger="scarlet_moon.data"):
+    with caplog.at_level(logging.WARNING, logger="scarlet_moon.data.sprites"):
         ds = load_sprites(d)
     assert len(ds.labels) == 4 and "dropped 2 fully transparent" in caplog.text
     np.save(d / "sprites.npy", np.zeros_like(imgs))

@@ -1,4 +1,4 @@
-"""Guidance distillation (scarlet_moon.distill, `sm distill`): the student's card, one network row
+"""Guidance distillation (scarlet_moon.training.distill, `sm distill`): the student's card, one network row
 per step at its guidance, w / S at other scales, the one-row step graph, and bad input."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import torch
 from click.testing import CliRunner
 
 from cli.main import sm
-from scarlet_moon.card import read_card
-from scarlet_moon.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from scarlet_moon.distill import distill
-from scarlet_moon.generation import Request, load_torch_model, sample_array
+from scarlet_moon.models.card import read_card
+from scarlet_moon.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from scarlet_moon.training.distill import distill
+from scarlet_moon.generation.core import Request, load_torch_model, sample_array
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def _rows(model: torch.nn.Module) -> list[int]:
 
 
 def test_student_card_and_weights(teacher: Path, student: Path, tiny_set: Path):
-    from scarlet_moon.data import load_sprites, to_model_range
+    from scarlet_moon.data.sprites import load_sprites, to_model_range
 
     card, teacher = read_card(student), read_card(teacher)
     assert card.guidance_base == 2.0 and teacher.guidance_base == 1.0
@@ -96,8 +96,8 @@ def test_other_scales_are_relative_to_the_distilled_one(tiny_model: Path, tmp_pa
 def test_onnx_student_has_a_one_row_step_graph(student: Path, tmp_path: Path, monkeypatch):
     import onnx
 
-    from scarlet_moon.onnx_export import export_onnx
-    from scarlet_moon.onnx_runtime import OnnxDenoiserSession
+    from scarlet_moon.export.onnx_export import export_onnx
+    from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession
 
     res = export_onnx(student, tmp_path / "s.onnx")
     step = onnx.load(str(res.step_path))

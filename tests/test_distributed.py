@@ -15,10 +15,10 @@ from safetensors.torch import load_file
 
 from cli.main import sm
 from conftest import ROOT, TINY, sm_cmd
-from scarlet_moon.config import DEFAULT
-from scarlet_moon.data import load_sprites
-from scarlet_moon.runs import train_run
-from scarlet_moon.train import build_state, train_step
+from scarlet_moon.training.config import DEFAULT
+from scarlet_moon.data.sprites import load_sprites
+from scarlet_moon.training.runs import train_run
+from scarlet_moon.training.loop import build_state, train_step
 
 # Constant lr after warm-up: a run of 3 steps resumed to 6 is the same as a run of 6.
 SETTINGS = {**TINY, "steps": 6, "lr_schedule": "constant", "checkpoint_every": 2, "sample_every": 3}
@@ -124,7 +124,7 @@ class Recorder(torch.nn.Module):
 
 
 def test_each_rank_trains_on_its_slice_of_the_same_global_batch(monkeypatch):
-    import scarlet_moon.distributed as dist_mod
+    import scarlet_moon.training.distributed as dist_mod
 
     monkeypatch.setattr(dist_mod, "mean_over_ranks", lambda loss, world: float(loss.detach()))  # no process group
     cfg = DEFAULT.replace({**TINY, "steps": 2})

@@ -48,9 +48,9 @@ def ramp_set(tmp_path_factory) -> tuple[Path, np.ndarray]:
 def ramp_model(tmp_path_factory, ramp_set) -> Path:
     """A tiny model trained 300 steps on the ramps (about 8 s on one core); model.onnx beside it
     when onnxruntime and the exporter are installed."""
-    from scarlet_moon.config import DEFAULT
-    from scarlet_moon.data import load_sprites
-    from scarlet_moon.runs import train_run
+    from scarlet_moon.training.config import DEFAULT
+    from scarlet_moon.data.sprites import load_sprites
+    from scarlet_moon.training.runs import train_run
 
     cfg = DEFAULT.replace({**TINY, "steps": 300, "attention": True, "lr": 2e-3, "ema_decay": 0.9})
     res = train_run(cfg, load_sprites(ramp_set[0]), runs_root=tmp_path_factory.mktemp("rampruns"), trackers={},
@@ -61,27 +61,27 @@ def ramp_model(tmp_path_factory, ramp_set) -> Path:
         import onnxscript  # noqa: F401
     except ImportError:
         return res.model
-    from scarlet_moon.onnx_export import export_onnx
+    from scarlet_moon.export.onnx_export import export_onnx
 
     export_onnx(res.model, res.model.with_suffix(".onnx"))
     return res.model
 
 
 def card_for(model: Path, backend: str):
-    from scarlet_moon.card import read_card
+    from scarlet_moon.models.card import read_card
 
     if backend == "torch":
         return read_card(model)
     pytest.importorskip("onnxruntime")
     if not model.with_suffix(".onnx").is_file():
         pytest.skip("no ONNX export (onnx/onnxscript missing)")
-    from scarlet_moon.onnx_runtime import read_onnx_card
+    from scarlet_moon.backends.onnx_backend import read_onnx_card
 
     return read_onnx_card(model.with_suffix(".onnx"))
 
 
 def edited(req, card, **edit):
-    from scarlet_moon.editing import edit_fields
+    from scarlet_moon.diffusion.editing import edit_fields
 
     args = {"init": None, "mask": None, "strength": None, "tileable": False, **edit}
     return dataclasses.replace(req, **edit_fields(args["init"], args["mask"], args["strength"], args["tileable"],
@@ -89,13 +89,13 @@ def edited(req, card, **edit):
 
 
 def run(card, req) -> np.ndarray:
-    from scarlet_moon.generation import finish, sample_array
+    from scarlet_moon.generation.core import finish, sample_array
 
     return finish(card, req, sample_array(card, req))
 
 
 def base_request(sampler: str = "dpmpp-2m", steps: int = 6):
-    from scarlet_moon.generation import Request
+    from scarlet_moon.generation.core import Request
 
     return Request((0, 1, 2, 0), seed=3, sampler=sampler, steps=steps)
 
@@ -112,7 +112,7 @@ def test_strength_zero_returns_the_init(ramp_model, ramp_set, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp-2m"])
 def test_strength_one_ignores_the_init_and_between_stays_near_it(ramp_model, ramp_set, backend, sampler):
-    from scarlet_moon.generation import sample_array
+    from scarlet_moon.generation.core import sample_array
 
     card = card_for(ramp_model, backend)
     init = ramp_set[1][4]
@@ -126,8 +126,8 @@ def test_strength_one_ignores_the_init_and_between_stays_near_it(ramp_model, ram
 
 
 def test_truncated_timesteps():
-    from scarlet_moon.editing import start_timestep, truncated_timesteps
-    from scarlet_moon.schedule import Schedule, timesteps
+    from scarlet_moon.diffusion.editing import start_timestep, truncated_timesteps
+    from scarlet_moon.diffusion.schedule import Schedule, timesteps
 
     sched = Schedule(kind="cosine", num_steps=50)
     full = timesteps(sched, 10)
@@ -165,7 +165,7 @@ def edge_ratio(raw: np.ndarray) -> float:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_tileable_edges_match(ramp_model, backend):
-    from scarlet_moon.generation import Request, sample_array
+    from scarlet_moon.generation.core import Request, sample_array
 
     card = card_for(ramp_model, backend)
     req = Request((0, 1, 2) * 8, seed=5, steps=10)
@@ -175,7 +175,7 @@ def test_tileable_edges_match(ramp_model, backend):
 
 
 def test_tile_weights_partition_and_vanish_at_cuts():
-    from scarlet_moon.editing import tile_weights
+    from scarlet_moon.diffusion.editing import tile_weights
 
     passes = tile_weights((8, 6))
     assert [(dy, dx) for dy, dx, _ in passes] == [(0, 0), (0, 3), (4, 0), (4, 3)]

@@ -23,8 +23,8 @@ def test_exporters_import_neither_torch_nor_scarlet_moon_nor_cli_libs():
 
 
 def test_scarlet_moon_imports_neither_click_nor_rich():
-    mods = modules_after("import scarlet_moon, scarlet_moon.train, scarlet_moon.runs, scarlet_moon.data, "
-                         "scarlet_moon.samplers, scarlet_moon.pixels, scarlet_moon.checkpoint")
+    mods = modules_after("import scarlet_moon, scarlet_moon.training.loop, scarlet_moon.training.runs, scarlet_moon.data.sprites, "
+                         "scarlet_moon.diffusion.samplers, scarlet_moon.data.pixels, scarlet_moon.models.checkpoint")
     assert "click" not in mods and "rich" not in mods
     assert "torch" in mods  # sanity: the training modules really were imported
 

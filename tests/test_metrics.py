@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scarlet_moon.data import SpriteSet, split_holdout
+from scarlet_moon.data.sprites import SpriteSet, split_holdout
 from scarlet_moon.errors import BadInput
-from scarlet_moon.metrics import (alpha_crispness, colours_per_sprite, copy_share, frechet_distance,
+from scarlet_moon.eval.metrics import (alpha_crispness, colours_per_sprite, copy_share, frechet_distance,
                                   nearest_distances, spread_labels)
 
 
@@ -121,7 +121,7 @@ def easy_set(n: int = 90, size: int = 8) -> SpriteSet:
 
 
 def test_classifier_is_deterministic_and_accurate_on_an_easy_set():
-    from scarlet_moon.classifier import train_classifier
+    from scarlet_moon.eval.classifier import train_classifier
 
     train, held = split_holdout(easy_set(), 0.2, 0)
     a = train_classifier(train, held, epochs=12)
@@ -134,7 +134,7 @@ def test_classifier_is_deterministic_and_accurate_on_an_easy_set():
 
 
 def test_classifier_cache_round_trip_and_bad_cache_file(tmp_path, monkeypatch):
-    import scarlet_moon.classifier as C
+    import scarlet_moon.eval.classifier as C
 
     monkeypatch.setattr(C, "EPOCHS", 3)
     ds = easy_set(30)

@@ -23,7 +23,7 @@ from scarlet_moon.errors import BadInput  # noqa: E402
 @pytest.fixture(scope="module")
 def exported(tiny_model: Path):
     """(result, path): the model exported beside its checkpoint (model.onnx)."""
-    from scarlet_moon.onnx_export import export_onnx
+    from scarlet_moon.export.onnx_export import export_onnx
 
     out = tiny_model.with_suffix(".onnx")
     return export_onnx(tiny_model, out), out
@@ -61,9 +61,9 @@ def test_export_is_one_file_with_dynamic_batch_and_parity(exported):
 
 def test_metadata_round_trip(tiny_model: Path, exported):
     from scarlet_moon import __version__
-    from scarlet_moon.card import read_card
-    from scarlet_moon.checkpoint import file_fingerprint
-    from scarlet_moon.onnx_runtime import OnnxDenoiserSession, read_onnx_card, source_fingerprint
+    from scarlet_moon.models.card import read_card
+    from scarlet_moon.models.checkpoint import file_fingerprint
+    from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession, read_onnx_card, source_fingerprint
 
     _, path = exported
     src = read_card(tiny_model)
@@ -102,9 +102,9 @@ def test_foreign_onnx_is_bad_input(tmp_path: Path):
 
 @pytest.mark.parametrize("sampler", ["ddim", "dpmpp-2m"])
 def test_torch_and_onnx_sprites_agree(tiny_model: Path, exported, sampler: str):
-    from scarlet_moon.card import read_card
-    from scarlet_moon.generation import Request, finish, sample_array
-    from scarlet_moon.onnx_runtime import read_onnx_card
+    from scarlet_moon.models.card import read_card
+    from scarlet_moon.generation.core import Request, finish, sample_array
+    from scarlet_moon.backends.onnx_backend import read_onnx_card
 
     _, path = exported
     tcard, ocard = read_card(tiny_model), read_onnx_card(path)
@@ -160,7 +160,7 @@ def test_onnx_backend_imports_neither_torch_nor_onnx(tiny_model: Path, exported,
 
 
 def _card_reads_onnx(path: Path) -> bool:
-    from scarlet_moon.card import read_card
+    from scarlet_moon.models.card import read_card
     from scarlet_moon.errors import BadInput
 
     try:
@@ -172,7 +172,7 @@ def _card_reads_onnx(path: Path) -> bool:
 def test_sheet_with_onnx_model(exported, tmp_path: Path, sm_env):
     _, path = exported
     if not _card_reads_onnx(path):
-        pytest.skip("needs scarlet_moon.card.read_card to dispatch .onnx to onnx_runtime.read_onnx_card")
+        pytest.skip("needs scarlet_moon.models.card.read_card to dispatch .onnx to onnx_runtime.read_onnx_card")
     mods = _run_no_torch(["sheet", "--model", str(path), "--count", "4", "--steps", "3",
                           "--out", str(tmp_path / "s.png")], sm_env)
     assert mods == {"torch": False, "onnx": False, "onnxruntime": True}
@@ -182,7 +182,7 @@ def test_device_cuda_without_cuda_is_one_line_bad_input(exported, tmp_path: Path
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
-        from scarlet_moon.onnx_runtime import OnnxDenoiserSession
+        from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession
 
         if OnnxDenoiserSession(exported[1], "auto").device == "cuda":
             pytest.skip("a working CUDA provider is present")
@@ -207,8 +207,8 @@ def test_export_cli_writes_and_reports(tiny_model: Path, tmp_path: Path):
 
 
 def test_fp16_export_keeps_time_embedding_fp32(tiny_model: Path, tmp_path: Path):
-    from scarlet_moon.onnx_export import FP16_TOL, export_onnx
-    from scarlet_moon.onnx_runtime import read_onnx_card
+    from scarlet_moon.export.onnx_export import FP16_TOL, export_onnx
+    from scarlet_moon.backends.onnx_backend import read_onnx_card
 
     res = export_onnx(tiny_model, tmp_path / "h.onnx", fp16=True)
     assert res.precision == "fp16" and max(res.max_abs_diff.values()) <= FP16_TOL
@@ -235,8 +235,8 @@ def test_fp32_means_fp32_on_cuda_both_backends(monkeypatch):
     99.997% without; bench/results/onnx_gpu_variants.md); SM_ONNX_CUDA_OPTIONS passes options on."""
     import torch
 
-    from scarlet_moon.onnx_runtime import cuda_options
-    from scarlet_moon.pipeline import no_tf32
+    from scarlet_moon.backends.onnx_backend import cuda_options
+    from scarlet_moon.backends.torch_backend import no_tf32
 
     monkeypatch.delenv("SM_ONNX_CUDA_OPTIONS", raising=False)
     assert cuda_options() == {"use_tf32": "0"}

@@ -16,7 +16,7 @@ pytest.importorskip("onnxscript")
 
 @pytest.fixture(scope="module")
 def exported(tiny_model: Path, tmp_path_factory):
-    from scarlet_moon.onnx_export import export_onnx
+    from scarlet_moon.export.onnx_export import export_onnx
 
     out = tmp_path_factory.mktemp("device-loop") / "m.onnx"
     return export_onnx(tiny_model, out)
@@ -31,13 +31,13 @@ def test_export_writes_a_parity_checked_step_graph(exported):
     assert [i.name for i in proto.graph.input] == ["b0", "b1", "b2", "b3", "coef", "t", "y"]
     assert [o.name for o in proto.graph.output] == ["x", "x0", "bad"]
     keys = {p.key for p in proto.metadata_props}
-    assert {"scarlet_moon.step_graph", "scarlet_moon.card", "scarlet_moon.source_fingerprint"} <= keys
+    assert {"scarlet_moon.step_graph", "scarlet_moon.models.card", "scarlet_moon.source_fingerprint"} <= keys
 
 
 @pytest.mark.parametrize("sampler,eta,guidance", [("dpmpp-2m", 0.0, 2.0), ("ddim", 0.6, 3.0), ("ddpm", 0.0, 1.0)])
 def test_device_loop_matches_host_loop(exported, sampler: str, eta: float, guidance: float):
-    from scarlet_moon.generation import Request, sample_array
-    from scarlet_moon.onnx_runtime import OnnxDenoiserSession
+    from scarlet_moon.generation.core import Request, sample_array
+    from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession
 
     host = OnnxDenoiserSession(exported.path, "cpu", loop="host")
     dev = OnnxDenoiserSession(exported.path, "cpu", loop="device")
@@ -54,8 +54,8 @@ def test_device_loop_matches_host_loop(exported, sampler: str, eta: float, guida
 
 def test_device_loop_needs_its_step_graph(exported, tmp_path: Path):
     from scarlet_moon.errors import BadInput
-    from scarlet_moon.generation import Request, sample_array
-    from scarlet_moon.onnx_runtime import OnnxDenoiserSession
+    from scarlet_moon.generation.core import Request, sample_array
+    from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession
 
     lone = tmp_path / "lone.onnx"
     shutil.copy(exported.path, lone)
@@ -71,8 +71,8 @@ def test_step_graph_from_another_checkpoint_is_refused(exported, tmp_path: Path)
     import onnx
 
     from scarlet_moon.errors import BadInput
-    from scarlet_moon.generation import Request, sample_array
-    from scarlet_moon.onnx_runtime import OnnxDenoiserSession
+    from scarlet_moon.generation.core import Request, sample_array
+    from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession
 
     shutil.copy(exported.path, tmp_path / "m.onnx")
     proto = onnx.load(str(exported.step_path))
@@ -87,8 +87,8 @@ def test_step_graph_from_another_checkpoint_is_refused(exported, tmp_path: Path)
 
 def test_nan_is_reported_with_its_step(exported):
     from scarlet_moon.errors import RunFailed
-    from scarlet_moon.generation import Request, sample_array
-    from scarlet_moon.onnx_runtime import OnnxDenoiserSession
+    from scarlet_moon.generation.core import Request, sample_array
+    from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession
 
     dev = OnnxDenoiserSession(exported.path, "cpu", loop="device")
     req = Request((0, 1), seed=0, steps=3, guidance=float("inf"))
@@ -97,7 +97,7 @@ def test_nan_is_reported_with_its_step(exported):
 
 
 def test_lazy_state_is_linear_only():
-    from scarlet_moon.onnx_device_loop import Lazy
+    from scarlet_moon.backends.onnx_device import Lazy
 
     a, b = Lazy({0: 1.0}), Lazy({1: 2.0})
     c = a * 3 + b * 0.5 - a

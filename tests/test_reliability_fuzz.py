@@ -66,7 +66,7 @@ def check_set(ds) -> None:
 @FUZZ
 @given(st.lists(st.lists(any_png, min_size=0, max_size=3), min_size=1, max_size=3))
 def test_png_folders(folders: list[list[bytes]]):
-    from scarlet_moon.data import load_sprites
+    from scarlet_moon.data.sprites import load_sprites
 
     def run(root: Path) -> None:
         for k, files in enumerate(folders):
@@ -97,7 +97,7 @@ def _npy(a: np.ndarray) -> bytes:
 @FUZZ
 @given(npy_file, npy_file, st.one_of(st.none(), st.binary(max_size=40), st.text(max_size=40)))
 def test_npy_pair(sprites: bytes, labels: bytes, names: bytes | str | None):
-    from scarlet_moon.data import load_sprites
+    from scarlet_moon.data.sprites import load_sprites
 
     def run(root: Path) -> None:
         (root / "sprites.npy").write_bytes(sprites)
@@ -114,7 +114,7 @@ def test_npy_pair(sprites: bytes, labels: bytes, names: bytes | str | None):
 
 
 def test_npy_object_array_is_refused_not_unpickled(tmp_path: Path):
-    from scarlet_moon.data import load_sprites
+    from scarlet_moon.data.sprites import load_sprites
 
     np.save(tmp_path / "sprites.npy", np.array([object()], dtype=object), allow_pickle=True)
     np.save(tmp_path / "sprites_labels.npy", np.eye(1, dtype=np.float32))
@@ -133,7 +133,7 @@ csv_text = st.one_of(
 @given(csv_text, any_png, st.one_of(st.none(), st.integers(-1, 5)),
        st.one_of(st.none(), st.text(max_size=20)))
 def test_tileset_and_csv(text: str, sheet: bytes, tile: int | None, names: str | None):
-    from scarlet_moon.data import load_sprites
+    from scarlet_moon.data.sprites import load_sprites
 
     def run(root: Path) -> None:
         (root / "tiles.csv").write_text(text, encoding="utf-8")
@@ -162,7 +162,7 @@ palette_text = st.one_of(
 @given(st.sampled_from([".gpl", ".hex", ".pal", ".png", ".gif", ".txt"]),
        st.one_of(palette_text.map(lambda t: t.encode("utf-8")), st.binary(max_size=80), any_png))
 def test_palette_files(ext: str, data: bytes):
-    from scarlet_moon.pixels import load_palette
+    from scarlet_moon.data.pixels import load_palette
 
     def run(root: Path) -> None:
         path = root / f"p{ext}"
@@ -207,8 +207,8 @@ def _safetensors(head: Any, tail: bytes, pad: bool) -> bytes:
 
 def exercise_card(path: Path) -> None:
     """read_card, then everything `sm info` and sampling read from the card, then the weights."""
-    from scarlet_moon.card import read_card
-    from scarlet_moon.checkpoint import load_checkpoint
+    from scarlet_moon.models.card import read_card
+    from scarlet_moon.models.checkpoint import load_checkpoint
 
     card = clean(lambda: read_card(path))
     if card is None:
@@ -238,7 +238,7 @@ def test_checkpoint_truncated(tiny_model: Path, cut: float):
         path.write_bytes(blob[:keep])
         exercise_card(path)
         if keep < len(blob):
-            from scarlet_moon.card import read_card
+            from scarlet_moon.models.card import read_card
 
             with pytest.raises(BadInput):
                 read_card(path)  # a cut-off copy is caught from its header alone
@@ -266,11 +266,11 @@ def with_metadata(props: dict[str, str]) -> bytes:
 
 
 onnx_ours = st.fixed_dictionaries({
-    "scarlet_moon.format": st.just("scarlet-moon-onnx"), "scarlet_moon.card": full_card.map(json.dumps),
+    "scarlet_moon.format": st.just("scarlet-moon-onnx"), "scarlet_moon.models.card": full_card.map(json.dumps),
     "scarlet_moon.io": st.one_of(json_values.map(json.dumps), st.text(max_size=6),
                                  st.fixed_dictionaries({"format_version": json_values}).map(json.dumps))})
 onnx_props = onnx_ours | st.dictionaries(
-    st.sampled_from(["scarlet_moon.format", "scarlet_moon.card", "scarlet_moon.io", "other"]),
+    st.sampled_from(["scarlet_moon.format", "scarlet_moon.models.card", "scarlet_moon.io", "other"]),
     st.one_of(st.just("scarlet-moon-onnx"), st.text(max_size=10), json_values.map(json.dumps),
               card_like.map(json.dumps)),
     max_size=4)
@@ -281,7 +281,7 @@ onnx_props = onnx_ours | st.dictionaries(
                  st.tuples(onnx_props.map(with_metadata), st.integers(0, 200)).map(lambda t: t[0][: t[1]])))
 def test_onnx_files(data: bytes):
     pytest.importorskip("onnxruntime")
-    from scarlet_moon.onnx_runtime import read_onnx_card
+    from scarlet_moon.backends.onnx_backend import read_onnx_card
 
     def run(root: Path) -> None:
         path = root / "m.onnx"

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from scarlet_moon.errors import BadInput
-from scarlet_moon.samplers import (DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS, clipped, guided, run_sampler,
+from scarlet_moon.diffusion.samplers import (DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS, clipped, guided, run_sampler,
                                    sample_ddim, sample_ddpm, sample_dpmpp_2m)
-from scarlet_moon.schedule import KINDS, Schedule, timesteps
+from scarlet_moon.diffusion.schedule import KINDS, Schedule, timesteps
 
 MU, S = 0.3, 0.5
 SHAPE = (64, 4, 8, 8)     # 16384 values: sampling error of the mean ~ 0.004, of the std ~ 0.6%
@@ -204,6 +204,6 @@ def test_guided_and_clipped_are_arithmetic():
 
 def test_samplers_do_not_import_torch():
     import subprocess
-    code = ("import sys, scarlet_moon.samplers, scarlet_moon.schedule, scarlet_moon.pixels; "
+    code = ("import sys, scarlet_moon.diffusion.samplers, scarlet_moon.diffusion.schedule, scarlet_moon.data.pixels; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

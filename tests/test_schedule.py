@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scarlet_moon.errors import BadInput
-from scarlet_moon.schedule import KINDS, Schedule, timesteps
+from scarlet_moon.diffusion.schedule import KINDS, Schedule, timesteps
 
 
 def test_seed_preset_keeps_7_9_percent_signal_at_the_last_step():

@@ -1,4 +1,4 @@
-"""Sharded `sm sheet` (scarlet_moon.shard): chunks shared out by torchrun rank, rank 0 packs,
+"""Sharded `sm sheet` (scarlet_moon.generation.shard): chunks shared out by torchrun rank, rank 0 packs,
 and the files are byte-identical to a single-process run."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, sm_cmd
-from scarlet_moon.chunks import CHUNK_SIZE
+from scarlet_moon.generation.chunks import CHUNK_SIZE
 from scarlet_moon.errors import BadInput, RunFailed
-from scarlet_moon.shard import World, chunk_path, gather, read_chunk, world_from_env, write_chunk
+from scarlet_moon.generation.shard import World, chunk_path, gather, read_chunk, world_from_env, write_chunk
 
 COUNT = 2 * CHUNK_SIZE + 88  # three chunks: rank 0 samples 0 and 2, rank 1 samples 1
 FORMATS = "json-hash,json-array,aseprite,godot3,godot4,libgdx"
@@ -73,7 +73,7 @@ NO_TORCH = ("import json, sys\nfrom cli.main import sm\ntry:\n"
 
 def test_ranks_by_hand_onnx_backend_without_torch(tiny_model: Path, tmp_path: Path):
     """Two ranks run one after the other (rank 1 first, then rank 0 gathers): same bytes as one process."""
-    from scarlet_moon.onnx_export import export_onnx
+    from scarlet_moon.export.onnx_export import export_onnx
 
     model = tmp_path / "m.onnx"
     export_onnx(tiny_model, model)

@@ -51,11 +51,11 @@ def test_resume_continues_the_same_mlflow_run(npy_set: Path, tmp_path: Path, mon
     import os
     import signal
 
-    from scarlet_moon.config import DEFAULT
-    from scarlet_moon.data import load_sprites
+    from scarlet_moon.training.config import DEFAULT
+    from scarlet_moon.data.sprites import load_sprites
     from scarlet_moon.errors import Interrupted
-    from scarlet_moon.runs import train_run
-    from scarlet_moon.tracking import MlflowTracker
+    from scarlet_moon.training.runs import train_run
+    from scarlet_moon.training.tracking import MlflowTracker
     from conftest import TINY
 
     runs = tmp_path / "runs"
@@ -80,7 +80,7 @@ def test_sigkill_then_resume_continues_the_same_mlflow_run(npy_set: Path, tmp_pa
     import signal
     import time
 
-    from scarlet_moon.checkpoint import read_meta
+    from scarlet_moon.models.checkpoint import read_meta
 
     common = ["train", "--data", str(npy_set), "--runs-dir", str(tmp_path),
               "--config", str(_tiny_toml(tmp_path, steps=400, checkpoint_every=20, log_every=1))]

@@ -13,12 +13,12 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import ROOT, TINY, sm_cmd
-from scarlet_moon import train as train_mod
-from scarlet_moon.checkpoint import load_checkpoint, read_meta
-from scarlet_moon.config import DEFAULT, SEED, TrainConfig
-from scarlet_moon.data import load_sprites
+from scarlet_moon.training import loop as train_mod
+from scarlet_moon.models.checkpoint import load_checkpoint, read_meta
+from scarlet_moon.training.config import DEFAULT, SEED, TrainConfig
+from scarlet_moon.data.sprites import load_sprites
 from scarlet_moon.errors import BadInput, Interrupted, RunFailed
-from scarlet_moon.runs import train_run
+from scarlet_moon.training.runs import train_run
 
 
 def tiny_cfg(**kw) -> TrainConfig:

@@ -35,7 +35,7 @@ from PIL import Image, UnidentifiedImageError
 from scarlet_moon.errors import BadInput
 
 log = logging.getLogger(__name__)
-BUNDLED = Path(__file__).parent / "bundled" / "angband16"
+BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "angband16"
 Loaded = tuple[np.ndarray, np.ndarray, tuple[str, ...], int]  # images N x H x W x 4, labels N, names, input channels
 
 

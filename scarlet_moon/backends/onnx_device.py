@@ -1,7 +1,7 @@
 """The device-resident onnxruntime loop: the sprites stay on the GPU from the first step to the last.
 
-The unchanged sampler functions (scarlet_moon.samplers) drive it. They see `Lazy` arrays: a
-linear combination of device buffers that each step's fused graph (scarlet_moon.onnx_step_graph)
+The unchanged sampler functions (scarlet_moon.diffusion.samplers) drive it. They see `Lazy` arrays: a
+linear combination of device buffers that each step's fused graph (scarlet_moon.export.step_graph)
 materialises on the device, so the host only does float arithmetic on coefficients. Buffers are
 pre-allocated OrtValues bound once per phase of a 3-phase rotation, so every run reuses the same
 addresses; on CUDA each phase is captured as a CUDA graph (gpu_graph_id 1..3) when onnxruntime
@@ -168,8 +168,8 @@ def make_device_denoiser(loop: DeviceLoop, abar: np.ndarray, guidance: float) ->
 
 def step_card_check(sess: Any, card: Any) -> dict[str, Any]:
     """The step graph's own metadata must name the same source checkpoint as the model's card."""
-    from scarlet_moon.onnx_runtime import META_SOURCE
-    from scarlet_moon.onnx_step_graph import META_STEP  # constants only: no onnx import
+    from scarlet_moon.backends.onnx_backend import META_SOURCE
+    from scarlet_moon.export.step_graph import META_STEP  # constants only: no onnx import
 
     props = sess.get_modelmeta().custom_metadata_map
     try:
@@ -190,7 +190,7 @@ def open_step_session(path: Path, device: str, *, cuda_graph: bool, threads: int
     if threads:
         so.intra_op_num_threads = threads
     if device == "cuda":
-        from scarlet_moon.onnx_runtime import cuda_options
+        from scarlet_moon.backends.onnx_backend import cuda_options
 
         opts = cuda_options(enable_cuda_graph="1" if cuda_graph else "0")
         providers: list[Any] = [("CUDAExecutionProvider", opts), "CPUExecutionProvider"]
@@ -209,7 +209,7 @@ def generate_device(loop: DeviceLoop, schedule: Any, labels: np.ndarray, x: np.n
                     noise: Callable[[int], np.ndarray], *, sampler: str, steps: int, guidance: float,
                     eta: float = 0.0, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Model-range sprites (float32 N x C x H x W, on the host) from initial noise x, device-resident."""
-    from scarlet_moon.samplers import run_sampler
+    from scarlet_moon.diffusion.samplers import run_sampler
 
     if x.shape[0] != loop.batch:
         raise ValueError(f"batch {x.shape[0]} != the loop's {loop.batch}")

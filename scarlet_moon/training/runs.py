@@ -18,15 +18,15 @@ from typing import Any, Callable
 
 
 from scarlet_moon.atomic import atomic_write_bytes
-from scarlet_moon.checkpoint import save_checkpoint
-from scarlet_moon.config import TrainConfig
-from scarlet_moon.data import SpriteSet
-from scarlet_moon.distributed import SINGLE, Dist, check_in_sync, stop_flag, wrap
+from scarlet_moon.models.checkpoint import save_checkpoint
+from scarlet_moon.training.config import TrainConfig
+from scarlet_moon.data.sprites import SpriteSet
+from scarlet_moon.training.distributed import SINGLE, Dist, check_in_sync, stop_flag, wrap
 from scarlet_moon.errors import BadInput, Interrupted
-from scarlet_moon.imageio import make_grid, save_png
-from scarlet_moon.pipeline import generate_torch
-from scarlet_moon.tracking import MultiTracker, Tracker
-from scarlet_moon.train import (CHECKPOINT_NAME, MODEL_NAME, StepInfo, TrainState, build_state,
+from scarlet_moon.data.images import make_grid, save_png
+from scarlet_moon.backends.torch_backend import generate_torch
+from scarlet_moon.training.tracking import MultiTracker, Tracker
+from scarlet_moon.training.loop import (CHECKPOINT_NAME, MODEL_NAME, StepInfo, TrainState, build_state,
                                 restore_state, run_loop, schedule_of, to_checkpoint)
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ The exported graph is the bare network, one call per evaluation:
     output   pred float32 [batch, C, H, W] the network's prediction (eps or v: see the card)
 
 Classifier-free guidance, the eps/v split, x0 clipping and the sampler arithmetic are NOT in
-the graph: the sampling loop applies them (scarlet_moon.onnx_runtime batches the conditional
+the graph: the sampling loop applies them (scarlet_moon.backends.onnx_backend batches the conditional
 and null-label rows into one call, exactly as the torch backend does). "batch" is a dynamic
 axis on every input and output.
 
@@ -33,9 +33,9 @@ import torch
 
 from scarlet_moon import __version__
 from scarlet_moon.atomic import atomic_write_bytes
-from scarlet_moon.card import ModelCard, read_card
+from scarlet_moon.models.card import ModelCard, read_card
 from scarlet_moon.errors import BadInput, RunFailed
-from scarlet_moon.onnx_runtime import (FORMAT, FORMAT_VERSION, INPUT_DOCS, META_CARD, META_FORMAT, META_IO,
+from scarlet_moon.backends.onnx_backend import (FORMAT, FORMAT_VERSION, INPUT_DOCS, META_CARD, META_FORMAT, META_IO,
                                        META_PRECISION, META_SOURCE, META_SOURCE_NAME, META_VERSION,
                                        OUTPUT_NAME, card_meta_for_export)
 
@@ -227,9 +227,9 @@ def step_parity(model: torch.nn.Module, data: bytes, card: ModelCard, *, clip: b
 
 
 def write_step_graph(proto, model: torch.nn.Module, card: ModelCard, out: Path, tol: float) -> tuple[Path, float]:
-    """The fused step graph (scarlet_moon.onnx_step_graph) beside `out`, parity-checked first."""
-    from scarlet_moon.onnx_device_loop import step_path
-    from scarlet_moon.onnx_step_graph import build_step_proto
+    """The fused step graph (scarlet_moon.export.step_graph) beside `out`, parity-checked first."""
+    from scarlet_moon.backends.onnx_device import step_path
+    from scarlet_moon.export.step_graph import build_step_proto
 
     clip = bool(card.config.get("clip_x0", True))
     rows = 1 if card.guidance_base != 1.0 else 2  # a distilled model guides in its labelled rows
@@ -247,8 +247,8 @@ def write_step_graph(proto, model: torch.nn.Module, card: ModelCard, out: Path, 
 def export_onnx(model_path: str | Path | None, out: str | Path, *, fp16: bool = False,
                 opset: int | None = None, step_graph: bool = True) -> ExportResult:
     """Checkpoint (None = bundled) -> one self-contained .onnx at `out`, parity-checked vs torch."""
-    from scarlet_moon.checkpoint import file_fingerprint
-    from scarlet_moon.generation import load_torch_model
+    from scarlet_moon.models.checkpoint import file_fingerprint
+    from scarlet_moon.generation.core import load_torch_model
 
     t0 = time.perf_counter()
     out = Path(out)

@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from scarlet_moon.errors import BadInput
-from scarlet_moon.schedule import Schedule, timesteps as pick_timesteps
+from scarlet_moon.diffusion.schedule import Schedule, timesteps as pick_timesteps
 
 Array = Any  # numpy.ndarray or torch.Tensor; only arithmetic is used on it
 Denoiser = Callable[[Array, int], "tuple[Array, Array]"]

@@ -1,13 +1,13 @@
 """Quality figures of a model's sprites (`sm eval`), and the numpy metric functions behind them.
 
-    from scarlet_moon.metrics import evaluate
+    from scarlet_moon.eval.metrics import evaluate
     figures = evaluate(None, None, count=600, seed=0)       # bundled model, bundled data
 
 Four figure groups, each measured for a candidate set against the TRAIN part of the real data
 (`split_holdout(data, 0.2, seed 0)`, stratified, the same split the classifier learns from):
 
 - "frechet": Frechet distance between the candidates and the train split in the 64-d
-  penultimate feature space of the eval classifier (see scarlet_moon.classifier). FD is biased
+  penultimate feature space of the eval classifier (see scarlet_moon.eval.classifier). FD is biased
   upward for small sets, so compare figures measured with the same counts.
 - "conditional_accuracy": the share of candidates the classifier puts in the label they were
   generated for (overall and per label).
@@ -37,7 +37,7 @@ from typing import Any, Callable
 import numpy as np
 
 from scarlet_moon.errors import BadInput
-from scarlet_moon.pixels import alpha_crispness, colours_per_sprite  # noqa: F401  (re-exported)
+from scarlet_moon.data.pixels import alpha_crispness, colours_per_sprite  # noqa: F401  (re-exported)
 
 SCHEMA = "scarlet-moon-eval/1"
 COPY_THRESHOLD = 2.0      # mean |a - b| over RGBA uint8 values; an exact copy is 0
@@ -117,8 +117,8 @@ def spread_labels(counts: list[int], total: int) -> list[int]:
 
 # ------------------------------------------------------------------ evaluate
 def _load_inputs(card_or_path: Any, data: Any, need_model: bool):
-    from scarlet_moon.card import ModelCard, read_card
-    from scarlet_moon.data import SpriteSet, load_sprites
+    from scarlet_moon.models.card import ModelCard, read_card
+    from scarlet_moon.data.sprites import SpriteSet, load_sprites
 
     ds = data if isinstance(data, SpriteSet) else load_sprites(data)
     card = None
@@ -140,7 +140,7 @@ def generate_for_eval(card, labels: list[int], *, seed: int, sampler: str | None
                       guidance: float | None, raw: bool = False, device: str = "cpu",
                       progress: ProgressFn | None = None, batch: int = GEN_BATCH) -> np.ndarray:
     """Sprites for `labels`, sampled GEN_BATCH at a time (batch i uses seed + i), post-processed unless raw."""
-    from scarlet_moon.generation import Request, finish, load_torch_model, sample_array
+    from scarlet_moon.generation.core import Request, finish, load_torch_model, sample_array
 
     model = load_torch_model(card, device)
     out = []
@@ -172,7 +172,7 @@ def evaluate(card_or_path: Any = None, data: Any = None, *, count: int = 600, se
     card_or_path: a ModelCard, a checkpoint path, or None (the bundled model; with real=True,
     None means no model at all). data: a SpriteSet, a path, or None (the bundled sprites).
     """
-    from scarlet_moon.classifier import accuracy, get_classifier
+    from scarlet_moon.eval.classifier import accuracy, get_classifier
 
     if not real and count < 1:
         raise BadInput(f"--count {count}: must be at least 1")
@@ -256,7 +256,7 @@ def write_card_metrics(path: str | Path, figures: dict[str, Any], key: str = "ev
     the header are relative to the data section, so they stay valid). Returns the new metrics.
     """
     from scarlet_moon.atomic import atomic_write_bytes
-    from scarlet_moon.card import META_KEY, read_meta
+    from scarlet_moon.models.card import META_KEY, read_meta
 
     p = Path(path)
     meta = read_meta(p)             # checks it is one of our checkpoints, and not a pickle

@@ -50,8 +50,8 @@ def distill_step(student: torch.nn.Module, teacher: torch.nn.Module, x0: torch.T
 
 def _inputs(teacher_path: str | Path | None, out: Path, steps: int, batch: int, data: Any) -> tuple[Any, float, Any]:
     """(teacher card, its guidance scale, the sprites to noise); BadInput for anything unusable."""
-    from scarlet_moon.card import read_card
-    from scarlet_moon.data import load_sprites
+    from scarlet_moon.models.card import read_card
+    from scarlet_moon.data.sprites import load_sprites
 
     if out.suffix.lower() != ".safetensors" or not out.parent.is_dir():
         raise BadInput(f"--out {str(out)!r}: expected a .safetensors path in an existing folder")
@@ -74,8 +74,8 @@ def _inputs(teacher_path: str | Path | None, out: Path, steps: int, batch: int, 
 def _train(card: Any, ds: Any, scale: float, *, steps: int, batch: int, lr: float, ema_decay: float, seed: int,
            device: str, progress: Callable[[int, int, float], None] | None) -> tuple[torch.nn.Module, list[float]]:
     """The student's EMA weights after `steps` steps, and the loss of every step."""
-    from scarlet_moon.data import to_model_range
-    from scarlet_moon.generation import load_torch_model
+    from scarlet_moon.data.sprites import to_model_range
+    from scarlet_moon.generation.core import load_torch_model
 
     teacher = load_torch_model(card, device).requires_grad_(False)
     student = copy.deepcopy(teacher).requires_grad_(True).train()
@@ -115,7 +115,7 @@ def distill(teacher_path: str | Path | None, out: str | Path, *, steps: int = 40
             lr: float = 1e-4, ema_decay: float = 0.999, seed: int = 0, device: str = "cpu", data: Any = None,
             progress: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
     """Train a guidance-distilled student of `teacher_path` (None = bundled) and save it to `out`."""
-    from scarlet_moon.checkpoint import Checkpoint, file_fingerprint, save_checkpoint
+    from scarlet_moon.models.checkpoint import Checkpoint, file_fingerprint, save_checkpoint
 
     out = Path(out)
     card, scale, ds = _inputs(teacher_path, out, steps, batch, data)

@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 
 from scarlet_moon.errors import BadInput, RunFailed, ScarletError
-from scarlet_moon.train import StopFlag, TrainState
+from scarlet_moon.training.loop import StopFlag, TrainState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -3,12 +3,12 @@
     sess = OnnxDenoiserSession("model.onnx")            # provider: CUDA when it really loads, else CPU
     raw = generate_onnx(sess.card, request, session=sess)  # uint8 N x H x W x C, like sample_array
 
-The .onnx file is the bare denoiser written by `sm export-onnx` (scarlet_moon.onnx_export):
+The .onnx file is the bare denoiser written by `sm export-onnx` (scarlet_moon.export.onnx_export):
 inputs x float32 [batch,C,H,W], t float32 [batch], y int64 [batch] (num_classes = null label),
 output float32 [batch,C,H,W]. Its metadata_props carry the model card, so a ModelCard is built
 from the file alone (card.path = the .onnx file). Guidance, the eps/v split, x0 clipping and the
-sampler arithmetic run here in numpy through scarlet_moon.samplers, with the noise drawn from one
-np.random.default_rng(seed) in the same order as scarlet_moon.pipeline.generate_torch, so both
+sampler arithmetic run here in numpy through scarlet_moon.diffusion.samplers, with the noise drawn from one
+np.random.default_rng(seed) in the same order as scarlet_moon.backends.torch_backend.generate_torch, so both
 backends give the same sprites for the same seed (up to float rounding).
 """
 
@@ -22,8 +22,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from scarlet_moon.card import ModelCard, file_fingerprint as source_fingerprint
-from scarlet_moon.card_check import check_card_meta
+from scarlet_moon.models.card import ModelCard, file_fingerprint as source_fingerprint
+from scarlet_moon.models.card_check import check_card_meta
 from scarlet_moon.errors import BadInput
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ FORMAT = "scarlet-moon-onnx"
 FORMAT_VERSION = 1
 META_FORMAT = "scarlet_moon.format"
 META_VERSION = "scarlet_moon.package_version"
-META_CARD = "scarlet_moon.card"                  # JSON: the checkpoint's model card
+META_CARD = "scarlet_moon.models.card"                  # JSON: the checkpoint's model card
 META_SOURCE = "scarlet_moon.source_fingerprint"  # checkpoint.file_fingerprint: sha256 hex, first 16
 META_SOURCE_NAME = "scarlet_moon.source_name"
 META_PRECISION = "scarlet_moon.precision"        # fp32 | fp16 (inputs and outputs are fp32 in both)
@@ -207,9 +207,9 @@ class OnnxDenoiserSession:
 
     def step_session(self, req: Any) -> Any:
         """The fused step-graph session for the device-resident loop, or None for the host loop."""
-        from scarlet_moon.onnx_device_loop import open_step_session, step_card_check, step_path
+        from scarlet_moon.backends.onnx_device import open_step_session, step_card_check, step_path
 
-        from scarlet_moon.editing import has_edits
+        from scarlet_moon.diffusion.editing import has_edits
 
         plain = not has_edits(req)  # editing modes replace pixels between steps: host loop
         wanted = self.loop == "device" or (self.loop == "auto" and self.device == "cuda")
@@ -237,7 +237,7 @@ class OnnxDenoiserSession:
                    steps: int, guidance: float, progress: Any = None) -> np.ndarray:
         """generate_device on the cached DeviceLoop for this batch size; if CUDA graph capture
         fails, the step graph is reopened without it once."""
-        from scarlet_moon.onnx_device_loop import DeviceLoop, generate_device, open_step_session, step_path
+        from scarlet_moon.backends.onnx_device import DeviceLoop, generate_device, open_step_session, step_path
 
         loop = self._loops.get(len(labels))
         if loop is None:
@@ -299,10 +299,10 @@ class _CudaBound:
 def generate_onnx(card: ModelCard, req: Any, *, session: OnnxDenoiserSession | None = None,
                   device: str | None = None, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Raw sprites (uint8 N x H x W x C) for a generate.Request: the twin of generate_torch."""
-    from scarlet_moon.data import from_model_range
-    from scarlet_moon.denoise import NoiseStream, make_denoiser
-    from scarlet_moon.editing import NUMPY_OPS, has_edits, sample_edited
-    from scarlet_moon.samplers import run_sampler
+    from scarlet_moon.data.sprites import from_model_range
+    from scarlet_moon.diffusion.guidance import NoiseStream, make_denoiser
+    from scarlet_moon.diffusion.editing import NUMPY_OPS, has_edits, sample_edited
+    from scarlet_moon.diffusion.samplers import run_sampler
 
     sess = session if session is not None else OnnxDenoiserSession(card.path, device)
     d = card.defaults()
@@ -328,7 +328,7 @@ def generate_onnx(card: ModelCard, req: Any, *, session: OnnxDenoiserSession | N
 
     sampler, steps = req.sampler or d["sampler"], req.steps or d["steps"]
     clip_x0 = bool(card.config.get("clip_x0", True))
-    if has_edits(req):  # --init/--strength/--mask/--tileable (scarlet_moon.editing)
+    if has_edits(req):  # --init/--strength/--mask/--tileable (scarlet_moon.diffusion.editing)
         out = sample_edited(sampler, denoise, x, card.schedule, steps, req, NUMPY_OPS, eta=req.eta, noise=noise,
                             callback=progress, clip_x0=clip_x0)
     else:

@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from scarlet_moon.checkpoint import Checkpoint, load_checkpoint, optim_from_tensors, optim_to_tensors
-from scarlet_moon.config import TrainConfig
-from scarlet_moon.data import SpriteSet, to_model_range
+from scarlet_moon.models.checkpoint import Checkpoint, load_checkpoint, optim_from_tensors, optim_to_tensors
+from scarlet_moon.training.config import TrainConfig
+from scarlet_moon.data.sprites import SpriteSet, to_model_range
 from scarlet_moon.errors import BadInput, RunFailed
-from scarlet_moon.model import build_model, count_params
-from scarlet_moon.schedule import Schedule
+from scarlet_moon.models.unet import build_model, count_params
+from scarlet_moon.diffusion.schedule import Schedule
 
 log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "checkpoint.safetensors"   # full training state, rewritten in place
@@ -149,7 +149,7 @@ def train_step(state: TrainState, cfg: TrainConfig, data_x: torch.Tensor, data_y
 
 
 def _global_mean(loss: torch.Tensor, world: int) -> float:
-    from scarlet_moon.distributed import mean_over_ranks  # torch.distributed only when running on it
+    from scarlet_moon.training.distributed import mean_over_ranks  # torch.distributed only when running on it
 
     return mean_over_ranks(loss, world)
 
@@ -185,7 +185,7 @@ def model_meta(cfg: TrainConfig, data: SpriteSet, state: TrainState) -> dict[str
 
 def colour_stats(images: np.ndarray) -> dict[str, float]:
     """Distinct opaque colours per training sprite; `p90` is the default cap when sampling."""
-    from scarlet_moon.pixels import colours_per_sprite
+    from scarlet_moon.data.pixels import colours_per_sprite
 
     n = colours_per_sprite(images)
     return {"mean": float(n.mean()), "median": float(np.median(n)), "p90": int(np.ceil(np.percentile(n, 90)))}

@@ -1,7 +1,7 @@
 """The fused step graph for the device-resident onnxruntime loop (export side: needs `onnx`).
 
 Wraps the exported denoiser graph so that one `run` does all a sampler step needs on the GPU,
-and the sprites never leave the device between steps (scarlet_moon.onnx_device_loop):
+and the sprites never leave the device between steps (scarlet_moon.backends.onnx_device):
 
     inputs   b0..b3 float32 [batch, C, H, W]  device buffers; x = sum_k coef[k] * b_k
              coef   float32 [8]               c0..c3, w (guidance), a = sqrt(abar_t),
@@ -14,7 +14,7 @@ and the sprites never leave the device between steps (scarlet_moon.onnx_device_l
              x0     float32 [batch, C, H, W]  guided x0_hat (clipped to [-1, 1] if the card says so)
              bad    float32 []                1.0 if the prediction holds NaN/inf
 
-Every sampler step in scarlet_moon.samplers is linear in (x, x0_hat, eps_hat, z) with
+Every sampler step in scarlet_moon.diffusion.samplers is linear in (x, x0_hat, eps_hat, z) with
 eps_hat = (x - a x0_hat) / s, so the state after a step is a linear combination of at most
 four device buffers, which the next run materialises (coef[0:4]). The wrapper arithmetic stays
 fp32 even when the network inside is fp16.
@@ -34,7 +34,7 @@ PREFIX = "net/"
 
 def _nodes(h: Any, null_label: int, prediction: str, clip: bool, rows: int = 2) -> list[Any]:
     """The wrapper nodes around the prefixed network (net/x, net/t, net/y -> net/pred); rows=1
-    (a guidance-distilled network, scarlet_moon.distill) runs the labelled rows alone."""
+    (a guidance-distilled network, scarlet_moon.training.distill) runs the labelled rows alone."""
     n = []
 
     def op(kind: str, ins: list[str], out: str, **attrs: Any) -> str:

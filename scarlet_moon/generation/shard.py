@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from scarlet_moon.atomic import atomic_write_bytes
-from scarlet_moon.chunks import CHUNK_SIZE, chunk_count, chunk_span
+from scarlet_moon.generation.chunks import CHUNK_SIZE, chunk_count, chunk_span
 from scarlet_moon.errors import BadInput, RunFailed
 
 DEFAULT_TIMEOUT_S = 1800.0

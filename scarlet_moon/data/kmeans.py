@@ -1,6 +1,6 @@
 """Nearest neighbours and weighted k-means on many small point sets at once (numpy only).
 
-Used by scarlet_moon.pixels for the palette snap and the per-sprite colour cap. Points are
+Used by scarlet_moon.data.pixels for the palette snap and the per-sprite colour cap. Points are
 channels first: x is 3 x S x M, S sets (sprites) of M points each (colours in Lab or RGB), rows
 padded at the end where sets differ in size. Every index returned (nearest targets, seeds,
 representatives) is the one the per-sprite loop of numpy calls that this replaced finds

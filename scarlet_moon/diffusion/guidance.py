@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from scarlet_moon.errors import RunFailed
-from scarlet_moon.samplers import guided
+from scarlet_moon.diffusion.samplers import guided
 
 Array = Any  # numpy array or torch tensor
 
@@ -51,7 +51,7 @@ def make_denoiser(run: Callable[[Array, int], Array], batch: int, guidance: floa
 class NoiseStream:
     """The initial noise and every later draw, from seeded numpy Generators (float32).
 
-    `parts` ((count, seed), ...) makes one batch of several chunks (scarlet_moon.chunks): each
+    `parts` ((count, seed), ...) makes one batch of several chunks (scarlet_moon.generation.chunks): each
     part draws from its own seed exactly what it would draw alone, so grouping chunks into one
     GPU batch changes no draw. Without parts, the whole batch draws from `seed`.
     """

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from scarlet_moon.config import TrainConfig
+from scarlet_moon.training.config import TrainConfig
 from scarlet_moon.errors import BadInput
 
 

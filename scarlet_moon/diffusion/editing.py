@@ -29,8 +29,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from scarlet_moon.errors import BadInput
-from scarlet_moon.samplers import Callback, Denoiser, clipped, run_sampler
-from scarlet_moon.schedule import Schedule, timesteps as pick_timesteps
+from scarlet_moon.diffusion.samplers import Callback, Denoiser, clipped, run_sampler
+from scarlet_moon.diffusion.schedule import Schedule, timesteps as pick_timesteps
 
 Array = Any  # numpy array or torch tensor
 ImageLike = Any  # a path, a PIL image or a uint8 H x W x 3|4 array
@@ -55,7 +55,7 @@ def _describe(src: ImageLike) -> str:
 
 def _rgba(src: ImageLike, option: str) -> np.ndarray:
     """Any image source -> uint8 H x W x 4 the way training PNGs are read (RGB gets alpha 255)."""
-    from scarlet_moon.data import read_png
+    from scarlet_moon.data.sprites import read_png
 
     if isinstance(src, (str, os.PathLike)):
         if not Path(src).is_file():
@@ -249,7 +249,7 @@ def sample_edited(sampler: str, denoiser: Denoiser, z0: np.ndarray, schedule: Sc
     ts = truncated_timesteps(schedule, steps, strength if init is not None else 1.0)
     x_init = None
     if init is not None:
-        from scarlet_moon.data import to_model_range
+        from scarlet_moon.data.sprites import to_model_range
 
         x_init = np.broadcast_to(to_model_range(init[None]), shape).astype(np.float32)
         if not ts:  # strength 0: the init itself

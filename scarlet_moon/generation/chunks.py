@@ -4,7 +4,7 @@
 
 Sprite i belongs to chunk i // CHUNK_SIZE. Each chunk is sampled as one batch whose noise comes
 from chunk_seed(seed, k) alone, so any subset of chunks can be produced on its own (by another
-process or machine, see scarlet_moon.shard) and gives the same pixels. Chunk 0 uses the seed
+process or machine, see scarlet_moon.generation.shard) and gives the same pixels. Chunk 0 uses the seed
 itself, so a count up to CHUNK_SIZE gives the very sprites an unchunked run gave; chunk k > 0
 uses 53 bits of numpy SeedSequence(seed, spawn_key=(k,)) (= SeedSequence(seed).spawn(k + 1)[k]).
 
@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from scarlet_moon.card import ModelCard
+from scarlet_moon.models.card import ModelCard
 from scarlet_moon.errors import BadInput
 
 CHUNK_SIZE = 256  # sprites per sampled batch; part of the seed -> pixels contract, do not change lightly
@@ -68,10 +68,10 @@ def load_model(card: ModelCard, model: Any = None, device: str | None = None) ->
     if model is not None:
         return model
     if card.path.suffix.lower() == ".onnx":
-        from scarlet_moon.onnx_runtime import OnnxDenoiserSession
+        from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession
 
         return OnnxDenoiserSession(card.path, device)
-    from scarlet_moon.generation import load_torch_model
+    from scarlet_moon.generation.core import load_torch_model
 
     return load_torch_model(card, device or "cpu")
 
@@ -92,8 +92,8 @@ def generate_chunks(card: ModelCard, req: Any, indices: Iterable[int], *, device
     `group` chunks per sampled batch (editing modes: one, as they seed from the chunk's seed).
 
     `progress(done, total)` counts sprites of these chunks, fractional while a batch samples."""
-    from scarlet_moon.editing import has_edits
-    from scarlet_moon.generation import finish, sample_array
+    from scarlet_moon.diffusion.editing import has_edits
+    from scarlet_moon.generation.core import finish, sample_array
 
     check_seed(req.seed)
     indices = list(indices)

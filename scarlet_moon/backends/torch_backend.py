@@ -1,6 +1,6 @@
 """Sampling with a torch model: wraps the network as the samplers' denoiser.
 
-The samplers (scarlet_moon.samplers) are backend-free; this module supplies the torch
+The samplers (scarlet_moon.diffusion.samplers) are backend-free; this module supplies the torch
 denoiser, with classifier-free guidance and the eps/v parametrisation bound inside.
 Noise comes from one numpy Generator seeded by the user, so the onnxruntime backend,
 given the same seed, draws exactly the same noise.
@@ -13,11 +13,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from scarlet_moon.data import from_model_range
-from scarlet_moon.denoise import NoiseStream, make_denoiser
-from scarlet_moon.editing import Ops, has_edits, sample_edited
-from scarlet_moon.samplers import run_sampler
-from scarlet_moon.schedule import Schedule
+from scarlet_moon.data.sprites import from_model_range
+from scarlet_moon.diffusion.guidance import NoiseStream, make_denoiser
+from scarlet_moon.diffusion.editing import Ops, has_edits, sample_edited
+from scarlet_moon.diffusion.samplers import run_sampler
+from scarlet_moon.diffusion.schedule import Schedule
 
 
 def torch_denoiser(model: torch.nn.Module, labels: torch.Tensor, null_label: int, guidance: float,
@@ -46,7 +46,7 @@ def generate_torch(model: torch.nn.Module, *, labels: Sequence[int], num_classes
                    callback: Callable[[int, int], None] | None = None, edit: Any = None,
                    noise_parts: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
     """Sprites for `labels` (one per entry) -> uint8 N x H x W x C; `edit`: a generation.Request
-    whose init/strength/mask/tileable apply (scarlet_moon.editing), None for plain sampling."""
+    whose init/strength/mask/tileable apply (scarlet_moon.diffusion.editing), None for plain sampling."""
     was_training = model.training
     model.eval()
     stream = NoiseStream(seed, (len(labels), channels, *size), noise_parts)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from scarlet_moon.card import ModelCard, read_card, resolve_labels, split_count
+from scarlet_moon.models.card import ModelCard, read_card, resolve_labels, split_count
 from scarlet_moon.errors import BadInput
 
 ProgressFn = Callable[[int, int], None]
@@ -32,7 +32,7 @@ class Request:
     palette: np.ndarray | None = None   # K x 3 uint8; None: the card's palette if snap_palette
     snap_palette: bool = True
     colors: int | None = None
-    init: np.ndarray | None = None      # uint8 H x W x C sprite to start from (scarlet_moon.editing)
+    init: np.ndarray | None = None      # uint8 H x W x C sprite to start from (scarlet_moon.diffusion.editing)
     mask: np.ndarray | None = None      # bool H x W, True = generate; needs init
     strength: float | None = None       # with init: 0 keeps it, 1 ignores it
     tileable: bool = False              # opposite edges wrap
@@ -49,9 +49,9 @@ def plan_labels(card: ModelCard, labels: Sequence[str | int], count: int) -> tup
 
 
 def load_torch_model(card: ModelCard, device: str = "cpu"):
-    from scarlet_moon.checkpoint import load_checkpoint
-    from scarlet_moon.config import TrainConfig
-    from scarlet_moon.model import build_model
+    from scarlet_moon.models.checkpoint import load_checkpoint
+    from scarlet_moon.training.config import TrainConfig
+    from scarlet_moon.models.unet import build_model
 
     ckpt = load_checkpoint(card.path, with_optim=False)
     cfg = TrainConfig.from_dict(card.config, source=str(card.path))
@@ -68,9 +68,9 @@ def sample_array(card: ModelCard, req: Request, *, device: str = "cpu", model: A
                  progress: ProgressFn | None = None) -> np.ndarray:
     """Raw sprites (uint8 N x H x W x C) before post-processing, torch backend."""
     if card.path.suffix.lower() == ".onnx":  # onnxruntime backend; `model` may be an OnnxDenoiserSession
-        from scarlet_moon.onnx_runtime import generate_onnx
+        from scarlet_moon.backends.onnx_backend import generate_onnx
         return generate_onnx(card, req, session=model, device=device, progress=progress)
-    from scarlet_moon.pipeline import generate_torch
+    from scarlet_moon.backends.torch_backend import generate_torch
 
     d = card.defaults()
     model = model if model is not None else load_torch_model(card, device)
@@ -86,13 +86,13 @@ def sample_array(card: ModelCard, req: Request, *, device: str = "cpu", model: A
 def finish(card: ModelCard, req: Request, raw: np.ndarray) -> np.ndarray:
     """Crisp alpha, colour cap and palette snap; by default the card's palette and a cap at the
     training set's 90th percentile of colours per sprite."""
-    from scarlet_moon.pixels import postprocess
+    from scarlet_moon.data.pixels import postprocess
 
     palette, colors = req.palette, req.colors
     if req.snap_palette:  # look like the training set unless told otherwise
         palette = card.palette if palette is None else palette
         colors = card.meta.get("colors_per_sprite", {}).get("p90") if colors is None else colors
-    from scarlet_moon.editing import restore_kept
+    from scarlet_moon.diffusion.editing import restore_kept
 
     out = postprocess(raw, alpha_threshold=req.alpha_threshold, palette=palette, colors=colors)
     return restore_kept(req, out)  # inpainting: kept pixels are the init's, exactly
@@ -105,13 +105,13 @@ def generate(model: str | Path | None = None, label: str | int | Sequence[str | 
              strength: float | None = None, mask: Any = None, tileable: bool = False) -> list:
     """Generate `count` sprites of `label` (name, index, or a list: the count is split) as PIL images.
 
-    Editing (scarlet_moon.editing): `init` (path, PIL image or uint8 array, the sprite size) with
+    Editing (scarlet_moon.diffusion.editing): `init` (path, PIL image or uint8 array, the sprite size) with
     `strength` in [0, 1] for variations, plus `mask` (white/opaque = generate) for inpainting;
     `tileable=True` for sprites whose opposite edges wrap."""
     from PIL import Image
 
-    from scarlet_moon.editing import edit_fields
-    from scarlet_moon.pixels import load_palette
+    from scarlet_moon.diffusion.editing import edit_fields
+    from scarlet_moon.data.pixels import load_palette
 
     card = read_card(model)
     labels = [label] if isinstance(label, (str, int)) else list(label)

@@ -16,7 +16,7 @@ from typing import Union
 import numpy as np
 
 from scarlet_moon.errors import BadInput
-from scarlet_moon.kmeans import kmeans_reps, nearest
+from scarlet_moon.data.kmeans import kmeans_reps, nearest
 
 PathLike = Union[str, "os.PathLike[str]"]
 FORMATS = "GIMP .gpl, Lospec .hex (RRGGBB per line), JASC-PAL .pal, or an image (.png, .gif, .bmp, ...)"
@@ -68,7 +68,7 @@ def _space(rgb: np.ndarray, space: str) -> np.ndarray:
 # Both work on whole batches. A colour is an int key R << 16 | G << 8 | B, so keys sort as
 # np.unique(axis=0) sorts RGB rows. quantize_to_palette looks each distinct colour of the batch
 # up once. cap_colors puts each sprite's distinct colours into one row of a padded table
-# (S sprites x M colours) and runs the k-means of all rows at once (scarlet_moon.kmeans); the
+# (S sprites x M colours) and runs the k-means of all rows at once (scarlet_moon.data.kmeans); the
 # result is byte-identical to the per-sprite loop it replaced (tests/pixels_reference.py). Lab
 # values agree too: _srgb_to_lab of a row does not depend on the other rows (checked for 2 to
 # 50,000 rows; a single row takes another matmul path, 1e-13 off, but the old code converted

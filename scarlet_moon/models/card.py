@@ -14,11 +14,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from scarlet_moon.card_check import check_card_meta
+from scarlet_moon.models.card_check import check_card_meta
 from scarlet_moon.errors import BadInput
-from scarlet_moon.schedule import Schedule
+from scarlet_moon.diffusion.schedule import Schedule
 
-BUNDLED_MODEL = Path(__file__).parent / "bundled" / "model" / "model.safetensors"
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "bundled" / "model" / "model.safetensors"
 FORMAT = "scarlet-moon-checkpoint"
 META_KEY = "scarlet_moon"
 MAX_HEADER = 100 << 20  # safetensors caps its JSON header at 100 MB
@@ -95,7 +95,7 @@ def read_card(path: str | Path | None = None) -> "ModelCard":
     """The card of a checkpoint or an exported .onnx; None = the bundled model."""
     p = Path(path) if path is not None else BUNDLED_MODEL
     if p.suffix.lower() == ".onnx":  # an exported model carries its card in its metadata
-        from scarlet_moon.onnx_runtime import read_onnx_card
+        from scarlet_moon.backends.onnx_backend import read_onnx_card
 
         return read_onnx_card(p)
     if path is None and not p.is_file():
@@ -146,7 +146,7 @@ class ModelCard:
 
     @property
     def guidance_base(self) -> float:
-        """S for a guidance-distilled model (scarlet_moon.distill: its labelled rows already give the
+        """S for a guidance-distilled model (scarlet_moon.training.distill: its labelled rows already give the
         prediction guided at S), else 1. Backends sample with guidance w / S: one row at w = S."""
         return float((self.meta.get("distilled") or {}).get("guidance", 1.0))
 

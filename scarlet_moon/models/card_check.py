@@ -12,7 +12,7 @@ import math
 from typing import Any, Callable, Mapping
 
 from scarlet_moon.errors import BadInput
-from scarlet_moon.schedule import Schedule
+from scarlet_moon.diffusion.schedule import Schedule
 
 Bad = Callable[[str, str], BadInput]  # (key, what is allowed) -> the error to raise
 MAX_SIDE = 4096
@@ -59,7 +59,7 @@ def check_card_meta(meta: Mapping[str, Any], where: str) -> None:
     scale = dist.get("guidance") if isinstance(dist, dict) else None
     if dist is not None and not (isinstance(scale, (int, float)) and not isinstance(scale, bool)
                                  and math.isfinite(scale) and scale > 0):
-        raise bad("distilled", "a table whose 'guidance' is a number > 0 (scarlet_moon.distill)")
+        raise bad("distilled", "a table whose 'guidance' is a number > 0 (scarlet_moon.training.distill)")
 
 
 def _check_schedule(schedule: Any, bad: Bad) -> None:
