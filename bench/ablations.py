@@ -175,7 +175,7 @@ def train(name: str, cfg: TrainConfig, data, runs: Path, device: str, log, jobs:
     t0 = time.perf_counter()
     res = train_run(cfg, data, runs_root=runs, trackers={}, name=run_name, device=device, progress=progress)
     total = time.perf_counter() - t0
-    from scarlet_moon.models.card import read_card
+    from scarlet_moon.backends import read_card
 
     params = read_card(res.model).meta.get("num_params")
     # per step: from the end of step 1 to the end of the run (model build and step 1 left out)

@@ -32,7 +32,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scarlet_moon.models.card import BUNDLED_MODEL, read_card  # noqa: E402
+from scarlet_moon.backends import read_card
+from scarlet_moon.models.card import BUNDLED_MODEL  # noqa: E402
 from scarlet_moon.models.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
 from scarlet_moon.training.config import DEFAULT, SEED, TrainConfig  # noqa: E402
 from scarlet_moon.models.unet import build_model, count_params  # noqa: E402

@@ -119,7 +119,7 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    from scarlet_moon.models.card import read_card
+    from scarlet_moon.backends import read_card
     from scarlet_moon.generation.core import Request, finish
     from scarlet_moon.export.onnx_export import export_onnx
 

@@ -203,7 +203,7 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    from scarlet_moon.models.card import read_card
+    from scarlet_moon.backends import read_card
     from scarlet_moon.export.onnx_export import export_onnx
 
     t0 = time.perf_counter()

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import pixels_reference as reference  # noqa: E402
 
-from scarlet_moon.models.card import read_card  # noqa: E402
+from scarlet_moon.backends import read_card  # noqa: E402
 from scarlet_moon.data.pixels import colours_per_sprite, crisp_alpha, postprocess  # noqa: E402
 
 RAW = Path(tempfile.gettempdir()) / "sm_postprocess_raw_2000_seed0.npy"

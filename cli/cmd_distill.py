@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from cli.console import console, progress_disabled
 
 
 @click.command()
-@click.option("--model", "model_path", default=None,
+@click.option("--model", default=None,
               help="The teacher, a .safetensors model. [default: the bundled model]")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The student .safetensors to write.")
 @click.option("--data", "data_path", default=None,
@@ -21,34 +19,32 @@ from cli.console import console, progress_disabled
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.pass_context
-def distill(ctx: click.Context, **opts: Any) -> None:
+def distill(ctx: click.Context, model: str | None, out: str, data_path: str | None, steps: int, batch: int, lr: float,
+            seed: int, device: str) -> None:
     """Distil classifier-free guidance into the network: the student samples at the teacher's
     guidance in one network row per step instead of two (about 2x faster); other --guidance
     values still work, at two rows."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from cli.cmd_train import _device
+    from scarlet_moon.backends.torch_backend import torch_device
     from scarlet_moon.data.sprites import load_sprites
     from scarlet_moon.training.distill import distill as run
 
-    device = _device(opts["device"])
-    data = load_sprites(opts["data_path"]) if opts["data_path"] else None
+    device = torch_device(device)
+    data = load_sprites(data_path) if data_path else None
     quiet = ctx.obj.get("quiet", False)
     columns = (TextColumn("distilling"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
                TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True, disable=progress_disabled(quiet)) as bar:
-        task = bar.add_task("distill", total=opts["steps"], loss="-")
+        task = bar.add_task("distill", total=steps, loss="-")
 
         def progress(step: int, total: int, loss: float) -> None:
             if step % 10 == 0 or step == total:
                 bar.update(task, completed=step, loss=f"{loss:.4f}")
 
-        info = run(opts["model_path"], opts["out"], steps=opts["steps"], batch=opts["batch"], lr=opts["lr"],
-                   seed=opts["seed"], device=device, data=data, progress=progress)
+        info = run(model, out, steps=steps, batch=batch, lr=lr, seed=seed, device=device, data=data,
+                   progress=progress)
     if not quiet:
         console.print(f"guidance {info['guidance']:g} distilled in {info['seconds']} s on {device}; loss "
                       f"{info['loss_first_100']:.4f} -> {info['loss_last_100']:.4f}", highlight=False)
-    click.echo(opts["out"])
-
-
-COMMANDS = [distill]
+    click.echo(out)

@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from cli.console import console, progress_disabled
-
-SAMPLERS = ["ddpm", "ddim", "dpmpp-2m"]
+from cli.console import console
+from cli.progress import bars
+from cli.sampling import SAMPLERS
 
 
 def _fmt(v: Any) -> str:
@@ -44,7 +44,7 @@ def _table(fig: dict[str, Any]):
 
 
 @click.command(name="eval")
-@click.option("--model", "model_path", default=None, help="A .safetensors model. [default: the bundled model]")
+@click.option("--model", default=None, help="A .safetensors model or an exported .onnx. [default: the bundled model]")
 @click.option("--data", "data_path", default=None, help="The real sprites. [default: the bundled set]")
 @click.option("--real", is_flag=True, help="Measure the real held-out split instead of generated sprites "
               "(the floor of each figure; needs no model).")
@@ -60,45 +60,36 @@ def _table(fig: dict[str, Any]):
               help="Where the eval classifier is cached. [default: ~/.cache/scarlet-moon]")
 @click.option("--write-card", is_flag=True, help="Also store the headline figures in the model's card "
               "(metadata 'metrics'.'eval').")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
+              help="[default: cpu; an .onnx model: CUDA when it loads, else CPU]")
 @click.pass_context
-def eval_(ctx: click.Context, **opts: Any) -> None:
+def eval_(ctx: click.Context, model: str | None, data_path: str | None, real: bool, count: int, seed: int,
+          sampler: str | None, steps: int | None, guidance: float | None, raw: bool, out: str, cache_dir: str | None,
+          write_card: bool, device: str | None) -> None:
     """Quality figures: FD, conditional accuracy, copies, colours and alpha crispness (JSON + table)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from scarlet_moon.atomic import atomic_write_bytes
+    from scarlet_moon.backends import BackendOptions
     from scarlet_moon.errors import BadInput
     from scarlet_moon.eval.metrics import evaluate, write_card_metrics
+    from scarlet_moon.generation.request import check_seed
+    from scarlet_moon.options import SamplingOptions
 
-    if opts["write_card"] and opts["real"]:
+    if write_card and real:
         raise BadInput("--write-card with --real: the figures are of the data, not of a model; drop one")
-    out = Path(opts["out"])
-    if not out.parent.is_dir():
-        raise BadInput(f"--out {opts['out']!r}: its parent folder {str(out.parent)!r} does not exist")
-    if out.is_dir():
-        raise BadInput(f"--out {opts['out']!r} is a folder; expected a .json file path")
+    target = Path(out)
+    if not target.parent.is_dir():
+        raise BadInput(f"--out {out!r}: its parent folder {str(target.parent)!r} does not exist")
+    if target.is_dir():
+        raise BadInput(f"--out {out!r} is a folder; expected a .json file path")
+    sampling, backend = SamplingOptions(sampler, steps, guidance), BackendOptions(device=device)
     quiet = ctx.obj.get("quiet", False) if ctx.obj else False
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True, disable=progress_disabled(quiet)) as bar:
-        tasks: dict[str, Any] = {}
-
-        def updater(name: str):
-            def update(done: int, total: int) -> None:
-                if name not in tasks:
-                    tasks[name] = bar.add_task(name, total=total)
-                bar.update(tasks[name], completed=done, total=total)
-            return update
-
-        fig = evaluate(opts["model_path"], opts["data_path"], count=opts["count"], seed=opts["seed"],
-                       sampler=opts["sampler"], steps=opts["steps"], guidance=opts["guidance"], real=opts["real"],
-                       raw=opts["raw"], cache_dir=opts["cache_dir"], device=opts["device"],
-                       progress=updater("sampling"), classifier_progress=updater("training eval classifier (epochs)"))
-    atomic_write_bytes(out, (json.dumps(fig, indent=2) + "\n").encode())
-    if opts["write_card"]:
+    with bars(quiet) as updater:
+        fig = evaluate(model, data_path, count=count, seed=check_seed(seed), sampling=sampling, real=real, raw=raw,
+                       cache_dir=cache_dir, backend=backend, progress=updater("sampling"),
+                       classifier_progress=updater("training eval classifier (epochs)"))
+    atomic_write_bytes(target, (json.dumps(fig, indent=2) + "\n").encode())
+    if write_card:
         write_card_metrics(fig["model"], fig)
     if not quiet:
         console.print(_table(fig))
-    click.echo(str(out))
-
-
-COMMANDS = [eval_]
+    click.echo(str(target))

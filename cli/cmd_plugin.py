@@ -79,5 +79,3 @@ def aseprite(out_dir: str) -> None:
     """Build the Aseprite extension; prints its path (open it with Aseprite to install it)."""
     click.echo(str(build_aseprite_extension(out_dir)))
 
-
-COMMANDS = [plugin]

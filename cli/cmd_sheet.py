@@ -6,63 +6,81 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli.cmd_sample import generation_options, run_generation, safe_name
+from cli.cmd_sample import generation_meta, safe_name
 from cli.console import console, progress_disabled
+from cli.sampling import GenerationArgs, generation_options, run_generation, run_sharded
+
+if TYPE_CHECKING:
+    from exporters import PackOptions
 
 OUT_DEFAULT = "sheet.png"
 
 
-def pack_and_write(sprites: list[Any], out: str | Path, formats: tuple[str, ...] | list[str], *,
-                   force: bool = False, app_meta: dict[str, Any] | None = None, **opts: Any) -> list[Path]:
-    """Pack `sprites` (exporters.Sprite) with `opts` (padding, extrude, scale, pot, max_size, trim,
-    dedupe) and write the sheet + atlases; user errors come back as BadInput (exit code 2)."""
-    from exporters import pack, resolve_formats, write_atlases
-    from scarlet_moon import __version__
-    from scarlet_moon.errors import BadInput
+@dataclass(frozen=True)
+class SheetTarget:
+    """Where and how a sheet is written: checked once, before any sampling or packing."""
 
-    out = check_out(out)
-    names = split_formats(formats)
+    out: Path
+    formats: tuple[str, ...]
+    force: bool
+
+    @classmethod
+    def check(cls, out: str | Path, formats: tuple[str, ...] | list[str], force: bool) -> "SheetTarget":
+        """A .png path in a writable folder, known formats, and no existing sheet unless `force`."""
+        from exporters import check_sheet_path, resolve_formats
+        from scarlet_moon.errors import BadInput
+
+        folder = Path(out).parent
+        try:
+            path = check_sheet_path(out)
+        except ValueError:
+            raise BadInput(f"--out {str(out)!r} must be a .png file name (atlases are written next to it)") from None
+        except FileNotFoundError:
+            raise BadInput(f"--out {str(out)!r}: its folder {str(folder)!r} does not exist") from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise BadInput(f"--out {str(out)!r}: its folder {str(folder)!r} is not writable")
+        names = tuple(split_formats(formats))
+        if not force and (path.exists() or path.is_symlink()):
+            raise BadInput(f"{str(out)!r} already exists; pass --force to replace it")
+        try:
+            resolve_formats(names)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        return cls(path, names, force)
+
+
+def pack_and_write(sprites: list[Any], target: SheetTarget, options: PackOptions | None = None,
+                   app_meta: dict[str, Any] | None = None) -> list[Path]:
+    """Pack `sprites` (exporters.Sprite) and write the sheet + atlases of `target`; the written paths.
+    The exporters' errors come back as BadInput (exit code 2)."""
+    from exporters import pack, write_atlases
+    from scarlet_moon.errors import BadInput
+    from scarlet_moon.version import __version__
+
     try:
-        resolve_formats(names)  # unknown names fail before any packing work
-        result = pack(sprites, **opts)
+        result = pack(sprites, options)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     meta = {"app": "scarlet-moon", "version": __version__, **(app_meta or {})}
     try:
-        return write_atlases(result, out, names, force=force, app_meta=meta)
+        return write_atlases(result, target.out, target.formats, force=target.force, app_meta=meta)
     except FileExistsError as exc:
         raise BadInput(f"{exc.filename!r} already exists; pass --force to replace it") from None
     except ValueError as exc:
-        raise BadInput(f"--out {str(out)!r}: {exc}") from None
+        raise BadInput(f"--out {str(target.out)!r}: {exc}") from None
     except OSError as exc:
-        raise BadInput(f"--out {str(out)!r} cannot be written: {exc}") from None
+        raise BadInput(f"--out {str(target.out)!r} cannot be written: {exc}") from None
 
 
 def split_formats(formats: tuple[str, ...] | list[str]) -> list[str]:
     """--format may be repeated and/or comma-separated: ("json-hash,godot3", "libgdx")."""
     return [n.strip() for item in formats for n in item.split(",") if n.strip()] or ["json-hash"]
-
-
-def check_out(out: str | Path) -> Path:
-    from scarlet_moon.errors import BadInput
-
-    from exporters import check_sheet_path
-
-    folder = Path(out).parent
-    try:  # the same rules write_atlases applies, checked before any sampling
-        path = check_sheet_path(out)
-    except ValueError:
-        raise BadInput(f"--out {str(out)!r} must be a .png file name (atlases are written next to it)") from None
-    except FileNotFoundError:
-        raise BadInput(f"--out {str(out)!r}: its folder {str(folder)!r} does not exist") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise BadInput(f"--out {str(out)!r}: its folder {str(folder)!r} is not writable")
-    return path
 
 
 def find_pngs(folder: str | Path) -> list[tuple[Path, str | None]]:
@@ -114,42 +132,34 @@ def read_sprites(folder: str | Path, quiet: bool = False) -> list[Any]:
     return sprites
 
 
-def generated_sprites(opts: dict[str, Any], quiet: bool, out: str | Path | None = None,
-                      shards: list[Path] | None = None) -> list[Any] | None:
-    """Generate with the options of `sm sample`; frames `label_000`..., each with what regenerates it.
+def generated_sprites(args: GenerationArgs, quiet: bool, out: Path,
+                      shards: list[Path]) -> list[Any] | None:
+    """Generate as `sm sample` does; frames `label_000`..., each with what regenerates it.
 
-    Under torchrun (WORLD_SIZE > 1) the chunks are shared out by rank (cli.chunked.run_sharded):
+    Under torchrun (WORLD_SIZE > 1) the chunks are shared out by rank (cli.sampling.run_sharded):
     ranks other than 0 return None; rank 0 appends the shard folder to `shards`."""
     from PIL import Image
 
     from exporters import Sprite
-    from scarlet_moon.models.card import read_card
+    from scarlet_moon.backends import read_card
     from scarlet_moon.generation.chunks import CHUNK_SIZE
-    from scarlet_moon.diffusion.editing import edit_meta, has_edits
-    from scarlet_moon.generation.shard import world_from_env
+    from scarlet_moon.world import world_from_env
 
-    from cli.cmd_sample import build_request
-
-    card = read_card(opts["model_path"])
-    req = build_request(card, opts)
+    card = read_card(args.model)
+    req = args.request(card)
     world = world_from_env()
     if world is None:
-        images = run_generation(card, req, opts, quiet)
+        images = run_generation(card, req, args, quiet)
     else:
-        from cli.chunked import run_sharded
-
-        images, folder = run_sharded(card, req, opts, quiet, out or OUT_DEFAULT, world)
+        images, folder = run_sharded(card, req, args, quiet, out, world)
         if images is None:
             return None
-        if shards is not None:
-            shards.append(folder)
-    d = card.defaults()
-    common = {"seed": req.seed, "sampler": req.sampler or d["sampler"], "steps": req.steps or d["steps"],
-              "guidance": d["guidance"] if req.guidance is None else req.guidance, "count": len(req.labels),
-              "chunk_size": CHUNK_SIZE,
-              "model_fingerprint": card.meta.get("data_fingerprint"), "model_step": card.meta.get("step")}
-    if has_edits(req):  # --init/--strength/--mask/--tileable regenerate the frame too
-        common.update(edit_meta(req, opts.get("init"), opts.get("mask")))
+        shards.append(folder)
+    common = {k: v for k, v in generation_meta(card, req, args).items() if k not in ("model", "size")}
+    if not req.edit.active:  # --init/--strength/--mask/--tileable regenerate the frame too
+        for key in ("init", "mask", "strength", "tileable"):
+            common.pop(key)
+    common.update(count=len(req.labels), chunk_size=CHUNK_SIZE, model_step=card.meta.get("step"))
     sprites, counters = [], {}
     for i, (img, k) in enumerate(zip(images, req.labels)):
         label = card.label_names[k]
@@ -188,34 +198,25 @@ def list_formats() -> None:
 @click.option("--list-formats", "show_formats", is_flag=True, help="List atlas formats (plugins too) and exit.")
 @click.pass_context
 def sheet(ctx: click.Context, from_dir: str | None, out: str, formats: tuple[str, ...], force: bool,
-          show_formats: bool, **opts: Any) -> None:
+          show_formats: bool, padding: int, extrude: int, scale: int, pot: bool, max_size: int, trim: bool,
+          dedupe: bool, **params: Any) -> None:
     """Generate sprites (bundled model by default) and pack them into a spritesheet plus engine
     atlases; prints every written file."""
+    from exporters import PackOptions
+
     if show_formats:
         list_formats()
         return
-    check_out(out)
-    resolve = split_formats(formats)
-    from exporters import resolve_formats
-    from scarlet_moon.errors import BadInput
-
-    if not force and (Path(out).exists() or Path(out).is_symlink()):  # before minutes of sampling
-        raise BadInput(f"{str(out)!r} already exists; pass --force to replace it")
-
-    try:
-        resolve_formats(resolve)  # fail on a bad --format before minutes of sampling
-    except ValueError as exc:
-        raise BadInput(str(exc)) from None
-    pack_opts = {k: opts.pop(k) for k in ("padding", "extrude", "scale", "pot", "max_size", "trim", "dedupe")}
+    target = SheetTarget.check(out, formats, force)   # before minutes of sampling
+    options = PackOptions(padding, extrude, scale, pot, max_size, trim, dedupe)
+    args = GenerationArgs.take(params)
     quiet = bool(ctx.obj and ctx.obj.get("quiet"))
     shards: list[Path] = []
-    sprites = read_sprites(from_dir, quiet) if from_dir is not None else generated_sprites(opts, quiet, out, shards)
+    sprites = read_sprites(from_dir, quiet) if from_dir is not None else \
+        generated_sprites(args, quiet, target.out, shards)
     if sprites is None:
         return  # a torchrun rank other than 0: its chunks are written, rank 0 packs
-    for path in pack_and_write(sprites, out, formats, force=force, **pack_opts):
+    for path in pack_and_write(sprites, target, options):
         click.echo(str(path))
     for folder in shards:  # written: the shards are no longer needed
         shutil.rmtree(folder, ignore_errors=True)
-
-
-COMMANDS = [sheet]

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cli.console import console, progress_disabled
-from scarlet_moon.errors import ScarletError
+from scarlet_moon.errors import Interrupted, ScarletError
+
+if TYPE_CHECKING:
+    from scarlet_moon.training.config import TrainConfig
+    from scarlet_moon.training.distributed import Dist
+    from scarlet_moon.training.runs import RunResult
+    from scarlet_moon.training.tracking import TrackingOptions
 
 # Flags that map one-to-one onto TrainConfig fields (None = not given, keep preset/TOML value).
 CONFIG_FLAGS = {
@@ -27,15 +34,70 @@ CONFIG_FLAGS = {
     "checkpoint_every": ("--checkpoint-every", int, "Write a checkpoint every N steps (and at the end)."),
     "log_every": ("--log-every", int, "Log the loss every N steps."),
 }
-# TOML keys that are not TrainConfig fields but CLI settings.
-RUN_KEYS = {"resume", "data", "tile", "background_key", "preset", "runs_dir", "name", "tracking", "tracking_uri",
-            "experiment", "register_name", "wandb", "wandb_mode", "wandb_project", "device"}
+# Settings (flags or TOML keys) that are not TrainConfig fields, with the types they take.
+RUN_KEYS: dict[str, tuple[type, ...]] = {
+    "resume": (str,), "data": (str,), "tile": (int,), "background_key": (str,), "preset": (str,),
+    "runs_dir": (str,), "name": (str,), "tracking": (str,), "tracking_uri": (str,), "experiment": (str,),
+    "register_name": (str,), "wandb": (bool,), "wandb_mode": (str,), "wandb_project": (str,), "device": (str,)}
 
 
 def _config_options(f):
     for name, (flag, typ, help_) in reversed(CONFIG_FLAGS.items()):
         f = click.option(flag, name, type=typ, default=None, help=help_)(f)
     return f
+
+
+@dataclass(frozen=True)
+class TrainArgs:
+    """What `sm train` was asked, typed: the config, which settings were asked for explicitly, and the run."""
+
+    cfg: TrainConfig
+    given: frozenset[str]           # config settings set by a flag, the TOML file or --preset
+    data: str | None
+    tile: int | None
+    background_key: str | None
+    runs_root: Path
+    name: str | None
+    resume: str | None
+    tracking: TrackingOptions
+    device: str | None
+
+    @classmethod
+    def build(cls, params: dict[str, Any]) -> "TrainArgs":
+        """TOML values first, flags given on the command line over them; every value checked here."""
+        from scarlet_moon.errors import BadInput
+        from scarlet_moon.training.config import DEFAULT, preset
+        from scarlet_moon.training.tracking import DEFAULT_EXPERIMENT, TrackingOptions
+
+        settings = _merged(params)
+        for key, types in RUN_KEYS.items():
+            if settings.get(key) is not None and not isinstance(settings[key], types):
+                raise BadInput(f"bad {key}={settings[key]!r} in settings; expected {types[0].__name__}")
+        base = preset(settings.get("preset") or "default")
+        asked = {k: v for k, v in settings.items() if k not in RUN_KEYS}
+        cfg = base.replace(asked, source="settings")
+        preset_keys = {k for k in cfg.flat_names() if base.get(k) != DEFAULT.get(k)} if settings.get("preset") else set()
+        tracking = TrackingOptions(settings.get("tracking") or "mlflow", settings.get("tracking_uri"),
+                                   settings.get("experiment") or DEFAULT_EXPERIMENT, settings.get("register_name"),
+                                   bool(settings.get("wandb")), settings.get("wandb_mode"),
+                                   settings.get("wandb_project") or "scarlet-moon")
+        return cls(cfg, frozenset({k.replace("-", "_") for k in asked} | preset_keys), settings.get("data"),
+                   settings.get("tile"), settings.get("background_key"), Path(settings.get("runs_dir") or "sm-runs"),
+                   settings.get("name"), settings.get("resume"), tracking, settings.get("device"))
+
+
+def _merged(params: dict[str, Any]) -> dict[str, Any]:
+    """TOML settings (--config) overlaid with the flags given (None = not given)."""
+    from scarlet_moon.training.config import load_toml
+
+    settings: dict[str, Any] = {}
+    if params.get("config_file"):
+        settings.update({k.replace("-", "_"): v for k, v in load_toml(params["config_file"]).items()})
+    renames = {"data_path": "data", "wandb_on": "wandb"}
+    for key, value in params.items():
+        if key != "config_file" and value is not None:
+            settings[renames.get(key, key)] = value
+    return settings
 
 
 @click.command()
@@ -49,7 +111,9 @@ def _config_options(f):
 @_config_options
 @click.option("--runs-dir", type=click.Path(), default=None, help="Where run folders go.  [default: sm-runs]")
 @click.option("--name", default=None, help="Run folder name.  [default: run-<date>-<time>]")
-@click.option("--resume", default=None, help="Run folder, run name or checkpoint to continue.")
+@click.option("--resume", default=None,
+              help="Run folder, run name or checkpoint to continue. --steps, --lr and how often to log, sample "
+                   "and checkpoint may change; other settings must match the run's.")
 @click.option("--tracking", type=click.Choice(["mlflow", "none"]), default=None,
               help="Experiment tracking.  [default: mlflow, a local sqlite store in the runs dir]")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///<runs-dir>/mlflow.db).")
@@ -63,24 +127,19 @@ def _config_options(f):
 @click.option("--nproc", type=int, default=None,
               help="Train on N processes of this machine (one per GPU, or gloo on CPUs): starts torchrun.")
 @click.pass_context
-def train(ctx: click.Context, **opts: Any) -> None:
+def train(ctx: click.Context, nproc: int | None, **params: Any) -> None:
     """Train a sprite diffusion model; prints the run folder and model path on stdout."""
-    from scarlet_moon.training.config import TrainConfig, preset
     from scarlet_moon.training.distributed import from_env
 
-    nproc = opts.pop("nproc")
     here = from_env()  # under torchrun: rank 0 speaks for every rank
     try:
-        settings = _merge_settings(opts)
-        cfg: TrainConfig = preset(settings.get("preset") or "default")
-        cfg = cfg.replace({k: v for k, v in settings.items() if k not in RUN_KEYS}, source="settings")
-        runs_root = Path(settings.get("runs_dir") or "sm-runs")
+        args = TrainArgs.build(params)
         if nproc is not None:
-            from cli.launch import launch, check_launch
+            from cli.launch import check_launch, launch
 
-            if check_launch(nproc, here.world, cfg, settings, runs_root):
+            if check_launch(nproc, here.world, args):
                 ctx.exit(launch(ctx, nproc))
-        _train_here(ctx, cfg, settings, runs_root)
+        _train_here(ctx, args)
     except ScarletError as exc:
         _report(here, exc)
         if here.silent(exc):  # rank 0 reports it: give it time before torchrun stops the ranks left
@@ -89,21 +148,22 @@ def train(ctx: click.Context, **opts: Any) -> None:
         raise
 
 
-def _train_here(ctx: click.Context, cfg, settings: dict[str, Any], runs_root: Path) -> None:
+def _train_here(ctx: click.Context, args: TrainArgs) -> None:
     """This process's part: the whole run, or one rank of a torchrun job."""
-    from scarlet_moon.training import distributed
+    from scarlet_moon.backends.torch_backend import torch_device
     from scarlet_moon.data.sprites import load_sprites
+    from scarlet_moon.training import distributed
 
-    dist, device = distributed.start(_device(settings.get("device")))
+    dist, device = distributed.start(torch_device(args.device))
     try:
         def load():
-            data_path = settings.get("data")
-            if data_path is None and settings.get("resume"):
-                data_path = _resumed_data_source(settings["resume"], runs_root)
-            return load_sprites(data_path, tile=settings.get("tile"), background_key=settings.get("background_key"))
+            data_path = args.data
+            if data_path is None and args.resume:
+                data_path = _resumed_data_source(args.resume, args.runs_root)
+            return load_sprites(data_path, tile=args.tile, background_key=args.background_key)
 
         data = dist.together(load)
-        result = _run(cfg, data, runs_root, settings, ctx.obj.get("quiet", False), dist, device)
+        result = _run(args, data, ctx.obj.get("quiet", False), dist, device)
     except BaseException:
         distributed.stop(clean=False)
         raise
@@ -113,7 +173,7 @@ def _train_here(ctx: click.Context, cfg, settings: dict[str, Any], runs_root: Pa
         click.echo(str(result.model))
 
 
-def _report(here, exc: ScarletError) -> None:
+def _report(here: Dist, exc: ScarletError) -> None:
     """Rank 0 of a torchrun job: finish reporting even when torchrun stops it (SIGTERM) because another rank
     exited first; under `sm train --nproc` also leave the exit code for the launcher."""
     import os
@@ -139,76 +199,32 @@ def _resumed_data_source(resume: str, runs_root: Path) -> str | None:
     return None if source.startswith("bundled:") else source
 
 
-def _merge_settings(opts: dict[str, Any]) -> dict[str, Any]:
-    """TOML values first, flags given on the command line over them."""
-    from scarlet_moon.training.config import load_toml
-
-    settings: dict[str, Any] = {}
-    if opts.get("config_file"):
-        settings.update({k.replace("-", "_"): v for k, v in load_toml(opts["config_file"]).items()})
-    renames = {"data_path": "data", "wandb_on": "wandb"}
-    for key, value in opts.items():
-        if key == "config_file" or value is None:
-            continue
-        settings[renames.get(key, key)] = value
-    return settings
-
-
-def _device(name: str | None) -> str:
-    import torch
-
-    from scarlet_moon.errors import BadInput
-
-    if name in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise BadInput("--device cuda: no CUDA device is visible to torch here; use --device cpu")
-    return name
-
-
-def _trackers(settings: dict[str, Any], runs_root: Path) -> dict[str, Any]:
-    from scarlet_moon.training.tracking import DEFAULT_EXPERIMENT, MlflowTracker, WandbTracker, default_mlflow_uri
-
-    trackers: dict[str, Any] = {}
-    if (settings.get("tracking") or "mlflow") == "mlflow":
-        runs_root.mkdir(parents=True, exist_ok=True)
-        uri = settings.get("tracking_uri") or default_mlflow_uri(runs_root)
-        trackers["mlflow"] = MlflowTracker(uri, settings.get("experiment") or DEFAULT_EXPERIMENT,
-                                           artifact_root=runs_root / "mlartifacts")
-    if settings.get("wandb") and settings.get("tracking") != "none":
-        trackers["wandb"] = WandbTracker(settings.get("wandb_project") or "scarlet-moon",
-                                         settings.get("wandb_mode"), runs_root)
-    return trackers
-
-
-def _run(cfg, data, runs_root: Path, settings: dict[str, Any], quiet: bool, dist, device: str):
+def _run(args: TrainArgs, data: Any, quiet: bool, dist: Dist, device: str) -> RunResult:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from scarlet_moon.training.runs import train_run
-    from scarlet_moon.training.tracking import DEFAULT_MODEL_NAME
 
-    trackers = _trackers(settings, runs_root) if dist.main else {}
+    trackers = args.tracking.trackers(args.runs_root) if dist.main else {}
     quiet = quiet or not dist.main
-    register = settings.get("register_name") or (DEFAULT_MODEL_NAME if trackers else None)
     columns = [TextColumn("step"), MofNCompleteColumn(), BarColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
                TextColumn("{task.fields[rate]:.1f} steps/s"), TextColumn("ETA"), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=True, disable=progress_disabled(quiet)) as bar:
-        task = bar.add_task("train", total=cfg.steps, loss=float("nan"), rate=0.0)
-        import time
-
-        t0 = [time.time(), None]
+        task = bar.add_task("train", total=args.cfg.steps, loss=float("nan"), rate=0.0)
+        t0: list[Any] = [time.time(), None]
 
         def progress(info) -> None:
             if t0[1] is None:
                 t0[1] = info.step - 1
             rate = (info.step - t0[1]) / max(1e-9, time.time() - t0[0])
-            bar.update(task, completed=info.step, loss=info.loss, rate=rate)
+            bar.update(task, completed=info.step, total=info.total, loss=info.loss, rate=rate)
 
-        result = train_run(cfg, data, runs_root=runs_root, trackers=trackers, name=settings.get("name"),
-                           resume=settings.get("resume"), resume_steps=settings.get("steps"),
-                           register_name=register, device=device, progress=progress, dist=dist)
-    if not dist.main:
-        return result
-    console.print(f"trained {result.steps} steps in {result.seconds:.0f} s; run folder {result.run_dir}",
-                  highlight=False)
+        try:
+            result = train_run(args.cfg, data, runs_root=args.runs_root, trackers=trackers, name=args.name,
+                               resume=args.resume, given=args.given, register_name=args.tracking.model_name(trackers),
+                               device=device, progress=progress, dist=dist)
+        except Interrupted as exc:
+            raise Interrupted(f"{exc}; continue with `sm train --resume {exc.run_dir}`") from None
+    if dist.main:
+        console.print(f"trained {result.steps} steps in {result.seconds:.0f} s; run folder {result.run_dir}",
+                      highlight=False)
     return result

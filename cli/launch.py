@@ -18,11 +18,14 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import click
 
 from scarlet_moon.errors import BadInput
+
+if TYPE_CHECKING:
+    from cli.cmd_train import TrainArgs
 
 log = logging.getLogger(__name__)
 STATUS_ENV = "SM_DIST_STATUS_FILE"
@@ -34,7 +37,7 @@ def torchrun_command(nproc: int, args: Sequence[str]) -> list[str]:
             "-m", ENTRY_MODULE, *args]
 
 
-def check_launch(nproc: int, world: int, cfg: Any, settings: dict[str, Any], runs_root: Path) -> bool:
+def check_launch(nproc: int, world: int, args: TrainArgs) -> bool:
     """Whether `--nproc` means starting torchrun (N > 1); impossible requests are BadInput here."""
     from scarlet_moon.training.distributed import check_batch
 
@@ -45,18 +48,18 @@ def check_launch(nproc: int, world: int, cfg: Any, settings: dict[str, Any], run
         raise BadInput(f"--nproc {nproc}: expected a process count >= 1")
     if nproc == 1:
         return False
-    batch = cfg.batch_size
-    if settings.get("resume"):
+    batch = args.cfg.batch_size
+    if args.resume:
         from scarlet_moon.models.card import read_meta
         from scarlet_moon.training.runs import resolve_resume
 
-        batch = int(read_meta(resolve_resume(settings["resume"], runs_root))["config"]["batch_size"])
-    elif settings.get("name"):
-        run_dir = runs_root / settings["name"]
+        batch = int(read_meta(resolve_resume(args.resume, args.runs_root))["config"]["batch_size"])
+    elif args.name:
+        run_dir = args.runs_root / args.name
         if run_dir.is_dir() and any(run_dir.iterdir()):
             raise BadInput(f"run folder {str(run_dir)!r} already exists; pick another --name or --resume it")
     check_batch(batch, nproc)
-    _check_gpus(settings.get("device") or "auto", nproc)
+    _check_gpus(args.device or "auto", nproc)
     return True
 
 

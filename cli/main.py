@@ -1,20 +1,41 @@
 """Entry point of `sm`: the command group, logging set-up and error handling.
 
-Subcommands live in their own modules and import torch (or onnxruntime) inside the
-command body, so `sm --help` stays light.
+Subcommands live in their own modules and import torch (or onnxruntime) inside the command
+body, so `sm --help` stays light. They are registered explicitly, below.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Callable
 
 import click
 from rich.markup import escape
 
+from cli import cmd_data, cmd_distill, cmd_doctor, cmd_eval, cmd_export, cmd_plugin, cmd_sample, cmd_sheet, cmd_train
 from cli.console import console, setup_logging
-from scarlet_moon import __version__
 from scarlet_moon.errors import ScarletError
+from scarlet_moon.version import __version__
+
+
+def flag_namer(command: click.Command | None) -> Callable[[str], str]:
+    """A library parameter name -> the flag that sets it in `command` (its subcommands too), like
+    click's BadParameter; a name no option of the command carries is shown as it is."""
+    flags: dict[str, str] = {}
+
+    def collect(cmd: click.Command) -> None:
+        for p in cmd.params:
+            if isinstance(p, click.Option):
+                longest = max(p.opts, key=len)
+                flags.setdefault(longest.lstrip("-").replace("-", "_"), longest)
+                flags.setdefault(p.name or "", longest)
+        for sub in getattr(cmd, "commands", {}).values():
+            collect(sub)
+
+    if command is not None:
+        collect(command)
+    return lambda name: flags.get(name, name)
 
 
 class SmGroup(click.Group):
@@ -24,7 +45,8 @@ class SmGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ScarletError as exc:
-            self._fail(ctx, str(exc), exc.exit_code)
+            sub = self.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None
+            self._fail(ctx, exc.render(flag_namer(sub)), exc.exit_code)
         except click.UsageError as exc:  # a subcommand's bad option: one line too, not click's usage block
             where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
             self._fail(ctx, exc.format_message().rstrip(".") + where, exc.exit_code)
@@ -53,23 +75,10 @@ def sm(ctx: click.Context, verbose: bool, quiet: bool, debug: bool) -> None:
     setup_logging(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
 
 
-def _register() -> None:
-    from cli import cmd_data, cmd_train
-
-    sm.add_command(cmd_train.train)
-    sm.add_command(cmd_data.data)
-    for name in ("cmd_sample", "cmd_sheet", "cmd_eval", "cmd_onnx", "cmd_doctor", "cmd_plugin", "cmd_distill"):
-        try:
-            module = __import__(f"cli.{name}", fromlist=["COMMANDS"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"cli.{name}":
-                raise
-            continue
-        for command in module.COMMANDS:
-            sm.add_command(command)
-
-
-_register()
+for _command in (cmd_train.train, cmd_data.data, cmd_sample.sample, cmd_sample.labels, cmd_sample.info,
+                 cmd_sheet.sheet, cmd_eval.eval_, cmd_export.export_onnx, cmd_doctor.doctor, cmd_plugin.plugin,
+                 cmd_distill.distill):
+    sm.add_command(_command)
 
 
 def main() -> None:

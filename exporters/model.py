@@ -27,6 +27,25 @@ class Sprite:
 
 
 @dataclass(frozen=True)
+class PackOptions:
+    """How sprites are packed (exporters.packer); every value is checked here (ValueError naming it)."""
+
+    padding: int = 1        # pixels between slots and from the sheet's edges
+    extrude: int = 0        # edge pixels repeated around each frame
+    scale: int = 1          # nearest-neighbour factor
+    pot: bool = False       # sheet sides rounded up to powers of two
+    max_size: int = 4096    # largest sheet side; more sprites go on further pages
+    trim: bool = False      # crop transparent borders
+    dedupe: bool = True     # identical frames stored once
+
+    def __post_init__(self) -> None:
+        for name, low in (("padding", 0), ("extrude", 0), ("scale", 1), ("max_size", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+@dataclass(frozen=True)
 class Frame:
     """Where one sprite ended up.
 

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from exporters.maxrects import MaxRects
-from exporters.model import Frame, PackResult, Page, Sprite
+from exporters.model import Frame, PackOptions, PackResult, Page, Sprite
 
 Layout = list[list[tuple[int, int, int]]]  # per page: (item index, slot x, slot y)
 
@@ -44,13 +44,18 @@ class _Prepared:
     source_h: int
 
 
-def pack(sprites: Sequence[Sprite], *, padding: int = 1, extrude: int = 0, scale: int = 1, pot: bool = False,
-         max_size: int = 4096, trim: bool = False, dedupe: bool = True) -> PackResult:
-    """Pack `sprites` into pages of at most `max_size` x `max_size` (see the module doc)."""
-    _check_options(sprites, padding, extrude, scale, max_size)
+def pack(sprites: Sequence[Sprite], options: PackOptions | None = None, **settings: int | bool) -> PackResult:
+    """Pack `sprites` into pages of at most `max_size` x `max_size` (see the module doc).
+
+    `options` (PackOptions), or its fields as keywords: pack(sprites, padding=1, trim=True)."""
+    o = options if options is not None else PackOptions(**settings)  # type: ignore[arg-type]
+    if options is not None and settings:
+        raise TypeError("pass PackOptions or keyword settings, not both")
+    padding, extrude, scale, pot, max_size = o.padding, o.extrude, o.scale, o.pot, o.max_size
+    _check_sprites(sprites)
     limit = _pot_floor(max_size) if pot else max_size
     items: list[_Item] = []
-    prepared = _prepare_all(sprites, items, scale=scale, trim=trim, dedupe=dedupe)
+    prepared = _prepare_all(sprites, items, scale=scale, trim=o.trim, dedupe=o.dedupe)
     sizes = [(it.pixels.shape[1] + 2 * extrude, it.pixels.shape[0] + 2 * extrude) for it in items]
     for it, (sw, sh) in zip(items, sizes):
         if sw + 2 * padding > limit or sh + 2 * padding > limit:
@@ -65,13 +70,9 @@ def pack(sprites: Sequence[Sprite], *, padding: int = 1, extrude: int = 0, scale
     return PackResult(pages=pages, padding=padding, extrude=extrude, scale=scale)
 
 
-def _check_options(sprites: Sequence[Sprite], padding: int, extrude: int, scale: int, max_size: int) -> None:
+def _check_sprites(sprites: Sequence[Sprite]) -> None:
     if not sprites:
         raise ValueError("nothing to pack: no sprites given")
-    for value, name, low in ((padding, "padding", 0), (extrude, "extrude", 0), (scale, "scale", 1),
-                             (max_size, "max_size", 1)):
-        if not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     seen: set[str] = set()
     for s in sprites:
         if not s.name:

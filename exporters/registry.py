@@ -1,28 +1,45 @@
-"""Built-in atlas formats plus third-party ones from the "scarlet_moon.exporters" entry points."""
+"""Atlas formats, built-in and third-party alike, from the "scarlet_moon.exporters" entry points.
+
+The built-in formats are registered in pyproject.toml under that group, like any plugin, and
+loaded by the same code. BUILTINS repeats those entries so that a source tree used without its
+package metadata (copied into a project, say) still has them; test_exporters checks the two agree.
+"""
 
 from __future__ import annotations
 
 import warnings
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 from exporters.base import AtlasFormat
-from exporters.fmt_godot import Godot3, Godot4
-from exporters.fmt_json import AsepriteJson, JsonArray, JsonHash, PhaserMulti
-from exporters.fmt_libgdx import LibGdx
 
 ENTRY_POINT_GROUP = "scarlet_moon.exporters"
-BUILTINS: tuple[AtlasFormat, ...] = (JsonHash(), JsonArray(), PhaserMulti(), AsepriteJson(), Godot3(), Godot4(),
-                                     LibGdx())
+BUILTINS: tuple[tuple[str, str], ...] = (   # (entry-point name, value), in listing order
+    ("json-hash", "exporters.fmt_json:JsonHash"),
+    ("json-array", "exporters.fmt_json:JsonArray"),
+    ("phaser-multi", "exporters.fmt_json:PhaserMulti"),
+    ("aseprite", "exporters.fmt_json:AsepriteJson"),
+    ("godot3", "exporters.fmt_godot:Godot3"),
+    ("godot4", "exporters.fmt_godot:Godot4"),
+    ("libgdx", "exporters.fmt_libgdx:LibGdx"),
+)
+
+
+def format_entry_points() -> list[EntryPoint]:
+    """The group's entry points: the built-ins first (in BUILTINS order; from BUILTINS where the package
+    metadata lacks them), then every other one by name."""
+    found = {(ep.name, ep.value): ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    builtins = [found.pop(key, None) or EntryPoint(*key, ENTRY_POINT_GROUP) for key in BUILTINS]
+    return builtins + sorted(found.values(), key=lambda ep: (ep.name, ep.value))
 
 
 def available_formats() -> dict[str, AtlasFormat]:
-    """name -> format: the built-ins, then every loadable plugin (built-ins win a name clash).
+    """name -> format, built-ins first (a plugin cannot take a built-in's name).
 
-    Plugins are looked up on every call (cheap), so a package installed meanwhile is seen.
+    Entry points are looked up on every call (cheap), so a package installed meanwhile is seen.
     A plugin that fails to load, or is not a format, is skipped with a warning.
     """
-    formats = {f.name: f for f in BUILTINS}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    formats: dict[str, AtlasFormat] = {}
+    for ep in format_entry_points():
         try:
             fmt = as_format(ep.load())
         except Exception as exc:  # a broken plugin must not break the other formats
@@ -30,9 +47,8 @@ def available_formats() -> dict[str, AtlasFormat]:
                           stacklevel=2)
             continue
         if fmt.name in formats:
-            if formats[fmt.name] is not fmt:
-                warnings.warn(f"atlas format plugin {ep.name!r} ({ep.value}) skipped: the name {fmt.name!r} "
-                              "is already taken", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"atlas format plugin {ep.name!r} ({ep.value}) skipped: the name {fmt.name!r} "
+                          "is already taken", RuntimeWarning, stacklevel=2)
             continue
         formats[fmt.name] = fmt
     return formats

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from scarlet_moon.version import __version__
 
 from scarlet_moon.errors import BadInput, RunFailed, ScarletError
 
 
 def generate(*args: Any, **kwargs: Any) -> list:
-    """Generate sprites as PIL images; see scarlet_moon.generation.core.generate for every option."""
-    from scarlet_moon.generation.core import generate as _generate
+    """Generate sprites as PIL images; see scarlet_moon.api.generate for every option."""
+    from scarlet_moon.api import generate as _generate
 
     return _generate(*args, **kwargs)
 

@@ -80,3 +80,23 @@ def tiny_model(tmp_path_factory, tiny_set: Path) -> Path:
     res = train_run(cfg, load_sprites(tiny_set), runs_root=tmp_path_factory.mktemp("tinyruns"), trackers={},
                     name="m")
     return res.model
+
+
+def request(labels, seed: int = 0, edit=None, **sampling):
+    """A generation Request: label indices, a seed, SamplingOptions fields as keywords (sampler, steps...)."""
+    from scarlet_moon.diffusion.editing import Edit
+    from scarlet_moon.generation.request import Request
+    from scarlet_moon.options import SamplingOptions
+
+    return Request(tuple(labels), seed=seed, sampling=SamplingOptions(**sampling), edit=edit or Edit())
+
+
+def sprites_of(model, req, *, raw: bool = True, **backend):
+    """The sprites of `req` through the one generation loop: the sampler's output (raw) or finished.
+    `model`: a Denoiser, or a ModelCard / path opened with `backend` options (open_denoiser)."""
+    from scarlet_moon.backends import open_denoiser
+    from scarlet_moon.backends.base import Denoiser
+    from scarlet_moon.generation.chunks import generate_all
+
+    den = model if isinstance(model, Denoiser) else open_denoiser(model, **backend)
+    return generate_all(den, req, raw=raw)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from scarlet_moon.data.pixels import _as_palette, _check, _space, crisp_alpha
+from scarlet_moon.data.palettes import as_palette as _as_palette
+from scarlet_moon.data.pixels import _check, _space, crisp_alpha
 
 _CHUNK = 1 << 20          # distance-matrix elements per block
 

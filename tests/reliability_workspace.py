@@ -33,7 +33,7 @@ def relabelled_model(src: Path, dst: Path, names: list[str]) -> None:
 def build_workspace(dst: Path, run_dir: Path, data_dir: Path) -> Path:
     from safetensors.numpy import save as st_save
 
-    from cli.cmd_onnx import tiny_onnx_bytes
+    from cli.cmd_doctor import tiny_onnx_bytes
 
     dst.mkdir(parents=True, exist_ok=True)
     model = run_dir / "model.safetensors"

@@ -8,7 +8,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from scarlet_moon.models.checkpoint import Checkpoint, load_checkpoint, read_meta, save_checkpoint
+from scarlet_moon.models.card import read_meta
+from scarlet_moon.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from scarlet_moon.errors import BadInput
 
 

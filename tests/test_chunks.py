@@ -12,11 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import sm
-from scarlet_moon.models.card import read_card
-from scarlet_moon.generation.chunks import (CHUNK_SIZE, chunk_count, chunk_request, chunk_seed, generate_all, generate_chunks,
-                                 group_request)
+from scarlet_moon.backends import open_denoiser, read_card
 from scarlet_moon.errors import BadInput
-from scarlet_moon.generation.core import Request, finish, plan_labels, sample_array
+from scarlet_moon.generation.chunks import (CHUNK_SIZE, batch_of, chunk_count, chunk_seed, generate_all,
+                                            generate_chunks)
+from scarlet_moon.generation.finish import finish
+from scarlet_moon.generation.request import Request
+from scarlet_moon.options import SamplingOptions
 
 COUNT = CHUNK_SIZE + 44  # two chunks, the second one short
 
@@ -28,31 +30,33 @@ def test_chunk_seeds_depend_on_seed_and_index_only():
     assert seeds == [chunk_seed(7, k) for k in range(50)]
     assert chunk_seed(8, 3) != chunk_seed(7, 3)
     assert chunk_seed(7, 3) == int(np.random.SeedSequence(7).spawn(4)[3].generate_state(1, np.uint64)[0]) >> 11
-    with pytest.raises(BadInput, match="--seed -1"):
+    with pytest.raises(BadInput, match="seed -1"):
         chunk_seed(-1, 0)
     assert chunk_count(1) == 1 and chunk_count(CHUNK_SIZE) == 1 and chunk_count(COUNT) == 2
 
 
-def test_chunk_request_slices_labels_and_reseeds():
+def test_a_chunk_slices_labels_and_reseeds():
     req = Request(labels=tuple(range(10)), seed=3)
-    sub = chunk_request(req, 2, size=4)
-    assert sub.labels == (8, 9) and sub.seed == chunk_seed(3, 2) and sub.steps is None
+    labels, parts = batch_of(req, [2], size=4)
+    assert labels == [8, 9] and parts == [(2, chunk_seed(3, 2))] and req.sampling.steps is None
     with pytest.raises(ValueError):
-        chunk_request(req, 3, size=4)
+        batch_of(req, [3], size=4)
 
 
 def test_any_chunk_alone_gives_the_same_sprites(tiny_model: Path):
     card = read_card(tiny_model)
-    req = Request(plan_labels(card, ["red", "blue"], 10), seed=5, steps=3)
+    den = open_denoiser(card)
+    req = Request.plan(card, ["red", "blue"], 10, seed=5, sampling=SamplingOptions(steps=3))
     calls = []
-    everything = generate_all(card, req, size=4, progress=lambda done, total: calls.append((done, total)))
+    everything = generate_all(den, req, size=4, progress=lambda done, total: calls.append((done, total)))
     assert everything.shape == (10, 8, 8, 4) and everything.dtype == np.uint8
     assert calls[-1] == (10, 10) and all(a[0] <= b[0] for a, b in zip(calls, calls[1:]))
-    (k, alone), = generate_chunks(card, req, [1], size=4)
+    (k, alone), = generate_chunks(den, req, [1], size=4)
     assert k == 1 and np.array_equal(alone, everything[4:8])
-    # up to one chunk: exactly the unchunked sampling with the user's seed
+    # up to one chunk: exactly one sampled batch with the user's seed
     small = dataclasses.replace(req, labels=req.labels[:4])
-    assert np.array_equal(generate_all(card, small, size=4), finish(card, small, sample_array(card, small)))
+    raw = den.sample(small.labels, [(4, small.seed)], small.sampling.resolve(card))
+    assert np.array_equal(generate_all(den, small, size=4), finish(card, small.post, small.edit, raw))
 
 
 def test_sample_count_over_one_chunk(tiny_model: Path, tmp_path: Path):
@@ -99,34 +103,35 @@ def test_sheet_over_one_chunk_spreads_over_pages_in_every_format(tiny_model: Pat
 
 
 def test_noise_parts_draw_what_each_chunk_draws_alone():
-    from scarlet_moon.diffusion.guidance import NoiseStream
+    from scarlet_moon.diffusion.noise import NoiseStream
 
-    grouped = NoiseStream(0, (7, 2, 3, 3), parts=((3, 11), (4, 12)))
-    alone = [NoiseStream(11, (3, 2, 3, 3)), NoiseStream(12, (4, 2, 3, 3))]
+    grouped = NoiseStream((7, 2, 3, 3), parts=((3, 11), (4, 12)))
+    alone = [NoiseStream((3, 2, 3, 3), [(3, 11)]), NoiseStream((4, 2, 3, 3), [(4, 12)])]
     for i in range(3):  # the first draw and two later (DDPM) draws
         assert np.array_equal(grouped(i), np.concatenate([alone[0](i), alone[1](i)]))
     with pytest.raises(ValueError, match="do not add up"):
-        NoiseStream(0, (5, 1, 2, 2), parts=((3, 1), (3, 2)))
+        NoiseStream((5, 1, 2, 2), parts=((3, 1), (3, 2)))
 
 
 def test_grouped_chunks_give_the_same_sprites(tiny_model: Path):
     card = read_card(tiny_model)
-    req = Request(plan_labels(card, ["red", "blue"], 10), seed=5, steps=3)
-    one = generate_all(card, req, size=4)
+    den = open_denoiser(card)
+    req = Request.plan(card, ["red", "blue"], 10, seed=5, sampling=SamplingOptions(steps=3))
+    one = generate_all(den, req, size=4)
     for group in (2, 3, 8):  # 3 chunks of 4, 4, 2 sprites: a partial group, one group, oversize
-        assert np.array_equal(generate_all(card, req, size=4, group=group), one), group
-    sub = group_request(req, [2, 0], size=4)  # any chunks, in any order, form a group
-    assert sub.labels == req.labels[8:] + req.labels[:4]
-    assert sub.parts == ((2, chunk_seed(5, 2)), (4, chunk_seed(5, 0)))
-    picked = dict(generate_chunks(card, req, [2, 0], size=4, group=2))
+        assert np.array_equal(generate_all(den, req, size=4, batch=4 * group), one), group
+    labels, parts = batch_of(req, [2, 0], size=4)  # any chunks, in any order, form a group
+    assert tuple(labels) == req.labels[8:] + req.labels[:4]
+    assert parts == [(2, chunk_seed(5, 2)), (4, chunk_seed(5, 0))]
+    picked = dict(generate_chunks(den, req, [2, 0], size=4, batch=8))
     assert np.array_equal(picked[2], one[8:]) and np.array_equal(picked[0], one[:4])
 
 
 def test_padded_compile_pads_small_batches_without_changing_rows(tiny_model: Path, monkeypatch):
     import torch
 
-    from scarlet_moon.generation.core import load_torch_model
-    from scarlet_moon.backends import torch_fast
+    from scarlet_moon.backends import BackendOptions, torch_fast
+    from scarlet_moon.backends.torch_backend import load_torch_model
 
     seen = []
 
@@ -148,8 +153,8 @@ def test_padded_compile_pads_small_batches_without_changing_rows(tiny_model: Pat
         part = fast(x[:4], t[:4], y[:4])
     assert seen == [6, 6] and part.shape[0] == 4
     assert torch.allclose(part, full[:4], atol=1e-5)
-    with pytest.raises(BadInput, match="--fp16 needs --device cuda"):
-        torch_fast.accelerate(net, "cpu", fp16=True)
+    with pytest.raises(BadInput, match="fp16 needs device cuda"):
+        BackendOptions(device="cpu", fp16=True).for_model(read_card(tiny_model))
 
 
 def test_cli_batch_and_fast_flags(tiny_model: Path, tmp_path: Path):

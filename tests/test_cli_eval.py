@@ -61,11 +61,12 @@ def test_eval_real_needs_no_model_and_gives_the_floor(env, tmp_path: Path):
 def test_python_api_raw_and_write_card(env, tmp_path: Path):
     import shutil
 
-    from scarlet_moon.models.card import read_card
+    from scarlet_moon.backends import read_card
     from scarlet_moon.models.checkpoint import load_checkpoint
     from scarlet_moon.eval.metrics import evaluate, write_card_metrics
+    from scarlet_moon.options import SamplingOptions
 
-    fig = evaluate(env["model"], env["data"], count=3, seed=0, sampler="ddim", steps=2, guidance=1.0,
+    fig = evaluate(env["model"], env["data"], count=3, seed=0, sampling=SamplingOptions("ddim", 2, 1.0),
                    raw=True, cache_dir=env["cache"])
     assert fig["generation"]["raw"] is True and fig["generation"]["sampler"] == "ddim"
     model = tmp_path / "copy.safetensors"
@@ -84,7 +85,7 @@ def test_python_api_raw_and_write_card(env, tmp_path: Path):
 def test_cli_write_card(env, tmp_path: Path):
     import shutil
 
-    from scarlet_moon.models.card import read_card
+    from scarlet_moon.backends import read_card
 
     model = tmp_path / "m.safetensors"
     shutil.copy(env["model"], model)

@@ -91,7 +91,7 @@ def test_nan_during_sampling_is_reported_with_the_step(tiny_model: Path, tmp_pat
 
 def test_python_api_generate_returns_pil_images(tiny_model: Path):
     import scarlet_moon
-    import scarlet_moon.generation.core  # noqa: F401  (the submodule must not shadow the function)
+    import scarlet_moon.generation  # noqa: F401  (the subpackage must not shadow the function)
 
     images = scarlet_moon.generate(model=tiny_model, label=["red", "blue"], count=3, seed=4)
     assert [im.size for im in images] == [(8, 8)] * 3 and all(im.mode == "RGBA" for im in images)

@@ -62,7 +62,7 @@ def test_train_on_png_folder_via_toml_config(tmp_path: Path):
 
 
 def test_flags_override_the_config_file(tmp_path: Path, npy_set: Path):
-    from scarlet_moon.models.checkpoint import read_meta
+    from scarlet_moon.models.card import read_meta
 
     res = invoke("-q", "train", "--data", str(npy_set), "--tracking", "none", "--runs-dir", str(tmp_path / "r"),
                  "--name", "x", "--config", str(_tiny_toml(tmp_path, steps=3)), "--steps", "2")
@@ -116,7 +116,7 @@ def keyed_folder(root: Path) -> Path:
 
 @pytest.mark.parametrize("kind", ["npy", "png", "tileset", "keyed"])
 def test_train_on_each_input_kind(tmp_path: Path, npy_set: Path, kind: str):
-    from scarlet_moon.models.checkpoint import read_meta
+    from scarlet_moon.models.card import read_meta
 
     data, extra = {
         "npy": (npy_set, []),

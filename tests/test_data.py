@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from conftest import make_sprites
-from scarlet_moon.data.sprites import (SpriteSet, apply_background_key, bundled_data_path, from_model_range, load_sprites,
-                               split_holdout, to_model_range)
+from scarlet_moon.data.sprites import SpriteSet, apply_background_key, bundled_data_path, load_sprites, split_holdout
+from scarlet_moon.diffusion.scaling import from_model_range, to_model_range
 from scarlet_moon.errors import BadInput
 
 BUNDLED_NAMES = ("creature", "item", "consumable", "spell", "terrain", "hero")
@@ -188,7 +188,7 @@ def test_png_of_the_wrong_size_names_the_file_and_both_sizes(tmp_path: Path):
     d = png_tree(tmp_path / "p", {"a": [solid("RGB", 1, (16, 16))], "b": [solid("RGB", 1, (17, 16))]})
     with bad(r"'[^']*b/00\.png' is 17x16; every sprite must be 16x16"):
         load_sprites(d)
-    with bad(r"a/00\.png' is 16x16; every sprite must be 8x8 like --size 8"):
+    with bad(r"a/00\.png' is 16x16; every sprite must be 8x8 like size 8"):
         load_sprites(d, size=8)
 
 
@@ -249,7 +249,7 @@ def test_tileset_bad_csv(tmp_path: Path):
     (d / "other.csv").write_text("row,col,label\n")
     with bad("2 CSV files"):
         load_sprites(d, tile=8)
-    with bad("--tile 0"):
+    with bad("tile 0"):
         load_sprites(d / "labels.csv", tile=0)
 
 
@@ -283,7 +283,7 @@ def test_bad_background_key_names_the_value(npy_set: Path, key: str):
     if key == "":
         assert load_sprites(npy_set, background_key=key).fingerprint() == load_sprites(npy_set).fingerprint()
         return
-    with bad(f"--background-key '{key}'.*RRGGBB"):
+    with bad(f"background_key '{key}'.*RRGGBB"):
         load_sprites(npy_set, background_key=key)
 
 

@@ -12,10 +12,12 @@ import torch
 from click.testing import CliRunner
 
 from cli.main import sm
-from scarlet_moon.models.card import read_card
+from conftest import request, sprites_of
+from scarlet_moon.backends import read_card
+from scarlet_moon.backends.torch_backend import TorchDenoiser, load_torch_model
+from scarlet_moon.diffusion.editing import Edit
 from scarlet_moon.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from scarlet_moon.training.distill import distill
-from scarlet_moon.generation.core import Request, load_torch_model, sample_array
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,8 @@ def _rows(model: torch.nn.Module) -> list[int]:
 
 
 def test_student_card_and_weights(teacher: Path, student: Path, tiny_set: Path):
-    from scarlet_moon.data.sprites import load_sprites, to_model_range
+    from scarlet_moon.data.sprites import load_sprites
+    from scarlet_moon.diffusion.scaling import to_model_range
 
     card, teacher = read_card(student), read_card(teacher)
     assert card.guidance_base == 2.0 and teacher.guidance_base == 1.0
@@ -74,10 +77,11 @@ def test_student_samples_one_row_per_sprite_at_its_guidance(student: Path):
     card = read_card(student)
     model = load_torch_model(card)
     seen = _rows(model)
-    sample_array(card, Request((0, 1, 2, 0), seed=1, steps=3), model=model)
+    den = TorchDenoiser(card, model, "cpu")
+    sprites_of(den, request((0, 1, 2, 0), seed=1, steps=3))
     assert seen == [4, 4, 4]
     seen.clear()
-    sample_array(card, Request((0, 1, 2, 0), seed=1, steps=3, guidance=3.0), model=model)
+    sprites_of(den, request((0, 1, 2, 0), seed=1, steps=3, guidance=3.0))
     assert seen == [8, 8, 8]
 
 
@@ -86,18 +90,17 @@ def test_other_scales_are_relative_to_the_distilled_one(tiny_model: Path, tmp_pa
     ck = load_checkpoint(tiny_model, with_optim=False)
     marked = tmp_path / "marked.safetensors"
     save_checkpoint(marked, Checkpoint(meta=dict(ck.meta, distilled={"guidance": 2.0}), model=ck.weights))
-    req = Request((0, 1, 2), seed=4, steps=3)
     plain, half = read_card(tiny_model), read_card(marked)
-    a = sample_array(plain, Request(req.labels, seed=4, steps=3, guidance=1.5))
-    b = sample_array(half, Request(req.labels, seed=4, steps=3, guidance=3.0))
+    a = sprites_of(plain, request((0, 1, 2), seed=4, steps=3, guidance=1.5))
+    b = sprites_of(half, request((0, 1, 2), seed=4, steps=3, guidance=3.0))
     assert np.array_equal(a, b)
 
 
 def test_onnx_student_has_a_one_row_step_graph(student: Path, tmp_path: Path, monkeypatch):
     import onnx
 
+    from scarlet_moon.backends.onnx_backend import OnnxDenoiser
     from scarlet_moon.export.onnx_export import export_onnx
-    from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession
 
     res = export_onnx(student, tmp_path / "s.onnx")
     step = onnx.load(str(res.step_path))
@@ -105,16 +108,16 @@ def test_onnx_student_has_a_one_row_step_graph(student: Path, tmp_path: Path, mo
     assert meta["rows"] == 1 and not any(n.op_type == "Concat" and n.output[0] == "net/x" for n in step.graph.node)
     card = read_card(tmp_path / "s.onnx")
     assert card.guidance_base == 2.0
-    host = OnnxDenoiserSession(tmp_path / "s.onnx", "cpu", loop="host")
-    dev = OnnxDenoiserSession(tmp_path / "s.onnx", "cpu", loop="device")
-    req = Request((0, 1, 2, 1), seed=2, steps=4)
-    a, b = sample_array(card, req, model=host), sample_array(card, req, model=dev)
+    host = OnnxDenoiser(tmp_path / "s.onnx", "cpu", loop="host")
+    dev = OnnxDenoiser(tmp_path / "s.onnx", "cpu", loop="device")
+    req = request((0, 1, 2, 1), seed=2, steps=4)
+    a, b = sprites_of(host, req), sprites_of(dev, req)
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
-    assert dev.step_session(req) is not None
-    other = Request(req.labels, seed=2, steps=4, guidance=3.0)
-    assert dev.step_session(other) is None  # no null rows in a one-row graph: the host loop
-    c = sample_array(card, other, model=dev)
-    assert np.abs(c.astype(int) - sample_array(card, other, model=host).astype(int)).max() <= 1
+    assert dev._step_session(Edit(), req.sampling.resolve(card)) is not None
+    other = request(req.labels, seed=2, steps=4, guidance=3.0)
+    assert dev._step_session(Edit(), other.sampling.resolve(card)) is None  # a one-row graph: the host loop
+    c = sprites_of(dev, other)
+    assert np.abs(c.astype(int) - sprites_of(host, other).astype(int)).max() <= 1
 
 
 def test_cli_distill_and_bad_input(tiny_model: Path, student: Path, tmp_path: Path):

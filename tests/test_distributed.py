@@ -18,7 +18,8 @@ from conftest import ROOT, TINY, sm_cmd
 from scarlet_moon.training.config import DEFAULT
 from scarlet_moon.data.sprites import load_sprites
 from scarlet_moon.training.runs import train_run
-from scarlet_moon.training.loop import build_state, train_step
+from scarlet_moon.training.loop import train_step
+from scarlet_moon.training.state import build_state
 
 # Constant lr after warm-up: a run of 3 steps resumed to 6 is the same as a run of 6.
 SETTINGS = {**TINY, "steps": 6, "lr_schedule": "constant", "checkpoint_every": 2, "sample_every": 3}

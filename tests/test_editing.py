@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cli.main import sm
-from conftest import ROOT, TINY
+from conftest import ROOT, TINY, request, sprites_of
 
 SIZE = 8
 BACKENDS = ["torch", "onnx"]
@@ -68,36 +68,32 @@ def ramp_model(tmp_path_factory, ramp_set) -> Path:
 
 
 def card_for(model: Path, backend: str):
-    from scarlet_moon.models.card import read_card
+    from scarlet_moon.backends import read_card
 
     if backend == "torch":
         return read_card(model)
     pytest.importorskip("onnxruntime")
     if not model.with_suffix(".onnx").is_file():
         pytest.skip("no ONNX export (onnx/onnxscript missing)")
-    from scarlet_moon.backends.onnx_backend import read_onnx_card
-
-    return read_onnx_card(model.with_suffix(".onnx"))
+    return read_card(model.with_suffix(".onnx"))
 
 
 def edited(req, card, **edit):
-    from scarlet_moon.diffusion.editing import edit_fields
+    from scarlet_moon.generation.edits import load_edit
 
-    args = {"init": None, "mask": None, "strength": None, "tileable": False, **edit}
-    return dataclasses.replace(req, **edit_fields(args["init"], args["mask"], args["strength"], args["tileable"],
-                                                  card.size, card.channels))
+    return dataclasses.replace(req, edit=load_edit(**edit, size=card.size, channels=card.channels))
 
 
 def run(card, req) -> np.ndarray:
-    from scarlet_moon.generation.core import finish, sample_array
+    return sprites_of(card, req, raw=False)
 
-    return finish(card, req, sample_array(card, req))
+
+def sample_array(card, req) -> np.ndarray:
+    return sprites_of(card, req)
 
 
 def base_request(sampler: str = "dpmpp-2m", steps: int = 6):
-    from scarlet_moon.generation.core import Request
-
-    return Request((0, 1, 2, 0), seed=3, sampler=sampler, steps=steps)
+    return request((0, 1, 2, 0), seed=3, sampler=sampler, steps=steps)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -112,8 +108,6 @@ def test_strength_zero_returns_the_init(ramp_model, ramp_set, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp-2m"])
 def test_strength_one_ignores_the_init_and_between_stays_near_it(ramp_model, ramp_set, backend, sampler):
-    from scarlet_moon.generation.core import sample_array
-
     card = card_for(ramp_model, backend)
     init = ramp_set[1][4]
     req = base_request(sampler)
@@ -148,7 +142,7 @@ def test_inpainting_keeps_unmasked_pixels_exactly(ramp_model, backend):
     mask[2:6, 1:5] = True
     for sampler in ("ddpm", "dpmpp-2m"):
         req = edited(base_request(sampler), card, init=init, mask=mask)
-        assert req.strength == 1.0
+        assert req.edit.strength == 1.0
         out = run(card, req)
         assert (out[:, ~mask] == init[~mask]).all()
         assert (out[:, mask] != init[mask]).any()
@@ -165,12 +159,10 @@ def edge_ratio(raw: np.ndarray) -> float:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_tileable_edges_match(ramp_model, backend):
-    from scarlet_moon.generation.core import Request, sample_array
-
     card = card_for(ramp_model, backend)
-    req = Request((0, 1, 2) * 8, seed=5, steps=10)
+    req = request((0, 1, 2) * 8, seed=5, steps=10)
     plain = edge_ratio(sample_array(card, req))
-    tiled = edge_ratio(sample_array(card, dataclasses.replace(req, tileable=True)))
+    tiled = edge_ratio(sample_array(card, edited(req, card, tileable=True)))
     assert plain > 1.5 and tiled < 1.2 and tiled < 0.6 * plain, (plain, tiled)
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import ROOT
 
@@ -50,3 +53,148 @@ def test_sm_help_lists_commands():
     assert out.returncode == 0
     for command in ("train", "data"):
         assert f"  {command} " in out.stdout
+
+
+# ------------------------------------------------------------------ the import graph, read from the sources
+PACKAGES = ("scarlet_moon", "exporters", "cli")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def internal_imports(path: Path, modules: set[str]) -> set[str]:
+    """The package modules `path` imports anywhere (function bodies too), `if TYPE_CHECKING:` blocks left out."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)}
+    me = module_name(path)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+        else:
+            continue
+        for name in names:
+            while name and name not in modules:  # `import a.b.c` of a symbol path: its module
+                name = name.rpartition(".")[0]
+            if name and name != me:
+                found.add(name)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    paths = [p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")]
+    modules = {module_name(p) for p in paths}
+    return {module_name(p): internal_imports(p, modules) for p in paths}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles():
+    graph = import_graph()
+    assert len(graph) > 40 and "scarlet_moon.models.card" in graph  # sanity: the walk found the package
+    assert cycles(graph) == []
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_dependencies_point_one_way():
+    """cli -> scarlet_moon, exporters; scarlet_moon and exporters never import cli; exporters never scarlet_moon."""
+    graph = import_graph()
+    bad = [(a, b) for a, deps in graph.items() for b in deps
+           if (not a.startswith("cli") and b.startswith("cli"))
+           or (a.startswith("exporters") and b.startswith("scarlet_moon"))]
+    assert bad == []
+
+
+# ------------------------------------------------------------------ library errors speak of parameters, not flags
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+
+
+def message_texts(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of every string piece of a module that is not a docstring: error messages, log
+    lines, pieces of either kept in variables, f-string parts."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docs = {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return sorted((node.lineno, node.value) for node in ast.walk(tree)
+                  if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs)
+
+
+def test_no_library_message_names_a_cli_flag():
+    """Library errors name the parameter (errors.arg); cli maps it to the flag."""
+    offenders = [f"{p.relative_to(ROOT)}:{line}: {text.strip()[:70]!r}"
+                 for pkg in ("scarlet_moon", "exporters") for p in sorted((ROOT / pkg).rglob("*.py"))
+                 for line, text in message_texts(p) if FLAG.search(text)]
+    assert offenders == []
+
+
+def test_flag_finder_sees_flags_in_f_strings_and_skips_docstrings(tmp_path: Path):
+    src = tmp_path / "m.py"
+    src.write_text('"""Run with --help."""\n\ndef f(n):\n    """--count n."""\n'
+                   '    raise BadInput(f"--count {n}: must be at least 1")\n')
+    assert [t for _, t in message_texts(src) if FLAG.search(t)] == ["--count "]
+
+
+def test_cli_shows_a_library_parameter_as_its_flag(tiny_model: Path, tmp_path: Path):
+    """The library says `seed -1`, `sm sample` says `--seed -1`; the API user sees the parameter."""
+    import scarlet_moon
+    from click.testing import CliRunner
+
+    from cli.main import sm
+    from scarlet_moon.errors import BadInput
+
+    res = CliRunner().invoke(sm, ["sample", "--model", str(tiny_model), "--seed", "-1", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and res.stderr.strip() == "error: --seed -1: must be an integer >= 0"
+    try:
+        scarlet_moon.generate(tiny_model, seed=-1)
+    except BadInput as exc:
+        assert str(exc) == "seed -1: must be an integer >= 0" and exc.params == ["seed"]
+    else:
+        raise AssertionError("seed -1 was accepted")

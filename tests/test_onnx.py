@@ -16,7 +16,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
 
 from cli.main import sm  # noqa: E402
-from conftest import ROOT  # noqa: E402
+from conftest import ROOT, request, sprites_of  # noqa: E402
 from scarlet_moon.errors import BadInput  # noqa: E402
 
 
@@ -61,9 +61,10 @@ def test_export_is_one_file_with_dynamic_batch_and_parity(exported):
 
 def test_metadata_round_trip(tiny_model: Path, exported):
     from scarlet_moon import __version__
-    from scarlet_moon.models.card import read_card
-    from scarlet_moon.models.checkpoint import file_fingerprint
-    from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession, read_onnx_card, source_fingerprint
+    from scarlet_moon.backends import read_card
+    from scarlet_moon.backends.onnx_backend import OnnxDenoiser
+    from scarlet_moon.backends.onnx_meta import read_onnx_card
+    from scarlet_moon.models.card import file_fingerprint
 
     _, path = exported
     src = read_card(tiny_model)
@@ -75,9 +76,9 @@ def test_metadata_round_trip(tiny_model: Path, exported):
     assert card.defaults() == src.defaults() and card.schedule == src.schedule
     assert np.array_equal(card.palette, src.palette)
     onnx_meta = card.meta["onnx"]
-    assert onnx_meta["source_fingerprint"] == file_fingerprint(tiny_model) == source_fingerprint(tiny_model)
+    assert onnx_meta["source_fingerprint"] == file_fingerprint(tiny_model)
     assert onnx_meta["package_version"] == __version__ and onnx_meta["precision"] == "fp32"
-    sess = OnnxDenoiserSession(path, "cpu")
+    sess = OnnxDenoiser(path, "cpu")
     assert sess.device == "cpu" and sess.providers[0] == "CPUExecutionProvider"
     assert sess.card.meta == card.meta
 
@@ -102,15 +103,13 @@ def test_foreign_onnx_is_bad_input(tmp_path: Path):
 
 @pytest.mark.parametrize("sampler", ["ddim", "dpmpp-2m"])
 def test_torch_and_onnx_sprites_agree(tiny_model: Path, exported, sampler: str):
-    from scarlet_moon.models.card import read_card
-    from scarlet_moon.generation.core import Request, finish, sample_array
-    from scarlet_moon.backends.onnx_backend import read_onnx_card
+    from scarlet_moon.backends import read_card
 
     _, path = exported
-    tcard, ocard = read_card(tiny_model), read_onnx_card(path)
-    req = Request((0, 1, 2, 2, 0, 1), seed=7, sampler=sampler, steps=6, guidance=2.0)
-    a = finish(tcard, req, sample_array(tcard, req))
-    b = finish(ocard, req, sample_array(ocard, req))
+    tcard, ocard = read_card(tiny_model), read_card(path)
+    req = request((0, 1, 2, 2, 0, 1), seed=7, sampler=sampler, steps=6, guidance=2.0)
+    a = sprites_of(tcard, req, raw=False)
+    b = sprites_of(ocard, req, raw=False)
     assert a.shape == b.shape == (6, 8, 8, 4)
     same = np.all(a == b, axis=-1).mean()
     assert same >= 0.99, same
@@ -160,7 +159,7 @@ def test_onnx_backend_imports_neither_torch_nor_onnx(tiny_model: Path, exported,
 
 
 def _card_reads_onnx(path: Path) -> bool:
-    from scarlet_moon.models.card import read_card
+    from scarlet_moon.backends import read_card
     from scarlet_moon.errors import BadInput
 
     try:
@@ -172,7 +171,7 @@ def _card_reads_onnx(path: Path) -> bool:
 def test_sheet_with_onnx_model(exported, tmp_path: Path, sm_env):
     _, path = exported
     if not _card_reads_onnx(path):
-        pytest.skip("needs scarlet_moon.models.card.read_card to dispatch .onnx to onnx_runtime.read_onnx_card")
+        pytest.skip("needs scarlet_moon.backends.read_card to dispatch .onnx to onnx_meta.read_onnx_card")
     mods = _run_no_torch(["sheet", "--model", str(path), "--count", "4", "--steps", "3",
                           "--out", str(tmp_path / "s.png")], sm_env)
     assert mods == {"torch": False, "onnx": False, "onnxruntime": True}
@@ -182,9 +181,9 @@ def test_device_cuda_without_cuda_is_one_line_bad_input(exported, tmp_path: Path
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
-        from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession
+        from scarlet_moon.backends.onnx_backend import OnnxDenoiser
 
-        if OnnxDenoiserSession(exported[1], "auto").device == "cuda":
+        if OnnxDenoiser(exported[1], "auto").device == "cuda":
             pytest.skip("a working CUDA provider is present")
     res = invoke("sample", "--model", str(exported[1]), "--device", "cuda", "--count", "2",
                  "--out", str(tmp_path / "o"))
@@ -207,8 +206,8 @@ def test_export_cli_writes_and_reports(tiny_model: Path, tmp_path: Path):
 
 
 def test_fp16_export_keeps_time_embedding_fp32(tiny_model: Path, tmp_path: Path):
+    from scarlet_moon.backends.onnx_meta import read_onnx_card
     from scarlet_moon.export.onnx_export import FP16_TOL, export_onnx
-    from scarlet_moon.backends.onnx_backend import read_onnx_card
 
     res = export_onnx(tiny_model, tmp_path / "h.onnx", fp16=True)
     assert res.precision == "fp16" and max(res.max_abs_diff.values()) <= FP16_TOL
@@ -216,7 +215,7 @@ def test_fp16_export_keeps_time_embedding_fp32(tiny_model: Path, tmp_path: Path)
 
 
 def test_doctor_never_fails_and_probes_providers():
-    from cli.cmd_onnx import tiny_onnx_bytes
+    from cli.cmd_doctor import tiny_onnx_bytes
 
     res = invoke("doctor")
     assert res.exit_code == 0, res.output
@@ -235,7 +234,7 @@ def test_fp32_means_fp32_on_cuda_both_backends(monkeypatch):
     99.997% without; bench/results/onnx_gpu_variants.md); SM_ONNX_CUDA_OPTIONS passes options on."""
     import torch
 
-    from scarlet_moon.backends.onnx_backend import cuda_options
+    from scarlet_moon.backends.onnx_session import cuda_options
     from scarlet_moon.backends.torch_backend import no_tf32
 
     monkeypatch.delenv("SM_ONNX_CUDA_OPTIONS", raising=False)

@@ -11,9 +11,10 @@ from PIL import Image
 
 import pixels_reference as reference
 from scarlet_moon.data import kmeans, pixels
-from scarlet_moon.models.card import read_card
+from scarlet_moon.backends import read_card
 from scarlet_moon.errors import BadInput
-from scarlet_moon.data.pixels import cap_colors, crisp_alpha, load_palette, postprocess, quantize_to_palette, upscale
+from scarlet_moon.data.palettes import load_palette
+from scarlet_moon.data.pixels import cap_colors, crisp_alpha, postprocess, quantize_to_palette, upscale
 
 PICO8 = np.array([[0, 0, 0], [29, 43, 83], [126, 37, 83], [0, 135, 81], [171, 82, 54], [95, 87, 79],
                   [194, 195, 199], [255, 241, 232], [255, 0, 77], [255, 163, 0], [255, 236, 39],

@@ -182,7 +182,7 @@ def test_tileable_with_a_model_and_a_label_with_a_space(tmp_path: Path):
 
 
 def test_use_the_sprites_palette(tmp_path: Path):
-    from scarlet_moon.data.pixels import load_palette
+    from scarlet_moon.data.palettes import load_palette
 
     w = tmp_path / "w"
     lines = run_plugin("palette", w)

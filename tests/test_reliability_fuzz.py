@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from cli.cmd_onnx import tiny_onnx_bytes
+from cli.cmd_doctor import tiny_onnx_bytes
 from scarlet_moon.errors import BadInput
 
 FUZZ = settings(max_examples=30, deadline=timedelta(seconds=5), derandomize=True,
@@ -162,7 +162,7 @@ palette_text = st.one_of(
 @given(st.sampled_from([".gpl", ".hex", ".pal", ".png", ".gif", ".txt"]),
        st.one_of(palette_text.map(lambda t: t.encode("utf-8")), st.binary(max_size=80), any_png))
 def test_palette_files(ext: str, data: bytes):
-    from scarlet_moon.data.pixels import load_palette
+    from scarlet_moon.data.palettes import load_palette
 
     def run(root: Path) -> None:
         path = root / f"p{ext}"
@@ -207,7 +207,7 @@ def _safetensors(head: Any, tail: bytes, pad: bool) -> bytes:
 
 def exercise_card(path: Path) -> None:
     """read_card, then everything `sm info` and sampling read from the card, then the weights."""
-    from scarlet_moon.models.card import read_card
+    from scarlet_moon.backends import read_card
     from scarlet_moon.models.checkpoint import load_checkpoint
 
     card = clean(lambda: read_card(path))
@@ -238,7 +238,7 @@ def test_checkpoint_truncated(tiny_model: Path, cut: float):
         path.write_bytes(blob[:keep])
         exercise_card(path)
         if keep < len(blob):
-            from scarlet_moon.models.card import read_card
+            from scarlet_moon.backends import read_card
 
             with pytest.raises(BadInput):
                 read_card(path)  # a cut-off copy is caught from its header alone
@@ -266,11 +266,11 @@ def with_metadata(props: dict[str, str]) -> bytes:
 
 
 onnx_ours = st.fixed_dictionaries({
-    "scarlet_moon.format": st.just("scarlet-moon-onnx"), "scarlet_moon.models.card": full_card.map(json.dumps),
+    "scarlet_moon.format": st.just("scarlet-moon-onnx"), "scarlet_moon.card": full_card.map(json.dumps),
     "scarlet_moon.io": st.one_of(json_values.map(json.dumps), st.text(max_size=6),
                                  st.fixed_dictionaries({"format_version": json_values}).map(json.dumps))})
 onnx_props = onnx_ours | st.dictionaries(
-    st.sampled_from(["scarlet_moon.format", "scarlet_moon.models.card", "scarlet_moon.io", "other"]),
+    st.sampled_from(["scarlet_moon.format", "scarlet_moon.card", "scarlet_moon.io", "other"]),
     st.one_of(st.just("scarlet-moon-onnx"), st.text(max_size=10), json_values.map(json.dumps),
               card_like.map(json.dumps)),
     max_size=4)
@@ -281,7 +281,7 @@ onnx_props = onnx_ours | st.dictionaries(
                  st.tuples(onnx_props.map(with_metadata), st.integers(0, 200)).map(lambda t: t[0][: t[1]])))
 def test_onnx_files(data: bytes):
     pytest.importorskip("onnxruntime")
-    from scarlet_moon.backends.onnx_backend import read_onnx_card
+    from scarlet_moon.backends.onnx_meta import read_onnx_card
 
     def run(root: Path) -> None:
         path = root / "m.onnx"

@@ -15,7 +15,8 @@ import pytest
 from conftest import ROOT, sm_cmd
 from scarlet_moon.generation.chunks import CHUNK_SIZE
 from scarlet_moon.errors import BadInput, RunFailed
-from scarlet_moon.generation.shard import World, chunk_path, gather, read_chunk, world_from_env, write_chunk
+from scarlet_moon.generation.shard import chunk_path, gather, read_chunk, write_chunk
+from scarlet_moon.world import World, world_from_env
 
 COUNT = 2 * CHUNK_SIZE + 88  # three chunks: rank 0 samples 0 and 2, rank 1 samples 1
 FORMATS = "json-hash,json-array,aseprite,godot3,godot4,libgdx"

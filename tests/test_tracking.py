@@ -80,7 +80,7 @@ def test_sigkill_then_resume_continues_the_same_mlflow_run(npy_set: Path, tmp_pa
     import signal
     import time
 
-    from scarlet_moon.models.checkpoint import read_meta
+    from scarlet_moon.models.card import read_meta
 
     common = ["train", "--data", str(npy_set), "--runs-dir", str(tmp_path),
               "--config", str(_tiny_toml(tmp_path, steps=400, checkpoint_every=20, log_every=1))]
@@ -139,3 +139,38 @@ def test_sm_train_200_steps_on_bundled_set(tmp_path: Path, sm_env):
     assert len(client.get_metric_history(run.info.run_id, "loss")) == 20  # every 10 steps
     assert run.data.params["labels"] == "creature,item,consumable,spell,terrain,hero"
     assert client.search_model_versions("name='scarlet-moon-sprites'")
+
+
+def test_resume_applies_a_new_lr_and_refuses_a_new_network(npy_set: Path, tmp_path: Path, monkeypatch):
+    """`--resume RUN --lr 0.5` trains on at 0.5: the run's config, its model card and its MLflow params
+    say so; a setting that cannot change mid-run (the network, the schedule) is refused, each one named."""
+    import json
+
+    from scarlet_moon.models.card import read_meta
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    runs = tmp_path / "runs"
+    common = ["--runs-dir", str(runs)]
+    res = CliRunner().invoke(sm, ["-q", "train", "--data", str(npy_set), *common, "--name", "r",
+                                  "--config", str(_tiny_toml(tmp_path, steps=2))])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(sm, ["train", "--resume", "r", *common, "--steps", "4", "--lr", "0.5"])
+    assert res.exit_code == 0, res.output
+    assert "resuming with lr 0.5 (the run had 0.0002)" in res.stderr
+    assert json.loads((runs / "r" / "config.json").read_text())["lr"] == 0.5
+    assert read_meta(runs / "r" / "model.safetensors")["config"]["lr"] == 0.5
+    client = _client(runs)
+    run = _only_run(client)
+    assert run.data.params["lr"] == "0.0002" and run.data.params["resume.step2.lr"] == "0.5"
+    assert run.data.params["resume.step2.steps"] == "4" and run.info.status == "FINISHED"
+    lrs = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "lr")}
+    assert lrs[3] == pytest.approx(0.5) and lrs[2] < 0.001  # warm-up ends at step 2; cosine from the new peak
+
+    before = (runs / "r" / "checkpoint.safetensors").read_bytes()
+    res = CliRunner().invoke(sm, ["train", "--resume", "r", *common, "--n-feat", "16", "--timesteps", "20",
+                                  "--lr", "0.1"])
+    assert res.exit_code == 2, res.output
+    line, = res.stderr.strip().splitlines()
+    assert line.startswith("error: --resume 'r': ") and "n_feat (run 8, asked 16)" in line
+    assert "timesteps (run 50, asked 20)" in line and "lr" not in line.split("cannot change")[0]
+    assert (runs / "r" / "checkpoint.safetensors").read_bytes() == before

@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 
 from conftest import ROOT, TINY, sm_cmd
 from scarlet_moon.training import loop as train_mod
-from scarlet_moon.models.checkpoint import load_checkpoint, read_meta
+from scarlet_moon.models.card import read_meta
+from scarlet_moon.models.checkpoint import load_checkpoint
 from scarlet_moon.training.config import DEFAULT, SEED, TrainConfig
 from scarlet_moon.data.sprites import load_sprites
 from scarlet_moon.errors import BadInput, Interrupted, RunFailed

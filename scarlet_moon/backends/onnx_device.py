@@ -14,14 +14,15 @@ Runs on the CPU provider too (CPU OrtValues), which is how the test suite checks
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from scarlet_moon.errors import BadInput, RunFailed
+from scarlet_moon.diffusion.guidance import nan_error
+from scarlet_moon.diffusion.samplers import run_sampler
+from scarlet_moon.diffusion.schedule import Schedule
+from scarlet_moon.errors import RunFailed
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +76,6 @@ def X0(p: int) -> int:
 
 
 Z = 6
-
-
-def step_path(model: str | Path) -> Path:
-    """The fused step graph written beside an exported model: m.onnx -> m.step.onnx."""
-    p = Path(model)
-    return p.with_name(p.stem + ".step.onnx")
 
 
 class DeviceLoop:
@@ -156,8 +151,7 @@ def make_device_denoiser(loop: DeviceLoop, abar: np.ndarray, guidance: float) ->
         a, s = float(np.sqrt(abar[t])), float(np.sqrt(1.0 - abar[t]))
         coef[4:7] = guidance, a, s
         if not loop.run(p, coef, float(t)):
-            raise RunFailed(f"sampling produced NaN/inf at step {p + 1} (timestep {t}); "
-                            f"try a lower --guidance (now {guidance}) or another sampler")
+            raise nan_error(p + 1, t, guidance)
         phase[0] += 1
         x.terms = {X(p): 1.0}  # rebase the sampler's own x on the materialised buffer (same values)
         x_now, x0 = Lazy({X(p): 1.0}), Lazy({X0(p): 1.0})
@@ -166,51 +160,10 @@ def make_device_denoiser(loop: DeviceLoop, abar: np.ndarray, guidance: float) ->
     return denoise
 
 
-def step_card_check(sess: Any, card: Any) -> dict[str, Any]:
-    """The step graph's own metadata must name the same source checkpoint as the model's card."""
-    from scarlet_moon.backends.onnx_backend import META_SOURCE
-    from scarlet_moon.export.step_graph import META_STEP  # constants only: no onnx import
-
-    props = sess.get_modelmeta().custom_metadata_map
-    try:
-        meta = json.loads(props[META_STEP])
-    except (KeyError, json.JSONDecodeError):
-        raise BadInput("not a Scarlet Moon step graph (no step metadata)") from None
-    if props.get(META_SOURCE) != card.meta.get("onnx", {}).get("source_fingerprint"):
-        raise BadInput("the .step.onnx beside the model was exported from another checkpoint; re-export")
-    return meta
-
-
-def open_step_session(path: Path, device: str, *, cuda_graph: bool, threads: int | None = None) -> Any:
-    """A session on the step graph: CUDA (optionally with CUDA graphs) or CPU."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    if threads:
-        so.intra_op_num_threads = threads
-    if device == "cuda":
-        from scarlet_moon.backends.onnx_backend import cuda_options
-
-        opts = cuda_options(enable_cuda_graph="1" if cuda_graph else "0")
-        providers: list[Any] = [("CUDAExecutionProvider", opts), "CPUExecutionProvider"]
-    else:
-        providers = ["CPUExecutionProvider"]
-    try:
-        sess = ort.InferenceSession(str(path), so, providers=providers)
-    except Exception as exc:  # noqa: BLE001  InvalidProtobuf, Fail...: not a usable step graph
-        raise BadInput(f"{str(path)!r} is not a loadable step graph ({str(exc).splitlines()[0][:200]})") from None
-    if device == "cuda" and sess.get_providers()[0] != "CUDAExecutionProvider":
-        raise BadInput(f"{str(path)!r}: the CUDA provider did not load for the step graph")
-    return sess
-
-
-def generate_device(loop: DeviceLoop, schedule: Any, labels: np.ndarray, x: np.ndarray,
+def generate_device(loop: DeviceLoop, schedule: Schedule, labels: np.ndarray, x: np.ndarray,
                     noise: Callable[[int], np.ndarray], *, sampler: str, steps: int, guidance: float,
                     eta: float = 0.0, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Model-range sprites (float32 N x C x H x W, on the host) from initial noise x, device-resident."""
-    from scarlet_moon.diffusion.samplers import run_sampler
-
     if x.shape[0] != loop.batch:
         raise ValueError(f"batch {x.shape[0]} != the loop's {loop.batch}")
     zeros = np.zeros(x.shape, np.float32)

@@ -1,72 +1,106 @@
-"""Sampling with a torch model: wraps the network as the samplers' denoiser.
-
-The samplers (scarlet_moon.diffusion.samplers) are backend-free; this module supplies the torch
-denoiser, with classifier-free guidance and the eps/v parametrisation bound inside.
-Noise comes from one numpy Generator seeded by the user, so the onnxruntime backend,
-given the same seed, draws exactly the same noise.
-"""
+"""The torch backend: a checkpoint's network (or the network being trained) as a Denoiser."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import contextlib
+from typing import Any, Callable, ContextManager, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from scarlet_moon.data.sprites import from_model_range
-from scarlet_moon.diffusion.guidance import NoiseStream, make_denoiser
-from scarlet_moon.diffusion.editing import Ops, has_edits, sample_edited
-from scarlet_moon.diffusion.samplers import run_sampler
-from scarlet_moon.diffusion.schedule import Schedule
+from scarlet_moon.backends.base import Denoiser
+from scarlet_moon.errors import BadInput, arg
+from scarlet_moon.models.card import ModelCard
 
 
-def torch_denoiser(model: torch.nn.Module, labels: torch.Tensor, null_label: int, guidance: float,
-                   abar: np.ndarray, prediction: str) -> Callable:
-    """denoiser(x, t) -> (x0, eps) for a batch x [B,C,H,W] with per-sprite `labels` [B]."""
-    y = torch.cat([labels, torch.full_like(labels, null_label)]) if guidance != 1.0 else labels
+def torch_device(name: str | None) -> str:
+    """'auto'/None: CUDA when torch sees a GPU, else the CPU; 'cuda' without one is BadInput."""
+    if name in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(name).startswith("cuda") and not torch.cuda.is_available():
+        raise BadInput(f"{arg('device')} {name}: no CUDA device is visible to torch here; use {arg('device')} cpu")
+    return str(name)
 
-    def run(x: torch.Tensor, t: int) -> torch.Tensor:
-        return model(x, torch.full((x.shape[0],), float(t), device=x.device), y)
 
-    return make_denoiser(run, len(labels), guidance, abar, prediction,
-                         concat=lambda a, b: torch.cat([a, b]), finite=lambda p: bool(torch.isfinite(p).all()))
+def load_torch_model(card: ModelCard, device: str = "cpu") -> torch.nn.Module:
+    """The card's network with its sampling weights, in eval mode on `device`."""
+    from scarlet_moon.models.checkpoint import load_checkpoint
+    from scarlet_moon.models.config import ModelConfig
+    from scarlet_moon.models.unet import build_model
+
+    ckpt = load_checkpoint(card.path, with_optim=False)
+    cfg = ModelConfig.from_dict(card.config).check(f"checkpoint {str(card.path)!r}")
+    model = build_model(cfg, channels=card.channels, size=card.size[0], num_classes=len(card.label_names),
+                        timesteps=card.schedule.num_steps)
+    try:
+        model.load_state_dict(ckpt.weights)
+    except RuntimeError as exc:
+        raise BadInput(f"checkpoint {str(card.path)!r}: weights do not fit its config "
+                       f"({str(exc).splitlines()[0]})") from None
+    return model.to(device).eval()
 
 
 def no_tf32() -> Any:
     """cuDNN convolutions in true fp32 while sampling (torch's default lets them use TF32): the
-    same choice as the onnx backend (onnx_runtime.cuda_options), so both give the same sprites."""
+    same choice as the onnx backend (backends.onnx_session.cuda_options), so both give the same sprites."""
     b = torch.backends.cudnn
     return b.flags(enabled=b.enabled, benchmark=b.benchmark, deterministic=b.deterministic, allow_tf32=False)
 
 
-@torch.no_grad()
-def generate_torch(model: torch.nn.Module, *, labels: Sequence[int], num_classes: int, size: tuple[int, int],
-                   channels: int, schedule: Schedule, prediction: str, sampler: str, steps: int,
-                   guidance: float, seed: int, eta: float = 0.0, clip_x0: bool = True, device: str = "cpu",
-                   callback: Callable[[int, int], None] | None = None, edit: Any = None,
-                   noise_parts: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
-    """Sprites for `labels` (one per entry) -> uint8 N x H x W x C; `edit`: a generation.Request
-    whose init/strength/mask/tileable apply (scarlet_moon.diffusion.editing), None for plain sampling."""
-    was_training = model.training
-    model.eval()
-    stream = NoiseStream(seed, (len(labels), channels, *size), noise_parts)
-    z0 = stream()
-    x = torch.from_numpy(z0).to(device)
-    y = torch.as_tensor(list(labels), dtype=torch.int64, device=device)
-    abar = schedule.alphas_cumprod()
-    denoise = torch_denoiser(model, y, num_classes, guidance, abar, prediction)
+class TorchDenoiser(Denoiser):
+    """`model` (x, t, y -> prediction) on `device`; `flags` name what wraps it (fp16, compile)."""
 
-    def noise(i: int) -> torch.Tensor:
-        return torch.from_numpy(stream(i)).to(device)
+    backend = "torch"
 
-    with no_tf32():
-        if edit is not None and has_edits(edit):
-            ops = Ops(cat=lambda parts, axis: torch.cat(list(parts), dim=axis),
-                      const=lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(device))
-            out = sample_edited(sampler, denoise, z0, schedule, steps, edit, ops, eta=eta, noise=noise,
-                                callback=callback, clip_x0=clip_x0)
-        else:
-            out = run_sampler(sampler, denoise, x, schedule, steps, eta=eta, noise=noise, callback=callback,
-                              clip_x0=clip_x0)
-    model.train(was_training)
-    return from_model_range(out.float().cpu().numpy())
+    def __init__(self, card: ModelCard, model: torch.nn.Module, device: str, flags: Sequence[str] = ()):
+        super().__init__(card, device)
+        self.model, self.flags = model, tuple(flags)
+
+    def describe(self) -> str:
+        return f"torch on {self.device}" + (f" ({', '.join(self.flags)})" if self.flags else "")
+
+    def asarray(self, a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(self.device)
+
+    def to_numpy(self, x: torch.Tensor) -> np.ndarray:
+        return x.float().cpu().numpy()
+
+    def runner(self, y: np.ndarray) -> Callable[[torch.Tensor, int], torch.Tensor]:
+        labels = torch.as_tensor(y, dtype=torch.int64, device=self.device)
+
+        def run(x: torch.Tensor, t: int) -> torch.Tensor:
+            return self.model(x, torch.full((x.shape[0],), float(t), device=x.device), labels)
+
+        return run
+
+    def cat(self, parts: Sequence[torch.Tensor], axis: int) -> torch.Tensor:
+        return torch.cat(list(parts), dim=axis)
+
+    def finite(self, x: torch.Tensor) -> bool:
+        return bool(torch.isfinite(x).all())
+
+    def context(self) -> ContextManager[Any]:
+        return self._sampling()
+
+    @contextlib.contextmanager
+    def _sampling(self) -> Iterator[None]:
+        """no_grad, eval mode (restored after: the network may be one being trained), no TF32."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad(), no_tf32():
+                yield
+        finally:
+            self.model.train(was_training)
+
+
+def open_torch(card: ModelCard, device: str | None, *, fp16: bool = False, compile: bool = False) -> TorchDenoiser:
+    """The card's checkpoint on `device` (None: the CPU), with fp16 autocast / torch.compile if asked."""
+    from scarlet_moon.backends.torch_fast import accelerate
+
+    device = torch_device(device or "cpu")
+    model = load_torch_model(card, device)
+    flags = [name for name, on in (("fp16", fp16), ("compile", compile)) if on]
+    if flags:
+        model = accelerate(model, device, fp16=fp16, compile=compile)
+    return TorchDenoiser(card, model, device, flags)

@@ -14,7 +14,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from scarlet_moon.errors import BadInput
 
 
 class Autocast(nn.Module):
@@ -52,9 +51,8 @@ class PaddedCompile(nn.Module):
 
 
 def accelerate(model: nn.Module, device: str, *, fp16: bool = False, compile: bool = False) -> nn.Module:
-    """`model` wrapped for speed; fp16 needs CUDA (CPU autocast would be bfloat16, and slower here)."""
-    if fp16 and not str(device).startswith("cuda"):
-        raise BadInput(f"--fp16 needs --device cuda with the torch backend (got --device {device})")
+    """`model` wrapped for speed; fp16 on CUDA only (BackendOptions checks it: CPU autocast would be
+    bfloat16, and slower here)."""
     if str(device).startswith("cuda") and (fp16 or compile):
         model = model.to(memory_format=torch.channels_last)  # NHWC: what cuDNN's fp16 kernels want
     out: Any = Autocast(model, "cuda") if fp16 else model

@@ -1,4 +1,5 @@
-"""PNG writing and preview grids (Pillow + numpy; no torch)."""
+"""Reading and writing sprite images (Pillow + numpy): one reader for every command, atomic PNG writes,
+preview grids."""
 
 from __future__ import annotations
 
@@ -6,9 +7,29 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from scarlet_moon.atomic import atomic_write_bytes
+from scarlet_moon.errors import BadInput
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Any image mode -> uint8 H x W x 4 (palette / colour-key transparency honoured)."""
+    return read_image_alpha(path)[0]
+
+
+def read_image_alpha(path: Path) -> tuple[np.ndarray, bool]:
+    """(uint8 H x W x 4, whether the file had alpha: an alpha channel or a tRNS transparency)."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+            if im.mode.startswith("I"):  # 16/32-bit grey: scale to 8 bits before RGBA
+                im = Image.fromarray((np.asarray(im, np.float64) / 257.0).clip(0, 255).astype(np.uint8), "L")
+            rgba = im.convert("RGBA")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise BadInput(f"{str(path)!r} is not a readable image ({type(exc).__name__})") from None
+    return np.asarray(rgba, np.uint8), alpha
 
 
 def png_bytes(img: Image.Image) -> bytes:

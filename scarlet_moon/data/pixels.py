@@ -1,4 +1,4 @@
-"""Pixel-perfect post-processing of generated sprites, and palette files.
+"""Pixel-perfect post-processing of generated sprites, and pixel statistics.
 
 Images are numpy uint8 arrays N x H x W x 4 (RGBA). No torch here (numpy + Pillow only).
 A pixel is "opaque" when its alpha is > 0; after `crisp_alpha` alpha is 0 or 255.
@@ -9,18 +9,15 @@ than RGB; `space="rgb"` gives plain RGB distance.
 from __future__ import annotations
 
 import os
-import re
-from pathlib import Path
 from typing import Union
 
 import numpy as np
 
-from scarlet_moon.errors import BadInput
 from scarlet_moon.data.kmeans import kmeans_reps, nearest
+from scarlet_moon.data.palettes import as_palette, load_palette
+from scarlet_moon.errors import BadInput
 
 PathLike = Union[str, "os.PathLike[str]"]
-FORMATS = "GIMP .gpl, Lospec .hex (RRGGBB per line), JASC-PAL .pal, or an image (.png, .gif, .bmp, ...)"
-MAX_IMAGE_COLORS = 256
 _CHUNK = 1 << 18          # distance-matrix elements per block (2 MiB: stays in cache)
 
 
@@ -109,18 +106,10 @@ def _nearest(colors: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return out.ravel()[:u]
 
 
-def _as_palette(palette: np.ndarray) -> np.ndarray:
-    p = np.asarray(palette)
-    if p.ndim != 2 or p.shape[1] != 3 or len(p) == 0 or not np.issubdtype(p.dtype, np.integer) \
-            or p.min() < 0 or p.max() > 255:
-        raise BadInput(f"a palette must be K x 3 integers in 0..255 with K >= 1, got {p.dtype} {p.shape}")
-    return p.astype(np.uint8)
-
-
 def quantize_to_palette(images: np.ndarray, palette: np.ndarray, *, space: str = "lab") -> np.ndarray:
     """Every opaque pixel -> the nearest palette colour (CIELAB by default); alpha unchanged."""
     out = _check(images).copy()
-    pal = _as_palette(palette)
+    pal = as_palette(palette)
     keys = _keys(out)                                                # N x P
     opaque = keys != _NONE
     if not opaque.any():
@@ -207,99 +196,6 @@ def postprocess(images: np.ndarray, *, alpha_threshold: int = 128,
         pal = load_palette(palette) if isinstance(palette, (str, os.PathLike)) else palette
         out = quantize_to_palette(out, pal)
     return out
-
-
-# ---------------------------------------------------------------- palette files
-
-def _bad(path: Path, what: str, line: int | None = None) -> BadInput:
-    where = f"{path}" + (f" line {line}" if line is not None else "")
-    return BadInput(f"bad palette file {where}: {what}; allowed: {FORMATS}")
-
-
-def _finish(path: Path, colors: list[tuple[int, int, int]]) -> np.ndarray:
-    if not colors:
-        raise _bad(path, "no colours found")
-    return np.array(list(dict.fromkeys(colors)), dtype=np.uint8).reshape(-1, 3)  # dedupe, keep order
-
-
-def _rgb_ints(path: Path, parts: list[str], lineno: int) -> tuple[int, int, int]:
-    try:
-        rgb = tuple(int(p) for p in parts[:3])
-    except ValueError:
-        raise _bad(path, f"expected 'R G B' integers, got {' '.join(parts)[:40]!r}", lineno) from None
-    if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
-        raise _bad(path, f"expected three values in 0..255, got {' '.join(parts)[:40]!r}", lineno)
-    return rgb  # type: ignore[return-value]
-
-
-def _parse_gpl(path: Path, lines: list[str]) -> np.ndarray:
-    if not lines or lines[0].strip() != "GIMP Palette":
-        raise _bad(path, "first line must be 'GIMP Palette'", 1)
-    colors = []
-    for n, raw in enumerate(lines[1:], start=2):
-        line = raw.strip()
-        if not line or line.startswith("#") or re.match(r"^(Name|Columns)\s*:", line):
-            continue
-        colors.append(_rgb_ints(path, line.split(), n))
-    return _finish(path, colors)
-
-
-def _parse_hex(path: Path, lines: list[str]) -> np.ndarray:
-    colors = []
-    for n, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        if not re.fullmatch(r"#?[0-9A-Fa-f]{6}", line):
-            raise _bad(path, f"expected RRGGBB, got {line[:40]!r}", n)
-        v = int(line.lstrip("#"), 16)
-        colors.append((v >> 16, (v >> 8) & 255, v & 255))
-    return _finish(path, colors)
-
-
-def _parse_jasc(path: Path, lines: list[str]) -> np.ndarray:
-    if len(lines) < 3 or lines[0].strip() != "JASC-PAL" or lines[1].strip() != "0100":
-        raise _bad(path, "expected the header lines 'JASC-PAL', '0100', <count>", 1)
-    count = lines[2].strip()
-    if not count.isdigit():
-        raise _bad(path, f"expected a colour count, got {count[:40]!r}", 3)
-    body = [(n, raw.strip()) for n, raw in enumerate(lines[3:], start=4) if raw.strip()]
-    if len(body) != int(count):
-        raise _bad(path, f"header says {int(count)} colours, found {len(body)}", 3)
-    return _finish(path, [_rgb_ints(path, line.split(), n) for n, line in body])
-
-
-def _image_palette(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(path) as im:
-            rgba = np.asarray(im.convert("RGBA")).reshape(-1, 4)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise _bad(path, f"cannot read the image ({type(e).__name__})") from None
-    opaque = rgba[rgba[:, 3] >= 128][:, :3]
-    colors, counts = np.unique(opaque, axis=0, return_counts=True)
-    order = np.argsort(-counts, kind="stable")[:MAX_IMAGE_COLORS]   # most frequent; ties by colour
-    return _finish(path, [tuple(int(v) for v in c) for c in colors[order]])
-
-
-def load_palette(path: PathLike) -> np.ndarray:
-    """K x 3 uint8 palette from .gpl, .hex, JASC .pal, or an image's distinct opaque colours (top 256)."""
-    p = Path(path)
-    ext = p.suffix.lower()
-    if not p.is_file():
-        raise _bad(p, "no such file")
-    if ext not in (".gpl", ".hex", ".pal"):
-        from PIL import Image
-        if ext not in Image.registered_extensions():
-            raise _bad(p, f"unknown extension {ext or '(none)'!r}")
-        return _image_palette(p)
-    if ext == ".pal" and p.read_bytes()[:4] == b"RIFF":
-        raise _bad(p, "RIFF (Microsoft) .pal is not supported; save it as JASC-PAL")
-    try:
-        lines = p.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        raise _bad(p, "not UTF-8 text") from None
-    return {".gpl": _parse_gpl, ".hex": _parse_hex, ".pal": _parse_jasc}[ext](p, lines)
 
 
 def colours_per_sprite(images: np.ndarray) -> np.ndarray:

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from scarlet_moon.errors import BadInput
+from scarlet_moon.data.images import read_image_alpha
+from scarlet_moon.errors import BadInput, arg
 
 log = logging.getLogger(__name__)
 BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "angband16"
@@ -86,17 +86,6 @@ def bundled_data_path() -> Path:
     return BUNDLED
 
 
-def to_model_range(images: np.ndarray) -> np.ndarray:
-    """uint8 N x H x W x C -> float32 N x C x H x W in [-1, 1] (0 -> -1, 255 -> 1)."""
-    return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(127.5) - np.float32(1.0)
-
-
-def from_model_range(x: np.ndarray) -> np.ndarray:
-    """float N x C x H x W in [-1, 1] -> uint8 N x H x W x C (clipped, rounded; NaN -> 0)."""
-    v = np.nan_to_num(np.asarray(x, np.float32), nan=-1.0, posinf=1.0, neginf=-1.0)
-    return np.clip(np.rint((v + 1.0) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1).copy()
-
-
 def load_sprites(path: str | Path | None = None, *, tile: int | None = None, background_key: str | None = None,
                  size: int | None = None) -> SpriteSet:
     """Load a sprite set of any supported kind; None = the bundled angband16 set."""
@@ -104,14 +93,14 @@ def load_sprites(path: str | Path | None = None, *, tile: int | None = None, bac
     source = "bundled:angband16" if path is None else str(p)
     for name, value in (("tile", tile), ("size", size)):
         if value is not None and value < 1:
-            raise BadInput(f"--{name} {value}: must be a whole number >= 1")
+            raise BadInput(f"{arg(name)} {value}: must be a whole number >= 1")
     if background_key:
         parse_key(background_key)  # a bad key fails before any file is read
     if not p.exists():
         raise BadInput(f"data path {str(p)!r} does not exist")
     images, labels, names, channels = _load_kind(p, tile or size or 16, size)
     if size is not None and images.shape[1:3] != (size, size):
-        raise BadInput(f"{str(p)!r} holds {images.shape[2]}x{images.shape[1]} sprites; --size asks for {size}x{size}")
+        raise BadInput(f"{str(p)!r} holds {images.shape[2]}x{images.shape[1]} sprites; {arg('size')} asks for {size}x{size}")
     if background_key:
         images = apply_background_key(images, background_key)
     return _finish(images, labels, names, source, channels)
@@ -215,25 +204,6 @@ def _label_names(d: Path, n: int) -> tuple[str, ...]:
     return tuple(names)
 
 
-def read_png(path: Path) -> np.ndarray:
-    """Any PNG mode -> uint8 H x W x 4 (palette / colour-key transparency honoured)."""
-    return _read_image(path)[0]
-
-
-def _read_image(path: Path) -> tuple[np.ndarray, bool]:
-    """(uint8 H x W x 4, whether the file had alpha: an alpha channel or a tRNS transparency)."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
-            if im.mode.startswith("I"):  # 16/32-bit grey: scale to 8 bits before RGBA
-                im = Image.fromarray((np.asarray(im, np.float64) / 257.0).clip(0, 255).astype(np.uint8), "L")
-            rgba = im.convert("RGBA")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise BadInput(f"{str(path)!r} is not a readable image ({type(exc).__name__})") from None
-    return np.asarray(rgba, np.uint8), alpha
-
-
 def _load_png_folders(d: Path, size: int | None) -> Loaded:
     folders = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
@@ -249,11 +219,11 @@ def _load_png_folders(d: Path, size: int | None) -> Loaded:
         if not files:
             raise BadInput(f"label folder {str(folder)!r} holds no .png files")
         for f in files:
-            arr, alpha = _read_image(f)
+            arr, alpha = read_image_alpha(f)
             if want is None:
                 want, first = arr.shape[:2], f
             if arr.shape[:2] != want:
-                ref = f"the first sprite {str(first)!r}" if first else f"--size {size}"
+                ref = f"the first sprite {str(first)!r}" if first else f"{arg('size')} {size}"
                 raise BadInput(f"{str(f)!r} is {arr.shape[1]}x{arr.shape[0]}; every sprite must be "
                                f"{want[1]}x{want[0]} like {ref}")
             images.append(arr)
@@ -275,7 +245,7 @@ def _find_sheet(csv_path: Path) -> Path:
 
 
 def _load_tileset(csv_path: Path, tile: int) -> Loaded:
-    sheet, alpha = _read_image(_find_sheet(csv_path))       # sheet: H x W x 4
+    sheet, alpha = read_image_alpha(_find_sheet(csv_path))       # sheet: H x W x 4
     rows = _read_cells(csv_path)
     order = list(dict.fromkeys(label for _, _, label, _ in rows))  # first appearance
     found, names_file = _read_names(csv_path.parent), "the CSV"
@@ -337,7 +307,7 @@ def parse_key(key: str) -> tuple[int, int, int] | None:
         return None
     k = k[1:] if k.startswith("#") else k
     if len(k) != 6 or any(ch not in "0123456789abcdef" for ch in k):
-        raise BadInput(f"--background-key {key!r}: expected RRGGBB hex (e.g. ff00ff or #ff00ff) or 'auto'")
+        raise BadInput(f"{arg('background_key')} {key!r}: expected RRGGBB hex (e.g. ff00ff or #ff00ff) or 'auto'")
     return int(k[0:2], 16), int(k[2:4], 16), int(k[4:6], 16)
 
 
@@ -357,9 +327,9 @@ def apply_background_key(images: np.ndarray, key: str) -> np.ndarray:
     if rgb is None:
         rgb = auto_key(images)
         if rgb is None:
-            log.warning("--background-key auto: no sprite has an opaque top-left pixel; nothing keyed")
+            log.warning("automatic background key: no sprite has an opaque top-left pixel; nothing keyed")
             return images.copy()
-        log.info("--background-key auto: keying #%02x%02x%02x", *rgb)
+        log.info("automatic background key: keying #%02x%02x%02x", *rgb)
     out = images.copy()
     out[(out[..., :3] == np.array(rgb, np.uint8)).all(axis=-1)] = 0   # mask N x H x W
     return out

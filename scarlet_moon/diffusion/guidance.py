@@ -1,20 +1,19 @@
-"""The denoiser the samplers call, built from any backend's network call (torch-free).
+"""The denoiser the samplers call, built from any backend's network call.
 
-    run(x_in, t) -> pred     the network on a batch; x_in is [x; x] when guidance is on,
-                             the backend having bound labels [y; null] to match
-Both backends (torch in pipeline.py, onnxruntime in onnx_runtime.py) wrap their network with
-`make_denoiser`, so guidance, the eps/v split and the NaN check are written once. Noise comes
-from one numpy Generator for both, so the same seed gives the same draws on either backend.
+    run(x_in, t) -> pred     the network on a batch; x_in is [x; x] when guidance is on, the
+                             backend having bound labels [y; null] to match
+Every backend wraps its network with `make_denoiser`, so classifier-free guidance, the eps/v
+split and the NaN check are written once.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
-from scarlet_moon.errors import RunFailed
 from scarlet_moon.diffusion.samplers import guided
+from scarlet_moon.errors import RunFailed, arg
 
 Array = Any  # numpy array or torch tensor
 
@@ -24,6 +23,12 @@ def split_prediction(pred: Array, x: Array, a: float, s: float, prediction: str)
     if prediction == "v":
         return x * a - pred * s, x * s + pred * a
     return (x - pred * s) * (1.0 / a), pred
+
+
+def nan_error(step: int, t: int, guidance: float) -> RunFailed:
+    """A NaN sprite must not be written out as black: the run stops, naming the step."""
+    return RunFailed(f"sampling produced NaN/inf at step {step} (timestep {t}); try a lower {arg('guidance')} "
+                     f"(now {guidance}) or another sampler")
 
 
 def make_denoiser(run: Callable[[Array, int], Array], batch: int, guidance: float, abar: np.ndarray,
@@ -40,31 +45,8 @@ def make_denoiser(run: Callable[[Array, int], Array], batch: int, guidance: floa
             pred = guided(both[:batch], both[batch:], guidance)
         else:
             pred = run(x, t)
-        if not finite(pred):  # a NaN sprite must not be written out as black
-            raise RunFailed(f"sampling produced NaN/inf at step {calls[0]} (timestep {t}); "
-                            f"try a lower --guidance (now {guidance}) or another sampler")
+        if not finite(pred):
+            raise nan_error(calls[0], t, guidance)
         return split_prediction(pred, x, a, s, prediction)
 
     return denoise
-
-
-class NoiseStream:
-    """The initial noise and every later draw, from seeded numpy Generators (float32).
-
-    `parts` ((count, seed), ...) makes one batch of several chunks (scarlet_moon.generation.chunks): each
-    part draws from its own seed exactly what it would draw alone, so grouping chunks into one
-    GPU batch changes no draw. Without parts, the whole batch draws from `seed`.
-    """
-
-    def __init__(self, seed: int, shape: Sequence[int], parts: Sequence[tuple[int, int]] | None = None):
-        self.shape = tuple(shape)
-        parts = tuple(parts) if parts else ((self.shape[0], seed),)
-        if sum(n for n, _ in parts) != self.shape[0]:
-            raise ValueError(f"noise parts {parts} do not add up to the batch {self.shape[0]}")
-        self.parts = [(int(n), np.random.default_rng(s)) for n, s in parts]
-
-    def __call__(self, i: int = 0) -> np.ndarray:
-        if len(self.parts) == 1:
-            return self.parts[0][1].standard_normal(self.shape, dtype=np.float32)
-        return np.concatenate([rng.standard_normal((n, *self.shape[1:]), dtype=np.float32)
-                               for n, rng in self.parts])

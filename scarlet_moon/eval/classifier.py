@@ -38,7 +38,8 @@ from typing import Any, Callable
 import numpy as np
 
 from scarlet_moon.atomic import atomic_write_bytes
-from scarlet_moon.data.sprites import SpriteSet, split_holdout, to_model_range
+from scarlet_moon.data.sprites import SpriteSet, split_holdout
+from scarlet_moon.diffusion.scaling import to_model_range
 
 log = logging.getLogger(__name__)
 

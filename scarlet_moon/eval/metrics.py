@@ -27,8 +27,6 @@ classifier and generation only.
 
 from __future__ import annotations
 
-import json
-import struct
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,12 +34,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from scarlet_moon.errors import BadInput
+from scarlet_moon.backends import BackendOptions
 from scarlet_moon.data.pixels import alpha_crispness, colours_per_sprite  # noqa: F401  (re-exported)
+from scarlet_moon.data.sprites import SpriteSet
+from scarlet_moon.errors import BadInput, arg
+from scarlet_moon.generation.chunks import CHUNK_SIZE
+from scarlet_moon.models.card import ModelCard
+from scarlet_moon.options import SamplingOptions
 
 SCHEMA = "scarlet-moon-eval/1"
 COPY_THRESHOLD = 2.0      # mean |a - b| over RGBA uint8 values; an exact copy is 0
-GEN_BATCH = 128           # sprites sampled at once (bounds memory; fixed so results are reproducible)
 
 ProgressFn = Callable[[int, int], None]
 
@@ -116,16 +118,17 @@ def spread_labels(counts: list[int], total: int) -> list[int]:
 
 
 # ------------------------------------------------------------------ evaluate
-def _load_inputs(card_or_path: Any, data: Any, need_model: bool):
-    from scarlet_moon.models.card import ModelCard, read_card
-    from scarlet_moon.data.sprites import SpriteSet, load_sprites
+def _load_inputs(model: ModelCard | str | Path | None, data: SpriteSet | str | Path | None,
+                 need_model: bool) -> tuple[ModelCard | None, SpriteSet]:
+    from scarlet_moon.backends import read_card
+    from scarlet_moon.data.sprites import load_sprites
 
     ds = data if isinstance(data, SpriteSet) else load_sprites(data)
     card = None
-    if isinstance(card_or_path, ModelCard):
-        card = card_or_path
-    elif card_or_path is not None or need_model:
-        card = read_card(card_or_path)
+    if isinstance(model, ModelCard):
+        card = model
+    elif model is not None or need_model:
+        card = read_card(model)
     if card is not None:
         if card.label_names != list(ds.label_names):
             raise BadInput(f"data {ds.source!r} has labels {list(ds.label_names)}; model {str(card.path)!r} "
@@ -136,47 +139,37 @@ def _load_inputs(card_or_path: Any, data: Any, need_model: bool):
     return card, ds
 
 
-def generate_for_eval(card, labels: list[int], *, seed: int, sampler: str | None, steps: int | None,
-                      guidance: float | None, raw: bool = False, device: str = "cpu",
-                      progress: ProgressFn | None = None, batch: int = GEN_BATCH) -> np.ndarray:
-    """Sprites for `labels`, sampled GEN_BATCH at a time (batch i uses seed + i), post-processed unless raw."""
-    from scarlet_moon.generation.core import Request, finish, load_torch_model, sample_array
+def generate_for_eval(card: ModelCard, labels: list[int], *, seed: int, sampling: SamplingOptions, raw: bool,
+                      backend: BackendOptions, progress: ProgressFn | None = None) -> np.ndarray:
+    """Sprites for `labels` through the one generation loop (generation.chunks), RGBA uint8."""
+    from scarlet_moon.backends import open_denoiser
+    from scarlet_moon.generation.chunks import generate_all
+    from scarlet_moon.generation.request import Request
 
-    model = load_torch_model(card, device)
-    out = []
-    total = len(labels)
-    for b, i in enumerate(range(0, total, batch)):
-        chunk = tuple(labels[i:i + batch])
-        req = Request(chunk, seed=seed + b, sampler=sampler, steps=steps, guidance=guidance)
-
-        def step(j: int, n: int, done: int = i, size: int = len(chunk)) -> None:
-            if progress:
-                progress(done + int(size * j / max(n, 1)), total)
-
-        images = sample_array(card, req, device=device, model=model, progress=step)
-        out.append(images if raw else finish(card, req, images))
-        if progress:
-            progress(i + len(chunk), total)
-    images = np.concatenate(out)
+    den = open_denoiser(card, backend=backend.backend, device=backend.device, fp16=backend.fp16,
+                        compile=backend.compile)
+    images = generate_all(den, Request(tuple(labels), seed=seed, sampling=sampling), raw=raw,
+                          progress=None if progress is None else lambda done, total: progress(int(done), total))
     if images.shape[-1] == 3:
         images = np.concatenate([images, np.full(images.shape[:-1] + (1,), 255, np.uint8)], axis=-1)
     return images
 
 
-def evaluate(card_or_path: Any = None, data: Any = None, *, count: int = 600, seed: int = 0,
-             sampler: str | None = None, steps: int | None = None, guidance: float | None = None,
-             real: bool = False, raw: bool = False, cache_dir: str | Path | None = None, device: str = "cpu",
+def evaluate(model: ModelCard | str | Path | None = None, data: SpriteSet | str | Path | None = None, *,
+             count: int = 600, seed: int = 0, sampling: SamplingOptions | None = None, real: bool = False,
+             raw: bool = False, cache_dir: str | Path | None = None, backend: BackendOptions | None = None,
              progress: ProgressFn | None = None, classifier_progress: ProgressFn | None = None) -> dict[str, Any]:
     """All eval figures as a JSON-able dict (see the module docstring).
 
-    card_or_path: a ModelCard, a checkpoint path, or None (the bundled model; with real=True,
-    None means no model at all). data: a SpriteSet, a path, or None (the bundled sprites).
+    model: a ModelCard, a model path, or None (the bundled model; with real=True, None means no
+    model at all). data: a SpriteSet, a path, or None (the bundled sprites).
     """
-    from scarlet_moon.eval.classifier import accuracy, get_classifier
+    from scarlet_moon.eval.classifier import get_classifier
 
-    if not real and count < 1:
-        raise BadInput(f"--count {count}: must be at least 1")
-    card, ds = _load_inputs(card_or_path, data, need_model=not real)
+    sampling = sampling or SamplingOptions()
+    if not real and not (isinstance(count, int) and count >= 1):
+        raise BadInput(f"{arg('count')} {count!r}: must be at least 1")
+    card, ds = _load_inputs(model, data, need_model=not real)
     t0 = time.perf_counter()
     clf, train, held = get_classifier(ds, cache_dir=cache_dir, progress=classifier_progress)
     if len(train.labels) < 2:
@@ -188,17 +181,28 @@ def evaluate(card_or_path: Any = None, data: Any = None, *, count: int = 600, se
             raise BadInput(f"data {ds.source!r} is too small for a held-out split ({len(held.labels)} held out)")
         cand, cand_labels = held.images, held.labels
     else:
+        assert card is not None
         per = spread_labels([int((train.labels == k).sum()) for k in range(len(names))], count)
         cand_labels = np.asarray([k for k, n in enumerate(per) for _ in range(n)], np.int64)
-        d = card.defaults()
+        s = sampling.resolve(card)
         tg = time.perf_counter()
-        cand = generate_for_eval(card, cand_labels.tolist(), seed=seed, sampler=sampler, steps=steps,
-                                 guidance=guidance, raw=raw, device=device, progress=progress)
-        generation = {"count": int(len(cand)), "seed": seed, "sampler": sampler or d["sampler"],
-                      "steps": steps or d["steps"], "guidance": d["guidance"] if guidance is None else guidance,
-                      "raw": raw, "post_processing": "none" if raw else "finish (crisp alpha, palette snap)",
+        cand = generate_for_eval(card, cand_labels.tolist(), seed=seed, sampling=sampling, raw=raw,
+                                 backend=backend or BackendOptions(), progress=progress)
+        generation = {"count": int(len(cand)), "seed": seed, "sampler": s.sampler, "steps": s.steps,
+                      "guidance": s.guidance, "raw": raw,
+                      "post_processing": "none" if raw else "finish (crisp alpha, palette snap)",
                       "per_label": dict(zip(names, per)), "spread": "proportional to the real label frequencies",
-                      "batch": GEN_BATCH, "seconds": round(time.perf_counter() - tg, 2)}
+                      "chunk_size": CHUNK_SIZE, "seconds": round(time.perf_counter() - tg, 2)}
+    return _figures(clf, train, held, ds, card, cand, cand_labels, real, raw, generation, t0)
+
+
+def _figures(clf: Any, train: SpriteSet, held: SpriteSet, ds: SpriteSet, card: ModelCard | None, cand: np.ndarray,
+             cand_labels: np.ndarray, real: bool, raw: bool, generation: dict[str, Any] | None,
+             t0: float) -> dict[str, Any]:
+    """The figures of `cand` (the candidates) against the train split."""
+    from scarlet_moon.eval.classifier import accuracy
+
+    names = list(ds.label_names)
     feats_ref = clf.features(train.images)
     feats = clf.features(cand)
     acc = accuracy(clf.predict(cand), cand_labels, names)
@@ -250,24 +254,9 @@ def summary(figures: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_card_metrics(path: str | Path, figures: dict[str, Any], key: str = "eval") -> dict[str, Any]:
-    """Store summary(figures) as metrics[key] in a checkpoint's metadata, atomically.
+    """Store summary(figures) as metrics[key] in a checkpoint's card, atomically; the new metrics."""
+    from scarlet_moon.models.card import read_meta, write_card_entry
 
-    Only the safetensors header is rewritten: the tensor bytes are copied unchanged (offsets in
-    the header are relative to the data section, so they stay valid). Returns the new metrics.
-    """
-    from scarlet_moon.atomic import atomic_write_bytes
-    from scarlet_moon.models.card import META_KEY, read_meta
-
-    p = Path(path)
-    meta = read_meta(p)             # checks it is one of our checkpoints, and not a pickle
-    blob = p.read_bytes()
-    n = struct.unpack("<Q", blob[:8])[0]
-    header = json.loads(blob[8:8 + n])
-    metrics = dict(meta.get("metrics") or {})
+    metrics = dict(read_meta(path).get("metrics") or {})
     metrics[key] = summary(figures)
-    meta["metrics"] = metrics
-    header.setdefault("__metadata__", {})[META_KEY] = json.dumps(meta, sort_keys=True)
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)   # safetensors keeps the data section 8-byte aligned
-    atomic_write_bytes(p, struct.pack("<Q", len(raw)) + raw + blob[8 + n:])
-    return metrics
+    return write_card_entry(path, "metrics", metrics)["metrics"]

@@ -8,7 +8,7 @@ The exported graph is the bare network, one call per evaluation:
     output   pred float32 [batch, C, H, W] the network's prediction (eps or v: see the card)
 
 Classifier-free guidance, the eps/v split, x0 clipping and the sampler arithmetic are NOT in
-the graph: the sampling loop applies them (scarlet_moon.backends.onnx_backend batches the conditional
+the graph: the sampling loop applies them (scarlet_moon.backends.base batches the conditional
 and null-label rows into one call, exactly as the torch backend does). "batch" is a dynamic
 axis on every input and output.
 
@@ -31,13 +31,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from scarlet_moon import __version__
+from scarlet_moon.version import __version__
 from scarlet_moon.atomic import atomic_write_bytes
-from scarlet_moon.models.card import ModelCard, read_card
-from scarlet_moon.errors import BadInput, RunFailed
-from scarlet_moon.backends.onnx_backend import (FORMAT, FORMAT_VERSION, INPUT_DOCS, META_CARD, META_FORMAT, META_IO,
-                                       META_PRECISION, META_SOURCE, META_SOURCE_NAME, META_VERSION,
-                                       OUTPUT_NAME, card_meta_for_export)
+from scarlet_moon.backends import is_onnx, read_card
+from scarlet_moon.backends.onnx_meta import (FORMAT, FORMAT_VERSION, INPUT_DOCS, META_CARD, META_FORMAT, META_IO,
+                                             META_PRECISION, META_SOURCE, META_SOURCE_NAME, META_VERSION,
+                                             OUTPUT_NAME, card_meta_for_export, step_path)
+from scarlet_moon.backends.torch_backend import load_torch_model
+from scarlet_moon.errors import BadInput, RunFailed, arg
+from scarlet_moon.models.card import ModelCard, file_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +140,8 @@ def to_fp16(proto):
         try:
             from onnxruntime.transformers.float16 import convert_float_to_float16
         except ImportError:
-            raise BadInput("--fp16 needs onnxconverter-common (pip install onnxconverter-common) or "
-                           "onnxruntime's transformers tools; export without --fp16") from None
+            raise BadInput(f"{arg('fp16')} needs onnxconverter-common (pip install onnxconverter-common) or "
+                           f"onnxruntime's transformers tools; export without {arg('fp16')}") from None
     block = _keep_time_embedding_fp32(proto)
     with warnings.catch_warnings():  # one "will be truncated to 1e-07" line per tiny weight
         warnings.filterwarnings("ignore", message=".*will be truncated.*", category=UserWarning)
@@ -228,7 +230,6 @@ def step_parity(model: torch.nn.Module, data: bytes, card: ModelCard, *, clip: b
 
 def write_step_graph(proto, model: torch.nn.Module, card: ModelCard, out: Path, tol: float) -> tuple[Path, float]:
     """The fused step graph (scarlet_moon.export.step_graph) beside `out`, parity-checked first."""
-    from scarlet_moon.backends.onnx_device import step_path
     from scarlet_moon.export.step_graph import build_step_proto
 
     clip = bool(card.config.get("clip_x0", True))
@@ -247,17 +248,14 @@ def write_step_graph(proto, model: torch.nn.Module, card: ModelCard, out: Path, 
 def export_onnx(model_path: str | Path | None, out: str | Path, *, fp16: bool = False,
                 opset: int | None = None, step_graph: bool = True) -> ExportResult:
     """Checkpoint (None = bundled) -> one self-contained .onnx at `out`, parity-checked vs torch."""
-    from scarlet_moon.models.checkpoint import file_fingerprint
-    from scarlet_moon.generation.core import load_torch_model
-
     t0 = time.perf_counter()
     out = Path(out)
     if out.suffix.lower() != ".onnx":
-        raise BadInput(f"--out {str(out)!r} must end with .onnx")
+        raise BadInput(f"{arg('out')} {str(out)!r} must end with .onnx")
     if not out.parent.is_dir():
-        raise BadInput(f"--out {str(out)!r}: its folder {str(out.parent)!r} does not exist")
-    if model_path is not None and str(model_path).lower().endswith(".onnx"):
-        raise BadInput(f"--model {str(model_path)!r} is already ONNX; export needs a .safetensors checkpoint")
+        raise BadInput(f"{arg('out')} {str(out)!r}: its folder {str(out.parent)!r} does not exist")
+    if is_onnx(model_path):
+        raise BadInput(f"{arg('model')} {str(model_path)!r} is already ONNX; export needs a .safetensors checkpoint")
     card = read_card(model_path)
     model = load_torch_model(card, "cpu")
     proto = export_proto(model, card, opset)

@@ -25,10 +25,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-STEP_FORMAT = "scarlet-moon-step"
-META_STEP = "scarlet_moon.step_graph"
-STEP_INPUTS = ("b0", "b1", "b2", "b3", "coef", "t", "y")
-STEP_OUTPUTS = ("x", "x0", "bad")
+from scarlet_moon.backends.onnx_meta import META_STEP, STEP_FORMAT, STEP_INPUTS, STEP_OUTPUTS
+
 PREFIX = "net/"
 
 

@@ -1,33 +1,41 @@
-"""Chunked generation: any --count in fixed chunks, with memory that does not grow with it.
+"""The one generation loop: any count in fixed chunks, on any backend, with memory that does not grow.
 
-    images = generate_all(card, req)        # uint8 N x H x W x C, post-processed, any N
+    den = open_denoiser(model)                     # scarlet_moon.backends
+    images = generate_all(den, request)            # uint8 N x H x W x C, finished, any N
 
-Sprite i belongs to chunk i // CHUNK_SIZE. Each chunk is sampled as one batch whose noise comes
-from chunk_seed(seed, k) alone, so any subset of chunks can be produced on its own (by another
-process or machine, see scarlet_moon.generation.shard) and gives the same pixels. Chunk 0 uses the seed
-itself, so a count up to CHUNK_SIZE gives the very sprites an unchunked run gave; chunk k > 0
-uses 53 bits of numpy SeedSequence(seed, spawn_key=(k,)) (= SeedSequence(seed).spawn(k + 1)[k]).
+The API (scarlet_moon.generate), `sm sample`, `sm sheet`, `sm eval`, sharded sheets and the
+training sample grids all call it, so the same model, seed and options give the same sprites.
 
-Memory: the sampling state (noise, the network's activations) is that of one chunk, whatever
-the count; finished sprites are kept as uint8 (H * W * C bytes each: 1 KiB for 16x16 RGBA).
-On a GPU one chunk is too small a batch: `group` chunks are sampled as one batch, each drawing
-its noise from its own seed (Request.parts), so grouping changes no draw; results can differ
-from ungrouped ones only where the device's kernels round differently at another batch size.
-Backend-free: the torch or onnxruntime model is loaded once and handed to sample_array.
+Sprite i belongs to chunk i // CHUNK_SIZE. Each chunk's noise comes from chunk_seed(seed, k)
+alone, so any subset of chunks can be produced on its own (by another process or machine, see
+scarlet_moon.generation.shard) and gives the same pixels. Chunk 0 uses the seed itself, so a
+count up to CHUNK_SIZE gives the very sprites an unchunked run gave; chunk k > 0 uses 53 bits of
+numpy SeedSequence(seed, spawn_key=(k,)) (= SeedSequence(seed).spawn(k + 1)[k]).
+
+Memory: the sampling state (noise, the network's activations) is that of one sampled batch,
+whatever the count; finished sprites are kept as uint8 (H * W * C bytes each: 1 KiB at 16x16
+RGBA). On a GPU one chunk is too small a batch: `batch` sprites (whole chunks) are sampled at
+once, each chunk drawing its noise from its own seed, so the batch size changes no draw; results
+can differ only where the device's kernels round differently at another batch size.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
 
-from scarlet_moon.models.card import ModelCard
-from scarlet_moon.errors import BadInput
+from scarlet_moon.errors import BadInput, arg
+from scarlet_moon.generation.finish import finish
+from scarlet_moon.generation.request import Request, check_seed
+from scarlet_moon.options import whole
 
-CHUNK_SIZE = 256  # sprites per sampled batch; part of the seed -> pixels contract, do not change lightly
-ChunkProgress = Callable[[float, int], None]  # (sprites done, fractional within a chunk; sprites in all)
+if TYPE_CHECKING:
+    from scarlet_moon.backends.base import Denoiser
+
+CHUNK_SIZE = 256          # sprites per chunk; part of the seed -> pixels contract, do not change lightly
+CUDA_BATCH = 8192         # sprites per sampled batch on CUDA by default (bench/results/onnx_gpu.md)
+ChunkProgress = Callable[[float, int], None]  # (sprites done, fractional within a batch; sprites in all)
 
 
 def chunk_count(count: int, size: int = CHUNK_SIZE) -> int:
@@ -37,12 +45,6 @@ def chunk_count(count: int, size: int = CHUNK_SIZE) -> int:
 def chunk_span(index: int, count: int, size: int = CHUNK_SIZE) -> tuple[int, int]:
     """[start, stop) of chunk `index` among `count` sprites."""
     return index * size, min(count, (index + 1) * size)
-
-
-def check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise BadInput(f"--seed {seed!r}: must be an integer >= 0")
-    return int(seed)
 
 
 def chunk_seed(seed: int, index: int) -> int:
@@ -55,79 +57,65 @@ def chunk_seed(seed: int, index: int) -> int:
     return int(state[0]) >> 11
 
 
-def chunk_request(req: Any, index: int, size: int = CHUNK_SIZE) -> Any:
-    """The Request for chunk `index` of `req`: its slice of the labels and its own seed."""
-    start, stop = chunk_span(index, len(req.labels), size)
-    if start >= stop:
-        raise ValueError(f"chunk {index} is past the end of {len(req.labels)} sprites")
-    return dataclasses.replace(req, labels=tuple(req.labels[start:stop]), seed=chunk_seed(req.seed, index))
+def chunks_per_batch(den: "Denoiser", req: Request, batch: int | None, size: int = CHUNK_SIZE) -> int:
+    """Whole chunks per sampled batch: `batch` sprites rounded up, by default CUDA_BATCH on CUDA and
+    one chunk elsewhere; one chunk for editing modes (they seed from the chunk's seed)."""
+    if batch is not None and not (whole(batch) and batch >= 1):
+        raise BadInput(f"{arg('batch')} {batch!r}: expected a whole number of sprites >= 1")
+    if req.edit.active:
+        return 1
+    if batch is None:
+        batch = CUDA_BATCH if str(den.device).startswith("cuda") else size
+    return -(-int(batch) // size)
 
 
-def load_model(card: ModelCard, model: Any = None, device: str | None = None) -> Any:
-    """The model once for every chunk: an OnnxDenoiserSession for a .onnx card, else a torch module."""
-    if model is not None:
-        return model
-    if card.path.suffix.lower() == ".onnx":
-        from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession
-
-        return OnnxDenoiserSession(card.path, device)
-    from scarlet_moon.generation.core import load_torch_model
-
-    return load_torch_model(card, device or "cpu")
+def batch_of(req: Request, ks: list[int], size: int = CHUNK_SIZE) -> tuple[list[int], list[tuple[int, int]]]:
+    """(labels, noise parts) of chunks `ks` sampled as one batch: each part (sprites, seed) is a chunk."""
+    n_all = len(req.labels)
+    spans = [chunk_span(k, n_all, size) for k in ks]
+    if any(a >= b for a, b in spans):
+        raise ValueError(f"chunk indices {ks} reach past the end of {n_all} sprites")
+    labels = [y for a, b in spans for y in req.labels[a:b]]
+    return labels, [(b - a, chunk_seed(req.seed, k)) for k, (a, b) in zip(ks, spans)]
 
 
-def group_request(req: Any, indices: list[int], size: int = CHUNK_SIZE) -> Any:
-    """One Request for the chunks `indices` sampled as a single batch, each with its own noise seed."""
-    subs = [chunk_request(req, k, size) for k in indices]
-    if len(subs) == 1:
-        return subs[0]
-    return dataclasses.replace(req, labels=tuple(y for s in subs for y in s.labels), seed=subs[0].seed,
-                               parts=tuple((len(s.labels), s.seed) for s in subs))
-
-
-def generate_chunks(card: ModelCard, req: Any, indices: Iterable[int], *, device: str | None = None,
-                    model: Any = None, progress: ChunkProgress | None = None,
-                    size: int = CHUNK_SIZE, group: int = 1) -> Iterator[tuple[int, np.ndarray]]:
-    """(chunk index, post-processed uint8 n x H x W x C) for each of `indices`, in that order;
-    `group` chunks per sampled batch (editing modes: one, as they seed from the chunk's seed).
-
-    `progress(done, total)` counts sprites of these chunks, fractional while a batch samples."""
-    from scarlet_moon.diffusion.editing import has_edits
-    from scarlet_moon.generation.core import finish, sample_array
-
-    check_seed(req.seed)
+def generate_chunks(den: "Denoiser", req: Request, indices: Iterable[int], *, batch: int | None = None,
+                    progress: ChunkProgress | None = None, raw: bool = False,
+                    size: int = CHUNK_SIZE) -> Iterator[tuple[int, np.ndarray]]:
+    """(chunk index, uint8 n x H x W x C) for each of `indices`, in that order: finished sprites, or
+    the sampler's output with `raw`. `progress(done, total)` counts sprites of these chunks."""
+    req.check_fits(den.card)
+    sampling = req.sampling.resolve(den.card)
     indices = list(indices)
-    group = 1 if has_edits(req) else max(1, int(group))
     total = sum(len(range(*chunk_span(k, len(req.labels), size))) for k in indices)
-    model = load_model(card, model, device)
+    group = chunks_per_batch(den, req, batch, size)
     done = 0
     for g in range(0, len(indices), group):
         ks = indices[g:g + group]
-        batch = group_request(req, ks, size)
-        n = len(batch.labels)
+        labels, parts = batch_of(req, ks, size)
 
-        def step(i: int, steps: int, base: int = done, n: int = n) -> None:
+        def step(i: int, steps: int, base: int = done, n: int = len(labels)) -> None:
             if progress is not None:
                 progress(base + n * i / max(steps, 1), total)
 
-        raw = sample_array(card, batch, device=device or "cpu", model=model, progress=step)
-        done += n
+        out = den.sample(labels, parts, sampling, req.edit, step)
+        done += len(labels)
         if progress is not None:
             progress(done, total)
         start = 0
-        for k in ks:
-            sub = chunk_request(req, k, size)
-            yield k, finish(card, sub, raw[start:start + len(sub.labels)])
-            start += len(sub.labels)
+        for k, (n, _) in zip(ks, parts):
+            images = out[start:start + n]
+            yield k, images if raw else finish(den.card, req.post, req.edit, images)
+            start += n
 
 
-def generate_all(card: ModelCard, req: Any, *, device: str | None = None, model: Any = None,
-                 progress: ChunkProgress | None = None, size: int = CHUNK_SIZE, group: int = 1) -> np.ndarray:
+def generate_all(den: "Denoiser", req: Request, *, batch: int | None = None, progress: ChunkProgress | None = None,
+                 raw: bool = False, size: int = CHUNK_SIZE) -> np.ndarray:
     """Every sprite of `req`, chunk by chunk: uint8 N x H x W x C (the only thing that grows with N)."""
     n = len(req.labels)
     out: np.ndarray | None = None
-    for k, images in generate_chunks(card, req, range(chunk_count(n, size)), device=device, model=model,
-                                     progress=progress, size=size, group=group):
+    for k, images in generate_chunks(den, req, range(chunk_count(n, size)), batch=batch, progress=progress,
+                                     raw=raw, size=size):
         if out is None:
             out = np.empty((n, *images.shape[1:]), np.uint8)
         start, stop = chunk_span(k, n, size)

@@ -1,5 +1,7 @@
 """Sharded generation over torchrun ranks, through files (no torch.distributed needed).
 
+    images = run_shard(den, req, out, world)   # this rank's chunks; on rank 0 every sprite, else None
+
 Under torchrun (WORLD_SIZE > 1, RANK, LOCAL_RANK set) chunk k goes to rank k % WORLD_SIZE.
 Each rank writes each finished chunk as CHUNK.npy (uint8, allow_pickle=False, atomic) into a
 shard folder next to the output, named after a key of everything that decides the pixels, so
@@ -19,58 +21,35 @@ import hashlib
 import io
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from scarlet_moon.atomic import atomic_write_bytes
-from scarlet_moon.generation.chunks import CHUNK_SIZE, chunk_count, chunk_span
 from scarlet_moon.errors import BadInput, RunFailed
+from scarlet_moon.generation.chunks import CHUNK_SIZE, ChunkProgress, chunk_count, chunk_span, generate_chunks
+from scarlet_moon.generation.request import Request
+from scarlet_moon.models.card import file_fingerprint
+from scarlet_moon.world import World
+
+if TYPE_CHECKING:
+    from scarlet_moon.backends.base import Denoiser
 
 DEFAULT_TIMEOUT_S = 1800.0
 
 
-@dataclass(frozen=True)
-class World:
-    rank: int
-    size: int
-    local_rank: int
-    run_id: str = "none"
-
-    def chunks(self, n_chunks: int) -> list[int]:
-        """This rank's chunks: k % size == rank."""
-        return list(range(self.rank, n_chunks, self.size))
-
-
-def world_from_env(env: Mapping[str, str] | None = None) -> World | None:
-    """The torchrun world when WORLD_SIZE > 1, else None (a plain single-process run)."""
-    env = os.environ if env is None else env
-    if "WORLD_SIZE" not in env:
-        return None
-    values = {}
-    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
-        raw = env.get(name, "0")
-        try:
-            values[name] = int(raw)
-        except ValueError:
-            raise BadInput(f"environment {name}={raw!r}: expected an integer (set by torchrun)") from None
-    size, rank = values["WORLD_SIZE"], values["RANK"]
-    if size < 1 or not 0 <= rank < size:
-        raise BadInput(f"environment WORLD_SIZE={size}, RANK={rank}: expected 0 <= RANK < WORLD_SIZE")
-    if size == 1:
-        return None
-    return World(rank, size, values["LOCAL_RANK"], env.get("TORCHELASTIC_RUN_ID", "none"))
-
-
 def _digest(value: Any) -> str:
+    """A stable text for a request field: arrays by their bytes, dataclasses field by field."""
     if isinstance(value, np.ndarray):
         return f"array{value.shape}{value.dtype}:{hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()}"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        inner = ",".join(f"{f.name}={_digest(getattr(value, f.name))}" for f in dataclasses.fields(value))
+        return f"{type(value).__name__}({inner})"
     return repr(value)
 
 
-def run_key(req: Any, model_fingerprint: str, backend: str, size: int = CHUNK_SIZE) -> str:
+def run_key(req: Request, model_fingerprint: str, backend: str, size: int = CHUNK_SIZE) -> str:
     """16 hex chars naming everything that decides the pixels: every Request field, the model
     file, the backend and the chunk size."""
     parts = [f"{f.name}={_digest(getattr(req, f.name))}" for f in dataclasses.fields(req)]
@@ -161,3 +140,24 @@ def gather(folder: Path, count: int, sprite_shape: tuple[int, ...], world: World
                             f"(SM_SHARD_TIMEOUT sets the wait)")
         time.sleep(poll)
     return out
+
+
+def run_shard(den: "Denoiser", req: Request, out: str | Path, world: World, *, batch: int | None = None,
+              progress: ChunkProgress | None = None,
+              on_wait: Callable[[int, int], None] | None = None) -> tuple[np.ndarray | None, Path]:
+    """This rank's chunks to shard files beside `out`; on rank 0 also every sprite, gathered (else
+    None), and the shard folder (rank 0 removes it once the outputs are written)."""
+    folder = shard_dir(out, run_key(req, file_fingerprint(den.card.path), den.backend))
+    folder.mkdir(exist_ok=True)
+    count, sprite = len(req.labels), (*den.card.size, den.card.channels)
+    todo = [k for k in world.chunks(chunk_count(count))
+            if read_chunk(folder, k, chunk_shape(k, count, sprite)) is None]
+    try:
+        for k, images in generate_chunks(den, req, todo, batch=batch, progress=progress):
+            write_chunk(folder, k, images)
+    except BaseException as exc:
+        mark_failed(folder, world, str(exc) or type(exc).__name__)
+        raise
+    if not world.main:
+        return None, folder
+    return gather(folder, count, sprite, world, on_wait=on_wait), folder

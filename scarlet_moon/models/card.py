@@ -1,6 +1,8 @@
 """A model's card: what a checkpoint (or an ONNX file's metadata) says about the model.
 
-Torch-free, so label checks and `sm labels` / `sm info` stay fast and serve both backends.
+Torch-free, so label checks and `sm labels` / `sm info` stay fast and serve both backends. This
+module reads a checkpoint's card from its safetensors header; scarlet_moon.backends.read_card
+reads any model file (an exported .onnx carries its card in its metadata).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from scarlet_moon.models.card_check import check_card_meta
-from scarlet_moon.errors import BadInput
+from scarlet_moon.errors import BadInput, arg
+from scarlet_moon.atomic import atomic_write_bytes
 from scarlet_moon.diffusion.schedule import Schedule
 
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "bundled" / "model" / "model.safetensors"
@@ -91,15 +94,11 @@ def file_fingerprint(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def read_card(path: str | Path | None = None) -> "ModelCard":
-    """The card of a checkpoint or an exported .onnx; None = the bundled model."""
+def read_checkpoint_card(path: str | Path | None = None) -> "ModelCard":
+    """The card of a .safetensors checkpoint; None = the bundled model."""
     p = Path(path) if path is not None else BUNDLED_MODEL
-    if p.suffix.lower() == ".onnx":  # an exported model carries its card in its metadata
-        from scarlet_moon.backends.onnx_backend import read_onnx_card
-
-        return read_onnx_card(p)
     if path is None and not p.is_file():
-        raise BadInput(f"the bundled model is missing ({p}); reinstall the package or pass --model")
+        raise BadInput(f"the bundled model is missing ({p}); reinstall the package or pass a {arg('model')}")
     meta = read_meta(p)
     required = ("label_names", "image_size", "channels", "schedule", "prediction")
     missing = [k for k in required if k not in meta]
@@ -191,3 +190,21 @@ def split_count(count: int, n_labels: int) -> list[int]:
     """`count` sprites over n labels: as even as possible, earlier labels first."""
     base, extra = divmod(count, n_labels)
     return [base + (1 if i < extra else 0) for i in range(n_labels)]
+
+
+def write_card_entry(path: str | Path, key: str, value: Any) -> dict[str, Any]:
+    """Set meta[key] = value in a checkpoint's card, atomically; the new meta.
+
+    Only the safetensors header is rewritten: the tensor bytes are copied unchanged (offsets in
+    the header are relative to the data section, so they stay valid)."""
+    p = Path(path)
+    meta = read_meta(p)             # checks it is one of our checkpoints, and not a pickle
+    blob = p.read_bytes()
+    n = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8:8 + n])
+    meta[key] = value
+    header.setdefault("__metadata__", {})[META_KEY] = json.dumps(meta, sort_keys=True)
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)   # safetensors keeps the data section 8-byte aligned
+    atomic_write_bytes(p, struct.pack("<Q", len(raw)) + raw + blob[8 + n:])
+    return meta

@@ -17,9 +17,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
-from scarlet_moon import __version__
+from scarlet_moon.version import __version__
 from scarlet_moon.atomic import atomic_write_bytes
-from scarlet_moon.models.card import FORMAT, META_KEY, check_path as _check_path, file_fingerprint, read_meta  # noqa: F401
+from scarlet_moon.models.card import FORMAT, META_KEY, check_path as _check_path, read_meta
 from scarlet_moon.errors import BadInput
 
 

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from scarlet_moon.training.config import TrainConfig
 from scarlet_moon.errors import BadInput
+from scarlet_moon.models.config import ModelConfig
 
 
 # ---------------------------------------------------------------- the ancestor's ContextUnet
@@ -189,13 +189,14 @@ class SpriteUNet(nn.Module):
         return self.out(h)
 
 
-def build_model(cfg: TrainConfig, *, channels: int, size: int, num_classes: int) -> nn.Module:
+def build_model(cfg: ModelConfig, *, channels: int, size: int, num_classes: int, timesteps: int) -> nn.Module:
+    """The network of `cfg` for sprites of size x size; `timesteps` scales t for the seed arch."""
     levels = 2 if cfg.arch == "seed" else len(cfg.channel_mult) - 1
     if size % (2 ** levels) != 0 or size < 2 ** (levels + 1):
         raise BadInput(f"sprite size {size} does not fit arch {cfg.arch!r}: it must be a multiple of "
                        f"{2 ** levels} and at least {2 ** (levels + 1)}")
     if cfg.arch == "seed":
-        return ContextUnet(channels, size, num_classes, n_feat=cfg.n_feat, timesteps=cfg.timesteps)
+        return ContextUnet(channels, size, num_classes, n_feat=cfg.n_feat, timesteps=timesteps)
     return SpriteUNet(channels, size, num_classes, n_feat=cfg.n_feat, channel_mult=cfg.channel_mult,
                       attention=cfg.attention, dropout=cfg.dropout)
 

@@ -1,7 +1,8 @@
 """Training configuration: a frozen, typed dataclass and the named presets.
 
-Precedence when the CLI builds one: preset < TOML file (--config) < flags.
-The whole config is stored in every checkpoint, so a model can be rebuilt from it.
+The network's part is a ModelConfig of its own (`cfg.model`); the config is read and written
+flat (TOML files, flags, the `config` of every checkpoint), so a model can be rebuilt from it.
+Precedence when the CLI builds one: preset < TOML file < flags.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from scarlet_moon.errors import BadInput
+from scarlet_moon.models.config import ModelConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,12 +24,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # network
-    arch: str = "unet"               # "seed" (the ancestor's ContextUnet) | "unet" (ours)
-    n_feat: int = 32                 # base channel count
-    channel_mult: tuple[int, ...] = (1, 2, 4)  # "unet" only: channel multiplier per resolution level
-    attention: bool = True           # "unet" only: self-attention at the lowest resolution
-    dropout: float = 0.0
+    model: ModelConfig = ModelConfig()  # the network
     # diffusion
     schedule: str = "cosine"         # "linear" | "cosine" | "linear-zsnr"
     timesteps: int = 1000            # T, training timesteps
@@ -58,9 +55,9 @@ class TrainConfig:
     clip_x0: bool = True             # clip the predicted clean sprite to [-1, 1] while sampling
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["channel_mult"] = list(self.channel_mult)
-        return d
+        """Flat: the network's keys beside the rest (as stored in checkpoints and TOML files)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
+        return {**self.model.to_dict(), **d}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, source: str = "config") -> "TrainConfig":
@@ -68,21 +65,32 @@ class TrainConfig:
 
     def replace(self, overrides: Mapping[str, Any], *, source: str = "config") -> "TrainConfig":
         """A copy with `overrides` applied; unknown keys and bad types are BadInput."""
-        known = {f.name: f for f in fields(self)}
+        net = set(ModelConfig.names())
+        known = set(self.flat_names())
         clean: dict[str, Any] = {}
         for key, value in overrides.items():
             name = key.replace("-", "_")
             if name not in known:
-                allowed = ", ".join(sorted(known))
-                raise BadInput(f"unknown setting {key!r} in {source}; allowed: {allowed}")
-            clean[name] = _coerce(name, value, getattr(self, name), source)
-        cfg = dataclasses.replace(self, **clean)
+                raise BadInput(f"unknown setting {key!r} in {source}; allowed: {', '.join(sorted(known))}")
+            current = getattr(self.model if name in net else self, name)
+            clean[name] = _coerce(name, value, current, source)
+        model = dataclasses.replace(self.model, **{k: v for k, v in clean.items() if k in net})
+        cfg = dataclasses.replace(self, model=model, **{k: v for k, v in clean.items() if k not in net})
         cfg.validate(source)
         return cfg
 
+    @classmethod
+    def flat_names(cls) -> list[str]:
+        """Every setting's name as written in files and flags."""
+        return [*ModelConfig.names(), *(f.name for f in fields(cls) if f.name != "model")]
+
+    def get(self, name: str) -> Any:
+        """A setting by its flat name."""
+        return getattr(self.model, name) if name in ModelConfig.names() else getattr(self, name)
+
     def validate(self, source: str = "config") -> None:
+        self.model.check(source)
         checks = [
-            (self.arch in ("seed", "unet"), "arch", "seed, unet"),
             (self.schedule in ("linear", "cosine", "linear-zsnr"), "schedule", "linear, cosine, linear-zsnr"),
             (self.prediction in ("eps", "v"), "prediction", "eps, v"),
             (self.loss_weighting in ("none", "min-snr"), "loss_weighting", "none, min-snr"),
@@ -96,7 +104,6 @@ class TrainConfig:
             (0.0 <= self.ema_decay < 1.0, "ema_decay", "0 <= d < 1"),
             (self.schedule != "linear-zsnr" or self.prediction == "v", "prediction",
              "v with schedule linear-zsnr (eps cannot be inverted at zero SNR)"),
-            (self.n_feat >= 8 and self.n_feat % 8 == 0, "n_feat", "a multiple of 8, >= 8"),
             (min(self.sample_every, self.checkpoint_every, self.log_every) >= 0,
              "sample_every/checkpoint_every/log_every", "integers >= 0"),
         ]
@@ -126,7 +133,7 @@ def _coerce(name: str, value: Any, current: Any, source: str) -> Any:
 
 # The ancestor's recipe (DeepLearning.AI ContextUnet): kept so every claim is measured against it.
 SEED = TrainConfig(
-    arch="seed", n_feat=64, attention=False, schedule="linear", timesteps=500, beta_start=1e-4,
+    model=ModelConfig(arch="seed", n_feat=64, attention=False), schedule="linear", timesteps=500, beta_start=1e-4,
     beta_end=0.02, prediction="eps", loss_weighting="none", cond_drop=0.1, batch_size=100, lr=1e-3,
     lr_schedule="linear-decay", warmup_steps=0, grad_clip=0.0, ema_decay=0.0, hflip=False,
     sampler="ddpm", sample_steps=500, guidance=1.0, clip_x0=False,

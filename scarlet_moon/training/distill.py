@@ -10,6 +10,7 @@ the student starts from the teacher's weights and learns, on noised training spr
 so the default guidance S runs one row per step, and any other scale w still works with two
 rows at w / S (u + (w / S) (student_c - u) = u + w (c - u)). The card records S under
 "distilled" and every backend divides the requested guidance by it (ModelCard.guidance_base).
+The optimisation reuses the training loop's noising, cosine learning rate and EMA (training.loop).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from scarlet_moon.errors import BadInput, RunFailed
+from scarlet_moon.errors import BadInput, RunFailed, arg
+from scarlet_moon.models.card import file_fingerprint
+from scarlet_moon.training.loop import cosine_lr, noised, update_ema
 
 NULL_SHARE = 0.1  # rows trained on the null label (the teacher's unguided output)
 
@@ -38,8 +41,8 @@ def distill_step(student: torch.nn.Module, teacher: torch.nn.Module, x0: torch.T
     t = torch.randint(0, len(abar), (b,), generator=gen, device=dev)
     noise = torch.randn(x0.shape, generator=gen, device=dev)
     null = torch.rand(b, generator=gen, device=dev) < NULL_SHARE
-    a, s = abar[t].sqrt().view(-1, 1, 1, 1), (1 - abar[t]).sqrt().view(-1, 1, 1, 1)
-    xt, tf = a * x0 + s * noise, t.float()
+    xt, _, _ = noised(x0, t, noise, abar)
+    tf = t.float()
     with torch.no_grad():
         both = teacher(torch.cat([xt, xt]), torch.cat([tf, tf]), torch.cat([y, torch.full_like(y, null_label)]))
         cond, uncond = both[:b], both[b:]
@@ -50,16 +53,16 @@ def distill_step(student: torch.nn.Module, teacher: torch.nn.Module, x0: torch.T
 
 def _inputs(teacher_path: str | Path | None, out: Path, steps: int, batch: int, data: Any) -> tuple[Any, float, Any]:
     """(teacher card, its guidance scale, the sprites to noise); BadInput for anything unusable."""
-    from scarlet_moon.models.card import read_card
+    from scarlet_moon.backends import is_onnx, read_card
     from scarlet_moon.data.sprites import load_sprites
 
     if out.suffix.lower() != ".safetensors" or not out.parent.is_dir():
-        raise BadInput(f"--out {str(out)!r}: expected a .safetensors path in an existing folder")
+        raise BadInput(f"{arg('out')} {str(out)!r}: expected a .safetensors path in an existing folder")
     if steps < 1 or batch < 1:
-        raise BadInput(f"--steps {steps} / --batch {batch}: both must be at least 1")
+        raise BadInput(f"{arg('steps')} {steps} / {arg('batch')} {batch}: both must be at least 1")
+    if is_onnx(teacher_path):
+        raise BadInput(f"{arg('model')} {str(teacher_path)!r} is ONNX; distillation needs the .safetensors checkpoint")
     card = read_card(teacher_path)
-    if card.path.suffix.lower() == ".onnx":
-        raise BadInput(f"--model {str(card.path)!r} is ONNX; distillation needs the .safetensors checkpoint")
     scale = float(card.defaults()["guidance"]) * card.guidance_base
     if card.guidance_base != 1.0 or scale == 1.0:
         raise BadInput(f"model {str(card.path)!r} " + ("is already distilled" if card.guidance_base != 1.0 else
@@ -74,8 +77,8 @@ def _inputs(teacher_path: str | Path | None, out: Path, steps: int, batch: int, 
 def _train(card: Any, ds: Any, scale: float, *, steps: int, batch: int, lr: float, ema_decay: float, seed: int,
            device: str, progress: Callable[[int, int, float], None] | None) -> tuple[torch.nn.Module, list[float]]:
     """The student's EMA weights after `steps` steps, and the loss of every step."""
-    from scarlet_moon.data.sprites import to_model_range
-    from scarlet_moon.generation.core import load_torch_model
+    from scarlet_moon.backends.torch_backend import load_torch_model
+    from scarlet_moon.diffusion.scaling import to_model_range
 
     teacher = load_torch_model(card, device).requires_grad_(False)
     student = copy.deepcopy(teacher).requires_grad_(True).train()
@@ -92,20 +95,17 @@ def _train(card: Any, ds: Any, scale: float, *, steps: int, batch: int, lr: floa
         flip = torch.rand(batch, generator=gen, device=device) < 0.5  # the teacher's own augmentation
         x0 = torch.where(flip.view(-1, 1, 1, 1), x_all[idx].flip(-1), x_all[idx])
         for g in opt.param_groups:  # cosine decay to 10%
-            g["lr"] = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+            g["lr"] = cosine_lr(lr, step, steps)
         loss = distill_step(student, teacher, x0, y_all[idx], abar, scale, gen, len(card.label_names))
         losses.append(float(loss.detach()))
         if not math.isfinite(losses[-1]):
             raise RunFailed(f"distillation loss became {losses[-1]} at step {step + 1}; nothing written; "
-                            f"try a lower --lr (now {lr})")
+                            f"try a lower {arg('lr')} (now {lr})")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
         opt.step()
-        with torch.no_grad():
-            d = min(ema_decay, (1 + step) / (10 + step))
-            for pe, ps in zip(ema.parameters(), student.parameters()):
-                pe.lerp_(ps, 1 - d)
+        update_ema(ema, student, ema_decay, step)
         if progress is not None:
             progress(step + 1, steps, losses[-1])
     return ema, losses
@@ -115,7 +115,7 @@ def distill(teacher_path: str | Path | None, out: str | Path, *, steps: int = 40
             lr: float = 1e-4, ema_decay: float = 0.999, seed: int = 0, device: str = "cpu", data: Any = None,
             progress: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
     """Train a guidance-distilled student of `teacher_path` (None = bundled) and save it to `out`."""
-    from scarlet_moon.models.checkpoint import Checkpoint, file_fingerprint, save_checkpoint
+    from scarlet_moon.models.checkpoint import Checkpoint, save_checkpoint
 
     out = Path(out)
     card, scale, ds = _inputs(teacher_path, out, steps, batch, data)

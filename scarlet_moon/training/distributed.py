@@ -26,8 +26,11 @@ from typing import Any, Callable, TypeVar
 import torch
 import torch.distributed as dist
 
-from scarlet_moon.errors import BadInput, RunFailed, ScarletError
-from scarlet_moon.training.loop import StopFlag, TrainState
+from scarlet_moon import errors as error_types
+from scarlet_moon.errors import BadInput, RunFailed, ScarletError, arg
+from scarlet_moon.training.loop import StopFlag
+from scarlet_moon.training.state import TrainState
+from scarlet_moon.world import world_from_env
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -89,7 +92,7 @@ class Dist:
         if error is None:
             raise _rebuild(first)
         if not self.main and errors[self.rank] != errors[at]:
-            exc = type(error)(f"rank {self.rank}: {error}")
+            exc = type(error)(f"rank {self.rank}: {error.args[0] if error.args else error}")
             exc.loud = True  # type: ignore[attr-defined]
             raise exc from None
         raise error
@@ -110,18 +113,15 @@ SINGLE = Dist()
 
 
 def from_env() -> Dist:
-    """RANK / WORLD_SIZE / LOCAL_RANK as torchrun sets them; a single process without them."""
-    try:
-        return Dist(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                    int(os.environ.get("LOCAL_RANK", 0)))
-    except ValueError:
-        raise BadInput("RANK, WORLD_SIZE and LOCAL_RANK must be integers (as torchrun sets them)") from None
+    """This process's place in the torchrun job (scarlet_moon.world); a single process outside one."""
+    w = world_from_env()
+    return SINGLE if w is None else Dist(w.rank, w.size, w.local_rank)
 
 
 def check_batch(batch_size: int, world: int) -> None:
     if world > 1 and batch_size % world:
         raise BadInput(f"batch size {batch_size} does not divide by {world} processes; use a multiple of "
-                       f"{world} (--batch-size) or another process count")
+                       f"{world} ({arg('batch_size')}) or another process count")
 
 
 def start(device: str) -> tuple[Dist, str]:
@@ -132,7 +132,7 @@ def start(device: str) -> tuple[Dist, str]:
     if device.startswith("cuda"):
         if torch.cuda.device_count() <= d.local_rank:
             raise BadInput(f"local rank {d.local_rank} has no GPU ({torch.cuda.device_count()} visible); "
-                           f"start at most one process per GPU, or use --device cpu")
+                           f"start at most one process per GPU, or use {arg('device')} cpu")
         device = f"cuda:{d.local_rank}"
         torch.cuda.set_device(device)
         dist.init_process_group("nccl", timeout=_timeout(), device_id=torch.device(device))
@@ -174,6 +174,7 @@ def wrap(state: TrainState, d: Dist, device: str) -> None:
     ids = [torch.device(device).index] if device.startswith("cuda") else None
     state.net = torch.nn.parallel.DistributedDataParallel(state.model, device_ids=ids)
     state.rank, state.world = d.rank, d.world
+    state.mean_loss = lambda loss: mean_over_ranks(loss, d.world)
 
 
 def mean_over_ranks(value: torch.Tensor, world: int) -> float:
@@ -208,16 +209,16 @@ def stop_flag(d: Dist, device: str) -> StopFlag:
 
 
 def _portable(exc: BaseException) -> tuple[str, str]:
+    """(class name, message as raised: parameter marks kept, so every rank renders it alike)."""
     kind = type(exc).__name__ if isinstance(exc, ScarletError) else "RunFailed"
-    text = str(exc) if isinstance(exc, ScarletError) else f"rank 0 failed: {type(exc).__name__}: {exc}"
+    text = str(exc.args[0]) if isinstance(exc, ScarletError) and exc.args else \
+        f"rank 0 failed: {type(exc).__name__}: {exc}"
     return kind, text
 
 
 def _rebuild(portable: tuple[str, str]) -> ScarletError:
-    from scarlet_moon import errors
-
     kind, text = portable
-    cls = getattr(errors, kind, RunFailed)
+    cls = getattr(error_types, kind, RunFailed)
     return cls(text) if isinstance(cls, type) and issubclass(cls, ScarletError) else RunFailed(text)
 
 

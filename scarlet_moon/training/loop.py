@@ -18,28 +18,13 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from scarlet_moon.models.checkpoint import Checkpoint, load_checkpoint, optim_from_tensors, optim_to_tensors
+from scarlet_moon.data.sprites import SpriteSet
+from scarlet_moon.diffusion.scaling import to_model_range
+from scarlet_moon.errors import RunFailed
 from scarlet_moon.training.config import TrainConfig
-from scarlet_moon.data.sprites import SpriteSet, to_model_range
-from scarlet_moon.errors import BadInput, RunFailed
-from scarlet_moon.models.unet import build_model, count_params
-from scarlet_moon.diffusion.schedule import Schedule
+from scarlet_moon.training.state import TrainState, schedule_of
 
 log = logging.getLogger(__name__)
-CHECKPOINT_NAME = "checkpoint.safetensors"   # full training state, rewritten in place
-MODEL_NAME = "model.safetensors"             # sampling weights only (EMA), written at the end
-
-
-@dataclass
-class TrainState:
-    model: torch.nn.Module
-    ema: torch.nn.Module | None
-    opt: torch.optim.Optimizer
-    step: int = 0
-    tracking_ids: dict[str, Any] | None = None
-    net: torch.nn.Module | None = None  # what forward/backward run through (DDP wrapper); None = model
-    rank: int = 0                       # this process's slice of the global batch (distributed.py)
-    world: int = 1
 
 
 @dataclass
@@ -51,20 +36,10 @@ class StepInfo:
     epoch: int
 
 
-def schedule_of(cfg: TrainConfig) -> Schedule:
-    return Schedule(cfg.schedule, cfg.timesteps, cfg.beta_start, cfg.beta_end)
-
-
-def build_state(cfg: TrainConfig, *, channels: int, size: int, num_classes: int, device: str) -> TrainState:
-    torch.manual_seed(cfg.seed)  # initial weights depend on the seed only
-    model = build_model(cfg, channels=channels, size=size, num_classes=num_classes).to(device)
-    ema = None
-    if cfg.ema_decay > 0:
-        ema = build_model(cfg, channels=channels, size=size, num_classes=num_classes).to(device)
-        ema.load_state_dict(model.state_dict())
-        ema.requires_grad_(False)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return TrainState(model, ema, opt)
+def cosine_lr(peak: float, step: int, total: int, warmup: int = 0) -> float:
+    """Cosine decay from `peak` to 10% of it over steps warmup..total (0-based `step`)."""
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -74,8 +49,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     if cfg.lr_schedule == "linear-decay":  # the ancestor decayed linearly to 0 over the run
         return cfg.lr * (1 - step / cfg.steps)
     if cfg.lr_schedule == "cosine":
-        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-        return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+        return cosine_lr(cfg.lr, step, cfg.steps, cfg.warmup_steps)
     return cfg.lr
 
 
@@ -98,12 +72,18 @@ def draw_batch(step: int, cfg: TrainConfig, n: int, num_classes: int) -> dict[st
     }
 
 
+def noised(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
+           abar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x_t, a, s): x0 [B,C,H,W] noised to timesteps t [B]; a = sqrt(abar_t), s = sqrt(1 - abar_t), [B,1,1,1]."""
+    a = abar[t].sqrt().view(-1, 1, 1, 1)
+    s = (1 - abar[t]).sqrt().view(-1, 1, 1, 1)
+    return a * x0 + s * noise, a, s
+
+
 def diffusion_loss(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
                    noise: torch.Tensor, abar: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """Weighted MSE on eps or v; x0 [B,C,H,W], t [B] int, abar [T] on the same device."""
-    a = abar[t].sqrt().view(-1, 1, 1, 1)
-    s = (1 - abar[t]).sqrt().view(-1, 1, 1, 1)
-    xt = a * x0 + s * noise
+    xt, a, s = noised(x0, t, noise, abar)
     target = noise if cfg.prediction == "eps" else a * noise - s * x0
     per_sample = F.mse_loss(model(xt, t.float(), y), target, reduction="none").mean(dim=(1, 2, 3))
     if cfg.loss_weighting == "min-snr":  # Hang et al. 2023
@@ -134,7 +114,7 @@ def train_step(state: TrainState, cfg: TrainConfig, data_x: torch.Tensor, data_y
     for group in state.opt.param_groups:
         group["lr"] = lr
     loss = diffusion_loss(state.net or state.model, x0, y, t, noise, abar, cfg)
-    value = float(loss.detach()) if state.world == 1 else _global_mean(loss, state.world)
+    value = state.mean_loss(loss)
     if not math.isfinite(value):
         return value, lr, int(draw["epoch"])
     state.opt.zero_grad(set_to_none=True)
@@ -148,89 +128,14 @@ def train_step(state: TrainState, cfg: TrainConfig, data_x: torch.Tensor, data_y
     return value, lr, int(draw["epoch"])
 
 
-def _global_mean(loss: torch.Tensor, world: int) -> float:
-    from scarlet_moon.training.distributed import mean_over_ranks  # torch.distributed only when running on it
-
-    return mean_over_ranks(loss, world)
-
-
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
+    """ema <- ema + (1 - d) (model - ema), buffers copied; d warms up to `decay`."""
     d = min(decay, (1 + step) / (10 + step))  # warm-up: early weights are forgotten fast
     for pe, pm in zip(ema.parameters(), model.parameters()):
         pe.lerp_(pm, 1 - d)
     for be, bm in zip(ema.buffers(), model.buffers()):
         be.copy_(bm)
-
-
-def model_meta(cfg: TrainConfig, data: SpriteSet, state: TrainState) -> dict[str, Any]:
-    """The model card part of the checkpoint metadata: enough to rebuild and sample."""
-    h, w = data.size
-    return {
-        "config": cfg.to_dict(),
-        "label_names": list(data.label_names),
-        "schedule": schedule_of(cfg).to_dict(),
-        "prediction": cfg.prediction,
-        "image_size": [h, w],
-        "channels": int(data.images.shape[-1]),
-        "data_fingerprint": data.fingerprint(),
-        "data_source": data.source,
-        "palette": data.palette().tolist(),
-        "colors_per_sprite": colour_stats(data.images),
-        "num_params": count_params(state.model),
-        "step": state.step,
-        "tracking": state.tracking_ids or {},
-    }
-
-
-def colour_stats(images: np.ndarray) -> dict[str, float]:
-    """Distinct opaque colours per training sprite; `p90` is the default cap when sampling."""
-    from scarlet_moon.data.pixels import colours_per_sprite
-
-    n = colours_per_sprite(images)
-    return {"mean": float(n.mean()), "median": float(np.median(n)), "p90": int(np.ceil(np.percentile(n, 90)))}
-
-
-def to_checkpoint(cfg: TrainConfig, data: SpriteSet, state: TrainState, *, full: bool = True) -> Checkpoint:
-    meta = model_meta(cfg, data, state)
-    if not full:  # sampling weights only: small, for shipping and registering
-        weights = (state.ema or state.model).state_dict()
-        return Checkpoint(meta=dict(meta, kind="model"), model=weights)
-    optim, groups = optim_to_tensors(state.opt.state_dict())
-    meta.update(kind="train", optim_groups=groups)
-    ema = state.ema.state_dict() if state.ema is not None else {}
-    return Checkpoint(meta=meta, model=state.model.state_dict(), ema=ema, optim=optim)
-
-
-def restore_state(path: Path, steps: int | None, data: SpriteSet, device: str) -> tuple[TrainConfig, TrainState]:
-    """Rebuild the training state of a checkpoint with its own config (`steps` may extend it)."""
-    ckpt = load_checkpoint(path)
-    meta = ckpt.meta
-    if meta.get("kind") != "train":
-        raise BadInput(f"{str(path)!r} holds sampling weights only; --resume needs a training checkpoint "
-                       f"({CHECKPOINT_NAME} in a run folder)")
-    saved = TrainConfig.from_dict(meta["config"], source=str(path))
-    if steps:
-        saved = saved.replace({"steps": steps})
-    if list(data.label_names) != meta["label_names"] or list(data.size) != meta["image_size"] \
-            or data.images.shape[-1] != meta["channels"]:
-        raise BadInput(f"checkpoint {str(path)!r} was trained on {meta['image_size']} sprites with labels "
-                       f"{meta['label_names']}; this data has {list(data.size)} with {list(data.label_names)}")
-    if meta["data_fingerprint"] != data.fingerprint():
-        log.warning("the data differs from the run's (fingerprint %s, now %s); resuming anyway",
-                    meta["data_fingerprint"], data.fingerprint())
-    state = build_state(saved, channels=meta["channels"], size=data.size[0],
-                        num_classes=len(meta["label_names"]), device=device)
-    try:
-        state.model.load_state_dict(ckpt.model)
-        if state.ema is not None:
-            state.ema.load_state_dict(ckpt.ema)
-        state.opt.load_state_dict(optim_from_tensors(ckpt.optim, meta["optim_groups"]))
-    except (RuntimeError, KeyError, ValueError) as exc:
-        raise BadInput(f"checkpoint {str(path)!r} does not fit its own config: {str(exc).splitlines()[0]}") from None
-    state.step = int(meta["step"])
-    state.tracking_ids = meta.get("tracking") or {}
-    return saved, state
 
 
 class StopFlag:

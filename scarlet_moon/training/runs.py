@@ -14,20 +14,21 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 
 from scarlet_moon.atomic import atomic_write_bytes
+from scarlet_moon.data.images import make_grid, save_png
+from scarlet_moon.data.sprites import SpriteSet
+from scarlet_moon.errors import BadInput, Interrupted, arg
+from scarlet_moon.models.card import ModelCard
 from scarlet_moon.models.checkpoint import save_checkpoint
 from scarlet_moon.training.config import TrainConfig
-from scarlet_moon.data.sprites import SpriteSet
 from scarlet_moon.training.distributed import SINGLE, Dist, check_in_sync, stop_flag, wrap
-from scarlet_moon.errors import BadInput, Interrupted
-from scarlet_moon.data.images import make_grid, save_png
-from scarlet_moon.backends.torch_backend import generate_torch
+from scarlet_moon.training.loop import StepInfo, run_loop
+from scarlet_moon.training.state import (CHECKPOINT_NAME, MODEL_NAME, TrainState, build_state, restore_state,
+                                         resumed_config, schedule_of, to_checkpoint)
 from scarlet_moon.training.tracking import MultiTracker, Tracker
-from scarlet_moon.training.loop import (CHECKPOINT_NAME, MODEL_NAME, StepInfo, TrainState, build_state,
-                                restore_state, run_loop, schedule_of, to_checkpoint)
 
 log = logging.getLogger(__name__)
 GRID_PER_LABEL = 8
@@ -53,7 +54,7 @@ def resolve_resume(resume: str | Path, runs_root: Path) -> Path:
             return ckpt
         if cand.is_file():
             return cand
-    raise BadInput(f"--resume {str(resume)!r}: no such run folder, run name or checkpoint file")
+    raise BadInput(f"{arg('resume')} {str(resume)!r}: no such run folder, run name or checkpoint file")
 
 
 def new_run_dir(runs_root: Path, name: str | None) -> Path:
@@ -61,30 +62,43 @@ def new_run_dir(runs_root: Path, name: str | None) -> Path:
     name = name or time.strftime("run-%Y%m%d-%H%M%S")
     run_dir = runs_root / name
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise BadInput(f"run folder {str(run_dir)!r} already exists; pick another --name or --resume it")
+        raise BadInput(f"run folder {str(run_dir)!r} already exists; pick another {arg('name')} or {arg('resume')} it")
     (run_dir / "samples").mkdir(parents=True, exist_ok=True)
     return run_dir
 
 
 def sample_grid(state: TrainState, cfg: TrainConfig, data: SpriteSet, path: Path, device: str) -> Path:
-    """GRID_PER_LABEL sprites per label from the EMA weights, one row per label, fixed seed."""
-    labels = [k for k in range(len(data.label_names)) for _ in range(GRID_PER_LABEL)]
-    images = generate_torch(state.ema or state.model, labels=labels, num_classes=len(data.label_names),
-                            size=data.size, channels=data.images.shape[-1], schedule=schedule_of(cfg),
-                            prediction=cfg.prediction, sampler=cfg.sampler, steps=cfg.sample_steps,
-                            guidance=cfg.guidance, seed=cfg.seed, clip_x0=cfg.clip_x0, device=device)
-    return save_png(make_grid(images, GRID_PER_LABEL), path)
+    """GRID_PER_LABEL sprites per label from the EMA weights, one row per label, fixed seed, raw
+    (the one generation loop, on the network being trained)."""
+    from scarlet_moon.backends.torch_backend import TorchDenoiser
+    from scarlet_moon.generation.chunks import generate_all
+    from scarlet_moon.generation.request import Request
+    from scarlet_moon.options import SamplingOptions
+
+    card = ModelCard(path, {"label_names": list(data.label_names), "image_size": list(data.size),
+                            "channels": int(data.images.shape[-1]), "schedule": schedule_of(cfg).to_dict(),
+                            "prediction": cfg.prediction, "config": cfg.to_dict()})
+    den = TorchDenoiser(card, state.ema or state.model, device)
+    labels = tuple(k for k in range(len(data.label_names)) for _ in range(GRID_PER_LABEL))
+    req = Request(labels, seed=cfg.seed, sampling=SamplingOptions(cfg.sampler, cfg.sample_steps, cfg.guidance))
+    return save_png(make_grid(generate_all(den, req, raw=True), GRID_PER_LABEL), path)
 
 
 def train_run(cfg: TrainConfig, data: SpriteSet, *, runs_root: Path, trackers: dict[str, Tracker],
-              name: str | None = None, resume: str | Path | None = None, resume_steps: int | None = None,
+              name: str | None = None, resume: str | Path | None = None, given: Iterable[str] = (),
               register_name: str | None = None, device: str = "cpu",
               progress: Callable[[StepInfo], None] | None = None, dist: Dist = SINGLE) -> RunResult:
-    """Under torchrun (`dist` from distributed.start) only rank 0 writes files and tracks."""
+    """Train `cfg` on `data` in a new run folder, or continue the run `resume` with its own config.
+
+    `given`: the settings of `cfg` asked for explicitly; on resume they apply where that is sound
+    (training.state.RESUMABLE), and any other that differs from the run's is BadInput.
+    Under torchrun (`dist` from distributed.start) only rank 0 writes files and tracks."""
     t_start = time.time()
+    changes: dict[str, tuple[Any, Any]] = {}
     if resume is not None:
         ckpt_path = dist.agree(lambda: resolve_resume(resume, runs_root))
-        cfg, state = dist.together(lambda: restore_state(ckpt_path, resume_steps, data, device))
+        saved, state = dist.together(lambda: restore_state(ckpt_path, data, device))
+        cfg, changes = resumed_config(saved, cfg, given, str(resume))
         dist.check_batch(cfg.batch_size)  # the run's own batch size
         run_dir = ckpt_path.parent
         if dist.main:
@@ -102,6 +116,8 @@ def train_run(cfg: TrainConfig, data: SpriteSet, *, runs_root: Path, trackers: d
         atomic_write_bytes(run_dir / "config.json", json.dumps(params, indent=2).encode())
     tracker = MultiTracker(trackers if dist.main else {})
     state.tracking_ids = dist.agree(lambda: tracker.start(run_dir.name, params, resume_ids=state.tracking_ids))
+    if changes:  # a tracked param cannot change value: the new one is logged under the step it starts at
+        tracker.log_params({f"resume.step{state.step}.{k}": new for k, (_, new) in changes.items()})
     wrap(state, dist, device)
     return _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, progress, t_start, dist)
 
@@ -140,8 +156,8 @@ def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, 
         status = "KILLED"
         on_checkpoint(True)
         dist.barrier()  # every rank agreed to stop: none exits (and gets the others killed) before the save
-        raise Interrupted(f"interrupted at step {state.step}; checkpoint saved, continue with "
-                        f"`sm train --resume {run_dir}`") from None
+        raise Interrupted(f"interrupted at step {state.step}; checkpoint saved in {str(run_dir)!r}",
+                          run_dir=run_dir) from None
     finally:
         if status != "FINISHED":
             tracker.finish(status)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
-from scarlet_moon.errors import BadInput
+from scarlet_moon.errors import BadInput, arg
 
 log = logging.getLogger(__name__)
 DEFAULT_EXPERIMENT = "scarlet-moon"
@@ -19,10 +20,45 @@ DEFAULT_MODEL_NAME = "scarlet-moon-sprites"
 
 class Tracker(Protocol):
     def start(self, name: str, params: Mapping[str, Any], resume_id: str | None = None) -> str | None: ...
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None: ...
     def register(self, path: Path, name: str) -> None: ...
     def finish(self, status: str = "FINISHED") -> None: ...
+
+
+@dataclass(frozen=True)
+class TrackingOptions:
+    """Where a run is tracked: MLflow (a local sqlite store beside the runs by default) or none, and
+    Weights & Biases on request; the model is registered under `register_name` when MLflow is on."""
+
+    kind: str = "mlflow"                 # "mlflow" | "none"
+    uri: str | None = None               # None: MLFLOW_TRACKING_URI, else sqlite:///<runs>/mlflow.db
+    experiment: str = DEFAULT_EXPERIMENT
+    register_name: str | None = None     # None: DEFAULT_MODEL_NAME when any tracker runs
+    wandb: bool = False
+    wandb_mode: str | None = None        # None: online with WANDB_API_KEY, else offline
+    wandb_project: str = "scarlet-moon"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("mlflow", "none"):
+            raise BadInput(f"{arg('tracking')} {self.kind!r}: expected mlflow or none")
+        if self.wandb_mode not in (None, "offline", "online", "disabled"):
+            raise BadInput(f"unknown {arg('wandb_mode')} {self.wandb_mode!r}; allowed: offline, online, disabled")
+
+    def trackers(self, runs_root: Path) -> dict[str, "Tracker"]:
+        """The trackers these options ask for (nothing starts until a run does)."""
+        out: dict[str, Tracker] = {}
+        if self.kind == "mlflow":
+            runs_root.mkdir(parents=True, exist_ok=True)
+            out["mlflow"] = MlflowTracker(self.uri or default_mlflow_uri(runs_root), self.experiment,
+                                          artifact_root=runs_root / "mlartifacts")
+        if self.wandb and self.kind != "none":
+            out["wandb"] = WandbTracker(self.wandb_project, self.wandb_mode, runs_root)
+        return out
+
+    def model_name(self, trackers: Mapping[str, "Tracker"]) -> str | None:
+        return self.register_name or (DEFAULT_MODEL_NAME if trackers else None)
 
 
 def default_mlflow_uri(runs_root: Path) -> str:
@@ -37,7 +73,6 @@ class MlflowTracker:
         self._pending: list[Any] = []
 
     def start(self, name: str, params: Mapping[str, Any], resume_id: str | None = None) -> str:
-        import mlflow
         from mlflow.tracking import MlflowClient
 
         for noisy in ("alembic", "mlflow"):  # table creation and run links are INFO chatter
@@ -55,9 +90,13 @@ class MlflowTracker:
         else:
             run = self.client.create_run(exp_id, run_name=name)
             self.run_id = run.info.run_id
-            flat = {k: str(v)[:500] for k, v in params.items()}
-            self.client.log_batch(self.run_id, params=[mlflow.entities.Param(k, v) for k, v in flat.items()])
+            self.log_params(params)
         return self.run_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:500]) for k, v in params.items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         import time
@@ -101,7 +140,7 @@ class MlflowTracker:
 class WandbTracker:
     def __init__(self, project: str, mode: str | None, directory: Path):
         if mode not in (None, "offline", "online", "disabled"):
-            raise BadInput(f"unknown --wandb-mode {mode!r}; allowed: offline, online, disabled")
+            raise BadInput(f"unknown {arg('wandb_mode')} {mode!r}; allowed: offline, online, disabled")
         # never let wandb wait at its interactive login menu: offline unless a key is set
         self.mode = mode or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
         self.project, self.dir, self.run = project, directory, None
@@ -120,6 +159,9 @@ class WandbTracker:
             self.mode = "offline"
             self.run = wandb.init(mode="offline", **kwargs)
         return getattr(self.run, "id", None)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self.run.config.update(dict(params), allow_val_change=True)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         self.run.log(dict(metrics), step=step)
@@ -155,6 +197,10 @@ class MultiTracker:
         for kind, t in self.trackers.items():
             self.ids[kind] = t.start(name, params, (resume_ids or {}).get(kind))
         return self.ids
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        for t in self.trackers.values():
+            t.log_params(params)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         for t in self.trackers.values():

@@ -1,0 +1,48 @@
+"""`sm export-onnx`: the denoiser as ONNX (and its fused step graph) for the onnxruntime backend.
+
+torch, onnx and onnxscript are imported inside the command only.
+"""
+
+from __future__ import annotations
+
+import click
+
+from cli.console import console
+
+
+@click.command("export-onnx")
+@click.option("--model", default=None, help="A .safetensors checkpoint. [default: the bundled model]")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write (one file).")
+@click.option("--fp16", is_flag=True, help="fp16 weights (time embedding kept fp32); for GPUs, slower on CPU.")
+@click.option("--opset", type=click.IntRange(17, 23), default=None,
+              help="ONNX opset. [default: the exporter's, 20 with torch 2.13]")
+@click.option("--step-graph/--no-step-graph", default=True, show_default=True,
+              help="Also write OUT.step.onnx, the fused sampler step that keeps sprites on the GPU.")
+def export_onnx(model: str | None, out: str, fp16: bool, opset: int | None, step_graph: bool) -> None:
+    """Export the denoiser to ONNX for the onnxruntime backend (`sm sample --model OUT.onnx`).
+
+    The graph is the bare network (x, t, y -> prediction) with a dynamic batch axis;
+    guidance and the sampler run in the sampling loop. The model card is embedded in the
+    file's metadata. Also writes OUT.step.onnx (the fused step for the GPU loop). Checks
+    parity against torch before writing.
+    """
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as exc:
+        from scarlet_moon.errors import BadInput
+
+        raise BadInput(f"export-onnx needs torch, onnx and onnxscript ({exc.name} is missing): "
+                       "pip install 'scarlet-moon[train,export,onnx]'") from None
+    from scarlet_moon.export.onnx_export import export_onnx as run_export
+
+    with console.status("exporting to ONNX", spinner="dots"):
+        res = run_export(model, out, fp16=fp16, opset=opset, step_graph=step_graph)
+    diffs = ", ".join(f"batch {b}: {d:.2e}" for b, d in res.max_abs_diff.items())
+    step = f"; fused step graph x0 max |diff| {res.step_diff:.2e}" if res.step_path else ""
+    console.print(f"parity vs torch ({res.precision}, opset {res.opset}): max |diff| {diffs}{step} "
+                  f"(limit {res.tolerance:g}); {res.bytes / 1e6:.2f} MB in {res.seconds:.1f} s", highlight=False)
+    click.echo(str(res.path))
+    if res.step_path:
+        click.echo(str(res.step_path))

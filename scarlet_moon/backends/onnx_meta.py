@@ -1,0 +1,110 @@
+"""The .onnx contract, in one place: the metadata an exported model and its fused step graph carry,
+and reading a ModelCard back from them (numpy + onnxruntime only; no torch, no onnx package).
+
+The .onnx file is the bare denoiser written by scarlet_moon.export.onnx_export: inputs x float32
+[batch,C,H,W], t float32 [batch], y int64 [batch] (num_classes = the null label), output float32
+[batch,C,H,W]. Its metadata_props carry the model card, so a ModelCard is built from the file
+alone (card.path = the .onnx file). The step graph beside it (m.step.onnx, scarlet_moon.export.
+step_graph) carries the same source fingerprint plus its own META_STEP entry.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from scarlet_moon.backends.onnx_session import CPU, import_ort, make_session
+from scarlet_moon.errors import BadInput
+from scarlet_moon.models.card import ModelCard
+from scarlet_moon.models.card_check import check_card_meta
+
+FORMAT = "scarlet-moon-onnx"
+FORMAT_VERSION = 1
+META_FORMAT = "scarlet_moon.format"
+META_VERSION = "scarlet_moon.package_version"
+META_CARD = "scarlet_moon.card"                  # JSON: the checkpoint's model card
+META_SOURCE = "scarlet_moon.source_fingerprint"  # models.card.file_fingerprint: sha256 hex, first 16
+META_SOURCE_NAME = "scarlet_moon.source_name"
+META_PRECISION = "scarlet_moon.precision"        # fp32 | fp16 (inputs and outputs are fp32 in both)
+META_IO = "scarlet_moon.io"                      # JSON: input docs, output name, null label
+OUTPUT_NAME = "pred"
+INPUT_DOCS = {
+    "x": "float32 [batch, C, H, W]: noisy sprites in model range (x_T ~ N(0, 1))",
+    "t": "float32 [batch]: timestep index 0..T-1 (fractional allowed)",
+    "y": "int64 [batch]: label index; num_classes is the null label (classifier-free guidance)",
+}
+_INPUT_TYPES = {"x": "tensor(float)", "t": "tensor(float)", "y": "tensor(int64)"}
+_CARD_REQUIRED = ("label_names", "image_size", "channels", "schedule", "prediction")
+_DROP_FROM_CARD = ("optim_groups", "format")  # training-only / the checkpoint's own tag
+
+# the fused step graph (scarlet_moon.export.step_graph builds it, backends.onnx_device runs it)
+STEP_FORMAT = "scarlet-moon-step"
+META_STEP = "scarlet_moon.step_graph"
+STEP_INPUTS = ("b0", "b1", "b2", "b3", "coef", "t", "y")
+STEP_OUTPUTS = ("x", "x0", "bad")
+
+
+def is_onnx(path: str | Path | None) -> bool:
+    return path is not None and str(path).lower().endswith(".onnx")
+
+
+def card_meta_for_export(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The checkpoint meta stored in the .onnx (training-only keys dropped)."""
+    return {k: v for k, v in meta.items() if k not in _DROP_FROM_CARD}
+
+
+def card_from_session(sess, path: Path) -> ModelCard:
+    """Validate our metadata and the graph's inputs; the ModelCard of the .onnx file."""
+    props = sess.get_modelmeta().custom_metadata_map
+    not_ours = f"{str(path)!r} is not a Scarlet Moon ONNX model"
+    if props.get(META_FORMAT) != FORMAT:
+        raise BadInput(f"{not_ours} (no '{META_FORMAT}' metadata; export one with `sm export-onnx`)")
+    try:
+        meta = json.loads(props[META_CARD])
+        io = json.loads(props.get(META_IO, "{}"))
+    except (KeyError, json.JSONDecodeError):
+        raise BadInput(f"{not_ours} (its model card metadata is missing or not JSON)") from None
+    missing = [k for k in _CARD_REQUIRED if k not in meta] if isinstance(meta, dict) else list(_CARD_REQUIRED)
+    if missing:
+        raise BadInput(f"{not_ours} (its card lacks {', '.join(missing)})")
+    check_card_meta(meta, repr(str(path)))
+    version = io.get("format_version", 0) if isinstance(io, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise BadInput(f"{not_ours} (its '{META_IO}' metadata has no integer format_version)")
+    if version > FORMAT_VERSION:
+        raise BadInput(f"{str(path)!r} uses ONNX format version {io.get('format_version')}; this "
+                       f"scarlet-moon reads up to {FORMAT_VERSION}: upgrade the package")
+    inputs = {i.name: i.type for i in sess.get_inputs()}
+    if inputs != _INPUT_TYPES or len(sess.get_outputs()) != 1:
+        raise BadInput(f"{not_ours} (inputs {inputs}; expected {_INPUT_TYPES} and one output)")
+    meta["onnx"] = {"source_fingerprint": props.get(META_SOURCE), "source_name": props.get(META_SOURCE_NAME),
+                    "precision": props.get(META_PRECISION, "fp32"), "package_version": props.get(META_VERSION)}
+    return ModelCard(path, meta)
+
+
+def read_onnx_card(path: str | Path) -> ModelCard:
+    """The card of an exported .onnx (metadata only, light CPU session)."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInput(f"model {str(p)!r} does not exist or is not a file")
+    ort = import_ort()
+    return card_from_session(make_session(ort, p, [CPU], light=True), p)
+
+
+def step_path(model: str | Path) -> Path:
+    """The fused step graph written beside an exported model: m.onnx -> m.step.onnx."""
+    p = Path(model)
+    return p.with_name(p.stem + ".step.onnx")
+
+
+def step_meta(sess: Any, card: ModelCard) -> dict[str, Any]:
+    """The step graph's own metadata; it must name the same source checkpoint as the model's card."""
+    props = sess.get_modelmeta().custom_metadata_map
+    try:
+        meta = json.loads(props[META_STEP])
+    except (KeyError, json.JSONDecodeError):
+        raise BadInput("not a Scarlet Moon step graph (no step metadata)") from None
+    if props.get(META_SOURCE) != card.meta.get("onnx", {}).get("source_fingerprint"):
+        raise BadInput("the .step.onnx beside the model was exported from another checkpoint; re-export")
+    return meta if isinstance(meta, dict) else {}
