@@ -48,6 +48,8 @@ from scarlet_moon.atomic import atomic_write_bytes  # noqa: E402
 from scarlet_moon.training.config import TrainConfig, preset  # noqa: E402
 from scarlet_moon.data.sprites import load_sprites  # noqa: E402
 from scarlet_moon.eval.metrics import evaluate  # noqa: E402
+from scarlet_moon.backends import BackendOptions  # noqa: E402
+from scarlet_moon.options import SamplingOptions  # noqa: E402
 
 SCHEMA = "scarlet-moon-ablations/1"
 
@@ -130,9 +132,9 @@ def warm_up(device: str) -> None:
         return
     import torch
 
-    from scarlet_moon.models.unet import build_model
+    from scarlet_moon.training.state import build_network
 
-    net = build_model(TrainConfig(), channels=4, size=16, num_classes=6).to(device)
+    net = build_network(TrainConfig(), channels=4, size=16, num_classes=6).to(device)
     x = torch.randn(64, 4, 16, 16, device=device)
     for _ in range(3):
         net(x, torch.zeros(64, device=device), torch.zeros(64, dtype=torch.int64, device=device)).square().mean().backward()
@@ -203,7 +205,7 @@ def train_parallel(names: list[str], args, device: str, log, t_start: float) -> 
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // args.jobs)))
     # the small ancestor networks last, so the four lanes end closer together
-    queue = sorted(todo.items(), key=lambda kv: variant_config(kv[1], args.steps)[0].arch == "seed")
+    queue = sorted(todo.items(), key=lambda kv: variant_config(kv[1], args.steps)[0].model.arch == "seed")
     running: list[tuple[subprocess.Popen, str, Path, float, Any]] = []
     log(f"training {len(queue)} config(s), {args.jobs} at a time (logs in {logs})")
     while queue or running:
@@ -466,8 +468,9 @@ def main() -> None:
         settings = {"sampler": cfg.sampler, "steps": cfg.sample_steps, "guidance": cfg.guidance, "seed": eval_seed,
                     "count": args.count}
         te = time.perf_counter()
-        ev = evaluate(tr["model"], data, count=args.count, seed=eval_seed, sampler=cfg.sampler,
-                      steps=cfg.sample_steps, guidance=cfg.guidance, cache_dir=args.classifier_cache, device=device)
+        ev = evaluate(tr["model"], data, count=args.count, seed=eval_seed,
+                      sampling=SamplingOptions(cfg.sampler, cfg.sample_steps, cfg.guidance),
+                      backend=BackendOptions(device=device), cache_dir=args.classifier_cache)
         settings["seconds"] = round(time.perf_counter() - te, 2)
         settings["generation_seconds"] = (ev.get("generation") or {}).get("seconds")
         rec.update(status="done", training=tr, eval_settings=settings, figures=figures_of(ev),

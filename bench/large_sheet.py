@@ -93,8 +93,8 @@ def pack_only_child(count: int, folder: str) -> None:
     import numpy as np
     from PIL import Image
 
-    from cli.cmd_sheet import pack_and_write
-    from exporters import Sprite
+    from cli.cmd_sheet import SheetTarget, pack_and_write
+    from exporters import PackOptions, Sprite
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (count, 16, 16, 4), dtype=np.uint8)
@@ -103,8 +103,8 @@ def pack_only_child(count: int, folder: str) -> None:
               "chunk_size": CHUNK_SIZE, "model_fingerprint": "0123456789abcdef", "model_step": 40000}
     sprites = [Sprite(f"hero_{i:03d}", Image.fromarray(images[i], "RGBA"), label="hero",
                       meta=dict(common, label="hero", label_index=5, batch_index=i)) for i in range(count)]
-    pack_and_write(sprites, Path(folder) / "s.png", FORMATS.split(","), padding=1, extrude=0, scale=1,
-                   pot=False, max_size=4096, trim=False, dedupe=True)
+    pack_and_write(sprites, SheetTarget.check(Path(folder) / "s.png", FORMATS.split(","), False),
+                   PackOptions(padding=1, extrude=0, scale=1, pot=False, max_size=4096, trim=False, dedupe=True))
 
 
 def run_pack_only(count: int, folder: Path) -> dict:

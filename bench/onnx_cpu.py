@@ -32,11 +32,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scarlet_moon.backends import read_card
+from scarlet_moon.backends import read_card  # noqa: E402
 from scarlet_moon.models.card import BUNDLED_MODEL  # noqa: E402
 from scarlet_moon.models.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
 from scarlet_moon.training.config import DEFAULT, SEED, TrainConfig  # noqa: E402
-from scarlet_moon.models.unet import build_model, count_params  # noqa: E402
+from scarlet_moon.models.unet import count_params  # noqa: E402
 
 BATCH = 64
 
@@ -46,11 +46,11 @@ def untrained_checkpoint(cfg: TrainConfig, path: Path) -> Path:
 
     Zero-initialised tensors get small random values so the output is not identically 0."""
     from scarlet_moon.data.sprites import load_sprites
-    from scarlet_moon.training.loop import schedule_of
+    from scarlet_moon.training.state import build_network, schedule_of
 
     data = load_sprites(None)
     torch.manual_seed(0)
-    model = build_model(cfg, channels=4, size=16, num_classes=len(data.label_names))
+    model = build_network(cfg, channels=4, size=16, num_classes=len(data.label_names))
     with torch.no_grad():  # zero-initialised output convs would make the parity check trivially 0
         for p in model.parameters():
             if not p.any():
@@ -75,8 +75,8 @@ def timed(fn, repeats: int, warmup: int = 3) -> list[float]:
 
 
 def denoiser_call(ckpt: Path, onnx_path: Path, repeats: int) -> dict:
-    from scarlet_moon.generation.core import load_torch_model
-    from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession
+    from scarlet_moon.backends.onnx_backend import OnnxDenoiser
+    from scarlet_moon.backends.torch_backend import load_torch_model
 
     card = read_card(ckpt)
     model = load_torch_model(card, "cpu")
@@ -90,10 +90,10 @@ def denoiser_call(ckpt: Path, onnx_path: Path, repeats: int) -> dict:
         with torch.inference_mode():
             model(xt, tt, yt)
 
-    from scarlet_moon.backends.onnx_backend import CPU, _session, import_ort
+    from scarlet_moon.backends.onnx_session import CPU, import_ort, make_session
 
-    sess = OnnxDenoiserSession(onnx_path, "cpu")  # intra_op_num_threads = cpu count
-    sess1 = _session(import_ort(), onnx_path, [CPU], threads=1)
+    sess = OnnxDenoiser(onnx_path, "cpu")  # intra_op_num_threads = cpu count
+    sess1 = make_session(import_ort(), onnx_path, [CPU], threads=1)
     feed = {"x": x, "t": t, "y": y}
     threads = torch.get_num_threads()
 

@@ -41,24 +41,32 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     return statistics.median(times), out
 
 
+def one_batch(den: Any, req: Any) -> np.ndarray:
+    """Raw sprites (uint8 N x H x W x C) of `req` sampled as ONE batch of N from req.seed, whatever N
+    (not generation.chunks' 256-sprite chunks): the batch size is what this benchmark varies."""
+    return den.sample(list(req.labels), parts=[(len(req.labels), req.seed)], sampling=req.sampling.resolve(den.card),
+                      edit=req.edit, progress=None)
+
+
 def variants(card: Any, fp32: Path, fp16: Path | None, device: str = "cuda",
              keep: set[str] | None = None) -> dict[str, Callable[[Any], Any]]:
     import torch
 
-    from scarlet_moon.generation.core import load_torch_model, sample_array
-    from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession
+    from scarlet_moon.backends.onnx_backend import OnnxDenoiser
+    from scarlet_moon.backends.torch_backend import TorchDenoiser, load_torch_model
     from scarlet_moon.backends.torch_fast import accelerate
 
-    model = load_torch_model(card, device)
+    eager = TorchDenoiser(card, load_torch_model(card, device), device)
     want = (lambda name: keep is None or name in keep)  # noqa: E731
-    sessions = {name: OnnxDenoiserSession(path, device, loop=loop) for name, path, loop in
+    sessions = {name: OnnxDenoiser(path, device, loop=loop) for name, path, loop in
                 (("ort-host", fp32, "host"), ("ort-device", fp32, "device"), ("ort-device-fp16", fp16, "device"))
                 if path is not None and want(name)}
-    compiled = accelerate(load_torch_model(card, device), device, fp16=True, compile=True) \
+    compiled = TorchDenoiser(card, accelerate(load_torch_model(card, device), device, fp16=True, compile=True),
+                             device, flags=("fp16", "compile")) \
         if want("torch-compile-fp16") and device == "cuda" else None
 
     def torch_run(req: Any) -> Any:
-        out = sample_array(card, req, device=device, model=model)
+        out = one_batch(eager, req)
         if device == "cuda":
             torch.cuda.synchronize()
         return out
@@ -68,7 +76,7 @@ def variants(card: Any, fp32: Path, fp16: Path | None, device: str = "cuda",
             return torch_run(req)
 
     def torch_compiled(req: Any) -> Any:
-        out = sample_array(card, req, device=device, model=compiled)
+        out = one_batch(compiled, req)
         torch.cuda.synchronize()
         return out
 
@@ -77,7 +85,7 @@ def variants(card: Any, fp32: Path, fp16: Path | None, device: str = "cuda",
                                                               ("torch-compile-fp16", torch_compiled))
                                              if want(k) and (k != "torch-compile-fp16" or compiled is not None)}
     for name, sess in sessions.items():
-        runs[name] = (lambda s: lambda req: sample_array(s.card, req, model=s))(sess)
+        runs[name] = (lambda s: lambda req: one_batch(s, req))(sess)
     return runs
 
 
@@ -120,8 +128,9 @@ def main() -> None:
     import torch
 
     from scarlet_moon.backends import read_card
-    from scarlet_moon.generation.core import Request, finish
     from scarlet_moon.export.onnx_export import export_onnx
+    from scarlet_moon.generation.finish import finish
+    from scarlet_moon.generation.request import Request
 
     t_start = time.perf_counter()
     work = Path(args.work)
@@ -163,7 +172,7 @@ def main() -> None:
             print(f"batch {b:6d} {name:16s} {sec * 1e3:9.1f} ms  {b / sec:10.0f} sprites/s", flush=True)
             if name == "ort-device":
                 t0 = time.perf_counter()
-                finish(card, req, out)
+                finish(card, req.post, req.edit, out)
                 row["postprocess_s"] = time.perf_counter() - t0
         curve.append(row)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # partial results survive a time-out
@@ -171,7 +180,7 @@ def main() -> None:
     # agreement after quantisation, torch vs onnx device loop (fp32), same seed
     req = Request(tuple(i % n_classes for i in range(min(256, curve[-1]["batch"]))), seed=1)
     a, b = runs["torch-eager"](req), runs["ort-device"](req)
-    fa, fb = finish(card, req, a), finish(card, req, b)
+    fa, fb = finish(card, req.post, req.edit, a), finish(card, req.post, req.edit, b)
     agree = {"batch": len(req.labels), "raw_equal": float((a == b).mean()), "finished_equal": float((fa == fb).mean()),
              "raw_max_abs": int(np.abs(a.astype(int) - b.astype(int)).max())}
     print("torch vs ort-device:", agree, flush=True)

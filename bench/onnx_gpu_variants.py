@@ -78,7 +78,7 @@ def fuse_for_cuda(proto: Any, *, fp16: bool) -> Any:
 def write_fused(net: Any, out: Path, card: Any) -> Path:
     """`net` at `out` and its step graph beside it (scarlet_moon.export.step_graph)."""
     from scarlet_moon.atomic import atomic_write_bytes
-    from scarlet_moon.backends.onnx_device import step_path
+    from scarlet_moon.backends.onnx_meta import step_path
     from scarlet_moon.export.step_graph import build_step_proto
 
     clip = bool(card.config.get("clip_x0", True))
@@ -98,17 +98,27 @@ def build_fused(work: Path, base: Path, fp16: bool, card: Any) -> Path:
     return write_fused(net, work / f"{name}.onnx", card)
 
 
+def one_batch(den: Any, req: Any) -> np.ndarray:
+    """Raw sprites (uint8 N x H x W x C) of `req` sampled as ONE batch of N from req.seed, whatever N
+    (not generation.chunks' 256-sprite chunks): the batch size is what this benchmark varies."""
+    return den.sample(list(req.labels), parts=[(len(req.labels), req.seed)], sampling=req.sampling.resolve(den.card),
+                      edit=req.edit, progress=None)
+
+
 def agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     return {"equal": float((a == b).mean()), "max_abs": int(np.abs(a.astype(int) - b.astype(int)).max())}
 
 
 def run_variants(card: Any, models: dict[str, tuple[Path, str]], batches: list[int], steps: int, repeats: int,
                  budget_end: float, device: str = "cuda") -> tuple[dict, dict]:
-    from scarlet_moon.generation.core import Request, finish, sample_array
-    from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession
+    from scarlet_moon.backends.onnx_backend import OnnxDenoiser
+    from scarlet_moon.generation.finish import finish
+    from scarlet_moon.generation.request import Request
+    from scarlet_moon.options import SamplingOptions
 
     n = len(card.label_names)
-    check = Request(tuple(i % n for i in range(256 if device == "cuda" else 16)), seed=1, steps=steps)
+    check = Request(tuple(i % n for i in range(256 if device == "cuda" else 16)), seed=1,
+                    sampling=SamplingOptions(steps=steps))
     results, ref = {}, None
     for name, (path, opts) in models.items():
         if time.perf_counter() > budget_end:
@@ -117,13 +127,13 @@ def run_variants(card: Any, models: dict[str, tuple[Path, str]], batches: list[i
         os.environ["SM_ONNX_CUDA_OPTIONS"] = opts
         row: dict[str, Any] = {"model": path.name, "cuda_options": opts}
         try:
-            sess = OnnxDenoiserSession(path, device, loop="device")
-            fin = finish(card, check, sample_array(sess.card, check, model=sess))
+            sess = OnnxDenoiser(path, device, loop="device")
+            fin = finish(card, check.post, check.edit, one_batch(sess, check))
             ref = fin if ref is None else ref
             row["vs_plain_fp32"] = agreement(fin, ref)
             for b in batches:
-                req = Request(tuple(i % n for i in range(b)), seed=0, steps=steps)
-                sec, _ = timed(lambda: sample_array(sess.card, req, model=sess), repeats)
+                req = Request(tuple(i % n for i in range(b)), seed=0, sampling=SamplingOptions(steps=steps))
+                sec, _ = timed(lambda s=sess, r=req: one_batch(s, r), repeats)
                 row[str(b)] = b / sec
                 print(f"{name:22s} batch {b:6d} {b / sec:9.0f} sprites/s", flush=True)
             del sess
@@ -140,20 +150,22 @@ def parity(card: Any, plain32: Path, check: Any, device: str = "cuda") -> dict[s
     """torch CUDA fp32 vs onnxruntime plain-fp32 device loop, TF32 on and off in both."""
     import torch
 
-    from scarlet_moon.generation.core import finish, load_torch_model, sample_array
-    from scarlet_moon.backends.onnx_backend import OnnxDenoiserSession
+    from scarlet_moon.backends.onnx_backend import OnnxDenoiser
+    from scarlet_moon.backends.torch_backend import TorchDenoiser, load_torch_model
+    from scarlet_moon.generation.finish import finish
 
-    model = load_torch_model(card, device)
+    model = TorchDenoiser(card, load_torch_model(card, device), device)
     out = {}
     for tf32 in (True, False):
         torch.backends.cudnn.allow_tf32 = tf32
         torch.backends.cuda.matmul.allow_tf32 = tf32
         os.environ["SM_ONNX_CUDA_OPTIONS"] = "use_tf32=1" if tf32 else "use_tf32=0"
-        a = sample_array(card, check, device=device, model=model)
-        sess = OnnxDenoiserSession(plain32, device, loop="device")
-        b = sample_array(sess.card, check, model=sess)
+        a = one_batch(model, check)
+        sess = OnnxDenoiser(plain32, device, loop="device")
+        b = one_batch(sess, check)
         out["tf32_on" if tf32 else "tf32_off"] = {"raw": agreement(a, b),
-                                                   "finished": agreement(finish(card, check, a), finish(card, check, b))}
+                                                   "finished": agreement(finish(card, check.post, check.edit, a),
+                                                                         finish(card, check.post, check.edit, b))}
         print("parity", tf32, out, flush=True)
         del sess
     os.environ.pop("SM_ONNX_CUDA_OPTIONS", None)
@@ -165,16 +177,19 @@ def torch_compiled(card: Any, batches: list[int], steps: int, repeats: int) -> d
     """The torch backend as `sm sheet --fp16 --compile` runs it (scarlet_moon.backends.torch_fast)."""
     import torch
 
-    from scarlet_moon.generation.core import Request, load_torch_model, sample_array
+    from scarlet_moon.backends.torch_backend import TorchDenoiser, load_torch_model
     from scarlet_moon.backends.torch_fast import accelerate
+    from scarlet_moon.generation.request import Request
+    from scarlet_moon.options import SamplingOptions
 
-    model = accelerate(load_torch_model(card, "cuda"), "cuda", fp16=True, compile=True)
+    model = TorchDenoiser(card, accelerate(load_torch_model(card, "cuda"), "cuda", fp16=True, compile=True), "cuda",
+                          flags=("fp16", "compile"))
     n, out = len(card.label_names), {}
     for b in batches:
-        req = Request(tuple(i % n for i in range(b)), seed=0, steps=steps)
+        req = Request(tuple(i % n for i in range(b)), seed=0, sampling=SamplingOptions(steps=steps))
 
         def run() -> Any:
-            r = sample_array(card, req, device="cuda", model=model)
+            r = one_batch(model, req)
             torch.cuda.synchronize()
             return r
         t0 = time.perf_counter()

@@ -43,10 +43,16 @@ def raw_sprites(path: Path, count: int = 2000) -> np.ndarray:
     """The bundled model's raw sprites (uint8 N x 16 x 16 x 4), sampled once and cached."""
     if path.is_file():
         return np.load(path)
-    from scarlet_moon.generation.core import Request, plan_labels, sample_array
+    from scarlet_moon.backends import open_denoiser
+    from scarlet_moon.generation.request import Request
+
     card = read_card(None)
-    req = Request(plan_labels(card, list(range(len(card.label_names))), count), seed=0)
-    raw = sample_array(card, req)
+    req = Request.plan(card, list(range(len(card.label_names))), count, seed=0)
+    den = open_denoiser(card, backend="torch", device="cpu")
+    # one sampled batch of all `count` sprites from the one seed (not the 256-sprite chunks of
+    # generation.chunks), so the cached file holds the very sprites it always held
+    raw = den.sample(list(req.labels), parts=[(len(req.labels), req.seed)], sampling=req.sampling.resolve(card),
+                     edit=req.edit)
     np.save(path, raw)
     return raw
 

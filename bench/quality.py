@@ -24,6 +24,7 @@ from scarlet_moon.atomic import atomic_write_bytes
 from scarlet_moon.training.config import preset
 from scarlet_moon.data.sprites import load_sprites
 from scarlet_moon.eval.metrics import evaluate
+from scarlet_moon.options import SamplingOptions
 from scarlet_moon.training.runs import train_run
 
 
@@ -53,14 +54,14 @@ def main() -> None:
         results["runs"][name] = {"model": str(model), "train_seconds": seconds,
                                  "seconds_per_step": seconds / args.steps}
     results["real_floor"] = evaluate(None, data, count=args.count, seed=0, real=True)
-    evals = {"seed/ddpm-500": (results["runs"]["seed"]["model"], {}),
-             "default/dpmpp-2m-20": (results["runs"]["default"]["model"], {})}
+    evals = {"seed/ddpm-500": (results["runs"]["seed"]["model"], SamplingOptions()),
+             "default/dpmpp-2m-20": (results["runs"]["default"]["model"], SamplingOptions())}
     if args.ddpm_reference:
-        evals["bundled/dpmpp-2m-20"] = (None, {})
-        evals["bundled/ddpm-500"] = (None, {"sampler": "ddpm", "steps": 500})
-    for key, (model, opts) in evals.items():
+        evals["bundled/dpmpp-2m-20"] = (None, SamplingOptions())
+        evals["bundled/ddpm-500"] = (None, SamplingOptions(sampler="ddpm", steps=500))
+    for key, (model, sampling) in evals.items():
         t = time.time()
-        results[key] = evaluate(model, data, count=args.count, seed=0, **opts)
+        results[key] = evaluate(model, data, count=args.count, seed=0, sampling=sampling)
         results[key]["eval_seconds"] = time.time() - t
         print(key, json.dumps({k: v for k, v in results[key].items() if not isinstance(v, dict)}), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -155,11 +155,11 @@ def generated_sprites(args: GenerationArgs, quiet: bool, out: Path,
         if images is None:
             return None
         shards.append(folder)
-    common = {k: v for k, v in generation_meta(card, req, args).items() if k not in ("model", "size")}
-    if not req.edit.active:  # --init/--strength/--mask/--tileable regenerate the frame too
-        for key in ("init", "mask", "strength", "tileable"):
-            common.pop(key)
-    common.update(count=len(req.labels), chunk_size=CHUNK_SIZE, model_step=card.meta.get("step"))
+    meta = generation_meta(card, req, args)
+    common = {**{k: meta[k] for k in ("seed", "sampler", "steps", "guidance")}, "count": len(req.labels),
+              "chunk_size": CHUNK_SIZE, "model_fingerprint": meta["model_fingerprint"], "model_step": card.meta.get("step")}
+    if req.edit.active:  # --init/--strength/--mask/--tileable regenerate the frame too
+        common.update({k: meta[k] for k in ("init", "mask", "strength", "tileable")})
     sprites, counters = [], {}
     for i, (img, k) in enumerate(zip(images, req.labels)):
         label = card.label_names[k]

@@ -51,8 +51,9 @@ def test_only_cli_imports_click_or_rich_in_source():
 def test_sm_help_lists_commands():
     out = subprocess.run([sys.executable, "-m", "cli.main", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0
-    for command in ("train", "data"):
-        assert f"  {command} " in out.stdout
+    for command in ("train", "data", "sample", "labels", "info", "sheet", "eval", "export-onnx", "doctor", "plugin",
+                    "distill"):
+        assert f"  {command} " in out.stdout, command
 
 
 # ------------------------------------------------------------------ the import graph, read from the sources

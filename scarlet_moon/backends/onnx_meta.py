@@ -45,10 +45,6 @@ STEP_INPUTS = ("b0", "b1", "b2", "b3", "coef", "t", "y")
 STEP_OUTPUTS = ("x", "x0", "bad")
 
 
-def is_onnx(path: str | Path | None) -> bool:
-    return path is not None and str(path).lower().endswith(".onnx")
-
-
 def card_meta_for_export(meta: Mapping[str, Any]) -> dict[str, Any]:
     """The checkpoint meta stored in the .onnx (training-only keys dropped)."""
     return {k: v for k, v in meta.items() if k not in _DROP_FROM_CARD}

@@ -1,0 +1,1 @@
+"""Sprite sets (loaders for the four input kinds), images, pixel post-processing, palettes, k-means. No torch."""

@@ -1,0 +1,1 @@
+"""Quality figures of a model (`sm eval`): Frechet distance, conditional accuracy, copies, pixel statistics."""

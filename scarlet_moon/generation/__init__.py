@@ -1,0 +1,2 @@
+"""Generation: a request (labels, seed, options), the one chunked loop every caller runs, finishing,
+and sharding the chunks over torchrun ranks."""

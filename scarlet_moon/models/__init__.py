@@ -1,0 +1,2 @@
+"""The model: its network (unet), the network config, the card that describes it (torch-free) and the
+safetensors checkpoints that hold it."""
