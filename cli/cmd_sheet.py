@@ -33,7 +33,7 @@ class SheetTarget:
     @classmethod
     def check(cls, out: str | Path, formats: tuple[str, ...] | list[str], force: bool) -> "SheetTarget":
         """A .png path in a writable folder, known formats, and no existing sheet unless `force`."""
-        from exporters import check_sheet_path, resolve_formats
+        from exporters import check_sheet_path, recover, resolve_formats
         from scarlet_moon.errors import BadInput
 
         folder = Path(out).parent
@@ -46,6 +46,7 @@ class SheetTarget:
         if not os.access(folder, os.W_OK | os.X_OK):
             raise BadInput(f"--out {str(out)!r}: its folder {str(folder)!r} is not writable")
         names = tuple(split_formats(formats))
+        recover(path)  # an earlier write of this sheet that a kill interrupted: rolled back (and said)
         if not force and (path.exists() or path.is_symlink()):
             raise BadInput(f"{str(out)!r} already exists; pass --force to replace it")
         try:

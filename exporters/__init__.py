@@ -9,6 +9,7 @@ Formats: see available_formats() (built-ins plus "scarlet_moon.exporters" entry 
 
 from __future__ import annotations
 
+from exporters.atomic import recover
 from exporters.base import AtlasFormat, AtlasTarget
 from exporters.model import Frame, PackOptions, PackResult, Page, Sprite
 from exporters.packer import pack
@@ -16,4 +17,4 @@ from exporters.registry import ENTRY_POINT_GROUP, available_formats
 from exporters.writer import check_sheet_path, resolve_formats, write_atlases
 
 __all__ = ["check_sheet_path", "AtlasFormat", "AtlasTarget", "ENTRY_POINT_GROUP", "Frame", "PackOptions", "PackResult",
-           "Page", "Sprite", "available_formats", "pack", "resolve_formats", "write_atlases"]
+           "Page", "Sprite", "available_formats", "pack", "recover", "resolve_formats", "write_atlases"]

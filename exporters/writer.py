@@ -4,7 +4,9 @@ File names for out="dir/hero.png": one page -> hero.png; several -> hero-0.png, 
 Atlases: hero<suffix> (hero.json, hero.tres, hero.godot4.tres, hero.atlas, ...); per-page
 formats with several pages -> hero-0.json, hero-1.json, ... Every byte is produced in memory
 first, existing files are refused before anything is written (unless force), then all files
-are written atomically as one set (exporters.atomic).
+are written atomically as one set (exporters.atomic). With force, the files an earlier set of the
+same name had and this one has not (pages beyond the new count, their per-page atlases) are removed
+in the same commit, so no stale page stays beside the new atlases.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from exporters.atomic import write_files
+from exporters.atomic import recover, write_files
 from exporters.base import AtlasFormat, AtlasTarget
 from exporters.model import PackResult
 from exporters.registry import available_formats
@@ -43,6 +45,7 @@ def write_atlases(result: PackResult, out: str | Path, formats: Sequence[str] = 
     when force is False. Companion files (Godot 3 .png.import) are written only when absent.
     """
     out = check_sheet_path(out)
+    recover(out)  # a write of this set that a kill interrupted is rolled back first
     folder = out.parent
     chosen = resolve_formats(formats, multipage=len(result.pages) > 1)
     images = [out.name] if len(result.pages) == 1 else [f"{out.stem}-{i}.png" for i in range(len(result.pages))]
@@ -60,8 +63,30 @@ def write_atlases(result: PackResult, out: str | Path, formats: Sequence[str] = 
     _check_targets(plan, force)
     planned = {p for p, _ in plan}
     plan += [(p, data) for p, data in extras.items() if p not in planned and not p.exists()]
-    write_files(plan)
+    stale = _stale_files(folder, out.stem, len(result.pages), chosen, {p.name for p, _ in plan}) if force else []
+    write_files(plan, remove=stale)
     return [p for p, _ in plan]
+
+
+def _stale_files(folder: Path, stem: str, n_pages: int, chosen: list[AtlasFormat], planned: set[str]) -> list[Path]:
+    """Files of an earlier set named `stem` that this one replaces without rewriting: its pages (stem.png, or
+    stem-0.png, stem-1.png... while they run on) and the chosen formats' atlases and companions of them."""
+    old_pages = [f"{stem}.png"] if (folder / f"{stem}.png").is_file() else []
+    i = 0
+    while (folder / f"{stem}-{i}.png").is_file():
+        old_pages.append(f"{stem}-{i}.png")
+        i += 1
+    names = set()
+    for page in old_pages:
+        if page in planned:
+            continue
+        names.add(page)
+        tag = page[len(stem):-len(".png")]  # "" or "-i"
+        names |= {f"{stem}{tag}{fmt.suffix}" for fmt in chosen if fmt.per_page or not tag}
+        names.add(f"{page}.import")  # the Godot 3 companion of a page
+    if n_pages == 1 and any(f.name in MULTI_TRIGGERS for f in chosen):
+        names.add(f"{stem}.multi.json")
+    return sorted(folder / n for n in names - planned if (folder / n).is_file())
 
 
 def resolve_formats(names: Sequence[str], *, multipage: bool = False) -> list[AtlasFormat]:

@@ -403,3 +403,37 @@ def test_unserialisable_meta_is_refused_before_writing(tmp_path):
     with pytest.raises(ValueError):
         write_atlases(result, tmp_path / "a.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_leftovers_of_a_dead_writer_go_and_a_live_writers_stay(tmp_path, packed):
+    """Temps and backups are named after their writer's process: the next write removes a dead one's."""
+    import os
+
+    dead = _dead_pid()
+    stale = [tmp_path / f".hero.png.sm-{dead}-0a1b.tmp", tmp_path / f".hero.json.sm-{dead}-ffff.bak"]
+    live = tmp_path / f".hero.png.sm-{os.getppid()}-0a1b.tmp"
+    for p in [*stale, live]:
+        p.write_bytes(b"leftover")
+    write_atlases(packed, tmp_path / "hero.png", ["json-hash"])
+    assert not any(p.exists() for p in stale) and live.exists()
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid  # reaped: no process has it (pid reuse within the test is vanishingly unlikely)
+
+
+def test_force_with_fewer_pages_removes_the_old_extra_pages(tmp_path):
+    many = pack([Sprite(f"s{i}", Image.new("RGBA", (8, 8), (i, 0, 0, 255))) for i in range(30)], max_size=32,
+                dedupe=False)
+    assert len(many.pages) > 1
+    write_atlases(many, tmp_path / "hero.png", ["json-hash", "godot3"])
+    assert (tmp_path / "hero-1.png").exists() and (tmp_path / "hero.multi.json").exists()
+    (tmp_path / "hero-9.png").write_bytes(b"not ours: after a gap in the numbering")
+    one = pack([Sprite("a", Image.new("RGBA", (8, 8), (9, 9, 9, 255)))])
+    write_atlases(one, tmp_path / "hero.png", ["json-hash", "godot3"], force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hero-9.png", "hero.json", "hero.png", "hero.png.import",
+                                                           "hero.tres"]
