@@ -223,7 +223,8 @@ def _run(args: TrainArgs, data: Any, quiet: bool, dist: Dist, device: str) -> Ru
                                resume=args.resume, given=args.given, register_name=args.tracking.model_name(trackers),
                                device=device, progress=progress, dist=dist)
         except Interrupted as exc:
-            raise Interrupted(f"{exc}; continue with `sm train --resume {exc.run_dir}`") from None
+            raise Interrupted(f"{exc}; continue with `sm train --resume {exc.run_dir}`", run_dir=exc.run_dir,
+                              signum=exc.signum) from None
     if dist.main:
         console.print(f"trained {result.steps} steps in {result.seconds:.0f} s; run folder {result.run_dir}",
                       highlight=False)

@@ -57,6 +57,17 @@ def write_files(files: Sequence[tuple[Path, bytes]], remove: Sequence[Path] = ()
             tmp.unlink(missing_ok=True)
 
 
+def write_file(path: Path, data: bytes) -> None:
+    """One file, atomically: a temp file beside it (named after this process), fsynced, renamed over it."""
+    tmp = _write_temp(path, data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
 def recover(anchor: Path) -> bool:
     """Roll back a write of the set named after `anchor` that a kill interrupted, and remove the
     leftovers of dead writers in its folder; True if there was anything to do."""
@@ -80,7 +91,7 @@ def _recover(anchor: Path) -> bool:
         _fsync_dir(folder)
         log.warning("%s: an earlier write of this sheet was interrupted; its files were rolled back", anchor)
         found = True
-    return _remove_dead_leftovers(folder) or found
+    return remove_dead_leftovers(folder) or found
 
 
 def _commit(folder: Path, name: str, temps: list[tuple[Path, Path]], stale: list[Path]) -> None:
@@ -171,7 +182,7 @@ def _write_journal(journal: Path, entries: list[dict[str, str | None]]) -> None:
     _fsync_dir(journal.parent)
 
 
-def _remove_dead_leftovers(folder: Path) -> bool:
+def remove_dead_leftovers(folder: Path) -> bool:
     """Temps and backups of writers that no longer run (a live one's are left alone)."""
     removed = False
     for entry in os.scandir(folder):

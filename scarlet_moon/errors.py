@@ -56,10 +56,12 @@ class RunFailed(ScarletError):
 
 
 class Interrupted(RunFailed):
-    """The user pressed Ctrl-C; whatever could be saved was saved (`run_dir`: the run to resume)."""
+    """Ctrl-C (or SIGTERM, SIGHUP: `signum`) stopped the work; whatever could be saved was saved
+    (`run_dir`: the run to resume). Exit code 128 + the signal's number: 130 for Ctrl-C."""
 
     exit_code = 130
 
-    def __init__(self, message: str, *, run_dir: object = None):
+    def __init__(self, message: str, *, run_dir: object = None, signum: int = 2):
         super().__init__(message)
-        self.run_dir = run_dir
+        self.run_dir, self.signum = run_dir, signum
+        self.exit_code = 128 + signum

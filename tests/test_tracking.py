@@ -167,10 +167,10 @@ def test_resume_applies_a_new_lr_and_refuses_a_new_network(npy_set: Path, tmp_pa
     assert lrs[3] == pytest.approx(0.5) and lrs[2] < 0.001  # warm-up ends at step 2; cosine from the new peak
 
     before = (runs / "r" / "checkpoint.safetensors").read_bytes()
-    res = CliRunner().invoke(sm, ["train", "--resume", "r", *common, "--n-feat", "16", "--timesteps", "20",
+    res = CliRunner().invoke(sm, ["train", "--resume", "r", *common, "--n-feat", "16", "--timesteps", "40",
                                   "--lr", "0.1"])
     assert res.exit_code == 2, res.output
     line, = res.stderr.strip().splitlines()
     assert line.startswith("error: --resume 'r': ") and "n_feat (run 8, asked 16)" in line
-    assert "timesteps (run 50, asked 20)" in line and "lr" not in line.split("cannot change")[0]
+    assert "timesteps (run 50, asked 40)" in line and "lr" not in line.split("cannot change")[0]
     assert (runs / "r" / "checkpoint.safetensors").read_bytes() == before

@@ -62,7 +62,7 @@ def test_ctrl_c_saves_and_resume_matches_uninterrupted_run(npy_set: Path, tmp_pa
 
 def test_seed_preset_resumes_exactly_too(npy_set: Path, tmp_path: Path):
     data = load_sprites(npy_set)
-    cfg = SEED.replace({"n_feat": 8, "batch_size": 8, "timesteps": 50, "steps": 6, "sample_every": 0,
+    cfg = SEED.replace({"n_feat": 8, "batch_size": 8, "timesteps": 50, "sample_steps": 50, "steps": 6, "sample_every": 0,
                         "checkpoint_every": 3})
     full = run(cfg, data, tmp_path, "full")
     cut = tmp_path / "cut"
@@ -142,3 +142,76 @@ def _tiny_toml(tmp_path: Path, **kw) -> Path:
     p = tmp_path / "tiny.toml"
     p.write_text("\n".join(lines) + "\n")
     return p
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_sigterm_or_sighup_saves_like_ctrl_c_and_resume_continues(npy_set: Path, tmp_path: Path, sm_env, sig):
+    """timeout, docker stop and job schedulers send SIGTERM; a closed terminal SIGHUP: the run saves a
+    checkpoint and stops (exit 128 + the signal), and --resume ends with the weights of an uninterrupted run."""
+    common = ["train", "--data", str(npy_set), "--tracking", "none", "--runs-dir", str(tmp_path),
+              "--config", str(_tiny_toml(tmp_path, steps=400, checkpoint_every=10))]
+    subprocess.run(sm_cmd(*common, "--name", "full"), cwd=ROOT, env=sm_env, check=True, capture_output=True)
+    proc = subprocess.Popen(sm_cmd(*common, "--name", "cut"), cwd=ROOT, env=sm_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    ckpt = tmp_path / "cut" / "checkpoint.safetensors"
+    while not ckpt.exists() and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=120)
+    step = read_meta(ckpt)["step"]
+    assert proc.returncode == 128 + getattr(signal, sig), err
+    assert f"interrupted by {sig} at step {step}; checkpoint saved" in err and 0 < step < 400
+    assert not (tmp_path / "cut" / "model.safetensors").exists()
+    subprocess.run(sm_cmd("train", "--resume", "cut", "--tracking", "none", "--runs-dir", str(tmp_path)), cwd=ROOT,
+                   env=sm_env, check=True, capture_output=True)
+    assert_same_weights(tmp_path / "full" / "model.safetensors", tmp_path / "cut" / "model.safetensors")
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.reliability
+def test_a_run_that_died_before_its_first_checkpoint_starts_again(npy_set: Path, tmp_path: Path, caplog):
+    """A folder with a config and no checkpoint: --resume says to start it again, --name takes it again
+    (from step 0, said), and the dead run's temp checkpoint is removed."""
+    data = load_sprites(npy_set)
+    (tmp_path / "r" / "samples").mkdir(parents=True)
+    (tmp_path / "r" / "config.json").write_text("{}")
+    leftover = tmp_path / "r" / f".checkpoint.safetensors.sm-{_dead_pid()}-0a1b.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    with pytest.raises(BadInput, match="stopped before its first checkpoint: start it again with name r"):
+        train_run(tiny_cfg(steps=2), data, runs_root=tmp_path, trackers={}, resume="r")
+    with caplog.at_level("WARNING"):
+        res = run(tiny_cfg(steps=2), data, tmp_path, "r")
+    assert res.steps == 2 and "starting it again from step 0" in caplog.text
+    assert not leftover.exists()
+    with pytest.raises(BadInput, match="already exists"):  # now it has a checkpoint: resume it instead
+        run(tiny_cfg(steps=2), data, tmp_path, "r")
+
+
+@pytest.mark.reliability
+def test_one_process_trains_a_run_folder_at_a_time(npy_set: Path, tmp_path: Path):
+    import fcntl
+
+    data = load_sprites(npy_set)
+    run(tiny_cfg(steps=2), data, tmp_path, "r")
+    fd = os.open(tmp_path / "r", os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another `sm train --resume r` holds it
+        before = (tmp_path / "r" / "checkpoint.safetensors").read_bytes()
+        with pytest.raises(BadInput, match="being trained by another process"):
+            train_run(tiny_cfg(steps=4), data, runs_root=tmp_path, trackers={}, resume="r", given={"steps"})
+        assert (tmp_path / "r" / "checkpoint.safetensors").read_bytes() == before
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", ".hidden", "..", "x\x1b[2J"])
+def test_run_names_stay_inside_the_runs_folder(npy_set: Path, tmp_path: Path, name: str):
+    with pytest.raises(BadInput, match="plain folder name"):
+        run(tiny_cfg(steps=1), load_sprites(npy_set), tmp_path / "runs", name)
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "runs" / "a").exists()

@@ -59,7 +59,7 @@ def card_from_session(sess, path: Path) -> ModelCard:
     try:
         meta = json.loads(props[META_CARD])
         io = json.loads(props.get(META_IO, "{}"))
-    except (KeyError, json.JSONDecodeError):
+    except (KeyError, json.JSONDecodeError, RecursionError):
         raise BadInput(f"{not_ours} (its model card metadata is missing or not JSON)") from None
     missing = [k for k in _CARD_REQUIRED if k not in meta] if isinstance(meta, dict) else list(_CARD_REQUIRED)
     if missing:
@@ -72,8 +72,10 @@ def card_from_session(sess, path: Path) -> ModelCard:
         raise BadInput(f"{str(path)!r} uses ONNX format version {io.get('format_version')}; this "
                        f"scarlet-moon reads up to {FORMAT_VERSION}: upgrade the package")
     inputs = {i.name: i.type for i in sess.get_inputs()}
-    if inputs != _INPUT_TYPES or len(sess.get_outputs()) != 1:
-        raise BadInput(f"{not_ours} (inputs {inputs}; expected {_INPUT_TYPES} and one output)")
+    outputs = [(o.type, len(o.shape)) for o in sess.get_outputs()]
+    if inputs != _INPUT_TYPES or outputs != [("tensor(float)", 4)]:
+        raise BadInput(f"{not_ours} (inputs {inputs}, outputs {outputs}; expected {_INPUT_TYPES} and one "
+                       "float output of rank 4)")
     meta["onnx"] = {"source_fingerprint": props.get(META_SOURCE), "source_name": props.get(META_SOURCE_NAME),
                     "precision": props.get(META_PRECISION, "fp32"), "package_version": props.get(META_VERSION)}
     return ModelCard(path, meta)
@@ -99,7 +101,7 @@ def step_meta(sess: Any, card: ModelCard) -> dict[str, Any]:
     props = sess.get_modelmeta().custom_metadata_map
     try:
         meta = json.loads(props[META_STEP])
-    except (KeyError, json.JSONDecodeError):
+    except (KeyError, json.JSONDecodeError, RecursionError):
         raise BadInput("not a Scarlet Moon step graph (no step metadata)") from None
     if props.get(META_SOURCE) != card.meta.get("onnx", {}).get("source_fingerprint"):
         raise BadInput("the .step.onnx beside the model was exported from another checkpoint; re-export")

@@ -55,7 +55,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
             raise BadInput(f"{not_ours} (not a readable safetensors file)")
         try:
             header = json.loads(f.read(n))
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
             raise BadInput(f"{not_ours} (its safetensors header is not JSON)") from None
     if isinstance(header, dict):
         _check_data_size(p, header, p.stat().st_size - 8 - n)
@@ -65,7 +65,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
                        "expected a checkpoint written by `sm train`")
     try:
         meta = json.loads(raw)
-    except (json.JSONDecodeError, TypeError):
+    except (json.JSONDecodeError, TypeError, RecursionError):
         raise BadInput(f"{str(p)!r} has corrupt Scarlet Moon metadata (not JSON)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise BadInput(f"{not_ours} (format tag missing)")

@@ -11,12 +11,13 @@ import math
 
 from typing import Any, Callable, Mapping
 
-from scarlet_moon.errors import BadInput
+from scarlet_moon.diffusion.samplers import SAMPLERS
 from scarlet_moon.diffusion.schedule import Schedule
+from scarlet_moon.errors import BadInput
+from scarlet_moon.limits import MAX_LABELS, MAX_PALETTE, MAX_SIDE, MAX_TIMESTEPS
+from scarlet_moon.models.config import ModelConfig
 
 Bad = Callable[[str, str], BadInput]  # (key, what is allowed) -> the error to raise
-MAX_SIDE = 4096
-MAX_TIMESTEPS = 100_000
 PREDICTIONS = ("eps", "v")
 
 
@@ -39,9 +40,10 @@ def check_card_meta(meta: Mapping[str, Any], where: str) -> None:
         return BadInput(f"{where}: its card has a bad {key!r} ({_short(meta.get(key))}); expected {expected}")
 
     names = meta.get("label_names")
-    if not (isinstance(names, list) and names and all(isinstance(n, str) and n.strip() for n in names)
+    if not (isinstance(names, list) and 0 < len(names) <= MAX_LABELS
+            and all(isinstance(n, str) and n.strip() and len(n) <= 200 for n in names)
             and len(set(names)) == len(names)):
-        raise bad("label_names", "a list of distinct, non-empty label names")
+        raise bad("label_names", f"a list of 1..{MAX_LABELS} distinct, non-empty label names")
     size = meta.get("image_size")
     if not (isinstance(size, list) and len(size) == 2 and all(_int(v, 1, MAX_SIDE) for v in size)):
         raise bad("image_size", f"[height, width], whole numbers 1..{MAX_SIDE}")
@@ -51,9 +53,9 @@ def check_card_meta(meta: Mapping[str, Any], where: str) -> None:
         raise bad("prediction", " or ".join(PREDICTIONS))
     _check_schedule(meta.get("schedule"), bad)
     palette = meta.get("palette")
-    if palette is not None and not (isinstance(palette, list) and all(
+    if palette is not None and not (isinstance(palette, list) and len(palette) <= MAX_PALETTE and all(
             isinstance(c, list) and len(c) == 3 and all(_int(v, 0, 255) for v in c) for c in palette)):
-        raise bad("palette", "a list of [r, g, b] colours, each 0..255")
+        raise bad("palette", f"a list of at most {MAX_PALETTE} [r, g, b] colours, each 0..255")
     _check_config(meta.get("config", {}), where, bad)
     dist = meta.get("distilled")
     scale = dist.get("guidance") if isinstance(dist, dict) else None
@@ -79,8 +81,12 @@ def _check_config(config: Any, where: str, bad: Bad) -> None:
         raise bad("config", "an object")
     checks = (("sample_steps", lambda v: _int(v, 1, MAX_TIMESTEPS), "a whole number >= 1"),
               ("guidance", _number, "a number"),
-              ("sampler", lambda v: isinstance(v, str), "a sampler name"))
+              ("sampler", lambda v: v in SAMPLERS, f"one of {', '.join(SAMPLERS)}"),
+              ("clip_x0", lambda v: isinstance(v, bool), "true or false"))
     for key, ok, expected in checks:
         if key in config and not ok(config[key]):
             raise BadInput(f"{where}: its card's config has a bad {key!r} ({_short(config[key])}); "
                            f"expected {expected}")
+    for name, allowed in ModelConfig.from_dict(config).problems():  # what rebuilding the network needs
+        raise BadInput(f"{where}: its card's config has a bad {name!r} ({_short(config.get(name))}); "
+                       f"expected {allowed}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 from scarlet_moon.errors import BadInput
+from scarlet_moon.limits import MAX_LEVELS, MAX_MULT, MAX_N_FEAT
 
 ARCHS = ("seed", "unet")
 
@@ -29,9 +30,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ModelConfig":
-        """The network keys of a (flat) config; others are ignored, missing ones take the defaults."""
+        """The network keys of a (flat) config; others are ignored, missing ones take the defaults.
+        Values are taken as they are: check() says which one is bad."""
         picked = {k: d[k] for k in cls.names() if k in d}
-        if "channel_mult" in picked:
+        if isinstance(picked.get("channel_mult"), list):
             picked["channel_mult"] = tuple(picked["channel_mult"])
         return cls(**picked)
 
@@ -43,13 +45,19 @@ class ModelConfig:
     def problems(self) -> list[tuple[str, str]]:
         """(setting, what is allowed) for each bad value."""
         out = []
-        if self.arch not in ARCHS:
+        whole = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+        if not isinstance(self.arch, str) or self.arch not in ARCHS:
             out.append(("arch", ", ".join(ARCHS)))
-        if not (isinstance(self.n_feat, int) and self.n_feat >= 8 and self.n_feat % 8 == 0):
-            out.append(("n_feat", "a multiple of 8, >= 8"))
-        if not (self.channel_mult and all(isinstance(m, int) and m >= 1 for m in self.channel_mult)):
-            out.append(("channel_mult", "a non-empty list of whole numbers >= 1"))
-        if not 0.0 <= self.dropout < 1.0:
+        if not (whole(self.n_feat) and 8 <= self.n_feat <= MAX_N_FEAT and self.n_feat % 8 == 0):
+            out.append(("n_feat", f"a multiple of 8, 8..{MAX_N_FEAT}"))
+        mult = self.channel_mult
+        if not (isinstance(mult, tuple) and 1 <= len(mult) <= MAX_LEVELS
+                and all(whole(m) and 1 <= m <= MAX_MULT for m in mult)):
+            out.append(("channel_mult", f"a list of 1..{MAX_LEVELS} whole numbers 1..{MAX_MULT}"))
+        if not isinstance(self.attention, bool):
+            out.append(("attention", "true or false"))
+        if not (isinstance(self.dropout, (int, float)) and not isinstance(self.dropout, bool)
+                and 0.0 <= self.dropout < 1.0):
             out.append(("dropout", "0 <= p < 1"))
         return out
 

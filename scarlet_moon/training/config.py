@@ -8,11 +8,13 @@ Precedence when the CLI builds one: preset < TOML file < flags.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from scarlet_moon import limits
 from scarlet_moon.errors import BadInput
 from scarlet_moon.models.config import ModelConfig
 
@@ -89,27 +91,44 @@ class TrainConfig:
         return getattr(self.model, name) if name in ModelConfig.names() else getattr(self, name)
 
     def validate(self, source: str = "config") -> None:
+        """Every value a run (and the model it writes) will need, checked before step 1, with the
+        limits every command uses (scarlet_moon.limits, and the model card's checks)."""
         self.model.check(source)
-        checks = [
+        for ok, name, allowed in self._checks():
+            if not ok:
+                raise BadInput(f"bad {name}={getattr(self, name.split('/')[0])!r} in {source}; allowed: {allowed}")
+
+    def _checks(self) -> list[tuple[bool, str, str]]:
+        from scarlet_moon.diffusion.samplers import SAMPLERS
+
+        finite = lambda v: math.isfinite(v)  # noqa: E731
+        return [
             (self.schedule in ("linear", "cosine", "linear-zsnr"), "schedule", "linear, cosine, linear-zsnr"),
             (self.prediction in ("eps", "v"), "prediction", "eps, v"),
             (self.loss_weighting in ("none", "min-snr"), "loss_weighting", "none, min-snr"),
             (self.lr_schedule in ("constant", "linear-decay", "cosine"), "lr_schedule",
              "constant, linear-decay, cosine"),
-            (self.steps >= 1, "steps", "an integer >= 1"),
-            (self.batch_size >= 1, "batch_size", "an integer >= 1"),
-            (self.timesteps >= 2, "timesteps", "an integer >= 2"),
-            (self.lr > 0, "lr", "a number > 0"),
+            (1 <= self.steps <= limits.MAX_STEPS, "steps", f"an integer 1..{limits.MAX_STEPS}"),
+            (1 <= self.batch_size <= limits.MAX_BATCH, "batch_size", f"an integer 1..{limits.MAX_BATCH}"),
+            (2 <= self.timesteps <= limits.MAX_TIMESTEPS, "timesteps", f"an integer 2..{limits.MAX_TIMESTEPS}"),
+            (0 < self.beta_start <= self.beta_end < 1, "beta_start/beta_end", "0 < beta_start <= beta_end < 1"),
+            (finite(self.lr) and self.lr > 0, "lr", "a finite number > 0"),
+            (0 <= self.warmup_steps <= limits.MAX_STEPS, "warmup_steps", "an integer >= 0"),
+            (finite(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0"),
+            (finite(self.grad_clip) and self.grad_clip >= 0, "grad_clip", "a finite number >= 0 (0 = off)"),
+            (finite(self.min_snr_gamma) and self.min_snr_gamma > 0, "min_snr_gamma", "a finite number > 0"),
             (0.0 <= self.cond_drop < 1.0, "cond_drop", "0 <= p < 1"),
             (0.0 <= self.ema_decay < 1.0, "ema_decay", "0 <= d < 1"),
+            (0 <= self.seed <= limits.MAX_SEED, "seed", f"an integer 0..{limits.MAX_SEED}"),
             (self.schedule != "linear-zsnr" or self.prediction == "v", "prediction",
              "v with schedule linear-zsnr (eps cannot be inverted at zero SNR)"),
-            (min(self.sample_every, self.checkpoint_every, self.log_every) >= 0,
+            (0 <= min(self.sample_every, self.checkpoint_every, self.log_every)
+             and max(self.sample_every, self.checkpoint_every, self.log_every) <= limits.MAX_STEPS,
              "sample_every/checkpoint_every/log_every", "integers >= 0"),
+            (self.sampler in SAMPLERS, "sampler", ", ".join(SAMPLERS)),
+            (1 <= self.sample_steps <= self.timesteps, "sample_steps", f"an integer 1..timesteps ({self.timesteps})"),
+            (finite(self.guidance), "guidance", "a finite number (1 = no guidance)"),
         ]
-        for ok, name, allowed in checks:
-            if not ok:
-                raise BadInput(f"bad {name}={getattr(self, name.split('/')[0])!r} in {source}; allowed: {allowed}")
 
 
 def _coerce(name: str, value: Any, current: Any, source: str) -> Any:

@@ -196,7 +196,7 @@ class AgreedStop(StopFlag):
         self.device = device
 
     def _handle(self, signum: int, frame: Any) -> None:
-        self.set = True
+        self.set, self.signum = True, signum
 
     def should_stop(self) -> bool:
         flag = torch.tensor([1.0 if self.set else 0.0], device=self.device)

@@ -138,28 +138,35 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step:
         be.copy_(bm)
 
 
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 class StopFlag:
-    """SIGINT sets a flag that the loop checks after each whole step; a second Ctrl-C aborts."""
+    """Ctrl-C (SIGINT), SIGTERM (timeout, docker stop, job schedulers) and SIGHUP (a closed terminal) set
+    a flag that the loop checks after each whole step, so the run saves a checkpoint and stops; a
+    second signal aborts. `signum` is the signal that stopped it."""
 
     def __init__(self) -> None:
         self.set = False
-        self._old: Any = None
+        self.signum: int = signal.SIGINT
+        self._old: dict[int, Any] = {}
 
     def __enter__(self) -> "StopFlag":
-        try:
-            self._old = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread
-            self._old = None
+        for sig in STOP_SIGNALS:
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                break
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.set:
             raise KeyboardInterrupt
-        self.set = True
+        self.set, self.signum = True, signum
 
     def __exit__(self, *exc: Any) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
     def should_stop(self) -> bool:
         return self.set

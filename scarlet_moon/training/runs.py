@@ -9,15 +9,23 @@ Run folder layout (`<runs_root>/<name>/`):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock
+    fcntl = None  # type: ignore[assignment]
 
 
-from scarlet_moon.atomic import atomic_write_bytes
+from scarlet_moon.atomic import atomic_write_bytes, remove_dead_leftovers
 from scarlet_moon.data.images import make_grid, save_png
 from scarlet_moon.data.sprites import SpriteSet
 from scarlet_moon.errors import BadInput, Interrupted, arg
@@ -44,27 +52,71 @@ class RunResult:
     seconds: float
 
 
+UNSTARTED = {"config.json", "samples"}  # what a run folder holds before its first checkpoint
+
+
 def resolve_resume(resume: str | Path, runs_root: Path) -> Path:
     """A run folder, a run name under runs_root, or a checkpoint file -> the checkpoint path."""
     for cand in (Path(resume), runs_root / str(resume)):
         if cand.is_dir():
             ckpt = cand / CHECKPOINT_NAME
             if not ckpt.is_file():
-                raise BadInput(f"run folder {str(cand)!r} has no {CHECKPOINT_NAME} to resume from")
+                hint = (f"its run stopped before its first checkpoint: start it again with {arg('name')} {cand.name}"
+                        if _unstarted(cand) else "is it a run folder?")
+                raise BadInput(f"run folder {str(cand)!r} has no {CHECKPOINT_NAME} to resume from; {hint}")
             return ckpt
         if cand.is_file():
             return cand
     raise BadInput(f"{arg('resume')} {str(resume)!r}: no such run folder, run name or checkpoint file")
 
 
+def check_run_name(name: str) -> str:
+    """A run name is one plain folder name: no path, no leading dot, nothing that leaves the runs folder."""
+    if not name or name != Path(name).name or name.startswith(".") or "\\" in name or len(name) > 200 \
+            or any(ord(c) < 32 for c in name):
+        raise BadInput(f"{arg('name')} {name!r}: expected a plain folder name (no '/', no leading '.')")
+    return name
+
+
 def new_run_dir(runs_root: Path, name: str | None) -> Path:
+    """The folder of a new run. A folder whose run stopped before its first checkpoint is taken again
+    (and said): there is nothing in it to resume."""
     runs_root.mkdir(parents=True, exist_ok=True)
-    name = name or time.strftime("run-%Y%m%d-%H%M%S")
-    run_dir = runs_root / name
+    run_dir = runs_root / check_run_name(name or time.strftime("run-%Y%m%d-%H%M%S"))
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise BadInput(f"run folder {str(run_dir)!r} already exists; pick another {arg('name')} or {arg('resume')} it")
+        if not _unstarted(run_dir):
+            raise BadInput(f"run folder {str(run_dir)!r} already exists; pick another {arg('name')} or "
+                           f"{arg('resume')} it")
+        log.warning("run folder %s holds no checkpoint (its run stopped before the first one): starting it "
+                    "again from step 0", run_dir)
     (run_dir / "samples").mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+def _unstarted(run_dir: Path) -> bool:
+    """A run folder with a config and perhaps sample grids, but no checkpoint yet (leftover temps aside)."""
+    names = {p.name for p in run_dir.iterdir() if not p.name.startswith(".")}
+    return "config.json" in names and names <= UNSTARTED
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, active: bool = True) -> Iterator[None]:
+    """One process trains a run folder at a time (an exclusive flock on the folder); the leftovers of
+    a killed one (temp checkpoints) are removed once the lock is held."""
+    if not active or fcntl is None:
+        yield
+        return
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BadInput(f"run folder {str(run_dir)!r} is being trained by another process; wait for it to "
+                           "end (one run, one process)") from None
+        remove_dead_leftovers(run_dir)
+        yield
+    finally:
+        os.close(fd)
 
 
 def sample_grid(state: TrainState, cfg: TrainConfig, data: SpriteSet, path: Path, device: str) -> Path:
@@ -110,16 +162,17 @@ def train_run(cfg: TrainConfig, data: SpriteSet, *, runs_root: Path, trackers: d
         state = build_state(cfg, channels=data.images.shape[-1], size=data.size[0],
                             num_classes=len(data.label_names), device=device)
         ckpt_path = run_dir / CHECKPOINT_NAME
-    params = dict(cfg.to_dict(), data_source=data.source, data_fingerprint=data.fingerprint(),
-                  num_sprites=len(data.images), labels=",".join(data.label_names))
-    if dist.main:
-        atomic_write_bytes(run_dir / "config.json", json.dumps(params, indent=2).encode())
-    tracker = MultiTracker(trackers if dist.main else {})
-    state.tracking_ids = dist.agree(lambda: tracker.start(run_dir.name, params, resume_ids=state.tracking_ids))
-    if changes:  # a tracked param cannot change value: the new one is logged under the step it starts at
-        tracker.log_params({f"resume.step{state.step}.{k}": new for k, (_, new) in changes.items()})
-    wrap(state, dist, device)
-    return _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, progress, t_start, dist)
+    with run_lock(run_dir, dist.main):
+        params = dict(cfg.to_dict(), data_source=data.source, data_fingerprint=data.fingerprint(),
+                      num_sprites=len(data.images), labels=",".join(data.label_names))
+        if dist.main:
+            atomic_write_bytes(run_dir / "config.json", json.dumps(params, indent=2).encode())
+        tracker = MultiTracker(trackers if dist.main else {})
+        state.tracking_ids = dist.agree(lambda: tracker.start(run_dir.name, params, resume_ids=state.tracking_ids))
+        if changes:  # a tracked param cannot change value: the new one is logged under the step it starts at
+            tracker.log_params({f"resume.step{state.step}.{k}": new for k, (_, new) in changes.items()})
+        wrap(state, dist, device)
+        return _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, progress, t_start, dist)
 
 
 def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, progress, t_start,
@@ -146,8 +199,9 @@ def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, 
         tracker.log_metrics({"epoch_loss": mean_loss}, state.step)
 
     status = "FAILED"
+    stop = stop_flag(dist, device)
     try:
-        with stop_flag(dist, device) as stop:
+        with stop:
             run_loop(state, cfg, data, device, on_step=on_step, on_checkpoint=on_checkpoint,
                      on_sample=on_sample, on_epoch=on_epoch, stop=stop)
         check_in_sync(state, dist, device)
@@ -156,8 +210,9 @@ def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, 
         status = "KILLED"
         on_checkpoint(True)
         dist.barrier()  # every rank agreed to stop: none exits (and gets the others killed) before the save
-        raise Interrupted(f"interrupted at step {state.step}; checkpoint saved in {str(run_dir)!r}",
-                          run_dir=run_dir) from None
+        how = "" if stop.signum == signal.SIGINT else f" by {signal.Signals(stop.signum).name}"
+        raise Interrupted(f"interrupted{how} at step {state.step}; checkpoint saved in {str(run_dir)!r}",
+                          run_dir=run_dir, signum=stop.signum) from None
     finally:
         if status != "FINISHED":
             tracker.finish(status)
