@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
-from cli.console import console
+from cli.console import console, echo, text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,7 +47,7 @@ def inspect(path: Path | None, tile: int | None, background_key: str | None, siz
     for table in summary_tables(ds, describe(ds)):
         console.print(table)
     written = write_preview(ds, out, per_label)
-    click.echo(str(written))
+    echo(written)
 
 
 def _set_name(path: Path | None) -> str:
@@ -87,11 +87,11 @@ def describe(ds: SpriteSet) -> dict[str, float]:
 
 def summary_tables(ds: SpriteSet, stats: dict[str, Any]) -> tuple[Table, Table]:
     """(sprites per label, set-wide properties) as two rich tables."""
-    counts = Table(title=ds.source, title_justify="left")
+    counts = Table(title=text(ds.source), title_justify="left")
     for name, justify in (("#", "right"), ("label", "left"), ("sprites", "right")):
         counts.add_column(name, justify=justify)  # type: ignore[arg-type]
     for i, (name, n) in enumerate(ds.counts().items()):
-        counts.add_row(str(i), name, str(n))
+        counts.add_row(str(i), text(name), str(n))
     counts.add_row("", "total", str(len(ds.labels)), style="bold")
     h, w = ds.size
     props = Table(show_header=False)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from cli.console import console, progress_disabled
+from cli.console import console, echo, progress_disabled
+from cli.paths import writable_file
 
 
 @click.command()
@@ -30,6 +33,8 @@ def distill(ctx: click.Context, model: str | None, out: str, data_path: str | No
     from scarlet_moon.data.sprites import load_sprites
     from scarlet_moon.training.distill import distill as run
 
+    if Path(out).parent.is_dir():  # a missing folder is the library's one-line error, below
+        writable_file(out, "--out")
     device = torch_device(device)
     data = load_sprites(data_path) if data_path else None
     quiet = ctx.obj.get("quiet", False)
@@ -47,4 +52,4 @@ def distill(ctx: click.Context, model: str | None, out: str, data_path: str | No
     if not quiet:
         console.print(f"guidance {info['guidance']:g} distilled in {info['seconds']} s on {device}; loss "
                       f"{info['loss_first_100']:.4f} -> {info['loss_last_100']:.4f}", highlight=False)
-    click.echo(out)
+    echo(out)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click
 
-from cli.console import console
+from cli.console import console, echo, text
+from cli.paths import writable_file
 from cli.progress import bars
 from cli.sampling import SAMPLERS
 
@@ -26,7 +26,7 @@ def _table(fig: dict[str, Any]):
 
     real = fig["mode"] == "real"
     who = "held-out" if real else "generated"
-    t = Table(title=f"sm eval: {fig['candidates']} vs train split ({fig['data']})", show_lines=False)
+    t = Table(title=text(f"sm eval: {fig['candidates']} vs train split ({fig['data']})"), show_lines=False)
     t.add_column("figure")
     t.add_column(who, justify="right")
     t.add_column("real (train split)", justify="right")
@@ -34,7 +34,7 @@ def _table(fig: dict[str, Any]):
     t.add_row("Frechet distance (classifier features)", _fmt(fig["frechet"]["distance"]), "0")
     t.add_row("conditional accuracy", _fmt(fig["conditional_accuracy"]["overall"]), "")
     for name, v in fig["conditional_accuracy"]["per_label"].items():
-        t.add_row(f"  {name}", _fmt(v), "")
+        t.add_row(text(f"  {name}"), _fmt(v), "")
     t.add_row(f"copies (nearest <= {fig['copies']['threshold']:g} mean abs)", _fmt(fig["copies"]["share"]), "")
     t.add_row("  mean nearest distance", _fmt(fig["copies"]["mean_nearest"]), "")
     t.add_row("colours per sprite", _fmt(px["colours_per_sprite"]["candidates"]), _fmt(px["colours_per_sprite"]["real"]))
@@ -76,11 +76,7 @@ def eval_(ctx: click.Context, model: str | None, data_path: str | None, real: bo
 
     if write_card and real:
         raise BadInput("--write-card with --real: the figures are of the data, not of a model; drop one")
-    target = Path(out)
-    if not target.parent.is_dir():
-        raise BadInput(f"--out {out!r}: its parent folder {str(target.parent)!r} does not exist")
-    if target.is_dir():
-        raise BadInput(f"--out {out!r} is a folder; expected a .json file path")
+    target = writable_file(out, "--out")
     sampling, backend = SamplingOptions(sampler, steps, guidance), BackendOptions(device=device)
     quiet = ctx.obj.get("quiet", False) if ctx.obj else False
     with bars(quiet) as updater:
@@ -92,4 +88,4 @@ def eval_(ctx: click.Context, model: str | None, data_path: str | None, real: bo
         write_card_metrics(fig["model"], fig)
     if not quiet:
         console.print(_table(fig))
-    click.echo(str(target))
+    echo(target)

@@ -5,9 +5,12 @@ torch, onnx and onnxscript are imported inside the command only.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from cli.console import console
+from cli.console import console, echo
+from cli.paths import writable_file
 
 
 @click.command("export-onnx")
@@ -37,12 +40,15 @@ def export_onnx(model: str | None, out: str, fp16: bool, opset: int | None, step
                        "pip install 'scarlet-moon[train,export,onnx]'") from None
     from scarlet_moon.export.onnx_export import export_onnx as run_export
 
+    if Path(out).parent.is_dir():  # a missing folder or a wrong suffix: the library's one-line errors
+        writable_file(out, "--out")
+
     with console.status("exporting to ONNX", spinner="dots"):
         res = run_export(model, out, fp16=fp16, opset=opset, step_graph=step_graph)
     diffs = ", ".join(f"batch {b}: {d:.2e}" for b, d in res.max_abs_diff.items())
     step = f"; fused step graph x0 max |diff| {res.step_diff:.2e}" if res.step_path else ""
     console.print(f"parity vs torch ({res.precision}, opset {res.opset}): max |diff| {diffs}{step} "
                   f"(limit {res.tolerance:g}); {res.bytes / 1e6:.2f} MB in {res.seconds:.1f} s", highlight=False)
-    click.echo(str(res.path))
+    echo(res.path)
     if res.step_path:
-        click.echo(str(res.step_path))
+        echo(res.step_path)

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import click
 
+from cli.console import echo
+from cli.paths import writable_dir
+
 # plugins/aseprite sits beside the cli package both in the repository (and so in an editable
 # install) and in site-packages after a wheel install (pyproject ships it as package data).
 ASEPRITE_DIR = Path(__file__).resolve().parents[1] / "plugins" / "aseprite"
@@ -77,5 +80,6 @@ def plugin() -> None:
               help="Folder for the .aseprite-extension file (created if its parent exists).")
 def aseprite(out_dir: str) -> None:
     """Build the Aseprite extension; prints its path (open it with Aseprite to install it)."""
-    click.echo(str(build_aseprite_extension(out_dir)))
+    writable_dir(out_dir, "--out", create=False)
+    echo(build_aseprite_extension(out_dir))
 

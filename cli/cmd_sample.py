@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli.console import console
+from cli.console import console, echo, text
+from cli.paths import writable_dir, writable_file
 from cli.sampling import GenerationArgs, generation_options, run_generation
 
 if TYPE_CHECKING:
@@ -21,19 +20,6 @@ if TYPE_CHECKING:
 def safe_name(name: str) -> str:
     """A label as a file-name stem: no path separators, no leading dots."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).lstrip(".") or "label"
-
-
-def out_dir(path: str) -> Path:
-    from scarlet_moon.errors import BadInput
-
-    p = Path(path)
-    if not p.exists():
-        if not p.parent.is_dir():
-            raise BadInput(f"--out {path!r}: its parent folder {str(p.parent)!r} does not exist")
-        p.mkdir()
-    if not p.is_dir() or not os.access(p, os.W_OK):
-        raise BadInput(f"--out {path!r} is not a writable folder")
-    return p
 
 
 @click.command()
@@ -53,7 +39,9 @@ def sample(ctx: click.Context, out: str, grid: str | None, scale: int, as_json: 
     args = GenerationArgs.take(params)
     card = read_card(args.model)  # a .onnx model carries its own card: no torch
     req = args.request(card)
-    target = out_dir(out)
+    if grid:
+        writable_file(grid, "--grid", ".png")
+    target = writable_dir(out, "--out")
     images = run_generation(card, req, args, ctx.obj.get("quiet", False))
     files, counters = [], {}
     for img, k in zip(images, req.labels):
@@ -68,7 +56,7 @@ def sample(ctx: click.Context, out: str, grid: str | None, scale: int, as_json: 
         save_png(make_grid(images, ncols=min(8, len(images))), grid)
     if not as_json:
         for f in files:
-            click.echo(f["path"])
+            echo(f["path"])
         return
     click.echo(json.dumps({"files": files, "meta": generation_meta(card, req, args), "grid": grid}))
 
@@ -95,7 +83,7 @@ def labels(model: str | None, as_json: bool) -> None:
         click.echo(json.dumps([{"index": i, "name": n} for i, n in enumerate(names)]))
     else:
         for i, n in enumerate(names):
-            click.echo(f"{i}\t{n}")
+            echo(f"{i}\t{n}")
 
 
 @click.command()
@@ -113,6 +101,6 @@ def info(model_path: str | None, as_json: bool) -> None:
         return
     table = Table(show_header=False, box=None)
     for key, value in summary.items():
-        table.add_row(key, value if isinstance(value, str) else json.dumps(value))
+        table.add_row(key, text(value if isinstance(value, str) else json.dumps(value)))
     console.print(table)
 

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cli.cmd_sample import generation_meta, safe_name
-from cli.console import console, progress_disabled
+from cli.console import console, echo, progress_disabled
 from cli.sampling import GenerationArgs, generation_options, run_generation, run_sharded
+
+from exporters.limits import MAX_SHEET_SIDE
 
 if TYPE_CHECKING:
     from exporters import PackOptions
@@ -106,25 +108,26 @@ def find_pngs(folder: str | Path) -> list[tuple[Path, str | None]]:
 
 
 def read_sprites(folder: str | Path, quiet: bool = False) -> list[Any]:
-    """Load every PNG of `folder` as an exporters.Sprite (frame name = file stem, see find_pngs)."""
+    """Load every PNG of `folder` as an exporters.Sprite (frame name = file stem, see find_pngs), with
+    the reader every command uses (16-bit and float images scaled, huge ones refused from their header)."""
     from PIL import Image
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from exporters import Sprite
+    from scarlet_moon.data.images import read_image
     from scarlet_moon.errors import BadInput
+    from scarlet_moon.limits import MAX_SPRITES
 
     found = find_pngs(folder)
+    if len(found) > MAX_SPRITES:
+        raise BadInput(f"--from {str(folder)!r} holds {len(found):,} PNGs; a sheet takes at most {MAX_SPRITES:,}")
     stems = [p.stem for p, _ in found]
     sprites = []
     with Progress(TextColumn("reading"), BarColumn(), MofNCompleteColumn(), console=console, transient=True,
                   disable=progress_disabled(quiet)) as bar:
         task = bar.add_task("read", total=len(found))
         for path, label in found:
-            try:
-                with Image.open(path) as im:
-                    image = im.convert("RGBA")
-            except (OSError, ValueError, Image.DecompressionBombError) as exc:
-                raise BadInput(f"{str(path)!r} is not a readable PNG ({exc})") from None
+            image = Image.fromarray(read_image(path), "RGBA")
             rel = path.relative_to(folder).as_posix()
             # a stem used in two subfolders (walk/000.png, idle/000.png) keeps its folder
             name = path.stem if stems.count(path.stem) == 1 else rel[: -len(path.suffix)]
@@ -133,8 +136,8 @@ def read_sprites(folder: str | Path, quiet: bool = False) -> list[Any]:
     return sprites
 
 
-def generated_sprites(args: GenerationArgs, quiet: bool, out: Path,
-                      shards: list[Path]) -> list[Any] | None:
+def generated_sprites(args: GenerationArgs, quiet: bool, out: Path, shards: list[Path],
+                      options: PackOptions | None = None) -> list[Any] | None:
     """Generate as `sm sample` does; frames `label_000`..., each with what regenerates it.
 
     Under torchrun (WORLD_SIZE > 1) the chunks are shared out by rank (cli.sampling.run_sharded):
@@ -146,8 +149,15 @@ def generated_sprites(args: GenerationArgs, quiet: bool, out: Path,
     from scarlet_moon.generation.chunks import CHUNK_SIZE
     from scarlet_moon.world import world_from_env
 
+    from exporters import PackOptions
+    from scarlet_moon.errors import BadInput
+
     card = read_card(args.model)
     req = args.request(card)
+    try:  # every check that can fail runs before sampling: the sprites must fit a page
+        (options or PackOptions()).check_fits(card.size[1], card.size[0], "a generated sprite")
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
     world = world_from_env()
     if world is None:
         images = run_generation(card, req, args, quiet)
@@ -175,7 +185,7 @@ def list_formats() -> None:
     from exporters import available_formats
 
     for name, fmt in available_formats().items():
-        click.echo(f"{name}\t{fmt.suffix}\t{fmt.description}")
+        echo(f"{name}\t{fmt.suffix}\t{fmt.description}")
 
 
 @click.command()
@@ -186,12 +196,14 @@ def list_formats() -> None:
               help="Sheet PNG; several pages become NAME-0.png, NAME-1.png...")
 @click.option("--format", "formats", multiple=True, default=("json-hash",), show_default=True,
               help="Atlas format; repeat or comma-separate for several (see --list-formats).")
-@click.option("--padding", type=click.IntRange(min=0), default=1, show_default=True, help="Pixels between frames.")
-@click.option("--extrude", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--padding", type=click.IntRange(0, MAX_SHEET_SIDE), default=1, show_default=True,
+              help="Pixels between frames.")
+@click.option("--extrude", type=click.IntRange(0, MAX_SHEET_SIDE), default=0, show_default=True,
               help="Repeat edge pixels N times around each frame.")
-@click.option("--scale", type=click.IntRange(min=1), default=1, show_default=True, help="Nearest-neighbour factor.")
+@click.option("--scale", type=click.IntRange(1, MAX_SHEET_SIDE), default=1, show_default=True,
+              help="Nearest-neighbour factor.")
 @click.option("--pot", is_flag=True, help="Round sheet sizes up to powers of two.")
-@click.option("--max-size", type=click.IntRange(min=1), default=4096, show_default=True,
+@click.option("--max-size", type=click.IntRange(1, MAX_SHEET_SIDE), default=4096, show_default=True,
               help="Largest sheet side; more sprites go on further pages.")
 @click.option("--trim/--no-trim", default=False, show_default=True, help="Crop transparent borders.")
 @click.option("--dedupe/--no-dedupe", default=True, show_default=True, help="Store identical frames once.")
@@ -214,10 +226,10 @@ def sheet(ctx: click.Context, from_dir: str | None, out: str, formats: tuple[str
     quiet = bool(ctx.obj and ctx.obj.get("quiet"))
     shards: list[Path] = []
     sprites = read_sprites(from_dir, quiet) if from_dir is not None else \
-        generated_sprites(args, quiet, target.out, shards)
+        generated_sprites(args, quiet, target.out, shards, options)
     if sprites is None:
         return  # a torchrun rank other than 0: its chunks are written, rank 0 packs
     for path in pack_and_write(sprites, target, options):
-        click.echo(str(path))
+        echo(path)
     for folder in shards:  # written: the shards are no longer needed
         shutil.rmtree(folder, ignore_errors=True)

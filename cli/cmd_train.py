@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli.console import console, progress_disabled
+from cli.console import console, echo, progress_disabled, text
 from scarlet_moon.errors import Interrupted, ScarletError
 
 if TYPE_CHECKING:
@@ -154,6 +154,9 @@ def _train_here(ctx: click.Context, args: TrainArgs) -> None:
     from scarlet_moon.data.sprites import load_sprites
     from scarlet_moon.training import distributed
 
+    from cli.paths import creatable_dir
+
+    creatable_dir(args.runs_root, "--runs-dir")  # before the data is read
     dist, device = distributed.start(torch_device(args.device))
     try:
         def load():
@@ -169,8 +172,8 @@ def _train_here(ctx: click.Context, args: TrainArgs) -> None:
         raise
     distributed.stop()
     if dist.main:
-        click.echo(str(result.run_dir))
-        click.echo(str(result.model))
+        echo(result.run_dir)
+        echo(result.model)
 
 
 def _report(here: Dist, exc: ScarletError) -> None:
@@ -226,6 +229,5 @@ def _run(args: TrainArgs, data: Any, quiet: bool, dist: Dist, device: str) -> Ru
             raise Interrupted(f"{exc}; continue with `sm train --resume {exc.run_dir}`", run_dir=exc.run_dir,
                               signum=exc.signum) from None
     if dist.main:
-        console.print(f"trained {result.steps} steps in {result.seconds:.0f} s; run folder {result.run_dir}",
-                      highlight=False)
+        console.print(text(f"trained {result.steps} steps in {result.seconds:.0f} s; run folder {result.run_dir}"))
     return result

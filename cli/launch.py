@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import click
 
 from scarlet_moon.errors import BadInput
+from scarlet_moon.limits import MAX_PROCESSES
 
 if TYPE_CHECKING:
     from cli.cmd_train import TrainArgs
@@ -44,8 +45,8 @@ def check_launch(nproc: int, world: int, args: TrainArgs) -> bool:
     if world > 1:
         raise BadInput(f"--nproc starts torchrun, and this process is already a rank of a torchrun job "
                        f"(WORLD_SIZE={world}); leave --nproc out")
-    if nproc < 1:
-        raise BadInput(f"--nproc {nproc}: expected a process count >= 1")
+    if not 1 <= nproc <= MAX_PROCESSES:
+        raise BadInput(f"--nproc {nproc}: expected a process count 1..{MAX_PROCESSES}")
     if nproc == 1:
         return False
     batch = args.cfg.batch_size

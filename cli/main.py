@@ -6,15 +6,18 @@ body, so `sm --help` stays light. They are registered explicitly, below.
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
+import traceback
+import warnings
 from typing import Callable
 
 import click
 from rich.markup import escape
 
 from cli import cmd_data, cmd_distill, cmd_doctor, cmd_eval, cmd_export, cmd_plugin, cmd_sample, cmd_sheet, cmd_train
-from cli.console import console, setup_logging
+from cli.console import console, plain, setup_logging
 from scarlet_moon.errors import ScarletError
 from scarlet_moon.version import __version__
 
@@ -38,8 +41,21 @@ def flag_namer(command: click.Command | None) -> Callable[[str], str]:
     return lambda name: flags.get(name, name)
 
 
+# A write that the machine refuses (a full disk, a read-only or vanished folder) is a runtime failure:
+# one line, exit 1; the atomic writers have removed what they half-wrote.
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG, errno.EACCES, errno.EPERM}
+
+
 class SmGroup(click.Group):
-    """A group that prints ScarletError as one line (exit 2 or 1) unless --debug."""
+    """A group that prints errors as one line (exit 2 usage, 1 failure, 128 + signal) and, with --debug,
+    the traceback too, keeping the exit code."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:  # an unknown top-level flag: one line like every usage error
+            self._fail(ctx, exc.format_message().rstrip(".") + " (see 'sm --help')", exc.exit_code)
+            raise  # not reached: _fail exits
 
     def invoke(self, ctx: click.Context):  # noqa: D401
         try:
@@ -52,12 +68,17 @@ class SmGroup(click.Group):
             self._fail(ctx, exc.format_message().rstrip(".") + where, exc.exit_code)
         except KeyboardInterrupt:  # Ctrl-C outside the training loop (which saves and raises Interrupted)
             self._fail(ctx, "interrupted (Ctrl-C); files are written atomically, so none is half-written", 130)
+        except OSError as exc:
+            if exc.errno not in WRITE_ERRORS:
+                raise
+            where = f" ({exc.filename})" if exc.filename else ""
+            self._fail(ctx, f"cannot write{where}: {exc.strerror or exc}; nothing half-written is left", 1)
 
     @staticmethod
     def _fail(ctx: click.Context, message: str, code: int) -> None:
         if ctx.obj and ctx.obj.get("debug"):
-            raise
-        one_line = " ".join(message.split("\n"))  # escape(): a path or label with [/x] is text, not markup
+            traceback.print_exc()
+        one_line = plain(" ".join(message.split("\n")))  # a path or label with ESC or [/x] is text
         console.print(f"[red]error:[/red] {escape(one_line)}", markup=True, highlight=False, soft_wrap=True)
         ctx.exit(code)
 
@@ -73,6 +94,8 @@ def sm(ctx: click.Context, verbose: bool, quiet: bool, debug: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj.update(debug=debug, quiet=quiet)
     setup_logging(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    if not (verbose or debug):  # libraries' deprecation and runtime warnings are not for users
+        warnings.simplefilter("ignore")
 
 
 for _command in (cmd_train.train, cmd_data.data, cmd_sample.sample, cmd_sample.labels, cmd_sample.info,

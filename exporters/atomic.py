@@ -187,13 +187,14 @@ def remove_dead_leftovers(folder: Path) -> bool:
     removed = False
     for entry in os.scandir(folder):
         m = _LEFTOVER.match(entry.name)
-        if m and not _alive(int(m["pid"])):
+        if m and not process_alive(int(m["pid"])):
             Path(entry.path).unlink(missing_ok=True)
             removed = True
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of that id runs (this one always does)."""
     if pid == os.getpid():
         return True
     try:

@@ -11,6 +11,8 @@ from typing import Any
 
 from PIL import Image
 
+from exporters.limits import MAX_SHEET_SIDE
+
 
 @dataclass(frozen=True)
 class Sprite:
@@ -39,10 +41,23 @@ class PackOptions:
     dedupe: bool = True     # identical frames stored once
 
     def __post_init__(self) -> None:
-        for name, low in (("padding", 0), ("extrude", 0), ("scale", 1), ("max_size", 1)):
+        for name, low, high in (("padding", 0, MAX_SHEET_SIDE), ("extrude", 0, MAX_SHEET_SIDE),
+                                ("scale", 1, MAX_SHEET_SIDE), ("max_size", 1, MAX_SHEET_SIDE)):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ValueError(f"{name} must be an integer {low}..{high}, got {value!r}")
+
+    @property
+    def limit(self) -> int:
+        """The largest page side: max_size, rounded down to a power of two with pot."""
+        return 1 << (self.max_size.bit_length() - 1) if self.pot else self.max_size
+
+    def check_fits(self, w: int, h: int, what: str = "a sprite") -> None:
+        """ValueError when a w x h sprite (before scaling and trimming) cannot go on a page."""
+        side = max(w, h) * self.scale + 2 * (self.extrude + self.padding)
+        if side > self.limit:
+            raise ValueError(f"{what} of {w}x{h} needs {side} px per side at scale {self.scale} with padding "
+                             f"{self.padding} and extrusion {self.extrude}, more than the max sheet size {self.limit}")
 
 
 @dataclass(frozen=True)

@@ -51,16 +51,11 @@ def pack(sprites: Sequence[Sprite], options: PackOptions | None = None, **settin
     o = options if options is not None else PackOptions(**settings)  # type: ignore[arg-type]
     if options is not None and settings:
         raise TypeError("pass PackOptions or keyword settings, not both")
-    padding, extrude, scale, pot, max_size = o.padding, o.extrude, o.scale, o.pot, o.max_size
+    padding, extrude, scale, pot, limit = o.padding, o.extrude, o.scale, o.pot, o.limit
     _check_sprites(sprites)
-    limit = _pot_floor(max_size) if pot else max_size
     items: list[_Item] = []
-    prepared = _prepare_all(sprites, items, scale=scale, trim=o.trim, dedupe=o.dedupe)
+    prepared = _prepare_all(sprites, items, o)  # every sprite checked to fit a page before it is scaled
     sizes = [(it.pixels.shape[1] + 2 * extrude, it.pixels.shape[0] + 2 * extrude) for it in items]
-    for it, (sw, sh) in zip(items, sizes):
-        if sw + 2 * padding > limit or sh + 2 * padding > limit:
-            raise ValueError(f"sprite {it.first!r} needs {sw + 2 * padding}x{sh + 2 * padding} px with padding "
-                             f"and extrusion, more than the max sheet size {limit}")
     if len(set(sizes)) == 1:
         layout = _grid_layout(len(items), sizes[0], padding, limit)
     else:
@@ -84,15 +79,16 @@ def _check_sprites(sprites: Sequence[Sprite]) -> None:
             raise ValueError(f"sprite {s.name!r} is empty ({s.image.width}x{s.image.height})")
 
 
-def _prepare_all(sprites: Sequence[Sprite], items: list[_Item], *, scale: int, trim: bool,
-                 dedupe: bool) -> list[_Prepared]:
+def _prepare_all(sprites: Sequence[Sprite], items: list[_Item], options: PackOptions) -> list[_Prepared]:
     """Trim/scale every sprite and fill `items` with the distinct images; one _Prepared per sprite."""
+    scale, trim, dedupe = options.scale, options.trim, options.dedupe
     index: dict[tuple[int, int, bytes], int] = {}
     out: list[_Prepared] = []
     for i, s in enumerate(sprites):
         rgba = np.asarray(s.image.convert("RGBA"), dtype=np.uint8)  # (H, W, 4)
         src_h, src_w = rgba.shape[:2]
         pixels, ox, oy = _trim(rgba) if trim else (rgba, 0, 0)
+        options.check_fits(pixels.shape[1], pixels.shape[0], f"sprite {s.name!r}")  # before scaling allocates
         if scale > 1:
             pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)  # nearest neighbour
         key = (pixels.shape[0], pixels.shape[1], hashlib.sha256(pixels.tobytes()).digest())
@@ -113,10 +109,6 @@ def _trim(rgba: np.ndarray) -> tuple[np.ndarray, int, int]:
         return rgba[:1, :1], 0, 0
     x0, y0 = int(xs.min()), int(ys.min())
     return rgba[y0:int(ys.max()) + 1, x0:int(xs.max()) + 1], x0, y0
-
-
-def _pot_floor(n: int) -> int:
-    return 1 << (n.bit_length() - 1)
 
 
 def _pot_ceil(n: int) -> int:

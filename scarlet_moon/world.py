@@ -11,6 +11,8 @@ from typing import Mapping
 
 from scarlet_moon.errors import BadInput
 
+LAUNCHER_VARS = ("MASTER_ADDR", "TORCHELASTIC_RUN_ID")  # torchrun sets both for every rank
+
 
 @dataclass(frozen=True)
 class World:
@@ -45,4 +47,7 @@ def world_from_env(env: Mapping[str, str] | None = None) -> World | None:
         raise BadInput(f"environment WORLD_SIZE={size}, RANK={rank}: expected 0 <= RANK < WORLD_SIZE")
     if size == 1:
         return None
+    if not any(name in env for name in LAUNCHER_VARS):  # else rank 0 would wait for ranks that never come
+        raise BadInput(f"environment WORLD_SIZE={size} is set, but this process was not started by torchrun "
+                       f"(none of {', '.join(LAUNCHER_VARS)} is set); unset WORLD_SIZE, or start it with torchrun")
     return World(rank, size, values["LOCAL_RANK"], env.get("TORCHELASTIC_RUN_ID", "none"))

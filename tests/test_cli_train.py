@@ -48,9 +48,16 @@ def test_bad_png_folders_are_one_line_errors_with_exit_2(tmp_path: Path, breakag
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
-def test_debug_shows_the_traceback(tmp_path: Path):
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(tmp_path: Path):
     res = CliRunner().invoke(sm, ["--debug", "train", "--data", str(tmp_path / "missing"), "--tracking", "none"])
-    assert res.exit_code != 0 and res.exception is not None and not isinstance(res.exception, SystemExit)
+    assert res.exit_code == 2 and "Traceback (most recent call last)" in res.stderr
+    assert res.stderr.strip().splitlines()[-1] == f"error: data path {str(tmp_path / 'missing')!r} does not exist"
+
+
+def test_an_unknown_top_level_flag_is_one_line():
+    res = CliRunner().invoke(sm, ["--bogus", "train"])
+    assert res.exit_code == 2 and res.stderr.strip().splitlines() == [
+        "error: No such option '--bogus'. Did you mean '--verbose'? (see 'sm --help')"]
 
 
 def test_train_on_png_folder_via_toml_config(tmp_path: Path):

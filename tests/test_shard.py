@@ -87,7 +87,7 @@ def test_ranks_by_hand_onnx_backend_without_torch(tiny_model: Path, tmp_path: Pa
     assert single.returncode == 0, single.stderr
     for rank in ("1", "0"):
         proc = subprocess.run([sys.executable, "-c", NO_TORCH, *args, "--out", str(tmp_path / "two" / "s.png")],
-                              cwd=ROOT, env=_env(WORLD_SIZE="2", RANK=rank, LOCAL_RANK=rank),
+                              cwd=ROOT, env=_env(WORLD_SIZE="2", RANK=rank, LOCAL_RANK=rank, MASTER_ADDR="127.0.0.1"),
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stderr.strip().splitlines()[-1]) is False  # no torch on either rank

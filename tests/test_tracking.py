@@ -174,3 +174,40 @@ def test_resume_applies_a_new_lr_and_refuses_a_new_network(npy_set: Path, tmp_pa
     assert line.startswith("error: --resume 'r': ") and "n_feat (run 8, asked 16)" in line
     assert "timesteps (run 50, asked 40)" in line and "lr" not in line.split("cannot change")[0]
     assert (runs / "r" / "checkpoint.safetensors").read_bytes() == before
+
+
+def test_a_run_whose_process_died_is_marked_killed_by_the_next_run(npy_set: Path, tmp_path: Path):
+    """A SIGKILLed run that is never resumed does not stay RUNNING forever: the next run of this machine
+    marks it KILLED (its process id is gone); a live one's run is left alone."""
+    import os
+    import socket
+
+    from conftest import TINY
+    from scarlet_moon.data.sprites import load_sprites
+    from scarlet_moon.training.config import DEFAULT
+    from scarlet_moon.training.runs import train_run
+    from scarlet_moon.training.tracking import MlflowTracker
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    client = _client(runs)
+    exp = client.create_experiment("scarlet-moon")
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    dead = client.create_run(exp, run_name="dead", tags={"sm.pid": str(proc.pid), "sm.host": socket.gethostname()})
+    live = client.create_run(exp, run_name="live", tags={"sm.pid": str(os.getppid()), "sm.host": socket.gethostname()})
+    train_run(DEFAULT.replace({**TINY, "steps": 2}), load_sprites(npy_set), runs_root=runs,
+              trackers={"mlflow": MlflowTracker(f"sqlite:///{runs / 'mlflow.db'}")}, name="next")
+    assert client.get_run(dead.info.run_id).info.status == "KILLED"
+    assert client.get_run(live.info.run_id).info.status == "RUNNING"
+
+
+def test_an_unreachable_tracking_uri_is_one_line_at_once(npy_set: Path, tmp_path: Path, sm_env):
+    """MLflow alone would retry for minutes; the store is probed first (nothing answers on port 9)."""
+    out = subprocess.run(sm_cmd("train", "--data", str(npy_set), "--runs-dir", str(tmp_path / "runs"),
+                                "--tracking-uri", "http://127.0.0.1:9", "--config", str(_tiny_toml(tmp_path, steps=2))),
+                         cwd=ROOT, env=sm_env, capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == ("error: --tracking-uri 'http://127.0.0.1:9': no MLflow server answers there "
+                                  "([Errno 111] Connection refused)")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

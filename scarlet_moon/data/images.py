@@ -11,25 +11,52 @@ from PIL import Image, UnidentifiedImageError
 
 from scarlet_moon.atomic import atomic_write_bytes
 from scarlet_moon.errors import BadInput
+from scarlet_moon.limits import MAX_IMAGE_PIXELS
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Any image mode -> uint8 H x W x 4 (palette / colour-key transparency honoured)."""
-    return read_image_alpha(path)[0]
+_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
-def read_image_alpha(path: Path) -> tuple[np.ndarray, bool]:
-    """(uint8 H x W x 4, whether the file had alpha: an alpha channel or a tRNS transparency)."""
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file's header alone: nothing is decoded."""
     try:
         with Image.open(path) as im:
+            return im.size
+    except _ERRORS as exc:
+        raise BadInput(f"{str(path)!r} is not a readable image ({type(exc).__name__})") from None
+
+
+def read_image(path: Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Any image mode -> uint8 H x W x 4 (palette / colour-key transparency honoured, 16-bit scaled)."""
+    return read_image_alpha(path, max_pixels)[0]
+
+
+def read_image_alpha(path: Path, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np.ndarray, bool]:
+    """(uint8 H x W x 4, whether the file had alpha: an alpha channel or a tRNS transparency); an image
+    of more than `max_pixels` is refused from its header, before any pixel is decoded."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise BadInput(f"{str(path)!r} is {w}x{h}: more than the {max_pixels:,} pixels an image may have")
             im.load()
             alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
-            if im.mode.startswith("I"):  # 16/32-bit grey: scale to 8 bits before RGBA
-                im = Image.fromarray((np.asarray(im, np.float64) / 257.0).clip(0, 255).astype(np.uint8), "L")
-            rgba = im.convert("RGBA")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            rgba = _to_rgba(im)
+    except _ERRORS as exc:
         raise BadInput(f"{str(path)!r} is not a readable image ({type(exc).__name__})") from None
-    return np.asarray(rgba, np.uint8), alpha
+    return rgba, alpha
+
+
+def _to_rgba(im: Image.Image) -> np.ndarray:
+    """uint8 H x W x 4; 16-bit and float modes are scaled to 8 bits, not clipped."""
+    if im.mode.startswith(("I", "F")):
+        v = np.nan_to_num(np.asarray(im, np.float64))
+        if im.mode.startswith("F"):  # float: 0..1 (scaled), or already 0..255
+            v = v * 255.0 if v.max(initial=0.0) <= 1.0 else v
+        else:                        # 16/32-bit integer grey: 0..65535
+            v = v / 257.0
+        im = Image.fromarray(np.rint(v).clip(0, 255).astype(np.uint8), "L")
+    return np.asarray(im.convert("RGBA"), np.uint8)
 
 
 def png_bytes(img: Image.Image) -> bytes:

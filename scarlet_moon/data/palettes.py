@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from scarlet_moon.errors import BadInput
+from scarlet_moon.limits import MAX_PALETTE
 
 FORMATS = "GIMP .gpl, Lospec .hex (RRGGBB per line), JASC-PAL .pal, or an image (.png, .gif, .bmp, ...)"
 MAX_IMAGE_COLORS = 256
+MAX_TEXT_BYTES = 1 << 20  # a text palette of MAX_PALETTE colours is far smaller
 
 
 def as_palette(palette: np.ndarray) -> np.ndarray:
@@ -30,6 +32,8 @@ def _bad(path: Path, what: str, line: int | None = None) -> BadInput:
 def _finish(path: Path, colors: list[tuple[int, int, int]]) -> np.ndarray:
     if not colors:
         raise _bad(path, "no colours found")
+    if len(colors) > MAX_PALETTE:
+        raise _bad(path, f"{len(colors):,} colours, more than the {MAX_PALETTE} a palette may have")
     return np.array(list(dict.fromkeys(colors)), dtype=np.uint8).reshape(-1, 3)  # dedupe, keep order
 
 
@@ -81,12 +85,12 @@ def _parse_jasc(path: Path, lines: list[str]) -> np.ndarray:
 
 
 def _image_palette(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from scarlet_moon.data.images import read_image
+
     try:
-        with Image.open(path) as im:
-            rgba = np.asarray(im.convert("RGBA")).reshape(-1, 4)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise _bad(path, f"cannot read the image ({type(e).__name__})") from None
+        rgba = read_image(path).reshape(-1, 4)
+    except BadInput as exc:
+        raise _bad(path, f"cannot read the image ({exc})") from None
     opaque = rgba[rgba[:, 3] >= 128][:, :3]
     colors, counts = np.unique(opaque, axis=0, return_counts=True)
     order = np.argsort(-counts, kind="stable")[:MAX_IMAGE_COLORS]   # most frequent; ties by colour
@@ -104,6 +108,8 @@ def load_palette(path: "str | Path") -> np.ndarray:
         if ext not in Image.registered_extensions():
             raise _bad(p, f"unknown extension {ext or '(none)'!r}")
         return _image_palette(p)
+    if p.stat().st_size > MAX_TEXT_BYTES:
+        raise _bad(p, f"{p.stat().st_size:,} bytes, more than a palette file of {MAX_PALETTE} colours needs")
     if ext == ".pal" and p.read_bytes()[:4] == b"RIFF":
         raise _bad(p, "RIFF (Microsoft) .pal is not supported; save it as JASC-PAL")
     try:

@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from scarlet_moon.data.images import read_image_alpha
+from scarlet_moon.data.images import image_size, read_image_alpha
 from scarlet_moon.errors import BadInput, arg
+from scarlet_moon.limits import MAX_LABELS, MAX_SIDE, MAX_SPRITES
 
 log = logging.getLogger(__name__)
 BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "angband16"
@@ -92,15 +93,16 @@ def load_sprites(path: str | Path | None = None, *, tile: int | None = None, bac
     p = BUNDLED if path is None else Path(path)
     source = "bundled:angband16" if path is None else str(p)
     for name, value in (("tile", tile), ("size", size)):
-        if value is not None and value < 1:
-            raise BadInput(f"{arg(name)} {value}: must be a whole number >= 1")
+        if value is not None and not 1 <= value <= MAX_SIDE:
+            raise BadInput(f"{arg(name)} {value}: must be a whole number 1..{MAX_SIDE}")
     if background_key:
         parse_key(background_key)  # a bad key fails before any file is read
     if not p.exists():
         raise BadInput(f"data path {str(p)!r} does not exist")
     images, labels, names, channels = _load_kind(p, tile or size or 16, size)
     if size is not None and images.shape[1:3] != (size, size):
-        raise BadInput(f"{str(p)!r} holds {images.shape[2]}x{images.shape[1]} sprites; {arg('size')} asks for {size}x{size}")
+        raise BadInput(f"{str(p)!r} holds {images.shape[2]}x{images.shape[1]} sprites; {arg('size')} asks for "
+                       f"{size}x{size}")
     if background_key:
         images = apply_background_key(images, background_key)
     return _finish(images, labels, names, source, channels)
@@ -146,7 +148,28 @@ def _rgba(arr: np.ndarray, where: Path) -> np.ndarray:
     return arr
 
 
-def _load_array(path: Path) -> np.ndarray:
+def npy_shape(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from a .npy file's header alone; nothing is allocated."""
+    try:
+        with path.open("rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+    except (ValueError, OSError, EOFError) as exc:
+        raise BadInput(f"{str(path)!r} is not a readable .npy array ({str(exc).splitlines()[0][:200]})") from None
+    return tuple(int(v) for v in shape), dtype
+
+
+def _load_array(path: Path, limits: tuple[int, ...]) -> np.ndarray:
+    """The array, once its header's shape is within `limits` (one bound per axis)."""
+    shape, dtype = npy_shape(path)
+    if dtype.hasobject:
+        raise BadInput(f"{str(path)!r} is not a readable .npy array (it holds Python objects, which are never "
+                       "unpickled)")
+    if len(shape) != len(limits) or any(n > lim for n, lim in zip(shape, limits)):
+        bounds = " x ".join(f"<= {lim:,}" for lim in limits)
+        raise BadInput(f"{str(path)!r} holds a {dtype} array of shape {shape}; expected {len(limits)} axes "
+                       f"({bounds}) of numbers")
     try:
         return np.load(path, allow_pickle=False)  # never unpickle: an object array is an error
     except (ValueError, OSError, EOFError) as exc:
@@ -157,8 +180,8 @@ def _load_npy(d: Path) -> Loaded:
     sp, lp = d / "sprites.npy", d / "sprites_labels.npy"
     if not lp.exists():
         raise BadInput(f"{str(d)!r} has sprites.npy but no sprites_labels.npy")
-    raw = _load_array(sp)
-    images, onehot = _rgba(raw, sp), _load_array(lp)
+    raw = _load_array(sp, (MAX_SPRITES, MAX_SIDE, MAX_SIDE, 4))
+    images, onehot = _rgba(raw, sp), _load_array(lp, (MAX_SPRITES, MAX_LABELS))
     if onehot.ndim != 2 or len(onehot) != len(images) or onehot.dtype.kind not in "biuf" or onehot.shape[1] < 1:
         raise BadInput(f"{str(lp)!r}: expected N x C one-hot with N={len(images)} (numeric), got {onehot.dtype} "
                        f"{tuple(onehot.shape)}")
@@ -219,13 +242,15 @@ def _load_png_folders(d: Path, size: int | None) -> Loaded:
         if not files:
             raise BadInput(f"label folder {str(folder)!r} holds no .png files")
         for f in files:
-            arr, alpha = read_image_alpha(f)
+            w, h = image_size(f)  # the header: a huge file is refused before it is decoded
             if want is None:
-                want, first = arr.shape[:2], f
-            if arr.shape[:2] != want:
+                if max(w, h) > MAX_SIDE:
+                    raise BadInput(f"{str(f)!r} is {w}x{h}; sprites may be at most {MAX_SIDE}x{MAX_SIDE}")
+                want, first = (h, w), f
+            if (h, w) != want:
                 ref = f"the first sprite {str(first)!r}" if first else f"{arg('size')} {size}"
-                raise BadInput(f"{str(f)!r} is {arr.shape[1]}x{arr.shape[0]}; every sprite must be "
-                               f"{want[1]}x{want[0]} like {ref}")
+                raise BadInput(f"{str(f)!r} is {w}x{h}; every sprite must be {want[1]}x{want[0]} like {ref}")
+            arr, alpha = read_image_alpha(f)
             images.append(arr)
             labels.append(k)
             any_alpha |= alpha

@@ -22,13 +22,16 @@ def _describe(src: ImageLike) -> str:
     return repr(str(src)) if isinstance(src, (str, os.PathLike)) else f"<{type(src).__name__}>"
 
 
-def _rgba(src: ImageLike, option: str) -> np.ndarray:
-    """Any image source -> uint8 H x W x 4 the way training PNGs are read (RGB gets alpha 255)."""
-    from scarlet_moon.data.images import read_image
+def _rgba(src: ImageLike, option: str, size: tuple[int, int]) -> np.ndarray:
+    """Any image source -> uint8 H x W x 4 the way training PNGs are read (RGB gets alpha 255); a file
+    of another size than `size` (H, W) is refused from its header, before it is decoded."""
+    from scarlet_moon.data.images import image_size, read_image
 
     if isinstance(src, (str, os.PathLike)):
         if not Path(src).is_file():
             raise BadInput(f"{arg(option)} {str(src)!r} does not exist or is not a file")
+        w, h = image_size(Path(src))
+        _check_size(np.empty((h, w), np.bool_), src, option, size)
         return read_image(Path(src))
     if isinstance(src, np.ndarray):
         arr = src
@@ -51,7 +54,7 @@ def _check_size(arr: np.ndarray, src: ImageLike, option: str, size: tuple[int, i
 
 def load_init(src: ImageLike, size: tuple[int, int], channels: int = 4) -> np.ndarray:
     """The init sprite as uint8 H x W x channels (RGBA unless the model is RGB)."""
-    arr = _rgba(src, "init")
+    arr = _rgba(src, "init", size)
     _check_size(arr, src, "init", size)
     return arr[..., :channels].copy()
 
@@ -63,7 +66,7 @@ def load_mask(src: ImageLike, size: tuple[int, int]) -> np.ndarray:
     if isinstance(src, np.ndarray) and src.ndim == 2 and src.dtype in (np.bool_, np.uint8):
         _check_size(src, src, "mask", size)
         return src.astype(bool) if src.dtype == np.bool_ else src >= 128
-    arr = _rgba(src, "mask")
+    arr = _rgba(src, "mask", size)
     _check_size(arr, src, "mask", size)
     alpha = arr[..., 3]
     if (alpha < 255).any():

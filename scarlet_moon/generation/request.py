@@ -9,6 +9,7 @@ import numpy as np
 
 from scarlet_moon.diffusion.editing import Edit
 from scarlet_moon.errors import BadInput, arg
+from scarlet_moon.limits import MAX_COUNT, MAX_SEED
 from scarlet_moon.models.card import ModelCard, resolve_labels, split_count
 from scarlet_moon.options import PostOptions, SamplingOptions, whole
 
@@ -16,6 +17,8 @@ from scarlet_moon.options import PostOptions, SamplingOptions, whole
 def check_seed(seed: object) -> int:
     if not whole(seed) or int(seed) < 0:  # type: ignore[call-overload]
         raise BadInput(f"{arg('seed')} {seed!r}: must be an integer >= 0")
+    if int(seed) > MAX_SEED:  # type: ignore[call-overload]
+        raise BadInput(f"{arg('seed')} {seed!r}: must be at most {MAX_SEED}")
     return int(seed)  # type: ignore[call-overload]
 
 
@@ -23,6 +26,8 @@ def plan_labels(card: ModelCard, labels: Sequence[str | int], count: int) -> tup
     """`count` sprites split over the given labels (names or indices), in label order."""
     if not whole(count) or count < 1:
         raise BadInput(f"{arg('count')} {count!r}: must be at least 1")
+    if count > MAX_COUNT:
+        raise BadInput(f"{arg('count')} {count}: at most {MAX_COUNT:,} sprites per request")
     idx = resolve_labels(labels, card.label_names)
     if not idx:
         raise BadInput(f"{arg('label')}: give at least one label")

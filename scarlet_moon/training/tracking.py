@@ -5,17 +5,23 @@ mlflow and wandb are imported lazily, only when a run starts, so the CLI stays f
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
+from exporters.atomic import process_alive
 from scarlet_moon.errors import BadInput, arg
 
 log = logging.getLogger(__name__)
 DEFAULT_EXPERIMENT = "scarlet-moon"
 DEFAULT_MODEL_NAME = "scarlet-moon-sprites"
+PROBE_TIMEOUT_S = 5.0        # an MLflow server that does not answer within it is reported, not retried
+FLUSH_EVERY_S = 5.0          # logged points reach the store at least this often (a live loss curve)
 
 
 class Tracker(Protocol):
@@ -45,14 +51,18 @@ class TrackingOptions:
             raise BadInput(f"{arg('tracking')} {self.kind!r}: expected mlflow or none")
         if self.wandb_mode not in (None, "offline", "online", "disabled"):
             raise BadInput(f"unknown {arg('wandb_mode')} {self.wandb_mode!r}; allowed: offline, online, disabled")
+        if self.wandb and self.kind == "none":
+            raise BadInput(f"{arg('wandb')} with {arg('tracking')} none: no tracking was asked and W&B was; "
+                           "drop one of them")
 
     def trackers(self, runs_root: Path) -> dict[str, "Tracker"]:
-        """The trackers these options ask for (nothing starts until a run does)."""
+        """The trackers these options ask for, their stores checked (nothing starts until a run does)."""
         out: dict[str, Tracker] = {}
         if self.kind == "mlflow":
             runs_root.mkdir(parents=True, exist_ok=True)
-            out["mlflow"] = MlflowTracker(self.uri or default_mlflow_uri(runs_root), self.experiment,
-                                          artifact_root=runs_root / "mlartifacts")
+            uri = self.uri or default_mlflow_uri(runs_root)
+            check_mlflow_uri(uri)
+            out["mlflow"] = MlflowTracker(uri, self.experiment, artifact_root=runs_root / "mlartifacts")
         if self.wandb and self.kind != "none":
             out["wandb"] = WandbTracker(self.wandb_project, self.wandb_mode, runs_root)
         return out
@@ -61,16 +71,48 @@ class TrackingOptions:
         return self.register_name or (DEFAULT_MODEL_NAME if trackers else None)
 
 
+def check_mlflow_uri(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """BadInput within seconds for a store that cannot work: a server that does not answer (MLflow itself
+    would retry for minutes), a sqlite file in a folder that does not exist or cannot be written."""
+    from urllib.error import HTTPError, URLError
+    from urllib.parse import urlparse
+    from urllib.request import urlopen
+
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https"):
+        probe = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"
+        try:
+            with urlopen(probe, timeout=timeout) as reply:  # noqa: S310 - the user's own URI
+                json.loads(reply.read(1 << 20) or b"{}")  # an MLflow server answers JSON
+        except HTTPError as exc:
+            if exc.code not in (401, 403):  # 401/403: a server that wants the credentials MLflow will send
+                raise BadInput(f"{arg('tracking_uri')} {uri!r}: no MLflow server answers there "
+                               f"(HTTP {exc.code} for {probe})") from None
+        except (URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise BadInput(f"{arg('tracking_uri')} {uri!r}: no MLflow server answers there ({reason})") from None
+    elif parsed.scheme == "sqlite":
+        folder = Path(parsed.path[1:] if parsed.path.startswith("//") else parsed.path).parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise BadInput(f"{arg('tracking_uri')} {uri!r}: the folder {str(folder)!r} does not exist or cannot be "
+                           "written")
+
+
 def default_mlflow_uri(runs_root: Path) -> str:
     """MLFLOW_TRACKING_URI when set, else a sqlite store beside the run folders."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{runs_root.resolve() / 'mlflow.db'}"
 
 
 class MlflowTracker:
+    """A run in an MLflow store. Points reach the store every FLUSH_EVERY_S seconds (or 200 points),
+    so the loss curve is live; a run of this machine whose process died is marked KILLED when the
+    next run starts (its pid and host are tags of the run)."""
+
     def __init__(self, uri: str, experiment: str = DEFAULT_EXPERIMENT, artifact_root: Path | None = None):
         self.uri, self.experiment, self.artifact_root = uri, experiment, artifact_root
         self.run_id: str | None = None
         self._pending: list[Any] = []
+        self._flushed = time.monotonic()
 
     def start(self, name: str, params: Mapping[str, Any], resume_id: str | None = None) -> str:
         from mlflow.tracking import MlflowClient
@@ -84,6 +126,7 @@ class MlflowTracker:
             exp_id = self.client.create_experiment(self.experiment, artifact_location=location)
         else:
             exp_id = exp.experiment_id
+        self._close_dead_runs(exp_id, keep=resume_id)
         if resume_id:
             self.client.update_run(resume_id, status="RUNNING")
             self.run_id = resume_id
@@ -91,7 +134,19 @@ class MlflowTracker:
             run = self.client.create_run(exp_id, run_name=name)
             self.run_id = run.info.run_id
             self.log_params(params)
+        self.client.set_tag(self.run_id, "sm.pid", str(os.getpid()))
+        self.client.set_tag(self.run_id, "sm.host", socket.gethostname())
         return self.run_id
+
+    def _close_dead_runs(self, exp_id: str, keep: str | None) -> None:
+        """RUNNING runs started on this machine by a process that is gone -> KILLED (they never ended)."""
+        for run in self.client.search_runs([exp_id], "attributes.status = 'RUNNING'", max_results=1000):
+            tags = run.data.tags
+            if run.info.run_id != keep and tags.get("sm.host") == socket.gethostname() \
+                    and tags.get("sm.pid", "").isdigit() and not process_alive(int(tags["sm.pid"])):
+                self.client.set_terminated(run.info.run_id, status="KILLED")
+                log.warning("MLflow run %s (%s) had stopped without a word: marked KILLED", run.info.run_name,
+                            run.info.run_id)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -99,13 +154,11 @@ class MlflowTracker:
         self.client.log_batch(self.run_id, params=[Param(k, str(v)[:500]) for k, v in params.items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        import time
-
         from mlflow.entities import Metric
 
         ts = int(time.time() * 1000)
         self._pending += [Metric(k, float(v), ts, step) for k, v in metrics.items()]
-        if len(self._pending) >= 200:
+        if len(self._pending) >= 200 or time.monotonic() - self._flushed >= FLUSH_EVERY_S:
             self.flush()
 
     def flush(self) -> None:
@@ -113,6 +166,7 @@ class MlflowTracker:
             for i in range(0, len(self._pending), 1000):
                 self.client.log_batch(self.run_id, metrics=self._pending[i : i + 1000])
             self._pending = []
+        self._flushed = time.monotonic()
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         self.flush()
@@ -223,3 +277,4 @@ class MultiTracker:
     def finish(self, status: str = "FINISHED") -> None:
         for t in self.trackers.values():
             t.finish(status)
+

@@ -1,0 +1,52 @@
+"""Output paths, checked before any work starts: a file in an existing, writable folder; a folder that
+exists (or whose parent does) and can be written. One-line BadInput naming the flag otherwise."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def writable_file(path: str | Path, flag: str, suffix: str | None = None) -> Path:
+    """`path` can be written as a file: its folder exists and is writable, it is not a folder."""
+    from scarlet_moon.errors import BadInput
+
+    p = Path(path)
+    if suffix is not None and (p.suffix.lower() != suffix or p.stem in ("", ".")):
+        raise BadInput(f"{flag} {str(path)!r} must be a {suffix} file name")
+    if not p.parent.is_dir():
+        raise BadInput(f"{flag} {str(path)!r}: its parent folder {str(p.parent)!r} does not exist")
+    if p.is_dir():
+        raise BadInput(f"{flag} {str(path)!r} is a folder; expected a file path")
+    if not os.access(p.parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise BadInput(f"{flag} {str(path)!r}: its folder {str(p.parent)!r} is not writable")
+    return p
+
+
+def writable_dir(path: str | Path, flag: str, create: bool = True) -> Path:
+    """`path` is (or, with create, becomes) a writable folder; its parent must exist."""
+    from scarlet_moon.errors import BadInput
+
+    p = Path(path)
+    if not p.exists():
+        if not p.parent.is_dir():
+            raise BadInput(f"{flag} {str(path)!r}: its parent folder {str(p.parent)!r} does not exist")
+        if not os.access(p.parent, os.W_OK | os.X_OK):
+            raise BadInput(f"{flag} {str(path)!r}: its parent folder {str(p.parent)!r} is not writable")
+        if create:
+            p.mkdir()
+        return p
+    if not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
+        raise BadInput(f"{flag} {str(path)!r} is not a writable folder")
+    return p
+
+
+def creatable_dir(path: str | Path, flag: str) -> Path:
+    """`path` is a writable folder, or can be made one: its nearest existing ancestor is a writable folder."""
+    from scarlet_moon.errors import BadInput
+
+    p = Path(path)
+    first = next((a for a in (p, *p.parents) if a.exists()), Path("."))
+    if not first.is_dir() or not os.access(first, os.W_OK | os.X_OK):
+        raise BadInput(f"{flag} {str(path)!r}: {str(first)!r} is not a writable folder")
+    return p
