@@ -22,6 +22,16 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).lstrip(".") or "label"
 
 
+def label_stems(names: list[str]) -> list[str]:
+    """The file-name stem of each label: safe_name, and where two labels would share one (`a b` and
+    `a_b`, or `Hero` and `hero` on a case-insensitive disk) each of those gets `-<label index>`."""
+    stems = [safe_name(n) for n in names]
+    taken: dict[str, int] = {}
+    for s in stems:
+        taken[s.lower()] = taken.get(s.lower(), 0) + 1
+    return [f"{s}-{k}" if taken[s.lower()] > 1 else s for k, s in enumerate(stems)]
+
+
 @click.command()
 @generation_options
 @click.option("--out", "out", default="samples", show_default=True, help="Folder for label_NNN.png files.")
@@ -43,9 +53,9 @@ def sample(ctx: click.Context, out: str, grid: str | None, scale: int, as_json: 
         writable_file(grid, "--grid", ".png")
     target = writable_dir(out, "--out")
     images = run_generation(card, req, args, ctx.obj.get("quiet", False))
-    files, counters = [], {}
+    files, counters, stems = [], {}, label_stems(card.label_names)
     for img, k in zip(images, req.labels):
-        name = safe_name(card.label_names[k])
+        name = stems[k]
         n = counters[name] = counters.get(name, -1) + 1
         path = save_png(img, target / f"{name}_{n:03d}.png")
         entry = {"path": str(path), "label": card.label_names[k], "label_index": k, "index": n}

@@ -42,7 +42,11 @@ RUN_KEYS: dict[str, tuple[type, ...]] = {
 
 
 def _config_options(f):
+    """The config flags; their help shows the default preset's value (None: keep the preset's or the file's)."""
+    from scarlet_moon.training.config import DEFAULT
+
     for name, (flag, typ, help_) in reversed(CONFIG_FLAGS.items()):
+        help_ = f"{help_}  [default: {DEFAULT.get(name)} with the default preset]"
         f = click.option(flag, name, type=typ, default=None, help=help_)(f)
     return f
 
@@ -209,17 +213,18 @@ def _run(args: TrainArgs, data: Any, quiet: bool, dist: Dist, device: str) -> Ru
 
     trackers = args.tracking.trackers(args.runs_root) if dist.main else {}
     quiet = quiet or not dist.main
-    columns = [TextColumn("step"), MofNCompleteColumn(), BarColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
-               TextColumn("{task.fields[rate]:.1f} steps/s"), TextColumn("ETA"), TimeRemainingColumn()]
+    columns = [TextColumn("step"), MofNCompleteColumn(), BarColumn(), TextColumn("loss {task.fields[loss]}"),
+               TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=True, disable=progress_disabled(quiet)) as bar:
-        task = bar.add_task("train", total=args.cfg.steps, loss=float("nan"), rate=0.0)
+        task = bar.add_task("train", total=args.cfg.steps, loss="-", rate="")  # nothing measured yet
         t0: list[Any] = [time.time(), None]
 
         def progress(info) -> None:
             if t0[1] is None:
                 t0[1] = info.step - 1
             rate = (info.step - t0[1]) / max(1e-9, time.time() - t0[0])
-            bar.update(task, completed=info.step, total=info.total, loss=info.loss, rate=rate)
+            bar.update(task, completed=info.step, total=info.total, loss=f"{info.loss:.4f}",
+                       rate=f"{rate:.1f} steps/s")
 
         try:
             result = train_run(args.cfg, data, runs_root=args.runs_root, trackers=trackers, name=args.name,

@@ -15,6 +15,9 @@ import torch
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
+# A subprocess that runs this long has hung: only a hang reaches it, never a slow or busy machine
+# (no test depends on how fast the machine is; CI's own limit is the last guard).
+HANG = 1800
 # Tiny, fast settings for training tests (a few ms per step on 2 cores).
 TINY = {"n_feat": 8, "channel_mult": [1, 2], "attention": False, "batch_size": 8, "timesteps": 50,
         "sample_every": 0, "checkpoint_every": 0, "log_every": 1, "sample_steps": 4, "warmup_steps": 2}

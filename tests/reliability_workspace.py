@@ -30,6 +30,45 @@ def relabelled_model(src: Path, dst: Path, names: list[str]) -> None:
     save_checkpoint(dst, ckpt)
 
 
+def npy_header_only(path: Path, shape: tuple[int, ...]) -> None:
+    """A .npy file whose header claims `shape` (uint8) and that holds no data at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        np.lib.format.write_array_header_2_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})
+
+
+def tampered_config(src: Path, dst: Path, **config: object) -> None:
+    """A copy of a model whose card's config has `config` set."""
+    from scarlet_moon.models.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(src, with_optim=False)
+    ckpt.meta["config"] = {**ckpt.meta["config"], **config}
+    save_checkpoint(dst, ckpt)
+
+
+def deeply_nested(dst: Path, depth: int = 100_000) -> None:
+    """A safetensors file whose Scarlet Moon metadata is JSON nested `depth` levels deep."""
+    from safetensors.numpy import save as st_save
+
+    dst.write_bytes(st_save({"w": np.zeros(2, np.float32)}, metadata={"scarlet_moon": "[" * depth + "]" * depth}))
+
+
+def hostile_files(dst: Path, model: Path) -> None:
+    """Inputs that would cost memory or time before a check, or lose a run: docs/errors.md, second part."""
+    big = dst / "huge" / "a" / "0.png"
+    big.parent.mkdir(parents=True)
+    Image.new("1", (9000, 9000)).save(big)                    # 81 Mpx, a few KB on disk
+    (dst / "hugeframes").mkdir()
+    shutil.copy(big, dst / "hugeframes" / "a.png")
+    npy_header_only(dst / "bignpy" / "sprites.npy", (10 ** 11, 16, 16, 4))
+    np.save(dst / "bignpy" / "sprites_labels.npy", np.eye(2, dtype=np.float32))
+    (dst / "nan.toml").write_text("[train]\nguidance = nan\n")
+    (dst / "bogus.toml").write_text("[train]\nsampler = 'bogus'\n")
+    (dst / "many.hex").write_text("".join(f"{i:06x}\n" for i in range(5000)))
+    deeply_nested(dst / "deepnest.safetensors")
+    tampered_config(model, dst / "nolevels.safetensors", channel_mult=[])
+
+
 def build_workspace(dst: Path, run_dir: Path, data_dir: Path) -> Path:
     from safetensors.numpy import save as st_save
 
@@ -66,4 +105,5 @@ def build_workspace(dst: Path, run_dir: Path, data_dir: Path) -> Path:
     (dst / "ro").chmod(0o555)
     relabelled_model(model, dst / "evil.safetensors", ["../../x", "a\"b[/x]", "blue"])
     relabelled_model(model, dst / "tampered.safetensors", 5)  # type: ignore[arg-type]
+    hostile_files(dst, model)
     return dst

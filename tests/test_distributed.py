@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from cli.main import sm
-from conftest import ROOT, TINY, sm_cmd
+from conftest import HANG, ROOT, TINY, sm_cmd
 from scarlet_moon.training.config import DEFAULT
 from scarlet_moon.data.sprites import load_sprites
 from scarlet_moon.training.runs import train_run
@@ -60,11 +60,11 @@ def test_two_gloo_ranks_train_and_resume_like_one_process(npy_set: Path, tmp_pat
     common = ["--runs-dir", str(runs), "--device", "cpu"]
     first = subprocess.run(sm_cmd("-q", "train", "--nproc", "2", "--data", str(npy_set), "--name", "ddp", *common,
                                   "--config", str(_toml(tmp_path / "tiny.toml", SETTINGS)), "--steps", "3"),
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=HANG)
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines() == [str(runs / "ddp"), str(runs / "ddp" / "model.safetensors")]
     resumed = subprocess.run(sm_cmd("-q", "train", "--nproc", "2", "--resume", "ddp", "--steps", "6", *common),
-                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=HANG)
     assert resumed.returncode == 0, resumed.stderr
     assert_close_weights(single.checkpoint, runs / "ddp" / "checkpoint.safetensors")  # weights, EMA, Adam
     assert_close_weights(single.model, runs / "ddp" / "model.safetensors")
@@ -84,7 +84,7 @@ def test_two_gloo_ranks_train_and_resume_like_one_process(npy_set: Path, tmp_pat
 def test_failing_ranks_end_with_one_error_line_and_its_exit_code(tmp_path: Path, sm_env):
     res = subprocess.run(sm_cmd("train", "--nproc", "2", "--data", str(tmp_path / "missing"), "--tracking", "none",
                                 "--runs-dir", str(tmp_path / "runs"), "--device", "cpu"),
-                         cwd=ROOT, env=dict(sm_env, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=120)
+                         cwd=ROOT, env=dict(sm_env, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=HANG)
     assert res.returncode == 2
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "missing" in errors[0]  # rank 0 speaks; rank 1 fails quietly

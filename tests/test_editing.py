@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cli.main import sm
-from conftest import ROOT, TINY, request, sprites_of
+from conftest import HANG, ROOT, TINY, request, sprites_of
 
 SIZE = 8
 BACKENDS = ["torch", "onnx"]
@@ -268,7 +268,7 @@ def test_sheet_onnx_edits_import_no_torch(ramp_model, ramp_set, tmp_path, sm_env
             "--init", save(tmp_path / "init.png", ramp_set[1][0]), "--strength", "0.5", "--tileable",
             "--out", str(out)]
     proc = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=sm_env, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=HANG)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stderr.strip().splitlines()[-1]) is False
     frames = json.loads(out.with_suffix(".json").read_text())["frames"]

@@ -75,7 +75,7 @@ def node_major() -> int:
     node = shutil.which("node")
     if not node:
         return 0
-    out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=120).stdout.strip()
     m = re.match(r"v(\d+)\.", out)
     return int(m.group(1)) if m else 0
 
@@ -192,7 +192,7 @@ def browser(atlas, tmp_path_factory):
     spec = tmp_path_factory.mktemp("browser") / "jobs.json"
     spec.write_text(json.dumps({"chromium": chromium_path(), "jobs": jobs}))
     proc = subprocess.run(["node", str(ENGINES / "run.mjs"), str(spec)], cwd=ENGINES, capture_output=True,
-                          text=True, timeout=240)
+                          text=True, timeout=900)
     assert proc.returncode == 0, f"run.mjs rc={proc.returncode}\nstderr:\n{proc.stderr[-4000:]}"
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     return out
@@ -265,7 +265,7 @@ def test_pixel_check_catches_a_wrong_region(browser, atlas):
 GODOT_BAD = re.compile(r"Parse Error|Failed loading resource|Can't open|_get_modified_time|No loader found")
 
 
-def run_godot(args: list[str], proj: Path, timeout: int = 120, **env) -> subprocess.CompletedProcess:
+def run_godot(args: list[str], proj: Path, timeout: int = 600, **env) -> subprocess.CompletedProcess:
     e = {**os.environ, "LC_ALL": "C.UTF-8", **env}
     return subprocess.run([godot_bin(), "--no-window", "--path", str(proj), *args], capture_output=True,
                           text=True, timeout=timeout, env=e)

@@ -16,7 +16,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
 
 from cli.main import sm  # noqa: E402
-from conftest import ROOT, request, sprites_of  # noqa: E402
+from conftest import HANG, ROOT, request, sprites_of  # noqa: E402
 from scarlet_moon.errors import BadInput  # noqa: E402
 
 
@@ -141,7 +141,7 @@ finally:
 
 def _run_no_torch(args: list[str], sm_env: dict[str, str]) -> dict[str, bool]:
     proc = subprocess.run([sys.executable, "-c", NO_TORCH, *args], cwd=ROOT, env=sm_env, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=HANG)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stderr.strip().splitlines()[-1])
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT
+from conftest import HANG, ROOT
 
 try:
     import tomllib
@@ -51,7 +51,7 @@ def run_plugin(scenario: str, work: Path, plugin_dir: Path = PLUGIN, *extra: str
                env: dict[str, str] | None = None) -> list[tuple[str, ...]]:
     work.mkdir(exist_ok=True)
     out = subprocess.run([lua_tool("lua5.4"), str(LUA_TESTS / "run_plugin.lua"), str(plugin_dir), str(work), scenario,
-                          *extra], capture_output=True, text=True, timeout=300, env=env)
+                          *extra], capture_output=True, text=True, timeout=HANG, env=env)
     assert out.returncode == 0, out.stderr + out.stdout
     lines = [tuple(line.split("\t")) for line in out.stdout.splitlines()]
     assert lines[-1] == ("DONE",), out.stdout
@@ -92,7 +92,7 @@ def test_luac_rejects_broken_lua(tmp_path: Path):
 
 def test_sm_cli_module_in_plain_lua():
     out = subprocess.run([lua_tool("lua5.4"), str(LUA_TESTS / "test_sm_cli.lua"), str(PLUGIN)],
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=HANG)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "FAIL" not in out.stdout and out.stdout.strip().endswith(" passed, 0 failed")
     assert out.stdout.count("\nok ") >= 8
@@ -343,14 +343,14 @@ def test_wheel_install_builds_the_extension(tmp_path: Path):
         shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__", "bundled"))
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "whl"), str(src)],
-                   check=True, cwd=tmp_path, capture_output=True, timeout=300)
+                   check=True, cwd=tmp_path, capture_output=True, timeout=HANG)
     (wheel,) = (tmp_path / "whl").glob("*.whl")
     subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+                   check=True, capture_output=True, timeout=HANG)
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     out = subprocess.run([sys.executable, "-c", "import cli.cmd_plugin as c; print(c.__file__)\n"
                           "from cli.main import main; main()", "plugin", "aseprite", "--out", str(tmp_path / "ext")],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=HANG)
     assert out.returncode == 0, out.stderr
     module, path = out.stdout.split()
     assert module.startswith(str(tmp_path / "site"))

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, sm_cmd
+from conftest import HANG, ROOT, sm_cmd
 from scarlet_moon.generation.chunks import CHUNK_SIZE
 from scarlet_moon.errors import BadInput, RunFailed
 from scarlet_moon.generation.shard import chunk_path, gather, read_chunk, write_chunk
@@ -83,12 +83,12 @@ def test_ranks_by_hand_onnx_backend_without_torch(tiny_model: Path, tmp_path: Pa
     args = ["sheet", "--model", str(model), "--label", "red", "--label", "green", "--count", str(CHUNK_SIZE + 20),
             "--steps", "2", "--seed", "6", "--max-size", "128", "--format", FORMATS]
     single = subprocess.run(sm_cmd(*args, "--out", str(tmp_path / "one" / "s.png")), cwd=ROOT, env=_env(),
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=HANG)
     assert single.returncode == 0, single.stderr
     for rank in ("1", "0"):
         proc = subprocess.run([sys.executable, "-c", NO_TORCH, *args, "--out", str(tmp_path / "two" / "s.png")],
                               cwd=ROOT, env=_env(WORLD_SIZE="2", RANK=rank, LOCAL_RANK=rank, MASTER_ADDR="127.0.0.1"),
-                              capture_output=True, text=True, timeout=300)
+                              capture_output=True, text=True, timeout=HANG)
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stderr.strip().splitlines()[-1]) is False  # no torch on either rank
         assert bool(proc.stdout.strip()) == (rank == "0")  # only rank 0 writes (and lists) files
@@ -102,11 +102,11 @@ def test_torchrun_two_cpu_processes_match_one_process(tiny_model: Path, tmp_path
     args = ["sheet", "--model", str(tiny_model), "--label", "red", "--label", "blue", "--count", str(COUNT),
             "--steps", "2", "--seed", "11", "--max-size", "160", "--format", FORMATS]
     single = subprocess.run(sm_cmd(*args, "--out", str(tmp_path / "one" / "s.png")), cwd=ROOT, env=_env(),
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=HANG)
     assert single.returncode == 0, single.stderr
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
               "-m", "cli.main", *args, "--out", str(tmp_path / "two" / "s.png")]
-    proc = subprocess.run(launch, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(launch, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=HANG)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert len(list((tmp_path / "two").glob("s-*.png"))) > 1  # a multi-page sheet
     assert _same_files(tmp_path / "one", tmp_path / "two") == []

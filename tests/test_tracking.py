@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from cli.main import sm
-from conftest import ROOT, sm_cmd
+from conftest import HANG, ROOT, sm_cmd
 from test_train import _tiny_toml
 
 
@@ -117,7 +117,7 @@ def test_wandb_offline_without_key_never_waits(npy_set: Path, tmp_path: Path, sm
     runs = tmp_path / "runs"
     out = subprocess.run(sm_cmd("-q", "train", "--data", str(npy_set), "--runs-dir", str(runs), "--name", "w",
                                 "--tracking", "mlflow", "--wandb", "--config", str(_tiny_toml(tmp_path, steps=3))),
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=HANG, stdin=subprocess.DEVNULL)
     assert out.returncode == 0, out.stderr
     offline = list((runs / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(offline) == 1
@@ -128,7 +128,7 @@ def test_sm_train_200_steps_on_bundled_set(tmp_path: Path, sm_env):
     """The issue's must-show: `sm train --steps 200` on the bundled set, read back from MLflow."""
     runs = tmp_path / "runs"
     out = subprocess.run(sm_cmd("train", "--steps", "200", "--runs-dir", str(runs), "--name", "b200"),
-                         cwd=ROOT, env=sm_env, capture_output=True, text=True, timeout=1200)
+                         cwd=ROOT, env=sm_env, capture_output=True, text=True, timeout=HANG)
     assert out.returncode == 0, out.stderr
     run_dir = runs / "b200"
     assert (run_dir / "checkpoint.safetensors").is_file() and (run_dir / "model.safetensors").is_file()

@@ -81,8 +81,8 @@ def check_run_name(name: str) -> str:
 def new_run_dir(runs_root: Path, name: str | None) -> Path:
     """The folder of a new run. A folder whose run stopped before its first checkpoint is taken again
     (and said): there is nothing in it to resume."""
-    runs_root.mkdir(parents=True, exist_ok=True)
     run_dir = runs_root / check_run_name(name or time.strftime("run-%Y%m%d-%H%M%S"))
+    runs_root.mkdir(parents=True, exist_ok=True)
     if run_dir.exists() and any(run_dir.iterdir()):
         if not _unstarted(run_dir):
             raise BadInput(f"run folder {str(run_dir)!r} already exists; pick another {arg('name')} or "

@@ -59,8 +59,9 @@ class TrackingOptions:
         """The trackers these options ask for, their stores checked (nothing starts until a run does)."""
         out: dict[str, Tracker] = {}
         if self.kind == "mlflow":
-            runs_root.mkdir(parents=True, exist_ok=True)
             uri = self.uri or default_mlflow_uri(runs_root)
+            if uri.startswith("sqlite:") and not self.uri:  # the default store beside the runs: make its folder
+                runs_root.mkdir(parents=True, exist_ok=True)
             check_mlflow_uri(uri)
             out["mlflow"] = MlflowTracker(uri, self.experiment, artifact_root=runs_root / "mlartifacts")
         if self.wandb and self.kind != "none":
