@@ -6,7 +6,6 @@ body, so `sm --help` stays light. They are registered explicitly, below.
 
 from __future__ import annotations
 
-import errno
 import logging
 import sys
 import traceback
@@ -41,11 +40,6 @@ def flag_namer(command: click.Command | None) -> Callable[[str], str]:
     return lambda name: flags.get(name, name)
 
 
-# A write that the machine refuses (a full disk, a read-only or vanished folder) is a runtime failure:
-# one line, exit 1; the atomic writers have removed what they half-wrote.
-WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG, errno.EACCES, errno.EPERM}
-
-
 class SmGroup(click.Group):
     """A group that prints errors as one line (exit 2 usage, 1 failure, 128 + signal) and, with --debug,
     the traceback too, keeping the exit code."""
@@ -68,11 +62,9 @@ class SmGroup(click.Group):
             self._fail(ctx, exc.format_message().rstrip(".") + where, exc.exit_code)
         except KeyboardInterrupt:  # Ctrl-C outside the training loop (which saves and raises Interrupted)
             self._fail(ctx, "interrupted (Ctrl-C); files are written atomically, so none is half-written", 130)
-        except OSError as exc:
-            if exc.errno not in WRITE_ERRORS:
-                raise
-            where = f" ({exc.filename})" if exc.filename else ""
-            self._fail(ctx, f"cannot write{where}: {exc.strerror or exc}; nothing half-written is left", 1)
+        except OSError as exc:  # the machine refused (a full disk, a read-only or vanished folder): exit 1;
+            where = f" {exc.filename}" if exc.filename else ""  # the atomic writers removed their half-files
+            self._fail(ctx, f"the system refused{where}: {exc.strerror or exc}; nothing half-written is left", 1)
 
     @staticmethod
     def _fail(ctx: click.Context, message: str, code: int) -> None:

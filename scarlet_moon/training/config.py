@@ -147,7 +147,9 @@ def _coerce(name: str, value: Any, current: Any, source: str) -> Any:
     elif isinstance(current, str):
         if isinstance(value, str):
             return value
-    raise BadInput(f"bad {name}={value!r} in {source}; expected {type(current).__name__}")
+    expected = {bool: "true or false", tuple: "a list of whole numbers", int: "a whole number", float: "a number",
+                str: "text"}.get(type(current), type(current).__name__)
+    raise BadInput(f"bad {name}={value!r} in {source}; expected {expected}")
 
 
 # The ancestor's recipe (DeepLearning.AI ContextUnet): kept so every claim is measured against it.
@@ -174,6 +176,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BadInput(f"config file {str(p)!r} does not exist") from None
+    except OSError as exc:
+        raise BadInput(f"config file {str(p)!r} cannot be read ({exc.strerror or exc})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BadInput(f"config file {str(p)!r} is not valid TOML: {exc}") from None
     return dict(data.get("train", data))

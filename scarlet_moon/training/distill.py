@@ -26,6 +26,7 @@ import torch
 from torch.nn import functional as F
 
 from scarlet_moon.errors import BadInput, RunFailed, arg
+from scarlet_moon.limits import MAX_BATCH, MAX_STEPS
 from scarlet_moon.models.card import file_fingerprint
 from scarlet_moon.training.loop import cosine_lr, noised, update_ema
 
@@ -58,8 +59,9 @@ def _inputs(teacher_path: str | Path | None, out: Path, steps: int, batch: int, 
 
     if out.suffix.lower() != ".safetensors" or not out.parent.is_dir():
         raise BadInput(f"{arg('out')} {str(out)!r}: expected a .safetensors path in an existing folder")
-    if steps < 1 or batch < 1:
-        raise BadInput(f"{arg('steps')} {steps} / {arg('batch')} {batch}: both must be at least 1")
+    if not (1 <= steps <= MAX_STEPS and 1 <= batch <= MAX_BATCH):
+        raise BadInput(f"{arg('steps')} {steps} / {arg('batch')} {batch}: expected 1..{MAX_STEPS} steps and "
+                       f"1..{MAX_BATCH} sprites per batch")
     if is_onnx(teacher_path):
         raise BadInput(f"{arg('model')} {str(teacher_path)!r} is ONNX; distillation needs the .safetensors checkpoint")
     card = read_card(teacher_path)
