@@ -39,13 +39,19 @@ def _table(fig: dict[str, Any]):
     t.add_row("  mean nearest distance", _fmt(fig["copies"]["mean_nearest"]), "")
     t.add_row("colours per sprite", _fmt(px["colours_per_sprite"]["candidates"]), _fmt(px["colours_per_sprite"]["real"]))
     t.add_row("alpha crispness", _fmt(px["alpha_crispness"]["candidates"]), _fmt(px["alpha_crispness"]["real"]))
+    for key, name in (("isolated_rate", "isolated pixels (no neighbour shares the colour)"),
+                      ("speck_rate", "specks (opaque islands of 1-2 pixels)"), ("saturation", "mean saturation"),
+                      ("luma", "mean luma")):
+        if key in px:
+            real_col = f"{_fmt(px[key]['real'])} (held-out {_fmt(px[key]['held_out'])})"
+            t.add_row(name, _fmt(px[key]["candidates"]), real_col)
     t.add_row("classifier held-out accuracy", _fmt(c["held_out_accuracy"]), "")
     return t
 
 
 @click.command(name="eval")
 @click.option("--model", default=None, help="A .safetensors model or an exported .onnx. [default: the bundled model]")
-@click.option("--data", "data_path", default=None, help="The real sprites. [default: the bundled set]")
+@click.option("--data", "data_path", default=None, help="The real sprites. [default: the set the model was trained on (its card says), else the bundled set]")
 @click.option("--real", is_flag=True, help="Measure the real held-out split instead of generated sprites "
               "(the floor of each figure; needs no model).")
 @click.option("--count", type=click.IntRange(min=1), default=600, show_default=True,

@@ -36,7 +36,8 @@ CONFIG_FLAGS = {
 }
 # Settings (flags or TOML keys) that are not TrainConfig fields, with the types they take.
 RUN_KEYS: dict[str, tuple[type, ...]] = {
-    "resume": (str,), "data": (str,), "tile": (int,), "background_key": (str,), "preset": (str,),
+    "resume": (str,), "data": (str,), "tile": (int,), "background_key": (str,), "preset": (str,), "threads": (int,),
+    "init_from": (str,),
     "runs_dir": (str,), "name": (str,), "tracking": (str,), "tracking_uri": (str,), "experiment": (str,),
     "register_name": (str,), "wandb": (bool,), "wandb_mode": (str,), "wandb_project": (str,), "device": (str,)}
 
@@ -65,12 +66,15 @@ class TrainArgs:
     resume: str | None
     tracking: TrackingOptions
     device: str | None
+    threads: int                    # torch threads of this process
+    init_from: str | None           # a model to fine-tune ("bundled", or a .safetensors path)
 
     @classmethod
     def build(cls, params: dict[str, Any]) -> "TrainArgs":
         """TOML values first, flags given on the command line over them; every value checked here."""
         from scarlet_moon.errors import BadInput
-        from scarlet_moon.training.config import DEFAULT, preset
+        from scarlet_moon.limits import MAX_STEPS
+        from scarlet_moon.training.config import DEFAULT, parse_duration, preset
         from scarlet_moon.training.tracking import DEFAULT_EXPERIMENT, TrackingOptions
 
         settings = _merged(params)
@@ -79,6 +83,10 @@ class TrainArgs:
                 raise BadInput(f"bad {key}={settings[key]!r} in settings; expected {types[0].__name__}")
         base = preset(settings.get("preset") or "default")
         asked = {k: v for k, v in settings.items() if k not in RUN_KEYS}
+        if "time_budget" in asked:
+            asked["time_budget"] = parse_duration(asked["time_budget"])
+            if asked["time_budget"] and "steps" not in asked:  # the budget decides when to stop
+                asked["steps"] = MAX_STEPS
         cfg = base.replace(asked, source="settings")
         preset_keys = {k for k in cfg.flat_names() if base.get(k) != DEFAULT.get(k)} if settings.get("preset") else set()
         tracking = TrackingOptions(settings.get("tracking") or "mlflow", settings.get("tracking_uri"),
@@ -87,7 +95,8 @@ class TrainArgs:
                                    settings.get("wandb_project") or "scarlet-moon")
         return cls(cfg, frozenset({k.replace("-", "_") for k in asked} | preset_keys), settings.get("data"),
                    settings.get("tile"), settings.get("background_key"), Path(settings.get("runs_dir") or "sm-runs"),
-                   settings.get("name"), settings.get("resume"), tracking, settings.get("device"))
+                   settings.get("name"), settings.get("resume"), tracking, settings.get("device"),
+                   settings.get("threads") or 0, settings.get("init_from"))
 
 
 def _merged(params: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +106,7 @@ def _merged(params: dict[str, Any]) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     if params.get("config_file"):
         settings.update({k.replace("-", "_"): v for k, v in load_toml(params["config_file"]).items()})
-    renames = {"data_path": "data", "wandb_on": "wandb"}
+    renames = {"data_path": "data", "wandb_on": "wandb", "time": "time_budget"}
     for key, value in params.items():
         if key != "config_file" and value is not None:
             settings[renames.get(key, key)] = value
@@ -128,16 +137,27 @@ def _merged(params: dict[str, Any]) -> dict[str, Any]:
               help="W&B mode.  [default: online with WANDB_API_KEY, else offline]")
 @click.option("--wandb-project", default=None, help="W&B project.  [default: scarlet-moon]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Torch device.")
+@click.option("--time", default=None, metavar="DURATION",
+              help="Train for this long (90s, 30m, 1.5h): the learning-rate schedule spans it, and the steps "
+                   "reached are reported. [default: train --steps steps]")
+@click.option("--threads", type=int, default=None,
+              help="Torch threads for this run. [default: auto: the cores other processes leave free, "
+                   "re-checked every 30 s]")
+@click.option("--init-from", default=None, metavar="MODEL|bundled",
+              help="Fine-tune this model (a .safetensors, or 'bundled') on --data: its network and noise schedule, "
+                   "its label embeddings where the names match; the sprite size must match.")
 @click.option("--nproc", type=int, default=None,
               help="Train on N processes of this machine (one per GPU, or gloo on CPUs): starts torchrun.")
 @click.pass_context
 def train(ctx: click.Context, nproc: int | None, **params: Any) -> None:
     """Train a sprite diffusion model; prints the run folder and model path on stdout."""
     from scarlet_moon.training.distributed import from_env
+    from scarlet_moon.training.threads import check_threads
 
     here = from_env()  # under torchrun: rank 0 speaks for every rank
     try:
         args = TrainArgs.build(params)
+        check_threads(args.threads)
         if nproc is not None:
             from cli.launch import check_launch, launch
 
@@ -229,7 +249,8 @@ def _run(args: TrainArgs, data: Any, quiet: bool, dist: Dist, device: str) -> Ru
         try:
             result = train_run(args.cfg, data, runs_root=args.runs_root, trackers=trackers, name=args.name,
                                resume=args.resume, given=args.given, register_name=args.tracking.model_name(trackers),
-                               device=device, progress=progress, dist=dist)
+                               device=device, threads=args.threads, progress=progress, dist=dist,
+                               init_from=args.init_from)
         except Interrupted as exc:
             raise Interrupted(f"{exc}; continue with `sm train --resume {exc.run_dir}`", run_dir=exc.run_dir,
                               signum=exc.signum) from None

@@ -272,10 +272,32 @@ def test_auto_key_is_one_colour_voted_by_opaque_corners():
     imgs[:3, ..., :3] = (0, 255, 0)      # three sprites on a green background
     imgs[:, 2, 2, :3] = (9, 9, 9)
     imgs[3, ..., :3] = (50, 50, 50)      # one fills its corner: must keep its grey
-    imgs[3, 0, 0, 3] = 0                 # ... and a transparent corner does not vote
     out = apply_background_key(imgs, "auto")
     assert (out[:3, 0, 0] == 0).all() and (out[:, 2, 2, 3] == 255).all()
-    assert (out[3, 1:, 1:, 3] == 255).all()
+    assert (out[3, :, :, 3] == 255).all()
+
+
+def test_auto_key_leaves_an_already_transparent_set_alone(caplog):
+    """Sprites on a transparent background with black outlines: 'auto' must not key black (it used to
+    erase every outline and shadow, and empty whole sprites)."""
+    imgs = np.zeros((3, 8, 8, 4), np.uint8)
+    imgs[:, 1:7, 1:7] = (0, 0, 0, 255)          # black outline
+    imgs[:, 2:6, 2:6] = (200, 60, 30, 255)      # coloured body
+    imgs[2, 0, 0] = (0, 0, 0, 255)              # a black corner pixel votes for black
+    with caplog.at_level(logging.INFO, logger="scarlet_moon.data.sprites"):
+        out = apply_background_key(imgs, "auto")
+    assert np.array_equal(out, imgs) and "already have transparent pixels; nothing keyed" in caplog.text
+
+
+def test_a_key_that_would_empty_a_sprite_is_refused_and_counts_are_said(caplog):
+    imgs = np.zeros((2, 4, 4, 4), np.uint8)
+    imgs[..., :3], imgs[..., 3] = (255, 0, 255), 255
+    imgs[0, 1:3, 1:3, :3] = (9, 9, 9)
+    with caplog.at_level(logging.INFO, logger="scarlet_moon.data.sprites"):
+        out = apply_background_key(imgs[:1], "ff00ff")
+    assert (out[0, 1:3, 1:3, 3] == 255).all() and "12 pixels of 1 sprites made transparent" in caplog.text
+    with bad("would empty 1 sprite"):
+        apply_background_key(imgs, "ff00ff")
 
 
 @pytest.mark.parametrize("key", ["ff00f", "gg0000", "#12345678", "red", ""])

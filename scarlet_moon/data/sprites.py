@@ -28,6 +28,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +48,7 @@ class SpriteSet:
     label_names: tuple[str, ...]
     source: str                     # the path given, or "bundled:angband16"
     input_channels: int = 4         # 3 when no input had an alpha channel (RGB), else 4 (for `sm data inspect`)
+    options: tuple[tuple[str, Any], ...] = ()  # how it was loaded (tile, background_key, size): to load it again
 
     @property
     def size(self) -> tuple[int, int]:
@@ -79,7 +81,7 @@ class SpriteSet:
     def subset(self, mask: np.ndarray, source: str | None = None) -> "SpriteSet":
         """The sprites selected by a boolean mask or index array, same label names."""
         return SpriteSet(self.images[mask], self.labels[mask], self.label_names, source or self.source,
-                         self.input_channels)
+                         self.input_channels, self.options)
 
 
 def bundled_data_path() -> Path:
@@ -105,7 +107,8 @@ def load_sprites(path: str | Path | None = None, *, tile: int | None = None, bac
                        f"{size}x{size}")
     if background_key:
         images = apply_background_key(images, background_key)
-    return _finish(images, labels, names, source, channels)
+    options = tuple((k, v) for k, v in (("tile", tile), ("background_key", background_key), ("size", size)) if v)
+    return _finish(images, labels, names, source, channels, options)
 
 
 def _load_kind(p: Path, tile: int, size: int | None) -> Loaded:
@@ -129,14 +132,15 @@ def _load_kind(p: Path, tile: int, size: int | None) -> Loaded:
                    "subfolders, or a sheet + CSV), a sprites.npy or a .csv file")
 
 
-def _finish(images: np.ndarray, labels: np.ndarray, names: tuple[str, ...], source: str, channels: int) -> SpriteSet:
+def _finish(images: np.ndarray, labels: np.ndarray, names: tuple[str, ...], source: str, channels: int,
+            options: tuple[tuple[str, Any], ...] = ()) -> SpriteSet:
     keep = images[..., 3].reshape(len(images), -1).max(axis=1, initial=0) > 0  # N: any visible pixel
     if not keep.all():
         log.warning("dropped %d fully transparent sprites from %s", int((~keep).sum()), source)
     images, labels = images[keep], labels[keep]
     if len(images) == 0:
         raise BadInput(f"data {source!r} holds no sprites (none with a visible pixel)")
-    return SpriteSet(np.ascontiguousarray(images), labels.astype(np.int64), tuple(names), source, channels)
+    return SpriteSet(np.ascontiguousarray(images), labels.astype(np.int64), tuple(names), source, channels, options)
 
 
 def _rgba(arr: np.ndarray, where: Path) -> np.ndarray:
@@ -346,17 +350,31 @@ def auto_key(images: np.ndarray) -> tuple[int, int, int] | None:
     return tuple(int(v) for v in colours[int(np.argmax(counts))])  # type: ignore[return-value]
 
 
-def apply_background_key(images: np.ndarray, key: str) -> np.ndarray:
-    """A copy where pixels of the key colour (any alpha) become RGBA 0; see the module doc for 'auto'."""
+def apply_background_key(images: np.ndarray, key: str, paths: list[str] | None = None) -> np.ndarray:
+    """A copy where pixels of the key colour (any alpha) become RGBA 0; see the module doc for 'auto'.
+
+    'auto' keys nothing in a set that already has transparent pixels (its background is already
+    transparent: keying would erase outlines and shadows). Says how many pixels and sprites it
+    changed; a sprite the key would empty is BadInput naming it (`paths`: names to show)."""
     rgb = parse_key(key)
     if rgb is None:
+        if (images[..., 3] < 255).any():
+            log.warning("automatic background key: the sprites already have transparent pixels; nothing keyed")
+            return images.copy()
         rgb = auto_key(images)
         if rgb is None:
             log.warning("automatic background key: no sprite has an opaque top-left pixel; nothing keyed")
             return images.copy()
-        log.info("automatic background key: keying #%02x%02x%02x", *rgb)
+    keyed = (images[..., :3] == np.array(rgb, np.uint8)).all(axis=-1) & (images[..., 3] > 0)   # N x H x W
+    emptied = np.flatnonzero(keyed.any(axis=(1, 2)) & ~((images[..., 3] > 0) & ~keyed).any(axis=(1, 2)))
+    if len(emptied):
+        first = paths[emptied[0]] if paths else f"sprite {int(emptied[0])}"
+        raise BadInput(f"{arg('background_key')} #{rgb[0]:02x}{rgb[1]:02x}{rgb[2]:02x} would empty {len(emptied)} "
+                       f"sprite(s), the first {first}: every pixel of it is that colour")
     out = images.copy()
-    out[(out[..., :3] == np.array(rgb, np.uint8)).all(axis=-1)] = 0   # mask N x H x W
+    out[keyed] = 0
+    log.info("background key #%02x%02x%02x: %d pixels of %d sprites made transparent", *rgb, int(keyed.sum()),
+             int(keyed.any(axis=(1, 2)).sum()))
     return out
 
 

@@ -13,7 +13,9 @@ Four figure groups, each measured for a candidate set against the TRAIN part of 
   generated for (overall and per label).
 - "copies": the share of candidates whose nearest train sprite is within COPY_THRESHOLD in
   mean absolute RGBA difference (uint8 units, 0..255, averaged over all H*W*4 values).
-- "pixels": mean distinct opaque colours per sprite, and alpha crispness (the share of alpha
+- "pixels": the fidelity figures of scarlet_moon.eval.fidelity (isolated-pixel and speck rates,
+  saturation, luma of opaque pixels) for the candidates, the train split ("real") and the held-out
+  split (the floor a model is held to); mean distinct opaque colours per sprite, and alpha crispness (the share of alpha
   values that are exactly 0 or 255), for the candidates and for the real train split.
 
 The candidates are generated sprites (after `finish`, as `sm sample` writes them, unless
@@ -38,11 +40,13 @@ from scarlet_moon.backends import BackendOptions
 from scarlet_moon.data.pixels import alpha_crispness, colours_per_sprite  # noqa: F401  (re-exported)
 from scarlet_moon.data.sprites import SpriteSet
 from scarlet_moon.errors import BadInput, arg
+from scarlet_moon.eval.fidelity import fidelity
 from scarlet_moon.generation.chunks import CHUNK_SIZE
 from scarlet_moon.models.card import ModelCard
 from scarlet_moon.options import SamplingOptions
 
-SCHEMA = "scarlet-moon-eval/1"
+SCHEMA = "scarlet-moon-eval/2"  # 2: pixels gained the fidelity figures (isolated/speck rates, saturation, luma)
+FIDELITY = ("isolated_rate", "speck_rate", "saturation", "luma")
 COPY_THRESHOLD = 2.0      # mean |a - b| over RGBA uint8 values; an exact copy is 0
 
 ProgressFn = Callable[[int, int], None]
@@ -123,12 +127,14 @@ def _load_inputs(model: ModelCard | str | Path | None, data: SpriteSet | str | P
     from scarlet_moon.backends import read_card
     from scarlet_moon.data.sprites import load_sprites
 
-    ds = data if isinstance(data, SpriteSet) else load_sprites(data)
     card = None
     if isinstance(model, ModelCard):
         card = model
     elif model is not None or need_model:
         card = read_card(model)
+    if data is None and card is not None:
+        data = data_of(card)
+    ds = data if isinstance(data, SpriteSet) else load_sprites(data)
     if card is not None:
         if card.label_names != list(ds.label_names):
             raise BadInput(f"data {ds.source!r} has labels {list(ds.label_names)}; model {str(card.path)!r} "
@@ -137,6 +143,21 @@ def _load_inputs(model: ModelCard | str | Path | None, data: SpriteSet | str | P
             raise BadInput(f"data {ds.source!r} holds {ds.size[0]}x{ds.size[1]} sprites; model "
                            f"{str(card.path)!r} makes {card.size[0]}x{card.size[1]}")
     return card, ds
+
+
+def data_of(card: ModelCard) -> SpriteSet | None:
+    """The set the model was trained on, loaded as it was (its card records where and how), or None for the
+    bundled set; BadInput when that set is not on this machine."""
+    from scarlet_moon.data.sprites import load_sprites
+
+    source = str(card.meta.get("data_source") or "bundled:")
+    if source.startswith("bundled:"):
+        return None
+    if not Path(source).exists():
+        raise BadInput(f"model {str(card.path)!r} was trained on {source!r}, which is not here; pass the real "
+                       f"sprites with {arg('data')}")
+    options = card.meta.get("data_options") or {}
+    return load_sprites(source, **{k: v for k, v in options.items() if k in ("tile", "background_key", "size")})
 
 
 def generate_for_eval(card: ModelCard, labels: list[int], *, seed: int, sampling: SamplingOptions, raw: bool,
@@ -212,6 +233,7 @@ def _figures(clf: Any, train: SpriteSet, held: SpriteSet, ds: SpriteSet, card: M
     if not real:
         copies["share_vs_all_real"] = float((nearest_distances(cand, ds.images) <= COPY_THRESHOLD).mean())
     cand_px, real_px = pixel_stats(cand), pixel_stats(train.images)
+    fid = {"candidates": fidelity(cand), "real": fidelity(train.images), "held_out": fidelity(held.images)}
     info = clf.info
     return {
         "schema": SCHEMA,
@@ -233,7 +255,8 @@ def _figures(clf: Any, train: SpriteSet, held: SpriteSet, ds: SpriteSet, card: M
         "copies": copies,
         "pixels": {"colours_per_sprite": {"candidates": cand_px["colours_per_sprite"],
                                           "real": real_px["colours_per_sprite"]},
-                   "alpha_crispness": {"candidates": cand_px["alpha_crispness"], "real": real_px["alpha_crispness"]}},
+                   "alpha_crispness": {"candidates": cand_px["alpha_crispness"], "real": real_px["alpha_crispness"]},
+                   **{k: {who: fid[who][k] for who in fid} for k in FIDELITY}},
         "seconds": round(time.perf_counter() - t0, 2),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -245,6 +268,7 @@ def summary(figures: dict[str, Any]) -> dict[str, Any]:
     return {"fd": figures["frechet"]["distance"], "conditional_accuracy": figures["conditional_accuracy"]["overall"],
             "copies": figures["copies"]["share"], "copy_threshold": figures["copies"]["threshold"],
             "colours_per_sprite": figures["pixels"]["colours_per_sprite"]["candidates"],
+            **{k: figures["pixels"][k]["candidates"] for k in FIDELITY if k in figures["pixels"]},
             "alpha_crispness": figures["pixels"]["alpha_crispness"]["candidates"],
             "classifier_held_out_accuracy": figures["classifier"]["held_out_accuracy"],
             "count": g.get("count"), "seed": g.get("seed"), "sampler": g.get("sampler"), "steps": g.get("steps"),

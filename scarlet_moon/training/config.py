@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from scarlet_moon import limits
-from scarlet_moon.errors import BadInput
+from scarlet_moon.errors import BadInput, arg
 from scarlet_moon.models.config import ModelConfig
 
 if sys.version_info >= (3, 11):
@@ -38,6 +38,7 @@ class TrainConfig:
     cond_drop: float = 0.1           # label dropout to the null label (classifier-free guidance)
     # optimisation
     steps: int = 6000
+    time_budget: float = 0.0         # seconds of wall clock (0 = the steps decide); the LR schedule spans it
     batch_size: int = 64
     lr: float = 2e-4
     lr_schedule: str = "cosine"      # "constant" | "linear-decay" (the ancestor's) | "cosine"
@@ -109,6 +110,8 @@ class TrainConfig:
             (self.lr_schedule in ("constant", "linear-decay", "cosine"), "lr_schedule",
              "constant, linear-decay, cosine"),
             (1 <= self.steps <= limits.MAX_STEPS, "steps", f"an integer 1..{limits.MAX_STEPS}"),
+            (finite(self.time_budget) and 0 <= self.time_budget <= limits.MAX_TIME_BUDGET_S, "time_budget",
+             f"0 (off) or seconds up to {limits.MAX_TIME_BUDGET_S:.0f} (like 90s, 30m, 2h)"),
             (1 <= self.batch_size <= limits.MAX_BATCH, "batch_size", f"an integer 1..{limits.MAX_BATCH}"),
             (2 <= self.timesteps <= limits.MAX_TIMESTEPS, "timesteps", f"an integer 2..{limits.MAX_TIMESTEPS}"),
             (0 < self.beta_start <= self.beta_end < 1, "beta_start/beta_end", "0 < beta_start <= beta_end < 1"),
@@ -129,6 +132,18 @@ class TrainConfig:
             (1 <= self.sample_steps <= self.timesteps, "sample_steps", f"an integer 1..timesteps ({self.timesteps})"),
             (finite(self.guidance), "guidance", "a finite number (1 = no guidance)"),
         ]
+
+
+def parse_duration(value: Any) -> float:
+    """'90s', '30m', '1.5h', '2d' or a number of seconds -> seconds; BadInput otherwise."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip().lower()
+    scale = {"s": 1, "m": 60, "h": 3600, "d": 86400}.get(text[-1:], None)
+    try:
+        return float(text[:-1] if scale else text) * (scale or 1)
+    except ValueError:
+        raise BadInput(f"{arg('time')} {value!r}: expected a duration like 90s, 30m, 1.5h (or seconds)") from None
 
 
 def _coerce(name: str, value: Any, current: Any, source: str) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -27,6 +28,9 @@ from scarlet_moon.training.state import TrainState, schedule_of
 log = logging.getLogger(__name__)
 
 
+WARMUP_SHARE = 0.05  # with a time budget the warm-up is over by this share of it at the latest
+
+
 @dataclass
 class StepInfo:
     step: int
@@ -42,14 +46,23 @@ def cosine_lr(peak: float, step: int, total: int, warmup: int = 0) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Learning rate for optimizer step `step` (0-based)."""
+def lr_at(step: int, cfg: TrainConfig, spent: float | None = None) -> float:
+    """Learning rate for optimizer step `step` (0-based). With a time budget the decay follows `spent`,
+    the share of the budget used (0..1), and the warm-up ends after warmup_steps or 5% of the budget,
+    whichever comes first (a short budget must not be all warm-up)."""
+    if spent is not None:
+        ramp = min(1.0, max((step + 1) / max(cfg.warmup_steps, 1), spent / WARMUP_SHARE))
+        return ramp * _decayed(cfg, int(round(1e6 * min(spent, 1.0))), 1_000_000, 0)
     if cfg.warmup_steps and step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
+    return _decayed(cfg, step, cfg.steps, cfg.warmup_steps)
+
+
+def _decayed(cfg: TrainConfig, step: int, total: int, warmup: int) -> float:
     if cfg.lr_schedule == "linear-decay":  # the ancestor decayed linearly to 0 over the run
-        return cfg.lr * (1 - step / cfg.steps)
+        return cfg.lr * (1 - step / total)
     if cfg.lr_schedule == "cosine":
-        return cosine_lr(cfg.lr, step, cfg.steps, cfg.warmup_steps)
+        return cosine_lr(cfg.lr, step, total, warmup)
     return cfg.lr
 
 
@@ -95,7 +108,7 @@ def diffusion_loss(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor, t:
 
 
 def train_step(state: TrainState, cfg: TrainConfig, data_x: torch.Tensor, data_y: torch.Tensor,
-               abar: torch.Tensor, num_classes: int) -> tuple[float, float, int]:
+               abar: torch.Tensor, num_classes: int, spent: float | None = None) -> tuple[float, float, int]:
     step = state.step
     draw = draw_batch(step, cfg, len(data_x), num_classes)
     dev = data_x.device
@@ -110,7 +123,7 @@ def train_step(state: TrainState, cfg: TrainConfig, data_x: torch.Tensor, data_y
         part = slice(state.rank * len(t) // state.world, (state.rank + 1) * len(t) // state.world)
         x0, y, t, noise = x0[part], y[part], t[part], noise[part]
     torch.manual_seed(int(draw["seed"]))  # dropout layers, if any
-    lr = lr_at(step, cfg)
+    lr = lr_at(step, cfg, spent)
     for group in state.opt.param_groups:
         group["lr"] = lr
     loss = diffusion_loss(state.net or state.model, x0, y, t, noise, abar, cfg)
@@ -186,8 +199,10 @@ def run_loop(state: TrainState, cfg: TrainConfig, data: SpriteSet, device: str, 
     epoch_losses: list[float] = []
     current_epoch = None
     state.model.train()
-    while state.step < cfg.steps:
-        loss, lr, epoch = train_step(state, cfg, x, y, abar, num_classes)
+    budget, start = cfg.time_budget, time.monotonic() - state.elapsed
+    while state.step < cfg.steps and not (budget and state.elapsed >= budget):
+        loss, lr, epoch = train_step(state, cfg, x, y, abar, num_classes, state.elapsed / budget if budget else None)
+        state.elapsed = time.monotonic() - start
         if not math.isfinite(loss):
             raise RunFailed(f"loss became {loss} at step {state.step + 1}; stopped without saving it. "
                             f"The last good checkpoint is kept: {on_checkpoint(False)}")
@@ -196,7 +211,8 @@ def run_loop(state: TrainState, cfg: TrainConfig, data: SpriteSet, device: str, 
             epoch_losses = []
         current_epoch = epoch
         epoch_losses.append(loss)
-        on_step(StepInfo(state.step, cfg.steps, loss, lr, epoch))
+        total = cfg.steps if not budget else max(state.step, round(state.step * budget / max(state.elapsed, 1e-9)))
+        on_step(StepInfo(state.step, total, loss, lr, epoch))
         if cfg.sample_every and state.step % cfg.sample_every == 0:
             on_sample(state.step)
         if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps:

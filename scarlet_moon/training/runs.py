@@ -10,6 +10,7 @@ Run folder layout (`<runs_root>/<name>/`):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -36,6 +37,8 @@ from scarlet_moon.training.distributed import SINGLE, Dist, check_in_sync, stop_
 from scarlet_moon.training.loop import StepInfo, run_loop
 from scarlet_moon.training.state import (CHECKPOINT_NAME, MODEL_NAME, TrainState, build_state, restore_state,
                                          resumed_config, schedule_of, to_checkpoint)
+from scarlet_moon.training import finetune
+from scarlet_moon.training.threads import Threads
 from scarlet_moon.training.tracking import MultiTracker, Tracker
 
 log = logging.getLogger(__name__)
@@ -138,15 +141,20 @@ def sample_grid(state: TrainState, cfg: TrainConfig, data: SpriteSet, path: Path
 
 def train_run(cfg: TrainConfig, data: SpriteSet, *, runs_root: Path, trackers: dict[str, Tracker],
               name: str | None = None, resume: str | Path | None = None, given: Iterable[str] = (),
-              register_name: str | None = None, device: str = "cpu",
-              progress: Callable[[StepInfo], None] | None = None, dist: Dist = SINGLE) -> RunResult:
+              register_name: str | None = None, device: str = "cpu", threads: int = 0,
+              progress: Callable[[StepInfo], None] | None = None, dist: Dist = SINGLE,
+              init_from: str | Path | None = None) -> RunResult:
     """Train `cfg` on `data` in a new run folder, or continue the run `resume` with its own config.
 
     `given`: the settings of `cfg` asked for explicitly; on resume they apply where that is sound
-    (training.state.RESUMABLE), and any other that differs from the run's is BadInput.
+    (training.state.RESUMABLE), and any other that differs from the run's is BadInput. `threads`: torch
+    threads, 0 = the free cores (training.threads). `init_from`: a model to fine-tune (training.finetune).
     Under torchrun (`dist` from distributed.start) only rank 0 writes files and tracks."""
     t_start = time.time()
     changes: dict[str, tuple[Any, Any]] = {}
+    if resume is not None and init_from is not None:
+        raise BadInput(f"{arg('init_from')} starts a new run from a model, {arg('resume')} continues a run: "
+                       "give one of them")
     if resume is not None:
         ckpt_path = dist.agree(lambda: resolve_resume(resume, runs_root))
         saved, state = dist.together(lambda: restore_state(ckpt_path, data, device))
@@ -157,14 +165,23 @@ def train_run(cfg: TrainConfig, data: SpriteSet, *, runs_root: Path, trackers: d
             (run_dir / "samples").mkdir(exist_ok=True)
         log.info("resuming %s at step %d of %d", run_dir, state.step, cfg.steps)
     else:
+        parent = None
+        if init_from is not None:  # the parent's network and schedule, checked before any folder is made
+            parent = finetune.parent_card(init_from)
+            finetune.check_data(parent, data)
+            cfg = finetune.config_from_parent(cfg, parent, given)
         dist.check_batch(cfg.batch_size)  # before any folder is made
         run_dir = dist.agree(lambda: new_run_dir(runs_root, name))
         state = build_state(cfg, channels=data.images.shape[-1], size=data.size[0],
                             num_classes=len(data.label_names), device=device)
+        if parent is not None:
+            state.parent = finetune.load_parent(state, parent, list(data.label_names))
         ckpt_path = run_dir / CHECKPOINT_NAME
     with run_lock(run_dir, dist.main):
         params = dict(cfg.to_dict(), data_source=data.source, data_fingerprint=data.fingerprint(),
                       num_sprites=len(data.images), labels=",".join(data.label_names))
+        if state.parent:
+            params.update(init_from=state.parent["name"], init_from_fingerprint=state.parent["fingerprint"])
         if dist.main:
             atomic_write_bytes(run_dir / "config.json", json.dumps(params, indent=2).encode())
         tracker = MultiTracker(trackers if dist.main else {})
@@ -172,7 +189,15 @@ def train_run(cfg: TrainConfig, data: SpriteSet, *, runs_root: Path, trackers: d
         if changes:  # a tracked param cannot change value: the new one is logged under the step it starts at
             tracker.log_params({f"resume.step{state.step}.{k}": new for k, (_, new) in changes.items()})
         wrap(state, dist, device)
-        return _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, progress, t_start, dist)
+        governor = Threads(threads)
+
+        def step_done(info: StepInfo) -> None:
+            governor.tick()
+            if progress:
+                progress(info)
+
+        return _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, step_done, t_start,
+                     dist)
 
 
 def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, progress, t_start,
@@ -206,6 +231,9 @@ def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, 
                      on_sample=on_sample, on_epoch=on_epoch, stop=stop)
         check_in_sync(state, dist, device)
         status = "FINISHED"
+        if cfg.time_budget and state.step < cfg.steps:  # the budget ended it: the card says how far it got
+            log.info("time budget of %.0f s spent after %d steps", cfg.time_budget, state.step)
+            cfg = dataclasses.replace(cfg, steps=max(1, state.step))
     except KeyboardInterrupt:
         status = "KILLED"
         on_checkpoint(True)

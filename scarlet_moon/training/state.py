@@ -17,6 +17,7 @@ import torch
 from scarlet_moon.data.sprites import SpriteSet
 from scarlet_moon.diffusion.schedule import Schedule
 from scarlet_moon.errors import BadInput, arg
+from scarlet_moon.limits import MAX_STEPS
 from scarlet_moon.models.checkpoint import Checkpoint, load_checkpoint, optim_from_tensors, optim_to_tensors
 from scarlet_moon.models.unet import build_model, count_params
 from scarlet_moon.training.config import TrainConfig
@@ -24,7 +25,7 @@ from scarlet_moon.training.config import TrainConfig
 log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "checkpoint.safetensors"   # full training state, rewritten in place
 MODEL_NAME = "model.safetensors"             # sampling weights only (EMA), written at the end
-RESUMABLE = ("steps", "lr", "sample_every", "checkpoint_every", "log_every")  # may change on resume
+RESUMABLE = ("steps", "time_budget", "lr", "sample_every", "checkpoint_every", "log_every")  # may change on resume
 
 
 def local_mean(loss: torch.Tensor) -> float:
@@ -42,6 +43,8 @@ class TrainState:
     rank: int = 0                       # this process's slice of the global batch (distributed.py)
     world: int = 1
     mean_loss: Callable[[torch.Tensor], float] = local_mean  # the global batch's loss (distributed.wrap)
+    elapsed: float = 0.0                # seconds of wall clock trained so far (a time budget spends them)
+    parent: dict[str, Any] | None = None  # the model this run was fine-tuned from (training.finetune)
 
 
 def schedule_of(cfg: TrainConfig) -> Schedule:
@@ -76,10 +79,13 @@ def model_meta(cfg: TrainConfig, data: SpriteSet, state: TrainState) -> dict[str
         "channels": int(data.images.shape[-1]),
         "data_fingerprint": data.fingerprint(),
         "data_source": data.source,
+        "data_options": dict(data.options),
         "palette": data.palette().tolist(),
         "colors_per_sprite": colour_stats(data.images),
         "num_params": count_params(state.model),
         "step": state.step,
+        "elapsed_s": round(state.elapsed, 3),
+        **({"parent": state.parent} if state.parent else {}),
         "tracking": state.tracking_ids or {},
     }
 
@@ -128,6 +134,8 @@ def restore_state(path: Path, data: SpriteSet, device: str) -> tuple[TrainConfig
     except (RuntimeError, KeyError, ValueError) as exc:
         raise BadInput(f"checkpoint {str(path)!r} does not fit its own config: {str(exc).splitlines()[0]}") from None
     state.step = int(meta["step"])
+    state.elapsed = float(meta.get("elapsed_s", 0.0))
+    state.parent = meta.get("parent")
     state.tracking_ids = meta.get("tracking") or {}
     return saved, state
 
@@ -146,4 +154,7 @@ def resumed_config(saved: TrainConfig, asked: TrainConfig, given: Iterable[str],
                        "new run")
     for k, (old, new) in changed.items():
         log.warning("resuming with %s %r (the run had %r)", k, new, old)
-    return saved.replace({k: new for k, (_, new) in changed.items()}, source=f"resume of {run}"), changed
+    cfg = saved.replace({k: new for k, (_, new) in changed.items()}, source=f"resume of {run}")
+    if cfg.time_budget and "steps" not in given:  # a budget decides how far it goes, not the steps it reached
+        cfg = cfg.replace({"steps": MAX_STEPS})
+    return cfg, changed

@@ -1,0 +1,88 @@
+"""Fine-tuning from a prior: a new run that starts from an existing model's weights (`--init-from`).
+
+The network and its noise schedule come from the parent (its card's config); the optimisation
+settings (steps, lr, batch, time budget...) from the run. Labels may differ: a label whose name the
+parent knows keeps its embedding row, a new label starts from the mean of the parent's label rows
+(a label-agnostic start the data then pulls apart), and the null label (guidance) keeps its row.
+Sprite size and channels must match. The run's card and tracking record the parent.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from scarlet_moon.data.sprites import SpriteSet
+from scarlet_moon.errors import BadInput, arg
+from scarlet_moon.models.card import BUNDLED_MODEL, ModelCard, file_fingerprint, read_checkpoint_card
+from scarlet_moon.models.config import ModelConfig
+from scarlet_moon.training.config import TrainConfig
+from scarlet_moon.training.state import TrainState
+
+log = logging.getLogger(__name__)
+FROM_PARENT = (*ModelConfig.names(), "schedule", "timesteps", "beta_start", "beta_end", "prediction")
+LABEL_ROWS = "label_emb.weight"  # SpriteUNet: one embedding row per label, then the null label
+
+
+def parent_card(spec: str | Path) -> ModelCard:
+    """The model to start from: 'bundled' or a .safetensors checkpoint."""
+    path = BUNDLED_MODEL if str(spec) == "bundled" else Path(spec)
+    if str(path).lower().endswith(".onnx"):
+        raise BadInput(f"{arg('init_from')} {str(spec)!r} is ONNX; fine-tuning needs the .safetensors checkpoint")
+    card = read_checkpoint_card(path)
+    if card.config.get("arch", "unet") != "unet":
+        raise BadInput(f"{arg('init_from')} {str(spec)!r} is a {card.config.get('arch')!r} network; fine-tuning "
+                       "takes a model of the unet arch")
+    return card
+
+
+def config_from_parent(cfg: TrainConfig, parent: ModelCard, given: Iterable[str]) -> TrainConfig:
+    """`cfg` with the parent's network and schedule; a setting given for the run that differs from the
+    parent's is BadInput naming each (it cannot change without starting over)."""
+    theirs = TrainConfig.from_dict(parent.config, source=f"the card of {str(parent.path)!r}")
+    clash = [k for k in given if k in FROM_PARENT and cfg.get(k) != theirs.get(k)]
+    if clash:
+        listed = ", ".join(f"{k} (parent {theirs.get(k)!r}, asked {cfg.get(k)!r})" for k in clash)
+        raise BadInput(f"{arg('init_from')} {str(parent.path)!r}: {listed}: the network and noise schedule come "
+                       "from the model fine-tuned; leave them out")
+    return cfg.replace({k: theirs.get(k) for k in FROM_PARENT}, source="fine-tuning")
+
+
+def check_data(parent: ModelCard, data: SpriteSet) -> None:
+    if parent.size != data.size or parent.channels != data.images.shape[-1]:
+        raise BadInput(f"{arg('init_from')} {str(parent.path)!r} makes {parent.size[1]}x{parent.size[0]} sprites "
+                       f"with {parent.channels} channels; the data {data.source!r} holds {data.size[1]}x{data.size[0]} "
+                       f"with {data.images.shape[-1]}: fine-tuning needs the same size")
+
+
+def load_parent(state: TrainState, parent: ModelCard, labels: list[str]) -> dict[str, Any]:
+    """Copy the parent's sampling weights into the run's network (and its EMA); returns what the card
+    records about the parent."""
+    from scarlet_moon.models.checkpoint import load_checkpoint
+
+    weights = dict(load_checkpoint(parent.path, with_optim=False).weights)
+    weights[LABEL_ROWS] = label_rows(weights[LABEL_ROWS], parent.label_names, labels)
+    for net in (state.model, state.ema):
+        if net is None:
+            continue
+        try:
+            net.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise BadInput(f"{arg('init_from')} {str(parent.path)!r}: its weights do not fit its config "
+                           f"({str(exc).splitlines()[0]})") from None
+    kept = [n for n in labels if n in parent.label_names]
+    log.info("fine-tuning %s: %d of %d labels keep their embedding (%s)", parent.path.name, len(kept), len(labels),
+             ", ".join(kept) or "none")
+    return {"fingerprint": file_fingerprint(parent.path), "name": parent.path.name, "labels": parent.label_names,
+            "labels_kept": kept, "step": parent.meta.get("step")}
+
+
+def label_rows(rows: torch.Tensor, theirs: list[str], ours: list[str]) -> torch.Tensor:
+    """The embedding rows for `ours` + null: a row of the same name, else the mean of the parent's label
+    rows; the parent's null row (its last) last."""
+    mean = rows[:len(theirs)].mean(dim=0)
+    new = [rows[theirs.index(n)] if n in theirs else mean for n in ours]
+    return torch.stack([*new, rows[len(theirs)]]).clone()

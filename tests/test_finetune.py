@@ -1,0 +1,124 @@
+"""`sm train --init-from MODEL|bundled` (fine-tuning a prior), `--time` (a wall-clock budget the LR
+schedule spans) and `--threads`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from cli.main import sm
+from scarlet_moon.data.sprites import load_sprites
+from scarlet_moon.errors import BadInput
+from scarlet_moon.models.card import BUNDLED_MODEL, file_fingerprint, read_meta
+from scarlet_moon.models.checkpoint import load_checkpoint
+from scarlet_moon.training.finetune import label_rows
+from scarlet_moon.training.threads import Threads, check_threads
+
+
+def own_set(root: Path) -> Path:
+    """Another game's 16x16 sprites in PNG folders: 'hero' (a label the bundled model knows) and 'slime' (new)."""
+    bundled = load_sprites(None)
+    heroes = bundled.images[bundled.labels == bundled.label_names.index("hero")][:12]
+    for label, images in (("hero", heroes), ("slime", np.roll(heroes, 3, axis=-1))):
+        (root / label).mkdir(parents=True)
+        for i, im in enumerate(images):
+            Image.fromarray(im, "RGBA").save(root / label / f"{i:02d}.png")
+    return root
+
+
+def test_label_rows_keep_matching_names_and_start_new_ones_from_the_mean():
+    rows = torch.arange(12, dtype=torch.float32).reshape(4, 3)    # labels a, b, c, then the null row
+    out = label_rows(rows, ["a", "b", "c"], ["c", "new", "a"])
+    assert torch.equal(out[0], rows[2]) and torch.equal(out[2], rows[0]) and torch.equal(out[3], rows[3])
+    assert torch.equal(out[1], rows[:3].mean(dim=0))
+
+
+def test_fine_tuning_the_bundled_model_on_other_labels_for_a_time_budget(tmp_path: Path):
+    """The must-show: a PNG-folder set with other label names, `--init-from bundled --time`: the run
+    writes a model `sm sample` uses; 'hero' kept its embedding, the parent is on the card and in MLflow."""
+    data, runs = own_set(tmp_path / "own"), tmp_path / "runs"
+    res = CliRunner().invoke(sm, ["train", "--data", str(data), "--init-from", "bundled", "--time", "4s",
+                                  "--runs-dir", str(runs), "--name", "ft", "--sample-every", "0",
+                                  "--batch-size", "8", "--checkpoint-every", "0"])
+    assert res.exit_code == 0, res.output
+    meta = read_meta(runs / "ft" / "model.safetensors")
+    assert meta["label_names"] == ["hero", "slime"] and meta["parent"]["labels_kept"] == ["hero"]
+    assert meta["parent"]["fingerprint"] == file_fingerprint(BUNDLED_MODEL)
+    assert meta["config"]["time_budget"] == 4.0 and meta["config"]["steps"] == meta["step"] > 0
+    assert meta["config"]["n_feat"] == read_meta(BUNDLED_MODEL)["config"]["n_feat"]  # the parent's network
+    assert "distilled" not in meta  # sampled with guidance between rows again, like any trained model
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{runs / 'mlflow.db'}")
+    run = client.search_runs([client.get_experiment_by_name("scarlet-moon").experiment_id])[0]
+    assert run.data.params["init_from_fingerprint"] == file_fingerprint(BUNDLED_MODEL)
+    lrs = [m.value for m in client.get_metric_history(run.info.run_id, "lr")]
+    assert lrs[-1] < 0.5 * max(lrs)  # the schedule spans the budget: it has decayed by the end
+    out = CliRunner().invoke(sm, ["sample", "--model", str(runs / "ft" / "model.safetensors"), "--label", "slime",
+                                  "--count", "2", "--steps", "3", "--out", str(tmp_path / "s")])
+    assert out.exit_code == 0 and len(list((tmp_path / "s").glob("slime_*.png"))) == 2
+
+
+def test_fine_tuning_starts_from_the_parents_weights(tmp_path: Path):
+    from scarlet_moon.training.config import DEFAULT
+    from scarlet_moon.training.runs import train_run
+
+    data = load_sprites(own_set(tmp_path / "own"))
+    res = train_run(DEFAULT.replace({"steps": 1, "sample_every": 0, "batch_size": 4, "lr": 1e-12}), data,
+                    runs_root=tmp_path / "runs", trackers={}, name="one", init_from=BUNDLED_MODEL)
+    mine, theirs = load_checkpoint(res.checkpoint).model, load_checkpoint(BUNDLED_MODEL).weights
+    assert torch.allclose(mine["inp.weight"], theirs["inp.weight"], atol=1e-6)  # one step at lr 1e-12
+    hero = load_sprites(None).label_names.index("hero")
+    assert torch.allclose(mine["label_emb.weight"][0], theirs["label_emb.weight"][hero], atol=1e-6)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--timesteps", "500"], "timesteps (parent 1000, asked 500)"),
+    (["--n-feat", "16"], "n_feat (parent 32, asked 16)"),
+])
+def test_fine_tuning_refuses_a_new_network_or_schedule(tmp_path: Path, args, message):
+    res = CliRunner().invoke(sm, ["train", "--data", str(own_set(tmp_path / "own")), "--init-from", "bundled",
+                                  "--tracking", "none", "--runs-dir", str(tmp_path / "runs"), *args])
+    assert res.exit_code == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_fine_tuning_needs_the_same_sprite_size(npy_set: Path, tmp_path: Path):
+    res = CliRunner().invoke(sm, ["train", "--data", str(npy_set), "--init-from", "bundled", "--tracking", "none",
+                                  "--runs-dir", str(tmp_path / "runs")])
+    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert "makes 16x16 sprites with 4 channels; the data" in res.stderr and "holds 8x8" in res.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_time_budget_parsing_and_threads():
+    from scarlet_moon.training.config import parse_duration
+
+    assert [parse_duration(v) for v in ("90s", "30m", "1.5h", 12, "2d")] == [90, 1800, 5400, 12, 172800]
+    with pytest.raises(BadInput, match="time 'soon'"):
+        parse_duration("soon")
+    assert check_threads(None) == 0 and check_threads(3) == 3
+    with pytest.raises(BadInput, match="threads -1"):
+        check_threads(-1)
+    before = torch.get_num_threads()
+    try:
+        Threads(1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_threads_flag_reaches_torch(npy_set: Path, tmp_path: Path):
+    from test_train import _tiny_toml
+
+    res = CliRunner().invoke(sm, ["-q", "train", "--data", str(npy_set), "--tracking", "none", "--threads", "1",
+                                  "--runs-dir", str(tmp_path), "--config", str(_tiny_toml(tmp_path, steps=2))])
+    assert res.exit_code == 0, res.output
+    bad = CliRunner().invoke(sm, ["train", "--data", str(npy_set), "--tracking", "none", "--threads", "-2"])
+    assert bad.exit_code == 2 and "--threads -2" in bad.stderr
+    assert json.loads((tmp_path / next(p.name for p in tmp_path.iterdir() if p.is_dir()) / "config.json").read_text())
