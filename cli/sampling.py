@@ -48,6 +48,9 @@ def generation_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="At most K colours per sprite. [default with --snap: the training set's 90th percentile]"),
         click.option("--snap/--no-snap", "snap_palette", default=True, show_default=True,
                      help="Snap to the training set's palette when the model carries one."),
+        click.option("--cleanup/--no-cleanup", default=True, show_default=True,
+                     help="Merge isolated pixels into a neighbour of a near shade, and remove detached 1-2 pixel "
+                          "specks (high-contrast single pixels, like eyes, stay)."),
         click.option("--init", type=click.Path(), default=None,
                      help="Start from this sprite (a PNG the model's size): variations of it."),
         click.option("--strength", type=float, default=None,
@@ -73,8 +76,8 @@ def generation_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 GENERATION_KEYS = ("model", "labels", "count", "seed", "sampler", "steps", "guidance", "eta", "alpha_threshold",
-                   "palette", "colors", "snap_palette", "init", "strength", "mask", "tileable", "device", "backend",
-                   "batch", "fp16", "compile")
+                   "palette", "colors", "snap_palette", "cleanup", "init", "strength", "mask", "tileable", "device",
+                   "backend", "batch", "fp16", "compile")
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ class GenerationArgs:
         p = {k: params.pop(k) for k in GENERATION_KEYS}
         return cls(p["model"], tuple(p["labels"]), p["count"], check_seed(p["seed"]),
                    SamplingOptions(p["sampler"], p["steps"], p["guidance"], p["eta"]),
-                   PostOptions(p["alpha_threshold"], p["palette"], p["colors"], p["snap_palette"]),
+                   PostOptions(p["alpha_threshold"], p["palette"], p["colors"], p["snap_palette"], p["cleanup"]),
                    p["init"], p["mask"], p["strength"], bool(p["tileable"]),
                    BackendOptions(p["backend"], p["device"], bool(p["fp16"]), bool(p["compile"])), p["batch"])
 

@@ -83,12 +83,14 @@ class SamplingOptions:
 
 @dataclass(frozen=True, eq=False)
 class PostOptions:
-    """Pixel-perfect post-processing (scarlet_moon.data.pixels); `palette` may be a file to load."""
+    """Pixel-perfect post-processing (scarlet_moon.data.pixels); `palette` may be a file to load.
+    `cleanup` (data.neighbours): bench/results/fidelity.md measured it on the bundled model."""
 
     alpha_threshold: int = 128
     palette: np.ndarray | None = field(default=None)   # K x 3 uint8 once loaded
     colors: int | None = None
     snap_palette: bool = True                           # the card's palette and colour cap by default
+    cleanup: bool = True                                # merge isolated near-duplicate shades, drop specks
 
     def __post_init__(self) -> None:
         from scarlet_moon.data.palettes import as_palette, load_palette

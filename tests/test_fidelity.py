@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from cli.main import sm
 from scarlet_moon.data.sprites import load_sprites, split_holdout
-from scarlet_moon.eval.fidelity import fidelity, isolated_mask, speck_mask
+from scarlet_moon.data.neighbours import isolated_mask, speck_mask
+from scarlet_moon.eval.fidelity import fidelity
 
 
 def test_isolated_and_speck_masks_on_a_drawn_case():

@@ -13,7 +13,9 @@ from typing import Union
 
 import numpy as np
 
+from scarlet_moon.data.colour import srgb_to_lab
 from scarlet_moon.data.kmeans import kmeans_reps, nearest
+from scarlet_moon.data.neighbours import clean_isolated, despeckle
 from scarlet_moon.data.palettes import as_palette, load_palette
 from scarlet_moon.errors import BadInput
 
@@ -39,22 +41,9 @@ def crisp_alpha(images: np.ndarray, threshold: int = 128) -> np.ndarray:
     return out
 
 
-def _srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """uint8 (..., 3) sRGB -> float64 CIELAB (D65)."""
-    c = rgb.astype(np.float64) / 255.0
-    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    m = np.array([[0.4124564, 0.3575761, 0.1804375],
-                  [0.2126729, 0.7151522, 0.0721750],
-                  [0.0193339, 0.1191920, 0.9503041]])
-    xyz = lin @ m.T / np.array([0.95047, 1.0, 1.08883])
-    eps, kappa = 216 / 24389, 24389 / 27
-    f = np.where(xyz > eps, np.cbrt(xyz), (kappa * xyz + 16) / 116)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)
-
-
 def _space(rgb: np.ndarray, space: str) -> np.ndarray:
     if space == "lab":
-        return _srgb_to_lab(rgb)
+        return srgb_to_lab(rgb)
     if space == "rgb":
         return rgb.astype(np.float64)
     raise BadInput(f"unknown colour space {space!r}; expected lab or rgb")
@@ -67,7 +56,7 @@ def _space(rgb: np.ndarray, space: str) -> np.ndarray:
 # up once. cap_colors puts each sprite's distinct colours into one row of a padded table
 # (S sprites x M colours) and runs the k-means of all rows at once (scarlet_moon.data.kmeans); the
 # result is byte-identical to the per-sprite loop it replaced (tests/pixels_reference.py). Lab
-# values agree too: _srgb_to_lab of a row does not depend on the other rows (checked for 2 to
+# values agree too: srgb_to_lab of a row does not depend on the other rows (checked for 2 to
 # 50,000 rows; a single row takes another matmul path, 1e-13 off, but the old code converted
 # one row only where it did not matter: one representative, k = 1).
 
@@ -186,15 +175,18 @@ def upscale(images: np.ndarray, n: int) -> np.ndarray:
     return np.repeat(np.repeat(_check(images), n, axis=1), n, axis=2)
 
 
-def postprocess(images: np.ndarray, *, alpha_threshold: int = 128,
-                palette: np.ndarray | PathLike | None = None, colors: int | None = None) -> np.ndarray:
-    """crisp_alpha, then cap_colors (if colors), then quantize_to_palette (if palette: array or file)."""
+def postprocess(images: np.ndarray, *, alpha_threshold: int = 128, palette: np.ndarray | PathLike | None = None,
+                colors: int | None = None, cleanup: bool = False) -> np.ndarray:
+    """crisp_alpha, then cap_colors (if colors), then quantize_to_palette (if palette: array or file),
+    then (cleanup) isolated near-duplicate shades merged and detached specks removed (data.neighbours)."""
     out = crisp_alpha(images, alpha_threshold)
     if colors is not None:
         out = cap_colors(out, colors)
     if palette is not None:
         pal = load_palette(palette) if isinstance(palette, (str, os.PathLike)) else palette
         out = quantize_to_palette(out, pal)
+    if cleanup:
+        out = despeckle(clean_isolated(out))
     return out
 
 

@@ -17,7 +17,7 @@ def finish(card: ModelCard, post: PostOptions, edit: Edit, raw: np.ndarray) -> n
     if post.snap_palette:  # look like the training set unless told otherwise
         palette = card.palette if palette is None else palette
         colors = card.meta.get("colors_per_sprite", {}).get("p90") if colors is None else colors
-    out = postprocess(raw, alpha_threshold=post.alpha_threshold, palette=palette, colors=colors)
+    out = postprocess(raw, alpha_threshold=post.alpha_threshold, palette=palette, colors=colors, cleanup=post.cleanup)
     return restore_kept(edit, out)
 
 

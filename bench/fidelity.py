@@ -1,0 +1,138 @@
+"""Pixel fidelity of the bundled model's sprites under post-processing variants, against the real
+held-out split: what the `cleanup` step of `sm sample/sheet` (data.neighbours) was chosen from.
+
+    .venv/bin/python bench/fidelity.py                 # 3 seeds x 600 sprites; ~4 min sampling once, then ~1 min
+    .venv/bin/python bench/fidelity.py --seeds 0,1 --out /tmp/fid.md
+
+Sprites: the bundled model's raw output (before post-processing) for 600 sprites in the class mix of
+the eval split (eval.metrics.spread_labels), sampled through the one generation loop with the
+card's sampler for each seed, cached in the temp folder. Each variant post-processes the same raw
+sprites; figures are the mean over seeds (per-seed FD in brackets):
+
+    FD/floor     Frechet distance of classifier features to the train split, over the same distance
+                 for the real held-out split (the floor): 1.00 is as close as real unseen sprites
+    acc          held-out classifier accuracy on the sprites' labels
+    iso, speck   isolated-pixel and speck rates (eval.fidelity) over the held-out split's
+    sat          mean saturation against the held-out split's
+    colours      distinct opaque colours per sprite (held-out split alongside)
+
+Writes <out>.md and <out>.json. Ratios within one run; the classifier is trained on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scarlet_moon.backends import read_card  # noqa: E402
+from scarlet_moon.backends import BackendOptions  # noqa: E402
+from scarlet_moon.data.neighbours import clean_isolated, despeckle  # noqa: E402
+from scarlet_moon.data.pixels import cap_colors, crisp_alpha, quantize_to_palette  # noqa: E402
+from scarlet_moon.data.sprites import load_sprites  # noqa: E402
+from scarlet_moon.eval.classifier import accuracy, get_classifier  # noqa: E402
+from scarlet_moon.eval.fidelity import fidelity  # noqa: E402
+from scarlet_moon.eval.metrics import frechet_distance, generate_for_eval, spread_labels  # noqa: E402
+from scarlet_moon.options import SamplingOptions  # noqa: E402
+
+COUNT = 600
+
+
+def raw_sprites(card, labels: list[int], seed: int) -> np.ndarray:
+    path = Path(tempfile.gettempdir()) / f"sm_fidelity_raw_{len(labels)}_seed{seed}.npy"
+    if path.is_file():
+        return np.load(path)
+    raw = generate_for_eval(card, labels, seed=seed, sampling=SamplingOptions(), raw=True,
+                            backend=BackendOptions(backend="torch", device="cpu"))
+    np.save(path, raw)
+    return raw
+
+
+def variants(card) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """name -> post-processing of raw RGBA uint8 sprites; `base` is sm's finish without cleanup."""
+    p90 = int(card.meta["colors_per_sprite"]["p90"])
+
+    def base(raw: np.ndarray, cap: int = p90) -> np.ndarray:
+        return quantize_to_palette(cap_colors(crisp_alpha(raw), cap), card.palette)
+
+    return {
+        f"no cleanup (cap p90={p90}, snap): before": base,
+        "cap 10": lambda r: base(r, 10),
+        "cap 12": lambda r: base(r, 12),
+        "despeckle": lambda r: despeckle(base(r)),
+        "cap 10 + despeckle": lambda r: despeckle(base(r, 10)),
+        "clean 12": lambda r: clean_isolated(base(r), 12.0),
+        "clean 20": lambda r: clean_isolated(base(r), 20.0),
+        "clean 12 + despeckle": lambda r: despeckle(clean_isolated(base(r), 12.0)),
+        "clean 16 + despeckle": lambda r: despeckle(clean_isolated(base(r), 16.0)),
+        "clean 20 + despeckle: sm's cleanup": lambda r: despeckle(clean_isolated(base(r), 20.0)),
+        "clean 30 + despeckle": lambda r: despeckle(clean_isolated(base(r), 30.0)),
+        "cap 12 + clean 12 + despeckle": lambda r: despeckle(clean_isolated(base(r, 12), 12.0)),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "fidelity.md"))
+    args = ap.parse_args()
+    import torch
+    torch.set_num_threads(1)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    card, ds = read_card(None), load_sprites(None)
+    clf, train, held = get_classifier(ds)
+    per = spread_labels([int((train.labels == k).sum()) for k in range(len(ds.label_names))], COUNT)
+    labels = [k for k, n in enumerate(per) for _ in range(n)]
+    ref = clf.features(train.images)
+    floor = frechet_distance(clf.features(held.images), ref)
+    real = fidelity(held.images)
+    raws = {s: raw_sprites(card, labels, s) for s in seeds}
+    rows = []
+    for name, fn in variants(card).items():
+        per_seed = []
+        for s in seeds:
+            im = fn(raws[s])
+            f = fidelity(im)
+            per_seed.append({"fd_over_floor": frechet_distance(clf.features(im), ref) / floor,
+                             "acc": accuracy(clf.predict(im), np.array(labels), ds.label_names)["overall"],
+                             "iso": f["isolated_rate"] / real["isolated_rate"],
+                             "speck": f["speck_rate"] / real["speck_rate"],
+                             "sat": f["saturation"] / real["saturation"] - 1, "colours": f["colours"]})
+        mean = {k: float(np.mean([r[k] for r in per_seed])) for k in per_seed[0]}
+        rows.append({"variant": name, "mean": mean, "fd_per_seed": [r["fd_over_floor"] for r in per_seed]})
+        print(f"{name:40s} FD/floor {mean['fd_over_floor']:.3f} iso {mean['iso']:.2f}x speck {mean['speck']:.2f}x",
+              flush=True)
+    write(rows, {"floor_fd": floor, "held_out": real, "seeds": seeds, "count": COUNT, "per_label": per}, Path(args.out))
+
+
+def write(rows: list[dict], meta: dict, out: Path) -> None:
+    real = meta["held_out"]
+    lines = ["# Pixel fidelity of post-processing variants (bundled model)", "",
+             f"`bench/fidelity.py`: {meta['count']} sprites per seed (eval class mix {meta['per_label']}), seeds "
+             f"{meta['seeds']}, the same raw sprites for every variant. Real held-out split: FD floor "
+             f"{meta['floor_fd']:.2f}, isolated rate {real['isolated_rate']:.4f}, speck rate {real['speck_rate']:.4f}, "
+             f"saturation {real['saturation']:.3f}, {real['colours']:.1f} colours per sprite.", "",
+             "| variant | FD / floor (per seed) | acc | isolated vs real | specks vs real | saturation vs real | colours |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        m = r["mean"]
+        lines.append(f"| {r['variant']} | {m['fd_over_floor']:.3f} ({', '.join(f'{v:.2f}' for v in r['fd_per_seed'])}) "
+                     f"| {m['acc']:.3f} | {m['iso']:.2f}x | {m['speck']:.2f}x | {m['sat']:+.1%} | {m['colours']:.1f} |")
+    lines += ["", f"Machine: {platform.platform()}, {platform.processor() or 'cpu'}, "
+              f"{time.strftime('%Y-%m-%d')}. Command: `.venv/bin/python bench/fidelity.py`", ""]
+    out.with_suffix(".md").write_text("\n".join(lines))
+    out.with_suffix(".json").write_text(json.dumps({"rows": rows, **meta}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
