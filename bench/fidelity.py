@@ -112,7 +112,37 @@ def main() -> None:
         rows.append({"variant": name, "mean": mean, "fd_per_seed": [r["fd_over_floor"] for r in per_seed]})
         print(f"{name:40s} FD/floor {mean['fd_over_floor']:.3f} iso {mean['iso']:.2f}x speck {mean['speck']:.2f}x",
               flush=True)
+    picture(card, held, raws[seeds[0]], labels, Path(args.out).with_name(Path(args.out).stem + "_8x.png"))
     write(rows, {"floor_fd": floor, "held_out": real, "seeds": seeds, "count": COUNT, "per_label": per}, Path(args.out))
+
+
+def picture(card, held, raw: np.ndarray, labels: list[int], path: Path, per_label: int = 2, zoom: int = 8) -> None:
+    """Rows at `zoom`x on a checkerboard: real held-out sprites, generated without cleanup, the same
+    sprites with sm's cleanup; `per_label` of each label (the first of each in order)."""
+    from PIL import Image, ImageDraw
+
+    fns = variants(card)
+    before, after = fns[next(k for k in fns if k.endswith("before"))], fns["clean 20 + despeckle: sm's cleanup"]
+    gen = np.asarray(labels)
+    pick_real = [i for k in range(len(card.label_names)) for i in np.nonzero(held.labels == k)[0][:per_label]]
+    pick_gen = [i for k in range(len(card.label_names)) for i in np.nonzero(gen == k)[0][:per_label]]
+    rows = [("real held-out", held.images[pick_real]), ("generated, no cleanup", before(raw[pick_gen])),
+            ("generated, cleanup (default)", after(raw[pick_gen]))]
+    h, w = held.images.shape[1:3]
+    cell, label_h = (w * zoom + 8, h * zoom + 8), 18
+    out = Image.new("RGB", (cell[0] * len(pick_gen) + 8, len(rows) * (cell[1] + label_h) + 8), (40, 40, 48))
+    draw = ImageDraw.Draw(out)
+    yy, xx = np.mgrid[0:h * zoom, 0:w * zoom]
+    board = np.where(((yy // zoom) + (xx // zoom)) % 2 == 0, 200, 160).astype(np.uint8)[..., None].repeat(3, -1)
+    for r, (name, sprites) in enumerate(rows):
+        y = 8 + r * (cell[1] + label_h)
+        draw.text((8, y), name, fill=(230, 230, 230))
+        for c, sp in enumerate(sprites):
+            big = np.asarray(Image.fromarray(sp, "RGBA").resize((w * zoom, h * zoom), Image.NEAREST)).astype(np.float64)
+            a = big[..., 3:] / 255.0
+            tile = (big[..., :3] * a + board * (1 - a)).round().astype(np.uint8)
+            out.paste(Image.fromarray(tile, "RGB"), (8 + c * cell[0], y + label_h))
+    out.save(path)
 
 
 def write(rows: list[dict], meta: dict, out: Path) -> None:

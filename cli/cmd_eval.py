@@ -72,7 +72,8 @@ def _table(fig: dict[str, Any]):
 def eval_(ctx: click.Context, model: str | None, data_path: str | None, real: bool, count: int, seed: int,
           sampler: str | None, steps: int | None, guidance: float | None, raw: bool, out: str, cache_dir: str | None,
           write_card: bool, device: str | None) -> None:
-    """Quality figures: FD, conditional accuracy, copies, colours and alpha crispness (JSON + table)."""
+    """Quality figures: FD, conditional accuracy, copies, colours, pixel fidelity (isolated pixels,
+    specks, saturation, luma) and alpha crispness, beside the real floor (JSON + table)."""
     from scarlet_moon.atomic import atomic_write_bytes
     from scarlet_moon.backends import BackendOptions
     from scarlet_moon.errors import BadInput

@@ -9,6 +9,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -136,12 +137,41 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
+# The process SIGKILLs itself on entering its `when`-th os.replace (the rename(2) that call makes is
+# never done): the same fault as strace's, for machines without strace.
+KILL_HOOK = """
+import os, runpy, signal, sys
+when, calls, real = int(sys.argv.pop(1)), [0], os.replace
+def replace(a, b):
+    calls[0] += 1
+    if calls[0] == when:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(a, b)
+os.replace = replace
+sys.argv[0] = "sm"
+runpy.run_module("cli.main", run_name="__main__")
+"""
+
+
+def killed_at_rename(killer: str, when: int, cmd: list[str]) -> list[str]:
+    """`cmd` (an sm_cmd) SIGKILLed at its `when`-th rename, by strace or by the in-process hook."""
+    if killer == "strace":
+        return ["strace", "-f", "-o", "/dev/null", "-e", "trace=rename", "-e", f"inject=rename:signal=KILL:when={when}",
+                *cmd]
+    return [sys.executable, "-c", KILL_HOOK, str(when), *cmd[3:]]
+
+
 @pytest.mark.reliability
-@pytest.mark.skipif(not shutil.which("strace"), reason="strace is installed by .ci/install-engines")
-def test_sigkill_at_every_rename_of_a_sheet_set_leaves_a_set_the_next_run_restores(tmp_path: Path, sm_env):
-    """`sm sheet --force` over an existing set, killed (strace fault injection) at its 1st, 2nd, ... rename:
-    each visible file is whole, and the next run rolls the set back to the old one with no temp, backup or
-    journal left; the run that is not killed writes the new set, its old extra pages removed."""
+@pytest.mark.parametrize("killer", [
+    pytest.param("strace", marks=pytest.mark.skipif(not shutil.which("strace"),
+                                                     reason="strace is installed by .ci/install-engines")),
+    "hook"])
+def test_sigkill_at_every_rename_of_a_sheet_set_leaves_a_set_the_next_run_restores(killer: str, tmp_path: Path,
+                                                                                    sm_env):
+    """`sm sheet --force` over an existing set, killed (SIGKILL: strace fault injection, or an in-process
+    hook where strace is missing) at its 1st, 2nd, ... rename: each visible file is whole, and the next
+    run rolls the set back to the old one with no temp, backup or journal left; the run that is not
+    killed writes the new set, its old extra pages removed."""
     old_src, new_src = _png_folder(tmp_path / "old", 30, 10), _png_folder(tmp_path / "new", 5, 200)
     fmt = ["--format", "json-hash,godot3,libgdx", "--max-size", "32", "--no-dedupe"]  # 30 sprites: 4 pages
     sheet = lambda src, out: sm_cmd("sheet", "--from", str(src), "--out", str(out), "--force", *fmt)  # noqa: E731
@@ -154,8 +184,7 @@ def test_sigkill_at_every_rename_of_a_sheet_set_leaves_a_set_the_next_run_restor
         work = tmp_path / f"k{when}"
         work.mkdir()
         subprocess.run(sheet(old_src, work / "s.png"), cwd=ROOT, env=sm_env, check=True, capture_output=True)
-        proc = subprocess.run(["strace", "-f", "-o", "/dev/null", "-e", "trace=rename",
-                               "-e", f"inject=rename:signal=KILL:when={when}", *sheet(new_src, work / "s.png")],
+        proc = subprocess.run(killed_at_rename(killer, when, sheet(new_src, work / "s.png")),
                               cwd=ROOT, env=sm_env, capture_output=True, text=True)
         if proc.returncode == 0:  # fewer renames than `when`: the write completed
             assert _files(work) == new, when
