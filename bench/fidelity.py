@@ -3,6 +3,8 @@ held-out split: what the `cleanup` step of `sm sample/sheet` (data.neighbours) w
 
     .venv/bin/python bench/fidelity.py                 # 3 seeds x 600 sprites; ~4 min sampling once, then ~1 min
     .venv/bin/python bench/fidelity.py --seeds 0,1 --out /tmp/fid.md
+    .venv/bin/python bench/fidelity.py --sampling 2:25,2:35,2:50,2:100,1.5:25,1.75:50,3:25 --seeds 0,1
+                                                       # guidance:steps, sm's post-processing: ~20 min
 
 Sprites: the bundled model's raw output (before post-processing) for 600 sprites in the class mix of
 the eval split (eval.metrics.spread_labels), sampled through the one generation loop with the
@@ -15,6 +17,9 @@ sprites; figures are the mean over seeds (per-seed FD in brackets):
     iso, speck   isolated-pixel and speck rates (eval.fidelity) over the held-out split's
     sat          mean saturation against the held-out split's
     colours      distinct opaque colours per sprite (held-out split alongside)
+
+With --sampling, the variants are sampling settings instead (guidance:steps with the card's sampler),
+each post-processed as `sm sample` does (cleanup on); written to <out>_sampling.md/.json.
 
 Writes <out>.md and <out>.json. Ratios within one run; the classifier is trained on this machine.
 """
@@ -48,11 +53,13 @@ from scarlet_moon.options import SamplingOptions  # noqa: E402
 COUNT = 600
 
 
-def raw_sprites(card, labels: list[int], seed: int) -> np.ndarray:
-    path = Path(tempfile.gettempdir()) / f"sm_fidelity_raw_{len(labels)}_seed{seed}.npy"
+def raw_sprites(card, labels: list[int], seed: int, guidance: float | None = None,
+                steps: int | None = None) -> np.ndarray:
+    tag = "" if guidance is None else f"_g{guidance:g}_s{steps}"
+    path = Path(tempfile.gettempdir()) / f"sm_fidelity_raw_{len(labels)}_seed{seed}{tag}.npy"
     if path.is_file():
         return np.load(path)
-    raw = generate_for_eval(card, labels, seed=seed, sampling=SamplingOptions(), raw=True,
+    raw = generate_for_eval(card, labels, seed=seed, sampling=SamplingOptions(guidance=guidance, steps=steps), raw=True,
                             backend=BackendOptions(backend="torch", device="cpu"))
     np.save(path, raw)
     return raw
@@ -85,6 +92,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "fidelity.md"))
+    ap.add_argument("--sampling", default="", help="guidance:steps,... (see above)")
     args = ap.parse_args()
     import torch
     torch.set_num_threads(1)
@@ -96,12 +104,22 @@ def main() -> None:
     ref = clf.features(train.images)
     floor = frechet_distance(clf.features(held.images), ref)
     real = fidelity(held.images)
-    raws = {s: raw_sprites(card, labels, s) for s in seeds}
+    fns = variants(card)
+    cleanup = fns["clean 20 + despeckle: sm's cleanup"]
+    if args.sampling:
+        specs = [tuple(v.split(":")) for v in args.sampling.split(",")]
+        todo = {f"guidance {g}, {n} steps": (lambda s, g=float(g), n=int(n): cleanup(raw_sprites(card, labels, s, g, n)))
+                for g, n in specs}
+        out = Path(args.out)
+        args.out = str(out.with_name(out.stem + "_sampling.md"))
+    else:
+        raws = {s: raw_sprites(card, labels, s) for s in seeds}
+        todo = {name: (lambda s, fn=fn: fn(raws[s])) for name, fn in fns.items()}
     rows = []
-    for name, fn in variants(card).items():
+    for name, make in todo.items():
         per_seed = []
         for s in seeds:
-            im = fn(raws[s])
+            im = make(s)
             f = fidelity(im)
             per_seed.append({"fd_over_floor": frechet_distance(clf.features(im), ref) / floor,
                              "acc": accuracy(clf.predict(im), np.array(labels), ds.label_names)["overall"],
@@ -112,8 +130,11 @@ def main() -> None:
         rows.append({"variant": name, "mean": mean, "fd_per_seed": [r["fd_over_floor"] for r in per_seed]})
         print(f"{name:40s} FD/floor {mean['fd_over_floor']:.3f} iso {mean['iso']:.2f}x speck {mean['speck']:.2f}x",
               flush=True)
-    picture(card, held, raws[seeds[0]], labels, Path(args.out).with_name(Path(args.out).stem + "_8x.png"))
-    write(rows, {"floor_fd": floor, "held_out": real, "seeds": seeds, "count": COUNT, "per_label": per}, Path(args.out))
+    if not args.sampling:
+        picture(card, held, raws[seeds[0]], labels, Path(args.out).with_name(Path(args.out).stem + "_8x.png"))
+    write(rows, {"floor_fd": floor, "held_out": real, "seeds": seeds, "count": COUNT, "per_label": per,
+                 "sampling": bool(args.sampling), "sampler": card.defaults()["sampler"]},
+          Path(args.out))
 
 
 def picture(card, held, raw: np.ndarray, labels: list[int], path: Path, per_label: int = 2, zoom: int = 8) -> None:
@@ -147,9 +168,12 @@ def picture(card, held, raw: np.ndarray, labels: list[int], path: Path, per_labe
 
 def write(rows: list[dict], meta: dict, out: Path) -> None:
     real = meta["held_out"]
-    lines = ["# Pixel fidelity of post-processing variants (bundled model)", "",
+    what = "sampling settings, sm's post-processing" if meta.get("sampling") else "post-processing variants"
+    lines = [f"# Pixel fidelity of {what} (bundled model)", "",
              f"`bench/fidelity.py`: {meta['count']} sprites per seed (eval class mix {meta['per_label']}), seeds "
-             f"{meta['seeds']}, the same raw sprites for every variant. Real held-out split: FD floor "
+             f"{meta['seeds']}, " + (f"the card's sampler ({meta['sampler']}) at each guidance and step count, then "
+                                     "sm's post-processing (cleanup on)" if meta.get("sampling")
+                                     else "the same raw sprites for every variant") + ". Real held-out split: FD floor "
              f"{meta['floor_fd']:.2f}, isolated rate {real['isolated_rate']:.4f}, speck rate {real['speck_rate']:.4f}, "
              f"saturation {real['saturation']:.3f}, {real['colours']:.1f} colours per sprite.", "",
              "| variant | FD / floor (per seed) | acc | isolated vs real | specks vs real | saturation vs real | colours |",
@@ -159,7 +183,7 @@ def write(rows: list[dict], meta: dict, out: Path) -> None:
         lines.append(f"| {r['variant']} | {m['fd_over_floor']:.3f} ({', '.join(f'{v:.2f}' for v in r['fd_per_seed'])}) "
                      f"| {m['acc']:.3f} | {m['iso']:.2f}x | {m['speck']:.2f}x | {m['sat']:+.1%} | {m['colours']:.1f} |")
     lines += ["", f"Machine: {platform.platform()}, {platform.processor() or 'cpu'}, "
-              f"{time.strftime('%Y-%m-%d')}. Command: `.venv/bin/python bench/fidelity.py`", ""]
+              f"{time.strftime('%Y-%m-%d')}. Command: `.venv/bin/python bench/fidelity.py {' '.join(sys.argv[1:])}`".replace(" `", "`"), ""]
     out.with_suffix(".md").write_text("\n".join(lines))
     out.with_suffix(".json").write_text(json.dumps({"rows": rows, **meta}, indent=1))
 
