@@ -183,7 +183,7 @@ def write(rows: list[dict], meta: dict, out: Path) -> None:
         lines.append(f"| {r['variant']} | {m['fd_over_floor']:.3f} ({', '.join(f'{v:.2f}' for v in r['fd_per_seed'])}) "
                      f"| {m['acc']:.3f} | {m['iso']:.2f}x | {m['speck']:.2f}x | {m['sat']:+.1%} | {m['colours']:.1f} |")
     lines += ["", f"Machine: {platform.platform()}, {platform.processor() or 'cpu'}, "
-              f"{time.strftime('%Y-%m-%d')}. Command: `.venv/bin/python bench/fidelity.py {' '.join(sys.argv[1:])}`".replace(" `", "`"), ""]
+              f"{time.strftime('%Y-%m-%d')}. Command: `{' '.join(['.venv/bin/python', 'bench/fidelity.py', *sys.argv[1:]])}`", ""]
     out.with_suffix(".md").write_text("\n".join(lines))
     out.with_suffix(".json").write_text(json.dumps({"rows": rows, **meta}, indent=1))
 
