@@ -1,7 +1,7 @@
 """Quality per CPU-minute: the default preset against single changes, each trained for the same
 wall-clock budget on one core of this machine, then scored with `sm eval`'s figures.
 
-    .venv/bin/python bench/recipe.py --time 20m --jobs 2          # 8 configs: ~80 min + ~15 min of eval
+    .venv/bin/python bench/recipe.py --time 20m --jobs 2          # 9 configs: ~90 min + ~15 min of eval
     .venv/bin/python bench/recipe.py --configs default,zsnr --time 5m --work /tmp/recipe-smoke
 
 Every config trains on the bundled set with `sm train --time T --threads 1` (tracking off), `--jobs`
@@ -34,7 +34,8 @@ CONFIGS: dict[str, tuple[dict, str]] = {
     "default-seed1": ({"seed": 1}, "noise: the default preset, training seed 1"),
     "zsnr": ({"schedule": "linear-zsnr"}, "zero-terminal-SNR linear schedule instead of cosine"),
     "no-hflip": ({"hflip": False}, "no horizontal flips"),
-    "zsnr-no-hflip": ({"schedule": "linear-zsnr", "hflip": False}, "both of the above"),
+    "no-minsnr": ({"loss_weighting": "none"}, "plain MSE instead of min-SNR weighting"),
+    "zsnr-no-hflip": ({"schedule": "linear-zsnr", "hflip": False}, "zero-terminal SNR and no flips"),
     "lr-5e-4": ({"lr": 5e-4}, "learning rate 5e-4 instead of 2e-4"),
     "narrow": ({"n_feat": 24}, "n_feat 24 instead of 32 (cheaper steps, more of them)"),
     "wide": ({"n_feat": 48}, "n_feat 48 instead of 32 (dearer steps, fewer of them)"),

@@ -151,31 +151,15 @@ def train_run(cfg: TrainConfig, data: SpriteSet, *, runs_root: Path, trackers: d
     threads, 0 = the free cores (training.threads). `init_from`: a model to fine-tune (training.finetune).
     Under torchrun (`dist` from distributed.start) only rank 0 writes files and tracks."""
     t_start = time.time()
-    changes: dict[str, tuple[Any, Any]] = {}
     if resume is not None and init_from is not None:
         raise BadInput(f"{arg('init_from')} starts a new run from a model, {arg('resume')} continues a run: "
                        "give one of them")
     if resume is not None:
-        ckpt_path = dist.agree(lambda: resolve_resume(resume, runs_root))
-        saved, state = dist.together(lambda: restore_state(ckpt_path, data, device))
-        cfg, changes = resumed_config(saved, cfg, given, str(resume))
-        dist.check_batch(cfg.batch_size)  # the run's own batch size
+        cfg, changes, state, ckpt_path = _resumed(cfg, data, resume, runs_root, given, device, dist)
         run_dir = ckpt_path.parent
-        if dist.main:
-            (run_dir / "samples").mkdir(exist_ok=True)
-        log.info("resuming %s at step %d of %d", run_dir, state.step, cfg.steps)
     else:
-        parent = None
-        if init_from is not None:  # the parent's network and schedule, checked before any folder is made
-            parent = finetune.parent_card(init_from)
-            finetune.check_data(parent, data)
-            cfg = finetune.config_from_parent(cfg, parent, given)
-        dist.check_batch(cfg.batch_size)  # before any folder is made
-        run_dir = dist.agree(lambda: new_run_dir(runs_root, name))
-        state = build_state(cfg, channels=data.images.shape[-1], size=data.size[0],
-                            num_classes=len(data.label_names), device=device)
-        if parent is not None:
-            state.parent = finetune.load_parent(state, parent, list(data.label_names))
+        changes = {}
+        cfg, state, run_dir = _started(cfg, data, runs_root, name, given, device, dist, init_from)
         ckpt_path = run_dir / CHECKPOINT_NAME
     with run_lock(run_dir, dist.main):
         params = dict(cfg.to_dict(), data_source=data.source, data_fingerprint=data.fingerprint(),
@@ -198,6 +182,36 @@ def train_run(cfg: TrainConfig, data: SpriteSet, *, runs_root: Path, trackers: d
 
         return _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, step_done, t_start,
                      dist)
+
+
+def _resumed(cfg: TrainConfig, data: SpriteSet, resume: str | Path, runs_root: Path, given: Iterable[str],
+             device: str, dist: Dist) -> tuple[TrainConfig, dict[str, tuple[Any, Any]], TrainState, Path]:
+    """(the run's config with the resumable changes applied, those changes, its state, its checkpoint)."""
+    ckpt_path = dist.agree(lambda: resolve_resume(resume, runs_root))
+    saved, state = dist.together(lambda: restore_state(ckpt_path, data, device))
+    cfg, changes = resumed_config(saved, cfg, given, str(resume))
+    dist.check_batch(cfg.batch_size)  # the run's own batch size
+    if dist.main:
+        (ckpt_path.parent / "samples").mkdir(exist_ok=True)
+    log.info("resuming %s at step %d of %d", ckpt_path.parent, state.step, cfg.steps)
+    return cfg, changes, state, ckpt_path
+
+
+def _started(cfg: TrainConfig, data: SpriteSet, runs_root: Path, name: str | None, given: Iterable[str],
+             device: str, dist: Dist, init_from: str | Path | None) -> tuple[TrainConfig, TrainState, Path]:
+    """A new run: (its config, fresh or fine-tuned from `init_from`, its state, its folder)."""
+    parent = None
+    if init_from is not None:  # the parent's network and schedule, checked before any folder is made
+        parent = finetune.parent_card(init_from)
+        finetune.check_data(parent, data)
+        cfg = finetune.config_from_parent(cfg, parent, given)
+    dist.check_batch(cfg.batch_size)  # before any folder is made
+    run_dir = dist.agree(lambda: new_run_dir(runs_root, name))
+    state = build_state(cfg, channels=data.images.shape[-1], size=data.size[0],
+                        num_classes=len(data.label_names), device=device)
+    if parent is not None:
+        state.parent = finetune.load_parent(state, parent, list(data.label_names))
+    return cfg, state, run_dir
 
 
 def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, progress, t_start,
@@ -247,6 +261,14 @@ def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, 
     on_checkpoint(True)
     if cfg.sample_every and state.step % cfg.sample_every != 0:
         on_sample(state.step)
+    model_path = _save_model(cfg, data, state, tracker, run_dir, ckpt_path, register_name, dist)
+    return RunResult(run_dir, ckpt_path, model_path, state.step, dict(state.tracking_ids or {}),
+                     time.time() - t_start)
+
+
+def _save_model(cfg: TrainConfig, data: SpriteSet, state: TrainState, tracker: MultiTracker, run_dir: Path,
+                ckpt_path: Path, register_name: str | None, dist: Dist) -> Path:
+    """The sampling weights (EMA) beside the checkpoint, both logged; the tracked run marked finished."""
     model_path = run_dir / MODEL_NAME
     if dist.main:
         save_checkpoint(model_path, to_checkpoint(cfg, data, state, full=False))
@@ -255,5 +277,4 @@ def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, 
         if register_name:
             tracker.register(model_path, register_name)
     tracker.finish("FINISHED")
-    return RunResult(run_dir, ckpt_path, model_path, state.step, dict(state.tracking_ids or {}),
-                     time.time() - t_start)
+    return model_path
