@@ -70,13 +70,14 @@ def score(model: Path, k: int, seeds: int) -> dict[str, float]:
     from scarlet_moon.data.sprites import load_sprites
     from scarlet_moon.eval.classifier import get_classifier
     from scarlet_moon.eval.fidelity import fidelity
-    from scarlet_moon.eval.metrics import frechet_distance
+    from scarlet_moon.eval.metrics import COPY_THRESHOLD, frechet_distance, nearest_distances
     from scarlet_moon.generation.chunks import generate_all
     from scarlet_moon.generation.request import Request
 
     bundled = load_sprites(None)
     clf, train, held = get_classifier(bundled)
-    ref, real = clf.features(train.images[train.labels == k]), held.images[held.labels == k]
+    own_train, real = train.images[train.labels == k], held.images[held.labels == k]
+    ref = clf.features(own_train)
     den = open_denoiser(model, device="cpu")
     own = den.card.label_names.index(bundled.label_names[k])
     fds, shares, sprites = [], [], []
@@ -86,11 +87,15 @@ def score(model: Path, k: int, seeds: int) -> dict[str, float]:
         shares.append(float((clf.predict(im) == k).mean()))
         sprites.append(im)
     floor, f_real, f_gen = frechet_distance(clf.features(real), ref), fidelity(real), fidelity(np.concatenate(sprites))
+    near_gen, near_real = nearest_distances(np.concatenate(sprites), own_train), nearest_distances(real, own_train)
     return {"fd": float(np.mean(fds)), "fd_spread": float(np.std(fds)), "fd_floor": floor,
+            "copies": float((near_gen <= COPY_THRESHOLD).mean()), "nearest": float(np.median(near_gen)),
+            "nearest_real": float(np.median(near_real)),
             "fd_ratio": float(np.mean(fds)) / floor, "class_share": float(np.mean(shares)),
             "isolated_ratio": f_gen["isolated_rate"] / f_real["isolated_rate"],
             "speck_rate": f_gen["speck_rate"], "speck_rate_real": f_real["speck_rate"],
-            "saturation_ratio": f_gen["saturation"] / f_real["saturation"], "_sprites": sprites[0]}
+            "saturation_ratio": f_gen["saturation"] / f_real["saturation"], "n_real": len(real),
+            "_sprites": sprites[0]}
 
 
 def picture(rows: list[tuple[str, np.ndarray]], path: Path) -> None:
@@ -145,12 +150,20 @@ def write(results: dict, out: Path) -> None:
              f"Prior: the other five classes, `sm train --time {results['prior_time']}` "
              f"({results['prior_steps']} steps). Each pair ran side by side, one thread each.", "",
              "| time | start | steps | FD (mean ± sd over seeds) | FD / floor | in the class | isolated / real | "
-             "speck pixels (real) | saturation / real |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "speck pixels (real) | saturation / real | copies | nearest train sprite (real) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in results["rows"]:
         lines.append(f"| {r['time']} | {r['start']} | {r['steps']} | {r['fd']:.2f} ± {r['fd_spread']:.2f} | "
                      f"{r['fd_ratio']:.2f}x | {r['class_share']:.2f} | {r['isolated_ratio']:.2f}x | "
-                     f"{r['speck_rate']:.2%} ({r['speck_rate_real']:.2%}) | {r['saturation_ratio']:.2f}x |")
-    lines += ["", f"Floor: the real held-out `{results['leave']}` sprites, FD {results['rows'][0]['fd_floor']:.2f}.",
+                     f"{r['speck_rate']:.2%} ({r['speck_rate_real']:.2%}) | {r['saturation_ratio']:.2f}x | "
+                     f"{r['copies']:.0%} | {r['nearest']:.1f} ({r['nearest_real']:.1f}) |")
+    n_real = len(results["rows"]) and results["rows"][0].get("n_real")
+    lines += ["", f"Floor: the real held-out `{results['leave']}` sprites ({n_real}), scored like the models' "
+              f"({n_real} per seed) against the class's train split: FD {results['rows'][0]['fd_floor']:.2f}. "
+              "Copies: generated sprites within a mean |RGBA difference| of 2 (of 255) of a train sprite (the "
+              "`sm eval` rule); nearest train sprite: the median of that distance, the real held-out sprites' in "
+              "brackets. A model below the floor that also sits closer to the train sprites than new real ones "
+              "do is reproducing its training set, not drawing new sprites.",
               f"Picture: `{out.with_suffix('.png').name}`, first row real held-out sprites, then one row per model "
               "in the table's order (seed 0), 4x."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")

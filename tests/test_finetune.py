@@ -3,6 +3,7 @@ schedule spans) and `--threads`."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,8 @@ def test_fine_tuning_the_bundled_model_on_other_labels_for_a_time_budget(tmp_pat
     run = client.search_runs([client.get_experiment_by_name("scarlet-moon").experiment_id])[0]
     assert run.data.params["init_from_fingerprint"] == file_fingerprint(BUNDLED_MODEL)
     assert client.get_metric_history(run.info.run_id, "lr")  # how far the schedule got: test_budgeted_lr_...
+    info = CliRunner().invoke(sm, ["info", "--json", str(runs / "ft" / "model.safetensors")])
+    assert json.loads(info.stdout)["parent"]["fingerprint"] == file_fingerprint(BUNDLED_MODEL), info.output
     out = CliRunner().invoke(sm, ["sample", "--model", str(runs / "ft" / "model.safetensors"), "--label", "slime",
                                   "--count", "2", "--steps", "3", "--out", str(tmp_path / "s")])
     assert out.exit_code == 0 and len(list((tmp_path / "s").glob("slime_*.png"))) == 2

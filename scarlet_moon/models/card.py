@@ -168,7 +168,8 @@ class ModelCard:
                 "training_steps": m.get("step"), "schedule": m["schedule"], "prediction": self.prediction,
                 "data_fingerprint": m.get("data_fingerprint"), "data_source": m.get("data_source"),
                 "palette_colors": len(m.get("palette") or []), "metrics": m.get("metrics", {}),
-                "package_version": m.get("package_version"), "defaults": self.defaults()}
+                "package_version": m.get("package_version"), "defaults": self.defaults(),
+                **({"parent": m["parent"]} if m.get("parent") else {})}  # fine-tuned from (--init-from)
 
 
 def resolve_labels(specs: Sequence[str | int], names: Sequence[str]) -> list[int]:
