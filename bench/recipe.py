@@ -126,7 +126,8 @@ def write(rows: dict, floor: float, args: argparse.Namespace, out: Path) -> None
         lines.append(f"| `{n}` | {CONFIGS[n][1]} | {r['steps']} | {r['fd'] / floor:.3f} "
                      f"({', '.join(f'{v / floor:.2f}' for v in r['fd_per_seed'])}) | {r['acc']:.3f} | {r['iso']:.2f}x | "
                      f"{r['speck']:.2f}x | {r['sat']:+.1%} | {r['colours']:.1f} |")
-    lines += ["", f"Machine: {platform.platform()}, {time.strftime('%Y-%m-%d')}.", ""]
+    lines += ["", f"Machine: {platform.platform()}, {time.strftime('%Y-%m-%d')}. Command: "
+              f"`.venv/bin/python bench/recipe.py {' '.join(sys.argv[1:])}`", ""]
     out.with_suffix(".md").write_text("\n".join(lines))
     out.with_suffix(".json").write_text(json.dumps({"time": args.time, "jobs": args.jobs, "floor_fd": floor,
                                                     "rows": rows}, indent=1))
