@@ -1,8 +1,8 @@
 """How many torch threads a training process uses.
 
 Measured on this project's 2-core machine (default preset, batch 64, bench/results/threads.md):
-quiet, 2 threads ran a step in 219 ms and 1 thread in 377 ms; with one other busy process,
-2 threads took 1,170 ms (OpenMP threads spinning against it) and 1 thread 379 ms. So the default,
+quiet, 2 threads ran a step in 225 ms and 1 thread in 369 ms; with one other busy process,
+2 threads took 2,035 ms (OpenMP threads spinning against it) and 1 thread 393 ms. So the default,
 "auto", takes the cores nobody else is using: cores - the load of everyone else, at least 1, and
 looks again every 30 s; `threads=N` fixes it.
 """
