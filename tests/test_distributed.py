@@ -81,6 +81,24 @@ def test_two_gloo_ranks_train_and_resume_like_one_process(npy_set: Path, tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_two_ranks_with_a_time_budget_stop_after_the_same_step(npy_set: Path, tmp_path: Path, sm_env):
+    """--time under torchrun: the ranks share one clock (the slowest's), so they stop after the same
+    step with the same weights; each on its own clock, one would wait for the other's gradients."""
+    from scarlet_moon.models.card import read_meta
+
+    settings = {k: v for k, v in SETTINGS.items() if k not in ("steps", "lr_schedule")}
+    runs = tmp_path / "runs"
+    res = subprocess.run(sm_cmd("-q", "train", "--nproc", "2", "--data", str(npy_set), "--name", "timed", "--time",
+                                "3s", "--runs-dir", str(runs), "--device", "cpu", "--tracking", "none",
+                                "--config", str(_toml(tmp_path / "tiny.toml", settings))),
+                         cwd=ROOT, env=dict(sm_env, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+                         timeout=HANG)
+    assert res.returncode == 0, res.stderr  # check_in_sync passed: the ranks' weights agree
+    meta = read_meta(runs / "timed" / "model.safetensors")
+    assert meta["config"]["time_budget"] == 3.0 and meta["config"]["steps"] == meta["step"] >= 1
+
+
 def test_failing_ranks_end_with_one_error_line_and_its_exit_code(tmp_path: Path, sm_env):
     res = subprocess.run(sm_cmd("train", "--nproc", "2", "--data", str(tmp_path / "missing"), "--tracking", "none",
                                 "--runs-dir", str(tmp_path / "runs"), "--device", "cpu"),

@@ -203,6 +203,13 @@ class AgreedStop(StopFlag):
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
 
+    def agreed_seconds(self, seconds: float) -> float:
+        """The slowest rank's clock: with --time each rank's own would end the loop (and set the LR) at
+        different steps, and the rank still stepping would wait for the others' gradients for ever."""
+        t = torch.tensor([seconds], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return float(t.item())
+
 
 def stop_flag(d: Dist, device: str) -> StopFlag:
     return AgreedStop(device) if d.active else StopFlag()

@@ -184,6 +184,10 @@ class StopFlag:
     def should_stop(self) -> bool:
         return self.set
 
+    def agreed_seconds(self, seconds: float) -> float:
+        """The run's elapsed time as every process sees it (one process: its own clock)."""
+        return seconds
+
 
 Hook = Callable[[StepInfo], None]
 
@@ -202,7 +206,7 @@ def run_loop(state: TrainState, cfg: TrainConfig, data: SpriteSet, device: str, 
     budget, start = cfg.time_budget, time.monotonic() - state.elapsed
     while state.step < cfg.steps and not (budget and state.elapsed >= budget):
         loss, lr, epoch = train_step(state, cfg, x, y, abar, num_classes, state.elapsed / budget if budget else None)
-        state.elapsed = time.monotonic() - start
+        state.elapsed = stop.agreed_seconds(time.monotonic() - start)  # ranks stop and decay LR alike
         if not math.isfinite(loss):
             raise RunFailed(f"loss became {loss} at step {state.step + 1}; stopped without saving it. "
                             f"The last good checkpoint is kept: {on_checkpoint(False)}")
