@@ -31,7 +31,10 @@ def _table(fig: dict[str, Any]):
     t.add_column(who, justify="right")
     t.add_column("real (train split)", justify="right")
     c, px = fig["classifier"], fig["pixels"]
-    t.add_row("Frechet distance (classifier features)", _fmt(fig["frechet"]["distance"]), "0")
+    fr = fig["frechet"]
+    ratio = f" ({fr['ratio_to_floor']:.2f}x)" if not real and fr.get("ratio_to_floor") else ""
+    t.add_row("Frechet distance (classifier features)", _fmt(fr["distance"]) + ratio,
+              f"0 (held-out {_fmt(fr.get('floor'))})")
     t.add_row("conditional accuracy", _fmt(fig["conditional_accuracy"]["overall"]), "")
     for name, v in fig["conditional_accuracy"]["per_label"].items():
         t.add_row(text(f"  {name}"), _fmt(v), "")
@@ -54,8 +57,9 @@ def _table(fig: dict[str, Any]):
 @click.option("--data", "data_path", default=None, help="The real sprites. [default: the set the model was trained on (its card says), else the bundled set]")
 @click.option("--real", is_flag=True, help="Measure the real held-out split instead of generated sprites "
               "(the floor of each figure; needs no model).")
-@click.option("--count", type=click.IntRange(min=1), default=600, show_default=True,
-              help="Sprites to generate, spread over labels like the real data.")
+@click.option("--count", type=click.IntRange(min=1), default=None,
+              help="Sprites to generate, spread over labels like the real data. [default: as many per label as "
+              "the held-out split has, so that FD compares with its floor]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--sampler", type=click.Choice(SAMPLERS), default=None, help="[default: the model's]")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="[default: the model's]")
@@ -69,7 +73,7 @@ def _table(fig: dict[str, Any]):
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
               help="[default: cpu; an .onnx model: CUDA when it loads, else CPU]")
 @click.pass_context
-def eval_(ctx: click.Context, model: str | None, data_path: str | None, real: bool, count: int, seed: int,
+def eval_(ctx: click.Context, model: str | None, data_path: str | None, real: bool, count: int | None, seed: int,
           sampler: str | None, steps: int | None, guidance: float | None, raw: bool, out: str, cache_dir: str | None,
           write_card: bool, device: str | None) -> None:
     """Quality figures: FD, conditional accuracy, copies, colours, pixel fidelity (isolated pixels,
@@ -95,4 +99,8 @@ def eval_(ctx: click.Context, model: str | None, data_path: str | None, real: bo
         write_card_metrics(fig["model"], fig)
     if not quiet:
         console.print(_table(fig))
+        if not real and not fig["frechet"]["like_for_like"]:
+            console.print(text(f"note: {fig['frechet']['n_candidates']} generated vs {fig['frechet']['n_floor']} held "
+                               "out: FD is biased by set size, so it is not compared with the floor (leave --count "
+                               "out for that)"), soft_wrap=True)
     echo(target)

@@ -43,6 +43,22 @@ def test_eval_writes_all_figure_groups(env, tmp_path: Path):
     assert fig["pixels"]["alpha_crispness"]["candidates"] == 1.0      # finish() makes alpha crisp
     assert "conv3x3" in fig["classifier"]["architecture"] and fig["classifier"]["cache_file"].endswith(".safetensors")
     assert "Frechet" in res.stderr                                      # the rich table
+    # 9 generated vs 6 held out: FD's small-sample bias differs, so no ratio to the floor, and a note says why
+    assert fig["frechet"]["like_for_like"] is False and fig["frechet"]["ratio_to_floor"] is None
+    assert fig["frechet"]["n_floor"] == 6 and fig["frechet"]["floor"] > 0
+    assert "not compared with the floor" in res.stderr
+
+
+def test_eval_by_default_generates_the_held_out_count_per_label_and_gives_the_ratio(env, tmp_path: Path):
+    out = tmp_path / "d.json"
+    res = invoke(env, "--model", str(env["model"]), "--out", str(out))
+    assert res.exit_code == 0, res.output
+    fig = json.loads(out.read_text())
+    fr = fig["frechet"]
+    assert fr["n_candidates"] == fr["n_floor"] == fig["split"]["held_out"] == 6
+    assert fig["generation"]["per_label"] == {"red": 2, "green": 2, "blue": 2}  # the held-out split's mix
+    assert fr["like_for_like"] is True and fr["ratio_to_floor"] == pytest.approx(fr["distance"] / fr["floor"])
+    assert "not compared with the floor" not in res.stderr
 
 
 def test_eval_real_needs_no_model_and_gives_the_floor(env, tmp_path: Path):
