@@ -109,6 +109,27 @@ def test_sample_grid_and_model_card_written(npy_set: Path, tmp_path: Path):
     assert meta["image_size"] == [8, 8] and meta["channels"] == 4 and meta["step"] == 4
     assert meta["data_fingerprint"] == data.fingerprint()
     assert meta["schedule"]["kind"] == "cosine" and meta["config"]["n_feat"] == 8
+    assert res.grid_copies == 0.0  # 4 steps draw noise, not the training sprites
+
+
+def test_a_run_whose_grid_copies_its_sprites_says_so(npy_set: Path, tmp_path: Path, monkeypatch, caplog):
+    """The wiring of training.memorise: the last grid's share is returned, logged and, over 25%, warned."""
+    import scarlet_moon.training.runs as runs
+
+    data = load_sprites(npy_set)
+    real_grid = runs.sample_grid
+
+    def copying_grid(state, cfg, data_, path, device):
+        out = real_grid(state, cfg, data_, path, device)
+        out[: len(out) // 2] = data_.images[: len(out) // 2]  # half the grid: exact training sprites
+        return out
+
+    monkeypatch.setattr(runs, "sample_grid", copying_grid)
+    with caplog.at_level("WARNING", logger="scarlet_moon"):
+        res = run(tiny_cfg(steps=2, sample_every=2), data, tmp_path, "c")
+    assert res.grid_copies == 0.5
+    assert any("50% of the step-2 sample grid copy a training sprite" in r.getMessage() and
+               f"its {len(data.images)} sprites" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.slow

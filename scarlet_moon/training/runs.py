@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+import numpy as np
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no lock
@@ -35,6 +37,7 @@ from scarlet_moon.models.checkpoint import save_checkpoint
 from scarlet_moon.training.config import TrainConfig
 from scarlet_moon.training.distributed import SINGLE, Dist, check_in_sync, stop_flag, wrap
 from scarlet_moon.training.loop import StepInfo, run_loop
+from scarlet_moon.training.memorise import grid_copy_share, memorising_message
 from scarlet_moon.training.state import (CHECKPOINT_NAME, MODEL_NAME, TrainState, build_state, restore_state,
                                          resumed_config, schedule_of, to_checkpoint)
 from scarlet_moon.training import finetune
@@ -53,6 +56,7 @@ class RunResult:
     steps: int
     tracking_ids: dict[str, Any]
     seconds: float
+    grid_copies: float | None = None  # the last sample grid's share of copies (training.memorise)
 
 
 UNSTARTED = {"config.json", "samples"}  # what a run folder holds before its first checkpoint
@@ -122,9 +126,9 @@ def run_lock(run_dir: Path, active: bool = True) -> Iterator[None]:
         os.close(fd)
 
 
-def sample_grid(state: TrainState, cfg: TrainConfig, data: SpriteSet, path: Path, device: str) -> Path:
+def sample_grid(state: TrainState, cfg: TrainConfig, data: SpriteSet, path: Path, device: str) -> np.ndarray:
     """GRID_PER_LABEL sprites per label from the EMA weights, one row per label, fixed seed, raw
-    (the one generation loop, on the network being trained)."""
+    (the one generation loop, on the network being trained), saved to `path`; the sprites."""
     from scarlet_moon.backends.torch_backend import TorchDenoiser
     from scarlet_moon.generation.chunks import generate_all
     from scarlet_moon.generation.request import Request
@@ -136,7 +140,19 @@ def sample_grid(state: TrainState, cfg: TrainConfig, data: SpriteSet, path: Path
     den = TorchDenoiser(card, state.ema or state.model, device)
     labels = tuple(k for k in range(len(data.label_names)) for _ in range(GRID_PER_LABEL))
     req = Request(labels, seed=cfg.seed, sampling=SamplingOptions(cfg.sampler, cfg.sample_steps, cfg.guidance))
-    return save_png(make_grid(generate_all(den, req, raw=True), GRID_PER_LABEL), path)
+    sprites = generate_all(den, req, raw=True)
+    save_png(make_grid(sprites, GRID_PER_LABEL), path)
+    return sprites
+
+
+def _log_grid(state: TrainState, cfg: TrainConfig, data: SpriteSet, run_dir: Path, device: str,
+              tracker: MultiTracker) -> float:
+    """The step's sample grid saved and logged, with the share of it that copies a training sprite."""
+    path = run_dir / "samples" / f"step_{state.step:06d}.png"
+    share = grid_copy_share(sample_grid(state, cfg, data, path, device), data.images)
+    tracker.log_artifact(path, "samples")
+    tracker.log_metrics({"grid_copies": share}, state.step)
+    return share
 
 
 def train_run(cfg: TrainConfig, data: SpriteSet, *, runs_root: Path, trackers: dict[str, Tracker],
@@ -228,11 +244,10 @@ def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, 
         if progress:
             progress(info)
 
+    copies: list[tuple[int, float]] = []  # (step, share of the grid that copies a training sprite)
     def on_sample(step: int) -> None:
-        if not dist.main:
-            return
-        path = sample_grid(state, cfg, data, run_dir / "samples" / f"step_{step:06d}.png", device)
-        tracker.log_artifact(path, "samples")
+        if dist.main:
+            copies.append((step, _log_grid(state, cfg, data, run_dir, device, tracker)))
 
     def on_epoch(epoch: int, mean_loss: float) -> None:
         tracker.log_metrics({"epoch_loss": mean_loss}, state.step)
@@ -263,7 +278,17 @@ def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, 
         on_sample(state.step)
     model_path = _save_model(cfg, data, state, tracker, run_dir, ckpt_path, register_name, dist)
     return RunResult(run_dir, ckpt_path, model_path, state.step, dict(state.tracking_ids or {}),
-                     time.time() - t_start)
+                     time.time() - t_start, _said_copies(copies, len(data.images)))
+
+
+def _said_copies(copies: list[tuple[int, float]], num_sprites: int) -> float | None:
+    """The last sample grid's share of copies, with a warning when the model learns its sprites by heart."""
+    if not copies:
+        return None
+    step, share = copies[-1]
+    if msg := memorising_message(share, step, num_sprites):
+        log.warning(msg)
+    return share
 
 
 def _save_model(cfg: TrainConfig, data: SpriteSet, state: TrainState, tracker: MultiTracker, run_dir: Path,
