@@ -263,3 +263,10 @@ def test_unity_meta_must_be_named_after_its_png():
     page = pack(make_sprites(labels=("a",))).pages[0]
     with pytest.raises(ValueError, match="a.png.meta"):
         Unity().render(AtlasTarget([page], ["a.png"], "a.meta"))
+
+
+def test_force_from_several_pages_to_one_removes_the_old_page_files(tmp_path):
+    many = pack(make_sprites(labels=("w",) * 5), padding=0, max_size=32)
+    write_atlases(many, tmp_path / "hero.png", ["sparrow", "love", "unity"])
+    write_atlases(pack(make_sprites(labels=("w",))), tmp_path / "hero.png", ["sparrow", "love", "unity"], force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hero.lua", "hero.png", "hero.png.meta", "hero.xml"]
