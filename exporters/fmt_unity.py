@@ -207,8 +207,8 @@ class Unity(AtlasFormat):
     def render(self, target: AtlasTarget) -> str:
         page, image = target.pages[0], target.images[0]
         if target.atlas_name != image + ".meta":
-            raise ValueError(f"a Unity .meta must be named after its PNG: {image + '.meta'!r}, "
-                             f"not {target.atlas_name!r}")
+            raise ValueError(f"a Unity .meta must be named after its PNG ({image + '.meta'!r}, not "
+                             f"{target.atlas_name!r}): name the sheet with a lower-case .png")
         guid = guid_for(image)
         page_w, page_h = page.size
         heights = Counter(f.source_h for f in page.frames)

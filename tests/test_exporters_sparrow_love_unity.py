@@ -257,6 +257,15 @@ def test_unity_trimmed_pivot_is_the_untrimmed_centre_and_pages_get_their_own_met
         assert got == {f.name for f in page.frames}
 
 
+@pytest.mark.parametrize("text", ["hero_000", "true", "Null", "y", "1e3", "0x1F", "~", "-x", "a: b", "#c", " x", "x ",
+                                  "'q'", "a\tb", "日本", "🐉", "", "[1]", "{a}", "*ref", "&anchor", "!tag", "%", "@", "`"])
+def test_unity_yaml_strings_read_back_exactly(text):
+    from exporters.fmt_unity import yaml_str
+
+    assert yaml.safe_load(f"k: {yaml_str(text)}\n") == {"k": text}
+    assert yaml.safe_load(f"m:\n  {yaml_str(text)}: 1\n") == {"m": {text: 1}}
+
+
 def test_unity_meta_must_be_named_after_its_png():
     from exporters.fmt_unity import Unity
 
