@@ -1,4 +1,4 @@
-"""LÖVE 11: a Lua module of plain data (hero.lua) describing the sheet's quads, for require("hero").
+"""LÖVE 11: a Lua module of data (hero.lua) describing the sheet's quads, for require("hero").
 
     local atlas = require("hero")
     local image = love.graphics.newImage(atlas.image)   -- atlas.pages[p].image with several pages
@@ -15,15 +15,45 @@ its 1-based col/row, and grid.animations[label] = {col, row, col, row, ...} for 
 anim8 puts cell (c, r) at x = left + (c-1)*frameWidth + c*border, so left = first x - border (it is
 negative with --extrude).
 
-The module requires nothing (data plus one helper taking `love` as an argument). Every string is a
-double-quoted Lua literal whose bytes outside printable ASCII are decimal escapes, so no label (quotes,
-newlines, "]]") can end it early; comments hold fixed text only.
+The module requires nothing: literal pages and frames (written in functions of CHUNK_ROWS rows: LuaJIT,
+LÖVE's Lua, refuses a function of more than 65536 constants; 70000 frames in one table failed to load),
+a loop deriving index/labels/animations from the frames, and one helper taking `love` as an
+argument. Plain Lua 5.1 syntax (LuaJIT and Lua 5.4 alike). Every string is a double-quoted Lua literal
+whose bytes outside printable ASCII are decimal escapes, so no label (quotes, newlines, "]]") can end
+it early; comments hold fixed text only.
 """
 
 from __future__ import annotations
 
 from exporters.base import AtlasFormat, AtlasTarget, duration_ms
 from exporters.model import Frame
+
+CHUNK_ROWS = 1000  # rows per function: LuaJIT (LOVE) allows 65536 constants per function; a row has 1-3 strings
+
+# index, labels, animations (and grid.animations) follow from the frames; built on load, not written out.
+DERIVED = """\
+-- index[name] = i; labels in first-appearance order; animations[label] = {i, ...} in frame order;
+-- with a grid, grid.animations[label] = {col, row, col, row, ...}: anim8 grid(unpack(...)).
+atlas.index, atlas.labels, atlas.animations = {}, {}, {}
+if atlas.grid then atlas.grid.animations = {} end
+for i, f in ipairs(atlas.frames) do
+  atlas.index[f.name] = i
+  if f.label ~= nil then
+    local anim = atlas.animations[f.label]
+    if anim == nil then
+      anim = {}
+      atlas.animations[f.label] = anim
+      atlas.labels[#atlas.labels + 1] = f.label
+      if atlas.grid then atlas.grid.animations[f.label] = {} end
+    end
+    anim[#anim + 1] = i
+    if atlas.grid then
+      local cells = atlas.grid.animations[f.label]
+      cells[#cells + 1], cells[#cells + 2] = f.col, f.row
+    end
+  end
+end
+"""
 
 QUADS_HELPER = """\
 -- quads[i] and quads[name]: a love.graphics Quad per frame (pass the `love` table).
@@ -86,6 +116,17 @@ def _cell(f: Frame, grid: dict[str, int]) -> tuple[int, int]:
             (f.y - grid["top"] - grid["border"]) // (grid["frameHeight"] + grid["border"]) + 1)
 
 
+def chunked(target: str, rows: list[str]) -> list[str]:
+    """Lua that sets `target` to the list of `rows` (table constructors), CHUNK_ROWS per function so no
+    function exceeds LuaJIT's constant limit however many rows there are."""
+    out = [f"{target} = {{}}", "for _, part in ipairs({"]
+    for start in range(0, len(rows), CHUNK_ROWS):
+        out.append("  function() return {")
+        out += [f"    {row}," for row in rows[start:start + CHUNK_ROWS]]
+        out.append("  } end,")
+    return out + ["}) do", f"  for _, row in ipairs(part()) do {target}[#{target} + 1] = row end", "end"]
+
+
 def _table(fields: dict[str, object]) -> str:
     """{ key = value, ... } for identifier keys with scalar values (nil ones left out)."""
     return "{ " + ", ".join(f"{k} = {lua_value(v)}" for k, v in fields.items() if v is not None) + " }"
@@ -101,42 +142,27 @@ class Love(AtlasFormat):
         grid = uniform_grid(target)
         page_of = {id(f): p for p, page in enumerate(target.pages, start=1) for f in page.frames}
         app = target.app_meta
-        out = ["-- LOVE 11 atlas (plain data; requires nothing). Usage: see atlas.quads below and the README.",
+        out = ["-- LOVE 11 atlas (data; requires nothing). Usage: see atlas.quads below and the README.",
                "local atlas = {}",
                f"atlas.app = {lua_value(app.get('app'))}",
                f"atlas.version = {lua_value(app.get('version'))}",
-               f"atlas.image = {lua_str(target.images[0])}",
-               "atlas.pages = {"]
-        out += [f"  {_table({'image': image, 'width': page.size[0], 'height': page.size[1]})},"
-                for page, image in zip(target.pages, target.images)]
-        out += ["}", "atlas.frames = {"]
-        labels: dict[str, list[int]] = {}
-        for i, f in enumerate(target.frames, start=1):
+               f"atlas.image = {lua_str(target.images[0])}"]
+        out += chunked("atlas.pages", [_table({"image": image, "width": page.size[0], "height": page.size[1]})
+                                       for page, image in zip(target.pages, target.images)])
+        rows = []
+        for f in target.frames:
             fields: dict[str, object] = {
                 "name": f.name, "label": f.label, "page": page_of[id(f)], "x": f.x, "y": f.y, "w": f.w, "h": f.h,
                 "sourceW": f.source_w, "sourceH": f.source_h, "offsetX": f.offset_x, "offsetY": f.offset_y,
                 "duration": duration_ms(f) / 1000, "aliasOf": f.alias_of}
             if grid is not None:
                 fields["col"], fields["row"] = _cell(f, grid)
-            out.append(f"  {_table(fields)},")
-            if f.label is not None:
-                labels.setdefault(f.label, []).append(i)
-        out += ["}", "atlas.index = {}", "for i, f in ipairs(atlas.frames) do atlas.index[f.name] = i end",
-                "atlas.labels = { " + ", ".join(lua_str(k) for k in labels) + " }", "atlas.animations = {"]
-        out += [f"  [{lua_str(k)}] = {{ {', '.join(map(str, v))} }}," for k, v in labels.items()]
-        out.append("}")
-        out += self._grid(grid, target.frames, labels)
-        out += [QUADS_HELPER, "return atlas", ""]
-        return "\n".join(out)
-
-    @staticmethod
-    def _grid(grid: dict[str, int] | None, frames: list[Frame], labels: dict[str, list[int]]) -> list[str]:
-        """`atlas.grid = nil`, or the anim8.newGrid arguments plus per-label flat (col, row) lists."""
+            rows.append(_table(fields))
+        out += chunked("atlas.frames", rows)
         if grid is None:
-            return ["atlas.grid = nil  -- not a uniform grid: use the quads"]
-        out = ["-- anim8.newGrid(g.frameWidth, g.frameHeight, g.imageWidth, g.imageHeight, g.left, g.top, g.border)",
-               f"atlas.grid = {_table(dict(grid))}", "atlas.grid.animations = {"]
-        for label, indices in labels.items():
-            cells = [str(v) for i in indices for v in _cell(frames[i - 1], grid)]
-            out.append(f"  [{lua_str(label)}] = {{ {', '.join(cells)} }},")
-        return out + ["}"]
+            out.append("atlas.grid = nil  -- not a uniform grid: use the quads")
+        else:
+            out += ["-- anim8.newGrid(g.frameWidth, g.frameHeight, g.imageWidth, g.imageHeight, g.left, g.top, "
+                    "g.border)", f"atlas.grid = {_table(dict(grid))}"]
+        out += [DERIVED, QUADS_HELPER, "return atlas", ""]
+        return "\n".join(out)

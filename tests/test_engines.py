@@ -346,9 +346,23 @@ def test_godot3_loads_spriteframes_regions_and_pixels(atlas, tmp_path):
 
 # ---------------------------------------------------------------------------------------------------------
 # LÖVE 11
-def run_love(game: Path, tmp: Path) -> dict:
+def love_game(tmp: Path, files: dict[str, Path]) -> Path:
+    """A LÖVE game folder: tests/engines/love/{main,conf}.lua plus `files` (name -> source)."""
+    require(love_bin(), "love not found (apt-get install love)")
+    require(shutil.which("xvfb-run"), "xvfb-run not found (apt-get install xvfb xauth)")
+    game = tmp / "game"
+    game.mkdir()
+    for f in ("main.lua", "conf.lua"):
+        shutil.copy(ENGINES / "love" / f, game / f)
+    for name, src in files.items():
+        shutil.copy(src, game / name)
+    return game
+
+
+def run_love(game: Path, tmp: Path, module: str = "hero", load_only: bool = False) -> dict:
     """Run tests/engines/love/main.lua in `game` under xvfb-run; its lines parsed ({kind: [(name, pixels)]})."""
-    env = {**os.environ, "SM_ATLAS_MODULE": "hero", "XDG_DATA_HOME": str(tmp / "xdg"), "HOME": str(tmp)}
+    env = {**os.environ, "SM_ATLAS_MODULE": module, "SM_LOAD_ONLY": "1" if load_only else "0",
+           "XDG_DATA_HOME": str(tmp / "xdg"), "HOME": str(tmp)}
     proc = subprocess.run([shutil.which("xvfb-run"), "-a", "-s", "-screen 0 640x480x24", love_bin(), str(game)],
                           capture_output=True, text=True, timeout=600, env=env, cwd=game)
     lines = [ln.split(" ") for ln in proc.stdout.splitlines() if ln.startswith("SM")]
@@ -359,6 +373,8 @@ def run_love(game: Path, tmp: Path) -> dict:
     for kind, *v in lines[:-1]:
         if kind == "SMINFO":
             out["version"], out["renderer"], out["gl"] = (bytes.fromhex(x).decode() for x in v)
+        elif kind == "SMCOUNT":
+            out["count"] = [int(x) for x in v]
         else:
             name, w, h = bytes.fromhex(v[1]).decode(), int(v[2]), int(v[3])
             out[kind].append((name, np.frombuffer(bytes.fromhex(v[4]), np.uint8).reshape(h, w, 4)))
@@ -366,14 +382,8 @@ def run_love(game: Path, tmp: Path) -> dict:
 
 
 def test_love11_draws_every_quad_of_the_lua_module_with_exact_pixels(atlas, tmp_path):
-    require(love_bin(), "love not found (apt-get install love)")
-    require(shutil.which("xvfb-run"), "xvfb-run not found (apt-get install xvfb xauth)")
-    game = tmp_path / "game"
-    game.mkdir()
-    for f in ("main.lua", "conf.lua"):
-        shutil.copy(ENGINES / "love" / f, game / f)
-    for f in ("hero.png", "hero.lua"):  # the pair as a user drops it into a game folder
-        shutil.copy(atlas["dir"] / f, game / f)
+    # the pair as a user drops it into a game folder
+    game = love_game(tmp_path, {f: atlas["dir"] / f for f in ("hero.png", "hero.lua")})
     res = run_love(game, tmp_path)
     assert res["version"].startswith("11."), res["version"]
     assert res["renderer"] == "OpenGL", (res["renderer"], res["gl"])
@@ -384,3 +394,20 @@ def test_love11_draws_every_quad_of_the_lua_module_with_exact_pixels(atlas, tmp_
         assert not bad, f"LÖVE {res['version']} {kind}: rendered pixels differ from the source sprites: {bad}"
     for name, px in res["SMSHIFT"]:  # negative control: a quad 1px off must not pass
         assert pixel_diffs(px, atlas["src"][name]), f"shifted quad of {name} went unnoticed"
+
+
+def test_love11_requires_a_module_of_70000_frames(tmp_path):
+    """LuaJIT refuses a function of more than 65536 constants: the module must not be one big table."""
+    from exporters.base import AtlasTarget
+    from exporters.fmt_love import Love
+    from exporters.model import Frame, Page
+
+    n, img = 70000, Image.new("RGBA", (4096, 4096))
+    frames = [Frame(f"f_{i:05d}", 1 + 17 * (i % 240), 1 + 17 * (i // 240 % 240), 16, 16, 16, 16, label=f"l{i % 9}")
+              for i in range(n)]
+    target = AtlasTarget([Page(img, frames[:50000]), Page(img, frames[50000:])], ["big-0.png", "big-1.png"],
+                         "big.lua", [], {"app": "scarlet-moon", "version": "0"})
+    module = tmp_path / "big.lua"
+    module.write_text(Love().render(target), "utf-8")
+    res = run_love(love_game(tmp_path, {"big.lua": module}), tmp_path, module="big", load_only=True)
+    assert res["count"] == [2, n, n, 9]

@@ -128,7 +128,8 @@ def anim8_cell(grid: list[int], col: int, row: int) -> tuple[int, int, int, int]
 
 
 @pytest.mark.parametrize("padding, extrude", [(1, 0), (1, 1), (0, 0), (2, 3)])
-def test_love_module_loads_in_plain_lua_with_exact_strings_and_an_anim8_grid(tmp_path, padding, extrude):
+def test_love_module_loads_in_plain_lua_with_exact_strings_and_an_anim8_grid(tmp_path, monkeypatch, padding, extrude):
+    monkeypatch.setattr("exporters.fmt_love.CHUNK_ROWS", 5)  # 12 frames in 3 functions: the joins are read too
     sprites = hostile_sprites()
     result = pack(sprites, padding=padding, extrude=extrude)
     write_atlases(result, tmp_path / "hero.png", ["love"])

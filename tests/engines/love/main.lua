@@ -8,6 +8,7 @@
 --   SMGRID <i> <name> <w> <h> <rgba bytes>         through anim8's grid formula (only with atlas.grid)
 --   SMSHIFT <i> <name> <w> <h> <rgba bytes>        a quad moved 1px right: the negative control
 --   SMDONE
+-- With SM_LOAD_ONLY=1 it only requires the module and prints SMCOUNT <pages> <frames> <names> <labels>.
 -- then love.event.quit(0). An error prints SMERROR <message> and exits with status 3 (LÖVE's own error
 -- screen would wait for a key forever).
 io.stdout:setvbuf("no")
@@ -51,6 +52,13 @@ end
 
 local function check()
   local atlas = require(os.getenv("SM_ATLAS_MODULE") or "hero")
+  if os.getenv("SM_LOAD_ONLY") == "1" then  -- the module alone (a large one, say): its sizes, no drawing
+    local n = 0
+    for _ in pairs(atlas.index) do n = n + 1 end
+    print(table.concat({ "SMCOUNT", #atlas.pages, #atlas.frames, n, #atlas.labels }, " "))
+    print("SMDONE")
+    return
+  end
   local images = {}
   for p, page in ipairs(atlas.pages) do
     images[p] = love.graphics.newImage(page.image)
