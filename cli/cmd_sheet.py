@@ -182,10 +182,12 @@ def generated_sprites(args: GenerationArgs, quiet: bool, out: Path, shards: list
 
 
 def list_formats() -> None:
+    """One tab-separated line per format: name, suffix, engine ("-" when a plugin names none), description."""
     from exporters import available_formats
 
     for name, fmt in available_formats().items():
-        echo(f"{name}\t{fmt.suffix}\t{fmt.description}")
+        engine = str(getattr(fmt, "engine", "") or "-").replace("\t", " ")
+        echo(f"{name}\t{fmt.suffix}\t{engine}\t{fmt.description}")
 
 
 @click.command()

@@ -43,7 +43,8 @@ class AtlasTarget:
 
 
 class AtlasFormat(abc.ABC):
-    """An atlas flavour: `name` (for --format), `description`, `suffix` (".json", ".tres", ...).
+    """An atlas flavour: `name` (for --format), `description`, `suffix` (".json", ".tres", ...),
+    `engine`: the engines/tools that read it (shown by `sm sheet --list-formats`; optional for plugins).
 
     per_page: with several pages, write one atlas per page (hero-0.json, hero-1.json) instead of
     one atlas describing all pages (hero.tres).
@@ -52,6 +53,7 @@ class AtlasFormat(abc.ABC):
     name: str = ""
     description: str = ""
     suffix: str = ""
+    engine: str = ""
     per_page: bool = False
 
     @abc.abstractmethod

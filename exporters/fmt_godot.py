@@ -40,6 +40,7 @@ class Godot3(AtlasFormat):
     name = "godot3"
     description = "Godot 3 SpriteFrames .tres (format=2) + hero.png.import with filter off"
     suffix = ".tres"
+    engine = "Godot 3 (SpriteFrames)"
 
     def render(self, target: AtlasTarget) -> str:
         anims = _animations(target)
@@ -72,6 +73,7 @@ class Godot4(AtlasFormat):
     name = "godot4"
     description = "Godot 4 SpriteFrames .tres (format=3); set the canvas texture filter to Nearest"
     suffix = ".godot4.tres"
+    engine = "Godot 4 (SpriteFrames)"
 
     def render(self, target: AtlasTarget) -> str:
         anims = _animations(target)

@@ -32,6 +32,7 @@ class JsonHash(AtlasFormat):
     name = "json-hash"
     description = "TexturePacker JSON (hash): Phaser 3/4 load.atlas, PixiJS 8 Assets.load (default)"
     suffix = ".json"
+    engine = "Phaser 3/4, PixiJS 8, generic TexturePacker JSON readers"
     per_page = True
 
     def render(self, target: AtlasTarget) -> str:
@@ -51,6 +52,7 @@ class JsonArray(JsonHash):
     name = "json-array"
     description = "TexturePacker JSON (array): Phaser 3/4 load.atlas (Pixi would lose the frame names)"
     suffix = ".array.json"
+    engine = "Phaser 3/4 (load.atlas), TexturePacker JSON array readers"
     per_page = True
 
     def frames(self, page: Page) -> Any:
@@ -62,6 +64,7 @@ class PhaserMulti(AtlasFormat):
     description = ("Phaser 3/4 multi-atlas (load.multiatlas), all pages in one file; "
                    "added automatically when json-hash/json-array output has several pages")
     suffix = ".multi.json"
+    engine = "Phaser 3/4 (load.multiatlas)"
 
     def render(self, target: AtlasTarget) -> str:
         textures = []
@@ -77,6 +80,7 @@ class AsepriteJson(AtlasFormat):
     name = "aseprite"
     description = "Aseprite JSON (hash, frames keyed by index, frameTags per label): Phaser createFromAseprite"
     suffix = ".aseprite.json"
+    engine = "Phaser 3/4 (createFromAseprite), Aseprite JSON readers"
     per_page = True
 
     def render(self, target: AtlasTarget) -> str:

@@ -51,6 +51,7 @@ class LibGdx(AtlasFormat):
     name = "libgdx"
     description = "libGDX / Spine TextureAtlas text (.atlas), animations as indexed regions"
     suffix = ".atlas"
+    engine = "libGDX (TextureAtlas), Spine"
 
     def render(self, target: AtlasTarget) -> str:
         names = _region_names(target.frames)

@@ -21,6 +21,9 @@ BUILTINS: tuple[tuple[str, str], ...] = (   # (entry-point name, value), in list
     ("godot3", "exporters.fmt_godot:Godot3"),
     ("godot4", "exporters.fmt_godot:Godot4"),
     ("libgdx", "exporters.fmt_libgdx:LibGdx"),
+    ("sparrow", "exporters.fmt_sparrow:Sparrow"),
+    ("love", "exporters.fmt_love:Love"),
+    ("unity", "exporters.fmt_unity:Unity"),
 )
 
 

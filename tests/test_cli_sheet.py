@@ -117,8 +117,13 @@ def test_bad_input_is_a_one_line_error_with_exit_code_2(tmp_path, setup, args, n
 def test_list_formats_shows_builtins(tmp_path):
     res = invoke("sheet", "--list-formats")
     assert res.exit_code == 0
-    names = [line.split("\t")[0] for line in res.stdout.splitlines()]
-    assert names[:7] == ["json-hash", "json-array", "phaser-multi", "aseprite", "godot3", "godot4", "libgdx"]
+    rows = [line.split("\t") for line in res.stdout.splitlines()]
+    assert [r[0] for r in rows[:10]] == ["json-hash", "json-array", "phaser-multi", "aseprite", "godot3", "godot4",
+                                        "libgdx", "sparrow", "love", "unity"]
+    assert all(len(r) == 4 and r[2] not in ("", "-") for r in rows[:10])  # name, suffix, engine, description
+    by_name = {r[0]: r for r in rows}
+    assert by_name["unity"][1] == ".png.meta" and "Unity" in by_name["unity"][2]
+    assert "atlasXML" in by_name["sparrow"][2] and "anim8" in by_name["love"][2]
 
 
 # ---- plugins (entry points of group scarlet_moon.exporters) ------------------------------------------------------------------------------------------
@@ -184,8 +189,24 @@ def test_broken_or_clashing_plugins_are_skipped_with_a_warning(tmp_path, monkeyp
 
 def test_plugin_format_works_through_the_cli(tmp_path, css_plugin):
     write_pngs(tmp_path / "in", ["a_000", "a_001"])
-    assert "css\t.css\tCSS sprite classes" in invoke("sheet", "--list-formats").stdout
+    assert "css\t.css\t-\tCSS sprite classes" in invoke("sheet", "--list-formats").stdout  # no engine: "-"
     res = invoke("sheet", "--from", str(tmp_path / "in"), "--out", str(tmp_path / "s.png"), "--format", "css")
     assert res.exit_code == 0, res.output
     assert res.stdout.splitlines() == [str(tmp_path / "s.png"), str(tmp_path / "s.css")]
     assert ".a_001 { background: url(s.png)" in (tmp_path / "s.css").read_text()
+
+
+def test_a_duck_typed_plugin_without_engine_is_listed(monkeypatch):
+    class Duck:  # not an AtlasFormat subclass: no `engine` attribute at all
+        name, description, suffix = "duck", "quacks", ".duck"
+
+        def render(self, target):
+            return ""
+
+    import exporters
+
+    real = exporters.available_formats
+    monkeypatch.setattr(exporters, "available_formats", lambda: {**real(), "duck": Duck()})
+    res = invoke("sheet", "--list-formats")
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[-1] == "duck\t.duck\t-\tquacks"

@@ -5,12 +5,18 @@
   hero.json (TexturePacker JSON hash) with its own loader, lists the frames, draws EVERY frame unscaled and
   reads the rendered pixels back; they must equal the source sprites exactly (opaque pixels: RGBA; transparent
   pixels: alpha 0 -- their RGB is undefined after premultiplication).
-  Phaser also loads the "aseprite" export (load.aseprite + anims.createFromAseprite).
+  Phaser also loads the "aseprite" export (load.aseprite + anims.createFromAseprite) and the Sparrow XML
+  (load.atlasXML), drawing every frame the same way.
 * Godot 3 (Debian godot3-server, headless but tools-enabled) imports hero.png like an editor would, then
   tests/engines/godot3/check_frames.gd loads hero.tres (SpriteFrames) and reports animations, AtlasTexture
   regions and the pixels inside each region as JSON.
+* LÖVE 11 (Debian `love`, under `xvfb-run -a`: a real OpenGL context on Mesa's software renderer) runs
+  tests/engines/love/main.lua: require("hero") (the "love" Lua module), newImage(hero.png), every frame drawn
+  through atlas.quads(love) -- and through anim8's grid formula with atlas.grid -- onto a Canvas and read back
+  with Canvas:newImageData; the pixels must equal the source sprites.
 
-Install the engines with `.ci/install-engines` (apt: chromium, godot3-server; `npm ci` in tests/engines).
+Install the engines with `.ci/install-engines` (apt: chromium, godot3-server, love, xvfb, xauth; `npm ci` in
+tests/engines).
 A missing engine SKIPS the tests with the reason -- except under CI (env CI set and not "0"/"false"),
 where a missing engine FAILS them: CI must really run the engines.
 Chromium is launched once for the module; each engine/renderer is one page in it.
@@ -97,6 +103,10 @@ def godot_bin() -> str | None:
     return _exe("SM_GODOT3", "godot3-server")
 
 
+def love_bin() -> str | None:
+    return _exe("SM_LOVE", "love")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # fixture atlas: distinct known pixels per sprite, some transparent, alpha only 0/255
 def sprite_pixels(i: int) -> np.ndarray:
@@ -112,7 +122,8 @@ def sprite_pixels(i: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def atlas(tmp_path_factory):
-    """Sprites -> the project's own packer + writers: hero.png, hero.json, hero.tres(+.png.import), hero.aseprite.json."""
+    """Sprites -> the project's own packer + writers: hero.png, hero.json, hero.tres(+.png.import), hero.aseprite.json,
+    hero.xml (Sparrow), hero.lua (LÖVE)."""
     from exporters import Sprite, pack, write_atlases
 
     src = {f"hero_{i:03d}": sprite_pixels(i) for i in range(len(LABELS))}
@@ -121,9 +132,9 @@ def atlas(tmp_path_factory):
     result = pack(sprites, padding=1, extrude=0, scale=1, pot=False, max_size=4096, trim=False)
     assert len(result.pages) == 1, "fixture expects a single page"
     d = tmp_path_factory.mktemp("atlas")
-    write_atlases(result, out=d / "hero.png", formats=["json-hash", "godot3", "aseprite"])
+    write_atlases(result, out=d / "hero.png", formats=["json-hash", "godot3", "aseprite", "sparrow", "love"])
     names = sorted(p.name for p in d.iterdir())
-    for f in ("hero.png", "hero.json", "hero.tres", "hero.png.import", "hero.aseprite.json"):
+    for f in ("hero.png", "hero.json", "hero.tres", "hero.png.import", "hero.aseprite.json", "hero.xml", "hero.lua"):
         assert f in names, f"write_atlases did not write {f}: {names}"
 
     # Negative control: the same atlas with every frame moved 1px right. The pixel comparison must catch it.
@@ -188,6 +199,10 @@ def browser(atlas, tmp_path_factory):
          "query": {"renderer": "canvas"}},
         {"id": "phaser-aseprite", "page": "phaser_page.html", "assets": str(d),
          "query": {"renderer": "canvas", "kind": "aseprite", "json": atlas["ase_json"].name}},
+        {"id": "phaser-xml-canvas", "page": "phaser_page.html", "assets": str(d),
+         "query": {"renderer": "canvas", "kind": "xml", "json": "hero.xml"}},
+        {"id": "phaser-xml-webgl", "page": "phaser_page.html", "assets": str(d),
+         "query": {"renderer": "webgl", "kind": "xml", "json": "hero.xml"}},
     ]
     spec = tmp_path_factory.mktemp("browser") / "jobs.json"
     spec.write_text(json.dumps({"chromium": chromium_path(), "jobs": jobs}))
@@ -253,6 +268,18 @@ def test_phaser3_aseprite_animations(browser, atlas):
     assert_drawn_frames_match(res, {k: atlas["src"][n] for k, n in name_of.items()}, "Phaser aseprite")
 
 
+@pytest.mark.parametrize("renderer", ["canvas", "webgl"])
+def test_phaser3_loads_sparrow_xml_and_draws_exact_pixels(browser, atlas, renderer):
+    res = page_result(browser, f"phaser-xml-{renderer}")
+    assert res["version"] == PHASER_VERSION
+    assert res["renderer"] == renderer
+    assert sorted(res["names"]) == sorted(atlas["rects"])
+    got = {n: (f["x"], f["y"], f["w"], f["h"]) for n, f in res["frames"].items()}
+    assert got == atlas["rects"]
+    assert all(f["source"] == [S, S] and not f["trimmed"] for f in res["frames"].values())
+    assert_drawn_frames_match(res, atlas["src"], f"Phaser {res['version']} atlasXML {renderer}")
+
+
 def test_pixel_check_catches_a_wrong_region(browser, atlas):
     """Negative control: the harness must notice frames shifted by one pixel."""
     res = page_result(browser, "control")
@@ -315,3 +342,72 @@ def test_godot3_loads_spriteframes_regions_and_pixels(atlas, tmp_path):
             px = np.frombuffer(bytes.fromhex(fr["rgba_hex"]), np.uint8).reshape(S, S, 4)
             diffs = pixel_diffs(px, atlas["src"][name])
             assert not diffs, f"Godot {label}/{name}: {len(diffs)} px differ, e.g. {diffs[:3]}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# LÖVE 11
+def love_game(tmp: Path, files: dict[str, Path]) -> Path:
+    """A LÖVE game folder: tests/engines/love/{main,conf}.lua plus `files` (name -> source)."""
+    require(love_bin(), "love not found (apt-get install love)")
+    require(shutil.which("xvfb-run"), "xvfb-run not found (apt-get install xvfb xauth)")
+    game = tmp / "game"
+    game.mkdir()
+    for f in ("main.lua", "conf.lua"):
+        shutil.copy(ENGINES / "love" / f, game / f)
+    for name, src in files.items():
+        shutil.copy(src, game / name)
+    return game
+
+
+def run_love(game: Path, tmp: Path, module: str = "hero", load_only: bool = False) -> dict:
+    """Run tests/engines/love/main.lua in `game` under xvfb-run; its lines parsed ({kind: [(name, pixels)]})."""
+    env = {**os.environ, "SM_ATLAS_MODULE": module, "SM_LOAD_ONLY": "1" if load_only else "0",
+           "XDG_DATA_HOME": str(tmp / "xdg"), "HOME": str(tmp)}
+    proc = subprocess.run([shutil.which("xvfb-run"), "-a", "-s", "-screen 0 640x480x24", love_bin(), str(game)],
+                          capture_output=True, text=True, timeout=600, env=env, cwd=game)
+    lines = [ln.split(" ") for ln in proc.stdout.splitlines() if ln.startswith("SM")]
+    errors = [bytes.fromhex(ln[1]).decode("utf-8", "replace") for ln in lines if ln[0] == "SMERROR"]
+    assert proc.returncode == 0 and not errors and lines and lines[-1] == ["SMDONE"], \
+        f"rc={proc.returncode} {errors}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    out: dict = {"SMFRAME": [], "SMGRID": [], "SMSHIFT": []}
+    for kind, *v in lines[:-1]:
+        if kind == "SMINFO":
+            out["version"], out["renderer"], out["gl"] = (bytes.fromhex(x).decode() for x in v)
+        elif kind == "SMCOUNT":
+            out["count"] = [int(x) for x in v]
+        else:
+            name, w, h = bytes.fromhex(v[1]).decode(), int(v[2]), int(v[3])
+            out[kind].append((name, np.frombuffer(bytes.fromhex(v[4]), np.uint8).reshape(h, w, 4)))
+    return out
+
+
+def test_love11_draws_every_quad_of_the_lua_module_with_exact_pixels(atlas, tmp_path):
+    # the pair as a user drops it into a game folder
+    game = love_game(tmp_path, {f: atlas["dir"] / f for f in ("hero.png", "hero.lua")})
+    res = run_love(game, tmp_path)
+    assert res["version"].startswith("11."), res["version"]
+    assert res["renderer"] == "OpenGL", (res["renderer"], res["gl"])
+    for kind in ("SMFRAME", "SMGRID"):  # through atlas.quads(love), and through anim8's grid formula
+        drawn = dict(res[kind])
+        assert sorted(drawn) == sorted(atlas["src"]), (kind, sorted(drawn))
+        bad = {n: pixel_diffs(px, atlas["src"][n])[:3] for n, px in drawn.items() if pixel_diffs(px, atlas["src"][n])}
+        assert not bad, f"LÖVE {res['version']} {kind}: rendered pixels differ from the source sprites: {bad}"
+    for name, px in res["SMSHIFT"]:  # negative control: a quad 1px off must not pass
+        assert pixel_diffs(px, atlas["src"][name]), f"shifted quad of {name} went unnoticed"
+
+
+def test_love11_requires_a_module_of_70000_frames(tmp_path):
+    """LuaJIT refuses a function of more than 65536 constants: the module must not be one big table."""
+    from exporters.base import AtlasTarget
+    from exporters.fmt_love import Love
+    from exporters.model import Frame, Page
+
+    n, img = 70000, Image.new("RGBA", (4096, 4096))
+    frames = [Frame(f"f_{i:05d}", 1 + 17 * (i % 240), 1 + 17 * (i // 240 % 240), 16, 16, 16, 16, label=f"l{i % 9}")
+              for i in range(n)]
+    target = AtlasTarget([Page(img, frames[:50000]), Page(img, frames[50000:])], ["big-0.png", "big-1.png"],
+                         "big.lua", [], {"app": "scarlet-moon", "version": "0"})
+    module = tmp_path / "big.lua"
+    module.write_text(Love().render(target), "utf-8")
+    res = run_love(love_game(tmp_path, {"big.lua": module}), tmp_path, module="big", load_only=True)
+    assert res["count"] == [2, n, n, 9]

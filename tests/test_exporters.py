@@ -437,3 +437,20 @@ def test_force_with_fewer_pages_removes_the_old_extra_pages(tmp_path):
     write_atlases(one, tmp_path / "hero.png", ["json-hash", "godot3"], force=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hero-9.png", "hero.json", "hero.png", "hero.png.import",
                                                            "hero.tres"]
+
+
+# ---- registry ---------------------------------------------------------------------------------------------
+
+def test_builtins_match_the_pyproject_entry_points_and_name_their_engine():
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    from exporters.registry import BUILTINS, ENTRY_POINT_GROUP
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    assert list(project["entry-points"][ENTRY_POINT_GROUP].items()) == list(BUILTINS)
+    formats = available_formats()
+    for name, _ in BUILTINS:
+        assert formats[name].engine and formats[name].description, name
+    assert {"sparrow", "love", "unity"} <= set(formats)

@@ -21,7 +21,8 @@ const LIBS = {
   'phaser.min.js': join(HERE, 'node_modules/phaser/dist/phaser.min.js'),
   'pixi.min.js': join(HERE, 'node_modules/pixi.js/dist/pixi.min.js'),
 };
-const TYPES = { js: 'text/javascript', json: 'application/json', png: 'image/png', html: 'text/html' };
+const TYPES = { js: 'text/javascript', json: 'application/json', png: 'image/png', html: 'text/html',
+                xml: 'application/xml' };
 const PAGE_TIMEOUT_MS = Number(process.env.SM_ENGINE_PAGE_TIMEOUT_MS || 30000);
 
 const spec = JSON.parse(readFileSync(process.argv[2], 'utf8'));
