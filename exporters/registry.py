@@ -21,6 +21,8 @@ BUILTINS: tuple[tuple[str, str], ...] = (   # (entry-point name, value), in list
     ("godot3", "exporters.fmt_godot:Godot3"),
     ("godot4", "exporters.fmt_godot:Godot4"),
     ("libgdx", "exporters.fmt_libgdx:LibGdx"),
+    ("tiled", "exporters.fmt_tiled:TiledTileset"),
+    ("godot4-tileset", "exporters.fmt_godot_tileset:Godot4TileSet"),
 )
 
 
