@@ -123,3 +123,33 @@ def test_corner_map_neighbours_agree():
     assert corner_map(tiles, 6, 5, seed=3) == grid
     with pytest.raises(ValueError, match="no tile with corners"):
         corner_map({(0, 0, 0, 0): 1}, 8, 8, seed=0)
+
+
+def test_several_pages_give_one_tsx_and_map_per_page(tmp_path):
+    result = pack(sprites(6), padding=1, max_size=40)
+    written = {p.name for p in write_atlases(result, tmp_path / "p.png", ["tiled"])}
+    assert written == {"p-0.png", "p-1.png", "p-0.tsx", "p-1.tsx", "p-0.tmx", "p-1.tmx"}
+    for i in (0, 1):
+        assert ET.parse(tmp_path / f"p-{i}.tsx").getroot().find("image").get("source") == f"p-{i}.png"
+        assert ET.parse(tmp_path / f"p-{i}.tmx").getroot().find("tileset").get("source") == f"p-{i}.tsx"
+
+
+def test_sm_sheet_writes_tile_formats_and_refuses_trimmed_frames(tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import sm
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for s in sprites(4):
+        s.image.save(folder / f"{s.name}.png")
+    Image.new("RGBA", (16, 16)).save(folder / "t_empty.png")   # trims to 1x1
+    res = CliRunner().invoke(sm, ["sheet", "--from", str(folder), "--out", str(tmp_path / "a.png"),
+                                  "--format", "tiled,godot4-tileset"])
+    assert res.exit_code == 0, res.output
+    assert {"a.tsx", "a.tmx", "a.tileset.tres"} <= {p.name for p in tmp_path.iterdir()}
+    res = CliRunner().invoke(sm, ["sheet", "--from", str(folder), "--out", str(tmp_path / "b.png"), "--trim",
+                                  "--format", "tiled"])
+    assert res.exit_code == 2 and "needs same-size frames on a grid" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert not (tmp_path / "b.png").exists() and not (tmp_path / "b.tsx").exists()
