@@ -4,6 +4,7 @@ The construction is scarlet_moon.generation.tileset's."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -100,7 +101,8 @@ def tileset(ctx: click.Context, label: str, second_label: str | None, inits: tup
     with bar(quiet, "tiles") as update:
         den = open_denoiser(card, backend=backend, device=device)
         ts = corner_tileset(den, label, second_label, seed=seed, init=bases, sampling=sampling, kind=kind,
-                            border=border, strength=strength, progress=update)
+                            border=border, strength=strength, progress=update,
+                            terrains=(Path(inits[0]).stem, Path(inits[1]).stem) if inits else None)
     s = sampling.resolve(card)
     common = {"sampler": s.sampler, "steps": s.steps, "guidance": s.guidance, "model_fingerprint": card.meta.get("data_fingerprint"), "model_step": card.meta.get("step"),
               "init": list(inits) if inits else None}

@@ -333,6 +333,7 @@ def test_init_bases_are_the_uniform_tiles(tmp_path, onnx_model, made):
     got = tiles_of(out)
     assert np.array_equal(got[(0,) * 4][1], np.asarray(a)) and np.array_equal(got[(1,) * 4][1], np.asarray(b))
     assert got[(0,) * 4][0]["data"]["meta"]["seed"] is None
+    assert got[(0,) * 4][0]["data"]["meta"]["terrains"] == ["a", "b"]   # named after the files
     for corners, (_, px) in got.items():
         if (corners[0], corners[3]) == (1, 1):
             assert np.array_equal(px[:, :2], np.asarray(b)[:, :2])

@@ -88,7 +88,7 @@ class Tileset:
     """16 tiles in CORNERS order plus the settings that regenerate them."""
 
     tiles: list[Tile]
-    labels: tuple[str, str]               # terrain A, terrain B
+    labels: tuple[str, str]               # the names of terrain A and terrain B
     seed: int
     border: int
     strength: float
@@ -145,10 +145,12 @@ def check_options(card: ModelCard, kind: str, border: int, strength: float) -> N
 def corner_tileset(den: Any, label: str | int = "terrain", second_label: str | int | None = None, *, seed: int = 0,
                    init: tuple[ImageLike, ImageLike] | None = None, sampling: SamplingOptions | None = None,
                    post: PostOptions | None = None, kind: str = "corner2", border: int = BORDER,
-                   strength: float = STRENGTH, progress: Progress | None = None) -> Tileset:
+                   strength: float = STRENGTH, terrains: tuple[str, str] | None = None,
+                   progress: Progress | None = None) -> Tileset:
     """A 16-tile corner Wang set of terrain A (`label`) and terrain B (`second_label`; None: the same
     label at another seed), or of the two base tiles given as `init` (paths, PIL images or arrays of
-    the model's size, used as they are). `den` is an open denoiser (backends.open_denoiser).
+    the model's size, used as they are). `den` is an open denoiser (backends.open_denoiser);
+    `terrains` names A and B in the metadata (default: their labels).
     Every input is checked before anything is sampled."""
     card = den.card
     check_options(card, kind, border, strength)
@@ -173,7 +175,8 @@ def corner_tileset(den: Any, label: str | int = "terrain", second_label: str | i
     names = card.label_names
     seeds = {"base_a": job.base_seed(0), "base_b": job.base_seed(1)}
     seeds.update({f"{d}{a}{b}": part_seed(job.seed, p) for (d, a, b), p in STRIP_PARTS.items()})
-    return Tileset(tiles, (names[idx[0]], names[idx[1]]), job.seed, job.border, job.strength, seeds)
+    named = terrains if terrains is not None else (names[idx[0]], names[idx[1]])
+    return Tileset(tiles, (str(named[0]), str(named[1])), job.seed, job.border, job.strength, seeds)
 
 
 def wrap_ratio(image: np.ndarray) -> float:
