@@ -24,6 +24,8 @@ BUILTINS: tuple[tuple[str, str], ...] = (   # (entry-point name, value), in list
     ("sparrow", "exporters.fmt_sparrow:Sparrow"),
     ("love", "exporters.fmt_love:Love"),
     ("unity", "exporters.fmt_unity:Unity"),
+    ("tiled", "exporters.fmt_tiled:TiledTileset"),
+    ("godot4-tileset", "exporters.fmt_godot_tileset:Godot4TileSet"),
 )
 
 

@@ -118,9 +118,9 @@ def test_list_formats_shows_builtins(tmp_path):
     res = invoke("sheet", "--list-formats")
     assert res.exit_code == 0
     rows = [line.split("\t") for line in res.stdout.splitlines()]
-    assert [r[0] for r in rows[:10]] == ["json-hash", "json-array", "phaser-multi", "aseprite", "godot3", "godot4",
-                                        "libgdx", "sparrow", "love", "unity"]
-    assert all(len(r) == 4 and r[2] not in ("", "-") for r in rows[:10])  # name, suffix, engine, description
+    assert [r[0] for r in rows[:12]] == ["json-hash", "json-array", "phaser-multi", "aseprite", "godot3", "godot4",
+                                        "libgdx", "sparrow", "love", "unity", "tiled", "godot4-tileset"]
+    assert all(len(r) == 4 and r[2] not in ("", "-") for r in rows[:12])  # name, suffix, engine, description
     by_name = {r[0]: r for r in rows}
     assert by_name["unity"][1] == ".png.meta" and "Unity" in by_name["unity"][2]
     assert "atlasXML" in by_name["sparrow"][2] and "anim8" in by_name["love"][2]
