@@ -9,7 +9,7 @@ Four figure groups, each measured for a candidate set against the TRAIN part of 
 - "frechet": Frechet distance between the candidates and the train split in the 64-d
   penultimate feature space of the eval classifier (see scarlet_moon.eval.classifier), beside its
   floor (the held-out split's own distance). FD is biased upward for small sets (at 193 sprites
-  the bundled model scores ~1.6x what it scores at 600), so `ratio_to_floor` is given only when the
+  the bundled model scores 1.2-1.4x what it scores at 600), so `ratio_to_floor` is given only when the
   candidates are as many as the held-out sprites, in its class mix: the default count.
 - "conditional_accuracy": the share of candidates the classifier puts in the label they were
   generated for (overall and per label).
