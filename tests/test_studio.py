@@ -1,0 +1,227 @@
+"""`sm studio`'s server (scarlet_moon.studio) through Starlette's TestClient: the token, Host and Origin
+guard, generation through the library's loop (two requests at once), one-line 4xx errors after which
+the server keeps serving, uploads refused from their header, the equivalent `sm sample` command, export."""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx")
+
+from starlette.testclient import TestClient  # noqa: E402
+
+from scarlet_moon.studio import StudioConfig, create_app  # noqa: E402
+
+BASE = "http://127.0.0.1:7860"
+STEPS = 4
+
+
+@pytest.fixture
+def client(tiny_model: Path, tmp_path: Path):
+    app = create_app(StudioConfig(model=str(tiny_model), runs_dir=tmp_path / "runs", token=None))
+    with TestClient(app, base_url=BASE) as c:
+        yield c
+
+
+def wait(client: TestClient, job_id: str) -> dict:
+    for _ in range(6000):  # a hang guard, not a speed check: each poll sleeps 0.1 s
+        view = client.get(f"/api/jobs/{job_id}").json()
+        if view["state"] not in ("queued", "running"):
+            return view
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} never finished: {view}")
+
+
+def generate(client: TestClient, **settings) -> dict:
+    body = {"model": "start", "steps": STEPS, **settings}
+    res = client.post("/api/generate", json=body)
+    assert res.status_code == 202, res.text
+    return wait(client, res.json()["id"])
+
+
+def pixels(sprite: dict) -> np.ndarray:
+    data = sprite["png"].split(",", 1)[1]
+    import base64
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGBA"))
+
+
+def assert_error(res, status: int, *words: str) -> None:
+    assert res.status_code == status, res.text
+    msg = res.json()["error"]
+    assert "\n" not in msg and all(w in msg for w in words), msg
+
+
+# ---------------------------------------------------------------------------------------------- safety
+def test_non_loopback_needs_the_token_and_a_same_origin(tiny_model: Path, tmp_path: Path):
+    app = create_app(StudioConfig(model=str(tiny_model), runs_dir=tmp_path, token="s3cret-token", host="0.0.0.0"))
+    with TestClient(app, base_url="http://192.168.1.5:7860") as c:
+        assert_error(c.get("/api/models"), 403, "token")
+        assert_error(c.get("/api/models?token=wrong"), 403, "wrong token")
+        first = c.get("/?token=s3cret-token")  # the printed URL: sets the cookie the page's requests carry
+        assert first.status_code == 200 and "sm_studio_token" in first.headers["set-cookie"]
+        assert c.get("/api/models").status_code == 200
+        evil = c.post("/api/generate", json={"model": "start"}, headers={"Origin": "http://evil.example"})
+        assert_error(evil, 403, "cross-origin", "evil.example")
+        same = c.post("/api/generate", json={"model": "start", "count": 0},
+                      headers={"Origin": "http://192.168.1.5:7860"})
+        assert_error(same, 400, "count 0")  # past the guard: the request's own check answers
+    with TestClient(app, base_url="http://192.168.1.5:7860") as fresh:  # no cookie: refused again
+        assert_error(fresh.post("/api/generate", json={"model": "start"}), 403, "token")
+
+
+def test_loopback_server_refuses_a_foreign_host(client: TestClient):
+    assert_error(client.get("/api/models", headers={"Host": "attacker.example:7860"}), 403, "Host")
+    assert client.get("/api/models").status_code == 200
+
+
+def test_cli_generates_a_token_for_a_non_loopback_host(monkeypatch):
+    from click.testing import CliRunner
+
+    import uvicorn
+    from cli.main import sm
+
+    seen = {}
+
+    def fake_run(self, sockets=None):  # no serving in a test: what the CLI built is enough
+        seen["token"] = self.config.app.state.studio.config.token
+        sockets[0].close()
+
+    monkeypatch.setattr(uvicorn.Server, "run", fake_run)
+    res = CliRunner().invoke(sm, ["studio", "--host", "0.0.0.0", "--port", "0", "--no-browser"])
+    assert res.exit_code == 0, res.output
+    assert seen["token"] and f"?token={seen['token']}" in res.output
+    res = CliRunner().invoke(sm, ["studio", "--port", "0", "--no-browser"])
+    assert res.exit_code == 0 and "token" not in res.output
+    bad = CliRunner().invoke(sm, ["studio", "--token", "short", "--no-browser"])
+    assert bad.exit_code == 2 and "--token" in bad.output
+
+
+# ---------------------------------------------------------------------------------------------- generation
+def test_two_generate_requests_at_once_both_match_the_library(client: TestClient, tiny_model: Path):
+    import scarlet_moon
+
+    asks = [{"label": "red", "count": 3, "seed": 5}, {"label": "blue", "count": 2, "seed": 9, "guidance": 1.5}]
+    views: list[dict] = [{}, {}]
+
+    def run(i: int) -> None:
+        views[i] = generate(client, **asks[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for ask, view in zip(asks, views):
+        assert view["state"] == "done" and view["count"] == ask["count"], view
+        want = scarlet_moon.generate(tiny_model, steps=STEPS, **ask)
+        for sprite, img in zip(view["sprites"], want):
+            assert np.array_equal(pixels(sprite), np.asarray(img)), ask
+            assert sprite["settings"]["seed"] == ask["seed"] and sprite["label"] == ask["label"]
+
+
+def test_the_shown_command_reproduces_a_sprite_of_the_batch(client: TestClient, tmp_path: Path):
+    from click.testing import CliRunner
+
+    from cli.main import sm
+
+    sprite = generate(client, label="green", count=5, seed=11)["sprites"][3]
+    args = shlex.split(sprite["command"])
+    assert args[:2] == ["sm", "sample"] and args[-2:] == ["--out", "samples"]
+    out = tmp_path / "cli"
+    res = CliRunner().invoke(sm, args[1:-1] + [str(out)])
+    assert res.exit_code == 0, res.output
+    made = np.asarray(Image.open(out / Path(sprite["file"]).name).convert("RGBA"))
+    assert sprite["file"] == "samples/green_003.png"
+    assert np.array_equal(made, pixels(sprite))
+
+
+def test_inpainting_keeps_the_pixels_outside_the_mask(client: TestClient):
+    base = generate(client, label="red", count=1, seed=2)["sprites"][0]
+    mask = np.zeros((8, 8), int)
+    mask[2:6, 2:6] = 1
+    view = generate(client, label="red", count=2, seed=3, init=base["id"], mask=mask.ravel().tolist())
+    assert view["state"] == "done", view
+    before = pixels(base)
+    for s in view["sprites"]:
+        after = pixels(s)
+        assert np.array_equal(after[mask == 0], before[mask == 0])
+        assert "--mask inputs/" in s["command"] and "--init inputs/" in s["command"]
+
+
+@pytest.mark.parametrize("body, words", [
+    ({"label": "purple"}, ["purple"]),
+    ({"count": 0}, ["count 0", "at least 1"]),
+    ({"steps": "many"}, ["steps"]),
+    ({"sampler": "euler"}, ["sampler", "euler"]),
+    ({"model": "../etc"}, ["model", "available"]),
+    ({"init": "nope"}, ["init", "nope"]),
+    ({"mask": [1, 0]}, ["mask", "64 values"]),
+    ({"colour": 3}, ["colour", "allowed"]),
+])
+def test_bad_generate_requests_get_a_one_line_400_and_the_next_works(client: TestClient, body, words):
+    assert_error(client.post("/api/generate", json={"model": "start", **body}), 400, *words)
+    assert generate(client, label="red", count=1)["state"] == "done"
+
+
+def test_cancel_stops_a_job(client: TestClient):
+    res = client.post("/api/generate", json={"model": "start", "label": "red", "count": 4, "steps": 50})
+    job = res.json()["id"]
+    assert client.post(f"/api/jobs/{job}/cancel").status_code == 200
+    assert wait(client, job)["state"] in ("cancelled", "done")
+    assert client.get("/api/jobs/nope").status_code == 404
+
+
+# ---------------------------------------------------------------------------------------------- uploads
+def png(w: int, h: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), (200, 30, 40)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_uploads_are_checked_before_decoding(client: TestClient, monkeypatch):
+    import PIL.Image
+
+    decoded = []
+    monkeypatch.setattr(PIL.ImageFile.ImageFile, "load", lambda self: decoded.append(self.size) or None)
+    huge = client.post("/api/palettes?name=huge.png", content=png(10_000, 10_000))
+    assert_error(huge, 400, "huge.png", "10000x10000", "at most")
+    assert decoded == []  # refused from the header alone
+    monkeypatch.undo()
+    assert_error(client.post("/api/palettes?name=notes.png", content=b"hello, not a PNG"), 400,
+                 "notes.png", "not a readable image")
+    assert_error(client.post("/api/palettes?name=big.gpl", content=b"x" * (3 << 20)), 400, "bytes")
+    assert_error(client.post("/api/palettes?name=bad.gpl", content=b"not a gimp palette"), 400, "GIMP Palette")
+    ok = client.post("/api/palettes?name=two.hex", content=b"ff0000\n00ff00\n")
+    assert ok.status_code == 200 and ok.json()["colors"] == ["#ff0000", "#00ff00"]
+    view = generate(client, label="red", count=2, palette=ok.json()["id"])
+    colours = {tuple(p[:3]) for s in view["sprites"] for p in pixels(s).reshape(-1, 4) if p[3]}
+    assert colours <= {(255, 0, 0), (0, 255, 0)} and "--palette two.hex" in view["sprites"][0]["command"]
+
+
+# ---------------------------------------------------------------------------------------------- export
+def test_export_zip_holds_the_sheet_atlases_and_commands(client: TestClient):
+    sprites = generate(client, label="blue", count=3, seed=4)["sprites"]
+    body = {"sprites": [s["id"] for s in sprites], "name": "kept", "formats": ["json-hash", "godot3"], "padding": 2}
+    res = client.post("/api/export", json=body)
+    assert res.status_code == 200 and res.headers["content-type"] == "application/zip"
+    z = zipfile.ZipFile(io.BytesIO(res.content))
+    names = set(z.namelist())
+    assert {"kept.png", "kept.json", "kept.tres", "commands.txt", "sprites/blue_000.png"} <= names, names
+    frames = json.loads(z.read("kept.json"))["frames"]
+    assert sorted(frames) == ["blue_000", "blue_001", "blue_002"]
+    assert_error(client.post("/api/export", json={**body, "formats": ["nope"]}), 400, "nope")
+    assert_error(client.post("/api/export", json={**body, "padding": -1}), 400, "padding")
+    assert_error(client.post("/api/export", json={**body, "name": "../x"}), 400, "name")
+    assert client.post("/api/export", json=body).status_code == 200
