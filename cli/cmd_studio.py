@@ -7,6 +7,7 @@ the URL as notebook servers do. The web stack is imported inside the command: `s
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from pathlib import Path
 
@@ -69,7 +70,8 @@ def studio(model: str | None, runs_dir: str, host: str, port: int, token: str | 
         token = new_token()
     sock = bind(host, port)
     url = studio_url(host, sock.getsockname()[1], token)
-    app = create_app(StudioConfig(model=model, runs_dir=Path(runs_dir), token=token, host=host))
+    app = create_app(StudioConfig(model=model, runs_dir=Path(runs_dir), token=token, host=host,
+                                  train_argv=(sys.executable, "-m", "cli.main", "train")))
     echo(f"sm studio: {url}  (Ctrl-C to stop)")
     if not no_browser:
         import webbrowser

@@ -225,3 +225,45 @@ def test_export_zip_holds_the_sheet_atlases_and_commands(client: TestClient):
     assert_error(client.post("/api/export", json={**body, "padding": -1}), 400, "padding")
     assert_error(client.post("/api/export", json={**body, "name": "../x"}), 400, "name")
     assert client.post("/api/export", json=body).status_code == 200
+
+
+# ---------------------------------------------------------------------------------------------- packaging
+def test_sm_help_imports_no_web_stack_and_the_page_ships_as_package_data():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = ("from click.testing import CliRunner\nfrom cli.main import sm\nimport sys, json\n"
+            "r = CliRunner().invoke(sm, ['studio', '--help'])\nassert r.exit_code == 0 and '--no-browser' in r.output\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    mods = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert not mods & {"starlette", "uvicorn", "torch", "mlflow"}
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '"studio/static/*"' in pyproject
+    static = ROOT / "scarlet_moon" / "studio" / "static"
+    assert {p.name for p in static.iterdir()} >= {"index.html", "studio.js", "edit.js", "runs.js", "studio.css"}
+    page = (static / "index.html").read_text()
+    assert "http://" not in page.replace("http://www.w3.org", "") and "https://" not in page  # offline: no CDN
+
+
+def test_the_page_and_its_scripts_are_served(client: TestClient):
+    page = client.get("/")
+    assert page.status_code == 200 and "<canvas id=\"edit-mask\">" in page.text
+    for name in ("studio.js", "edit.js", "runs.js", "studio.css"):
+        assert client.get(f"/static/{name}").status_code == 200
+    assert client.get("/static/../app.py").status_code == 404
+    models = client.get("/api/models").json()["models"]
+    assert models[0]["id"] == "start" and models[0]["labels"] == ["red", "green", "blue"]
+    assert "json-hash" in [f["name"] for f in client.get("/api/formats").json()["formats"]]
+
+
+def test_readme_shows_the_studio_screenshot_and_command():
+    from conftest import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## The studio: `sm studio`", 1)[1].split("\n## ", 1)[0]
+    assert "](docs/studio.png)" in section and "    sm studio" in section
+    with Image.open(ROOT / "docs" / "studio.png") as im:
+        assert im.format == "PNG" and im.size[0] >= 800

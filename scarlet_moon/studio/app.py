@@ -9,7 +9,10 @@
     POST /api/jobs/{id}/cancel
     POST /api/palettes?name=F    the raw file -> {"id", "name", "colors"}
     POST /api/export             kept sprite ids + packing options -> a zip (studio.export)
-    GET  /api/runs               training runs of the runs folder (studio.runs)
+    GET  /api/runs               training runs of the runs folder (studio.runs), live ones too
+    GET  /api/runs/{name}/grid.png   a run's latest sample grid
+    POST /api/train              sprites + model + time -> a fine-tuning run (studio.training)
+    POST /api/runs/{name}/stop   Ctrl-C to a run this studio started
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from scarlet_moon.studio.models import ModelShelf
 from scarlet_moon.studio.security import Guard
 from scarlet_moon.studio.settings import command_line, file_of, input_files, parse_generate, sample_command, settings_of
 from scarlet_moon.studio.store import Palette, SpriteRecord, Store, new_id
+from scarlet_moon.studio.training import MAX_TOTAL_BYTES, Trainer
 from scarlet_moon.studio.uploads import MAX_UPLOAD_BYTES, read_palette_upload, upload_name
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -46,6 +50,7 @@ class StudioConfig:
     runs_dir: Path             # where training runs are found
     token: str | None          # required on every request when set
     host: str = "127.0.0.1"    # the bound address: a loopback one checks the Host header
+    train_argv: tuple[str, ...] | None = None  # how to run `sm train` (None: the studio starts no training)
 
 
 class NotFound(Exception):
@@ -66,9 +71,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def read_json(request: Request) -> Any:
+async def read_json(request: Request, limit: int = MAX_JSON_BYTES) -> Any:
     try:
-        return json.loads(await read_body(request, MAX_JSON_BYTES))
+        return json.loads(await read_body(request, limit))
     except (ValueError, UnicodeDecodeError):
         raise BadInput("the request body is not JSON") from None
 
@@ -89,6 +94,7 @@ class Studio:
         self.shelf = ModelShelf(config.model, config.runs_dir)
         self.store = Store()
         self.jobs = JobQueue(self.shelf)
+        self.trainer = Trainer(config.runs_dir, None if config.train_argv is None else list(config.train_argv))
 
     async def page(self, request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
@@ -157,7 +163,18 @@ class Studio:
     async def runs(self, request: Request) -> Response:
         from scarlet_moon.studio.runs import list_runs
 
-        return JSONResponse({"runs": list_runs(self.config.runs_dir)})
+        live = self.trainer.views()
+        runs = [{**r, **live.pop(r["name"], {})} for r in list_runs(self.config.runs_dir)]
+        runs += [{"name": n, "model": False, "grid_step": None, "status": None, "loss": [], **v} for n, v in live.items()]
+        return JSONResponse({"runs": runs, "runs_dir": str(self.config.runs_dir),
+                             "can_train": self.config.train_argv is not None})
+
+    async def train(self, request: Request) -> Response:
+        body = await read_json(request, limit=MAX_TOTAL_BYTES * 4 // 3 + MAX_JSON_BYTES)  # base64 + the rest
+        return JSONResponse(self.trainer.start(body, self.shelf).view(), status_code=202)
+
+    async def stop(self, request: Request) -> Response:
+        return JSONResponse(self.trainer.stop(request.path_params["name"]).view())
 
     async def run_grid(self, request: Request) -> Response:
         from scarlet_moon.studio.runs import latest_grid
@@ -189,12 +206,14 @@ def create_app(config: StudioConfig) -> Starlette:
         Route("/api/jobs/{job}", s.job_view), Route("/api/jobs/{job}/cancel", s.cancel, methods=["POST"]),
         Route("/api/palettes", s.palette, methods=["POST"]), Route("/api/export", s.export, methods=["POST"]),
         Route("/api/runs", s.runs), Route("/api/runs/{name}/grid.png", s.run_grid),
+        Route("/api/train", s.train, methods=["POST"]), Route("/api/runs/{name}/stop", s.stop, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         s.jobs.close()
+        s.trainer.close()
 
     app = Starlette(routes=routes, exception_handlers={BadInput: _bad_input, NotFound: _not_found,
                                                        ScarletError: _failed}, lifespan=lifespan)
