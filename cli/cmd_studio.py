@@ -7,13 +7,13 @@ the URL as notebook servers do. The web stack is imported inside the command: `s
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 from pathlib import Path
 
 import click
 
 from cli.console import echo
+from cli.studio_commands import sample_command, train_argv
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -71,7 +71,7 @@ def studio(model: str | None, runs_dir: str, host: str, port: int, token: str | 
     sock = bind(host, port)
     url = studio_url(host, sock.getsockname()[1], token)
     app = create_app(StudioConfig(model=model, runs_dir=Path(runs_dir), token=token, host=host,
-                                  train_argv=(sys.executable, "-m", "cli.main", "train")))
+                                  command=sample_command, train_command=train_argv))
     echo(f"sm studio: {url}  (Ctrl-C to stop)")
     if not no_browser:
         import webbrowser

@@ -29,7 +29,9 @@ STEPS = 4
 
 @pytest.fixture
 def client(tiny_model: Path, tmp_path: Path):
-    app = create_app(StudioConfig(model=str(tiny_model), runs_dir=tmp_path / "runs", token=None))
+    from cli.studio_commands import sample_command
+
+    app = create_app(StudioConfig(model=str(tiny_model), runs_dir=tmp_path / "runs", token=None, command=sample_command))
     with TestClient(app, base_url=BASE) as c:
         yield c
 
@@ -145,6 +147,17 @@ def test_the_shown_command_reproduces_a_sprite_of_the_batch(client: TestClient, 
     made = np.asarray(Image.open(out / Path(sprite["file"]).name).convert("RGBA"))
     assert sprite["file"] == "samples/green_003.png"
     assert np.array_equal(made, pixels(sprite))
+
+
+def test_without_the_cli_a_sprite_shows_the_python_call_that_makes_it(tiny_model: Path, tmp_path: Path):
+    import scarlet_moon
+
+    app = create_app(StudioConfig(model=str(tiny_model), runs_dir=tmp_path, token=None))
+    with TestClient(app, base_url=BASE) as c:
+        sprite = generate(c, label="blue", count=3, seed=6, guidance=1.5)["sprites"][2]
+    call = sprite["command"]
+    assert call.startswith("scarlet_moon.generate(model=") and call.endswith("[2]")
+    assert np.array_equal(np.asarray(eval(call, {"scarlet_moon": scarlet_moon})), pixels(sprite))
 
 
 def test_inpainting_keeps_the_pixels_outside_the_mask(client: TestClient):
@@ -267,3 +280,19 @@ def test_readme_shows_the_studio_screenshot_and_command():
     assert "](docs/studio.png)" in section and "    sm studio" in section
     with Image.open(ROOT / "docs" / "studio.png") as im:
         assert im.format == "PNG" and im.size[0] >= 800
+
+
+def test_commands_take_their_flags_from_the_click_commands():
+    from cli.cmd_sample import sample
+    from cli.cmd_train import train
+    from cli.studio_commands import argv_of, train_argv
+
+    args = argv_of(sample, {"model": None, "label": "hero", "seed": 3, "guidance": 2.0, "snap_palette": False,
+                            "colors": 6, "init": "inputs/j1_init.png", "strength": 0.5, "tileable": True,
+                            "out": "samples"})
+    assert args == ["--label", "hero", "--seed", "3", "--guidance", "2.0", "--no-snap", "--colors", "6",
+                    "--init", "inputs/j1_init.png", "--strength", "0.5", "--tileable", "--out", "samples"]
+    assert argv_of(sample, {"snap_palette": True, "tileable": False}) == []
+    argv = train_argv({"data": "d", "init_from": "bundled", "time": "5m", "runs_dir": "r", "name": "n"})
+    assert argv[-10:] == ["--data", "d", "--init-from", "bundled", "--time", "5m", "--runs-dir", "r", "--name", "n"]
+    assert train.name == "train"

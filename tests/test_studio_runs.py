@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import sys
 import time
 from pathlib import Path
 
@@ -40,9 +39,11 @@ def test_a_fine_tuning_run_started_from_the_studio_shows_its_loss_and_grid(tiny_
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     for k in [k for k in __import__("os").environ if k.startswith(("MLFLOW_", "WANDB_"))]:
         monkeypatch.delenv(k)
+    from cli.studio_commands import sample_command, train_argv
+
     runs = tmp_path / "runs"
-    app = create_app(StudioConfig(model=str(tiny_model), runs_dir=runs, token=None,
-                                  train_argv=(sys.executable, "-m", "cli.main", "train")))
+    app = create_app(StudioConfig(model=str(tiny_model), runs_dir=runs, token=None, command=sample_command,
+                                  train_command=train_argv))
     files = sprite_files()
     with TestClient(app, base_url="http://127.0.0.1:7860") as c:
         for body, words in [({"name": "../x"}, "name"), ({"time": "soon"}, "time 'soon'"),

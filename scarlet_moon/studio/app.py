@@ -22,7 +22,7 @@ import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import numpy as np
 from starlette.applications import Starlette
@@ -35,7 +35,7 @@ from scarlet_moon.errors import BadInput, ScarletError
 from scarlet_moon.studio.jobs import Job, JobQueue
 from scarlet_moon.studio.models import ModelShelf
 from scarlet_moon.studio.security import Guard
-from scarlet_moon.studio.settings import command_line, file_of, input_files, parse_generate, sample_command, settings_of
+from scarlet_moon.studio.settings import file_of, input_files, parse_generate, python_call, sample_params, settings_of
 from scarlet_moon.studio.store import Palette, SpriteRecord, Store, new_id
 from scarlet_moon.studio.training import MAX_TOTAL_BYTES, Trainer
 from scarlet_moon.studio.uploads import MAX_UPLOAD_BYTES, read_palette_upload, upload_name
@@ -50,7 +50,10 @@ class StudioConfig:
     runs_dir: Path             # where training runs are found
     token: str | None          # required on every request when set
     host: str = "127.0.0.1"    # the bound address: a loopback one checks the Host header
-    train_argv: tuple[str, ...] | None = None  # how to run `sm train` (None: the studio starts no training)
+    # (generate's parameters, sprite index) -> the line shown to make a sprite again; None: the Python call
+    command: Callable[[dict[str, Any], int], str] | None = None
+    # train's parameters -> the argv of a training process; None: the studio starts no training
+    train_command: Callable[[dict[str, Any]], list[str]] | None = None
 
 
 class NotFound(Exception):
@@ -94,7 +97,7 @@ class Studio:
         self.shelf = ModelShelf(config.model, config.runs_dir)
         self.store = Store()
         self.jobs = JobQueue(self.shelf)
-        self.trainer = Trainer(config.runs_dir, None if config.train_argv is None else list(config.train_argv))
+        self.trainer = Trainer(config.runs_dir, config.train_command)
 
     async def page(self, request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
@@ -116,11 +119,12 @@ class Studio:
     def publish(self, job: Job, start: int, images: np.ndarray) -> list[dict[str, Any]]:
         """Sprites of a finished chunk -> store records + their JSON for the page."""
         spec, out = job.spec, []
-        command = command_line(sample_command(spec, job.id))
+        params, render = sample_params(spec, job.id), self.config.command or python_call
         init_file, mask_file = input_files(job.id)
         settings = settings_of(spec)
         for i, rgba in enumerate(images):
             index = start + i
+            command = render(params, index)
             rec = SpriteRecord(f"{job.id}-{index}", rgba, spec.label, {**settings, "index": index}, command,
                                file_of(spec, index), spec.init, spec.mask,
                                {"init_file": init_file, "mask_file": mask_file})
@@ -167,7 +171,7 @@ class Studio:
         runs = [{**r, **live.pop(r["name"], {})} for r in list_runs(self.config.runs_dir)]
         runs += [{"name": n, "model": False, "grid_step": None, "status": None, "loss": [], **v} for n, v in live.items()]
         return JSONResponse({"runs": runs, "runs_dir": str(self.config.runs_dir),
-                             "can_train": self.config.train_argv is not None})
+                             "can_train": self.config.train_command is not None})
 
     async def train(self, request: Request) -> Response:
         body = await read_json(request, limit=MAX_TOTAL_BYTES * 4 // 3 + MAX_JSON_BYTES)  # base64 + the rest

@@ -22,12 +22,13 @@ RUN_MODEL = "model.safetensors"
 
 @dataclass(frozen=True)
 class ModelRef:
-    """One model: its id, the path `sm sample --model` takes (None: bundled), and a display name."""
+    """One model: its id, its path (None: bundled), a display name, and the `model` value that names it
+    in a command (None: the bundled default)."""
 
     id: str
     path: Path | None
     name: str
-    flag: str | None  # the --model value of the equivalent command (None: the bundled default)
+    source: str | None
 
 
 class ModelShelf:

@@ -8,7 +8,6 @@ and the equivalent `sm sample` command of each sprite it makes.
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -128,26 +127,26 @@ def input_files(job_id: str) -> tuple[str, str]:
     return f"inputs/{job_id}_init.png", f"inputs/{job_id}_mask.png"
 
 
-def sample_command(spec: GenerateSpec, job_id: str) -> list[str]:
-    """The `sm sample` arguments that make this request's sprites (sprite i: file_of(spec, i))."""
+def sample_params(spec: GenerateSpec, job_id: str) -> dict[str, Any]:
+    """What regenerates this request's sprites, as scarlet_moon.generate's parameters (None: left out);
+    `out`: the folder `sm sample` writes to (sprite i becomes file_of(spec, i) there)."""
     st = settings_of(spec)
-    cmd = ["sm", "sample"] + (["--model", spec.ref.flag] if spec.ref.flag else [])
-    cmd += ["--label", spec.label, "--count", str(spec.count), "--seed", str(spec.req.seed), "--sampler", st["sampler"],
-            "--steps", str(st["steps"]), "--guidance", repr(st["guidance"])]
-    if spec.palette is not None:
-        cmd += ["--palette", spec.palette.name]
-    elif not spec.snap:
-        cmd.append("--no-snap")
-    if st["colors"] is not None:
-        cmd += ["--colors", str(st["colors"])]
     init_file, mask_file = input_files(job_id)
-    if spec.init is not None:
-        cmd += ["--init", init_file, "--strength", repr(st["strength"])]
-    if spec.mask is not None:
-        cmd += ["--mask", mask_file]
-    if st["tileable"]:
-        cmd.append("--tileable")
-    return cmd + ["--out", OUT]
+    return {"model": spec.ref.source, "label": spec.label, "count": spec.count, "seed": spec.req.seed,
+            "sampler": st["sampler"], "steps": st["steps"], "guidance": st["guidance"],
+            "palette": spec.palette.name if spec.palette else None, "snap_palette": spec.snap,
+            "colors": st["colors"], "init": init_file if spec.init is not None else None,
+            "strength": st["strength"] if spec.init is not None else None,
+            "mask": mask_file if spec.mask is not None else None, "tileable": st["tileable"], "out": OUT}
+
+
+def python_call(params: dict[str, Any], index: int) -> str:
+    """The scarlet_moon.generate call whose `index`-th image is the sprite (the studio's default way
+    to show how a sprite is made again)."""
+    defaults = {"snap_palette": True, "tileable": False}
+    args = ", ".join(f"{k}={v!r}" for k, v in params.items()
+                     if v is not None and k != "out" and defaults.get(k, object()) != v)
+    return f"scarlet_moon.generate({args})[{index}]"
 
 
 def file_of(spec: GenerateSpec, index: int) -> str:
@@ -158,5 +157,3 @@ def file_of(spec: GenerateSpec, index: int) -> str:
     return f"{OUT}/{stem}_{index:03d}.png"
 
 
-def command_line(args: list[str]) -> str:
-    return shlex.join(args)

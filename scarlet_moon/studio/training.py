@@ -6,7 +6,7 @@ process, tracked like any run (its loss curve and grids show in the Runs panel a
      "files": [{"path": "hero/knight.png", "data": "<base64>"}, ...]}
 
 The data goes to <runs>/.studio-data/<name>/<label>/<file>.png: every path part is checked, nothing
-outside the runs folder is written. The command line comes from the CLI (StudioConfig.train_argv).
+outside the runs folder is written. The command line comes from the CLI (StudioConfig.train_command).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from scarlet_moon.errors import BadInput, arg
 from scarlet_moon.studio.models import ModelShelf
@@ -85,13 +85,13 @@ def _time(value: object) -> str:
 class Trainer:
     """Fine-tuning child processes by run name."""
 
-    def __init__(self, runs_dir: Path, train_argv: list[str] | None) -> None:
-        self.runs_dir, self.train_argv = runs_dir, train_argv
+    def __init__(self, runs_dir: Path, train_command: Callable[[dict[str, Any]], list[str]] | None) -> None:
+        self.runs_dir, self.train_command = runs_dir, train_command
         self.runs: dict[str, Training] = {}
         self._lock = threading.Lock()
 
     def start(self, body: object, shelf: ModelShelf) -> Training:
-        if self.train_argv is None:
+        if self.train_command is None:
             raise BadInput("this studio cannot start training (started without a trainer)")
         if not isinstance(body, dict) or set(body) - {"name", "model", "time", "files"}:
             raise BadInput("expected a JSON object with name, model, time, files")
@@ -108,8 +108,8 @@ class Trainer:
                 (data / label).mkdir(parents=True, exist_ok=True)
                 (data / label / fname).write_bytes(content)
             log = self.runs_dir / DATA / f"{name}.log"
-            argv = [*self.train_argv, "--data", str(data), "--init-from", str(ref.path or "bundled"),
-                    "--time", duration, "--runs-dir", str(self.runs_dir), "--name", name]
+            argv = self.train_command({"data": str(data), "init_from": str(ref.path or "bundled"), "time": duration,
+                                       "runs_dir": str(self.runs_dir), "name": name})
             with open(log, "wb") as out:
                 proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             self.runs[name] = Training(name, proc, log)
