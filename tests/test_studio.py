@@ -108,6 +108,16 @@ def test_cli_generates_a_token_for_a_non_loopback_host(monkeypatch):
     assert res.exit_code == 0 and "token" not in res.output
     bad = CliRunner().invoke(sm, ["studio", "--token", "short", "--no-browser"])
     assert bad.exit_code == 2 and "--token" in bad.output
+    bad = CliRunner().invoke(sm, ["studio", "--model", "nope.safetensors", "--no-browser"])
+    assert bad.exit_code == 2 and "nope.safetensors" in bad.output and "Traceback" not in bad.output
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        busy = CliRunner().invoke(sm, ["studio", "--port", str(port), "--no-browser"])
+    assert busy.exit_code == 2 and busy.output.startswith(f"error: --port {port} on '127.0.0.1' cannot be used")
 
 
 # ---------------------------------------------------------------------------------------------- generation

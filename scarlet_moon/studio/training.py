@@ -17,10 +17,12 @@ import re
 import signal
 import subprocess
 import threading
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from scarlet_moon.atomic import atomic_write_bytes
 from scarlet_moon.errors import BadInput, arg
 from scarlet_moon.studio.models import ModelShelf
 from scarlet_moon.studio.uploads import MAX_UPLOAD_BYTES, check_image_header
@@ -35,14 +37,21 @@ LOG_TAIL = 20
 
 @dataclass
 class Training:
+    """A child `sm train` and the last lines of its output (read by a thread: nothing is written for it)."""
+
     name: str
     proc: subprocess.Popen
-    log: Path
+    log: deque = field(default_factory=lambda: deque(maxlen=LOG_TAIL))
+
+    def follow(self) -> None:
+        assert self.proc.stdout is not None
+        for line in iter(self.proc.stdout.readline, b""):
+            self.log.append(line.decode("utf-8", "replace").rstrip())
+        self.proc.stdout.close()
 
     def view(self) -> dict[str, Any]:
-        lines = self.log.read_text(errors="replace").splitlines() if self.log.is_file() else []
-        return {"name": self.name, "live": self.proc.poll() is None, "returncode": self.proc.poll(),
-                "log": lines[-LOG_TAIL:]}
+        code = self.proc.poll()
+        return {"name": self.name, "live": code is None, "returncode": code, "log": list(self.log)}
 
 
 def _files(value: object) -> list[tuple[str, str, bytes]]:
@@ -106,14 +115,13 @@ class Trainer:
             data = self.runs_dir / DATA / name
             for label, fname, content in files:
                 (data / label).mkdir(parents=True, exist_ok=True)
-                (data / label / fname).write_bytes(content)
-            log = self.runs_dir / DATA / f"{name}.log"
+                atomic_write_bytes(data / label / fname, content)
             argv = self.train_command({"data": str(data), "init_from": str(ref.path or "bundled"), "time": duration,
                                        "runs_dir": str(self.runs_dir), "name": name})
-            with open(log, "wb") as out:
-                proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            self.runs[name] = Training(name, proc, log)
-            return self.runs[name]
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            t = self.runs[name] = Training(name, proc)
+            threading.Thread(target=t.follow, name=f"train-log-{name}", daemon=True).start()
+            return t
 
     def views(self) -> dict[str, dict[str, Any]]:
         with self._lock:
