@@ -23,30 +23,33 @@ const out = { ok: false, logs: [], errors: {} };
 const idle = (page) => page.waitForFunction(() => window.studio.state.busy === false &&
   window.studio.state.job && !['queued', 'running'].includes(window.studio.state.job.state), null, { timeout: TIMEOUT });
 
-async function run(page) {
-  const S = () => page.evaluate(() => {
-    const s = window.studio.state;
-    return { batch: s.batch, kept: s.kept, job: s.job && { state: s.job.state, error: s.job.error },
-             sprites: Object.fromEntries(s.batch.concat(s.kept).map((id) => [id, s.sprites[id]])) };
-  });
+const snapshot = (page) => page.evaluate(() => {
+  const s = window.studio.state;
+  return { batch: s.batch, kept: s.kept, job: s.job && { state: s.job.state, error: s.job.error },
+           sprites: Object.fromEntries(s.batch.concat(s.kept).map((id) => [id, s.sprites[id]])) };
+});
+const batchOf = (st) => st.batch.map((id) => st.sprites[id]);
+const setRange = (page, sel, value) => page.$eval(sel, (el, v) => { el.value = v; el.dispatchEvent(new Event('input')); },
+                                                  value);
+
+async function generateAndKeep(page) {
   await page.goto(spec.url);
   await page.waitForFunction(() => window.studio && window.studio.state.loaded === true, null, { timeout: 60000 });
-  // 1. generate 16 hero sprites
   await page.selectOption('#label', 'hero');
   await page.fill('#count', '16');
   await page.fill('#seed', '7');
   await page.fill('#steps', String(spec.steps));
   await page.click('#generate');
-  await page.waitForFunction(() => window.studio.state.busy === true || window.studio.state.job !== null);
   await idle(page);
-  let st = await S();
-  out.batch = st.batch.map((id) => st.sprites[id]);
-  // 2. keep 4 (clicks on the grid's canvases), then edit the first kept
-  for (let i = 0; i < 4; i++) await page.click(`#grid canvas >> nth=${i * 3}`);
-  await page.click('#kept canvas >> nth=0');
-  st = await S();
+  out.batch = batchOf(await snapshot(page));
+  for (let i = 0; i < 4; i++) await page.click(`#grid canvas >> nth=${i * 3}`); // keep 4
+  await page.click('#kept canvas >> nth=0'); // edit the first kept
+  const st = await snapshot(page);
   out.kept = st.kept.map((id) => st.sprites[id]);
-  // 3. paint a mask (a brush stroke across the middle, size 3); the screenshot: 16 heroes, 4 kept, the mask
+}
+
+async function paintVaryInpaint(page) {
+  // a brush stroke across the middle (size 3); the screenshot: 16 heroes, 4 kept, the mask on the first
   await page.fill('#brush', '3');
   const box = await page.locator('#edit-mask').boundingBox();
   await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.45);
@@ -54,20 +57,20 @@ async function run(page) {
   await page.mouse.move(box.x + box.width * 0.7, box.y + box.height * 0.55, { steps: 12 });
   await page.mouse.up();
   out.mask = await page.evaluate(() => Array.from(window.studioEdit.edit.mask));
-  await page.$eval('#zoom', (el) => { el.value = '6'; el.dispatchEvent(new Event('input')); });
+  await setRange(page, '#zoom', '6');
   await page.screenshot({ path: spec.screenshot });
-  // 4. variations at strength 0.5, then inpaint the painted mask
-  await page.$eval('#strength', (el) => { el.value = '0.5'; el.dispatchEvent(new Event('input')); });
+  await setRange(page, '#strength', '0.5');
   await page.click('#variations');
   await idle(page);
-  st = await S();
-  out.variations = st.batch.map((id) => st.sprites[id]);
+  out.variations = batchOf(await snapshot(page));
   await page.click('#inpaint');
   await idle(page);
-  st = await S();
-  out.inpainted = st.batch.map((id) => st.sprites[id]);
+  out.inpainted = batchOf(await snapshot(page));
   await page.click('#grid canvas >> nth=0'); // keep one inpainted sprite too
-  // 5. bad requests: the message shows in the page, the next request still works
+}
+
+async function badRequests(page) {
+  // each message shows in the page; the next request still works
   const shown = async () => (await page.isVisible('#error')) ? page.textContent('#error-text') : null;
   await page.fill('#count', '0');
   await page.click('#generate');
@@ -84,18 +87,26 @@ async function run(page) {
   out.errors.huge = await shown();
   await page.click('#generate');
   await idle(page);
-  st = await S();
+  const st = await snapshot(page);
   out.after_errors = { state: st.job.state, count: st.batch.length, error_hidden: !(await page.isVisible('#error')) };
-  // 6. export the kept set (the real download of the page)
+}
+
+async function exportAndRuns(page) {
   const [download] = await Promise.all([page.waitForEvent('download', { timeout: TIMEOUT }), page.click('#export')]);
   out.zip = join(spec.out, download.suggestedFilename());
   await download.saveAs(out.zip);
-  st = await S();
+  const st = await snapshot(page);
   out.exported = st.kept.map((id) => st.sprites[id]);
-  // 7. the Runs tab (an empty runs folder here: it says how to make one)
-  await page.click('nav .tab[data-tab=runs]');
+  await page.click('nav .tab[data-tab=runs]'); // an empty runs folder here: it says how to make one
   await page.waitForFunction(() => document.getElementById('runs').textContent.length > 0);
   out.runs_text = await page.textContent('#runs');
+}
+
+async function run(page) {
+  await generateAndKeep(page);
+  await paintVaryInpaint(page);
+  await badRequests(page);
+  await exportAndRuns(page);
   out.ok = true;
 }
 
