@@ -306,3 +306,26 @@ def test_commands_take_their_flags_from_the_click_commands():
     argv = train_argv({"data": "d", "init_from": "bundled", "time": "5m", "runs_dir": "r", "name": "n"})
     assert argv[-10:] == ["--data", "d", "--init-from", "bundled", "--time", "5m", "--runs-dir", "r", "--name", "n"]
     assert train.name == "train"
+
+
+def test_an_edited_sprite_is_made_again_from_the_exported_zip(client: TestClient, tmp_path: Path, monkeypatch):
+    from click.testing import CliRunner
+
+    from cli.main import sm
+
+    base = generate(client, label="red", count=1, seed=2)["sprites"][0]
+    mask = np.zeros((8, 8), int)
+    mask[1:5, 3:7] = 1
+    edited = generate(client, label="red", count=3, seed=8, init=base["id"], mask=mask.ravel().tolist(),
+                      strength=0.9)["sprites"][1]
+    res = client.post("/api/export", json={"sprites": [base["id"], edited["id"]], "name": "set"})
+    folder = tmp_path / "unzipped"
+    zipfile.ZipFile(io.BytesIO(res.content)).extractall(folder)
+    text = (folder / "commands.txt").read_text()
+    assert f"# red_001: written as {edited['file']}\n{edited['command']}\n" in text
+    monkeypatch.chdir(folder)  # the command names inputs/<job>_init.png and _mask.png, as the zip holds them
+    result = CliRunner().invoke(sm, shlex.split(edited["command"])[1:])
+    assert result.exit_code == 0, result.output
+    made = np.asarray(Image.open(folder / edited["file"]).convert("RGBA"))
+    assert np.array_equal(made, pixels(edited))
+    assert np.array_equal(made, np.asarray(Image.open(folder / "sprites" / "red_001.png").convert("RGBA")))
