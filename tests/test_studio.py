@@ -143,6 +143,31 @@ def test_two_generate_requests_at_once_both_match_the_library(client: TestClient
             assert sprite["settings"]["seed"] == ask["seed"] and sprite["label"] == ask["label"]
 
 
+def test_jobs_of_a_model_run_one_at_a_time_and_a_full_queue_is_refused(client: TestClient, monkeypatch):
+    from conftest import HANG
+    from scarlet_moon.studio import jobs
+
+    gate, real = threading.Event(), jobs.JobQueue._run
+
+    def held(self, job):  # the first job holds the model's worker until the test lets it go
+        gate.wait(HANG)
+        real(self, job)
+
+    monkeypatch.setattr(jobs.JobQueue, "_run", held)
+    monkeypatch.setattr(jobs, "MAX_WAITING", 2)
+    ask = {"model": "start", "label": "red", "count": 1, "steps": STEPS}
+    first = client.post("/api/generate", json=ask).json()["id"]
+    while client.get(f"/api/jobs/{first}").json()["state"] != "running":
+        time.sleep(0.05)
+    waiting = [client.post("/api/generate", json={**ask, "seed": s}).json() for s in (1, 2)]
+    assert [w["state"] for w in waiting] == ["queued", "queued"] and [w["ahead"] for w in waiting] == [1, 2]
+    assert_error(client.post("/api/generate", json=ask), 429, "2 jobs already wait", "'start'")
+    gate.set()
+    views = [wait(client, j) for j in [first] + [w["id"] for w in waiting]]
+    assert [v["state"] for v in views] == ["done"] * 3 and all(v["ahead"] == 0 for v in views)
+    assert generate(client, label="red", count=1)["state"] == "done"
+
+
 def test_the_shown_command_reproduces_a_sprite_of_the_batch(client: TestClient, tmp_path: Path):
     from click.testing import CliRunner
 

@@ -141,6 +141,7 @@ def test_exported_zip_loads_in_phaser(session, tmp_path):
     for name, px in src.items():
         assert np.array_equal(np.asarray(Image.open(d / "sprites" / f"{name}.png").convert("RGBA")), px)
     assert "sm sample --label hero" in (d / "commands.txt").read_text()
+    assert session["kept_after_unkeep"] == [4, None, 4]
     spec = tmp_path / "jobs.json"
     spec.write_text(json.dumps({"chromium": chromium_path(), "jobs": [
         {"id": "studio-zip", "page": "phaser_page.html", "assets": str(d),

@@ -32,7 +32,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from scarlet_moon.errors import BadInput, ScarletError
-from scarlet_moon.studio.jobs import Job, JobQueue
+from scarlet_moon.studio.jobs import Busy, Job, JobQueue
 from scarlet_moon.studio.models import ModelShelf
 from scarlet_moon.studio.security import Guard
 from scarlet_moon.studio.settings import file_of, input_files, parse_generate, python_call, sample_params, settings_of
@@ -114,7 +114,7 @@ class Studio:
     async def generate(self, request: Request) -> Response:
         spec = parse_generate(await read_json(request), self.shelf, self.store)
         job = self.jobs.submit(spec, self.publish)
-        return JSONResponse(job.view(), status_code=202)
+        return JSONResponse({**job.view(), "ahead": self.jobs.ahead(job)}, status_code=202)
 
     def publish(self, job: Job, start: int, images: np.ndarray) -> list[dict[str, Any]]:
         """Sprites of a finished chunk -> store records + their JSON for the page."""
@@ -143,7 +143,8 @@ class Studio:
         since = request.query_params.get("since", "0")
         if not since.isdigit():
             raise BadInput(f"since {since[:20]!r}: expected a whole number >= 0")
-        return JSONResponse(self.job(request).view(int(since)))
+        job = self.job(request)
+        return JSONResponse({**job.view(int(since)), "ahead": self.jobs.ahead(job)})
 
     async def cancel(self, request: Request) -> Response:
         job = self.job(request)
@@ -197,6 +198,10 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=404)
 
 
+async def _busy(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": str(exc)}, status_code=429)
+
+
 async def _failed(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": " ".join(str(exc).split("\n"))}, status_code=500)
 
@@ -219,7 +224,7 @@ def create_app(config: StudioConfig) -> Starlette:
         s.jobs.close()
         s.trainer.close()
 
-    app = Starlette(routes=routes, exception_handlers={BadInput: _bad_input, NotFound: _not_found,
+    app = Starlette(routes=routes, exception_handlers={BadInput: _bad_input, NotFound: _not_found, Busy: _busy,
                                                        ScarletError: _failed}, lifespan=lifespan)
     app.state.studio = s
     app.add_middleware(Guard, token=config.token, host=config.host)

@@ -22,6 +22,11 @@ from scarlet_moon.studio.store import new_id
 
 log = logging.getLogger(__name__)
 MAX_JOBS_HELD = 500
+MAX_WAITING = 16  # queued jobs per model; more are refused (429) until some finish
+
+
+class Busy(ScarletError):
+    """Too many jobs wait for this model already."""
 
 
 class Cancelled(Exception):
@@ -60,6 +65,8 @@ class JobQueue:
     def submit(self, spec: GenerateSpec, on_sprites: Callable[[Job, int, np.ndarray], list[dict[str, Any]]]) -> Job:
         job = Job(new_id("j"), spec, on_sprites)
         with self._lock:
+            if sum(j.state == "queued" and j.spec.ref.id == spec.ref.id for j in self.jobs.values()) >= MAX_WAITING:
+                raise Busy(f"{MAX_WAITING} jobs already wait for model {spec.ref.id!r}; cancel one or wait")
             self.jobs[job.id] = job
             for old in [j for j in self.jobs.values() if j.state in ("done", "cancelled", "failed")]:
                 if len(self.jobs) <= MAX_JOBS_HELD:
@@ -73,6 +80,12 @@ class JobQueue:
                 t.start()
         q.put(job)
         return job
+
+    def ahead(self, job: Job) -> int:
+        """Jobs of the same model that run or wait before `job` (dicts keep insertion order)."""
+        with self._lock:
+            order = [j for j in self.jobs.values() if j.spec.ref.id == job.spec.ref.id]
+        return sum(j.state in ("queued", "running") for j in order[:order.index(job)]) if job in order else 0
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:

@@ -97,6 +97,10 @@ async function exportAndRuns(page) {
   await download.saveAs(out.zip);
   const st = await snapshot(page);
   out.exported = st.kept.map((id) => st.sprites[id]);
+  await page.click('#kept canvas >> nth=4'); // the inpainted one, edited then removed from the kept set
+  await page.click('#unkeep');
+  out.kept_after_unkeep = await page.evaluate(() => [window.studio.state.kept.length, window.studio.state.selected,
+                                                      document.querySelectorAll('#kept canvas').length]);
   await page.click('nav .tab[data-tab=runs]'); // an empty runs folder here: it says how to make one
   await page.waitForFunction(() => document.getElementById('runs').textContent.length > 0);
   out.runs_text = await page.textContent('#runs');

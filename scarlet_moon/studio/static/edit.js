@@ -100,6 +100,7 @@
     $('strength').addEventListener('input', () => {
       $('strength-value').textContent = Number($('strength').value).toFixed(2);
     });
+    $('unkeep').addEventListener('click', () => { if (state.selected) window.studio.toggleKeep(state.selected); });
     $('variations').addEventListener('click', variations);
     $('inpaint').addEventListener('click', inpaint);
     $('copy').addEventListener('click', () => {

@@ -163,7 +163,8 @@ async function runJob(body) {
       view.sprites.forEach(addToGrid);
       seen += view.sprites.length;
       $('progress').value = view.total ? view.done / view.total : 0;
-      $('status').textContent = `${view.state} · ${seen}/${view.total} sprites`;
+      const wait = view.state === 'queued' && view.ahead ? ` behind ${view.ahead} job(s)` : '';
+      $('status').textContent = `${view.state}${wait} · ${seen}/${view.total} sprites`;
       if (!['queued', 'running'].includes(view.state)) break;
       await sleep(250);
       view = await (await api(`/api/jobs/${view.id}?since=${seen}`)).json();
@@ -226,6 +227,6 @@ function wire() {
   for (const t of document.querySelectorAll('nav .tab')) t.addEventListener('click', () => switchTab(t.dataset.tab));
 }
 
-window.studio = { state, api, runJob, renderKept, showError, clearError, generateSettings, spriteCanvas };
+window.studio = { state, api, runJob, renderKept, toggleKeep, showError, clearError, generateSettings, spriteCanvas };
 wire();
 state.ready = loadModels().then(() => { applyZoom(); state.loaded = true; }).catch(() => {});
