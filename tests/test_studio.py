@@ -124,7 +124,8 @@ def test_cli_generates_a_token_for_a_non_loopback_host(monkeypatch):
 def test_two_generate_requests_at_once_both_match_the_library(client: TestClient, tiny_model: Path):
     import scarlet_moon
 
-    asks = [{"label": "red", "count": 3, "seed": 5}, {"label": "blue", "count": 2, "seed": 9, "guidance": 1.5}]
+    asks = [{"label": "red", "count": 3, "seed": 5},
+            {"label": "blue", "count": 2, "seed": 9, "guidance": 1.5, "tileable": True, "colors": 3}]
     views: list[dict] = [{}, {}]
 
     def run(i: int) -> None:

@@ -128,7 +128,7 @@ function generateSettings() {
   return {
     model: state.model.id, label: $('label').value, count: numberOrNull('count'), seed: numberOrNull('seed'),
     sampler: $('sampler').value, steps: numberOrNull('steps'), guidance: numberOrNull('guidance'),
-    palette: $('palette').value, colors: numberOrNull('colors'),
+    palette: $('palette').value, colors: numberOrNull('colors'), tileable: $('tileable').checked,
   };
 }
 
