@@ -224,11 +224,41 @@ def test_bad_generate_requests_get_a_one_line_400_and_the_next_works(client: Tes
     assert generate(client, label="red", count=1)["state"] == "done"
 
 
-def test_cancel_stops_a_job(client: TestClient):
-    res = client.post("/api/generate", json={"model": "start", "label": "red", "count": 4, "steps": 50})
-    job = res.json()["id"]
-    assert client.post(f"/api/jobs/{job}/cancel").status_code == 200
-    assert wait(client, job)["state"] in ("cancelled", "done")
+def test_cancel_stops_a_running_job_at_its_next_step_and_a_queued_one_before_it_runs(client: TestClient):
+    from conftest import HANG
+
+    studio = client.app.state.studio
+    started, gate = threading.Event(), threading.Event()
+
+    class Held:
+        """The model's denoiser, holding its first sampling step until the test lets it go."""
+
+        def __init__(self, den):
+            self.den = den
+
+        def __getattr__(self, name):
+            return getattr(self.den, name)
+
+        def sample(self, labels, parts, sampling, edit, progress):
+            def step(i, n):
+                progress(i, n)
+                started.set()
+                gate.wait(HANG)
+            return self.den.sample(labels, parts, sampling, edit, step)
+
+    real = studio.shelf.denoiser(studio.shelf.ref("start"))
+    studio.shelf._dens["start"] = Held(real)
+    ask = {"model": "start", "label": "red", "count": 2, "steps": STEPS}
+    running = client.post("/api/generate", json=ask).json()["id"]
+    queued = client.post("/api/generate", json=ask).json()["id"]
+    assert started.wait(HANG)
+    assert client.post(f"/api/jobs/{queued}/cancel").json()["state"] == "cancelled"
+    assert client.post(f"/api/jobs/{running}/cancel").status_code == 200
+    gate.set()
+    assert wait(client, running)["state"] == "cancelled" and wait(client, running)["sprites"] == []
+    assert wait(client, queued)["state"] == "cancelled"
+    studio.shelf._dens["start"] = real
+    assert generate(client, label="red", count=1)["state"] == "done"
     assert client.get("/api/jobs/nope").status_code == 404
 
 
