@@ -14,7 +14,7 @@
     $('edit-empty').hidden = id !== null;
     if (id === null) return;
     const sprite = state.sprites[id];
-    const [h, w] = state.model.size;
+    const [h, w] = window.studio.sizeOf(sprite);
     Object.assign(edit, { w, h, mask: new Uint8Array(w * h) });
     for (const c of [$('edit-sprite'), $('edit-mask')]) { c.width = w; c.height = h; }
     $('tiled').width = 3 * w; $('tiled').height = 3 * h;

@@ -39,8 +39,14 @@ async function api(path, options = {}) {
 // ------------------------------------------------------------------------------------------ sprites on canvases
 function zoom() { return Number($('zoom').value); }
 
+function sizeOf(sprite) {
+  // [h, w] of the sprite's own model (a kept sprite may come from another model than the selected one)
+  const m = state.models.find((x) => x.id === sprite.settings.model) || state.model;
+  return m ? m.size : [16, 16];
+}
+
 function spriteCanvas(sprite, scale) {
-  const [h, w] = state.model ? state.model.size : [16, 16];
+  const [h, w] = sizeOf(sprite);
   const c = document.createElement('canvas');
   c.width = w; c.height = h;
   c.className = 'checker';
@@ -55,9 +61,8 @@ function spriteCanvas(sprite, scale) {
 
 function applyZoom() {
   $('zoom-value').textContent = `${zoom()}×`;
-  const [h, w] = state.model ? state.model.size : [16, 16];
   for (const c of document.querySelectorAll('#grid canvas')) {
-    c.style.width = `${w * zoom()}px`; c.style.height = `${h * zoom()}px`;
+    c.style.width = `${c.width * zoom()}px`; c.style.height = `${c.height * zoom()}px`;
   }
 }
 
@@ -227,6 +232,6 @@ function wire() {
   for (const t of document.querySelectorAll('nav .tab')) t.addEventListener('click', () => switchTab(t.dataset.tab));
 }
 
-window.studio = { state, api, runJob, renderKept, toggleKeep, showError, clearError, generateSettings, spriteCanvas };
+window.studio = { state, api, runJob, renderKept, toggleKeep, sizeOf, showError, clearError, generateSettings, spriteCanvas };
 wire();
 state.ready = loadModels().then(() => { applyZoom(); state.loaded = true; }).catch(() => {});
