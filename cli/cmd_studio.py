@@ -55,11 +55,15 @@ def studio_url(host: str, port: int, token: str | None) -> str:
 @click.option("--no-browser", is_flag=True, help="Do not open the page in a web browser.")
 def studio(model: str | None, runs_dir: str, host: str, port: int, token: str | None, no_browser: bool) -> None:
     """Serve a local web studio: generate sprites by eye, keep, vary, inpaint, export sheets."""
-    import uvicorn
-
     from scarlet_moon.backends import read_card
     from scarlet_moon.errors import BadInput
-    from scarlet_moon.studio import StudioConfig, create_app
+
+    try:
+        import uvicorn
+
+        from scarlet_moon.studio import StudioConfig, create_app
+    except ImportError as exc:
+        raise BadInput(f"sm studio needs {exc.name or 'its web stack'}: pip install 'scarlet-moon[studio]'") from None
     from scarlet_moon.studio.security import is_loopback, new_token
 
     if token is not None and len(token) < 8:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import shlex
+import sys
 import threading
 import time
 import zipfile
@@ -118,6 +119,9 @@ def test_cli_generates_a_token_for_a_non_loopback_host(monkeypatch):
         port = taken.getsockname()[1]
         busy = CliRunner().invoke(sm, ["studio", "--port", str(port), "--no-browser"])
     assert busy.exit_code == 2 and busy.output.startswith(f"error: --port {port} on '127.0.0.1' cannot be used")
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # installed without the `studio` extra
+    missing = CliRunner().invoke(sm, ["studio", "--no-browser"])
+    assert missing.exit_code == 2 and "pip install 'scarlet-moon[studio]'" in missing.output
 
 
 # ---------------------------------------------------------------------------------------------- generation
@@ -309,7 +313,6 @@ def test_export_zip_holds_the_sheet_atlases_and_commands(client: TestClient):
 # ---------------------------------------------------------------------------------------------- packaging
 def test_sm_help_imports_no_web_stack_and_the_page_ships_as_package_data():
     import subprocess
-    import sys
 
     from conftest import ROOT
 
