@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 from scarlet_moon.errors import BadInput
@@ -27,8 +28,10 @@ def check_image_header(name: str, data: bytes) -> None:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            w, h = im.size
+        with warnings.catch_warnings():  # a huge header is refused below, with its size: no bomb warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                w, h = im.size
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise BadInput(f"upload {name!r} is not a readable image ({type(exc).__name__}); expected a palette "
                        f"file ({', '.join(TEXT_SUFFIXES)}) or an image") from None
