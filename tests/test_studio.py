@@ -274,7 +274,7 @@ def png(w: int, h: int) -> bytes:
 
 
 def test_uploads_are_checked_before_decoding(client: TestClient, monkeypatch):
-    import PIL.Image
+    import PIL.ImageFile
 
     decoded = []
     monkeypatch.setattr(PIL.ImageFile.ImageFile, "load", lambda self: decoded.append(self.size) or None)
