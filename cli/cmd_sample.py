@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -11,25 +10,11 @@ import click
 from cli.console import console, echo, text
 from cli.paths import writable_dir, writable_file
 from cli.sampling import GenerationArgs, generation_options, run_generation
+from scarlet_moon.generation.names import label_stems
 
 if TYPE_CHECKING:
     from scarlet_moon.generation.request import Request
     from scarlet_moon.models.card import ModelCard
-
-
-def safe_name(name: str) -> str:
-    """A label as a file-name stem: no path separators, no leading dots."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).lstrip(".") or "label"
-
-
-def label_stems(names: list[str]) -> list[str]:
-    """The file-name stem of each label: safe_name, and where two labels would share one (`a b` and
-    `a_b`, or `Hero` and `hero` on a case-insensitive disk) each of those gets `-<label index>`."""
-    stems = [safe_name(n) for n in names]
-    taken: dict[str, int] = {}
-    for s in stems:
-        taken[s.lower()] = taken.get(s.lower(), 0) + 1
-    return [f"{s}-{k}" if taken[s.lower()] > 1 else s for k, s in enumerate(stems)]
 
 
 @click.command()

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli.cmd_sample import generation_meta, label_stems
+from cli.cmd_sample import generation_meta
+from scarlet_moon.generation.names import label_stems
 from cli.console import console, echo, progress_disabled
 from cli.sampling import GenerationArgs, generation_options, run_generation, run_sharded
 
@@ -35,7 +36,8 @@ class SheetTarget:
     @classmethod
     def check(cls, out: str | Path, formats: tuple[str, ...] | list[str], force: bool) -> "SheetTarget":
         """A .png path in a writable folder, known formats, and no existing sheet unless `force`."""
-        from exporters import check_sheet_path, recover, resolve_formats
+        from exporters import check_sheet_path, recover
+        from scarlet_moon.sheets import check_formats
         from scarlet_moon.errors import BadInput
 
         folder = Path(out).parent
@@ -47,43 +49,26 @@ class SheetTarget:
             raise BadInput(f"--out {str(out)!r}: its folder {str(folder)!r} does not exist") from None
         if not os.access(folder, os.W_OK | os.X_OK):
             raise BadInput(f"--out {str(out)!r}: its folder {str(folder)!r} is not writable")
-        names = tuple(split_formats(formats))
         recover(path)  # an earlier write of this sheet that a kill interrupted: rolled back (and said)
         if not force and (path.exists() or path.is_symlink()):
             raise BadInput(f"{str(out)!r} already exists; pass --force to replace it")
-        try:
-            resolve_formats(names)
-        except ValueError as exc:
-            raise BadInput(str(exc)) from None
-        return cls(path, names, force)
+        return cls(path, check_formats(formats), force)
 
 
 def pack_and_write(sprites: list[Any], target: SheetTarget, options: PackOptions | None = None,
                    app_meta: dict[str, Any] | None = None) -> list[Path]:
-    """Pack `sprites` (exporters.Sprite) and write the sheet + atlases of `target`; the written paths.
-    The exporters' errors come back as BadInput (exit code 2)."""
-    from exporters import pack, write_atlases
-    from scarlet_moon.errors import BadInput
-    from scarlet_moon.version import __version__
+    """Pack `sprites` (exporters.Sprite) and write the sheet + atlases of `target` through the library's
+    one path (scarlet_moon.sheets); the written paths. Errors come back as BadInput (exit code 2)."""
+    from scarlet_moon import sheets
 
-    try:
-        result = pack(sprites, options)
-    except ValueError as exc:
-        raise BadInput(str(exc)) from None
-    meta = {"app": "scarlet-moon", "version": __version__, **(app_meta or {})}
-    try:
-        return write_atlases(result, target.out, target.formats, force=target.force, app_meta=meta)
-    except FileExistsError as exc:
-        raise BadInput(f"{exc.filename!r} already exists; pass --force to replace it") from None
-    except ValueError as exc:
-        raise BadInput(f"--out {str(target.out)!r}: {exc}") from None
-    except OSError as exc:
-        raise BadInput(f"--out {str(target.out)!r} cannot be written: {exc}") from None
+    return sheets.pack_and_write(sprites, target.out, target.formats, options, target.force, app_meta)
 
 
 def split_formats(formats: tuple[str, ...] | list[str]) -> list[str]:
     """--format may be repeated and/or comma-separated: ("json-hash,godot3", "libgdx")."""
-    return [n.strip() for item in formats for n in item.split(",") if n.strip()] or ["json-hash"]
+    from scarlet_moon.sheets import split_formats as split
+
+    return split(formats)
 
 
 def find_pngs(folder: str | Path) -> list[tuple[Path, str | None]]:

@@ -24,7 +24,7 @@ def tile_sprites(ts: Any, card: Any, common: dict[str, Any]) -> list[Any]:
     tile's corners and what regenerates it in its meta."""
     from PIL import Image
 
-    from cli.cmd_sample import safe_name
+    from scarlet_moon.generation.names import safe_name
     from exporters import Sprite
 
     stem = safe_name(ts.labels[0])

@@ -16,6 +16,7 @@ import click
 from rich.markup import escape
 
 from cli import cmd_data, cmd_distill, cmd_doctor, cmd_eval, cmd_export, cmd_plugin, cmd_sample, cmd_sheet, cmd_train
+from cli import cmd_studio
 from cli import cmd_tileset
 from cli.console import console, plain, setup_logging
 from scarlet_moon.errors import ScarletError
@@ -93,7 +94,7 @@ def sm(ctx: click.Context, verbose: bool, quiet: bool, debug: bool) -> None:
 
 for _command in (cmd_train.train, cmd_data.data, cmd_sample.sample, cmd_sample.labels, cmd_sample.info,
                  cmd_sheet.sheet, cmd_eval.eval_, cmd_export.export_onnx, cmd_doctor.doctor, cmd_plugin.plugin,
-                 cmd_distill.distill, cmd_tileset.tileset):
+                 cmd_distill.distill, cmd_tileset.tileset, cmd_studio.studio):
     sm.add_command(_command)
 
 

@@ -52,7 +52,7 @@ def test_sm_help_lists_commands():
     out = subprocess.run([sys.executable, "-m", "cli.main", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0
     for command in ("train", "data", "sample", "labels", "info", "sheet", "eval", "export-onnx", "doctor", "plugin",
-                    "distill"):
+                    "distill", "studio", "tileset"):
         assert f"  {command} " in out.stdout, command
 
 

@@ -26,16 +26,18 @@ def image_size(path: Path) -> tuple[int, int]:
         raise BadInput(f"{str(path)!r} is not a readable image ({type(exc).__name__})") from None
 
 
-def read_image(path: Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+def read_image(path: Path, max_pixels: int = MAX_IMAGE_PIXELS, data: bytes | None = None) -> np.ndarray:
     """Any image mode -> uint8 H x W x 4 (palette / colour-key transparency honoured, 16-bit scaled)."""
-    return read_image_alpha(path, max_pixels)[0]
+    return read_image_alpha(path, max_pixels, data)[0]
 
 
-def read_image_alpha(path: Path, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np.ndarray, bool]:
+def read_image_alpha(path: Path, max_pixels: int = MAX_IMAGE_PIXELS,
+                     data: bytes | None = None) -> tuple[np.ndarray, bool]:
     """(uint8 H x W x 4, whether the file had alpha: an alpha channel or a tRNS transparency); an image
-    of more than `max_pixels` is refused from its header, before any pixel is decoded."""
+    of more than `max_pixels` is refused from its header, before any pixel is decoded. `data`: the
+    file's bytes (an upload; `path` is then only its name in messages)."""
     try:
-        with Image.open(path) as im:
+        with Image.open(path if data is None else io.BytesIO(data)) as im:
             w, h = im.size
             if w * h > max_pixels:
                 raise BadInput(f"{str(path)!r} is {w}x{h}: more than the {max_pixels:,} pixels an image may have")

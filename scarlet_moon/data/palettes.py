@@ -84,11 +84,12 @@ def _parse_jasc(path: Path, lines: list[str]) -> np.ndarray:
     return _finish(path, [_rgb_ints(path, line.split(), n) for n, line in body])
 
 
-def _image_palette(path: Path) -> np.ndarray:
+def _image_palette(path: Path, data: bytes | None = None) -> np.ndarray:
+    """The image's most frequent opaque colours; `data`: its bytes (an upload) instead of the file."""
     from scarlet_moon.data.images import read_image
 
     try:
-        rgba = read_image(path).reshape(-1, 4)
+        rgba = read_image(path, data=data).reshape(-1, 4)
     except BadInput as exc:
         raise _bad(path, f"cannot read the image ({exc})") from None
     opaque = rgba[rgba[:, 3] >= 128][:, :3]
@@ -100,22 +101,34 @@ def _image_palette(path: Path) -> np.ndarray:
 def load_palette(path: "str | Path") -> np.ndarray:
     """K x 3 uint8 palette from .gpl, .hex, JASC .pal, or an image's distinct opaque colours (top 256)."""
     p = Path(path)
-    ext = p.suffix.lower()
     if not p.is_file():
         raise _bad(p, "no such file")
-    if ext not in (".gpl", ".hex", ".pal"):
+    if _is_text(p) and p.stat().st_size > MAX_TEXT_BYTES:
+        raise _bad(p, f"{p.stat().st_size:,} bytes, more than a palette file of {MAX_PALETTE} colours needs")
+    return palette_from_bytes(p.name, p.read_bytes() if _is_text(p) else None, where=p)
+
+
+def _is_text(p: Path) -> bool:
+    return p.suffix.lower() in (".gpl", ".hex", ".pal")
+
+
+def palette_from_bytes(name: str, data: bytes | None, where: Path | None = None) -> np.ndarray:
+    """A palette from a file's bytes (an upload named `name`: its extension picks the format); `data`
+    None reads the image at `where`. Errors name `where`, else `name`."""
+    p = where or Path(name)
+    ext = Path(name).suffix.lower()
+    if not _is_text(Path(name)):
         from PIL import Image
         if ext not in Image.registered_extensions():
             raise _bad(p, f"unknown extension {ext or '(none)'!r}")
-        return _image_palette(p)
-    if p.stat().st_size > MAX_TEXT_BYTES:
-        raise _bad(p, f"{p.stat().st_size:,} bytes, more than a palette file of {MAX_PALETTE} colours needs")
-    if ext == ".pal" and p.read_bytes()[:4] == b"RIFF":
+        return _image_palette(p, data)
+    assert data is not None
+    if len(data) > MAX_TEXT_BYTES:
+        raise _bad(p, f"{len(data):,} bytes, more than a palette file of {MAX_PALETTE} colours needs")
+    if ext == ".pal" and data[:4] == b"RIFF":
         raise _bad(p, "RIFF (Microsoft) .pal is not supported; save it as JASC-PAL")
     try:
-        lines = p.read_text(encoding="utf-8-sig").splitlines()
+        lines = data.decode("utf-8-sig").splitlines()
     except UnicodeDecodeError:
         raise _bad(p, "not UTF-8 text") from None
     return {".gpl": _parse_gpl, ".hex": _parse_hex, ".pal": _parse_jasc}[ext](p, lines)
-
-

@@ -1,0 +1,101 @@
+"""The kept sprites as one zip: the sheet(s) + atlases (scarlet_moon.sheets, the `sm sheet` path), each
+sprite's PNG, the inputs of edited sprites and the `sm sample` command of each.
+
+    {"sprites": [<sprite id>, ...], "name": "sprites", "formats": ["json-hash"], "padding": 1,
+     "extrude": 0, "scale": 1, "pot": false, "max_size": 4096, "trim": false, "dedupe": true}
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from scarlet_moon.errors import BadInput, arg
+from scarlet_moon.studio.store import SpriteRecord, Store
+
+PACK_FIELDS = ("padding", "extrude", "scale", "pot", "max_size", "trim", "dedupe")
+FIELDS = ("sprites", "name", "formats") + PACK_FIELDS
+MAX_EXPORT = 4096
+NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _records(body: dict[str, Any], store: Store) -> list[SpriteRecord]:
+    ids = body.get("sprites")
+    if not isinstance(ids, list) or not ids:
+        raise BadInput(f"{arg('sprites')}: keep at least one sprite to export")
+    if len(ids) > MAX_EXPORT:
+        raise BadInput(f"{arg('sprites')}: {len(ids):,} sprites, at most {MAX_EXPORT:,} per export")
+    return [store.sprites.get(i, "sprites") for i in dict.fromkeys(ids)]
+
+
+def _pack_options(body: dict[str, Any]):
+    from exporters import PackOptions
+
+    try:
+        return PackOptions(**{k: body[k] for k in PACK_FIELDS if k in body})
+    except (TypeError, ValueError) as exc:
+        raise BadInput(str(exc)) from None
+
+
+def frame_names(records: list[SpriteRecord]) -> list[str]:
+    """`<label>_000`, `<label>_001`... per label, in the kept order (as `sm sheet` names frames)."""
+    from scarlet_moon.generation.names import safe_name
+
+    counters: dict[str, int] = {}
+    out = []
+    for r in records:
+        stem = safe_name(r.label)
+        counters[stem] = counters.get(stem, -1) + 1
+        out.append(f"{stem}_{counters[stem]:03d}")
+    return out
+
+
+def export_zip(body: object, store: Store) -> tuple[str, bytes]:
+    """(zip file name, its bytes); BadInput for a bad request (checked before anything is packed)."""
+    from PIL import Image
+
+    from exporters import Sprite
+    from scarlet_moon.sheets import check_formats, pack_and_write
+
+    if not isinstance(body, dict) or set(body) - set(FIELDS):
+        raise BadInput(f"expected a JSON object with {', '.join(FIELDS)}")
+    name = body.get("name", "sprites")
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise BadInput(f"{arg('name')} {str(name)[:80]!r}: expected 1-64 letters, digits, '_' or '-'")
+    formats = body.get("formats", ["json-hash"])
+    if not isinstance(formats, list) or not all(isinstance(f, str) for f in formats):
+        raise BadInput(f"{arg('formats')}: expected a list of atlas format names")
+    names, options, records = check_formats(formats), _pack_options(body), _records(body, store)
+    frames = frame_names(records)
+    sprites = [Sprite(name=f, image=Image.fromarray(r.rgba, "RGBA"), label=r.label,
+                      meta={**r.settings, "command": r.command, "file": r.file}) for f, r in zip(frames, records)]
+    with tempfile.TemporaryDirectory(prefix="sm-studio-") as tmp:
+        written = pack_and_write(sprites, Path(tmp) / f"{name}.png", names, options, app_meta={"tool": "sm studio"})
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for p in written:
+                z.write(p, p.relative_to(tmp).as_posix())
+            _add_sprites(z, frames, records)
+    return f"{name}.zip", buf.getvalue()
+
+
+def _add_sprites(z: zipfile.ZipFile, frames: list[str], records: list[SpriteRecord]) -> None:
+    """sprites/<frame>.png, inputs/ of edited sprites, commands.txt (frame: command -> file it writes)."""
+    from scarlet_moon.data.images import png_bytes
+    from PIL import Image
+
+    lines, inputs = [], set()
+    for frame, r in zip(frames, records):
+        z.writestr(f"sprites/{frame}.png", png_bytes(Image.fromarray(r.rgba, "RGBA")))
+        for key, arr in (("init_file", r.init), ("mask_file", r.mask)):
+            path = r.extra.get(key)
+            if arr is not None and path and path not in inputs:
+                inputs.add(path)
+                img = Image.fromarray(arr, "RGBA") if arr.ndim == 3 else Image.fromarray(arr.astype("uint8") * 255, "L")
+                z.writestr(path, png_bytes(img))
+        lines.append(f"# {frame}: written as {r.file}\n{r.command}\n")
+    z.writestr("commands.txt", "\n".join(lines))
