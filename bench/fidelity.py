@@ -1,14 +1,15 @@
 """Pixel fidelity of the bundled model's sprites under post-processing variants, against the real
 held-out split: what the `cleanup` step of `sm sample/sheet` (data.neighbours) was chosen from.
 
-    .venv/bin/python bench/fidelity.py                 # 3 seeds x 600 sprites; ~4 min sampling once, then ~1 min
+    .venv/bin/python bench/fidelity.py                 # 3 seeds x 193 sprites; ~1 min sampling once, then ~1 min
     .venv/bin/python bench/fidelity.py --seeds 0,1 --out /tmp/fid.md
-    .venv/bin/python bench/fidelity.py --sampling 2:25,2:35,2:50,2:100,1.5:25,1.75:50,3:25 --seeds 0,1
-                                                       # guidance:steps, sm's post-processing: ~20 min
+    .venv/bin/python bench/fidelity.py --sampling 2:25,1.5:25,2:50,2:100:ddpm --seeds 0,1,2,3,4,5,6,7
+                                       # guidance:steps[:sampler[:eta]], sm's post-processing: ~10 min
 
-Sprites: the bundled model's raw output (before post-processing) for 600 sprites in the class mix of
-the eval split (eval.metrics.spread_labels), sampled through the one generation loop with the
-card's sampler for each seed, cached in the temp folder. Each variant post-processes the same raw
+Sprites: the bundled model's raw output (before post-processing), by default as many per label as the
+real held-out split has (193: FD is biased by set size, so only then is its ratio to the held-out
+floor like for like; --count N spreads N over the labels instead, eval.metrics.spread_labels),
+sampled through the one generation loop with the card's sampler for each seed, cached in the temp folder. Each variant post-processes the same raw
 sprites; figures are the mean over seeds (per-seed FD in brackets):
 
     FD/floor     Frechet distance of classifier features to the train split, over the same distance
@@ -18,7 +19,7 @@ sprites; figures are the mean over seeds (per-seed FD in brackets):
     sat          mean saturation against the held-out split's
     colours      distinct opaque colours per sprite (held-out split alongside)
 
-With --sampling, the variants are sampling settings instead (guidance:steps with the card's sampler),
+With --sampling, the variants are sampling settings instead (guidance:steps, the card's sampler unless named),
 each post-processed as `sm sample` does (cleanup on); written to <out>_sampling.md/.json.
 
 Writes <out>.md and <out>.json. Ratios within one run; the classifier is trained on this machine.
@@ -42,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from scarlet_moon.backends import read_card  # noqa: E402
 from scarlet_moon.backends import BackendOptions  # noqa: E402
+from scarlet_moon.models.card import file_fingerprint  # noqa: E402
 from scarlet_moon.data.neighbours import clean_isolated, despeckle  # noqa: E402
 from scarlet_moon.data.pixels import cap_colors, crisp_alpha, quantize_to_palette  # noqa: E402
 from scarlet_moon.data.sprites import load_sprites  # noqa: E402
@@ -50,16 +52,13 @@ from scarlet_moon.eval.fidelity import fidelity  # noqa: E402
 from scarlet_moon.eval.metrics import frechet_distance, generate_for_eval, spread_labels  # noqa: E402
 from scarlet_moon.options import SamplingOptions  # noqa: E402
 
-COUNT = 600
-
-
-def raw_sprites(card, labels: list[int], seed: int, guidance: float | None = None,
-                steps: int | None = None) -> np.ndarray:
-    tag = "" if guidance is None else f"_g{guidance:g}_s{steps}"
-    path = Path(tempfile.gettempdir()) / f"sm_fidelity_raw_{len(labels)}_seed{seed}{tag}.npy"
+def raw_sprites(card, labels: list[int], seed: int, sampling: SamplingOptions = SamplingOptions()) -> np.ndarray:
+    tag = "" if sampling == SamplingOptions() else \
+        f"_g{sampling.guidance:g}_s{sampling.steps}_{sampling.sampler}_e{sampling.eta:g}"
+    path = Path(tempfile.gettempdir()) / f"sm_fidelity_raw_{len(labels)}_{file_fingerprint(card.path)}_seed{seed}{tag}.npy"
     if path.is_file():
         return np.load(path)
-    raw = generate_for_eval(card, labels, seed=seed, sampling=SamplingOptions(guidance=guidance, steps=steps), raw=True,
+    raw = generate_for_eval(card, labels, seed=seed, sampling=sampling, raw=True,
                             backend=BackendOptions(backend="torch", device="cpu"))
     np.save(path, raw)
     return raw
@@ -92,14 +91,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "fidelity.md"))
-    ap.add_argument("--sampling", default="", help="guidance:steps,... (see above)")
+    ap.add_argument("--sampling", default="", help="guidance:steps[:sampler[:eta]],... (see above)")
+    ap.add_argument("--count", type=int, default=None, help="sprites per seed [default: the held-out split's count per label]")
     args = ap.parse_args()
     import torch
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
     card, ds = read_card(None), load_sprites(None)
     clf, train, held = get_classifier(ds)
-    per = spread_labels([int((train.labels == k).sum()) for k in range(len(ds.label_names))], COUNT)
+    per = ([int((held.labels == k).sum()) for k in range(len(ds.label_names))] if args.count is None else
+           spread_labels([int((train.labels == k).sum()) for k in range(len(ds.label_names))], args.count))
     labels = [k for k, n in enumerate(per) for _ in range(n)]
     ref = clf.features(train.images)
     floor = frechet_distance(clf.features(held.images), ref)
@@ -107,9 +108,13 @@ def main() -> None:
     fns = variants(card)
     cleanup = fns["clean 20 + despeckle: sm's cleanup"]
     if args.sampling:
-        specs = [tuple(v.split(":")) for v in args.sampling.split(",")]
-        todo = {f"guidance {g}, {n} steps": (lambda s, g=float(g), n=int(n): cleanup(raw_sprites(card, labels, s, g, n)))
-                for g, n in specs}
+        todo = {}
+        for spec in args.sampling.split(","):
+            g, n, *rest = spec.split(":")
+            opts = SamplingOptions(rest[0] if rest else card.defaults()["sampler"], int(n), float(g),
+                                   float(rest[1]) if len(rest) > 1 else 0.0)
+            name = f"{opts.sampler}, guidance {g}, {n} steps" + (f", eta {opts.eta:g}" if opts.eta else "")
+            todo[name] = lambda s, o=opts: cleanup(raw_sprites(card, labels, s, o))
         out = Path(args.out)
         args.out = str(out.with_name(out.stem + "_sampling.md"))
     else:
@@ -132,7 +137,7 @@ def main() -> None:
               flush=True)
     if not args.sampling:
         picture(card, held, raws[seeds[0]], labels, Path(args.out).with_name(Path(args.out).stem + "_8x.png"))
-    write(rows, {"floor_fd": floor, "held_out": real, "seeds": seeds, "count": COUNT, "per_label": per,
+    write(rows, {"floor_fd": floor, "held_count": len(held.labels), "held_out": real, "seeds": seeds, "count": len(labels), "per_label": per,
                  "sampling": bool(args.sampling), "sampler": card.defaults()["sampler"]},
           Path(args.out))
 
@@ -170,8 +175,9 @@ def write(rows: list[dict], meta: dict, out: Path) -> None:
     real = meta["held_out"]
     what = "sampling settings, sm's post-processing" if meta.get("sampling") else "post-processing variants"
     lines = [f"# Pixel fidelity of {what} (bundled model)", "",
-             f"`bench/fidelity.py`: {meta['count']} sprites per seed (eval class mix {meta['per_label']}), seeds "
-             f"{meta['seeds']}, " + (f"the card's sampler ({meta['sampler']}) at each guidance and step count, then "
+             f"`bench/fidelity.py`: {meta['count']} sprites per seed (class mix {meta['per_label']}; the held-out split "
+             f"has {meta['held_count']}), seeds "
+             f"{meta['seeds']}, " + (f"each sampler (the card's: {meta['sampler']}) at each guidance and step count, then "
                                      "sm's post-processing (cleanup on)" if meta.get("sampling")
                                      else "the same raw sprites for every variant") + ". Real held-out split: FD floor "
              f"{meta['floor_fd']:.2f}, isolated rate {real['isolated_rate']:.4f}, speck rate {real['speck_rate']:.4f}, "
