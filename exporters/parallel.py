@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -48,6 +49,7 @@ class PageSize:
 
 Job = tuple[Callable[..., bytes], tuple[Any, ...]]  # (module-level function, its arguments)
 _INHERITED: Sequence[Job] = ()  # the jobs of the running `produce`, for workers forked from it
+_LOCK = threading.Lock()
 
 
 def png_bytes(image: Any) -> bytes:
@@ -91,18 +93,20 @@ def produce(jobs: Sequence[Job], workers: int) -> list[bytes]:
     if workers <= 1 or len(jobs) <= 1 or not remote:
         return [fn(*args) for fn, args in jobs]
     out: list[bytes | None] = [None] * len(jobs)
-    _INHERITED = jobs  # a forked worker reads its job from here: nothing is pickled but the index
-    pool = ProcessPoolExecutor(min(workers, len(remote)), mp_context=multiprocessing.get_context(method),
-                               initializer=_ignore_sigint)
-    try:
-        futures: dict[int, Future[bytes]] = {}
-        for i in sorted(remote, key=lambda i: -_weight(jobs[i])):  # largest first: the last to start is short
-            futures[i] = pool.submit(_inherited, i) if method == "fork" else pool.submit(jobs[i][0], *_shipped(jobs[i]))
-        for i, (fn, args) in enumerate(jobs):
-            out[i] = _result(futures[i]) if i in futures else fn(*args)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        _INHERITED = ()
+    with _LOCK:  # one pool at a time per process: _INHERITED holds one set of jobs
+        _INHERITED = jobs  # a forked worker reads its job from here: nothing is pickled but the index
+        pool = ProcessPoolExecutor(min(workers, len(remote)), mp_context=multiprocessing.get_context(method),
+                                   initializer=_ignore_sigint)
+        try:
+            futures: dict[int, Future[bytes]] = {}
+            for i in sorted(remote, key=lambda i: -_weight(jobs[i])):  # largest first: the last to start is short
+                futures[i] = pool.submit(_inherited, i) if method == "fork" else \
+                    pool.submit(jobs[i][0], *_shipped(jobs[i]))
+            for i, (fn, args) in enumerate(jobs):
+                out[i] = _result(futures[i]) if i in futures else fn(*args)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            _INHERITED = ()
     return out  # type: ignore[return-value]
 
 
@@ -131,7 +135,7 @@ def _weight(job: Job) -> int:
     fn, args = job
     if fn is png_bytes:
         return args[0].size[0] * args[0].size[1]
-    return 4 * sum(len(p.frames) for p in args[1].pages) * 64  # ~ an atlas of n frames costs like n*256 pixels
+    return 256 * sum(len(p.frames) for p in args[1].pages)  # measured: an atlas frame costs ~ 256 PNG pixels
 
 
 def _result(future: Future[bytes]) -> bytes:
