@@ -29,6 +29,7 @@ from exporters.base import AtlasFormat, AtlasTarget
 
 AUTO_MIN_PIXELS = 2048 * 2048  # below this many page pixels in all, one process is faster (spawn costs ~0.5 s)
 AUTO_MAX_WORKERS = 8
+AUTO_MIN_CPUS = 4
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,14 @@ def check_workers(workers: int | None) -> None:
         raise ValueError(f"workers={workers!r} must be a whole number >= 1 (or None: chosen from the sheet)")
 
 
-def auto_workers(page_pixels: int, jobs: int) -> int:
-    """One process for small sets (the pool's start costs more than it saves), else one per CPU, at most
-    one per job and AUTO_MAX_WORKERS."""
-    if jobs < 2 or page_pixels < AUTO_MIN_PIXELS:
+def auto_workers(page_pixels: int, jobs: int, cpus: int | None = None) -> int:
+    """One process for small sets (the pool's start costs more than it saves) and on machines of fewer
+    than AUTO_MIN_CPUS CPUs (2 cores, busy: 2 workers took 24 s against 19 s and 0.6 GiB more,
+    bench/results/parallel_write.md); else one per CPU, at most one per job and AUTO_MAX_WORKERS."""
+    cpus = (os.cpu_count() or 1) if cpus is None else cpus
+    if jobs < 2 or page_pixels < AUTO_MIN_PIXELS or cpus < AUTO_MIN_CPUS:
         return 1
-    return max(1, min(os.cpu_count() or 1, jobs, AUTO_MAX_WORKERS))
+    return min(cpus, jobs, AUTO_MAX_WORKERS)
 
 
 def size_only(target: AtlasTarget) -> AtlasTarget:

@@ -140,9 +140,12 @@ def test_workers_is_checked_and_chosen_from_the_sheet(packed, tmp_path):
         with pytest.raises(ValueError, match=f"workers={bad!r} must be a whole number >= 1"):
             write_atlases(packed, tmp_path / "s.png", workers=bad)
     assert list(tmp_path.iterdir()) == []
-    assert auto_workers(AUTO_MIN_PIXELS - 1, 10) == 1  # a small sheet: one process
-    assert auto_workers(AUTO_MIN_PIXELS * 4, 1) == 1  # one file: nothing to share out
-    assert auto_workers(AUTO_MIN_PIXELS * 4, 3) == min(os.cpu_count() or 1, 3)
+    assert auto_workers(AUTO_MIN_PIXELS - 1, 10, cpus=16) == 1  # a small sheet: one process
+    assert auto_workers(AUTO_MIN_PIXELS * 4, 1, cpus=16) == 1  # one file: nothing to share out
+    assert auto_workers(AUTO_MIN_PIXELS * 4, 10, cpus=2) == 1  # 2 cores: measured no faster
+    assert auto_workers(AUTO_MIN_PIXELS * 4, 3, cpus=16) == 3
+    assert auto_workers(AUTO_MIN_PIXELS * 4, 20, cpus=16) == 8
+    assert auto_workers(AUTO_MIN_PIXELS * 4, 20) == (1 if (os.cpu_count() or 1) < 4 else min(os.cpu_count(), 8))
 
 
 def test_sm_sheet_jobs(tmp_path):
