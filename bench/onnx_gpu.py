@@ -177,6 +177,8 @@ def main() -> None:
         curve.append(row)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # partial results survive a time-out
         Path(args.out).with_suffix(".partial.json").write_text(json.dumps({"env": env, "curve": curve}, indent=2))
+    if not curve:
+        raise SystemExit(f"no batch size ran within --budget-s {args.budget_s:g} (the exports took that long)")
     # agreement after quantisation, torch vs onnx device loop (fp32), same seed
     req = Request(tuple(i % n_classes for i in range(min(256, curve[-1]["batch"]))), seed=1)
     a, b = runs["torch-eager"](req), runs["ort-device"](req)

@@ -12,6 +12,12 @@ rotated. The reference is the per-sprite algorithm as it was (tests/pixels_refer
 Python loop per sprite and per cluster). One process, one thread of Python; the best of
 --repeats runs is reported (the machine may be shared), outputs are checked byte for byte.
 Writes <out>.json and <out>.md.
+
+Device post-processing (scarlet_moon.data.pixels_torch, crisp alpha + palette snap, no colour cap):
+each row also times numpy's postprocess(colors=None) against the torch version on torch's CPU
+device (the GPU, its point, is not measured here), outputs checked byte for byte. --lab-check
+prints the largest difference between the torch and numpy CIELAB values over all 2^24 colours
+(the bound pixels_torch's exactness argument rests on).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import pixels_reference as reference  # noqa: E402
 
 from scarlet_moon.backends import read_card  # noqa: E402
 from scarlet_moon.data.pixels import colours_per_sprite, crisp_alpha, postprocess  # noqa: E402
+from scarlet_moon.data.colour import srgb_to_lab  # noqa: E402
 
 RAW = Path(tempfile.gettempdir()) / "sm_postprocess_raw_2000_seed0.npy"
 
@@ -97,7 +104,7 @@ def run(counts: list[int], repeats: int, raw_path: Path) -> dict:
         rows.append({"sprites": n, "reference_s": round(t_old, 4), "batched_s": round(t_new, 4),
                      "reference_sprites_per_s": round(n / t_old, 1),
                      "batched_sprites_per_s": round(n / t_new, 1), "speedup": round(t_old / t_new, 2),
-                     "byte_identical": bool(np.array_equal(old, new))})
+                     "byte_identical": bool(np.array_equal(old, new)), **device_row(x, palette, repeats)})
         print(rows[-1], flush=True)
     cps = colours_per_sprite(crisp_alpha(raw))
     return {"settings": {"alpha_threshold": 128, "colors": k, "palette_colors": len(palette), "space": "lab",
@@ -106,6 +113,33 @@ def run(counts: list[int], repeats: int, raw_path: Path) -> dict:
                         "colours_per_sprite_median": float(np.median(cps)),
                         "share_over_cap": round(float((cps > k).mean()), 4)},
             "machine": machine(), "rows": rows}
+
+
+def device_row(x: np.ndarray, palette: np.ndarray, repeats: int) -> dict:
+    """Crisp alpha + palette snap: numpy vs torch (CPU device), best of `repeats`, bytes compared."""
+    import torch
+
+    from scarlet_moon.data import pixels_torch
+
+    t_np, want = best_of(lambda: postprocess(x, palette=palette, colors=None, cleanup=False), repeats)
+    t_t, got = best_of(lambda: pixels_torch.postprocess(torch.from_numpy(x), palette=palette).numpy(), repeats)
+    return {"snap_numpy_s": round(t_np, 4), "snap_torch_cpu_s": round(t_t, 4),
+            "snap_byte_identical": bool(np.array_equal(want, got))}
+
+
+def lab_check() -> float:
+    """max |torch Lab - numpy Lab| over every sRGB colour (2^24, in blocks of 2^20)."""
+    import torch
+
+    from scarlet_moon.data import pixels_torch
+
+    worst = 0.0
+    for start in range(0, 1 << 24, 1 << 20):
+        k = np.arange(start, start + (1 << 20), dtype=np.int64)
+        rgb = np.stack([k >> 16, (k >> 8) & 255, k & 255], -1).astype(np.uint8)
+        d = np.abs(pixels_torch.srgb_to_lab(torch.from_numpy(rgb)).numpy() - srgb_to_lab(rgb)).max()
+        worst = max(worst, float(d))
+    return worst
 
 
 def write_md(res: dict, path: Path) -> None:
@@ -123,6 +157,12 @@ def write_md(res: dict, path: Path) -> None:
         lines.append(f"| {r['sprites']} | {r['reference_s']} | {r['batched_s']} "
                      f"| {r['reference_sprites_per_s']:,.0f} | {r['batched_sprites_per_s']:,.0f} "
                      f"| {r['speedup']}x | {'yes' if r['byte_identical'] else 'NO'} |")
+    lines += ["", "Crisp alpha + palette snap only (no colour cap, no clean-up): numpy vs "
+              "scarlet_moon.data.pixels_torch on torch's CPU device (one process, best of the repeats):", "",
+              "| sprites | numpy (s) | torch CPU (s) | byte-identical |", "| ---: | ---: | ---: | :---: |"]
+    for r in res["rows"]:
+        lines.append(f"| {r['sprites']} | {r['snap_numpy_s']} | {r['snap_torch_cpu_s']} "
+                     f"| {'yes' if r['snap_byte_identical'] else 'NO'} |")
     lines += ["", f"Machine: {res['machine']}.", "",
               "Command: `" + " ".join([".venv/bin/python bench/postprocess.py", *sys.argv[1:]]) + "`", ""]
     path.write_text("\n".join(lines))
@@ -134,7 +174,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--raw", type=Path, default=RAW, help="cache of the raw sprites (.npy)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "postprocess")
+    ap.add_argument("--lab-check", action="store_true", help="only the torch vs numpy Lab bound, printed")
     args = ap.parse_args()
+    if args.lab_check:
+        print(f"max |torch Lab - numpy Lab| over all 2^24 colours: {lab_check():.3e}")
+        return
     res = run(args.counts, args.repeats, args.raw)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")

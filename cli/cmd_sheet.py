@@ -56,12 +56,13 @@ class SheetTarget:
 
 
 def pack_and_write(sprites: list[Any], target: SheetTarget, options: PackOptions | None = None,
-                   app_meta: dict[str, Any] | None = None) -> list[Path]:
+                   app_meta: dict[str, Any] | None = None, jobs: int | None = None) -> list[Path]:
     """Pack `sprites` (exporters.Sprite) and write the sheet + atlases of `target` through the library's
-    one path (scarlet_moon.sheets); the written paths. Errors come back as BadInput (exit code 2)."""
+    one path (scarlet_moon.sheets); the written paths. `jobs`: processes encoding and rendering the
+    files (None: chosen from the sheet's size). Errors come back as BadInput (exit code 2)."""
     from scarlet_moon import sheets
 
-    return sheets.pack_and_write(sprites, target.out, target.formats, options, target.force, app_meta)
+    return sheets.pack_and_write(sprites, target.out, target.formats, options, target.force, app_meta, jobs)
 
 
 def split_formats(formats: tuple[str, ...] | list[str]) -> list[str]:
@@ -195,11 +196,13 @@ def list_formats() -> None:
 @click.option("--trim/--no-trim", default=False, show_default=True, help="Crop transparent borders.")
 @click.option("--dedupe/--no-dedupe", default=True, show_default=True, help="Store identical frames once.")
 @click.option("--force", is_flag=True, help="Replace existing files.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Processes encoding pages and writing atlases  [default: 1 for a small sheet, else one per CPU]")
 @click.option("--list-formats", "show_formats", is_flag=True, help="List atlas formats (plugins too) and exit.")
 @click.pass_context
 def sheet(ctx: click.Context, from_dir: str | None, out: str, formats: tuple[str, ...], force: bool,
           show_formats: bool, padding: int, extrude: int, scale: int, pot: bool, max_size: int, trim: bool,
-          dedupe: bool, **params: Any) -> None:
+          dedupe: bool, jobs: int | None, **params: Any) -> None:
     """Generate sprites (bundled model by default) and pack them into a spritesheet plus engine
     atlases; prints every written file."""
     from exporters import PackOptions
@@ -216,7 +219,7 @@ def sheet(ctx: click.Context, from_dir: str | None, out: str, formats: tuple[str
         generated_sprites(args, quiet, target.out, shards, options)
     if sprites is None:
         return  # a torchrun rank other than 0: its chunks are written, rank 0 packs
-    for path in pack_and_write(sprites, target, options):
+    for path in pack_and_write(sprites, target, options, jobs=jobs):
         echo(path)
     for folder in shards:  # written: the shards are no longer needed
         shutil.rmtree(folder, ignore_errors=True)

@@ -48,6 +48,9 @@ class AtlasFormat(abc.ABC):
 
     per_page: with several pages, write one atlas per page (hero-0.json, hero-1.json) instead of
     one atlas describing all pages (hero.tres).
+
+    reads_pixels: render reads page pixels (page.image), not only page.size. False lets the writer
+    render the atlas in a worker process from the page sizes alone (see exporters.parallel).
     """
 
     name: str = ""
@@ -55,6 +58,7 @@ class AtlasFormat(abc.ABC):
     suffix: str = ""
     engine: str = ""
     per_page: bool = False
+    reads_pixels: bool = True
 
     @abc.abstractmethod
     def render(self, target: AtlasTarget) -> str | bytes:

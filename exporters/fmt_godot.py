@@ -37,6 +37,7 @@ def _animations(target: AtlasTarget) -> list[tuple[str, list[tuple[int, int, Fra
 
 
 class Godot3(AtlasFormat):
+    reads_pixels = False  # page sizes only: renderable in a worker
     name = "godot3"
     description = "Godot 3 SpriteFrames .tres (format=2) + hero.png.import with filter off"
     suffix = ".tres"
@@ -70,6 +71,7 @@ class Godot3(AtlasFormat):
 
 
 class Godot4(AtlasFormat):
+    reads_pixels = False  # page sizes only: renderable in a worker
     name = "godot4"
     description = "Godot 4 SpriteFrames .tres (format=3); set the canvas texture filter to Nearest"
     suffix = ".godot4.tres"

@@ -29,6 +29,7 @@ def page_meta(target: AtlasTarget, page: Page, image: str) -> dict[str, Any]:
 
 
 class JsonHash(AtlasFormat):
+    reads_pixels = False  # page sizes only: renderable in a worker
     name = "json-hash"
     description = "TexturePacker JSON (hash): Phaser 3/4 load.atlas, PixiJS 8 Assets.load (default)"
     suffix = ".json"
@@ -60,6 +61,7 @@ class JsonArray(JsonHash):
 
 
 class PhaserMulti(AtlasFormat):
+    reads_pixels = False  # page sizes only: renderable in a worker
     name = "phaser-multi"
     description = ("Phaser 3/4 multi-atlas (load.multiatlas), all pages in one file; "
                    "added automatically when json-hash/json-array output has several pages")
@@ -77,6 +79,7 @@ class PhaserMulti(AtlasFormat):
 
 
 class AsepriteJson(AtlasFormat):
+    reads_pixels = False  # page sizes only: renderable in a worker
     name = "aseprite"
     description = "Aseprite JSON (hash, frames keyed by index, frameTags per label): Phaser createFromAseprite"
     suffix = ".aseprite.json"

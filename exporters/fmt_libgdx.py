@@ -48,6 +48,7 @@ def _region_names(frames: list[Frame]) -> dict[int, tuple[str, int]]:
 
 
 class LibGdx(AtlasFormat):
+    reads_pixels = False  # page sizes only: renderable in a worker
     name = "libgdx"
     description = "libGDX / Spine TextureAtlas text (.atlas), animations as indexed regions"
     suffix = ".atlas"

@@ -133,6 +133,7 @@ def _table(fields: dict[str, object]) -> str:
 
 
 class Love(AtlasFormat):
+    reads_pixels = False  # page sizes only: renderable in a worker
     name = "love"
     description = "LÖVE Lua module: quads per frame and per label, anim8 grid when the sheet is a grid"
     suffix = ".lua"

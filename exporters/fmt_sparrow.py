@@ -52,6 +52,7 @@ def unique_names(frames: list[Frame]) -> dict[str, str]:
 
 
 class Sparrow(AtlasFormat):
+    reads_pixels = False  # page sizes only: renderable in a worker
     name = "sparrow"
     description = "Sparrow/Starling texture-atlas XML, one per page (trim as frameX/frameY)"
     suffix = ".xml"

@@ -198,6 +198,7 @@ def _pivot(f: Frame) -> tuple[int, float, float]:
 
 
 class Unity(AtlasFormat):
+    reads_pixels = False  # page sizes only: renderable in a worker
     name = "unity"
     description = "Unity sprite-sheet import settings (hero.png.meta, Sprite Mode Multiple, point filter)"
     suffix = ".png.meta"

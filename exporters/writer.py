@@ -12,7 +12,6 @@ in the same commit, so no stale page stays beside the new atlases.
 from __future__ import annotations
 
 import errno
-import io
 from collections.abc import Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 from exporters.atomic import recover, write_files
 from exporters.base import AtlasFormat, AtlasTarget
 from exporters.model import PackResult
+from exporters.parallel import Job, atlas_bytes, auto_workers, check_workers, png_bytes, produce
 from exporters.registry import available_formats
 
 MULTI_TRIGGERS = ("json-hash", "json-array")  # with several pages these also get phaser-multi
@@ -37,13 +37,17 @@ def check_sheet_path(out: str | Path) -> Path:
 
 
 def write_atlases(result: PackResult, out: str | Path, formats: Sequence[str] = ("json-hash",), *,
-                  force: bool = False, app_meta: dict[str, Any] | None = None) -> list[Path]:
+                  force: bool = False, app_meta: dict[str, Any] | None = None,
+                  workers: int | None = None) -> list[Path]:
     """Write the sheet(s) and atlases next to `out` (a .png path); return every written path.
 
-    Raises ValueError (bad out name, unknown format, two formats writing the same file),
+    workers: processes that encode the pages and render the atlases (exporters.parallel); None picks
+    1 for a small sheet, else one per CPU. The files are byte for byte the same whatever the number.
+    Raises ValueError (bad out name, unknown format, two formats writing the same file, bad workers),
     FileNotFoundError (no such folder), FileExistsError naming the first existing target
     when force is False. Companion files (Godot 3 .png.import) are written only when absent.
     """
+    check_workers(workers)
     out = check_sheet_path(out)
     recover(out)  # a write of this set that a kill interrupted is rolled back first
     folder = out.parent
@@ -51,15 +55,23 @@ def write_atlases(result: PackResult, out: str | Path, formats: Sequence[str] = 
     images = [out.name] if len(result.pages) == 1 else [f"{out.stem}-{i}.png" for i in range(len(result.pages))]
     meta = {"app": "scarlet-moon", "version": _version(), **(app_meta or {})}
 
-    plan: list[tuple[Path, bytes]] = [(folder / name, _png(page.image)) for name, page in zip(images, result.pages)]
-    extras: dict[Path, bytes] = {}
+    names: list[Path] = [folder / name for name in images]
+    jobs: list[Job] = [(png_bytes, (page.image,)) for page in result.pages]
+    targets: list[tuple[AtlasFormat, AtlasTarget]] = []
     for fmt in chosen:
         for target in _targets(fmt, result, images, out.stem, meta):
-            plan.append((folder / target.atlas_name, _encode(fmt.render(target))))
-            for name, data in fmt.companions(target).items():
-                if Path(name).name != name:
-                    raise ValueError(f"format {fmt.name!r}: companion file {name!r} must be a plain file name")
-                extras.setdefault(folder / name, _encode(data))
+            names.append(folder / target.atlas_name)
+            jobs.append((atlas_bytes, (fmt, target)))
+            targets.append((fmt, target))
+    if workers is None:
+        workers = auto_workers(sum(p.size[0] * p.size[1] for p in result.pages), len(jobs))
+    plan: list[tuple[Path, bytes]] = list(zip(names, produce(jobs, workers)))
+    extras: dict[Path, bytes] = {}
+    for fmt, target in targets:
+        for name, data in fmt.companions(target).items():
+            if Path(name).name != name:
+                raise ValueError(f"format {fmt.name!r}: companion file {name!r} must be a plain file name")
+            extras.setdefault(folder / name, _encode(data))
     _check_targets(plan, force)
     planned = {p for p, _ in plan}
     plan += [(p, data) for p, data in extras.items() if p not in planned and not p.exists()]
@@ -123,12 +135,6 @@ def _check_targets(plan: list[tuple[Path, bytes]], force: bool) -> None:
             raise IsADirectoryError(f"{str(path)!r} is a folder")
         if not force and (path.exists() or path.is_symlink()):
             raise FileExistsError(errno.EEXIST, "file exists; pass force=True to replace it", str(path))
-
-
-def _png(image: Any) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _encode(data: str | bytes) -> bytes:

@@ -30,8 +30,10 @@ def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
 
 
 def pack_and_write(sprites: list[Sprite], out: Path, formats: Sequence[str], options: PackOptions | None = None,
-                   force: bool = False, app_meta: dict[str, Any] | None = None) -> list[Path]:
-    """Pack `sprites` and write the sheet (`out`, a .png) + atlases in `formats`; the written paths."""
+                   force: bool = False, app_meta: dict[str, Any] | None = None,
+                   jobs: int | None = None) -> list[Path]:
+    """Pack `sprites` and write the sheet (`out`, a .png) + atlases in `formats`; the written paths.
+    `jobs`: processes encoding and rendering the files (None: chosen from the sheet's size)."""
     from scarlet_moon.version import __version__
 
     try:
@@ -40,7 +42,7 @@ def pack_and_write(sprites: list[Sprite], out: Path, formats: Sequence[str], opt
         raise BadInput(str(exc)) from None
     meta = {"app": "scarlet-moon", "version": __version__, **(app_meta or {})}
     try:
-        return write_atlases(result, out, formats, force=force, app_meta=meta)
+        return write_atlases(result, out, formats, force=force, app_meta=meta, workers=jobs)
     except FileExistsError as exc:
         raise BadInput(f"{exc.filename!r} already exists; pass {arg('force')} to replace it") from None
     except ValueError as exc:
