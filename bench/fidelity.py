@@ -64,6 +64,16 @@ def raw_sprites(card, labels: list[int], seed: int, sampling: SamplingOptions = 
     return raw
 
 
+def sampling_specs(text: str, sampler: str) -> dict[str, SamplingOptions]:
+    """"guidance:steps[:sampler[:eta]],..." -> {row name: SamplingOptions}; `sampler` when none is named."""
+    out = {}
+    for spec in text.split(","):
+        g, n, *rest = spec.split(":")
+        opts = SamplingOptions(rest[0] if rest else sampler, int(n), float(g), float(rest[1]) if len(rest) > 1 else 0.0)
+        out[f"{opts.sampler}, guidance {g}, {n} steps" + (f", eta {opts.eta:g}" if opts.eta else "")] = opts
+    return out
+
+
 def variants(card) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """name -> post-processing of raw RGBA uint8 sprites; `base` is sm's finish without cleanup."""
     p90 = int(card.meta["colors_per_sprite"]["p90"])
@@ -108,13 +118,8 @@ def main() -> None:
     fns = variants(card)
     cleanup = fns["clean 20 + despeckle: sm's cleanup"]
     if args.sampling:
-        todo = {}
-        for spec in args.sampling.split(","):
-            g, n, *rest = spec.split(":")
-            opts = SamplingOptions(rest[0] if rest else card.defaults()["sampler"], int(n), float(g),
-                                   float(rest[1]) if len(rest) > 1 else 0.0)
-            name = f"{opts.sampler}, guidance {g}, {n} steps" + (f", eta {opts.eta:g}" if opts.eta else "")
-            todo[name] = lambda s, o=opts: cleanup(raw_sprites(card, labels, s, o))
+        todo = {name: (lambda s, o=opts: cleanup(raw_sprites(card, labels, s, o)))
+                for name, opts in sampling_specs(args.sampling, card.defaults()["sampler"]).items()}
         out = Path(args.out)
         args.out = str(out.with_name(out.stem + "_sampling.md"))
     else:
