@@ -48,7 +48,7 @@ from scarlet_moon.generation.chunks import CHUNK_SIZE
 from scarlet_moon.models.card import ModelCard
 from scarlet_moon.options import SamplingOptions
 
-SCHEMA = "scarlet-moon-eval/2"  # 2: pixels gained the fidelity figures (isolated/speck rates, saturation, luma)
+SCHEMA = "scarlet-moon-eval/3"  # 2: pixels gained the fidelity figures; 3: frechet gained floor, ratio_to_floor, like_for_like
 FIDELITY = ("isolated_rate", "speck_rate", "saturation", "luma")
 COPY_THRESHOLD = 2.0      # mean |a - b| over RGBA uint8 values; an exact copy is 0
 
