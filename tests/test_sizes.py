@@ -1,0 +1,104 @@
+"""Every command beyond 16x16: per sprite size, train a tiny model a few steps, sample it with
+both backends, export it to ONNX and pack a sheet; sizes outside the rule are one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cli.main import sm
+from test_train import _tiny_toml
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(sm, list(args))
+
+
+def sprite_set(root: Path, h: int, w: int, n: int = 6) -> Path:
+    """n RGBA sprites of h x w (height x width) in two labels, Kaggle npy layout."""
+    rng = np.random.default_rng(h * 100 + w)
+    imgs = np.zeros((n, h, w, 4), np.uint8)
+    for i in range(n):
+        imgs[i, h // 4: 3 * h // 4, w // 4: 3 * w // 4] = (*rng.integers(0, 256, 3), 255)
+    root.mkdir(parents=True)
+    np.save(root / "sprites.npy", imgs)
+    np.save(root / "sprites_labels.npy", np.eye(2, dtype=np.float32)[np.arange(n) % 2])
+    (root / "labels.txt").write_text("a\nb\n")
+    return root
+
+
+def png_sizes(folder: Path) -> set[tuple[int, int]]:
+    return {Image.open(p).size for p in folder.glob("*.png")}
+
+
+# (height, width); the depth the size gets: 8 -> 2 levels, 16/24 -> 3, 32 -> 4, 64 -> 5
+@pytest.mark.parametrize("h, w, levels", [(8, 8, 2), (24, 24, 3), (32, 32, 4), (64, 64, 5), (16, 24, 3)])
+def test_train_sample_export_pack_at_size(tmp_path: Path, h: int, w: int, levels: int):
+    data = sprite_set(tmp_path / "set", h, w)
+    toml = _tiny_toml(tmp_path, steps=2, batch_size=4, hflip=False)
+    toml.write_text("\n".join(line for line in toml.read_text().splitlines() if not line.startswith("channel_mult")))
+    res = invoke("-q", "train", "--data", str(data), "--config", str(toml), "--tracking", "none",
+                 "--runs-dir", str(tmp_path / "runs"), "--name", "m")
+    assert res.exit_code == 0, res.output
+    model = tmp_path / "runs" / "m" / "model.safetensors"
+    from scarlet_moon.models.checkpoint import read_meta
+    meta = read_meta(model)
+    assert meta["image_size"] == [h, w] and len(meta["config"]["channel_mult"]) == levels
+
+    common = ("--count", "3", "--steps", "2", "--label", "b")
+    res = invoke("-q", "sample", "--model", str(model), *common, "--out", str(tmp_path / "t"))
+    assert res.exit_code == 0, res.output
+    assert png_sizes(tmp_path / "t") == {(w, h)} and len(list((tmp_path / "t").glob("*.png"))) == 3
+
+    onnx = tmp_path / "m.onnx"
+    res = invoke("-q", "export-onnx", "--model", str(model), "--out", str(onnx))
+    assert res.exit_code == 0, res.output
+    res = invoke("-q", "sample", "--model", str(onnx), *common, "--out", str(tmp_path / "o"))
+    assert res.exit_code == 0, res.output
+    assert png_sizes(tmp_path / "o") == {(w, h)}
+
+    res = invoke("-q", "sheet", "--model", str(onnx), *common, "--out", str(tmp_path / "sheet.png"))
+    assert res.exit_code == 0, res.output
+    atlas = json.loads((tmp_path / "sheet.json").read_text())
+    frames = [f["frame"] for f in atlas["frames"].values()]
+    assert len(frames) == 3 and all((f["w"], f["h"]) == (w, h) for f in frames)
+
+
+@pytest.mark.parametrize("h, w", [(8, 10), (72, 72), (4, 4)])
+def test_unsupported_sizes_are_one_line_exit_2_and_no_run(tmp_path: Path, h: int, w: int):
+    data = sprite_set(tmp_path / "set", h, w)
+    res = invoke("train", "--data", str(data), "--config", str(_tiny_toml(tmp_path)), "--tracking", "none",
+                 "--runs-dir", str(tmp_path / "runs"))
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"sprite size {w}x{h} is not supported" in lines[0], lines
+    assert "multiple of 8 from 8 to 64" in lines[0] and "Traceback" not in res.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_card_of_an_unsupported_size_is_one_line_exit_2(tiny_model: Path, tmp_path: Path):
+    from scarlet_moon.models.checkpoint import load_checkpoint, read_meta, save_checkpoint
+
+    ckpt = load_checkpoint(tiny_model, with_optim=False)
+    ckpt.meta["image_size"] = [10, 8]
+    bad = tmp_path / "odd.safetensors"
+    save_checkpoint(bad, ckpt)
+    res = invoke("sample", "--model", str(bad), "--count", "1", "--out", str(tmp_path / "o"))
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "sprite size 8x10 is not supported" in lines[0], lines
+    assert not (tmp_path / "o").exists() and read_meta(tiny_model)["image_size"] == [8, 8]
+
+
+def test_depth_follows_the_size_and_16x16_keeps_the_bundled_depth():
+    from scarlet_moon.models.config import ModelConfig, channel_mult_for
+
+    assert channel_mult_for(16, 16) == (1, 2, 4) == ModelConfig.from_dict({"arch": "unet"}).channel_mult
+    assert [len(channel_mult_for(s, s)) for s in range(8, 65, 8)] == [2, 3, 3, 4, 4, 4, 4, 5]
+    assert channel_mult_for(16, 24) == channel_mult_for(32, 16) == (1, 2, 4)
+    assert ModelConfig(channel_mult=(1, 2)).for_size(64, 64).channel_mult == (1, 2)  # given: kept
