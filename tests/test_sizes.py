@@ -54,6 +54,16 @@ def test_train_sample_export_pack_at_size(tmp_path: Path, h: int, w: int, levels
     res = invoke("-q", "sample", "--model", str(model), *common, "--out", str(tmp_path / "t"))
     assert res.exit_code == 0, res.output
     assert png_sizes(tmp_path / "t") == {(w, h)} and len(list((tmp_path / "t").glob("*.png"))) == 3
+    # editing at this size: an init sprite with a mask (the left half kept), and tileable
+    init = next((tmp_path / "t").glob("*.png"))
+    mask = Image.new("L", (w, h), 255)
+    mask.paste(0, (0, 0, w // 2, h))
+    mask.save(tmp_path / "mask.png")
+    res = invoke("-q", "sample", "--model", str(model), *common, "--init", str(init), "--mask",
+                 str(tmp_path / "mask.png"), "--tileable", "--out", str(tmp_path / "e"))
+    assert res.exit_code == 0, res.output
+    edited = [np.asarray(Image.open(p).convert("RGBA")) for p in sorted((tmp_path / "e").glob("*.png"))]
+    assert len(edited) == 3 and all(e.shape == (h, w, 4) for e in edited)
 
     onnx = tmp_path / "m.onnx"
     res = invoke("-q", "export-onnx", "--model", str(model), "--out", str(onnx))
@@ -102,3 +112,24 @@ def test_depth_follows_the_size_and_16x16_keeps_the_bundled_depth():
     assert [len(channel_mult_for(s, s)) for s in range(8, 65, 8)] == [2, 3, 3, 4, 4, 4, 4, 5]
     assert channel_mult_for(16, 24) == channel_mult_for(32, 16) == (1, 2, 4)
     assert ModelConfig(channel_mult=(1, 2)).for_size(64, 64).channel_mult == (1, 2)  # given: kept
+    from scarlet_moon.training.config import DEFAULT, TrainConfig
+    assert TrainConfig.from_dict({}).model.channel_mult == (1, 2, 4)  # a stored config without it: as before
+    assert DEFAULT.model.channel_mult is None and DEFAULT.replace({"channel_mult": "auto"}) == DEFAULT
+
+
+@pytest.mark.parametrize("arch", ["seed", "unet"])
+def test_both_archs_build_and_run_non_square(arch: str):
+    import torch
+
+    from scarlet_moon.models.config import ModelConfig
+    from scarlet_moon.models.unet import build_model
+
+    cfg = ModelConfig(arch=arch, n_feat=8, attention=arch == "unet")
+    for h, w in [(16, 24), (32, 16)]:
+        net = build_model(cfg, channels=4, size=(h, w), num_classes=2, timesteps=50).eval()
+        x = torch.randn(2, 4, h, w)
+        assert net(x, torch.tensor([1.0, 30.0]), torch.tensor([0, 2])).shape == x.shape
+    # at 16x16 the seed network's weights keep their shapes (checkpoints load as before)
+    weights = build_model(cfg, channels=4, size=16, num_classes=2, timesteps=50).state_dict()
+    if arch == "seed":
+        assert weights["up0.0.weight"].shape == (16, 16, 4, 4)
