@@ -36,16 +36,21 @@ def png_sizes(folder: Path) -> set[tuple[int, int]]:
     return {Image.open(p).size for p in folder.glob("*.png")}
 
 
-# (height, width); the depth the size gets: 8 -> 2 levels, 16/24 -> 3, 32 -> 4, 64 -> 5
-@pytest.mark.parametrize("h, w, levels", [(8, 8, 2), (24, 24, 3), (32, 32, 4), (64, 64, 5), (16, 24, 3)])
-def test_train_sample_export_pack_at_size(tmp_path: Path, h: int, w: int, levels: int):
+def train_tiny(tmp_path: Path, h: int, w: int) -> Path:
+    """`sm train` 2 steps on an h x w set, the depth left to the size (TINY without channel_mult)."""
     data = sprite_set(tmp_path / "set", h, w)
     toml = _tiny_toml(tmp_path, steps=2, batch_size=4, hflip=False)
     toml.write_text("\n".join(line for line in toml.read_text().splitlines() if not line.startswith("channel_mult")))
     res = invoke("-q", "train", "--data", str(data), "--config", str(toml), "--tracking", "none",
                  "--runs-dir", str(tmp_path / "runs"), "--name", "m")
     assert res.exit_code == 0, res.output
-    model = tmp_path / "runs" / "m" / "model.safetensors"
+    return tmp_path / "runs" / "m" / "model.safetensors"
+
+
+# (height, width); the depth the size gets: 8 -> 2 levels, 16/24 -> 3, 32 -> 4, 64 -> 5
+@pytest.mark.parametrize("h, w, levels", [(8, 8, 2), (24, 24, 3), (32, 32, 4), (64, 64, 5), (16, 24, 3)])
+def test_train_sample_export_pack_at_size(tmp_path: Path, h: int, w: int, levels: int):
+    model = train_tiny(tmp_path, h, w)
     from scarlet_moon.models.checkpoint import read_meta
     meta = read_meta(model)
     assert meta["image_size"] == [h, w] and len(meta["config"]["channel_mult"]) == levels
@@ -77,6 +82,22 @@ def test_train_sample_export_pack_at_size(tmp_path: Path, h: int, w: int, levels
     atlas = json.loads((tmp_path / "sheet.json").read_text())
     frames = [f["frame"] for f in atlas["frames"].values()]
     assert len(frames) == 3 and all((f["w"], f["h"]) == (w, h) for f in frames)
+
+
+def test_tileset_and_distill_non_square(tmp_path: Path):
+    model = train_tiny(tmp_path, 16, 24)
+    res = invoke("-q", "tileset", "--model", str(model), "--label", "a", "--second-label", "b", "--steps", "2",
+                 "--format", "json-hash", "--out", str(tmp_path / "tiles.png"))
+    assert res.exit_code == 0, res.output
+    atlas = json.loads((tmp_path / "tiles.json").read_text())
+    frames = [f["frame"] for f in atlas["frames"].values()]
+    assert len(frames) == 16 and all((f["w"], f["h"]) == (24, 16) for f in frames)
+    res = invoke("-q", "distill", "--model", str(model), "--data", str(tmp_path / "set"), "--steps", "2",
+                 "--batch", "4", "--device", "cpu", "--out", str(tmp_path / "d.safetensors"))
+    assert res.exit_code == 0, res.output
+    res = invoke("-q", "sample", "--model", str(tmp_path / "d.safetensors"), "--count", "2", "--steps", "2",
+                 "--out", str(tmp_path / "ds"))
+    assert res.exit_code == 0 and png_sizes(tmp_path / "ds") == {(24, 16)}, res.output
 
 
 @pytest.mark.parametrize("h, w", [(8, 10), (72, 72), (4, 4)])
