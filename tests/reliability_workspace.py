@@ -91,6 +91,7 @@ def build_workspace(dst: Path, run_dir: Path, data_dir: Path) -> Path:
     (dst / "junk.onnx").write_bytes(b"not a protobuf")
     png(dst / "mixed" / "a" / "0.png", 16)
     png(dst / "mixed" / "a" / "1.png", 8)
+    png(dst / "odd" / "a" / "0.png", 12)  # a side that is not a multiple of 8
     png(dst / "notimage" / "a" / "0.png", 16)
     (dst / "notimage" / "a" / "1.png").write_text("not a PNG")
     png(dst / "emptyclass" / "a" / "0.png", 16)

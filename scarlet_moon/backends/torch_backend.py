@@ -30,7 +30,7 @@ def load_torch_model(card: ModelCard, device: str = "cpu") -> torch.nn.Module:
 
     ckpt = load_checkpoint(card.path, with_optim=False)
     cfg = ModelConfig.from_dict(card.config).check(f"checkpoint {str(card.path)!r}")
-    model = build_model(cfg, channels=card.channels, size=card.size[0], num_classes=len(card.label_names),
+    model = build_model(cfg, channels=card.channels, size=card.size, num_classes=len(card.label_names),
                         timesteps=card.schedule.num_steps)
     try:
         model.load_state_dict(ckpt.weights)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 from scarlet_moon.diffusion.samplers import SAMPLERS
 from scarlet_moon.diffusion.schedule import Schedule
 from scarlet_moon.errors import BadInput
-from scarlet_moon.limits import MAX_LABELS, MAX_PALETTE, MAX_SIDE, MAX_TIMESTEPS
+from scarlet_moon.limits import MAX_LABELS, MAX_PALETTE, MAX_SIDE, MAX_TIMESTEPS, check_sprite_size
 from scarlet_moon.models.config import ModelConfig
 
 Bad = Callable[[str, str], BadInput]  # (key, what is allowed) -> the error to raise
@@ -47,6 +47,7 @@ def check_card_meta(meta: Mapping[str, Any], where: str) -> None:
     size = meta.get("image_size")
     if not (isinstance(size, list) and len(size) == 2 and all(_int(v, 1, MAX_SIDE) for v in size)):
         raise bad("image_size", f"[height, width], whole numbers 1..{MAX_SIDE}")
+    check_sprite_size(*size, what=f"{where}: sprite size")
     if not _int(meta.get("channels"), 1, 4):
         raise bad("channels", "a whole number 1..4")
     if meta.get("prediction") not in PREDICTIONS:

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from scarlet_moon.errors import BadInput
+from scarlet_moon.limits import check_sprite_size
 from scarlet_moon.models.config import ModelConfig
 
 
@@ -50,7 +51,8 @@ class EmbedFC(nn.Module):
 
 
 class ContextUnet(nn.Module):
-    def __init__(self, channels: int, size: int, num_classes: int, n_feat: int = 64, timesteps: int = 500):
+    def __init__(self, channels: int, size: tuple[int, int], num_classes: int, n_feat: int = 64,
+                 timesteps: int = 500):
         super().__init__()
         f = n_feat
         self.n_feat, self.num_classes, self.timesteps, self.size = f, num_classes, timesteps, size
@@ -61,7 +63,7 @@ class ContextUnet(nn.Module):
         self.to_vec = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.GELU())
         self.timeembed1, self.timeembed2 = EmbedFC(1, 2 * f), EmbedFC(1, f)
         self.contextembed1, self.contextembed2 = EmbedFC(num_classes, 2 * f), EmbedFC(num_classes, f)
-        k = size // 4
+        k = (size[0] // 4, size[1] // 4)  # the 1x1 vector back to the lowest resolution, H/4 x W/4
         self.up0 = nn.Sequential(nn.ConvTranspose2d(2 * f, 2 * f, k, k), nn.GroupNorm(8, 2 * f), nn.ReLU())
         self.up1 = SeedUp(4 * f, f)
         self.up2 = SeedUp(2 * f, f)
@@ -189,14 +191,20 @@ class SpriteUNet(nn.Module):
         return self.out(h)
 
 
-def build_model(cfg: ModelConfig, *, channels: int, size: int, num_classes: int, timesteps: int) -> nn.Module:
-    """The network of `cfg` for sprites of size x size; `timesteps` scales t for the seed arch."""
+def build_model(cfg: ModelConfig, *, channels: int, size: int | tuple[int, int], num_classes: int,
+                timesteps: int) -> nn.Module:
+    """The network of `cfg` for sprites of `size` (side, or (height, width)); `timesteps` scales t for
+    the seed arch. A "unet" without channel_mult gets the depth of the size (ModelConfig.for_size)."""
+    h, w = (size, size) if isinstance(size, int) else size
+    check_sprite_size(h, w)
+    cfg = cfg.for_size(h, w)
     levels = 2 if cfg.arch == "seed" else len(cfg.channel_mult) - 1
-    if size % (2 ** levels) != 0 or size < 2 ** (levels + 1):
-        raise BadInput(f"sprite size {size} does not fit arch {cfg.arch!r}: it must be a multiple of "
-                       f"{2 ** levels} and at least {2 ** (levels + 1)}")
+    for side in (h, w):
+        if side % (2 ** levels) != 0 or side < 2 ** (levels + 1):
+            raise BadInput(f"sprite size {w}x{h} does not fit arch {cfg.arch!r} with {levels + 1} resolution "
+                           f"levels: each side must be a multiple of {2 ** levels} and at least {2 ** (levels + 1)}")
     if cfg.arch == "seed":
-        return ContextUnet(channels, size, num_classes, n_feat=cfg.n_feat, timesteps=timesteps)
+        return ContextUnet(channels, (h, w), num_classes, n_feat=cfg.n_feat, timesteps=timesteps)
     return SpriteUNet(channels, size, num_classes, n_feat=cfg.n_feat, channel_mult=cfg.channel_mult,
                       attention=cfg.attention, dropout=cfg.dropout)
 

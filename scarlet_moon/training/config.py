@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from scarlet_moon import limits
 from scarlet_moon.errors import BadInput, arg
-from scarlet_moon.models.config import ModelConfig
+from scarlet_moon.models.config import LEGACY_CHANNEL_MULT, ModelConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -64,6 +64,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, source: str = "config") -> "TrainConfig":
+        """A stored config (a card's); one without `channel_mult` was built at the old default depth."""
+        if d.get("channel_mult") is None:
+            d = {**d, "channel_mult": list(LEGACY_CHANNEL_MULT)}
         return cls().replace(d, source=source)
 
     def replace(self, overrides: Mapping[str, Any], *, source: str = "config") -> "TrainConfig":
@@ -147,6 +150,10 @@ def parse_duration(value: Any) -> float:
 
 
 def _coerce(name: str, value: Any, current: Any, source: str) -> Any:
+    if name == "channel_mult":
+        if value == "auto":  # the depth the sprite size gets (models.config.channel_mult_for)
+            return None
+        current = ()
     if isinstance(current, bool):
         if isinstance(value, bool):
             return value

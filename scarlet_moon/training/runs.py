@@ -32,6 +32,7 @@ from scarlet_moon.atomic import atomic_write_bytes, remove_dead_leftovers
 from scarlet_moon.data.images import make_grid, save_png
 from scarlet_moon.data.sprites import SpriteSet
 from scarlet_moon.errors import BadInput, Interrupted, arg
+from scarlet_moon.limits import check_sprite_size
 from scarlet_moon.models.card import ModelCard
 from scarlet_moon.models.checkpoint import save_checkpoint
 from scarlet_moon.training.config import TrainConfig
@@ -167,6 +168,7 @@ def train_run(cfg: TrainConfig, data: SpriteSet, *, runs_root: Path, trackers: d
     threads, 0 = the free cores (training.threads). `init_from`: a model to fine-tune (training.finetune).
     Under torchrun (`dist` from distributed.start) only rank 0 writes files and tracks."""
     t_start = time.time()
+    check_sprite_size(*data.size, what=f"data {data.source!r}: sprite size")
     if resume is not None and init_from is not None:
         raise BadInput(f"{arg('init_from')} starts a new run from a model, {arg('resume')} continues a run: "
                        "give one of them")
@@ -222,8 +224,9 @@ def _started(cfg: TrainConfig, data: SpriteSet, runs_root: Path, name: str | Non
         finetune.check_data(parent, data)
         cfg = finetune.config_from_parent(cfg, parent, given)
     dist.check_batch(cfg.batch_size)  # before any folder is made
+    cfg = dataclasses.replace(cfg, model=cfg.model.for_size(*data.size))  # the card records the depth built
     run_dir = dist.agree(lambda: new_run_dir(runs_root, name))
-    state = build_state(cfg, channels=data.images.shape[-1], size=data.size[0],
+    state = build_state(cfg, channels=data.images.shape[-1], size=data.size,
                         num_classes=len(data.label_names), device=device)
     if parent is not None:
         state.parent = finetune.load_parent(state, parent, list(data.label_names))

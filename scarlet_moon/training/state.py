@@ -51,11 +51,13 @@ def schedule_of(cfg: TrainConfig) -> Schedule:
     return Schedule(cfg.schedule, cfg.timesteps, cfg.beta_start, cfg.beta_end)
 
 
-def build_network(cfg: TrainConfig, *, channels: int, size: int, num_classes: int) -> torch.nn.Module:
+def build_network(cfg: TrainConfig, *, channels: int, size: int | tuple[int, int],
+                  num_classes: int) -> torch.nn.Module:
     return build_model(cfg.model, channels=channels, size=size, num_classes=num_classes, timesteps=cfg.timesteps)
 
 
-def build_state(cfg: TrainConfig, *, channels: int, size: int, num_classes: int, device: str) -> TrainState:
+def build_state(cfg: TrainConfig, *, channels: int, size: int | tuple[int, int], num_classes: int,
+                device: str) -> TrainState:
     torch.manual_seed(cfg.seed)  # initial weights depend on the seed only
     model = build_network(cfg, channels=channels, size=size, num_classes=num_classes).to(device)
     ema = None
@@ -124,7 +126,7 @@ def restore_state(path: Path, data: SpriteSet, device: str) -> tuple[TrainConfig
     if meta["data_fingerprint"] != data.fingerprint():
         log.warning("the data differs from the run's (fingerprint %s, now %s); resuming anyway",
                     meta["data_fingerprint"], data.fingerprint())
-    state = build_state(saved, channels=meta["channels"], size=data.size[0],
+    state = build_state(saved, channels=meta["channels"], size=data.size,
                         num_classes=len(meta["label_names"]), device=device)
     try:
         state.model.load_state_dict(ckpt.model)
