@@ -115,7 +115,8 @@ def _merged(params: dict[str, Any]) -> dict[str, Any]:
 
 @click.command()
 @click.option("--data", "data_path", type=click.Path(), default=None,
-              help="Sprite set: npy folder, PNG folders, or tileset+CSV. Default: the bundled angband16 set.")
+              help="Sprite set: npy folder, PNG folders, or tileset+CSV; bundled-32: the bundled 32x32 set. "
+                   "Default: the bundled angband16 set.")
 @click.option("--tile", type=int, default=None, help="Cell size of a tileset sheet.")
 @click.option("--background-key", default=None, help="RRGGBB or 'auto': this colour becomes transparent.")
 @click.option("--preset", default=None, type=click.Choice(["default", "seed"]),
@@ -143,8 +144,8 @@ def _merged(params: dict[str, Any]) -> dict[str, Any]:
 @click.option("--threads", type=int, default=None,
               help="Torch threads for this run. [default: auto: the cores other processes leave free, "
                    "re-checked every 30 s]")
-@click.option("--init-from", default=None, metavar="MODEL|bundled",
-              help="Fine-tune this model (a .safetensors, or 'bundled') on --data: its network and noise schedule, "
+@click.option("--init-from", default=None, metavar="MODEL|bundled|bundled-32",
+              help="Fine-tune this model (a .safetensors, 'bundled' or 'bundled-32') on --data: its network and noise schedule, "
                    "its label embeddings where the names match; the sprite size must match.")
 @click.option("--nproc", type=int, default=None,
               help="Train on N processes of this machine (one per GPU, or gloo on CPUs): starts torchrun.")
@@ -223,7 +224,7 @@ def _resumed_data_source(resume: str, runs_root: Path) -> str | None:
     from scarlet_moon.training.runs import resolve_resume
 
     source = read_meta(resolve_resume(resume, runs_root)).get("data_source", "")
-    return None if source.startswith("bundled:") else source
+    return None if source in ("", "bundled:angband16") else source
 
 
 def _run(args: TrainArgs, data: Any, quiet: bool, dist: Dist, device: str) -> RunResult:

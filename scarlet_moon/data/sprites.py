@@ -38,6 +38,16 @@ from scarlet_moon.limits import MAX_LABELS, MAX_SIDE, MAX_SPRITES
 
 log = logging.getLogger(__name__)
 BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "angband16"
+# The bundled sets by source name (what a card records), with their cell size; `--data` also takes
+# the short names of BUNDLED_NAMES. angband32's README says how tools/make_angband32.py built it.
+BUNDLED_SETS = {"bundled:angband16": (BUNDLED, 16),
+                "bundled:angband32": (BUNDLED.parent / "angband32", 32)}
+# What sheets made by a model of a bundled set must credit (CC BY 3.0 asks for attribution; the
+# 16x16 tiles are free for any use, credit given all the same).
+ATTRIBUTION = {"bundled:angband16": "Trained on Adam Bolt's 16x16 Angband tiles (1998), free for any use",
+               "bundled:angband32": "Trained on David Gervais' 32x32 Angband tiles (1999), CC BY 3.0 "
+                                    "(https://creativecommons.org/licenses/by/3.0/), from Debian's angband-data"}
+BUNDLED_NAMES = {"bundled": "bundled:angband16", "bundled-16": "bundled:angband16", "bundled-32": "bundled:angband32"}
 Loaded = tuple[np.ndarray, np.ndarray, tuple[str, ...], int]  # images N x H x W x 4, labels N, names, input channels
 
 
@@ -46,7 +56,7 @@ class SpriteSet:
     images: np.ndarray              # uint8 N x H x W x 4 (RGBA; RGB input got alpha 255)
     labels: np.ndarray              # int64 N, indices into label_names
     label_names: tuple[str, ...]
-    source: str                     # the path given, or "bundled:angband16"
+    source: str                     # the path given, or "bundled:angband16" / "bundled:angband32"
     input_channels: int = 4         # 3 when no input had an alpha channel (RGB), else 4 (for `sm data inspect`)
     options: tuple[tuple[str, Any], ...] = ()  # how it was loaded (tile, background_key, size): to load it again
 
@@ -84,6 +94,17 @@ class SpriteSet:
                          self.input_channels, self.options)
 
 
+def bundled_source(spec: str | Path | None) -> str | None:
+    """'bundled:angband32' for None, 'bundled', 'bundled-16', 'bundled-32' or a recorded source name;
+    None for anything else (a path)."""
+    if spec is None:
+        return "bundled:angband16"
+    if not str(spec).startswith("bundled:") and Path(spec).exists():
+        return None  # a folder that happens to be called 'bundled' is the user's data
+    name = BUNDLED_NAMES.get(str(spec), str(spec))
+    return name if name in BUNDLED_SETS else None
+
+
 def bundled_data_path() -> Path:
     """scarlet_moon/bundled/angband16 (npy layout + labels.csv/tiles.png of the same 963 sprites)."""
     return BUNDLED
@@ -91,9 +112,15 @@ def bundled_data_path() -> Path:
 
 def load_sprites(path: str | Path | None = None, *, tile: int | None = None, background_key: str | None = None,
                  size: int | None = None) -> SpriteSet:
-    """Load a sprite set of any supported kind; None = the bundled angband16 set."""
-    p = BUNDLED if path is None else Path(path)
-    source = "bundled:angband16" if path is None else str(p)
+    """Load a sprite set of any supported kind; None = the bundled angband16 set, 'bundled-32' (or
+    'bundled:angband32') the bundled 32x32 set."""
+    source = bundled_source(path)
+    if source is not None:
+        p, cell = BUNDLED_SETS[source]
+        tile = cell if tile is None else tile
+    else:
+        p = Path(path)  # type: ignore[arg-type]
+        source = str(p)
     for name, value in (("tile", tile), ("size", size)):
         if value is not None and not 1 <= value <= MAX_SIDE:
             raise BadInput(f"{arg(name)} {value}: must be a whole number 1..{MAX_SIDE}")

@@ -150,12 +150,16 @@ def _load_inputs(model: ModelCard | str | Path | None, data: SpriteSet | str | P
 
 def data_of(card: ModelCard) -> SpriteSet | None:
     """The set the model was trained on, loaded as it was (its card records where and how), or None for the
-    bundled set; BadInput when that set is not on this machine."""
-    from scarlet_moon.data.sprites import load_sprites
+    bundled 16x16 set; BadInput when that set is not on this machine."""
+    from scarlet_moon.data.sprites import bundled_source, load_sprites
 
-    source = str(card.meta.get("data_source") or "bundled:")
+    source = str(card.meta.get("data_source") or "bundled:angband16")
     if source.startswith("bundled:"):
-        return None
+        name = bundled_source(source)
+        if name is None:
+            raise BadInput(f"model {str(card.path)!r} was trained on {source!r}, which this version does not "
+                           f"bundle; pass the real sprites with {arg('data')}")
+        return None if name == "bundled:angband16" else load_sprites(name)
     if not Path(source).exists():
         raise BadInput(f"model {str(card.path)!r} was trained on {source!r}, which is not here; pass the real "
                        f"sprites with {arg('data')}")

@@ -70,7 +70,7 @@ def _inputs(teacher_path: str | Path | None, out: Path, steps: int, batch: int, 
         raise BadInput(f"model {str(card.path)!r} " + ("is already distilled" if card.guidance_base != 1.0 else
                        "samples without guidance (guidance 1); there is nothing to distill"))
     source = card.meta.get("data_source", "")
-    ds = data if data is not None else load_sprites(None if source.startswith("bundled") else source)
+    ds = data if data is not None else load_sprites(source or None)
     if ds.label_names != tuple(card.label_names) or ds.size != card.size:
         raise BadInput(f"data {ds.source!r} does not match the model's labels and sprite size")
     return card, scale, ds
