@@ -3,6 +3,7 @@ held-out split: what the `cleanup` step of `sm sample/sheet` (data.neighbours) w
 
     .venv/bin/python bench/fidelity.py                 # 3 seeds x 193 sprites; ~1 min sampling once, then ~1 min
     .venv/bin/python bench/fidelity.py --seeds 0,1 --out /tmp/fid.md
+    .venv/bin/python bench/fidelity.py --model bundled-32 --seeds 0,1,2,3 --out bench/results/fidelity32.md
     .venv/bin/python bench/fidelity.py --sampling 2:25,1.5:25,2:50,2:100:ddpm --seeds 0,1,2,3,4,5,6,7
                                        # guidance:steps[:sampler[:eta]], sm's post-processing: ~10 min
 
@@ -49,7 +50,7 @@ from scarlet_moon.data.pixels import cap_colors, crisp_alpha, quantize_to_palett
 from scarlet_moon.data.sprites import load_sprites  # noqa: E402
 from scarlet_moon.eval.classifier import accuracy, get_classifier  # noqa: E402
 from scarlet_moon.eval.fidelity import fidelity  # noqa: E402
-from scarlet_moon.eval.metrics import frechet_distance, generate_for_eval, spread_labels  # noqa: E402
+from scarlet_moon.eval.metrics import data_of, frechet_distance, generate_for_eval, spread_labels  # noqa: E402
 from scarlet_moon.options import SamplingOptions  # noqa: E402
 
 def raw_sprites(card, labels: list[int], seed: int, sampling: SamplingOptions = SamplingOptions()) -> np.ndarray:
@@ -103,11 +104,14 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "fidelity.md"))
     ap.add_argument("--sampling", default="", help="guidance:steps[:sampler[:eta]],... (see above)")
     ap.add_argument("--count", type=int, default=None, help="sprites per seed [default: the held-out split's count per label]")
+    ap.add_argument("--model", default=None, help="bundled-32 or a .safetensors [default: the bundled model]; "
+                                                  "the real sprites are the set its card names")
     args = ap.parse_args()
     import torch
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
-    card, ds = read_card(None), load_sprites(None)
+    card = read_card(args.model)
+    ds = data_of(card) or load_sprites(None)
     clf, train, held = get_classifier(ds)
     per = ([int((held.labels == k).sum()) for k in range(len(ds.label_names))] if args.count is None else
            spread_labels([int((train.labels == k).sum()) for k in range(len(ds.label_names))], args.count))
@@ -142,16 +146,17 @@ def main() -> None:
               flush=True)
     if not args.sampling:
         picture(card, held, raws[seeds[0]], labels, Path(args.out).with_name(Path(args.out).stem + "_8x.png"))
-    write(rows, {"floor_fd": floor, "held_count": len(held.labels), "held_out": real, "seeds": seeds, "count": len(labels), "per_label": per,
+    write(rows, {"model": args.model or "bundled", "floor_fd": floor, "held_count": len(held.labels), "held_out": real, "seeds": seeds, "count": len(labels), "per_label": per,
                  "sampling": bool(args.sampling), "sampler": card.defaults()["sampler"]},
           Path(args.out))
 
 
-def picture(card, held, raw: np.ndarray, labels: list[int], path: Path, per_label: int = 2, zoom: int = 8) -> None:
+def picture(card, held, raw: np.ndarray, labels: list[int], path: Path, per_label: int = 0, zoom: int = 8) -> None:
     """Rows at `zoom`x on a checkerboard: real held-out sprites, generated without cleanup, the same
     sprites with sm's cleanup; `per_label` of each label (the first of each in order)."""
     from PIL import Image, ImageDraw
 
+    per_label = per_label or (2 if held.images.shape[1] <= 16 else 1)  # 0: 2 per label up to 16 px, else 1
     fns = variants(card)
     before, after = fns[next(k for k in fns if k.endswith("before"))], fns["clean 20 + despeckle: sm's cleanup"]
     gen = np.asarray(labels)
@@ -179,7 +184,7 @@ def picture(card, held, raw: np.ndarray, labels: list[int], path: Path, per_labe
 def write(rows: list[dict], meta: dict, out: Path) -> None:
     real = meta["held_out"]
     what = "sampling settings, sm's post-processing" if meta.get("sampling") else "post-processing variants"
-    lines = [f"# Pixel fidelity of {what} (bundled model)", "",
+    lines = [f"# Pixel fidelity of {what} (model {meta.get('model', 'bundled')})", "",
              f"`bench/fidelity.py`: {meta['count']} sprites per seed (class mix {meta['per_label']}; the held-out split "
              f"has {meta['held_count']}), seeds "
              f"{meta['seeds']}, " + (f"each sampler (the card's: {meta['sampler']}) at each guidance and step count, then "

@@ -12,7 +12,7 @@ from cli.paths import writable_file
 
 @click.command()
 @click.option("--model", default=None,
-              help="The teacher, a .safetensors model. [default: the bundled model]")
+              help="The teacher, a .safetensors model. [default: the bundled model; bundled-32: the bundled 32x32 one]")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The student .safetensors to write.")
 @click.option("--data", "data_path", default=None,
               help="Sprites to noise. [default: the set the teacher was trained on]")

@@ -14,14 +14,16 @@ from cli.paths import writable_file
 
 
 @click.command("export-onnx")
-@click.option("--model", default=None, help="A .safetensors checkpoint. [default: the bundled model]")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write (one file).")
+@click.option("--model", default=None, help="A .safetensors checkpoint. [default: the bundled model; bundled-32: the bundled 32x32 one]")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="The .onnx file to write (one file). [default for a bundled model: the cache, where "
+                   "--backend onnx finds it; required for any other]")
 @click.option("--fp16", is_flag=True, help="fp16 weights (time embedding kept fp32); for GPUs, slower on CPU.")
 @click.option("--opset", type=click.IntRange(17, 23), default=None,
               help="ONNX opset. [default: the exporter's, 20 with torch 2.13]")
 @click.option("--step-graph/--no-step-graph", default=True, show_default=True,
               help="Also write OUT.step.onnx, the fused sampler step that keeps sprites on the GPU.")
-def export_onnx(model: str | None, out: str, fp16: bool, opset: int | None, step_graph: bool) -> None:
+def export_onnx(model: str | None, out: str | None, fp16: bool, opset: int | None, step_graph: bool) -> None:
     """Export the denoiser to ONNX for the onnxruntime backend (`sm sample --model OUT.onnx`).
 
     The graph is the bare network (x, t, y -> prediction) with a dynamic batch axis;
@@ -40,7 +42,7 @@ def export_onnx(model: str | None, out: str, fp16: bool, opset: int | None, step
                        "pip install 'scarlet-moon[train,export,onnx]'") from None
     from scarlet_moon.export.onnx_export import export_onnx as run_export
 
-    if Path(out).parent.is_dir():  # a missing folder or a wrong suffix: the library's one-line errors
+    if out is not None and Path(out).parent.is_dir():  # a missing folder or a wrong suffix: the library's one-line errors
         writable_file(out, "--out")
 
     with console.status("exporting to ONNX", spinner="dots"):

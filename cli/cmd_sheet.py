@@ -206,6 +206,8 @@ def sheet(ctx: click.Context, from_dir: str | None, out: str, formats: tuple[str
     """Generate sprites (bundled model by default) and pack them into a spritesheet plus engine
     atlases; prints every written file."""
     from exporters import PackOptions
+    from scarlet_moon.backends import read_card
+    from scarlet_moon.models.card import attribution_meta
 
     if show_formats:
         list_formats()
@@ -219,7 +221,8 @@ def sheet(ctx: click.Context, from_dir: str | None, out: str, formats: tuple[str
         generated_sprites(args, quiet, target.out, shards, options)
     if sprites is None:
         return  # a torchrun rank other than 0: its chunks are written, rank 0 packs
-    for path in pack_and_write(sprites, target, options, jobs=jobs):
+    credit = {} if from_dir is not None else attribution_meta(read_card(args.model))
+    for path in pack_and_write(sprites, target, options, app_meta=credit, jobs=jobs):
         echo(path)
     for folder in shards:  # written: the shards are no longer needed
         shutil.rmtree(folder, ignore_errors=True)

@@ -60,7 +60,7 @@ def _bases(inits: tuple[str, ...], card: Any) -> tuple[Any, Any] | None:
 @click.option("--format", "formats", multiple=True, default=DEFAULT_FORMATS, show_default=True,
               help="Atlas formats, as in sm sheet (see sm sheet --list-formats).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same tileset.")
-@click.option("--model", default=None, help="A .safetensors model or an exported .onnx. [default: the bundled model]")
+@click.option("--model", default=None, help="A .safetensors model or an exported .onnx. [default: the bundled model; bundled-32: the bundled 32x32 one]")
 @click.option("--backend", type=click.Choice(["torch", "onnx"]), default=None,
               help="[default: onnx for a .onnx --model, else torch]")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: cpu]")
@@ -84,6 +84,7 @@ def tileset(ctx: click.Context, label: str, second_label: str | None, inits: tup
     pixels along the shared edge. Prints every written file."""
     from exporters import PackOptions
     from scarlet_moon.backends import BackendOptions, open_denoiser, read_card
+    from scarlet_moon.models.card import attribution_meta
     from scarlet_moon.generation.request import check_seed
     from scarlet_moon.generation.tileset import check_options, corner_tileset
     from scarlet_moon.models.card import resolve_labels
@@ -107,5 +108,6 @@ def tileset(ctx: click.Context, label: str, second_label: str | None, inits: tup
     common = {"sampler": s.sampler, "steps": s.steps, "guidance": s.guidance, "model_fingerprint": card.meta.get("data_fingerprint"), "model_step": card.meta.get("step"),
               "init": list(inits) if inits else None}
     sprites = tile_sprites(ts, card, common)
-    for path in pack_and_write(sprites, target, PackOptions(padding=padding, dedupe=False)):
+    for path in pack_and_write(sprites, target, PackOptions(padding=padding, dedupe=False),
+                               app_meta=attribution_meta(card)):
         echo(path)

@@ -30,7 +30,7 @@ def generation_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by `sm sample` and `sm sheet`."""
     opts = [
         click.option("--model", default=None, help="A .safetensors model or an exported .onnx. "
-                                                    "[default: the bundled model]"),
+                                                    "[default: the bundled model; bundled-32: the bundled 32x32 one]"),
         click.option("--label", "labels", multiple=True, default=("0",), show_default=True,
                      help="Label name or index; repeat for several (the count is split)."),
         click.option("--count", type=click.IntRange(min=1), default=16, show_default=True, help="Sprites in all."),

@@ -279,6 +279,28 @@ def test_with_the_real_sm(tmp_path: Path, sm_env, mode: str):
     assert os.listdir(w) == [STAMP]  # the work files (init, mask, palette, stderr) are gone
 
 
+@pytest.mark.slow
+def test_with_the_real_sm_and_the_bundled_32x32_model(tmp_path: Path, sm_env):
+    """'bundled-32' typed into the Model field: labels and 32x32 sprites come from the bundled 32x32 model."""
+    from PIL import Image
+
+    sm = tmp_path / "sm"
+    sm.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m cli.main "$@"\n')
+    sm.chmod(0o755)
+    w = tmp_path / "w"
+    lines = run_plugin("real32_new", w, PLUGIN, str(sm), str(tmp_path), env={**sm_env, "OMP_NUM_THREADS": "1"})
+    assert kind(lines, "ALERT") == []
+    assert ("MODIFY", "label", "creature,item,consumable,spell,terrain,hero", "creature") in lines
+    assert any(line[1].startswith(f"{sm} labels --json --model bundled-32") for line in kind(lines, "POPEN"))
+    (command,) = sample_commands(lines)
+    assert "--model bundled-32" in command
+    loaded = [line[1] for line in kind(lines, "LOAD")]
+    assert len(loaded) == 2
+    for path in loaded:
+        with Image.open(path) as im:
+            assert im.size == (32, 32) and im.mode == "RGBA"
+
+
 # ---- sm plugin aseprite ------------------------------------------------------------------------
 def build(out: Path) -> Path:
     from cli.main import sm

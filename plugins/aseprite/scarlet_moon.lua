@@ -182,7 +182,7 @@ local function show_dialog(plugin)
   for _, s in ipairs(lib.SAMPLERS) do samplers[#samplers + 1] = s end
 
   dlg:entry{ id = "sm", label = "sm command", text = sm_path }
-  dlg:entry{ id = "model", label = "Model", text = prefs.model or "" }
+  dlg:entry{ id = "model", label = "Model (blank: bundled; bundled-32; or a file)", text = prefs.model or "" }
   dlg:label{ id = "status", label = "", text = names and "" or ("labels: " .. tostring(err)) }
   dlg:button{ id = "reload", text = "Reload labels", onclick = function()
     local n, e = fetch_labels(dlg.data.sm, dlg.data.model)

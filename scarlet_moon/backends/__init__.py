@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scarlet_moon.errors import BadInput, arg
-from scarlet_moon.models.card import ModelCard, file_fingerprint, read_checkpoint_card
+from scarlet_moon.models.card import (ModelCard, bundled_name, bundled_onnx_path, file_fingerprint,
+                                      read_checkpoint_card)
 
 if TYPE_CHECKING:
     from scarlet_moon.backends.base import Denoiser
@@ -71,17 +72,21 @@ class BackendOptions:
 
 
 def sibling_onnx(card: ModelCard) -> Path:
-    """The .onnx beside a checkpoint, exported from that very file."""
+    """The .onnx exported from that very checkpoint: beside it, or for a bundled model in the cache."""
     from scarlet_moon.backends.onnx_meta import read_onnx_card
 
-    onnx_path = card.path.with_suffix(".onnx")
-    hint = f"export it first (sm export-onnx) to {str(onnx_path)!r}"
-    if not onnx_path.is_file():
-        raise BadInput(f"{arg('backend')} onnx: no {onnx_path.name} beside {str(card.path)!r}; {hint}")
-    if read_onnx_card(onnx_path).meta["onnx"].get("source_fingerprint") != file_fingerprint(card.path):
-        raise BadInput(f"{arg('backend')} onnx: {str(onnx_path)!r} was exported from another checkpoint "
-                       f"than {str(card.path)!r}; {hint}")
-    return onnx_path
+    beside, cached = card.path.with_suffix(".onnx"), bundled_onnx_path(card.path)
+    hint = (f"export it once: sm export-onnx {arg('model')} {bundled_name(card.path)} (writes {str(cached)!r})" if cached
+            else f"export it first (sm export-onnx) to {str(beside)!r}")
+    for onnx_path in (beside, cached):
+        if onnx_path is None or not onnx_path.is_file():
+            continue
+        if read_onnx_card(onnx_path).meta["onnx"].get("source_fingerprint") != file_fingerprint(card.path):
+            raise BadInput(f"{arg('backend')} onnx: {str(onnx_path)!r} was exported from another checkpoint "
+                           f"than {str(card.path)!r}; {hint}")
+        return onnx_path
+    where = f"the bundled model {bundled_name(card.path)!r}" if cached else f"beside {str(card.path)!r}"
+    raise BadInput(f"{arg('backend')} onnx: no ONNX export of {where}; {hint}")
 
 
 def open_denoiser(model: str | Path | ModelCard | None = None, *, backend: str | None = None,

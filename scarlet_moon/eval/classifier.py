@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import struct
 import time
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from typing import Any, Callable
 import numpy as np
 
 from scarlet_moon.atomic import atomic_write_bytes
+from scarlet_moon.cache import default_cache_dir  # noqa: F401 (re-exported: callers import it from here)
 from scarlet_moon.data.sprites import SpriteSet, split_holdout
 from scarlet_moon.diffusion.scaling import to_model_range
 
@@ -71,14 +71,6 @@ def recipe() -> dict[str, Any]:
 
 def recipe_key() -> str:
     return hashlib.sha256(json.dumps(recipe(), sort_keys=True).encode()).hexdigest()[:8]
-
-
-def default_cache_dir() -> Path:
-    """$SCARLET_MOON_CACHE, else $XDG_CACHE_HOME/scarlet-moon, else ~/.cache/scarlet-moon."""
-    if os.environ.get("SCARLET_MOON_CACHE"):
-        return Path(os.environ["SCARLET_MOON_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "scarlet-moon"
 
 
 def prepare(images: np.ndarray) -> np.ndarray:

@@ -39,7 +39,8 @@ from scarlet_moon.backends.onnx_meta import (FORMAT, FORMAT_VERSION, INPUT_DOCS,
                                              OUTPUT_NAME, card_meta_for_export, step_path)
 from scarlet_moon.backends.torch_backend import load_torch_model
 from scarlet_moon.errors import BadInput, RunFailed, arg
-from scarlet_moon.models.card import ModelCard, file_fingerprint
+from scarlet_moon.models.card import ModelCard, bundled_onnx_path, file_fingerprint
+from scarlet_moon.models.card import model_path as checkpoint_path
 
 log = logging.getLogger(__name__)
 
@@ -245,10 +246,18 @@ def write_step_graph(proto, model: torch.nn.Module, card: ModelCard, out: Path, 
     return path, diff
 
 
-def export_onnx(model_path: str | Path | None, out: str | Path, *, fp16: bool = False,
+def export_onnx(model_path: str | Path | None, out: str | Path | None = None, *, fp16: bool = False,
                 opset: int | None = None, step_graph: bool = True) -> ExportResult:
-    """Checkpoint (None = bundled) -> one self-contained .onnx at `out`, parity-checked vs torch."""
+    """Checkpoint (None = bundled) -> one self-contained .onnx at `out`, parity-checked vs torch.
+
+    out None: a bundled model goes to the cache, where `backend="onnx"` finds it (models.card)."""
     t0 = time.perf_counter()
+    if out is None:
+        out = bundled_onnx_path(checkpoint_path(model_path))
+        if out is None:
+            raise BadInput(f"{arg('out')} is required for {str(model_path)!r}; only a bundled model "
+                           "(bundled, bundled-32) has a default, the cache")
+        out.parent.mkdir(parents=True, exist_ok=True)
     out = Path(out)
     if out.suffix.lower() != ".onnx":
         raise BadInput(f"{arg('out')} {str(out)!r} must end with .onnx")

@@ -22,6 +22,10 @@ from scarlet_moon.atomic import atomic_write_bytes
 from scarlet_moon.diffusion.schedule import Schedule
 
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "bundled" / "model" / "model.safetensors"
+# Names a --model / model= argument may give instead of a path: the bundled 16x16 model (trained on
+# bundled/angband16) and the bundled 32x32 one (bundled/angband32).
+BUNDLED_MODELS = {"bundled": BUNDLED_MODEL, "bundled-16": BUNDLED_MODEL,
+                  "bundled-32": BUNDLED_MODEL.parents[1] / "model32" / "model.safetensors"}
 FORMAT = "scarlet-moon-checkpoint"
 META_KEY = "scarlet_moon"
 MAX_HEADER = 100 << 20  # safetensors caps its JSON header at 100 MB
@@ -94,11 +98,59 @@ def file_fingerprint(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+def bundled_model_path(name: str | Path | None) -> Path | None:
+    """The file behind None or a bundled model's name ('bundled', 'bundled-16', 'bundled-32'); None for a
+    path. A file of that name in the working folder is the user's, not ours."""
+    if name is None:
+        return BUNDLED_MODEL
+    if str(name) in BUNDLED_MODELS and not Path(name).exists():
+        return BUNDLED_MODELS[str(name)]
+    return None
+
+
+def bundled_onnx_path(checkpoint: str | Path) -> Path | None:
+    """Where `sm export-onnx` puts, and the onnx backend finds, the export of a bundled model (the package
+    folder may be read-only): <cache>/onnx/<folder>-<fingerprint>.onnx; None for any other checkpoint."""
+    from scarlet_moon.cache import default_cache_dir
+
+    p = Path(checkpoint).resolve()
+    if p not in {q.resolve() for q in BUNDLED_MODELS.values()} or not p.is_file():
+        return None
+    return default_cache_dir() / "onnx" / f"{p.parent.name}-{file_fingerprint(p)}.onnx"
+
+
+def bundled_name(checkpoint: str | Path) -> str:
+    """'bundled' or 'bundled-32' for a bundled model's file, else the path as given."""
+    p = Path(checkpoint).resolve()
+    for name in ("bundled", "bundled-32"):
+        if BUNDLED_MODELS[name].resolve() == p:
+            return name
+    return str(checkpoint)
+
+
+def attribution_meta(card: "ModelCard | None") -> dict[str, str]:
+    """{"attribution": ...} for the atlas meta of sheets this model made (its card's, else its bundled
+    set's), or {} when it owes none."""
+    from scarlet_moon.data.sprites import ATTRIBUTION
+
+    if card is None:
+        return {}
+    text = card.meta.get("data_attribution") or ATTRIBUTION.get(str(card.meta.get("data_source")))
+    return {"attribution": str(text)} if text else {}
+
+
+def model_path(path: str | Path | None) -> Path:
+    """A --model argument as a file path: bundled names resolved, anything else as given."""
+    return bundled_model_path(path) or Path(path)  # type: ignore[arg-type]
+
+
 def read_checkpoint_card(path: str | Path | None = None) -> "ModelCard":
-    """The card of a .safetensors checkpoint; None = the bundled model."""
-    p = Path(path) if path is not None else BUNDLED_MODEL
-    if path is None and not p.is_file():
-        raise BadInput(f"the bundled model is missing ({p}); reinstall the package or pass a {arg('model')}")
+    """The card of a .safetensors checkpoint; None or 'bundled' = the bundled model, 'bundled-32' the 32x32 one."""
+    bundled = bundled_model_path(path)
+    p = bundled or Path(path)  # type: ignore[arg-type]
+    if bundled is not None and not p.is_file():
+        raise BadInput(f"the bundled model {str(path or 'bundled')!r} is missing ({p}); reinstall the package "
+                       f"or pass a {arg('model')}")
     meta = read_meta(p)
     required = ("label_names", "image_size", "channels", "schedule", "prediction")
     missing = [k for k in required if k not in meta]

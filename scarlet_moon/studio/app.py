@@ -32,6 +32,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from scarlet_moon.errors import BadInput, ScarletError
+from scarlet_moon.models.card import attribution_meta
 from scarlet_moon.studio.jobs import Busy, Job, JobQueue
 from scarlet_moon.studio.models import ModelShelf
 from scarlet_moon.studio.security import Guard
@@ -127,7 +128,7 @@ class Studio:
             command = render(params, index)
             rec = SpriteRecord(f"{job.id}-{index}", rgba, spec.label, {**settings, "index": index}, command,
                                file_of(spec, index), spec.init, spec.mask,
-                               {"init_file": init_file, "mask_file": mask_file})
+                               {"init_file": init_file, "mask_file": mask_file, **attribution_meta(spec.card)})
             self.store.sprites.add(rec.id, rec)
             out.append({"id": rec.id, "png": png_data_url(rgba), "label": rec.label, "index": index,
                         "settings": rec.settings, "command": command, "file": rec.file})

@@ -74,7 +74,10 @@ def export_zip(body: object, store: Store) -> tuple[str, bytes]:
     sprites = [Sprite(name=f, image=Image.fromarray(r.rgba, "RGBA"), label=r.label,
                       meta={**r.settings, "command": r.command, "file": r.file}) for f, r in zip(frames, records)]
     with tempfile.TemporaryDirectory(prefix="sm-studio-") as tmp:
-        written = pack_and_write(sprites, Path(tmp) / f"{name}.png", names, options, app_meta={"tool": "sm studio"})
+        credits = sorted({r.extra["attribution"] for r in records if r.extra.get("attribution")})
+        credit = {"attribution": "; ".join(credits)} if credits else {}
+        written = pack_and_write(sprites, Path(tmp) / f"{name}.png", names, options,
+                                 app_meta={"tool": "sm studio", **credit})
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
             for p in written:

@@ -1,6 +1,7 @@
-"""The models the studio offers: the bundled one, the path given at start, and the runs of the runs folder.
+"""The models the studio offers: the bundled one (or the path given at start), the bundled 32x32 one, and
+the runs of the runs folder.
 
-A model is named by an id (`bundled`, `start`, `run:<name>`), never by a path from a request: a run
+A model is named by an id (`bundled`, `bundled-32`, `start`, `run:<name>`), never by a path from a request: a run
 id is looked up as `<runs_dir>/<name>/model.safetensors`, `name` a plain folder name.
 """
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scarlet_moon.errors import BadInput, arg
+from scarlet_moon.models.card import BUNDLED_MODELS
 
 if TYPE_CHECKING:
     from scarlet_moon.backends.base import Denoiser
@@ -45,6 +47,8 @@ class ModelShelf:
         """Every model on offer, the start model (or the bundled one) first."""
         out = [ModelRef("start", Path(self.start_model), Path(self.start_model).name, self.start_model)] \
             if self.start_model else [ModelRef("bundled", None, "bundled", None)]
+        if BUNDLED_MODELS["bundled-32"].is_file():  # the bundled 32x32 model, when this install has it
+            out.append(ModelRef("bundled-32", BUNDLED_MODELS["bundled-32"], "bundled 32x32", "bundled-32"))
         for name in self.run_names():
             out.append(ModelRef(f"run:{name}", self.runs_dir / name / RUN_MODEL, f"run {name}",
                                 str(self.runs_dir / name / RUN_MODEL)))

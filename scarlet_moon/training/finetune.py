@@ -17,7 +17,7 @@ import torch
 
 from scarlet_moon.data.sprites import SpriteSet
 from scarlet_moon.errors import BadInput, arg
-from scarlet_moon.models.card import BUNDLED_MODEL, ModelCard, file_fingerprint, read_checkpoint_card
+from scarlet_moon.models.card import ModelCard, model_path, file_fingerprint, read_checkpoint_card
 from scarlet_moon.models.config import ModelConfig
 from scarlet_moon.training.config import TrainConfig
 from scarlet_moon.training.state import TrainState
@@ -28,8 +28,8 @@ LABEL_ROWS = "label_emb.weight"  # SpriteUNet: one embedding row per label, then
 
 
 def parent_card(spec: str | Path) -> ModelCard:
-    """The model to start from: 'bundled' or a .safetensors checkpoint."""
-    path = BUNDLED_MODEL if str(spec) == "bundled" else Path(spec)
+    """The model to start from: 'bundled', 'bundled-32' or a .safetensors checkpoint."""
+    path = model_path(spec)
     if str(path).lower().endswith(".onnx"):
         raise BadInput(f"{arg('init_from')} {str(spec)!r} is ONNX; fine-tuning needs the .safetensors checkpoint")
     card = read_checkpoint_card(path)

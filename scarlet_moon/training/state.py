@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-from scarlet_moon.data.sprites import SpriteSet
+from scarlet_moon.data.sprites import ATTRIBUTION, SpriteSet
 from scarlet_moon.diffusion.schedule import Schedule
 from scarlet_moon.errors import BadInput, arg
 from scarlet_moon.limits import MAX_STEPS
@@ -82,6 +82,7 @@ def model_meta(cfg: TrainConfig, data: SpriteSet, state: TrainState) -> dict[str
         "data_fingerprint": data.fingerprint(),
         "data_source": data.source,
         "data_options": dict(data.options),
+        **({"data_attribution": ATTRIBUTION[data.source]} if data.source in ATTRIBUTION else {}),
         "palette": data.palette().tolist(),
         "colors_per_sprite": colour_stats(data.images),
         "num_params": count_params(state.model),

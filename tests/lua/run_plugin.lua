@@ -57,6 +57,13 @@ if real_mode then
                                                        mode = MODES[real_mode], strength = 50,
                                                        use_palette = real_mode == "variations" } } } }
 end
+-- real32_new SM_PATH PNG_DIR: the same with the bundled 32x32 model typed into the Model field.
+if scenario == "real32_new" then
+  SCENARIOS[scenario] = { doc = {}, png_dir = arg[5],
+                          users = { { reload = true, set = { sm = arg[4], model = "bundled-32" },
+                                      after_reload = { label = "hero", count = 2.0, seed = 3.0, steps = "2",
+                                                       mode = MODES.new } } } }
+end
 
 local s = assert(SCENARIOS[scenario], "unknown scenario " .. tostring(scenario))
 fake.setup{ plugin_dir = plugin_dir, dir = work_dir, doc = s.doc, nocel = s.nocel, users = s.users,
