@@ -361,3 +361,23 @@ def test_split_holdout_keeps_one_training_sprite_per_label():
     assert train.counts() == {"a": 1, "b": 1} and held.counts() == {"a": 0, "b": 1}
     with bad("fraction 1.0"):
         split_holdout(ds, 1.0, seed=0)
+
+
+def test_a_huge_image_is_named_by_its_pixel_count(tmp_path: Path):
+    """Pillow refuses a 20000x20000 PNG at open (a decompression bomb), before our own header check: the
+    one line still says how big it is and what is allowed, not just the exception's name."""
+    import struct
+    import zlib
+
+    from scarlet_moon.data.images import read_image
+    from scarlet_moon.errors import BadInput
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    p = tmp_path / "huge.png"  # the header of a 20000x20000 RGBA PNG; no pixel data needed to refuse it
+    p.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 6, 0, 0, 0))
+                  + chunk(b"IEND", b""))
+    with pytest.raises(BadInput) as err:
+        read_image(p)
+    assert "400,000,000 pixels" in str(err.value) and "pixels an image may have" in str(err.value)

@@ -4,6 +4,7 @@ preview grids."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +18,23 @@ from scarlet_moon.limits import MAX_IMAGE_PIXELS
 _ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
+def _unreadable(path: object, exc: Exception, max_pixels: int = MAX_IMAGE_PIXELS) -> BadInput:
+    """The one-line error for an image Pillow would not open; a huge one (Pillow refuses those itself,
+    before our header check) is named by its pixel count."""
+    if isinstance(exc, Image.DecompressionBombError):
+        n = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(n.group(1)):,} pixels" if n else "too many pixels"
+        return BadInput(f"{str(path)!r} has {size}: more than the {max_pixels:,} pixels an image may have")
+    return BadInput(f"{str(path)!r} is not a readable image ({type(exc).__name__})")
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the file's header alone: nothing is decoded."""
     try:
         with Image.open(path) as im:
             return im.size
     except _ERRORS as exc:
-        raise BadInput(f"{str(path)!r} is not a readable image ({type(exc).__name__})") from None
+        raise _unreadable(path, exc) from None
 
 
 def read_image(path: Path, max_pixels: int = MAX_IMAGE_PIXELS, data: bytes | None = None) -> np.ndarray:
@@ -45,7 +56,7 @@ def read_image_alpha(path: Path, max_pixels: int = MAX_IMAGE_PIXELS,
             alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
             rgba = _to_rgba(im)
     except _ERRORS as exc:
-        raise BadInput(f"{str(path)!r} is not a readable image ({type(exc).__name__})") from None
+        raise _unreadable(path, exc, max_pixels) from None
     return rgba, alpha
 
 
