@@ -5,7 +5,7 @@ SM := $(VENV)/bin/sm
 # torch 2.13.0 is the CPU build on this project's machines; elsewhere pip picks the platform's build.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup train sheet test engines bundled-model clean
+.PHONY: setup train sheet test engines bundled-model bundled-model-32 clean
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,10 @@ bundled-model: setup  ## retrain the bundled model (see scarlet_moon/bundled/mod
 	$(PY) -c "from scarlet_moon.models.checkpoint import sampling_weights as w; w('sm-runs/bundled/checkpoint.safetensors', 'sm-runs/bundled/teacher.safetensors')"
 	$(SM) distill --model sm-runs/bundled/teacher.safetensors --out scarlet_moon/bundled/model/model.safetensors --steps 6000 --batch 512 --lr 2e-4
 	$(SM) eval --write-card
+
+bundled-model-32: setup  ## retrain the bundled 32x32 model (see scarlet_moon/bundled/model32/README.md)
+	$(SM) train --data bundled-32 --time 80m --steps 20000 --checkpoint-every 500 --sample-every 1000 --name bundled32
+	$(SM) distill --model sm-runs/bundled32/model.safetensors --out scarlet_moon/bundled/model32/model.safetensors --steps 1000 --batch 64 --lr 2e-4
 
 engines: setup        ## chromium, godot3-server and the npm engines for the atlas tests
 	bash .ci/install-engines
