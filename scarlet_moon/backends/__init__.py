@@ -75,13 +75,14 @@ def sibling_onnx(card: ModelCard) -> Path:
     """The .onnx exported from that very checkpoint: beside it, or for a bundled model in the cache."""
     from scarlet_moon.backends.onnx_meta import read_onnx_card
 
-    beside, cached = card.path.with_suffix(".onnx"), bundled_onnx_path(card.path)
+    fingerprint = file_fingerprint(card.path)
+    beside, cached = card.path.with_suffix(".onnx"), bundled_onnx_path(card.path, fingerprint)
     hint = (f"export it once: sm export-onnx {arg('model')} {bundled_name(card.path)} (writes {str(cached)!r})" if cached
             else f"export it first (sm export-onnx) to {str(beside)!r}")
     for onnx_path in (beside, cached):
         if onnx_path is None or not onnx_path.is_file():
             continue
-        if read_onnx_card(onnx_path).meta["onnx"].get("source_fingerprint") != file_fingerprint(card.path):
+        if read_onnx_card(onnx_path).meta["onnx"].get("source_fingerprint") != fingerprint:
             raise BadInput(f"{arg('backend')} onnx: {str(onnx_path)!r} was exported from another checkpoint "
                            f"than {str(card.path)!r}; {hint}")
         return onnx_path

@@ -108,15 +108,16 @@ def bundled_model_path(name: str | Path | None) -> Path | None:
     return None
 
 
-def bundled_onnx_path(checkpoint: str | Path) -> Path | None:
+def bundled_onnx_path(checkpoint: str | Path, fingerprint: str | None = None) -> Path | None:
     """Where `sm export-onnx` puts, and the onnx backend finds, the export of a bundled model (the package
-    folder may be read-only): <cache>/onnx/<folder>-<fingerprint>.onnx; None for any other checkpoint."""
+    folder may be read-only): <cache>/onnx/<folder>-<fingerprint>.onnx; None for any other checkpoint.
+    `fingerprint`: the file's, when the caller has it (hashing 19 MB twice is measurable latency)."""
     from scarlet_moon.cache import default_cache_dir
 
     p = Path(checkpoint).resolve()
     if p not in {q.resolve() for q in BUNDLED_MODELS.values()} or not p.is_file():
         return None
-    return default_cache_dir() / "onnx" / f"{p.parent.name}-{file_fingerprint(p)}.onnx"
+    return default_cache_dir() / "onnx" / f"{p.parent.name}-{fingerprint or file_fingerprint(p)}.onnx"
 
 
 def bundled_name(checkpoint: str | Path) -> str:
