@@ -95,7 +95,8 @@ class SpriteSet:
 
 
 def bundled_source(spec: str | Path | None) -> str | None:
-    """'bundled:angband32' for None, 'bundled', 'bundled-16', 'bundled-32' or a recorded source name;
+    """The bundled set's source name ('bundled:angband16' for None, 'bundled' and 'bundled-16'; 'bundled:angband32'
+    for 'bundled-32'; a recorded source name as itself);
     None for anything else (a path)."""
     if spec is None:
         return "bundled:angband16"
