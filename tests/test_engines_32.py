@@ -11,6 +11,7 @@ locally and fails under CI).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -41,7 +42,7 @@ def frames_of(folder: Path) -> dict[str, np.ndarray]:
 def sheets(tmp_path_factory) -> dict[str, Path]:
     """backend -> a folder with hero32.png/.json/.tres written by the must-show command."""
     root = tmp_path_factory.mktemp("sheets32")
-    env = {**__import__("os").environ, "SCARLET_MOON_CACHE": str(root / "cache"), "WANDB_MODE": "disabled"}
+    env = {**os.environ, "SCARLET_MOON_CACHE": str(root / "cache"), "WANDB_MODE": "disabled"}
     exp = subprocess.run(sm_cmd("export-onnx", "--model", "bundled-32"), capture_output=True, text=True, env=env,
                          timeout=900)
     assert exp.returncode == 0, exp.stderr[-3000:]
