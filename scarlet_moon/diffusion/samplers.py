@@ -55,15 +55,18 @@ def clipped(denoiser: Denoiser, alphas_cumprod: np.ndarray) -> Denoiser:
     return wrapped
 
 
-def _abar_pairs(alphas_cumprod: np.ndarray, timesteps: Sequence[int]) -> list[tuple[int, float, float]]:
-    """(t, abar_t, abar_prev) per step; the step after the last goes to abar = 1."""
+def _abar_pairs(alphas_cumprod: np.ndarray, timesteps: Sequence[int],
+                abar_end: float = 1.0) -> list[tuple[int, float, float]]:
+    """(t, abar_t, abar_prev) per step; the step after the last goes to abar_end (1: clean data)."""
     abar = np.asarray(alphas_cumprod, dtype=np.float64)
     ts = [int(t) for t in timesteps]
     if not ts:
         raise BadInput("a sampler needs at least one timestep")
     if any(not 0 <= t < len(abar) for t in ts) or any(a <= b for a, b in zip(ts, ts[1:])):
         raise BadInput(f"timesteps must be strictly descending in 0..{len(abar) - 1}; got {ts[:8]}...")
-    prevs = [float(abar[t]) for t in ts[1:]] + [1.0]
+    if not float(abar[ts[-1]]) < abar_end <= 1.0:
+        raise BadInput(f"abar_end {abar_end} must lie in (abar of the last timestep {ts[-1]}, 1]")
+    prevs = [float(abar[t]) for t in ts[1:]] + [float(abar_end)]
     return [(t, float(abar[t]), p) for t, p in zip(ts, prevs)]
 
 
@@ -116,9 +119,9 @@ def sample_ddpm(denoiser: Denoiser, x: Array, alphas_cumprod: np.ndarray, timest
 
 def sample_ddim(denoiser: Denoiser, x: Array, alphas_cumprod: np.ndarray, timesteps: Sequence[int], *,
                 eta: float = 0.0, noise: NoiseFn | None = None,
-                callback: Callback | None = None) -> Array:
+                callback: Callback | None = None, abar_end: float = 1.0) -> Array:
     """DDIM (Song et al. 2020, eq. 12): eta=0 deterministic, eta=1 the DDPM posterior variance."""
-    steps = _abar_pairs(alphas_cumprod, timesteps)
+    steps = _abar_pairs(alphas_cumprod, timesteps, abar_end)
     for i, (t, a_t, a_prev) in enumerate(steps):
         x0, eps = denoiser(x, t)
         sigma = float(eta) * math.sqrt((1.0 - a_prev) / (1.0 - a_t) * (1.0 - a_t / a_prev))
@@ -140,7 +143,7 @@ def _vp(abar: float) -> tuple[float, float, float]:
 
 
 def sample_dpmpp_2m(denoiser: Denoiser, x: Array, alphas_cumprod: np.ndarray, timesteps: Sequence[int], *,
-                    noise: NoiseFn | None = None, callback: Callback | None = None) -> Array:
+                    noise: NoiseFn | None = None, callback: Callback | None = None, abar_end: float = 1.0) -> Array:
     """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): multistep data prediction in lambda = log-SNR/2.
 
     x_i = (sigma_i / sigma_{i-1}) x_{i-1} + alpha_i (1 - e^{-h_i}) D_i with
@@ -149,9 +152,10 @@ def sample_dpmpp_2m(denoiser: Denoiser, x: Array, alphas_cumprod: np.ndarray, ti
     x0_hat, as k-diffusion does), and after an infinite step: zsnr's first step starts at
     lambda = -inf, where the first-order update is exactly sigma_1 x + alpha_1 x0_hat (= DDIM),
     and its infinite h gives no slope for the second step. Deterministic: `noise` is unused.
+    `abar_end` < 1 stops on the way (x at that noise level: a segment, as few-step distillation uses).
     """
     del noise
-    steps = _abar_pairs(alphas_cumprod, timesteps)
+    steps = _abar_pairs(alphas_cumprod, timesteps, abar_end)
     old_x0, h_prev = None, math.inf
     for i, (t, a_t, a_prev) in enumerate(steps):
         x0, _ = denoiser(x, t)

@@ -52,8 +52,8 @@ def distill_step(student: torch.nn.Module, teacher: torch.nn.Module, x0: torch.T
     return F.mse_loss(student(xt, tf, y_in), target)
 
 
-def _inputs(teacher_path: str | Path | None, out: Path, steps: int, batch: int, data: Any) -> tuple[Any, float, Any]:
-    """(teacher card, its guidance scale, the sprites to noise); BadInput for anything unusable."""
+def teacher_inputs(teacher_path: str | Path | None, out: Path, steps: int, batch: int, data: Any) -> tuple[Any, Any]:
+    """(teacher card, the sprites to noise) for a distillation; BadInput for anything unusable."""
     from scarlet_moon.backends import is_onnx, read_card
     from scarlet_moon.data.sprites import load_sprites
 
@@ -65,14 +65,20 @@ def _inputs(teacher_path: str | Path | None, out: Path, steps: int, batch: int, 
     if is_onnx(teacher_path):
         raise BadInput(f"{arg('model')} {str(teacher_path)!r} is ONNX; distillation needs the .safetensors checkpoint")
     card = read_card(teacher_path)
-    scale = float(card.defaults()["guidance"]) * card.guidance_base
-    if card.guidance_base != 1.0 or scale == 1.0:
-        raise BadInput(f"model {str(card.path)!r} " + ("is already distilled" if card.guidance_base != 1.0 else
-                       "samples without guidance (guidance 1); there is nothing to distill"))
     source = card.meta.get("data_source", "")
     ds = data if data is not None else load_sprites(source or None)
     if ds.label_names != tuple(card.label_names) or ds.size != card.size:
         raise BadInput(f"data {ds.source!r} does not match the model's labels and sprite size")
+    return card, ds
+
+
+def _inputs(teacher_path: str | Path | None, out: Path, steps: int, batch: int, data: Any) -> tuple[Any, float, Any]:
+    """(teacher card, its guidance scale, the sprites to noise); BadInput for anything unusable."""
+    card, ds = teacher_inputs(teacher_path, out, steps, batch, data)
+    scale = float(card.defaults()["guidance"]) * card.guidance_base
+    if card.guidance_base != 1.0 or scale == 1.0:
+        raise BadInput(f"model {str(card.path)!r} " + ("is already distilled" if card.guidance_base != 1.0 else
+                       "samples without guidance (guidance 1); there is nothing to distill"))
     return card, scale, ds
 
 
