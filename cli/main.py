@@ -1,7 +1,9 @@
 """Entry point of `sm`: the command group, logging set-up and error handling.
 
 Subcommands live in their own modules and import torch (or onnxruntime) inside the command
-body, so `sm --help` stays light. They are registered explicitly, below.
+body, so `sm --help` stays light. They are registered explicitly, below, by module, and a module is
+imported only when its command runs (or `sm --help` lists them): `sm sheet` does not pay for the
+imports of `sm train` or `sm studio` (interactive latency, bench/fast_sheet.py).
 """
 
 from __future__ import annotations
@@ -12,12 +14,11 @@ import traceback
 import warnings
 from typing import Callable
 
+import importlib
+
 import click
 from rich.markup import escape
 
-from cli import cmd_data, cmd_distill, cmd_doctor, cmd_eval, cmd_export, cmd_plugin, cmd_sample, cmd_sheet, cmd_train
-from cli import cmd_studio
-from cli import cmd_tileset
 from cli.console import console, plain, setup_logging
 from scarlet_moon.errors import ScarletError
 from scarlet_moon.version import __version__
@@ -42,9 +43,26 @@ def flag_namer(command: click.Command | None) -> Callable[[str], str]:
     return lambda name: flags.get(name, name)
 
 
+# command name -> "module:attribute" (`sm --help` lists them sorted)
+COMMANDS = {"train": "cli.cmd_train:train", "data": "cli.cmd_data:data", "sample": "cli.cmd_sample:sample",
+            "labels": "cli.cmd_sample:labels", "info": "cli.cmd_sample:info", "sheet": "cli.cmd_sheet:sheet",
+            "eval": "cli.cmd_eval:eval_", "export-onnx": "cli.cmd_export:export_onnx",
+            "doctor": "cli.cmd_doctor:doctor", "plugin": "cli.cmd_plugin:plugin", "distill": "cli.cmd_distill:distill",
+            "tileset": "cli.cmd_tileset:tileset", "studio": "cli.cmd_studio:studio"}
+
+
 class SmGroup(click.Group):
     """A group that prints errors as one line (exit 2 usage, 1 failure, 128 + signal) and, with --debug,
-    the traceback too, keeping the exit code."""
+    the traceback too, keeping the exit code. Its COMMANDS are imported when first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *super().list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            module, attr = COMMANDS[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
@@ -91,11 +109,6 @@ def sm(ctx: click.Context, verbose: bool, quiet: bool, debug: bool) -> None:
     if not (verbose or debug):  # libraries' deprecation and runtime warnings are not for users
         warnings.simplefilter("ignore")
 
-
-for _command in (cmd_train.train, cmd_data.data, cmd_sample.sample, cmd_sample.labels, cmd_sample.info,
-                 cmd_sheet.sheet, cmd_eval.eval_, cmd_export.export_onnx, cmd_doctor.doctor, cmd_plugin.plugin,
-                 cmd_distill.distill, cmd_tileset.tileset, cmd_studio.studio):
-    sm.add_command(_command)
 
 
 def main() -> None:
