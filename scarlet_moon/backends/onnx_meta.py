@@ -90,6 +90,66 @@ def read_onnx_card(path: str | Path) -> ModelCard:
     return card_from_session(make_session(ort, p, [CPU], light=True), p)
 
 
+def _varint(f: Any) -> int:
+    """One protobuf varint from file f; ValueError at the end of the file or past 10 bytes."""
+    out = 0
+    for shift in range(0, 70, 7):
+        b = f.read(1)
+        if not b:
+            raise ValueError("truncated")
+        out |= (b[0] & 0x7F) << shift
+        if b[0] < 0x80:
+            return out
+    raise ValueError("varint too long")
+
+
+def _fields(data: bytes) -> dict[int, bytes]:
+    """Length-delimited fields of a small message (a metadata entry: 1 key, 2 value)."""
+    import io
+
+    f, out, end = io.BytesIO(data), {}, len(data)
+    while f.tell() < end:
+        key = _varint(f)
+        if key & 7 != 2:
+            raise ValueError("unexpected wire type in a metadata entry")
+        n = _varint(f)
+        out[key >> 3] = f.read(n)
+    return out
+
+
+def metadata_props(path: str | Path) -> dict[str, str]:
+    """ModelProto.metadata_props (field 14) of an .onnx file, read by seeking past the graph: the
+    fingerprint check before a session opens, without parsing the 12 MB of weights twice.
+    BadInput when the file is not a protobuf this scan can walk (onnxruntime would refuse it too)."""
+    p = Path(path)
+    size, props = p.stat().st_size, {}
+    try:
+        with p.open("rb") as f:
+            while f.tell() < size:
+                key = _varint(f)
+                wire = key & 7
+                if wire == 0:
+                    _varint(f)
+                elif wire in (1, 5):
+                    f.seek(8 if wire == 1 else 4, 1)
+                elif wire == 2:
+                    n = _varint(f)
+                    if f.tell() + n > size:
+                        raise ValueError("field runs past the end")
+                    if key >> 3 == 14 and n <= 1 << 24:
+                        entry = _fields(f.read(n))
+                        props[entry.get(1, b"").decode()] = entry.get(2, b"").decode()
+                    else:
+                        f.seek(n, 1)
+                else:
+                    raise ValueError(f"wire type {wire}")
+            if f.tell() != size:
+                raise ValueError("truncated")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{str(p)!r} is not a loadable ONNX model ({exc})") from None
+    return props
+
+
 def step_path(model: str | Path) -> Path:
     """The fused step graph written beside an exported model: m.onnx -> m.step.onnx."""
     p = Path(model)
