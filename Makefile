@@ -25,8 +25,9 @@ sheet: setup          ## 64 hero sprites from the bundled model, packed into her
 bundled-model: setup  ## retrain the bundled model (see scarlet_moon/bundled/model/README.md)
 	$(SM) train --steps 10000 --checkpoint-every 250 --sample-every 2000 --name bundled
 	$(PY) -c "from scarlet_moon.models.checkpoint import sampling_weights as w; w('sm-runs/bundled/checkpoint.safetensors', 'sm-runs/bundled/teacher.safetensors')"
-	$(SM) distill --model sm-runs/bundled/teacher.safetensors --out scarlet_moon/bundled/model/model.safetensors --steps 6000 --batch 512 --lr 2e-4
-	$(SM) eval --write-card
+	$(SM) distill --model sm-runs/bundled/teacher.safetensors --out scarlet_moon/bundled/model25/model.safetensors --steps 6000 --batch 512 --lr 2e-4
+	$(SM) distill --model bundled-25 --few-step 4 --substeps 6 --steps 1500 --batch 64 --lr 2e-4 --out scarlet_moon/bundled/model/model.safetensors
+	$(SM) export-onnx --model scarlet_moon/bundled/model/model.safetensors --out scarlet_moon/bundled/model/model.onnx --no-step-graph
 
 bundled-model-32: setup  ## retrain the bundled 32x32 model (see scarlet_moon/bundled/model32/README.md)
 	$(SM) train --data bundled-32 --time 80m --steps 20000 --checkpoint-every 500 --sample-every 1000 --name bundled32

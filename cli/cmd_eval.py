@@ -53,7 +53,7 @@ def _table(fig: dict[str, Any]):
 
 
 @click.command(name="eval")
-@click.option("--model", default=None, help="A .safetensors model or an exported .onnx. [default: the bundled model; bundled-32: the bundled 32x32 one]")
+@click.option("--model", default=None, help="A .safetensors model or an exported .onnx. [default: the bundled model; bundled-25: its 25-step teacher; bundled-32: the 32x32 one]")
 @click.option("--data", "data_path", default=None, help="The real sprites. [default: the set the model was trained on (its card says), else the bundled set]")
 @click.option("--real", is_flag=True, help="Measure the real held-out split instead of generated sprites "
               "(the floor of each figure; needs no model).")

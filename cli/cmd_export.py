@@ -14,7 +14,7 @@ from cli.paths import writable_file
 
 
 @click.command("export-onnx")
-@click.option("--model", default=None, help="A .safetensors checkpoint. [default: the bundled model; bundled-32: the bundled 32x32 one]")
+@click.option("--model", default=None, help="A .safetensors checkpoint. [default: the bundled model; bundled-25: its 25-step teacher; bundled-32: the 32x32 one]")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="The .onnx file to write (one file). [default for a bundled model: the cache, where "
                    "--backend onnx finds it; required for any other]")

@@ -44,7 +44,7 @@ def studio_url(host: str, port: int, token: str | None) -> str:
 
 @click.command()
 @click.option("--model", default=None, help="A .safetensors model or an exported .onnx offered first. "
-                                            "[default: the bundled model; bundled-32: the bundled 32x32 one]")
+                                            "[default: the bundled model; bundled-25: its 25-step teacher; bundled-32: the 32x32 one]")
 @click.option("--runs-dir", type=click.Path(file_okay=False), default="sm-runs", show_default=True,
               help="Training runs offered as models and listed in the Runs panel.")
 @click.option("--host", default="127.0.0.1", show_default=True,

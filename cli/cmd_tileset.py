@@ -60,9 +60,10 @@ def _bases(inits: tuple[str, ...], card: Any) -> tuple[Any, Any] | None:
 @click.option("--format", "formats", multiple=True, default=DEFAULT_FORMATS, show_default=True,
               help="Atlas formats, as in sm sheet (see sm sheet --list-formats).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same tileset.")
-@click.option("--model", default=None, help="A .safetensors model or an exported .onnx. [default: the bundled model; bundled-32: the bundled 32x32 one]")
+@click.option("--model", default=None, help="A .safetensors model or an exported .onnx. [default: the bundled model; bundled-25: its 25-step teacher; bundled-32: the 32x32 one]")
 @click.option("--backend", type=click.Choice(["torch", "onnx"]), default=None,
-              help="[default: onnx for a .onnx --model, else torch]")
+              help="[default: onnx for a .onnx --model and for the bundled models (their export ships "
+                   "with them), else torch]")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: cpu]")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default=None, help="[default: the model's]")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampler steps. [default: the model's]")

@@ -30,7 +30,7 @@ def generation_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by `sm sample` and `sm sheet`."""
     opts = [
         click.option("--model", default=None, help="A .safetensors model or an exported .onnx. "
-                                                    "[default: the bundled model; bundled-32: the bundled 32x32 one]"),
+                                                    "[default: the bundled model; bundled-25: its 25-step teacher; bundled-32: the 32x32 one]"),
         click.option("--label", "labels", multiple=True, default=("0",), show_default=True,
                      help="Label name or index; repeat for several (the count is split)."),
         click.option("--count", type=click.IntRange(min=1), default=16, show_default=True, help="Sprites in all."),
@@ -61,7 +61,8 @@ def generation_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
                      help="[default: cpu; onnx backend: CUDA when it loads, else CPU]"),
         click.option("--backend", type=click.Choice(["torch", "onnx"]), default=None,
-                     help="[default: onnx for a .onnx --model, else torch]"),
+                     help="[default: onnx for a .onnx --model and for the bundled models (their export ships "
+                          "with them), else torch]"),
         click.option("--batch", type=click.IntRange(min=1), default=None,
                      help="Sprites per sampled batch, rounded up to a multiple of 256 (same sprites at any "
                           "value). [default: 256 on CPU, 8192 on CUDA]"),

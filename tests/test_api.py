@@ -38,8 +38,9 @@ def sheet_frames(sheet: Path, atlas: Path) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_api_sample_and_sheet_give_identical_sprites(backend: str, request: pytest.FixtureRequest, tmp_path: Path):
     model = None if backend == "torch" else request.getfixturevalue("bundled_onnx")
-    model_args = [] if model is None else ["--model", str(model)]
-    api = [np.asarray(im) for im in scarlet_moon.generate(model, count=600, seed=3, label="hero")]
+    model_args = ["--backend", "torch"] if model is None else ["--model", str(model)]  # (default: onnx)
+    api = [np.asarray(im) for im in scarlet_moon.generate(model, count=600, seed=3, label="hero",
+                                                         backend="torch" if model is None else None)]
     assert len(api) == 600 and api[0].shape == (16, 16, 4)
 
     res = CliRunner().invoke(sm, ["sample", *OPTIONS, *model_args, "--out", str(tmp_path / "s")])

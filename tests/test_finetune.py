@@ -15,7 +15,7 @@ from PIL import Image
 from cli.main import sm
 from scarlet_moon.data.sprites import load_sprites
 from scarlet_moon.errors import BadInput
-from scarlet_moon.models.card import BUNDLED_MODEL, file_fingerprint, read_meta
+from scarlet_moon.models.card import BUNDLED_TEACHER, file_fingerprint, read_meta
 from scarlet_moon.models.checkpoint import load_checkpoint
 from scarlet_moon.training.finetune import label_rows
 from scarlet_moon.training.threads import Threads, check_threads
@@ -49,18 +49,18 @@ def test_fine_tuning_the_bundled_model_on_other_labels_for_a_time_budget(tmp_pat
     assert res.exit_code == 0, res.output
     meta = read_meta(runs / "ft" / "model.safetensors")
     assert meta["label_names"] == ["hero", "slime"] and meta["parent"]["labels_kept"] == ["hero"]
-    assert meta["parent"]["fingerprint"] == file_fingerprint(BUNDLED_MODEL)
+    assert meta["parent"]["fingerprint"] == file_fingerprint(BUNDLED_TEACHER)
     assert meta["config"]["time_budget"] == 4.0 and meta["config"]["steps"] == meta["step"] > 0
-    assert meta["config"]["n_feat"] == read_meta(BUNDLED_MODEL)["config"]["n_feat"]  # the parent's network
+    assert meta["config"]["n_feat"] == read_meta(BUNDLED_TEACHER)["config"]["n_feat"]  # the parent's network
     assert "distilled" not in meta  # sampled with guidance between rows again, like any trained model
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{runs / 'mlflow.db'}")
     run = client.search_runs([client.get_experiment_by_name("scarlet-moon").experiment_id])[0]
-    assert run.data.params["init_from_fingerprint"] == file_fingerprint(BUNDLED_MODEL)
+    assert run.data.params["init_from_fingerprint"] == file_fingerprint(BUNDLED_TEACHER)
     assert client.get_metric_history(run.info.run_id, "lr")  # how far the schedule got: test_budgeted_lr_...
     info = CliRunner().invoke(sm, ["info", "--json", str(runs / "ft" / "model.safetensors")])
-    assert json.loads(info.stdout)["parent"]["fingerprint"] == file_fingerprint(BUNDLED_MODEL), info.output
+    assert json.loads(info.stdout)["parent"]["fingerprint"] == file_fingerprint(BUNDLED_TEACHER), info.output
     out = CliRunner().invoke(sm, ["sample", "--model", str(runs / "ft" / "model.safetensors"), "--label", "slime",
                                   "--count", "2", "--steps", "3", "--out", str(tmp_path / "s")])
     assert out.exit_code == 0 and len(list((tmp_path / "s").glob("slime_*.png"))) == 2
@@ -72,8 +72,8 @@ def test_fine_tuning_starts_from_the_parents_weights(tmp_path: Path):
 
     data = load_sprites(own_set(tmp_path / "own"))
     res = train_run(DEFAULT.replace({"steps": 1, "sample_every": 0, "batch_size": 4, "lr": 1e-12}), data,
-                    runs_root=tmp_path / "runs", trackers={}, name="one", init_from=BUNDLED_MODEL)
-    mine, theirs = load_checkpoint(res.checkpoint).model, load_checkpoint(BUNDLED_MODEL).weights
+                    runs_root=tmp_path / "runs", trackers={}, name="one", init_from=BUNDLED_TEACHER)
+    mine, theirs = load_checkpoint(res.checkpoint).model, load_checkpoint(BUNDLED_TEACHER).weights
     assert torch.allclose(mine["inp.weight"], theirs["inp.weight"], atol=1e-6)  # one step at lr 1e-12
     hero = load_sprites(None).label_names.index("hero")
     assert torch.allclose(mine["label_emb.weight"][0], theirs["label_emb.weight"][hero], atol=1e-6)

@@ -4,9 +4,10 @@
     den = open_denoiser("model.onnx", device="cuda")         # onnxruntime, no torch imported
     den = open_denoiser(None, backend="onnx")                # the .onnx exported beside the bundled model
 
-Which backend runs a model is decided here and only here: `backend=None` means onnxruntime for
-a .onnx file and torch for a checkpoint; `backend="onnx"` with a checkpoint uses the .onnx
-exported from that very file beside it. Importing this package is cheap: torch or onnxruntime
+Which backend runs a model is decided here and only here (`default_backend`): `backend=None`
+means onnxruntime for a .onnx file and for a bundled model whose export ships beside it (when
+onnxruntime is installed: no torch import, the fast path), torch for any other checkpoint;
+`backend="onnx"` with a checkpoint uses the .onnx exported from that very file beside it. Importing this package is cheap: torch or onnxruntime
 is imported by the backend that runs.
 """
 
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from scarlet_moon.errors import BadInput, arg
 from scarlet_moon.models.card import (ModelCard, bundled_name, bundled_onnx_path, file_fingerprint,
-                                      read_checkpoint_card)
+                                      is_bundled_model, read_checkpoint_card)
 
 if TYPE_CHECKING:
     from scarlet_moon.backends.base import Denoiser
@@ -57,8 +58,9 @@ class BackendOptions:
 
     def for_model(self, card: ModelCard) -> "BackendOptions":
         """These options with the backend decided for `card`; BadInput where they cannot apply to it."""
-        backend = self.backend or ("onnx" if is_onnx(card.path) else "torch")
         fast = [name for name, on in (("fp16", self.fp16), ("compile", self.compile)) if on]
+        cuda = str(self.device).startswith("cuda")
+        backend = self.backend or default_backend(card, torch_wanted=bool(fast) or cuda)
         if backend == "torch" and is_onnx(card.path):
             raise BadInput(f"{arg('backend')} torch needs a .safetensors model; {str(card.path)!r} is ONNX "
                            f"(use {arg('backend')} onnx)")
@@ -71,9 +73,20 @@ class BackendOptions:
         return replace(self, backend=backend)
 
 
+def default_backend(card: ModelCard, torch_wanted: bool = False) -> str:
+    """onnx for a .onnx file; onnx for a bundled model shipped with its export beside it, unless torch
+    options (fp16, compile, an explicit CUDA device) are asked or onnxruntime is not installed; else torch."""
+    from importlib.util import find_spec
+
+    if is_onnx(card.path):
+        return "onnx"
+    shipped = is_bundled_model(card.path) and card.path.with_suffix(".onnx").is_file()
+    return "onnx" if shipped and not torch_wanted and find_spec("onnxruntime") is not None else "torch"
+
+
 def sibling_onnx(card: ModelCard) -> Path:
     """The .onnx exported from that very checkpoint: beside it, or for a bundled model in the cache."""
-    from scarlet_moon.backends.onnx_meta import read_onnx_card
+    from scarlet_moon.backends.onnx_meta import META_SOURCE, metadata_props
 
     fingerprint = file_fingerprint(card.path)
     beside, cached = card.path.with_suffix(".onnx"), bundled_onnx_path(card.path, fingerprint)
@@ -82,7 +95,7 @@ def sibling_onnx(card: ModelCard) -> Path:
     for onnx_path in (beside, cached):
         if onnx_path is None or not onnx_path.is_file():
             continue
-        if read_onnx_card(onnx_path).meta["onnx"].get("source_fingerprint") != fingerprint:
+        if metadata_props(onnx_path).get(META_SOURCE) != fingerprint:  # the full check: when its session opens
             raise BadInput(f"{arg('backend')} onnx: {str(onnx_path)!r} was exported from another checkpoint "
                            f"than {str(card.path)!r}; {hint}")
         return onnx_path

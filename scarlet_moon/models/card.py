@@ -24,7 +24,10 @@ from scarlet_moon.diffusion.schedule import Schedule
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "bundled" / "model" / "model.safetensors"
 # Names a --model / model= argument may give instead of a path: the bundled 16x16 model (trained on
 # bundled/angband16) and the bundled 32x32 one (bundled/angband32).
-BUNDLED_MODELS = {"bundled": BUNDLED_MODEL, "bundled-16": BUNDLED_MODEL,
+# "bundled" is a few-step student (sm distill --few-step); "bundled-25" its 25-step teacher, which
+# fine-tuning starts from (a denoiser, not a jump predictor).
+BUNDLED_TEACHER = BUNDLED_MODEL.parents[1] / "model25" / "model.safetensors"
+BUNDLED_MODELS = {"bundled": BUNDLED_MODEL, "bundled-16": BUNDLED_MODEL, "bundled-25": BUNDLED_TEACHER,
                   "bundled-32": BUNDLED_MODEL.parents[1] / "model32" / "model.safetensors"}
 FORMAT = "scarlet-moon-checkpoint"
 META_KEY = "scarlet_moon"
@@ -99,13 +102,19 @@ def file_fingerprint(path: str | Path) -> str:
 
 
 def bundled_model_path(name: str | Path | None) -> Path | None:
-    """The file behind None or a bundled model's name ('bundled', 'bundled-16', 'bundled-32'); None for a
-    path. A file of that name in the working folder is the user's, not ours."""
+    """The file behind None or a bundled model's name ('bundled', 'bundled-16', 'bundled-25', 'bundled-32');
+    None for a path. A file of that name in the working folder is the user's, not ours."""
     if name is None:
         return BUNDLED_MODEL
     if str(name) in BUNDLED_MODELS and not Path(name).exists():
         return BUNDLED_MODELS[str(name)]
     return None
+
+
+def is_bundled_model(checkpoint: str | Path) -> bool:
+    """Whether the file is one of the bundled models (by path: no hashing)."""
+    p = Path(checkpoint).resolve()
+    return p in {q.resolve() for q in BUNDLED_MODELS.values()} and p.is_file()
 
 
 def bundled_onnx_path(checkpoint: str | Path, fingerprint: str | None = None) -> Path | None:
@@ -115,15 +124,15 @@ def bundled_onnx_path(checkpoint: str | Path, fingerprint: str | None = None) ->
     from scarlet_moon.cache import default_cache_dir
 
     p = Path(checkpoint).resolve()
-    if p not in {q.resolve() for q in BUNDLED_MODELS.values()} or not p.is_file():
+    if not is_bundled_model(p):
         return None
     return default_cache_dir() / "onnx" / f"{p.parent.name}-{fingerprint or file_fingerprint(p)}.onnx"
 
 
 def bundled_name(checkpoint: str | Path) -> str:
-    """'bundled' or 'bundled-32' for a bundled model's file, else the path as given."""
+    """'bundled', 'bundled-25' or 'bundled-32' for a bundled model's file, else the path as given."""
     p = Path(checkpoint).resolve()
-    for name in ("bundled", "bundled-32"):
+    for name in ("bundled", "bundled-25", "bundled-32"):
         if BUNDLED_MODELS[name].resolve() == p:
             return name
     return str(checkpoint)
@@ -222,7 +231,8 @@ class ModelCard:
                 "data_fingerprint": m.get("data_fingerprint"), "data_source": m.get("data_source"),
                 "palette_colors": len(m.get("palette") or []), "metrics": m.get("metrics", {}),
                 "package_version": m.get("package_version"), "defaults": self.defaults(),
-                **({"parent": m["parent"]} if m.get("parent") else {})}  # fine-tuned from (--init-from)
+                **({"parent": m["parent"]} if m.get("parent") else {}),  # fine-tuned from (--init-from)
+                **({"fewstep": m["fewstep"]} if m.get("fewstep") else {})}  # sm distill --few-step
 
 
 def resolve_labels(specs: Sequence[str | int], names: Sequence[str]) -> list[int]:

@@ -47,8 +47,9 @@ class ModelShelf:
         """Every model on offer, the start model (or the bundled one) first."""
         out = [ModelRef("start", Path(self.start_model), Path(self.start_model).name, self.start_model)] \
             if self.start_model else [ModelRef("bundled", None, "bundled", None)]
-        if BUNDLED_MODELS["bundled-32"].is_file():  # the bundled 32x32 model, when this install has it
-            out.append(ModelRef("bundled-32", BUNDLED_MODELS["bundled-32"], "bundled 32x32", "bundled-32"))
+        for name, label in (("bundled-25", "bundled, 25 steps"), ("bundled-32", "bundled 32x32")):
+            if BUNDLED_MODELS[name].is_file():  # when this install has it
+                out.append(ModelRef(name, BUNDLED_MODELS[name], label, name))
         for name in self.run_names():
             out.append(ModelRef(f"run:{name}", self.runs_dir / name / RUN_MODEL, f"run {name}",
                                 str(self.runs_dir / name / RUN_MODEL)))

@@ -17,7 +17,8 @@ import torch
 
 from scarlet_moon.data.sprites import SpriteSet
 from scarlet_moon.errors import BadInput, arg
-from scarlet_moon.models.card import ModelCard, model_path, file_fingerprint, read_checkpoint_card
+from scarlet_moon.models.card import (BUNDLED_MODEL, BUNDLED_TEACHER, ModelCard, file_fingerprint, model_path,
+                                      read_checkpoint_card)
 from scarlet_moon.models.config import ModelConfig
 from scarlet_moon.training.config import TrainConfig
 from scarlet_moon.training.state import TrainState
@@ -28,11 +29,17 @@ LABEL_ROWS = "label_emb.weight"  # SpriteUNet: one embedding row per label, then
 
 
 def parent_card(spec: str | Path) -> ModelCard:
-    """The model to start from: 'bundled', 'bundled-32' or a .safetensors checkpoint."""
+    """The model to start from: 'bundled', 'bundled-32' or a .safetensors checkpoint. The bundled few-step
+    student stands for its 25-step teacher (bundled-25): a few-step network predicts jumps, not noise."""
     path = model_path(spec)
     if str(path).lower().endswith(".onnx"):
         raise BadInput(f"{arg('init_from')} {str(spec)!r} is ONNX; fine-tuning needs the .safetensors checkpoint")
+    if path.resolve() == BUNDLED_MODEL.resolve() and BUNDLED_TEACHER.is_file():
+        path = BUNDLED_TEACHER
     card = read_checkpoint_card(path)
+    if card.meta.get("fewstep"):
+        raise BadInput(f"{arg('init_from')} {str(spec)!r} is a few-step student (its card has fewstep): its network "
+                       "predicts jumps, not noise; fine-tune its teacher instead")
     if card.config.get("arch", "unet") != "unet":
         raise BadInput(f"{arg('init_from')} {str(spec)!r} is a {card.config.get('arch')!r} network; fine-tuning "
                        "takes a model of the unet arch")
