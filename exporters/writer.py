@@ -21,7 +21,7 @@ from exporters.atomic import recover, write_files
 from exporters.base import AtlasFormat, AtlasTarget
 from exporters.model import PackResult
 from exporters.parallel import Job, atlas_bytes, auto_workers, check_workers, png_bytes, produce
-from exporters.registry import available_formats
+from exporters.registry import formats_for
 
 MULTI_TRIGGERS = ("json-hash", "json-array")  # with several pages these also get phaser-multi
 
@@ -103,7 +103,7 @@ def _stale_files(folder: Path, stem: str, n_pages: int, chosen: list[AtlasFormat
 
 def resolve_formats(names: Sequence[str], *, multipage: bool = False) -> list[AtlasFormat]:
     """Formats by name, in the order given, duplicates dropped; ValueError names an unknown one."""
-    registry = available_formats()
+    registry = formats_for([*names, *(["phaser-multi"] if multipage else [])])
     chosen: list[AtlasFormat] = []
     for name in names:
         if name not in registry:

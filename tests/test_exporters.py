@@ -383,7 +383,7 @@ class Boom(AtlasFormat):
 
 
 def test_a_format_that_fails_to_render_writes_nothing(tmp_path, packed, monkeypatch):
-    monkeypatch.setattr("exporters.writer.available_formats", lambda: {**available_formats(), "boom": Boom()})
+    monkeypatch.setattr("exporters.registry.available_formats", lambda: {**available_formats(), "boom": Boom()})
     with pytest.raises(RuntimeError):
         write_atlases(packed, tmp_path / "hero.png", ["json-hash", "boom"])
     assert list(tmp_path.iterdir()) == []
@@ -454,3 +454,23 @@ def test_builtins_match_the_pyproject_entry_points_and_name_their_engine():
     for name, _ in BUILTINS:
         assert formats[name].engine and formats[name].description, name
     assert {"sparrow", "love", "unity"} <= set(formats)
+
+
+def test_built_in_formats_resolve_without_the_entry_point_scan(monkeypatch):
+    """resolve_formats of built-in names skips importlib.metadata (a plugin cannot take a built-in's
+    name, so the scan could not change them); any other name still scans and is found or refused."""
+    import exporters.registry as registry
+    from exporters import resolve_formats
+
+    def no_scan(**kw):
+        raise AssertionError("entry points scanned")
+
+    monkeypatch.setattr(registry, "entry_points", no_scan)
+    chosen = resolve_formats(["json-hash", "godot3", "json-hash"], multipage=True)
+    assert [f.name for f in chosen] == ["json-hash", "godot3", "phaser-multi"]
+    with pytest.raises(AssertionError, match="entry points scanned"):
+        resolve_formats(["my-plugin-format"])
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="unknown atlas format 'my-plugin-format'"):
+        resolve_formats(["my-plugin-format"])
+    assert [type(f) for f in chosen] == [type(available_formats()[f.name]) for f in chosen]

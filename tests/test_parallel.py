@@ -79,14 +79,14 @@ def test_parallel_files_are_byte_identical_to_one_process(packed, tmp_path, monk
 
 def test_a_format_reading_pixels_is_identical_when_spawned(packed, tmp_path, monkeypatch):
     """reads_pixels=True formats are rendered in the parent under spawn; the set is still the same."""
-    import exporters.writer as writer
+    import exporters.registry as registry
 
-    base = writer.available_formats
+    base = registry.available_formats
 
     def with_sum():
         return {**base(), "pixel-sum": PixelSum()}
 
-    monkeypatch.setattr(writer, "available_formats", with_sum)
+    monkeypatch.setattr(registry, "available_formats", with_sum)
     one = write(packed, tmp_path / "one", 1, formats=["pixel-sum", "json-hash"])
     monkeypatch.setattr(parallel, "start_method", lambda: "spawn")
     assert write(packed, tmp_path / "two", 2, formats=["pixel-sum", "json-hash"]) == one
@@ -123,12 +123,12 @@ def test_a_page_that_cannot_be_encoded_fails_the_same_and_keeps_the_old_set(pack
 
 
 def test_a_worker_that_dies_is_one_oserror_and_nothing_is_written(packed, tmp_path, monkeypatch):
-    import exporters.writer as writer
+    import exporters.registry as registry
 
     if parallel.start_method() != "fork":
         pytest.skip("the dying format is defined in this test module: forked workers only")
-    base = writer.available_formats
-    monkeypatch.setattr(writer, "available_formats", lambda: {**base(), "exits": Exits()})
+    base = registry.available_formats
+    monkeypatch.setattr(registry, "available_formats", lambda: {**base(), "exits": Exits()})
     (tmp_path / "f").mkdir()
     with pytest.raises(OSError, match="worker process .* stopped.*nothing was written"):
         write_atlases(packed, tmp_path / "f" / "s.png", ["json-hash", "exits"], workers=2)
