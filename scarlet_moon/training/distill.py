@@ -82,9 +82,16 @@ def _inputs(teacher_path: str | Path | None, out: Path, steps: int, batch: int, 
     return card, scale, ds
 
 
-def _train(card: Any, ds: Any, scale: float, *, steps: int, batch: int, lr: float, ema_decay: float, seed: int,
-           device: str, progress: Callable[[int, int, float], None] | None) -> tuple[torch.nn.Module, list[float]]:
-    """The student's EMA weights after `steps` steps, and the loss of every step."""
+LossFn = Callable[[torch.nn.Module, torch.nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def train_student(card: Any, ds: Any, loss_fn: LossFn, *, steps: int, batch: int, lr: float, ema_decay: float,
+                  seed: int, device: str, progress: Callable[[int, int, float], None] | None
+                  ) -> tuple[torch.nn.Module, list[float]]:
+    """A student that starts as the teacher (card's network) and follows loss_fn(student, teacher,
+    x0 [B,C,H,W] flipped training sprites in model range, y [B], gen): Adam with cosine decay to
+    10%, gradients clipped at 1, EMA. Returns the EMA weights and the loss of every step; both
+    distillations (this module's and training.fewstep) run it."""
     from scarlet_moon.backends.torch_backend import load_torch_model
     from scarlet_moon.diffusion.scaling import to_model_range
 
@@ -93,7 +100,6 @@ def _train(card: Any, ds: Any, scale: float, *, steps: int, batch: int, lr: floa
     ema = copy.deepcopy(teacher)
     x_all = torch.from_numpy(to_model_range(ds.images)).to(device)
     y_all = torch.from_numpy(ds.labels.astype(np.int64)).to(device)
-    abar = torch.from_numpy(card.schedule.alphas_cumprod()).float().to(device)
     opt = torch.optim.Adam(student.parameters(), lr=lr)
     gen = torch.Generator(device=device).manual_seed(seed)
     torch.manual_seed(seed)
@@ -102,9 +108,9 @@ def _train(card: Any, ds: Any, scale: float, *, steps: int, batch: int, lr: floa
         idx = torch.randint(0, len(x_all), (batch,), generator=gen, device=device)
         flip = torch.rand(batch, generator=gen, device=device) < 0.5  # the teacher's own augmentation
         x0 = torch.where(flip.view(-1, 1, 1, 1), x_all[idx].flip(-1), x_all[idx])
-        for g in opt.param_groups:  # cosine decay to 10%
+        for g in opt.param_groups:
             g["lr"] = cosine_lr(lr, step, steps)
-        loss = distill_step(student, teacher, x0, y_all[idx], abar, scale, gen, len(card.label_names))
+        loss = loss_fn(student, teacher, x0, y_all[idx], gen)
         losses.append(float(loss.detach()))
         if not math.isfinite(losses[-1]):
             raise RunFailed(f"distillation loss became {losses[-1]} at step {step + 1}; nothing written; "
@@ -128,8 +134,14 @@ def distill(teacher_path: str | Path | None, out: str | Path, *, steps: int = 40
     out = Path(out)
     card, scale, ds = _inputs(teacher_path, out, steps, batch, data)
     t0 = time.perf_counter()
-    ema, losses = _train(card, ds, scale, steps=steps, batch=batch, lr=lr, ema_decay=ema_decay, seed=seed,
-                         device=device, progress=progress)
+    abar = torch.from_numpy(card.schedule.alphas_cumprod()).float().to(device)
+
+    def loss_fn(student: torch.nn.Module, teacher: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor,
+                gen: torch.Generator) -> torch.Tensor:
+        return distill_step(student, teacher, x0, y, abar, scale, gen, len(card.label_names))
+
+    ema, losses = train_student(card, ds, loss_fn, steps=steps, batch=batch, lr=lr, ema_decay=ema_decay, seed=seed,
+                                device=device, progress=progress)
     info = {"guidance": scale, "teacher": file_fingerprint(card.path), "teacher_name": card.path.name,
             "steps": steps, "batch": batch, "lr": lr, "ema_decay": ema_decay, "seed": seed,
             "null_share": NULL_SHARE, "data": ds.source, "seconds": round(time.perf_counter() - t0, 1),

@@ -24,7 +24,6 @@ cosine decay and EMA as training.distill. The card records the method, N and the
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from pathlib import Path
@@ -35,10 +34,9 @@ import torch
 from torch.nn import functional as F
 
 from scarlet_moon.diffusion.schedule import timesteps as grid_of
-from scarlet_moon.errors import BadInput, RunFailed, arg
+from scarlet_moon.errors import BadInput, arg
 from scarlet_moon.models.card import file_fingerprint
-from scarlet_moon.training.distill import NULL_SHARE, teacher_inputs
-from scarlet_moon.training.loop import cosine_lr, update_ema
+from scarlet_moon.training.distill import NULL_SHARE, teacher_inputs, train_student
 
 METHOD = "progressive distillation (Salimans & Ho 2022), K teacher steps per student step in one phase (TRACT)"
 MAX_SAMPLE_STEPS = 16
@@ -126,42 +124,6 @@ def fewstep_step(student: torch.nn.Module, teacher: torch.nn.Module, card: Any, 
     return F.mse_loss(pred, want)
 
 
-def _train(card: Any, ds: Any, segs: list, *, steps: int, batch: int, lr: float, ema_decay: float, seed: int,
-           device: str, progress: Callable[[int, int, float], None] | None) -> tuple[torch.nn.Module, list[float]]:
-    """The student's EMA weights after `steps` steps, and the loss of every step."""
-    from scarlet_moon.backends.torch_backend import load_torch_model
-    from scarlet_moon.diffusion.scaling import to_model_range
-
-    teacher = load_torch_model(card, device).requires_grad_(False)
-    student = copy.deepcopy(teacher).requires_grad_(True).train()
-    ema = copy.deepcopy(teacher)
-    x_all = torch.from_numpy(to_model_range(ds.images)).to(device)
-    y_all = torch.from_numpy(ds.labels.astype(np.int64)).to(device)
-    opt = torch.optim.Adam(student.parameters(), lr=lr)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    torch.manual_seed(seed)
-    losses: list[float] = []
-    for step in range(steps):
-        idx = torch.randint(0, len(x_all), (batch,), generator=gen, device=device)
-        flip = torch.rand(batch, generator=gen, device=device) < 0.5  # the teacher's own augmentation
-        x0 = torch.where(flip.view(-1, 1, 1, 1), x_all[idx].flip(-1), x_all[idx])
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(lr, step, steps)
-        loss = fewstep_step(student, teacher, card, x0, y_all[idx], segs, gen)
-        losses.append(float(loss.detach()))
-        if not math.isfinite(losses[-1]):
-            raise RunFailed(f"distillation loss became {losses[-1]} at step {step + 1}; nothing written; "
-                            f"try a lower {arg('lr')} (now {lr})")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        opt.step()
-        update_ema(ema, student, ema_decay, step)
-        if progress is not None:
-            progress(step + 1, steps, losses[-1])
-    return ema, losses
-
-
 def distill_fewstep(teacher_path: str | Path | None, out: str | Path, *, sample_steps: int = 4, substeps: int = 6,
                     steps: int = 2000, batch: int = 64, lr: float = 1e-4, ema_decay: float = 0.999, seed: int = 0,
                     device: str = "cpu", data: Any = None,
@@ -173,8 +135,9 @@ def distill_fewstep(teacher_path: str | Path | None, out: str | Path, *, sample_
     card, ds = teacher_inputs(teacher_path, out, steps, batch, data)
     segs = segments(card, sample_steps, substeps)
     t0 = time.perf_counter()
-    ema, losses = _train(card, ds, segs, steps=steps, batch=batch, lr=lr, ema_decay=ema_decay, seed=seed,
-                         device=device, progress=progress)
+    ema, losses = train_student(card, ds, lambda st, te, x0, y, gen: fewstep_step(st, te, card, x0, y, segs, gen),
+                                steps=steps, batch=batch, lr=lr, ema_decay=ema_decay, seed=seed, device=device,
+                                progress=progress)
     info = {"method": METHOD, "steps": sample_steps, "sampler": "ddim", "teacher": file_fingerprint(card.path),
             "teacher_name": card.path.name, "teacher_sampling": [s[2] for s in segs][0],
             "teacher_steps_per_step": len(segs[0][0]), "train_steps": steps, "batch": batch, "lr": lr,
