@@ -27,7 +27,9 @@ def tiny_cfg(**kw) -> TrainConfig:
 
 
 def run(cfg, data, root, name, **kw):
-    return train_run(cfg, data, runs_root=root, trackers={}, name=name, **kw)
+    """threads=1: bitwise equality holds at one thread count, and "auto" follows the machine's load
+    (training.threads), so two runs on a busy machine may use different counts."""
+    return train_run(cfg, data, runs_root=root, trackers={}, name=name, **{"threads": 1, **kw})
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -54,7 +56,7 @@ def test_ctrl_c_saves_and_resume_matches_uninterrupted_run(npy_set: Path, tmp_pa
     with pytest.raises(Interrupted, match="interrupted at step 5"):
         run(cfg, data, tmp_path, "cut", progress=interrupt_at_5)
     assert read_meta(tmp_path / "cut" / "checkpoint.safetensors")["step"] == 5
-    resumed = train_run(cfg, data, runs_root=tmp_path, trackers={}, resume="cut")
+    resumed = train_run(cfg, data, runs_root=tmp_path, trackers={}, resume="cut", threads=1)
     assert resumed.steps == 12
     assert_same_weights(full.checkpoint, resumed.checkpoint)  # weights, EMA and optimizer state
     assert_same_weights(full.model, resumed.model)
@@ -68,7 +70,7 @@ def test_seed_preset_resumes_exactly_too(npy_set: Path, tmp_path: Path):
     cut = tmp_path / "cut"
     with pytest.raises(Interrupted):
         run(cfg, data, tmp_path, "cut", progress=lambda i: i.step == 3 and os.kill(os.getpid(), signal.SIGINT))
-    resumed = train_run(cfg, data, runs_root=tmp_path, trackers={}, resume=cut)
+    resumed = train_run(cfg, data, runs_root=tmp_path, trackers={}, resume=cut, threads=1)
     assert_same_weights(full.checkpoint, resumed.checkpoint)
 
 
@@ -135,7 +137,7 @@ def test_a_run_whose_grid_copies_its_sprites_says_so(npy_set: Path, tmp_path: Pa
 @pytest.mark.slow
 @pytest.mark.reliability
 def test_sigkill_after_checkpoint_then_resume_equals_uninterrupted(npy_set: Path, tmp_path: Path, sm_env):
-    common = ["train", "--data", str(npy_set), "--tracking", "none", "--runs-dir", str(tmp_path),
+    common = ["train", "--data", str(npy_set), "--tracking", "none", "--runs-dir", str(tmp_path), "--threads", "1",
               "--config", str(_tiny_toml(tmp_path, steps=600, checkpoint_every=20))]
     subprocess.run(sm_cmd(*common, "--name", "full"), cwd=ROOT, env=sm_env, check=True, capture_output=True)
     proc = subprocess.Popen(sm_cmd(*common, "--name", "killed"), cwd=ROOT, env=sm_env,
@@ -149,7 +151,7 @@ def test_sigkill_after_checkpoint_then_resume_equals_uninterrupted(npy_set: Path
     step = read_meta(ckpt)["step"]
     assert 0 < step < 600, "the run must be killed part-way"
     assert not (tmp_path / "killed" / "model.safetensors").exists()
-    subprocess.run(sm_cmd("train", "--resume", str(tmp_path / "killed"), "--tracking", "none",
+    subprocess.run(sm_cmd("train", "--resume", str(tmp_path / "killed"), "--tracking", "none", "--threads", "1",
                           "--runs-dir", str(tmp_path)), cwd=ROOT, env=sm_env, check=True, capture_output=True)
     assert_same_weights(tmp_path / "full" / "model.safetensors", tmp_path / "killed" / "model.safetensors")
     assert_same_weights(tmp_path / "full" / "checkpoint.safetensors", ckpt)
@@ -170,7 +172,7 @@ def _tiny_toml(tmp_path: Path, **kw) -> Path:
 def test_sigterm_or_sighup_saves_like_ctrl_c_and_resume_continues(npy_set: Path, tmp_path: Path, sm_env, sig):
     """timeout, docker stop and job schedulers send SIGTERM; a closed terminal SIGHUP: the run saves a
     checkpoint and stops (exit 128 + the signal), and --resume ends with the weights of an uninterrupted run."""
-    common = ["train", "--data", str(npy_set), "--tracking", "none", "--runs-dir", str(tmp_path),
+    common = ["train", "--data", str(npy_set), "--tracking", "none", "--runs-dir", str(tmp_path), "--threads", "1",
               "--config", str(_tiny_toml(tmp_path, steps=400, checkpoint_every=10))]
     subprocess.run(sm_cmd(*common, "--name", "full"), cwd=ROOT, env=sm_env, check=True, capture_output=True)
     proc = subprocess.Popen(sm_cmd(*common, "--name", "cut"), cwd=ROOT, env=sm_env, stdout=subprocess.PIPE,
@@ -184,8 +186,8 @@ def test_sigterm_or_sighup_saves_like_ctrl_c_and_resume_continues(npy_set: Path,
     assert proc.returncode == 128 + getattr(signal, sig), err
     assert f"interrupted by {sig} at step {step}; checkpoint saved" in err and 0 < step < 400
     assert not (tmp_path / "cut" / "model.safetensors").exists()
-    subprocess.run(sm_cmd("train", "--resume", "cut", "--tracking", "none", "--runs-dir", str(tmp_path)), cwd=ROOT,
-                   env=sm_env, check=True, capture_output=True)
+    subprocess.run(sm_cmd("train", "--resume", "cut", "--tracking", "none", "--threads", "1", "--runs-dir",
+                          str(tmp_path)), cwd=ROOT, env=sm_env, check=True, capture_output=True)
     assert_same_weights(tmp_path / "full" / "model.safetensors", tmp_path / "cut" / "model.safetensors")
 
 
