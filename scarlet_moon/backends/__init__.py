@@ -7,8 +7,8 @@
 Which backend runs a model is decided here and only here (`default_backend`): `backend=None`
 means onnxruntime for a .onnx file and for a bundled model whose export ships beside it (when
 onnxruntime is installed: no torch import, the fast path), torch for any other checkpoint;
-`backend="onnx"` with a checkpoint uses the .onnx exported from that very file beside it. Importing this package is cheap: torch or onnxruntime
-is imported by the backend that runs.
+`backend="onnx"` with a checkpoint uses the .onnx exported from that very file beside it.
+Importing this package is cheap: torch or onnxruntime is imported by the backend that runs.
 """
 
 from __future__ import annotations
