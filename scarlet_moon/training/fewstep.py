@@ -125,7 +125,7 @@ def fewstep_step(student: torch.nn.Module, teacher: torch.nn.Module, card: Any, 
 
 
 def distill_fewstep(teacher_path: str | Path | None, out: str | Path, *, sample_steps: int = 4, substeps: int = 6,
-                    steps: int = 2000, batch: int = 64, lr: float = 1e-4, ema_decay: float = 0.999, seed: int = 0,
+                    steps: int = 1500, batch: int = 64, lr: float = 2e-4, ema_decay: float = 0.999, seed: int = 0,
                     device: str = "cpu", data: Any = None,
                     progress: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
     """Train a `sample_steps`-step student of `teacher_path` (None = bundled) and save it to `out`."""
