@@ -17,8 +17,6 @@ from typing import Callable
 import importlib
 
 import click
-from rich.markup import escape
-
 from cli.console import console, plain, setup_logging
 from scarlet_moon.errors import ScarletError
 from scarlet_moon.version import __version__
@@ -88,6 +86,8 @@ class SmGroup(click.Group):
 
     @staticmethod
     def _fail(ctx: click.Context, message: str, code: int) -> None:
+        from rich.markup import escape
+
         if ctx.obj and ctx.obj.get("debug"):
             traceback.print_exc()
         one_line = plain(" ".join(message.split("\n")))  # a path or label with ESC or [/x] is text

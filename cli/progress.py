@@ -10,7 +10,11 @@ from cli.console import console, progress_disabled
 
 @contextmanager
 def bar(quiet: bool, what: str = "sampling") -> Iterator[Callable[[float, int], None]]:
-    """update(done, total): a bar with done/total and the time remaining; nothing when quiet."""
+    """update(done, total): a bar with done/total and the time remaining; nothing when quiet or piped
+    (and then rich is not imported)."""
+    if progress_disabled(quiet):
+        yield lambda done, total: None
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -21,7 +25,11 @@ def bar(quiet: bool, what: str = "sampling") -> Iterator[Callable[[float, int], 
 
 @contextmanager
 def bars(quiet: bool) -> Iterator[Callable[[str], Callable[[int, int], None]]]:
-    """updater(name) -> update(done, total): one bar per name, made on its first update."""
+    """updater(name) -> update(done, total): one bar per name, made on its first update (nothing when
+    quiet or piped)."""
+    if progress_disabled(quiet):
+        yield lambda name: lambda done, total: None
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

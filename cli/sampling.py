@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from cli.console import console, text
+from cli.console import note
 from cli.progress import bar
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def open_backend(card: ModelCard, args: GenerationArgs, quiet: bool) -> Denoiser
     b = args.backend
     den = open_denoiser(card, backend=b.backend, device=b.device, fp16=b.fp16, compile=b.compile)
     if not quiet:
-        console.print(text(f"backend: {den.describe()}"))
+        note(f"backend: {den.describe()}")
     return den
 
 

@@ -14,18 +14,18 @@ only their size (no pixel copy); the others are rendered in the parent while the
 from __future__ import annotations
 
 import io
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporters.base import AtlasFormat, AtlasTarget
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 AUTO_MIN_PIXELS = 2048 * 2048  # below this many page pixels in all, one process is faster (spawn costs ~0.5 s)
 AUTO_MAX_WORKERS = 8
@@ -95,6 +95,9 @@ def produce(jobs: Sequence[Job], workers: int) -> list[bytes]:
     remote = [i for i, (fn, args) in enumerate(jobs) if method == "fork" or _shippable(fn, args)]
     if workers <= 1 or len(jobs) <= 1 or not remote:
         return [fn(*args) for fn, args in jobs]
+    import multiprocessing  # with concurrent.futures ~20 ms of imports: only when a pool is used
+    from concurrent.futures import ProcessPoolExecutor
+
     out: list[bytes | None] = [None] * len(jobs)
     with _LOCK:  # one pool at a time per process: _INHERITED holds one set of jobs
         _INHERITED = jobs  # a forked worker reads its job from here: nothing is pickled but the index
@@ -142,6 +145,8 @@ def _weight(job: Job) -> int:
 
 
 def _result(future: Future[bytes]) -> bytes:
+    from concurrent.futures.process import BrokenProcessPool
+
     try:
         return future.result()
     except BrokenProcessPool as exc:

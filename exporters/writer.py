@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Iterator, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +52,8 @@ def write_atlases(result: PackResult, out: str | Path, formats: Sequence[str] = 
     folder = out.parent
     chosen = resolve_formats(formats, multipage=len(result.pages) > 1)
     images = [out.name] if len(result.pages) == 1 else [f"{out.stem}-{i}.png" for i in range(len(result.pages))]
-    meta = {"app": "scarlet-moon", "version": _version(), **(app_meta or {})}
+    app_meta = app_meta or {}
+    meta = {"app": "scarlet-moon", "version": app_meta["version"] if "version" in app_meta else _version(), **app_meta}
 
     names: list[Path] = [folder / name for name in images]
     jobs: list[Job] = [(png_bytes, (page.image,)) for page in result.pages]
@@ -142,6 +142,8 @@ def _encode(data: str | bytes) -> bytes:
 
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # ~35 ms of imports: not at import time
+
     try:
         return version("scarlet-moon")
     except PackageNotFoundError:

@@ -459,13 +459,14 @@ def test_builtins_match_the_pyproject_entry_points_and_name_their_engine():
 def test_built_in_formats_resolve_without_the_entry_point_scan(monkeypatch):
     """resolve_formats of built-in names skips importlib.metadata (a plugin cannot take a built-in's
     name, so the scan could not change them); any other name still scans and is found or refused."""
-    import exporters.registry as registry
+    import importlib.metadata
+
     from exporters import resolve_formats
 
     def no_scan(**kw):
         raise AssertionError("entry points scanned")
 
-    monkeypatch.setattr(registry, "entry_points", no_scan)
+    monkeypatch.setattr(importlib.metadata, "entry_points", no_scan)
     chosen = resolve_formats(["json-hash", "godot3", "json-hash"], multipage=True)
     assert [f.name for f in chosen] == ["json-hash", "godot3", "phaser-multi"]
     with pytest.raises(AssertionError, match="entry points scanned"):
