@@ -65,7 +65,32 @@ def test_the_default_sheet_runs_onnx_without_torch(tmp_path: Path, sm_env):
     frames = json.loads(out.with_suffix(".json").read_text())["frames"]
     data = [f["data"] for f in frames.values()]
     assert len(data) == 8 and {(d["meta"]["sampler"], d["meta"]["steps"]) for d in data} == {("ddim", STUDENT_STEPS)}
-    assert not (tmp_path / "cache").exists()
+    assert not (tmp_path / "cache" / "onnx").exists()  # no export made: the shipped file served
+    assert len(list((tmp_path / "cache" / "ort").glob("*.opt.onnx"))) == 1  # onnxruntime's graph, kept
+
+
+MODULES = ("torch", "rich", "importlib.metadata", "concurrent.futures")
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_interactive_sample_imports_only_what_it_uses(tmp_path: Path, sm_env, terminal: bool):
+    """`sm sample --count 1` as a plugin or UI runs it (stderr piped) imports neither torch nor rich
+    (interactive latency); with FORCE_TERMINAL, rich draws. The same lines either way."""
+    code = ("import json, sys\nfrom cli.main import sm\ntry:\n"
+            "    sm.main(sys.argv[1:], prog_name='sm', standalone_mode=False)\nfinally:\n"
+            f"    print(json.dumps({{m: m in sys.modules for m in {MODULES!r}}}), file=sys.stderr)\n")
+    sm_env["SCARLET_MOON_CACHE"] = str(tmp_path / "cache")
+    sm_env.pop("FORCE_TERMINAL", None)
+    if terminal:
+        sm_env.update(FORCE_TERMINAL="1", COLUMNS="200")
+    proc = subprocess.run([sys.executable, "-c", code, "sample", "--label", "5", "--count", "1", "--out",
+                           str(tmp_path / "d")], cwd=tmp_path, env=sm_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    *lines, mods = proc.stderr.strip().splitlines()
+    assert json.loads(mods) == {"torch": False, "rich": terminal, "importlib.metadata": False,
+                                "concurrent.futures": False}
+    assert any(line.startswith("backend: onnxruntime") for line in lines), lines
+    assert proc.stdout.split() == [str(tmp_path / "d" / "hero_000.png")]
 
 
 def test_torch_and_onnx_give_the_same_student_sprites():

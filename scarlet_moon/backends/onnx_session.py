@@ -28,15 +28,20 @@ def import_ort() -> Any:
 
 
 def make_session(ort: Any, path: Path, providers: list[Any], *, threads: int | None = None,
-                 light: bool = False, what: str = "ONNX model") -> Any:
+                 light: bool = False, what: str = "ONNX model", save_to: Path | None = None,
+                 optimised: bool = False) -> Any:
     """An InferenceSession; a file onnxruntime cannot load is BadInput naming it. `light`: metadata
-    only (no graph optimisation, one thread)."""
+    only (no graph optimisation, one thread). `save_to`: onnxruntime writes the optimised graph there;
+    `optimised`: `path` is such a graph (not optimised again)."""
     so = ort.SessionOptions()
     so.log_severity_level = 3
     if threads:
         so.intra_op_num_threads = threads
-    if light:
+    if save_to is not None:
+        so.optimized_model_filepath = str(save_to)
+    if light or optimised:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if light:
         so.intra_op_num_threads = 1
     try:
         return ort.InferenceSession(str(path), so, providers=providers)
@@ -102,7 +107,18 @@ def open_session(path: Path, device: str | None = None) -> tuple[Any, str]:
         raise BadInput(f"{arg('device')} cuda: onnxruntime {ort.__version__} cannot load the CUDA provider here "
                        f"(providers built in: {', '.join(ort.get_available_providers())}); install "
                        f"onnxruntime-gpu with a matching CUDA/cuDNN, or use {arg('device')} cpu")
-    return make_session(ort, path, [CPU], threads=os.cpu_count() or 1), "cpu"
+    return cpu_session(ort, path), "cpu"
+
+
+def cpu_session(ort: Any, path: Path) -> Any:
+    """A CPU session on every core, opened from onnxruntime's cached optimised graph when there is one
+    (backends.onnx_cache)."""
+    from scarlet_moon.backends.onnx_cache import cached_session
+
+    def open_(p: Path, save_to: Path | None = None, optimised: bool = False) -> Any:
+        return make_session(ort, p, [CPU], threads=os.cpu_count() or 1, save_to=save_to, optimised=optimised)
+
+    return cached_session(path, ort.__version__, open_)
 
 
 def open_step_session(path: Path, device: str, *, cuda_graph: bool, threads: int | None = None) -> Any:
