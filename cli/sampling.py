@@ -45,12 +45,14 @@ def generation_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--palette", type=click.Path(), default=None,
                      help="Snap colours to this palette (.gpl, .hex, .pal, or an image's colours)."),
         click.option("--colors", type=click.IntRange(min=1), default=None,
-                     help="At most K colours per sprite. [default with --snap: the training set's 90th percentile]"),
+                     help="At most K colours per sprite. [default with --snap: the model's cap (its card), else the "
+                          "training set's 90th percentile]"),
         click.option("--snap/--no-snap", "snap_palette", default=True, show_default=True,
                      help="Snap to the training set's palette when the model carries one."),
-        click.option("--cleanup/--no-cleanup", default=True, show_default=True,
+        click.option("--cleanup/--no-cleanup", default=None,
                      help="Merge isolated pixels into a neighbour of a near shade, and remove detached 1-2 pixel "
-                          "specks (high-contrast single pixels, like eyes, stay)."),
+                          "specks (high-contrast single pixels, like eyes, stay). [default: the model's; on "
+                          "unless its card says off]"),
         click.option("--init", type=click.Path(), default=None,
                      help="Start from this sprite (a PNG the model's size): variations of it."),
         click.option("--strength", type=float, default=None,

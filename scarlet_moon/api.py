@@ -19,7 +19,7 @@ from scarlet_moon.options import PostOptions, SamplingOptions
 def generate(model: str | Path | None = None, label: str | int | Sequence[str | int] = 0, count: int = 16,
              seed: int = 0, sampler: str | None = None, steps: int | None = None, guidance: float | None = None,
              eta: float = 0.0, alpha_threshold: int = 128, palette: Any = None, colors: int | None = None,
-             snap_palette: bool = True, cleanup: bool = True, init: Any = None, strength: float | None = None,
+             snap_palette: bool = True, cleanup: bool | None = None, init: Any = None, strength: float | None = None,
              mask: Any = None, tileable: bool = False, backend: str | None = None, device: str | None = None,
              batch: int | None = None, fp16: bool = False, compile: bool = False,
              progress: ChunkProgress | None = None) -> list:
@@ -28,7 +28,8 @@ def generate(model: str | Path | None = None, label: str | int | Sequence[str | 
     model: a .safetensors checkpoint, an exported .onnx, or None (the bundled model). Every
     option of `sm sample` is here, and the same options give the same sprites:
     sampler/steps/guidance/eta (None: the model's defaults); alpha_threshold, palette (a file or a
-    K x 3 array), colors, snap_palette, cleanup (isolated shades merged, specks removed); init (a
+    K x 3 array), colors, snap_palette, cleanup (isolated shades merged, specks removed; None: the
+    model's default, ModelCard.post_defaults); init (a
     path, PIL image or uint8 array of the model's sprite size) with strength in [0, 1] for
     variations, plus mask (white/opaque = generate) for inpainting; tileable for sprites whose
     opposite edges wrap; backend ("torch" | "onnx"), device, batch (sprites per sampled batch), fp16

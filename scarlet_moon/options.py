@@ -90,13 +90,16 @@ class PostOptions:
     palette: np.ndarray | None = field(default=None)   # K x 3 uint8 once loaded
     colors: int | None = None
     snap_palette: bool = True                           # the card's palette and colour cap by default
-    cleanup: bool = True                                # merge isolated near-duplicate shades, drop specks
+    cleanup: bool | None = None                         # merge isolated near-duplicate shades, drop specks;
+                                                        # None: the card's (ModelCard.post_defaults), else on
 
     def __post_init__(self) -> None:
         from scarlet_moon.data.palettes import as_palette, load_palette
 
         if not (whole(self.alpha_threshold) and 1 <= self.alpha_threshold <= 255):
             raise BadInput(f"{arg('alpha_threshold')} {self.alpha_threshold!r}: expected a whole number 1..255")
+        if self.cleanup is not None and not isinstance(self.cleanup, bool):
+            raise BadInput(f"{arg('cleanup')} {self.cleanup!r}: expected true or false")
         if self.colors is not None and not (whole(self.colors) and self.colors >= 1):
             raise BadInput(f"{arg('colors')} {self.colors!r}: expected a whole number >= 1")
         if isinstance(self.palette, (str, os.PathLike)):

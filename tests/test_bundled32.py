@@ -85,6 +85,10 @@ def test_the_32x32_model_is_named_bundled_32_everywhere():
 
     sprites = scarlet_moon.generate("bundled-32", label="hero", count=2, steps=2, seed=3)
     assert [np.asarray(s).shape for s in sprites] == [(32, 32, 4)] * 2
+    # its post-processing defaults: bench/results/fidelity32.md (cleanup raised FD on every seed, cap 12 lowest)
+    assert card.post_defaults() == {"cleanup": False, "colors": 12}
+    chosen = scarlet_moon.generate("bundled-32", label="hero", count=2, steps=2, seed=3, cleanup=False, colors=12)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(sprites, chosen))
 
 
 def test_sheet_of_bundled_32_has_32x32_frames_and_credits_the_artist(tmp_path: Path):

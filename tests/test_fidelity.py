@@ -56,3 +56,36 @@ def test_eval_reports_fidelity_and_takes_the_models_own_data(tiny_model: Path, t
     for key in ("isolated_rate", "speck_rate", "saturation", "luma"):
         assert set(fig["pixels"][key]) == {"candidates", "real", "held_out"}
     assert "isolated pixels" in res.stderr
+
+
+def test_a_cards_post_defaults_apply_unless_the_request_says_otherwise(tiny_model: Path, tmp_path: Path):
+    """A card's `post` (cleanup off, colour cap K) is what `sm sample` does by default; --cleanup and
+    --colors still override it; a bad `post` table is a one-line error naming it."""
+    import shutil
+
+    from scarlet_moon.generation.finish import finish
+    from scarlet_moon.models.card import read_checkpoint_card, write_card_entry
+    from scarlet_moon.options import PostOptions
+    from scarlet_moon.diffusion.editing import Edit
+
+    model = Path(shutil.copy(tiny_model, tmp_path / "m.safetensors"))
+    plain = read_checkpoint_card(model)
+    assert plain.post_defaults()["cleanup"] is True
+    write_card_entry(model, "post", {"cleanup": False, "colors": 3})
+    card = read_checkpoint_card(model)
+    assert card.post_defaults() == {"cleanup": False, "colors": 3}
+    rng = np.random.default_rng(0)
+    raw = rng.integers(0, 256, (6, *card.size, 4), dtype=np.uint8)  # the sampler's sprites, as uint8 RGBA
+    assert np.array_equal(finish(card, PostOptions(), Edit(), raw),
+                          finish(plain, PostOptions(colors=3, cleanup=False), Edit(), raw))
+    assert np.array_equal(finish(card, PostOptions(cleanup=True, colors=5), Edit(), raw),
+                          finish(plain, PostOptions(colors=5, cleanup=True), Edit(), raw))
+    assert not np.array_equal(finish(card, PostOptions(), Edit(), raw), finish(plain, PostOptions(), Edit(), raw))
+
+    runner = CliRunner()
+    res = runner.invoke(sm, ["info", str(model), "--json"])
+    assert json.loads(res.output)["post_defaults"] == {"cleanup": False, "colors": 3}
+    for bad in ({"cleanup": "no"}, {"colors": 0}, {"colour": 3}, [1]):
+        write_card_entry(model, "post", bad)
+        res = runner.invoke(sm, ["sample", "--model", str(model), "--out", str(tmp_path / "o")])
+        assert res.exit_code == 2 and "bad 'post'" in res.output and "Traceback" not in res.output, res.output

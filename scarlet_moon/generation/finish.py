@@ -11,13 +11,15 @@ from scarlet_moon.options import PostOptions
 
 
 def finish(card: ModelCard, post: PostOptions, edit: Edit, raw: np.ndarray) -> np.ndarray:
-    """uint8 N x H x W x C as written out. With snap_palette (the default) the card's palette and a
-    cap at the training set's 90th percentile of colours per sprite, unless the request gives its own."""
+    """uint8 N x H x W x C as written out. With snap_palette (the default) the card's palette and colour
+    cap (ModelCard.post_defaults) unless the request gives its own; cleanup as asked, else the card's."""
+    defaults = card.post_defaults()
     palette, colors = post.palette, post.colors
     if post.snap_palette:  # look like the training set unless told otherwise
         palette = card.palette if palette is None else palette
-        colors = card.meta.get("colors_per_sprite", {}).get("p90") if colors is None else colors
-    out = postprocess(raw, alpha_threshold=post.alpha_threshold, palette=palette, colors=colors, cleanup=post.cleanup)
+        colors = defaults["colors"] if colors is None else colors
+    cleanup = defaults["cleanup"] if post.cleanup is None else post.cleanup
+    out = postprocess(raw, alpha_threshold=post.alpha_threshold, palette=palette, colors=colors, cleanup=cleanup)
     return restore_kept(edit, out)
 
 

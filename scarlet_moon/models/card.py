@@ -223,6 +223,14 @@ class ModelCard:
         return {"sampler": cfg.get("sampler", "dpmpp-2m"), "steps": int(cfg.get("sample_steps", 20)),
                 "guidance": float(cfg.get("guidance", 1.0))}
 
+    def post_defaults(self) -> dict[str, Any]:
+        """Post-processing the model's sprites get unless asked otherwise: `cleanup` (on unless the card's
+        `post` says off) and the colour cap with palette snapping (the card's `post.colors`, else the
+        training set's 90th percentile of colours per sprite). bench/fidelity.py measures the choices."""
+        post = self.meta.get("post") or {}
+        colors = post.get("colors") or (self.meta.get("colors_per_sprite") or {}).get("p90")
+        return {"cleanup": bool(post.get("cleanup", True)), "colors": colors}
+
     def summary(self) -> dict[str, Any]:
         m = self.meta
         return {"path": str(self.path), "labels": self.label_names, "size": f"{self.size[0]}x{self.size[1]}",
@@ -231,6 +239,7 @@ class ModelCard:
                 "data_fingerprint": m.get("data_fingerprint"), "data_source": m.get("data_source"),
                 "palette_colors": len(m.get("palette") or []), "metrics": m.get("metrics", {}),
                 "package_version": m.get("package_version"), "defaults": self.defaults(),
+                "post_defaults": self.post_defaults(),
                 **({"parent": m["parent"]} if m.get("parent") else {}),  # fine-tuned from (--init-from)
                 **({"fewstep": m["fewstep"]} if m.get("fewstep") else {})}  # sm distill --few-step
 

@@ -58,6 +58,11 @@ def check_card_meta(meta: Mapping[str, Any], where: str) -> None:
             isinstance(c, list) and len(c) == 3 and all(_int(v, 0, 255) for v in c) for c in palette)):
         raise bad("palette", f"a list of at most {MAX_PALETTE} [r, g, b] colours, each 0..255")
     _check_config(meta.get("config", {}), where, bad)
+    post = meta.get("post")
+    if post is not None and not (isinstance(post, dict) and set(post) <= {"cleanup", "colors", "source"}
+                                 and isinstance(post.get("cleanup", True), bool)
+                                 and (post.get("colors") is None or _int(post.get("colors"), 1, MAX_PALETTE))):
+        raise bad("post", f"a table with cleanup (true or false) and colors (a whole number 1..{MAX_PALETTE})")
     dist = meta.get("distilled")
     scale = dist.get("guidance") if isinstance(dist, dict) else None
     if dist is not None and not (isinstance(scale, (int, float)) and not isinstance(scale, bool)
