@@ -72,12 +72,17 @@ def _table(fig: dict[str, Any]):
               "(metadata 'metrics'.'eval').")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
               help="[default: cpu; an .onnx model: CUDA when it loads, else CPU]")
+@click.option("--choose-post", is_flag=True,
+              help="Instead: measure clean-up on/off and two colour caps on the held-out split (FD over the "
+                   "floor, per seed) and store the winner as the model's post-processing defaults in its card.")
+@click.option("--seeds", default="0,1,2", show_default=True, help="With --choose-post: the seeds compared.")
 @click.pass_context
 def eval_(ctx: click.Context, model: str | None, data_path: str | None, real: bool, count: int | None, seed: int,
           sampler: str | None, steps: int | None, guidance: float | None, raw: bool, out: str, cache_dir: str | None,
-          write_card: bool, device: str | None) -> None:
+          write_card: bool, device: str | None, choose_post: bool, seeds: str) -> None:
     """Quality figures: FD, conditional accuracy, copies, colours, pixel fidelity (isolated pixels,
-    specks, saturation, luma) and alpha crispness, beside the real floor (JSON + table)."""
+    specks, saturation, luma) and alpha crispness, beside the real floor (JSON + table). With
+    --choose-post: the model's post-processing defaults, chosen on its held-out split."""
     from scarlet_moon.atomic import atomic_write_bytes
     from scarlet_moon.backends import BackendOptions
     from scarlet_moon.errors import BadInput
@@ -88,6 +93,15 @@ def eval_(ctx: click.Context, model: str | None, data_path: str | None, real: bo
     if write_card and real:
         raise BadInput("--write-card with --real: the figures are of the data, not of a model; drop one")
     target = writable_file(out, "--out")
+    if choose_post:
+        clash = [name for name, on in (("--real", real), ("--raw", raw), ("--count", count is not None),
+                                       ("--sampler", sampler), ("--steps", steps), ("--guidance", guidance is not None),
+                                       ("--write-card", write_card)) if on]
+        if clash:
+            raise BadInput(f"--choose-post with {clash[0]}: it measures the model's own sampling on the held-out "
+                           "split's count and writes the card itself; drop one")
+        _choose_post(ctx, model, data_path, seeds, cache_dir, BackendOptions(device=device), target)
+        return
     sampling, backend = SamplingOptions(sampler, steps, guidance), BackendOptions(device=device)
     quiet = ctx.obj.get("quiet", False) if ctx.obj else False
     with bars(quiet) as updater:
@@ -103,4 +117,41 @@ def eval_(ctx: click.Context, model: str | None, data_path: str | None, real: bo
             console.print(text(f"note: {fig['frechet']['n_candidates']} generated vs {fig['frechet']['n_floor']} held "
                                "out: FD is biased by set size, so it is not compared with the floor (leave --count "
                                "out for that)"), soft_wrap=True)
+    echo(target)
+
+
+def _choose_post(ctx: click.Context, model: str | None, data_path: str | None, seeds: str, cache_dir: str | None,
+                 backend: Any, target: Any) -> None:
+    from scarlet_moon.atomic import atomic_write_bytes
+    from scarlet_moon.backends import read_card
+    from scarlet_moon.errors import BadInput
+    from scarlet_moon.models.card import is_bundled_model
+    from scarlet_moon.eval.post_choice import choose_post, write_post
+    from scarlet_moon.generation.request import check_seed
+
+    try:
+        seed_list = [check_seed(int(s)) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise BadInput(f"--seeds {seeds!r}: expected whole numbers separated by commas, e.g. 0,1,2") from None
+    card = read_card(model)
+    if card.path.suffix != ".safetensors":
+        raise BadInput(f"--choose-post writes the card of a .safetensors model, not {str(card.path)!r}")
+    if is_bundled_model(card.path):
+        raise BadInput(f"--choose-post on the bundled model {model or 'bundled'!r} would change the installed "
+                       "package; copy its model.safetensors and pass that copy")
+    quiet = ctx.obj.get("quiet", False) if ctx.obj else False
+    with bars(quiet) as updater:
+        result = choose_post(card, data_path, seeds=seed_list, cache_dir=cache_dir, backend=backend,
+                             progress=updater("seeds"), classifier_progress=updater("training eval classifier (epochs)"))
+    result["card_post"] = write_post(card.path, result)
+    atomic_write_bytes(target, (json.dumps(result, indent=2) + "\n").encode())
+    if not quiet:
+        for r in result["variants"]:
+            per = ", ".join(f"{v:.2f}" for v in r["fd_over_floor"])
+            console.print(text(f"{'cleanup' if r['cleanup'] else 'no cleanup':>10} cap {r['colors']}: FD/floor "
+                               f"{r['mean_fd_over_floor']:.3f} ({per})"))
+        c = result["chosen"]
+        console.print(text(f"chosen: {'cleanup' if c['cleanup'] else 'no cleanup'}, cap {c['colors']}"
+                           f"{'' if result['changed'] else ' (the default: no variant beat it on every seed)'}; "
+                           f"stored in {card.path}"))
     echo(target)

@@ -89,3 +89,47 @@ def test_a_cards_post_defaults_apply_unless_the_request_says_otherwise(tiny_mode
         write_card_entry(model, "post", bad)
         res = runner.invoke(sm, ["sample", "--model", str(model), "--out", str(tmp_path / "o")])
         assert res.exit_code == 2 and "bad 'post'" in res.output and "Traceback" not in res.output, res.output
+
+
+def test_choose_post_measures_the_variants_and_stores_the_winner(tiny_model: Path, tmp_path: Path):
+    """`sm eval --choose-post`: every variant's FD/floor per seed on the same raw sprites, the default
+    (cleanup on, the card's cap) first and kept unless a variant beats it on every seed; the choice is
+    in the card and is what `sm sample` then does."""
+    import shutil
+
+    from scarlet_moon.generation.finish import finish
+    from scarlet_moon.models.card import read_checkpoint_card
+    from scarlet_moon.options import PostOptions
+    from scarlet_moon.diffusion.editing import Edit
+
+    model = Path(shutil.copy(tiny_model, tmp_path / "m.safetensors"))
+    out = tmp_path / "post.json"
+    res = CliRunner().invoke(sm, ["eval", "--model", str(model), "--choose-post", "--seeds", "0,1", "--out", str(out),
+                                  "--cache-dir", str(tmp_path / "cache")])
+    assert res.exit_code == 0, res.output
+    result = json.loads(out.read_text())
+    rows = result["variants"]
+    p90 = read_checkpoint_card(tiny_model).meta["colors_per_sprite"]["p90"]
+    assert (rows[0]["cleanup"], rows[0]["colors"]) == (True, p90)
+    assert {(r["cleanup"], r["colors"]) for r in rows} >= {(True, p90), (False, p90)}
+    assert all(len(r["fd_over_floor"]) == 2 and all(v > 0 for v in r["fd_over_floor"]) for r in rows)
+    beats = [r for r in rows[1:] if all(a < b for a, b in zip(r["fd_over_floor"], rows[0]["fd_over_floor"]))]
+    expected = min(beats, key=lambda r: r["mean_fd_over_floor"]) if beats else rows[0]
+    assert result["chosen"] == {"cleanup": expected["cleanup"], "colors": expected["colors"]}
+    assert result["changed"] == bool(beats)
+    card = read_checkpoint_card(model)
+    assert card.post_defaults() == result["chosen"] and "choose-post" in card.meta["post"]["source"]
+    raw = np.random.default_rng(1).integers(0, 256, (4, *card.size, 4), dtype=np.uint8)
+    assert np.array_equal(finish(card, PostOptions(), Edit(), raw),
+                          finish(card, PostOptions(colors=expected["colors"], cleanup=expected["cleanup"]), Edit(), raw))
+
+
+def test_choose_post_refuses_what_it_cannot_do(tiny_model: Path, tmp_path: Path):
+    runner = CliRunner()
+    for args, needle in ((["--model", str(tiny_model), "--choose-post", "--real"], "--choose-post with --real"),
+                         (["--model", str(tiny_model), "--choose-post", "--seeds", "a,b"], "--seeds 'a,b'"),
+                         (["--choose-post"], "bundled model"),
+                         (["--model", "bundled-32", "--choose-post"], "bundled model 'bundled-32'")):
+        res = runner.invoke(sm, ["eval", *args, "--out", str(tmp_path / "x.json")])
+        assert res.exit_code == 2 and needle in res.output and "Traceback" not in res.output, res.output
+        assert not (tmp_path / "x.json").exists()

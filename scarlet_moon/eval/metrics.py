@@ -125,7 +125,7 @@ def spread_labels(counts: list[int], total: int) -> list[int]:
 
 
 # ------------------------------------------------------------------ evaluate
-def _load_inputs(model: ModelCard | str | Path | None, data: SpriteSet | str | Path | None,
+def load_inputs(model: ModelCard | str | Path | None, data: SpriteSet | str | Path | None,
                  need_model: bool) -> tuple[ModelCard | None, SpriteSet]:
     from scarlet_moon.backends import read_card
     from scarlet_moon.data.sprites import load_sprites
@@ -198,7 +198,7 @@ def evaluate(model: ModelCard | str | Path | None = None, data: SpriteSet | str 
     sampling = sampling or SamplingOptions()
     if not real and count is not None and not (isinstance(count, int) and count >= 1):
         raise BadInput(f"{arg('count')} {count!r}: must be at least 1")
-    card, ds = _load_inputs(model, data, need_model=not real)
+    card, ds = load_inputs(model, data, need_model=not real)
     t0 = time.perf_counter()
     clf, train, held = get_classifier(ds, cache_dir=cache_dir, progress=classifier_progress)
     if len(train.labels) < 2:
