@@ -31,7 +31,9 @@ bundled-model: setup  ## retrain the bundled model (see scarlet_moon/bundled/mod
 
 bundled-model-32: setup  ## retrain the bundled 32x32 model (see scarlet_moon/bundled/model32/README.md)
 	$(SM) train --data bundled-32 --time 80m --steps 20000 --checkpoint-every 500 --sample-every 1000 --name bundled32
-	$(SM) distill --model sm-runs/bundled32/model.safetensors --out scarlet_moon/bundled/model32/model.safetensors --steps 1000 --batch 64 --lr 2e-4
+	$(SM) distill --model sm-runs/bundled32/model.safetensors --out sm-runs/bundled32/student.safetensors --steps 1000 --batch 64 --lr 2e-4
+	$(SM) eval --model sm-runs/bundled32/student.safetensors --choose-post --seeds 0,1,2,3 --out sm-runs/bundled32/post.json
+	cp sm-runs/bundled32/student.safetensors scarlet_moon/bundled/model32/model.safetensors
 
 engines: setup        ## chromium, godot3-server and the npm engines for the atlas tests
 	bash .ci/install-engines
