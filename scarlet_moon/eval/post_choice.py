@@ -5,7 +5,7 @@ set, where they lower FD; on the 32x32 set the clean-up raised it on every seed
 (bench/results/fidelity32.md). So the choice is measured per model: the same raw sprites (the
 held-out split's count and class mix, per seed) are finished as `sm sample` would finish them
 with clean-up on or off and the cap at the training set's 90th percentile of colours per sprite
-or at the held-out split's median, and FD over the real floor is computed for each. A variant
+or at the held-out split's mean (rounded; bench/results/fidelity32.md's best cap), and FD over the real floor is computed for each. A variant
 other than the built-in default (clean-up on, 90th percentile) is chosen only when it has a
 lower FD than the default on every seed (the raw sprites are shared, so this is a paired
 comparison; FD's spread between seeds is larger than most differences between variants).
@@ -26,10 +26,10 @@ from scarlet_moon.models.card import ModelCard
 ProgressFn = Callable[[int, int], None]
 
 
-def candidates(card: ModelCard, held_median_colours: int) -> list[dict[str, Any]]:
+def candidates(card: ModelCard, held_colours: int) -> list[dict[str, Any]]:
     """(cleanup, colors) pairs to try; the first is the built-in default."""
     p90 = (card.meta.get("colors_per_sprite") or {}).get("p90")
-    caps = [p90] + ([held_median_colours] if p90 is not None and held_median_colours < p90 else [])
+    caps = [p90] + ([held_colours] if p90 is not None and held_colours < p90 else [])
     return [{"cleanup": cleanup, "colors": cap} for cap in caps for cleanup in (True, False)]
 
 
@@ -58,8 +58,8 @@ def choose_post(model: ModelCard | str | Path | None = None, data: SpriteSet | s
     labels = [k for k, n in enumerate(per) for _ in range(n)]
     ref = clf.features(train.images)
     floor = frechet_distance(clf.features(held.images), ref)
-    median = int(round(float(np.median(colours_per_sprite(held.images)))))
-    rows = [{**c, "fd_over_floor": []} for c in candidates(card, median)]
+    typical = int(round(float(colours_per_sprite(held.images).mean())))
+    rows = [{**c, "fd_over_floor": []} for c in candidates(card, typical)]
     for i, seed in enumerate(seeds):
         raw = generate_for_eval(card, labels, seed=seed, sampling=SamplingOptions(), raw=True,
                                 backend=backend or BackendOptions())
@@ -76,7 +76,7 @@ def choose_post(model: ModelCard | str | Path | None = None, data: SpriteSet | s
     for r in rows:
         r["mean_fd_over_floor"] = float(np.mean(r["fd_over_floor"]))
     return {"model": str(card.path), "data": ds.source, "seeds": seeds, "count_per_seed": len(labels),
-            "floor": floor, "held_out_median_colours": median, "variants": rows,
+            "floor": floor, "held_out_mean_colours": typical, "variants": rows,
             "chosen": {"cleanup": chosen["cleanup"], "colors": chosen["colors"]}, "changed": chosen is not default}
 
 
