@@ -118,7 +118,7 @@ def test_choose_post_measures_the_variants_and_stores_the_winner(tiny_model: Pat
     assert result["chosen"] == {"cleanup": expected["cleanup"], "colors": expected["colors"]}
     assert result["changed"] == bool(beats)
     card = read_checkpoint_card(model)
-    assert card.post_defaults() == result["chosen"] and "choose-post" in card.meta["post"]["source"]
+    assert card.post_defaults() == result["chosen"] and "post_choice" in card.meta["post"]["source"]
     raw = np.random.default_rng(1).integers(0, 256, (4, *card.size, 4), dtype=np.uint8)
     assert np.array_equal(finish(card, PostOptions(), Edit(), raw),
                           finish(card, PostOptions(colors=expected["colors"], cleanup=expected["cleanup"]), Edit(), raw))

@@ -88,5 +88,6 @@ def write_post(path: str | Path, result: dict[str, Any]) -> dict[str, Any]:
     means = ", ".join(f"{'cleanup' if r['cleanup'] else 'no cleanup'} cap {r['colors']}: "
                       f"{r['mean_fd_over_floor']:.3f}" for r in result["variants"])
     post = {"cleanup": bool(chosen["cleanup"]), "colors": chosen["colors"],
-            "source": f"sm eval --choose-post, seeds {result['seeds']}, mean FD/floor {means}"}
+            "source": f"chosen on the held-out split (eval.post_choice), seeds {result['seeds']}, "
+                      f"mean FD/floor {means}"}
     return write_card_entry(path, "post", post)["post"]
