@@ -56,7 +56,8 @@ def main() -> None:
     }
     if a.baseline:
         base = Path(a.baseline).resolve()
-        rows[f"sm sample --count 1, baseline ({base.name})"] = (
+        rev = subprocess.run(["git", "-C", str(base), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        rows[f"sm sample --count 1, baseline ({rev.stdout.strip() or base.name})"] = (
             [*sample, "--out", str(tmp / "b")], {**env, "PYTHONPATH": str(base), "SCARLET_MOON_CACHE": str(tmp / "bc")},
             base)
     rows["sm sample --count 1, graph cache off"] = ([*sample, "--out", str(tmp / "n")], {**env, "SM_ORT_CACHE": "0"},
