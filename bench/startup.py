@@ -6,7 +6,8 @@ Rows, each a fresh process, wall time start to exit, run in interleaved rounds (
 so the machine's load falls on all alike), median and quartiles:
 - the interpreter alone (`python -c pass`), and the libraries the command cannot do without (numpy,
   onnxruntime, Pillow's PNG writer, click): the floor under any Python CLI doing this;
-- `sm sample` with onnxruntime's graph cache off (SM_ORT_CACHE=0) and on (the default, warm);
+- `sm sample` with onnxruntime's graph cache off (SM_ORT_CACHE=0) and on (warm), then with the fast exit
+  too (the default: the process ends once its files are written, cli.main.main; SM_FAST_EXIT=0 is without);
 - with --baseline DIR (a checkout of an earlier commit, e.g. `git worktree add /tmp/base b9c039a`), the
   same command run from that tree's sources (PYTHONPATH=DIR), so a change is measured in one run.
 stderr is piped, as a plugin or UI runs it. PYTHONDONTWRITEBYTECODE is dropped (an installed package
@@ -60,9 +61,11 @@ def main() -> None:
         rows[f"sm sample --count 1, baseline ({rev.stdout.strip() or base.name})"] = (
             [*sample, "--out", str(tmp / "b")], {**env, "PYTHONPATH": str(base), "SCARLET_MOON_CACHE": str(tmp / "bc")},
             base)
-    rows["sm sample --count 1, graph cache off"] = ([*sample, "--out", str(tmp / "n")], {**env, "SM_ORT_CACHE": "0"},
-                                                    ROOT)
-    rows["sm sample --count 1 (default: graph cache on)"] = ([*sample, "--out", str(tmp / "c")], env, ROOT)
+    rows["sm sample --count 1, graph cache off, fast exit off"] = (
+        [*sample, "--out", str(tmp / "n")], {**env, "SM_ORT_CACHE": "0", "SM_FAST_EXIT": "0"}, ROOT)
+    rows["sm sample --count 1, graph cache on, fast exit off"] = ([*sample, "--out", str(tmp / "f")],
+                                                                  {**env, "SM_FAST_EXIT": "0"}, ROOT)
+    rows["sm sample --count 1 (default: graph cache on, fast exit)"] = ([*sample, "--out", str(tmp / "c")], env, ROOT)
     for argv, e, cwd in rows.values():  # warm-up: bytecode written, the cache filled, the disk cache warm
         timed(argv, e, cwd)
     load0 = os.getloadavg()

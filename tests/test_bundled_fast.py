@@ -142,3 +142,40 @@ def test_the_metadata_scan_reads_what_onnxruntime_reads(tmp_path: Path):
         (tmp_path / name).write_bytes(blob)
         with pytest.raises(BadInput, match="is not a loadable ONNX model"):
             metadata_props(tmp_path / name)
+
+
+FAST_EXIT_PROBE = ("import atexit, sys\natexit.register(lambda: print('ATEXIT', file=sys.stderr))\n"
+                   "sys.argv = ['sm', *sys.argv[1:]]\nfrom cli.main import main\nmain()\n")
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_successful_sample_ends_without_the_interpreters_teardown(tmp_path: Path, sm_env, fast: bool):
+    """The `sm` console script ends `sm sample` with os._exit once its files are written and its output
+    flushed (SM_FAST_EXIT=0: the normal exit, atexit handlers and all); a failure exits normally."""
+    sm_env["SCARLET_MOON_CACHE"] = str(tmp_path / "cache")
+    sm_env["SM_FAST_EXIT"] = "1" if fast else "0"
+    out = tmp_path / "d"
+    proc = subprocess.run([sys.executable, "-c", FAST_EXIT_PROBE, "sample", "--label", "5", "--count", "2", "--out",
+                           str(out)], cwd=tmp_path, env=sm_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(out / "hero_000.png"), str(out / "hero_001.png")]  # flushed, in full
+    assert sorted(p.name for p in out.iterdir()) == ["hero_000.png", "hero_001.png"]
+    assert ("ATEXIT" in proc.stderr) is not fast
+    bad = subprocess.run([sys.executable, "-c", FAST_EXIT_PROBE, "sample", "--label", "dragon", "--out",
+                          str(tmp_path / "e")], cwd=tmp_path, env=sm_env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "ATEXIT" in bad.stderr and "Traceback" not in bad.stderr
+    assert "dragon" in bad.stderr.splitlines()[0]
+
+
+def test_fast_exit_is_off_under_torchrun_and_when_asked(monkeypatch):
+    from cli.main import fast_exit_allowed
+
+    monkeypatch.delenv("SM_FAST_EXIT", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert fast_exit_allowed()
+    for world in ("2", "x"):
+        monkeypatch.setenv("WORLD_SIZE", world)
+        assert not fast_exit_allowed()
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("SM_FAST_EXIT", "0")
+    assert not fast_exit_allowed()
