@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/startup.py [--repeats 9] [--baseline DIR] [--out bench/results/startup]
 
-Rows, each a fresh process, wall time start to exit, run in interleaved rounds (one of each per round,
+Rows, each a fresh process (the `sm` console script), wall time start to exit, run in interleaved rounds (one of each per round,
 so the machine's load falls on all alike), median and quartiles:
 - the interpreter alone (`python -c pass`), and the libraries the command cannot do without (numpy,
   onnxruntime, Pillow's PNG writer, click): the floor under any Python CLI doing this;
@@ -50,7 +50,9 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "WANDB_"))}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["SCARLET_MOON_CACHE"] = str(tmp / "cache")
-    py, sample = sys.executable, [sys.executable, "-m", "cli.main", "sample", "--label", "5", "--count", "1"]
+    console_script = Path(sys.executable).with_name("sm")  # as a user or plugin runs it; the baseline tree's
+    sm = [str(console_script)] if console_script.is_file() else [sys.executable, "-m", "cli.main"]  # via PYTHONPATH
+    py, sample = sys.executable, [*sm, "sample", "--label", "5", "--count", "1"]
     rows: dict[str, tuple[list[str], dict[str, str], Path]] = {
         "python -c pass": ([py, "-c", "pass"], env, tmp),
         "python -c 'import numpy, onnxruntime, PIL, click'": ([py, "-c", FLOOR], env, tmp),
