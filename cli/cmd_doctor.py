@@ -68,6 +68,16 @@ def probe_providers(ort) -> dict[str, bool]:
     return result
 
 
+def tensorrt_line(probed: dict[str, bool]) -> str:
+    """What onnxruntime's TensorRT execution provider can do here (sm samples with CUDA or the CPU)."""
+    trt = "TensorrtExecutionProvider"
+    if probed.get(trt):
+        return "its execution provider loads (sm does not choose it: it samples with CUDA or the CPU)"
+    if trt in probed:
+        return "listed by onnxruntime but does not load (TensorRT's libnvinfer is missing or does not match)"
+    return "not in this onnxruntime build (onnxruntime-gpu builds list it; it loads where TensorRT is installed)"
+
+
 def doctor_report() -> list[tuple[str, str]]:
     from scarlet_moon.version import __version__
 
@@ -97,6 +107,7 @@ def doctor_report() -> list[tuple[str, str]]:
         failed = [p for p, ok in probed.items() if not ok]
         if failed:
             rows.append(("  listed but not loading", ", ".join(failed)))
+        rows.append(("  TensorRT", tensorrt_line(probed)))
     except Exception as exc:
         rows.append(("onnxruntime", f"not importable ({type(exc).__name__}: {exc})"[:200]))
     for name in ("onnx", "onnxscript", "onnxconverter-common", "mlflow", "mlflow-skinny", "wandb"):

@@ -223,6 +223,11 @@ def test_doctor_never_fails_and_probes_providers():
     assert "python:" in out and "scarlet-moon:" in out and "torch:" in out
     assert "onnxruntime: " in out and "from onnxruntime" in out
     assert "providers that load: CPUExecutionProvider" in out
+    assert "  TensorRT: not in this onnxruntime build" in out  # the CPU onnxruntime lists no TensorRT EP
+    from cli.cmd_doctor import tensorrt_line
+
+    assert tensorrt_line({"TensorrtExecutionProvider": True}).startswith("its execution provider loads")
+    assert "does not load" in tensorrt_line({"TensorrtExecutionProvider": False, "CUDAExecutionProvider": True})
     import onnxruntime as ort
 
     sess = ort.InferenceSession(tiny_onnx_bytes(), providers=["CPUExecutionProvider"])
