@@ -5,9 +5,10 @@ The cache entry is keyed by the file (resolved path, inode, size, mtime), the on
 the CPU (model name and flags: the NCHWc layout onnxruntime chooses depends on them), so a changed
 file, an upgraded onnxruntime or another machine sharing the home folder gets its own entry.
 onnxruntime writes the graph while it creates the first session, to a temporary file that is then
-copied into place by scarlet_moon.atomic: a killed process leaves no half-file for a later one to load. An entry that does not load is
-removed and made again. Nothing here can fail a session that would open without it: the cache only
-saves time. SM_ORT_CACHE=0 turns it off. At most KEEP entries are kept (the newest).
+copied into place by scarlet_moon.atomic: a killed process leaves no half-file for a later one to
+load. An entry that does not load is removed and made again. Nothing here can fail a session that
+would open without it: the cache only saves time. SM_ORT_CACHE=0 turns it off. At most KEEP entries
+are kept (the newest).
 """
 
 from __future__ import annotations
@@ -49,13 +50,13 @@ def entry_path(path: Path, ort_version: str, folder: Path) -> Path:
     return folder / (hashlib.sha256(key.encode()).hexdigest()[:24] + SUFFIX)
 
 
-def cached_session(path: Path, ort_version: str, open_: Callable[..., Any], enabled: bool = True) -> Any:
+def cached_session(path: Path, ort_version: str, open_: Callable[..., Any]) -> Any:
     """A CPU session on `path` through `open_(path, save_to=None, optimised=False)`: on the cached graph
     when there is one, else on `path` (writing the cache entry as it optimises). A file onnxruntime
     cannot load raises open_'s BadInput, as without the cache."""
     from scarlet_moon.cache import default_cache_dir
 
-    if not enabled or os.environ.get("SM_ORT_CACHE", "1") == "0":
+    if os.environ.get("SM_ORT_CACHE", "1") == "0":
         return open_(path)
     folder = default_cache_dir() / "ort"
     try:
