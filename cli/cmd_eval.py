@@ -92,6 +92,8 @@ def eval_(ctx: click.Context, model: str | None, data_path: str | None, real: bo
 
     if write_card and real:
         raise BadInput("--write-card with --real: the figures are of the data, not of a model; drop one")
+    if not choose_post and ctx.get_parameter_source("seeds") == click.core.ParameterSource.COMMANDLINE:
+        raise BadInput(f"--seeds {seeds!r} applies with --choose-post only; one sampling seed is --seed")
     target = writable_file(out, "--out")
     if choose_post:
         clash = [name for name, on in (("--real", real), ("--raw", raw), ("--count", count is not None),

@@ -129,7 +129,8 @@ def test_choose_post_refuses_what_it_cannot_do(tiny_model: Path, tmp_path: Path)
     for args, needle in ((["--model", str(tiny_model), "--choose-post", "--real"], "--choose-post with --real"),
                          (["--model", str(tiny_model), "--choose-post", "--seeds", "a,b"], "--seeds 'a,b'"),
                          (["--choose-post"], "bundled model"),
-                         (["--model", "bundled-32", "--choose-post"], "bundled model 'bundled-32'")):
+                         (["--model", "bundled-32", "--choose-post"], "bundled model 'bundled-32'"),
+                         (["--model", str(tiny_model), "--seeds", "0,1"], "applies with --choose-post only")):
         res = runner.invoke(sm, ["eval", *args, "--out", str(tmp_path / "x.json")])
         assert res.exit_code == 2 and needle in res.output and "Traceback" not in res.output, res.output
         assert not (tmp_path / "x.json").exists()
