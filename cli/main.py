@@ -54,10 +54,10 @@ class SmGroup(click.Group):
     """A group that prints errors as one line (exit 2 usage, 1 failure, 128 + signal) and, with --debug,
     the traceback too, keeping the exit code. Its COMMANDS are imported when first asked for."""
 
+    ran: str | None = None  # the subcommand invoked (main's fast exit reads it)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*COMMANDS, *super().list_commands(ctx)})
-
-    ran: str | None = None  # the subcommand invoked (main's fast exit reads it)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in COMMANDS and cmd_name not in self.commands:

@@ -29,8 +29,8 @@ def generate(model: str | Path | None = None, label: str | int | Sequence[str | 
     option of `sm sample` is here, and the same options give the same sprites:
     sampler/steps/guidance/eta (None: the model's defaults); alpha_threshold, palette (a file or a
     K x 3 array), colors, snap_palette, cleanup (isolated shades merged, specks removed; None: the
-    model's default, ModelCard.post_defaults); init (a
-    path, PIL image or uint8 array of the model's sprite size) with strength in [0, 1] for
+    model's default, ModelCard.post_defaults); init (a path, PIL image or uint8 array of the
+    model's sprite size) with strength in [0, 1] for
     variations, plus mask (white/opaque = generate) for inpainting; tileable for sprites whose
     opposite edges wrap; backend ("torch" | "onnx"), device, batch (sprites per sampled batch), fp16
     and compile (torch on CUDA)."""
