@@ -99,7 +99,8 @@ def score(model: Path, k: int, seeds: int) -> dict[str, float]:
 
 
 def picture(rows: list[tuple[str, np.ndarray]], path: Path) -> None:
-    from scarlet_moon.data.images import make_grid, save_png
+    from scarlet_moon.data.pixels import make_grid
+    from scarlet_moon.data.png import save_png
 
     width = max(len(im) for _, im in rows)
     grid = np.zeros((len(rows) * width, *rows[0][1].shape[1:]), np.uint8)

@@ -123,7 +123,8 @@ def preview_rows(ds: SpriteSet, per_label: int) -> np.ndarray:
 def write_preview(ds: SpriteSet, path: Path, per_label: int) -> Path:
     """Write the grid atomically (temp file + os.replace); a failed write is BadInput naming it."""
     from scarlet_moon.errors import BadInput
-    from scarlet_moon.data.images import make_grid, save_png
+    from scarlet_moon.data.pixels import make_grid
+    from scarlet_moon.data.png import save_png
 
     grid = make_grid(preview_rows(ds, per_label), ncols=per_label, scale=PREVIEW_SCALE)
     try:

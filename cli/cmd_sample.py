@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 def sample(ctx: click.Context, out: str, grid: str | None, scale: int, as_json: bool, **params: Any) -> None:
     """Generate sprites: one PNG per sprite (hero_000.png, ...) in --out."""
     from scarlet_moon.backends import read_card
-    from scarlet_moon.data.images import make_grid, save_png
-    from scarlet_moon.data.pixels import upscale
+    from scarlet_moon.data.pixels import make_grid, upscale
+    from scarlet_moon.data.png import save_png
 
     args = GenerationArgs.take(params)
     card = read_card(args.model)  # a .onnx model carries its own card: no torch

@@ -5,16 +5,47 @@
     write_atlases(result, "out/hero.png", ["json-hash", "godot3"])
 
 Formats: see available_formats() (built-ins plus "scarlet_moon.exporters" entry points).
+
+The names below are imported on first use (PEP 562): a tool that only needs `exporters.atomic` (as
+`sm sample` does) does not pay for Pillow and the packer at start-up.
 """
 
 from __future__ import annotations
 
-from exporters.atomic import recover
-from exporters.base import AtlasFormat, AtlasTarget
-from exporters.model import Frame, PackOptions, PackResult, Page, Sprite
-from exporters.packer import pack
-from exporters.registry import ENTRY_POINT_GROUP, available_formats
-from exporters.writer import check_sheet_path, resolve_formats, write_atlases
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["check_sheet_path", "AtlasFormat", "AtlasTarget", "ENTRY_POINT_GROUP", "Frame", "PackOptions", "PackResult",
-           "Page", "Sprite", "available_formats", "pack", "recover", "resolve_formats", "write_atlases"]
+# public name -> the submodule that defines it
+_WHERE = {
+    "recover": "atomic",
+    "AtlasFormat": "base", "AtlasTarget": "base",
+    "Frame": "model", "PackOptions": "model", "PackResult": "model", "Page": "model", "Sprite": "model",
+    "pack": "packer",
+    "ENTRY_POINT_GROUP": "registry", "available_formats": "registry",
+    "check_sheet_path": "writer", "resolve_formats": "writer", "write_atlases": "writer",
+}
+
+__all__ = ["ENTRY_POINT_GROUP", "AtlasFormat", "AtlasTarget", "Frame", "PackOptions", "PackResult", "Page", "Sprite",
+           "available_formats", "check_sheet_path", "pack", "recover", "resolve_formats", "write_atlases"]
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'exporters' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"exporters.{where}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
+
+
+if TYPE_CHECKING:
+    from exporters.atomic import recover
+    from exporters.base import AtlasFormat, AtlasTarget
+    from exporters.model import Frame, PackOptions, PackResult, Page, Sprite
+    from exporters.packer import pack
+    from exporters.registry import ENTRY_POINT_GROUP, available_formats
+    from exporters.writer import check_sheet_path, resolve_formats, write_atlases

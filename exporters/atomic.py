@@ -22,8 +22,6 @@ import json
 import logging
 import os
 import re
-import secrets
-import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -142,7 +140,7 @@ def _opt(folder: Path, name: object) -> Path | None:
 
 
 def _leftover_name(path: Path, kind: str) -> Path:
-    return path.parent / f".{path.name}.sm-{os.getpid()}-{secrets.token_hex(4)}.{kind}"
+    return path.parent / f".{path.name}.sm-{os.getpid()}-{os.urandom(4).hex()}.{kind}"
 
 
 def _write_temp(path: Path, data: bytes) -> Path:
@@ -164,6 +162,8 @@ def _backup(path: Path) -> Path:
     try:
         os.link(path, backup)  # same inode: free, and os.replace leaves it untouched
     except OSError:
+        import shutil  # only where a hard link fails: not on the start-up path of `sm sample`
+
         shutil.copy2(path, backup, follow_symlinks=False)
     return backup
 

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import request, sprites_of
+from scarlet_moon import generate
 from scarlet_moon.backends import BackendOptions, default_backend, read_card
+from scarlet_moon.data.images import read_image
 from scarlet_moon.errors import BadInput
 from scarlet_moon.models.card import BUNDLED_MODEL, BUNDLED_MODELS, BUNDLED_TEACHER, file_fingerprint
 
@@ -69,13 +71,14 @@ def test_the_default_sheet_runs_onnx_without_torch(tmp_path: Path, sm_env):
     assert len(list((tmp_path / "cache" / "ort").glob("*.opt.onnx"))) == 1  # onnxruntime's graph, kept
 
 
-MODULES = ("torch", "rich", "importlib.metadata", "concurrent.futures")
+MODULES = ("torch", "rich", "importlib.metadata", "concurrent.futures", "PIL", "exporters.packer")
 
 
 @pytest.mark.parametrize("terminal", [False, True])
 def test_interactive_sample_imports_only_what_it_uses(tmp_path: Path, sm_env, terminal: bool):
-    """`sm sample --count 1` as a plugin or UI runs it (stderr piped) imports neither torch nor rich
-    (interactive latency); with FORCE_TERMINAL, rich draws. The same lines either way."""
+    """`sm sample --count 1` as a plugin or UI runs it (stderr piped) imports neither torch nor rich,
+    Pillow nor the packer (interactive latency); with FORCE_TERMINAL, rich draws. The same lines
+    either way, and the PNG is the sprite."""
     code = ("import json, sys\nfrom cli.main import sm\ntry:\n"
             "    sm.main(sys.argv[1:], prog_name='sm', standalone_mode=False)\nfinally:\n"
             f"    print(json.dumps({{m: m in sys.modules for m in {MODULES!r}}}), file=sys.stderr)\n")
@@ -83,14 +86,15 @@ def test_interactive_sample_imports_only_what_it_uses(tmp_path: Path, sm_env, te
     sm_env.pop("FORCE_TERMINAL", None)
     if terminal:
         sm_env.update(FORCE_TERMINAL="1", COLUMNS="200")
-    proc = subprocess.run([sys.executable, "-c", code, "sample", "--label", "5", "--count", "1", "--out",
-                           str(tmp_path / "d")], cwd=tmp_path, env=sm_env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", code, "sample", "--label", "5", "--count", "1", "--seed", "7",
+                           "--out", str(tmp_path / "d")], cwd=tmp_path, env=sm_env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     *lines, mods = proc.stderr.strip().splitlines()
     assert json.loads(mods) == {"torch": False, "rich": terminal, "importlib.metadata": False,
-                                "concurrent.futures": False}
+                                "concurrent.futures": False, "PIL": False, "exporters.packer": False}
     assert any(line.startswith("backend: onnxruntime") for line in lines), lines
     assert proc.stdout.split() == [str(tmp_path / "d" / "hero_000.png")]
+    assert np.array_equal(read_image(tmp_path / "d" / "hero_000.png"), np.asarray(generate(label=5, count=1, seed=7)[0]))
 
 
 def test_torch_and_onnx_give_the_same_student_sprites():

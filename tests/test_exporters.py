@@ -475,3 +475,24 @@ def test_built_in_formats_resolve_without_the_entry_point_scan(monkeypatch):
     with pytest.raises(ValueError, match="unknown atlas format 'my-plugin-format'"):
         resolve_formats(["my-plugin-format"])
     assert [type(f) for f in chosen] == [type(available_formats()[f.name]) for f in chosen]
+
+
+def test_the_package_names_load_on_first_use_and_atomic_alone_needs_no_pillow():
+    """`exporters` resolves its public names lazily (PEP 562): `exporters.atomic`, which `sm sample`
+    needs, comes without Pillow and the packer; every public name still imports."""
+    import subprocess
+    import sys
+
+    import exporters
+
+    assert sorted(exporters.__all__) == sorted(exporters._WHERE) and set(exporters.__all__) <= set(dir(exporters))
+    assert all(getattr(exporters, name) is not None for name in exporters.__all__)
+    with pytest.raises(AttributeError, match="'nope'"):
+        exporters.nope  # noqa: B018
+    code = ("import sys, exporters.atomic\nfrom exporters import recover\n"
+            "print(sorted(m for m in ('PIL', 'exporters.packer', 'exporters.model') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
+    star: dict = {}
+    exec("from exporters import *", star)
+    assert {"pack", "write_atlases", "Sprite"} <= set(star)

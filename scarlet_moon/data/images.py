@@ -1,5 +1,4 @@
-"""Reading and writing sprite images (Pillow + numpy): one reader for every command, atomic PNG writes,
-preview grids."""
+"""Reading sprite images (Pillow + numpy): one reader for every command. Writing: scarlet_moon.data.png."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from scarlet_moon.atomic import atomic_write_bytes
 from scarlet_moon.errors import BadInput
 from scarlet_moon.limits import MAX_IMAGE_PIXELS
 
@@ -76,27 +74,3 @@ def png_bytes(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=False)
     return buf.getvalue()
-
-
-def save_png(img: Image.Image | np.ndarray, path: str | Path) -> Path:
-    """Atomically write an RGBA PNG (uint8 H x W x 4 array or PIL image)."""
-    if isinstance(img, np.ndarray):
-        img = Image.fromarray(img, "RGBA")
-    atomic_write_bytes(path, png_bytes(img))
-    return Path(path)
-
-
-def make_grid(images: np.ndarray, ncols: int, scale: int = 4, pad: int = 1) -> Image.Image:
-    """uint8 N x H x W x 4 -> one RGBA image, row-major, nearest-neighbour scaled, transparent gaps."""
-    n, h, w, c = images.shape
-    rows = max(1, -(-n // ncols))
-    sh, sw = h * scale, w * scale
-    grid = np.zeros((rows * (sh + pad) + pad, ncols * (sw + pad) + pad, 4), np.uint8)
-    big = images.repeat(scale, axis=1).repeat(scale, axis=2)
-    for i in range(n):
-        r, col = divmod(i, ncols)
-        y, x = pad + r * (sh + pad), pad + col * (sw + pad)
-        grid[y:y + sh, x:x + sw, :c] = big[i]
-        if c == 3:
-            grid[y:y + sh, x:x + sw, 3] = 255
-    return Image.fromarray(grid, "RGBA")

@@ -175,6 +175,23 @@ def upscale(images: np.ndarray, n: int) -> np.ndarray:
     return np.repeat(np.repeat(_check(images), n, axis=1), n, axis=2)
 
 
+def make_grid(images: np.ndarray, ncols: int, scale: int = 4, pad: int = 1) -> np.ndarray:
+    """uint8 N x H x W x C -> one uint8 RGBA image (rows x cols of sprites), nearest-neighbour scaled,
+    transparent gaps."""
+    n, h, w, c = images.shape
+    rows = max(1, -(-n // ncols))
+    sh, sw = h * scale, w * scale
+    grid = np.zeros((rows * (sh + pad) + pad, ncols * (sw + pad) + pad, 4), np.uint8)
+    big = images.repeat(scale, axis=1).repeat(scale, axis=2)
+    for i in range(n):
+        r, col = divmod(i, ncols)
+        y, x = pad + r * (sh + pad), pad + col * (sw + pad)
+        grid[y:y + sh, x:x + sw, :c] = big[i]
+        if c == 3:
+            grid[y:y + sh, x:x + sw, 3] = 255
+    return grid
+
+
 def postprocess(images: np.ndarray, *, alpha_threshold: int = 128, palette: np.ndarray | PathLike | None = None,
                 colors: int | None = None, cleanup: bool = False) -> np.ndarray:
     """crisp_alpha, then cap_colors (if colors), then quantize_to_palette (if palette: array or file),

@@ -29,7 +29,8 @@ except ImportError:  # pragma: no cover - Windows: no lock
 
 
 from scarlet_moon.atomic import atomic_write_bytes, remove_dead_leftovers
-from scarlet_moon.data.images import make_grid, save_png
+from scarlet_moon.data.pixels import make_grid
+from scarlet_moon.data.png import save_png
 from scarlet_moon.data.sprites import SpriteSet
 from scarlet_moon.errors import BadInput, Interrupted, arg
 from scarlet_moon.limits import check_sprite_size
