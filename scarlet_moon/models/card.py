@@ -7,7 +7,6 @@ reads any model file (an exported .onnx carries its card in its metadata).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from scarlet_moon.models.card_check import check_card_meta
 from scarlet_moon.errors import BadInput, arg
 from scarlet_moon.atomic import atomic_write_bytes
 from scarlet_moon.diffusion.schedule import Schedule
+from scarlet_moon.models.fingerprint import file_fingerprint
 
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "bundled" / "model" / "model.safetensors"
 # Names a --model / model= argument may give instead of a path: the bundled 16x16 model (trained on
@@ -90,15 +90,6 @@ def _check_data_size(p: Path, header: dict[str, Any], available: int) -> None:
     if end != available:
         raise BadInput(f"{str(p)!r} is truncated or corrupt (its header describes {end} bytes of tensor data, "
                        f"the file holds {available})")
-
-
-def file_fingerprint(path: str | Path) -> str:
-    """sha256 of a file's bytes, first 16 hex chars (names a checkpoint in exported models)."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 def bundled_model_path(name: str | Path | None) -> Path | None:
@@ -230,6 +221,12 @@ class ModelCard:
         post = self.meta.get("post") or {}
         colors = post.get("colors") or (self.meta.get("colors_per_sprite") or {}).get("p90")
         return {"cleanup": bool(post.get("cleanup", True)), "colors": colors}
+
+    def fingerprint(self) -> str:
+        """The weights' identity in sprite metadata: the checkpoint's file_fingerprint; for an exported
+        .onnx, that of the checkpoint it came from (so both backends' sprites name the same model)."""
+        source = (self.meta.get("onnx") or {}).get("source_fingerprint")
+        return str(source) if source else file_fingerprint(self.path)
 
     def summary(self) -> dict[str, Any]:
         m = self.meta
