@@ -61,7 +61,8 @@ def generation_meta(card: ModelCard, req: Request, args: GenerationArgs) -> dict
     from scarlet_moon.generation.edits import edit_meta
 
     s = req.sampling.resolve(card)
-    meta = {"model": str(card.path), "model_fingerprint": card.meta.get("data_fingerprint"), "seed": req.seed,
+    meta = {"model": str(card.path), "model_fingerprint": card.fingerprint(),
+            "data_fingerprint": card.meta.get("data_fingerprint"), "seed": req.seed,
             "sampler": s.sampler, "steps": s.steps, "guidance": s.guidance, "size": list(card.size)}
     return {**meta, **edit_meta(req.edit, args.init, args.mask)}
 

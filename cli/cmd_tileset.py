@@ -106,8 +106,8 @@ def tileset(ctx: click.Context, label: str, second_label: str | None, inits: tup
                             border=border, strength=strength, progress=update,
                             terrains=(Path(inits[0]).stem, Path(inits[1]).stem) if inits else None)
     s = sampling.resolve(card)
-    common = {"sampler": s.sampler, "steps": s.steps, "guidance": s.guidance, "model_fingerprint": card.meta.get("data_fingerprint"), "model_step": card.meta.get("step"),
-              "init": list(inits) if inits else None}
+    common = {"sampler": s.sampler, "steps": s.steps, "guidance": s.guidance, "model_fingerprint": card.fingerprint(),
+              "model_step": card.meta.get("step"), "init": list(inits) if inits else None}
     sprites = tile_sprites(ts, card, common)
     for path in pack_and_write(sprites, target, PackOptions(padding=padding, dedupe=False),
                                app_meta=attribution_meta(card)):

@@ -253,3 +253,26 @@ def test_fp32_means_fp32_on_cuda_both_backends(monkeypatch):
     with no_tf32():
         assert torch.backends.cudnn.allow_tf32 is False
     assert torch.backends.cudnn.allow_tf32 == before
+
+
+def test_sprite_meta_names_the_model_the_same_on_both_backends(tiny_model: Path, exported, tmp_path: Path):
+    """`model_fingerprint` in `sm sample --json` and in sheet frames is the checkpoint's file fingerprint
+    (it held the training data's, which names no model); an .onnx export names the checkpoint it came from."""
+    import hashlib
+
+    from scarlet_moon.models.card import read_checkpoint_card
+
+    want = hashlib.sha256(tiny_model.read_bytes()).hexdigest()[:16]
+    data = read_checkpoint_card(tiny_model).meta["data_fingerprint"]
+    assert data and data != want
+    for model in (tiny_model, exported[1]):
+        res = invoke("sample", "--model", str(model), "--label", "red", "--count", "1", "--json",
+                     "--out", str(tmp_path / model.suffix[1:]))
+        assert res.exit_code == 0, res.output
+        meta = json.loads(res.stdout)["meta"]
+        assert (meta["model_fingerprint"], meta["data_fingerprint"]) == (want, data)
+    res = invoke("sheet", "--model", str(exported[1]), "--label", "red", "--count", "2", "--out",
+                 str(tmp_path / "s.png"), "--format", "json-hash")
+    assert res.exit_code == 0, res.output
+    frames = json.loads((tmp_path / "s.json").read_text())["frames"].values()
+    assert {f["data"]["meta"]["model_fingerprint"] for f in frames} == {want}
