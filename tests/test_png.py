@@ -108,3 +108,29 @@ def test_make_grid_lays_sprites_out_row_major_with_transparent_gaps():
     assert grid.dtype == np.uint8 and grid.shape == (2 * 33 + 1, 3 * 33 + 1, 4)
     assert np.array_equal(grid[1 + 33:1 + 33 + 32:2, 1 + 33:1 + 33 + 32:2], sprites[4])  # row 1, column 1
     assert not grid[0].any() and not grid[:, 0].any() and not grid[33 + 1:, 2 * 33 + 1:].any()
+
+
+def test_rows_filtered_a_block_at_a_time_are_the_same_rows(monkeypatch):
+    import scarlet_moon.data.png as png
+
+    img = CASES["several IDAT chunks"][0]
+    whole = encode_png(img)
+    monkeypatch.setattr(png, "_BLOCK_BYTES", 3 * 200 * 4 + 1)  # 3 rows a block: 100 blocks, each seam crossed
+    assert encode_png(img) == whole
+    monkeypatch.setattr(png, "_BLOCK_BYTES", 1)  # one row a block
+    assert scanlines(encode_png(img)) == scanlines(pillow_png(img))
+
+
+def test_memory_stays_bounded_for_a_large_image():
+    import tracemalloc
+
+    img = np.zeros((4096, 1024, 4), np.uint8)  # 16 MiB: a preview grid of ~16k sprites
+    img[::3, ::5] = (200, 30, 60, 255)
+    tracemalloc.start()
+    try:
+        data = encode_png(img)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * img.nbytes, peak  # the output and a few blocks' temporaries, not ~40x the image
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), img)
