@@ -49,7 +49,8 @@ def file_fingerprint(path: str | Path) -> str:
         return _hash(p)
     entry = _entry(p, st)
     try:
-        known = entry.read_bytes().decode("ascii")
+        with entry.open("rb") as f:
+            known = f.read(17).decode("ascii")  # 16 hex digits; anything longer is not an entry
         if _HEX16.fullmatch(known):
             return known
     except (OSError, UnicodeDecodeError):
