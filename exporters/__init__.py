@@ -13,6 +13,7 @@ The names below are imported on first use (PEP 562): a tool that only needs `exp
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 # public name -> the submodule that defines it
@@ -31,8 +32,10 @@ __all__ = ["ENTRY_POINT_GROUP", "AtlasFormat", "AtlasTarget", "Frame", "PackOpti
 
 def __getattr__(name: str) -> Any:
     where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module 'exporters' has no attribute {name!r}")
+    if where is None:  # a submodule used as `import exporters; exporters.base.X` still resolves
+        if name.startswith("_") or importlib.util.find_spec(f"exporters.{name}") is None:
+            raise AttributeError(f"module 'exporters' has no attribute {name!r}")
+        return importlib.import_module(f"exporters.{name}")
     value = getattr(importlib.import_module(f"exporters.{where}"), name)
     globals()[name] = value  # later lookups skip this function
     return value

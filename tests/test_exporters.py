@@ -489,6 +489,9 @@ def test_the_package_names_load_on_first_use_and_atomic_alone_needs_no_pillow():
     assert all(getattr(exporters, name) is not None for name in exporters.__all__)
     with pytest.raises(AttributeError, match="'nope'"):
         exporters.nope  # noqa: B018
+    code = "import exporters\nprint(exporters.base.AtlasFormat.__name__, exporters.writer.write_atlases.__name__)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["AtlasFormat", "write_atlases"], proc.stderr  # submodules by attribute too
     code = ("import sys, exporters.atomic\nfrom exporters import recover\n"
             "print(sorted(m for m in ('PIL', 'exporters.packer', 'exporters.model') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
