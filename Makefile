@@ -5,7 +5,7 @@ SM := $(VENV)/bin/sm
 # torch 2.13.0 is the CPU build on this project's machines; elsewhere pip picks the platform's build.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup train sheet test engines bundled-model bundled-model-32 clean
+.PHONY: setup train sheet test engines bundled-model bundled-model-32 screenshot clean
 
 setup: $(VENV)/.installed
 
@@ -40,6 +40,9 @@ engines: setup        ## chromium, godot3-server and the npm engines for the atl
 
 test: setup engines   ## the whole suite, as CI runs it
 	$(PY) -m pytest -q
+
+screenshot: setup engines  ## docs/studio.png, the README's picture of sm studio, taken again in headless chromium
+	SM_UPDATE_SCREENSHOT=1 $(PY) -m pytest -q tests/test_studio_browser.py
 
 clean:
 	rm -rf $(VENV) sm-runs .pytest_cache
