@@ -13,6 +13,9 @@ from cli.sampling import GenerationArgs, generation_options, run_generation
 from scarlet_moon.generation.names import label_stems
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
     from scarlet_moon.generation.request import Request
     from scarlet_moon.models.card import ModelCard
 
@@ -37,15 +40,15 @@ def sample(ctx: click.Context, out: str, grid: str | None, scale: int, as_json: 
     if grid:
         writable_file(grid, "--grid", ".png")
     target = writable_dir(out, "--out")
+    names = file_names(card.label_names, req.labels)
+    check_no_folders(target, [f"{stem}{x}.png" for stem, _ in names for x in ["", f"_x{scale}"][:1 + (scale > 1)]])
     images = run_generation(card, req, args, ctx.obj.get("quiet", False))
-    files, counters, stems = [], {}, label_stems(card.label_names)
-    for img, k in zip(images, req.labels):
-        name = stems[k]
-        n = counters[name] = counters.get(name, -1) + 1
-        path = save_png(img, target / f"{name}_{n:03d}.png")
+    files = []
+    for img, k, (stem, n) in zip(images, req.labels, names):
+        path = save_png(img, target / f"{stem}.png")
         entry = {"path": str(path), "label": card.label_names[k], "label_index": k, "index": n}
         if scale > 1:
-            entry["scaled"] = str(save_png(upscale(img[None], scale)[0], target / f"{name}_{n:03d}_x{scale}.png"))
+            entry["scaled"] = str(save_png(upscale(img[None], scale)[0], target / f"{stem}_x{scale}.png"))
         files.append(entry)
     if grid:
         save_png(make_grid(images, ncols=min(8, len(images))), grid)
@@ -54,6 +57,25 @@ def sample(ctx: click.Context, out: str, grid: str | None, scale: int, as_json: 
             echo(f["path"])
         return
     click.echo(json.dumps({"files": files, "meta": generation_meta(card, req, args), "grid": grid}))
+
+
+def file_names(label_names: list[str], labels: "Sequence[int]") -> list[tuple[str, int]]:
+    """(file stem, index within its label) for each sprite in order: ("hero_000", 0), ("hero_001", 1)..."""
+    counters: dict[str, int] = {}
+    stems, out = label_stems(label_names), []
+    for k in labels:
+        n = counters[stems[k]] = counters.get(stems[k], -1) + 1
+        out.append((f"{stems[k]}_{n:03d}", n))
+    return out
+
+
+def check_no_folders(target: "Path", names: list[str]) -> None:
+    """A folder where a sprite's file goes is the user's path in the way: one line, exit 2, before sampling."""
+    from scarlet_moon.errors import BadInput
+
+    for name in names:
+        if (target / name).is_dir():
+            raise BadInput(f"--out {str(target)!r}: {name!r} there is a folder; expected a file name free for a PNG")
 
 
 def generation_meta(card: ModelCard, req: Request, args: GenerationArgs) -> dict[str, Any]:

@@ -97,3 +97,22 @@ def test_python_api_generate_returns_pil_images(tiny_model: Path):
     assert [im.size for im in images] == [(8, 8)] * 3 and all(im.mode == "RGBA" for im in images)
     again = scarlet_moon.generate(model=tiny_model, label=["red", "blue"], count=3, seed=4)
     assert [im.tobytes() for im in images] == [im.tobytes() for im in again]
+
+
+@pytest.mark.parametrize("scale, blocked", [(1, "red_001.png"), (3, "red_000_x3.png")])
+def test_a_folder_where_a_sprite_goes_is_one_line_exit_2_before_sampling(tiny_model: Path, tmp_path: Path,
+                                                                         scale: int, blocked: str):
+    (tmp_path / "o" / blocked).mkdir(parents=True)
+    res = invoke("sample", "--model", str(tiny_model), "--label", "red", "--count", "2", "--scale", str(scale),
+                 "--out", str(tmp_path / "o"))
+    assert res.exit_code == 2
+    assert res.stderr.strip() == (f"error: --out {str(tmp_path / 'o')!r}: {blocked!r} there is a folder; "
+                                  "expected a file name free for a PNG")
+    assert [p.name for p in (tmp_path / "o").iterdir()] == [blocked]  # nothing written, no half-file
+
+
+def test_indexes_past_999_keep_counting():
+    from cli.cmd_sample import file_names
+
+    names = file_names(["red", "green"], [0] * 1001 + [1])
+    assert names[0] == ("red_000", 0) and names[1000] == ("red_1000", 1000) and names[-1] == ("green_000", 0)
