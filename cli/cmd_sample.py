@@ -41,7 +41,8 @@ def sample(ctx: click.Context, out: str, grid: str | None, scale: int, as_json: 
         writable_file(grid, "--grid", ".png")
     target = writable_dir(out, "--out")
     names = file_names(card.label_names, req.labels)
-    check_no_folders(target, [f"{stem}{x}.png" for stem, _ in names for x in ["", f"_x{scale}"][:1 + (scale > 1)]])
+    suffixes = [""] + ([f"_x{scale}"] if scale > 1 else [])
+    check_no_folders(target, [f"{stem}{x}.png" for stem, _ in names for x in suffixes])
     images = run_generation(card, req, args, ctx.obj.get("quiet", False))
     files = []
     for img, k, (stem, n) in zip(images, req.labels, names):

@@ -78,7 +78,7 @@ def encode_png(img: np.ndarray) -> bytes:
 
 
 def save_png(img: np.ndarray | Any, path: str | Path) -> Path:
-    """Atomically write an RGBA PNG: a uint8 H x W x 4 array, or a PIL image (converted to RGBA)."""
+    """Atomically write a PNG: a uint8 H x W x 4 (RGBA) or x 3 (RGB) array, or a PIL image (as RGBA)."""
     if not isinstance(img, np.ndarray):
         img = np.asarray(img.convert("RGBA"), np.uint8)
     atomic_write_bytes(path, encode_png(img))
