@@ -95,3 +95,27 @@ def test_at_most_keep_entries_stay(tmp_path: Path, cache: Path, monkeypatch):
 
 def test_the_bundled_model_fingerprint_is_its_bytes(cache: Path):
     assert fp.file_fingerprint(BUNDLED_MODEL) == sha16(BUNDLED_MODEL) == fp.file_fingerprint(BUNDLED_MODEL)
+
+
+def test_the_entries_kept_are_the_last_used(tmp_path: Path, cache: Path, monkeypatch):
+    monkeypatch.setattr(fp, "KEEP", 2)
+    a, b, c = (big_file(tmp_path / name, name.encode()) for name in "abc")
+    fp.file_fingerprint(a)
+    entry_a = next(cache.iterdir())
+    os.utime(entry_a, ns=(0, 0))  # made long ago
+    fp.file_fingerprint(b)
+    fp.file_fingerprint(a)  # used again: it stays
+    fp.file_fingerprint(c)
+    assert entry_a.exists() and len(list(cache.iterdir())) == 2
+
+
+def test_a_read_only_cache_still_serves(tmp_path: Path, cache: Path, monkeypatch):
+    f = big_file(tmp_path / "m")
+    fp.file_fingerprint(f)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(fp.os, "utime", refuse)
+    monkeypatch.setattr(fp, "_hash", lambda p: pytest.fail("hashed again"))
+    assert fp.file_fingerprint(f) == sha16(f)

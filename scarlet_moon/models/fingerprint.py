@@ -6,11 +6,12 @@ files of 1 MiB and more are remembered in <cache>/fingerprints/, one 16-byte fil
 file's resolved path, device, inode, size, mtime and ctime. Any write to the file or any replacement of
 it changes its ctime (which, unlike mtime, no tool can set back), so a changed file is hashed again. A
 file that changes while it is hashed is not remembered. The cache only saves time: an unreadable,
-unwritable or corrupt one is as if there were none. At most KEEP entries are kept.
+unwritable or corrupt one is as if there were none. At most KEEP entries are kept, the last used.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -52,6 +53,8 @@ def file_fingerprint(path: str | Path) -> str:
         with entry.open("rb") as f:
             known = f.read(17).decode("ascii")  # 16 hex digits; anything longer is not an entry
         if _HEX16.fullmatch(known):
+            with contextlib.suppress(OSError):  # a read-only cache still serves
+                os.utime(entry)  # the KEEP kept are the last used, not the last made
             return known
     except (OSError, UnicodeDecodeError):
         pass
