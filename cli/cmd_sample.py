@@ -10,10 +10,9 @@ import click
 from cli.console import console, echo, text
 from cli.paths import writable_dir, writable_file
 from cli.sampling import GenerationArgs, generation_options, run_generation
-from scarlet_moon.generation.names import label_stems
+from scarlet_moon.generation.names import file_names
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from pathlib import Path
 
     from scarlet_moon.generation.request import Request
@@ -58,16 +57,6 @@ def sample(ctx: click.Context, out: str, grid: str | None, scale: int, as_json: 
             echo(f["path"])
         return
     click.echo(json.dumps({"files": files, "meta": generation_meta(card, req, args), "grid": grid}))
-
-
-def file_names(label_names: list[str], labels: "Sequence[int]") -> list[tuple[str, int]]:
-    """(file stem, index within its label) for each sprite in order: ("hero_000", 0), ("hero_001", 1)..."""
-    counters: dict[str, int] = {}
-    stems, out = label_stems(label_names), []
-    for k in labels:
-        n = counters[stems[k]] = counters.get(stems[k], -1) + 1
-        out.append((f"{stems[k]}_{n:03d}", n))
-    return out
 
 
 def check_no_folders(target: "Path", names: list[str]) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cli.cmd_sample import generation_meta
-from scarlet_moon.generation.names import label_stems
+from scarlet_moon.generation.names import file_names
 from cli.console import console, echo, progress_disabled
 from cli.sampling import GenerationArgs, generation_options, run_generation, run_sharded
 
@@ -157,13 +157,11 @@ def generated_sprites(args: GenerationArgs, quiet: bool, out: Path, shards: list
               "chunk_size": CHUNK_SIZE, "model_fingerprint": meta["model_fingerprint"], "model_step": card.meta.get("step")}
     if req.edit.active:  # --init/--strength/--mask/--tileable regenerate the frame too
         common.update({k: meta[k] for k in ("init", "mask", "strength", "tileable")})
-    sprites, counters, stems = [], {}, label_stems(card.label_names)
-    for i, (img, k) in enumerate(zip(images, req.labels)):
+    sprites = []
+    for i, (img, k, (stem, _)) in enumerate(zip(images, req.labels, file_names(card.label_names, req.labels))):
         label = card.label_names[k]
-        n = counters[label] = counters.get(label, -1) + 1
         meta = dict(common, label=label, label_index=k, batch_index=i)
-        sprites.append(Sprite(name=f"{stems[k]}_{n:03d}", image=Image.fromarray(img, "RGBA"),
-                              label=label, meta=meta))
+        sprites.append(Sprite(name=stem, image=Image.fromarray(img, "RGBA"), label=label, meta=meta))
     return sprites
 
 

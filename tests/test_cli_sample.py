@@ -112,7 +112,7 @@ def test_a_folder_where_a_sprite_goes_is_one_line_exit_2_before_sampling(tiny_mo
 
 
 def test_indexes_past_999_keep_counting():
-    from cli.cmd_sample import file_names
+    from scarlet_moon.generation.names import file_names
 
     names = file_names(["red", "green"], [0] * 1001 + [1])
     assert names[0] == ("red_000", 0) and names[1000] == ("red_1000", 1000) and names[-1] == ("green_000", 0)

@@ -4,6 +4,7 @@ names them in the equivalent command."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 
 def safe_name(name: str) -> str:
@@ -19,3 +20,14 @@ def label_stems(names: list[str]) -> list[str]:
     for s in stems:
         taken[s.lower()] = taken.get(s.lower(), 0) + 1
     return [f"{s}-{k}" if taken[s.lower()] > 1 else s for k, s in enumerate(stems)]
+
+
+def file_names(label_names: list[str], labels: Sequence[int]) -> list[tuple[str, int]]:
+    """(file stem, index within its label) for each sprite in order: ("hero_000", 0), ("hero_001", 1)...
+    The names `sm sample` gives its PNGs and `sm sheet` its frames."""
+    counters: dict[int, int] = {}
+    stems, out = label_stems(label_names), []
+    for k in labels:
+        n = counters[k] = counters.get(k, -1) + 1
+        out.append((f"{stems[k]}_{n:03d}", n))
+    return out
