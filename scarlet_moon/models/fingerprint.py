@@ -5,7 +5,10 @@ Hashing the bundled model (12 MB) took ~14 ms of every `sm sample` (about 3% of 
 files of 1 MiB and more are remembered in <cache>/fingerprints/, one 16-byte file each, keyed by the
 file's resolved path, device, inode, size, mtime and ctime. Any write to the file or any replacement of
 it changes its ctime (which, unlike mtime, no tool can set back), so a changed file is hashed again. A
-file that changes while it is hashed is not remembered. The cache only saves time: an unreadable,
+file that changes while it is hashed is not remembered. The limit is the file system's clock: a
+rewrite with the same size and a restored mtime within the same clock tick as the state remembered
+(a few ms on Linux before 6.13; 6.13+ hands out fine-grained times once a file's times were read) or
+on a file system with coarse times goes unseen, as for the onnxruntime graph cache. The cache only saves time: an unreadable,
 unwritable or corrupt one is as if there were none. At most KEEP entries are kept, the last used.
 """
 
