@@ -23,13 +23,18 @@ from cli.paths import writable_file
               help="ONNX opset. [default: the exporter's, 20 with torch 2.13]")
 @click.option("--step-graph/--no-step-graph", default=True, show_default=True,
               help="Also write OUT.step.onnx, the fused sampler step that keeps sprites on the GPU.")
-def export_onnx(model: str | None, out: str | None, fp16: bool, opset: int | None, step_graph: bool) -> None:
+@click.option("--unrolled/--no-unrolled", default=True, show_default=True,
+              help="Also write OUT.unrolled.onnx: the model's default sampling (sampler, steps, guidance) as one "
+                   "graph, run in one call on a GPU (needs the step graph; not for samplers that add noise).")
+def export_onnx(model: str | None, out: str | None, fp16: bool, opset: int | None, step_graph: bool,
+                unrolled: bool) -> None:
     """Export the denoiser to ONNX for the onnxruntime backend (`sm sample --model OUT.onnx`).
 
     The graph is the bare network (x, t, y -> prediction) with a dynamic batch axis;
     guidance and the sampler run in the sampling loop. The model card is embedded in the
-    file's metadata. Also writes OUT.step.onnx (the fused step for the GPU loop). Checks
-    parity against torch before writing.
+    file's metadata. Also writes OUT.step.onnx (the fused step for the GPU loop) and
+    OUT.unrolled.onnx (the default sampling in one graph). Checks parity against torch
+    (the unrolled graph against the step-by-step loop) before writing.
     """
     try:
         import onnx  # noqa: F401
@@ -46,11 +51,19 @@ def export_onnx(model: str | None, out: str | None, fp16: bool, opset: int | Non
         writable_file(out, "--out")
 
     with console.status("exporting to ONNX", spinner="dots"):
-        res = run_export(model, out, fp16=fp16, opset=opset, step_graph=step_graph)
+        from scarlet_moon.options import SamplingOptions
+
+        res = run_export(model, out, fp16=fp16, opset=opset, step_graph=step_graph,
+                         unroll=SamplingOptions() if unrolled else None)
     diffs = ", ".join(f"batch {b}: {d:.2e}" for b, d in res.max_abs_diff.items())
     step = f"; fused step graph x0 max |diff| {res.step_diff:.2e}" if res.step_path else ""
+    step += f"; unrolled graph vs step loop {res.unrolled_diff:.2e}" if res.unrolled_path else ""
     console.print(f"parity vs torch ({res.precision}, opset {res.opset}): max |diff| {diffs}{step} "
                   f"(limit {res.tolerance:g}); {res.bytes / 1e6:.2f} MB in {res.seconds:.1f} s", highlight=False)
     echo(res.path)
     if res.step_path:
         echo(res.step_path)
+    if res.unrolled_path:
+        echo(res.unrolled_path)
+    elif res.unrolled_note:
+        console.print(res.unrolled_note, highlight=False)

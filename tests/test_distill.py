@@ -118,6 +118,9 @@ def test_onnx_student_has_a_one_row_step_graph(student: Path, tmp_path: Path, mo
     assert dev._step_session(Edit(), other.sampling.resolve(card)) is None  # a one-row graph: the host loop
     c = sprites_of(dev, other)
     assert np.abs(c.astype(int) - sprites_of(host, other).astype(int)).max() <= 1
+    unr = OnnxDenoiser(tmp_path / "s.onnx", "cpu", loop="unrolled")  # the card's default sampling, one graph
+    default = request((0, 1, 2, 1), seed=2)
+    assert np.array_equal(sprites_of(unr, default), sprites_of(dev, default)) and unr.calls == 0
 
 
 def test_cli_distill_and_bad_input(tiny_model: Path, student: Path, tmp_path: Path):

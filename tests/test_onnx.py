@@ -195,8 +195,9 @@ def test_export_cli_writes_and_reports(tiny_model: Path, tmp_path: Path):
     out = tmp_path / "m.onnx"
     res = invoke("export-onnx", "--model", str(tiny_model), "--out", str(out), "--opset", "18")
     assert res.exit_code == 0, res.output
-    assert res.stdout.split() == [str(out), str(tmp_path / "m.step.onnx")] and "max |diff|" in res.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.step.onnx"]  # no temp file left
+    side = [str(tmp_path / "m.step.onnx"), str(tmp_path / "m.unrolled.onnx")]
+    assert res.stdout.split() == [str(out), *side] and "max |diff|" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.step.onnx", "m.unrolled.onnx"]  # no temp file left
     solo = tmp_path / "solo"
     solo.mkdir()
     res = invoke("export-onnx", "--model", str(tiny_model), "--out", str(solo / "s.onnx"), "--no-step-graph")

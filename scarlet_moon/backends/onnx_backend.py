@@ -4,7 +4,10 @@ Two loops run it. The host loop is the shared one (backends.base): the network o
 device, the sampler arithmetic in numpy, with the noise drawn exactly as the torch backend draws
 it, so a seed gives the same sprites on both (up to float rounding). The device loop (backends.
 onnx_device) keeps the sprites on the GPU from the first step to the last through the fused step
-graph m.step.onnx; it runs on CUDA by default, or wherever SM_ONNX_LOOP=device asks for it.
+graph m.step.onnx; it runs on CUDA by default, or wherever SM_ONNX_LOOP=device asks for it. The
+unrolled loop (backends.onnx_unrolled) runs a whole sampling in one run of m.unrolled.onnx; on CUDA
+it comes first when that file is beside the model and holds the sampling asked for
+(SM_ONNX_LOOP=unrolled asks for it anywhere, and says why when it cannot).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from scarlet_moon.backends.base import Denoiser, Parts, Progress
-from scarlet_moon.backends.onnx_meta import card_from_session, step_meta, step_path
+from scarlet_moon.backends.onnx_meta import card_from_session, step_meta, step_path, unrolled_meta, unrolled_path
 from scarlet_moon.backends.onnx_session import open_session, open_step_session
 from scarlet_moon.diffusion.editing import Edit
 from scarlet_moon.diffusion.noise import NoiseStream
@@ -26,7 +29,7 @@ from scarlet_moon.errors import BadInput
 from scarlet_moon.options import Sampling
 
 log = logging.getLogger(__name__)
-LOOPS = ("auto", "host", "device")
+LOOPS = ("auto", "host", "device", "unrolled")
 
 
 class OnnxDenoiser(Denoiser):
@@ -36,10 +39,11 @@ class OnnxDenoiser(Denoiser):
 
     def __init__(self, path: str | Path, device: str | None = None, loop: str | None = None):
         path = Path(path)
-        # "auto": the device-resident loop on CUDA when m.step.onnx is beside the model; "host" | "device"
+        # "auto": on CUDA the unrolled loop when m.unrolled.onnx holds the sampling, else the device
+        # loop when m.step.onnx is beside the model, else the host loop; "host" | "device" | "unrolled"
         self.loop = (loop or os.environ.get("SM_ONNX_LOOP") or "auto").lower()
         if self.loop not in LOOPS:
-            raise BadInput(f"onnx loop {self.loop!r} (SM_ONNX_LOOP): expected auto, host or device")
+            raise BadInput(f"onnx loop {self.loop!r} (SM_ONNX_LOOP): expected auto, host, device or unrolled")
         if not path.is_file():
             raise BadInput(f"model {str(path)!r} does not exist or is not a file")
         self.path = path
@@ -52,6 +56,8 @@ class OnnxDenoiser(Denoiser):
         self._step: Any = None
         self._step_rows = 2
         self._loops: dict[int, Any] = {}  # batch -> DeviceLoop (buffers bound once, CUDA graphs)
+        self._unrolled: Any = None          # (session, meta) of m.unrolled.onnx, once opened
+        self._unrolled_loops: dict[int, Any] = {}  # batch -> UnrolledLoop
 
     def describe(self) -> str:
         import onnxruntime as ort
@@ -87,12 +93,66 @@ class OnnxDenoiser(Denoiser):
     # ---------------------------------------------------------------- the device loop
     def sample(self, labels: Sequence[int], parts: Parts, sampling: Sampling, edit: Edit = Edit(),
                progress: Progress | None = None) -> np.ndarray:
-        step = self._step_session(edit, sampling)
-        if step is None:
+        unrolled = self._unrolled_session(edit, sampling)
+        step = None if unrolled is not None else self._step_session(edit, sampling)
+        if unrolled is None and step is None:
             return super().sample(labels, parts, sampling, edit, progress)
         noise = NoiseStream((len(labels), self.card.channels, *self.card.size), parts)
         x = noise()
-        return from_model_range(self._run_device(step, np.asarray(labels, np.int64), x, noise, sampling, progress))
+        y = np.asarray(labels, np.int64)
+        if unrolled is not None:
+            out = self._run_unrolled(unrolled, y, x)
+            if progress is not None:
+                progress(sampling.steps, sampling.steps)
+            return from_model_range(out)
+        return from_model_range(self._run_device(step, y, x, noise, sampling, progress))
+
+    def _unrolled_session(self, edit: Edit, sampling: Sampling) -> Any:
+        """(session, meta, cuda_graph) of m.unrolled.onnx when the unrolled loop runs this request, else None."""
+        wanted = self.loop == "unrolled" or (self.loop == "auto" and self.device == "cuda")
+        if not wanted or edit.active:  # editing modes replace pixels between steps: host loop
+            return None
+        from scarlet_moon.backends.onnx_unrolled import mismatch
+
+        path = unrolled_path(self.path)
+        if self._unrolled is None:
+            if not path.is_file():
+                if self.loop == "unrolled":
+                    raise BadInput(f"the unrolled loop needs {str(path)!r}: re-export the model to ONNX")
+                return None
+            self._unrolled = self._open_unrolled(path, self.cuda_graph)
+        why = mismatch(self._unrolled[1], sampling)
+        if why is not None and self.loop == "unrolled":
+            raise BadInput(f"{str(path)!r}: {why}; export with that sampling, or use another loop (SM_ONNX_LOOP)")
+        return None if why is not None else self._unrolled
+
+    def _open_unrolled(self, path: Path, cuda_graph: bool) -> tuple[Any, dict[str, Any], bool]:
+        sess = open_step_session(path, self.device, cuda_graph=cuda_graph, what="unrolled graph",
+                                 threads=None if self.device == "cuda" else os.cpu_count())
+        return sess, unrolled_meta(sess, self.card), cuda_graph
+
+    def _run_unrolled(self, unrolled: Any, labels: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """UnrolledLoop.run on the cached loop for this batch size; if CUDA graph capture fails, the
+        graph is reopened without it once."""
+        from scarlet_moon.backends.onnx_unrolled import UnrolledLoop
+
+        def run(sess: Any, meta: dict[str, Any], cuda_graph: bool) -> np.ndarray:
+            loop = self._unrolled_loops.get(len(labels))
+            if loop is None:
+                loop = self._unrolled_loops[len(labels)] = UnrolledLoop(
+                    sess, self.device, len(labels), tuple(x.shape[1:]), meta, cuda_graph=cuda_graph,
+                    graph_id=len(self._unrolled_loops) + 1)
+            return loop.run(x, labels)
+
+        try:
+            return run(*unrolled)
+        except Exception as exc:  # noqa: BLE001
+            if not unrolled[2] or "onnxruntime" not in type(exc).__module__:
+                raise
+            log.warning("CUDA graph capture failed (%s); running the unrolled graph without it", str(exc)[:200])
+            self._unrolled_loops = {}
+            self._unrolled = self._open_unrolled(unrolled_path(self.path), False)
+            return run(*self._unrolled)
 
     def _step_session(self, edit: Edit, sampling: Sampling) -> Any:
         """The fused step-graph session for the device-resident loop, or None for the host loop."""

@@ -22,7 +22,7 @@ import numpy as np
 from scarlet_moon.diffusion.guidance import nan_error
 from scarlet_moon.diffusion.samplers import run_sampler
 from scarlet_moon.diffusion.schedule import Schedule
-from scarlet_moon.errors import RunFailed
+from scarlet_moon.errors import BadInput, RunFailed
 
 log = logging.getLogger(__name__)
 
@@ -180,3 +180,33 @@ def generate_device(loop: DeviceLoop, schedule: Schedule, labels: np.ndarray, x:
     out = run_sampler(sampler, denoise, Lazy({X(-1): 1.0}), schedule, steps, eta=eta, noise=draw,
                       callback=progress, clip_x0=False)  # clipping is inside the graph
     return loop.resolve(out)
+
+
+class _Recorder:
+    """A DeviceLoop stand-in for `unrolled_plan`: it keeps each step's coefficients and runs nothing."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, Any]] = []
+
+    def run(self, p: int, coef: np.ndarray, t: float) -> bool:
+        # float32 as DeviceLoop.run uploads them, so the unrolled graph multiplies by the same numbers
+        self.steps.append({"coef": [float(c) for c in np.asarray(coef, np.float32)], "t": float(np.float32(t))})
+        return True
+
+
+def unrolled_plan(schedule: Schedule, *, sampler: str, steps: int, guidance: float, eta: float = 0.0) -> dict[str, Any]:
+    """One deterministic sampling as data, for scarlet_moon.export.unrolled_graph to wire into one graph:
+
+        {"steps": [{"coef": [8 floats], "t": timestep}, ...],   # step p: the step graph's coef and t
+         "final": [[slot, c], ...]}                             # the sprites: sum of c * buffer slot
+
+    Step p reads the buffers of its phase as the device loop binds them (b0 = X(p-1), b1 = X0(p-1),
+    b2 = X0(p-2), b3 = Z); slot X(-1) holds x_T. A sampler that adds noise is BadInput."""
+    def no_noise(_: int) -> Any:
+        raise BadInput(f"sampler {sampler} with eta {eta:g} adds noise at its steps, so it cannot be unrolled "
+                       "into one graph (ddim with eta 0 and dpmpp-2m can)")
+
+    rec = _Recorder()
+    denoise = make_device_denoiser(rec, schedule.alphas_cumprod(), guidance)  # type: ignore[arg-type]
+    out = run_sampler(sampler, denoise, Lazy({X(-1): 1.0}), schedule, steps, eta=eta, noise=no_noise, clip_x0=False)
+    return {"steps": rec.steps, "final": [[slot, float(c)] for slot, c in out.terms.items() if c != 0.0]}

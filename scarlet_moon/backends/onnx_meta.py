@@ -43,6 +43,10 @@ STEP_FORMAT = "scarlet-moon-step"
 META_STEP = "scarlet_moon.step_graph"
 STEP_INPUTS = ("b0", "b1", "b2", "b3", "coef", "t", "y")
 STEP_OUTPUTS = ("x", "x0", "bad")
+# the unrolled graph: one deterministic sampling in one run (scarlet_moon.export.unrolled_graph builds
+# it, backends.onnx_unrolled runs it); META_UNROLLED names the sampling it was built for
+UNROLLED_FORMAT = "scarlet-moon-unrolled"
+META_UNROLLED = "scarlet_moon.unrolled_graph"
 
 
 def card_meta_for_export(meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -154,6 +158,26 @@ def step_path(model: str | Path) -> Path:
     """The fused step graph written beside an exported model: m.onnx -> m.step.onnx."""
     p = Path(model)
     return p.with_name(p.stem + ".step.onnx")
+
+
+def unrolled_path(model: str | Path) -> Path:
+    """The unrolled graph written beside an exported model: m.onnx -> m.unrolled.onnx."""
+    p = Path(model)
+    return p.with_name(p.stem + ".unrolled.onnx")
+
+
+def unrolled_meta(sess: Any, card: ModelCard) -> dict[str, Any]:
+    """The unrolled graph's metadata (the sampling it runs); it must come from the model's checkpoint."""
+    props = sess.get_modelmeta().custom_metadata_map
+    try:
+        meta = json.loads(props[META_UNROLLED])
+    except (KeyError, json.JSONDecodeError, RecursionError):
+        raise BadInput("not a Scarlet Moon unrolled graph (no unrolled-graph metadata)") from None
+    if props.get(META_SOURCE) != card.meta.get("onnx", {}).get("source_fingerprint"):
+        raise BadInput("the .unrolled.onnx beside the model was exported from another checkpoint; re-export")
+    if not isinstance(meta, dict) or meta.get("format") != UNROLLED_FORMAT:
+        raise BadInput("not a Scarlet Moon unrolled graph (unknown format)")
+    return meta
 
 
 def step_meta(sess: Any, card: ModelCard) -> dict[str, Any]:

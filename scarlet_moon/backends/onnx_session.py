@@ -121,14 +121,15 @@ def cpu_session(ort: Any, path: Path) -> Any:
     return cached_session(path, ort.__version__, open_)
 
 
-def open_step_session(path: Path, device: str, *, cuda_graph: bool, threads: int | None = None) -> Any:
-    """A session on the fused step graph: CUDA (optionally with CUDA graphs) or CPU."""
+def open_step_session(path: Path, device: str, *, cuda_graph: bool, threads: int | None = None,
+                      what: str = "step graph") -> Any:
+    """A session on the fused step graph (or the unrolled graph): CUDA (optionally with CUDA graphs) or CPU."""
     ort = import_ort()
     if device == "cuda":
         providers: list[Any] = [(CUDA, cuda_options(enable_cuda_graph="1" if cuda_graph else "0")), CPU]
     else:
         providers = [CPU]
-    sess = make_session(ort, path, providers, threads=threads, what="step graph")
+    sess = make_session(ort, path, providers, threads=threads, what=what)
     if device == "cuda" and sess.get_providers()[0] != CUDA:
-        raise BadInput(f"{str(path)!r}: the CUDA provider did not load for the step graph")
+        raise BadInput(f"{str(path)!r}: the CUDA provider did not load for the {what}")
     return sess

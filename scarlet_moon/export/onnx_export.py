@@ -36,11 +36,12 @@ from scarlet_moon.atomic import atomic_write_bytes
 from scarlet_moon.backends import is_onnx, read_card
 from scarlet_moon.backends.onnx_meta import (FORMAT, FORMAT_VERSION, INPUT_DOCS, META_CARD, META_FORMAT, META_IO,
                                              META_PRECISION, META_SOURCE, META_SOURCE_NAME, META_VERSION,
-                                             OUTPUT_NAME, card_meta_for_export, step_path)
+                                             OUTPUT_NAME, card_meta_for_export, step_path, unrolled_path)
 from scarlet_moon.backends.torch_backend import load_torch_model
 from scarlet_moon.errors import BadInput, RunFailed, arg
 from scarlet_moon.models.card import ModelCard, bundled_onnx_path, file_fingerprint
 from scarlet_moon.models.card import model_path as checkpoint_path
+from scarlet_moon.options import Sampling, SamplingOptions
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ class ExportResult:
     seconds: float = 0.0
     step_path: Path | None = None      # the fused step graph beside it (m.step.onnx)
     step_diff: float | None = None     # its one-step max |x0 - torch x0|
+    unrolled_path: Path | None = None  # the unrolled graph beside it (m.unrolled.onnx)
+    unrolled_diff: float | None = None  # its max |sprites - the device loop's| (model range)
+    unrolled_note: str = ""            # why there is none, when there is a step graph but no unrolled one
 
 
 def _example(card: ModelCard, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -229,8 +233,8 @@ def step_parity(model: torch.nn.Module, data: bytes, card: ModelCard, *, clip: b
     return float(np.max(np.abs(got.astype(np.float64) - x0.numpy())))
 
 
-def write_step_graph(proto, model: torch.nn.Module, card: ModelCard, out: Path, tol: float) -> tuple[Path, float]:
-    """The fused step graph (scarlet_moon.export.step_graph) beside `out`, parity-checked first."""
+def make_step_graph(proto, model: torch.nn.Module, card: ModelCard, tol: float) -> tuple[bytes, float, Any]:
+    """The fused step graph (scarlet_moon.export.step_graph), parity-checked: (bytes, max |diff|, proto)."""
     from scarlet_moon.export.step_graph import build_step_proto
 
     clip = bool(card.config.get("clip_x0", True))
@@ -241,13 +245,68 @@ def write_step_graph(proto, model: torch.nn.Module, card: ModelCard, out: Path, 
     diff = step_parity(model, data, card, clip=clip, rows=rows)
     if not diff <= tol:
         raise RunFailed(f"the fused step graph disagrees with torch: max |diff| {diff:.3g} > {tol:g}; nothing written")
-    path = step_path(out)
-    atomic_write_bytes(path, data)
-    return path, diff
+    return data, diff, step
+
+
+def unrolled_parity(step_data: bytes, data: bytes, card: ModelCard, sampling: Sampling, plan: dict[str, Any],
+                    batch: int = 3) -> float:
+    """Max |sprites| difference (model range) of the unrolled graph against the device loop running the
+    step graph step by step on the CPU (the loop the step graph's own parity check stands behind)."""
+    import onnxruntime as ort
+
+    from scarlet_moon.backends.onnx_device import DeviceLoop, generate_device
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    step = ort.InferenceSession(step_data, so, providers=["CPUExecutionProvider"])
+    unrolled = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((batch, card.channels, *card.size)).astype(np.float32)
+    y = np.arange(batch, dtype=np.int64) % len(card.label_names)
+    loop = DeviceLoop(step, "cpu", batch, tuple(x.shape[1:]))
+    ref = generate_device(loop, card.schedule, y, x, lambda i: np.zeros_like(x), sampler=sampling.sampler,
+                          steps=sampling.steps, guidance=sampling.row_guidance, eta=sampling.eta)
+    got, bad = unrolled.run(["x0", "bad"], {"x": x, "y": y})
+    if bad.shape != (len(plan["steps"]),) or bad.any():
+        return float("inf")
+    return float(np.max(np.abs(got.astype(np.float64) - ref)))
+
+
+def make_unrolled_graph(step, step_data: bytes, card: ModelCard, tol: float, sampling: Sampling) -> tuple[bytes, float]:
+    """The unrolled graph of `sampling` (scarlet_moon.export.unrolled_graph), parity-checked: (bytes,
+    max |diff|); BadInput when the sampler adds noise."""
+    from scarlet_moon.backends.onnx_device import unrolled_plan
+    from scarlet_moon.export.unrolled_graph import build_unrolled_proto
+
+    plan = unrolled_plan(card.schedule, sampler=sampling.sampler, steps=sampling.steps,
+                         guidance=sampling.row_guidance, eta=sampling.eta)
+    meta = {"sampler": sampling.sampler, "guidance": sampling.row_guidance, "eta": sampling.eta,
+            "timesteps": [int(s["t"]) for s in plan["steps"]]}
+    data = build_unrolled_proto(step, plan, meta).SerializeToString()
+    diff = unrolled_parity(step_data, data, card, sampling, plan)
+    if not diff <= tol:
+        raise RunFailed(f"the unrolled graph disagrees with the step-by-step loop: max |diff| {diff:.3g} > {tol:g}; "
+                        "nothing written")
+    return data, diff
+
+
+def _side_graphs(proto, model: torch.nn.Module, card: ModelCard, tol: float, step_graph: bool,
+                 unroll: SamplingOptions | None) -> tuple[bytes | None, float | None, bytes | None, float | None, str]:
+    """(step bytes, diff, unrolled bytes, diff, why no unrolled graph): built and checked, not written."""
+    if not step_graph:
+        return None, None, None, None, ""
+    step_data, step_diff, step = make_step_graph(proto, model, card, tol)
+    if unroll is None:
+        return step_data, step_diff, None, None, ""
+    try:
+        return (step_data, step_diff, *make_unrolled_graph(step, step_data, card, tol, unroll.resolve(card)), "")
+    except BadInput as exc:  # a sampler that adds noise: the export stands without it
+        return step_data, step_diff, None, None, f"no unrolled graph: {exc}"
 
 
 def export_onnx(model_path: str | Path | None, out: str | Path | None = None, *, fp16: bool = False,
-                opset: int | None = None, step_graph: bool = True) -> ExportResult:
+                opset: int | None = None, step_graph: bool = True,
+                unroll: SamplingOptions | None = SamplingOptions()) -> ExportResult:
     """Checkpoint (None = bundled) -> one self-contained .onnx at `out`, parity-checked vs torch.
 
     out None: a bundled model goes to the cache, where `backend="onnx"` finds it (models.card)."""
@@ -259,6 +318,9 @@ def export_onnx(model_path: str | Path | None, out: str | Path | None = None, *,
                            "(bundled, bundled-32) has a default, the cache")
         out.parent.mkdir(parents=True, exist_ok=True)
     out = Path(out)
+    if out.name.lower().endswith((".step.onnx", ".unrolled.onnx")):
+        raise BadInput(f"{arg('out')} {str(out)!r}: .step.onnx and .unrolled.onnx are the names of the graphs "
+                       "written beside the model; name the model otherwise")
     if out.suffix.lower() != ".onnx":
         raise BadInput(f"{arg('out')} {str(out)!r} must end with .onnx")
     if not out.parent.is_dir():
@@ -278,7 +340,15 @@ def export_onnx(model_path: str | Path | None, out: str | Path | None = None, *,
     if not worst <= tol:  # NaN fails too
         raise RunFailed(f"ONNX ({precision}) disagrees with torch: max |diff| {worst:.3g} > {tol:g} "
                         f"(batches {', '.join(map(str, diffs))}); nothing written")
-    step = write_step_graph(proto, model, card, out, tol) if step_graph else (None, None)
+    step_data, step_diff, unrolled_data, unrolled_diff, note = _side_graphs(proto, model, card, tol, step_graph, unroll)
+    # side graphs first, the model last; one left from an earlier export would name another checkpoint
+    for path, blob in ((step_path(out), step_data), (unrolled_path(out), unrolled_data)):
+        if blob is not None:
+            atomic_write_bytes(path, blob)
+        elif path.is_file():
+            path.unlink()
     atomic_write_bytes(out, data)
     opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), -1)
-    return ExportResult(out, len(data), int(opset_used), precision, diffs, tol, time.perf_counter() - t0, *step)
+    return ExportResult(out, len(data), int(opset_used), precision, diffs, tol, time.perf_counter() - t0,
+                        step_path(out) if step_data else None, step_diff,
+                        unrolled_path(out) if unrolled_data else None, unrolled_diff, note)
