@@ -84,7 +84,7 @@ elif [[ $MODE == gpu ]]; then
     VARIANTS=""
 else
     log "SKIPPED the CUDA variants (torch fp16/compile, onnxruntime CUDA EP): CPU rehearsal"
-    VARIANTS=torch-eager,ort-host,ort-device
+    VARIANTS=torch-eager,ort-host,ort-device,ort-unrolled
 fi
 log "sampling: batches $BATCHES on $DEVICE${VARIANTS:+ (variants $VARIANTS)}"
 "$PY" bench/onnx_gpu.py --device "$DEVICE" --batches "$BATCHES" --repeats "$REPEATS" --budget-s "$BUDGET" \
@@ -117,7 +117,8 @@ EOF
 }
 if [[ $MODE == gpu ]]; then
     if [[ $ORT_CUDA == yes ]]; then
-        sheet onnx-cuda --model "$WORK/m.onnx" --backend onnx --device cuda
+        sheet onnx-cuda --model "$WORK/m.onnx" --backend onnx --device cuda  # the unrolled graph (auto on CUDA)
+        SM_ONNX_LOOP=device sheet onnx-cuda-steploop --model "$WORK/m.onnx" --backend onnx --device cuda
     else
         log "SKIPPED sm sheet --backend onnx --device cuda: no CUDAExecutionProvider"
     fi
@@ -126,6 +127,7 @@ if [[ $MODE == gpu ]]; then
 else
     log "SKIPPED the CUDA sheets: CPU rehearsal (the same commands on --device cpu, --count $COUNT)"
     sheet onnx-cpu --model "$WORK/m.onnx" --backend onnx --device cpu
+    SM_ONNX_LOOP=unrolled sheet onnx-cpu-unrolled --model "$WORK/m.onnx" --backend onnx --device cpu
     sheet onnx-cpu-jobs1 --model "$WORK/m.onnx" --backend onnx --device cpu --jobs 1
     sheet torch-cpu --backend torch --device cpu --steps 4
 fi

@@ -2,8 +2,9 @@
 
     python bench/onnx_gpu.py --out bench/results/onnx_gpu.json
 
-On the bundled model with its card's sampler (DPM-Solver++(2M), 25 steps, guidance 2, so 2
-network rows per sprite and step), seed 0, labels cycling over all classes. Variants:
+On the bundled model with its card's sampler (the few-step student: DDIM, 4 steps, guidance folded
+in, so 1 network row per sprite and step; `--model bundled-25`: the teacher's DPM-Solver++(2M), 25
+steps, 2 rows), seed 0, labels cycling over all classes. Variants:
   torch-eager     generate_torch on CUDA, fp32
   torch-autocast-fp16  the same under torch.autocast(float16)
   ort-host        onnxruntime CUDA EP, the host loop: sampler arithmetic in numpy, IO binding,
@@ -11,6 +12,9 @@ network rows per sprite and step), seed 0, labels cycling over all classes. Vari
   ort-device      the fused step graph (m.step.onnx), sprites on the device from first step to
                   last, buffers bound once, CUDA graphs; fp32
   ort-device-fp16 the same with the fp16 export
+  ort-unrolled    the unrolled graph (m.unrolled.onnx): the card's whole sampling in one run, no
+                  host round trip between steps, inputs/outputs bound once, CUDA graphs; fp32
+  ort-unrolled-fp16 the same with the fp16 export
 Throughput is raw sampling (initial noise on the host to model-range sprites on the host);
 post-processing (crisp alpha, palette snap) is timed separately on the CPU. The kernel share
 comes from torch.profiler (CUPTI sees every CUDA kernel of the process, onnxruntime's too):
@@ -59,7 +63,8 @@ def variants(card: Any, fp32: Path, fp16: Path | None, device: str = "cuda",
     eager = TorchDenoiser(card, load_torch_model(card, device), device)
     want = (lambda name: keep is None or name in keep)  # noqa: E731
     sessions = {name: OnnxDenoiser(path, device, loop=loop) for name, path, loop in
-                (("ort-host", fp32, "host"), ("ort-device", fp32, "device"), ("ort-device-fp16", fp16, "device"))
+                (("ort-host", fp32, "host"), ("ort-device", fp32, "device"), ("ort-device-fp16", fp16, "device"),
+                 ("ort-unrolled", fp32, "unrolled"), ("ort-unrolled-fp16", fp16, "unrolled"))
                 if path is not None and want(name)}
     compiled = TorchDenoiser(card, accelerate(load_torch_model(card, device), device, fp16=True, compile=True),
                              device, flags=("fp16", "compile")) \
@@ -150,7 +155,9 @@ def main() -> None:
            "python": platform.python_version(), "cpu_cores": os.cpu_count(), "sampler": d["sampler"],
            "steps": d["steps"], "guidance": d["guidance"], "distilled_guidance": card.guidance_base,
            "network_rows_per_sprite_step": 2 if d["guidance"] != card.guidance_base else 1,
-           "export_errors": export_errors, "export_parity": {p: {"max_abs_diff": r.max_abs_diff, "step_diff": r.step_diff} for p, r in exports.items()}}
+           "export_errors": export_errors, "export_parity": {p: {"max_abs_diff": r.max_abs_diff, "step_diff": r.step_diff,
+                                  "unrolled_diff": r.unrolled_diff, "unrolled_note": r.unrolled_note}
+                              for p, r in exports.items()}}
     print(json.dumps(env), flush=True)
     n_classes = len(card.label_names)
     curve: list[dict[str, Any]] = []
@@ -185,6 +192,8 @@ def main() -> None:
     fa, fb = finish(card, req.post, req.edit, a), finish(card, req.post, req.edit, b)
     agree = {"batch": len(req.labels), "raw_equal": float((a == b).mean()), "finished_equal": float((fa == fb).mean()),
              "raw_max_abs": int(np.abs(a.astype(int) - b.astype(int)).max())}
+    if "ort-unrolled" in runs:  # the same float ops as the device loop: equal bytes expected
+        agree["unrolled_equals_device"] = bool(np.array_equal(runs["ort-unrolled"](req), b))
     print("torch vs ort-device:", agree, flush=True)
     shares = {}
     for name in runs:
