@@ -123,7 +123,7 @@ def read_sprites(folder: str | Path, quiet: bool = False) -> list[Any]:
 
 
 def generated_sprites(args: GenerationArgs, quiet: bool, out: Path, shards: list[Path],
-                      options: PackOptions | None = None) -> list[Any] | None:
+                      options: PackOptions | None = None, jobs: int | None = None) -> list[Any] | None:
     """Generate as `sm sample` does; frames `label_000`..., each with what regenerates it.
 
     Under torchrun (WORLD_SIZE > 1) the chunks are shared out by rank (cli.sampling.run_sharded):
@@ -146,7 +146,7 @@ def generated_sprites(args: GenerationArgs, quiet: bool, out: Path, shards: list
         raise BadInput(str(exc)) from None
     world = world_from_env()
     if world is None:
-        images = run_generation(card, req, args, quiet)
+        images = run_generation(card, req, args, quiet, jobs)
     else:
         images, folder = run_sharded(card, req, args, quiet, out, world)
         if images is None:
@@ -195,7 +195,8 @@ def list_formats() -> None:
 @click.option("--dedupe/--no-dedupe", default=True, show_default=True, help="Store identical frames once.")
 @click.option("--force", is_flag=True, help="Replace existing files.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Processes encoding pages and writing atlases  [default: 1 for a small sheet, else one per CPU]")
+              help="Processes finishing the sprites (alpha, colours, clean-up) and encoding pages and atlases; "
+                   "the files are the same bytes  [default: 1 for a small sheet or on a CPU backend, else one per CPU]")
 @click.option("--list-formats", "show_formats", is_flag=True, help="List atlas formats (plugins too) and exit.")
 @click.pass_context
 def sheet(ctx: click.Context, from_dir: str | None, out: str, formats: tuple[str, ...], force: bool,
@@ -216,7 +217,7 @@ def sheet(ctx: click.Context, from_dir: str | None, out: str, formats: tuple[str
     quiet = bool(ctx.obj and ctx.obj.get("quiet"))
     shards: list[Path] = []
     sprites = read_sprites(from_dir, quiet) if from_dir is not None else \
-        generated_sprites(args, quiet, target.out, shards, options)
+        generated_sprites(args, quiet, target.out, shards, options, jobs)
     if sprites is None:
         return  # a torchrun rank other than 0: its chunks are written, rank 0 packs
     credit = {} if from_dir is not None else attribution_meta(read_card(args.model))

@@ -138,13 +138,15 @@ def open_backend(card: ModelCard, args: GenerationArgs, quiet: bool) -> Denoiser
     return den
 
 
-def run_generation(card: ModelCard, req: Request, args: GenerationArgs, quiet: bool) -> np.ndarray:
-    """Every sprite of `req` through the library's generation loop, one progress bar over all chunks."""
+def run_generation(card: ModelCard, req: Request, args: GenerationArgs, quiet: bool,
+                   jobs: int | None = None) -> np.ndarray:
+    """Every sprite of `req` through the library's generation loop, one progress bar over all chunks;
+    `jobs`: processes finishing chunks (None: chosen from the device and the count)."""
     from scarlet_moon.generation.chunks import generate_all
 
     with bar(quiet) as update:
         den = open_backend(card, args, quiet)
-        return generate_all(den, req, batch=args.batch, progress=update)
+        return generate_all(den, req, batch=args.batch, progress=update, workers=jobs)
 
 
 def pin_local_gpu(card: ModelCard, backend: BackendOptions, local_rank: int) -> None:

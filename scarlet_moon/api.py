@@ -22,7 +22,7 @@ def generate(model: str | Path | None = None, label: str | int | Sequence[str | 
              snap_palette: bool = True, cleanup: bool | None = None, init: Any = None, strength: float | None = None,
              mask: Any = None, tileable: bool = False, backend: str | None = None, device: str | None = None,
              batch: int | None = None, fp16: bool = False, compile: bool = False,
-             progress: ChunkProgress | None = None) -> list:
+             progress: ChunkProgress | None = None, jobs: int | None = None) -> list:
     """`count` sprites of `label` (name, index, or a list: the count is split) as PIL images.
 
     model: a .safetensors checkpoint, an exported .onnx, or None (the bundled model). Every
@@ -33,7 +33,8 @@ def generate(model: str | Path | None = None, label: str | int | Sequence[str | 
     model's sprite size) with strength in [0, 1] for
     variations, plus mask (white/opaque = generate) for inpainting; tileable for sprites whose
     opposite edges wrap; backend ("torch" | "onnx"), device, batch (sprites per sampled batch), fp16
-    and compile (torch on CUDA)."""
+    and compile (torch on CUDA); jobs (processes finishing the sprites while the next batch samples,
+    the same bytes as 1; None: several on CUDA for large counts, else 1)."""
     from PIL import Image
 
     card = read_card(model)
@@ -41,5 +42,5 @@ def generate(model: str | Path | None = None, label: str | int | Sequence[str | 
                        post=PostOptions(alpha_threshold, palette, colors, snap_palette, cleanup),
                        edit=load_edit(init, mask, strength, tileable, size=card.size, channels=card.channels))
     den = open_denoiser(card, backend=backend, device=device, fp16=fp16, compile=compile)
-    images = generate_all(den, req, batch=batch, progress=progress)
+    images = generate_all(den, req, batch=batch, progress=progress, workers=jobs)
     return [Image.fromarray(im, "RGBA" if im.shape[-1] == 4 else "RGB") for im in images]

@@ -168,3 +168,93 @@ def test_cli_batch_and_fast_flags(tiny_model: Path, tmp_path: Path):
     res = CliRunner().invoke(sm, [*base, "--fp16", "--out", str(tmp_path / "c")])
     assert res.exit_code == 2 and "--fp16 needs --device cuda" in res.output
     assert not (tmp_path / "c").exists()
+
+
+# ---------------------------------------------------------------- finishing over worker processes
+def _edited_request(card, count: int, **post):
+    from scarlet_moon.diffusion.editing import Edit
+    from scarlet_moon.options import PostOptions
+
+    init = np.zeros((8, 8, 4), np.uint8)
+    init[2:6, 2:6] = (200, 40, 40, 255)
+    mask = np.ones((8, 8), bool)
+    mask[:2] = False  # the top rows are the init's, restored after finishing
+    return Request.plan(card, ["red", "blue", "green"], count, seed=9, sampling=SamplingOptions(steps=2),
+                        post=PostOptions(**post), edit=Edit(init=init, mask=mask, strength=0.8))
+
+
+@pytest.mark.parametrize("post", [dict(), dict(colors=2, cleanup=True), dict(snap_palette=False, alpha_threshold=40)])
+def test_finishing_in_worker_processes_gives_the_same_bytes(tiny_model: Path, post: dict):
+    import multiprocessing
+
+    from scarlet_moon.options import PostOptions
+
+    card = read_card(tiny_model)
+    den = open_denoiser(card)
+    req = Request.plan(card, ["red", "blue", "green"], 23, seed=4, sampling=SamplingOptions(steps=2),
+                       post=PostOptions(**post))
+    one = generate_all(den, req, size=4)                        # 6 chunks, finished here
+    for workers in (2, 3, 99):                                   # more workers than chunks: one per chunk
+        assert np.array_equal(generate_all(den, req, size=4, workers=workers), one), workers
+    picked = list(generate_chunks(den, req, [5, 1, 3], size=4, batch=8, workers=2))
+    assert [k for k, _ in picked] == [5, 1, 3]                   # in the order asked, whatever finishes first
+    assert all(np.array_equal(im, one[4 * k:4 * k + len(im)]) for k, im in picked)
+    edited = _edited_request(card, 10, **post)                   # inpainting: kept pixels restored in the worker
+    assert np.array_equal(generate_all(den, edited, size=4, workers=2), generate_all(den, edited, size=4))
+    assert multiprocessing.active_children() == []               # every pool shut down
+
+
+def test_a_generator_left_early_stops_its_workers(tiny_model: Path):
+    import multiprocessing
+
+    card = read_card(tiny_model)
+    req = Request.plan(card, ["red"], 40, seed=1, sampling=SamplingOptions(steps=2))
+    chunks = generate_chunks(open_denoiser(card), req, range(10), size=4, workers=2)
+    k, first = next(chunks)
+    assert k == 0 and first.shape == (4, 8, 8, 4) and multiprocessing.active_children()
+    chunks.close()
+    assert multiprocessing.active_children() == []
+
+
+def test_a_finishing_worker_that_dies_is_one_error(tiny_model: Path, monkeypatch):
+    import os
+
+    from scarlet_moon.errors import RunFailed
+    from scarlet_moon.generation import finish_pool
+
+    if not __import__("sys").platform.startswith("linux"):
+        pytest.skip("the dying finish is patched into this process: forked workers only")
+    monkeypatch.setattr(finish_pool, "finish", lambda *a: os._exit(3))
+    card = read_card(tiny_model)
+    req = Request.plan(card, ["red"], 12, seed=1, sampling=SamplingOptions(steps=2))
+    with pytest.raises(RunFailed, match="worker process finishing the sprites stopped"):
+        generate_all(open_denoiser(card), req, size=4, workers=2)
+
+
+def test_finishing_workers_are_checked_and_chosen(tiny_model: Path):
+    from scarlet_moon.generation.finish_pool import auto_workers
+
+    card = read_card(tiny_model)
+    den = open_denoiser(card)
+    req = Request.plan(card, ["red"], 8, seed=1, sampling=SamplingOptions(steps=2))
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(BadInput, match=r"jobs.*expected a whole number of processes >= 1"):
+            generate_all(den, req, size=4, workers=bad)
+    assert auto_workers("cpu", 400, cpus=16) == 1                # a CPU backend samples on every core
+    assert auto_workers("cuda", 3, cpus=16) == 1                 # too few chunks to pay for a pool
+    assert auto_workers("cuda", 400, cpus=2) == 1
+    assert auto_workers("cuda", 400, cpus=16) == 15              # one core left to the sampling process
+    assert auto_workers("cuda:1", 400, cpus=64) == 16
+    assert auto_workers("cuda", 6, cpus=16) == 6
+
+
+def test_sm_sheet_jobs_finish_and_write_the_same_files(tiny_model: Path, tmp_path: Path):
+    files = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / jobs
+        out.mkdir()
+        res = CliRunner().invoke(sm, ["sheet", "--model", str(tiny_model), "--label", "red", "--count", "600",
+                                      "--steps", "2", "--colors", "3", "--out", str(out / "s.png"), "--jobs", jobs])
+        assert res.exit_code == 0, res.output
+        files[jobs] = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert files["1"] == files["2"] and len(files["1"]) >= 2

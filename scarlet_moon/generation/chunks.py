@@ -21,7 +21,8 @@ can differ only where the device's kernels round differently at another batch si
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -81,14 +82,39 @@ def batch_of(req: Request, ks: list[int], size: int = CHUNK_SIZE) -> tuple[list[
 
 def generate_chunks(den: "Denoiser", req: Request, indices: Iterable[int], *, batch: int | None = None,
                     progress: ChunkProgress | None = None, raw: bool = False,
-                    size: int = CHUNK_SIZE) -> Iterator[tuple[int, np.ndarray]]:
+                    size: int = CHUNK_SIZE, workers: int | None = 1) -> Iterator[tuple[int, np.ndarray]]:
     """(chunk index, uint8 n x H x W x C) for each of `indices`, in that order: finished sprites, or
-    the sampler's output with `raw`. `progress(done, total)` counts sprites of these chunks."""
+    the sampler's output with `raw`. `progress(done, total)` counts sprites of these chunks.
+    `workers`: processes finishing chunks while the next batch samples (generation.finish_pool;
+    the same bytes as 1, which finishes here; None: finish_pool.auto_workers)."""
     req.check_fits(den.card)
-    sampling = req.sampling.resolve(den.card)
     indices = list(indices)
-    total = sum(len(range(*chunk_span(k, len(req.labels), size))) for k in indices)
     group = chunks_per_batch(den, req, batch, size)
+    workers = check_workers(workers, den, len(indices), raw)
+    sampled = _sampled(den, req, indices, group, progress, size)
+    if workers == 1:
+        for k, images in sampled:
+            yield k, images if raw else finish(den.card, req.post, req.edit, images)
+        return
+    from scarlet_moon.generation.finish_pool import FinishPool
+
+    with FinishPool(den.card, req.post, req.edit, workers) as pool:
+        pending: deque[tuple[int, Any]] = deque()  # (chunk, future) in chunk order
+        for k, images in sampled:
+            pending.append((k, pool.submit(images)))
+            while len(pending) > max(2 * group, 2 * workers):  # the rest finish while the next batch samples
+                k0, fut = pending.popleft()
+                yield k0, pool.result(fut)
+        while pending:
+            k0, fut = pending.popleft()
+            yield k0, pool.result(fut)
+
+
+def _sampled(den: "Denoiser", req: Request, indices: list[int], group: int, progress: ChunkProgress | None,
+             size: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(chunk index, the sampler's uint8 output) for each of `indices`, `group` chunks per sampled batch."""
+    sampling = req.sampling.resolve(den.card)
+    total = sum(len(range(*chunk_span(k, len(req.labels), size))) for k in indices)
     done = 0
     for g in range(0, len(indices), group):
         ks = indices[g:g + group]
@@ -104,18 +130,31 @@ def generate_chunks(den: "Denoiser", req: Request, indices: Iterable[int], *, ba
             progress(done, total)
         start = 0
         for k, (n, _) in zip(ks, parts):
-            images = out[start:start + n]
-            yield k, images if raw else finish(den.card, req.post, req.edit, images)
+            yield k, out[start:start + n]
             start += n
 
 
+def check_workers(workers: int | None, den: "Denoiser", chunks: int, raw: bool) -> int:
+    """The finishing processes to use: 1 for raw output or a single chunk; None: auto_workers."""
+    if workers is not None and (isinstance(workers, bool) or not whole(workers) or workers < 1):
+        raise BadInput(f"{arg('jobs')} {workers!r}: expected a whole number of processes >= 1")
+    if raw or chunks < 2:
+        return 1
+    if workers is None:
+        from scarlet_moon.generation.finish_pool import auto_workers
+
+        return auto_workers(str(den.device), chunks)
+    return min(int(workers), chunks)
+
+
 def generate_all(den: "Denoiser", req: Request, *, batch: int | None = None, progress: ChunkProgress | None = None,
-                 raw: bool = False, size: int = CHUNK_SIZE) -> np.ndarray:
-    """Every sprite of `req`, chunk by chunk: uint8 N x H x W x C (the only thing that grows with N)."""
+                 raw: bool = False, size: int = CHUNK_SIZE, workers: int | None = 1) -> np.ndarray:
+    """Every sprite of `req`, chunk by chunk: uint8 N x H x W x C (the only thing that grows with N).
+    `workers`: processes finishing chunks (generate_chunks)."""
     n = len(req.labels)
     out: np.ndarray | None = None
     for k, images in generate_chunks(den, req, range(chunk_count(n, size)), batch=batch, progress=progress,
-                                     raw=raw, size=size):
+                                     raw=raw, size=size, workers=workers):
         if out is None:
             out = np.empty((n, *images.shape[1:]), np.uint8)
         start, stop = chunk_span(k, n, size)
