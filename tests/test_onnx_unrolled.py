@@ -157,3 +157,26 @@ def test_cli_export_writes_and_skips_the_unrolled_graph(tiny_model: Path, tmp_pa
     assert res.exit_code == 0 and not (tmp_path / "a.unrolled.onnx").exists()
     res = CliRunner().invoke(sm, ["export-onnx", "--model", str(tiny_model), "--out", str(tmp_path / "b.step.onnx")])
     assert res.exit_code == 2 and "b.step.onnx" in res.output and not (tmp_path / "b.step.onnx").exists()
+
+
+@pytest.mark.parametrize("change", ["steps", "timesteps", "sampler", "format", "io"])
+def test_a_tampered_unrolled_graph_is_one_error(exported, tmp_path: Path, change: str):
+    import onnx
+
+    from scarlet_moon.backends.onnx_backend import OnnxDenoiser
+    from scarlet_moon.errors import BadInput
+
+    shutil.copy(exported.path, tmp_path / "m.onnx")
+    proto = onnx.load(str(exported.unrolled_path))
+    entry = next(p for p in proto.metadata_props if p.key == META)
+    meta = json.loads(entry.value)
+    if change == "io":
+        proto.graph.output[1].name = "flags"  # a graph onnxruntime loads, with other outputs
+        proto.graph.node[-1].output[0] = "flags"
+    else:
+        meta[change] = {"steps": "6", "timesteps": [1, 2], "sampler": 3, "format": "other"}[change]
+        entry.value = json.dumps(meta)
+    onnx.save(proto, str(tmp_path / "m.unrolled.onnx"))
+    with pytest.raises(BadInput, match=r"unrolled\.onnx beside the model has (malformed metadata|inputs)"
+                       if change != "format" else "not a Scarlet Moon unrolled graph"):
+        sprites_of(OnnxDenoiser(tmp_path / "m.onnx", "cpu", loop="unrolled"), request((0,), seed=0, steps=6))

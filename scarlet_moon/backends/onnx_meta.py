@@ -177,6 +177,15 @@ def unrolled_meta(sess: Any, card: ModelCard) -> dict[str, Any]:
         raise BadInput("the .unrolled.onnx beside the model was exported from another checkpoint; re-export")
     if not isinstance(meta, dict) or meta.get("format") != UNROLLED_FORMAT:
         raise BadInput("not a Scarlet Moon unrolled graph (unknown format)")
+    steps, ts = meta.get("steps"), meta.get("timesteps")
+    io = ([i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()])
+    if not (type(steps) is int and steps >= 1 and isinstance(ts, list) and len(ts) == steps
+            and all(type(t) is int for t in ts) and isinstance(meta.get("sampler"), str)
+            and all(type(meta.get(k)) in (int, float) for k in ("guidance", "eta"))):
+        raise BadInput("the .unrolled.onnx beside the model has malformed metadata; re-export")
+    if io != (["x", "y"], ["x0", "bad"]):
+        raise BadInput(f"the .unrolled.onnx beside the model has inputs {io[0]} and outputs {io[1]}; "
+                       "expected ['x', 'y'] and ['x0', 'bad']; re-export")
     return meta
 
 
