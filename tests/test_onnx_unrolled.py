@@ -180,3 +180,15 @@ def test_a_tampered_unrolled_graph_is_one_error(exported, tmp_path: Path, change
     with pytest.raises(BadInput, match=r"unrolled\.onnx beside the model has (malformed metadata|inputs)"
                        if change != "format" else "not a Scarlet Moon unrolled graph"):
         sprites_of(OnnxDenoiser(tmp_path / "m.onnx", "cpu", loop="unrolled"), request((0,), seed=0, steps=6))
+
+
+def test_a_folder_in_the_way_of_a_side_graph_is_refused_before_anything_is_written(tiny_model: Path, tmp_path: Path):
+    from cli.main import sm
+
+    for side in ("m.unrolled.onnx", "m.step.onnx"):
+        folder = tmp_path / side
+        folder.mkdir()
+        res = CliRunner().invoke(sm, ["export-onnx", "--model", str(tiny_model), "--out", str(tmp_path / "m.onnx")])
+        assert res.exit_code == 2 and f"{side}' is in the way" in " ".join(res.output.split()), res.output
+        assert sorted(p.name for p in tmp_path.iterdir()) == [side]  # no model, no other graph, no temp
+        folder.rmdir()

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from scarlet_moon.version import __version__
-from scarlet_moon.atomic import atomic_write_bytes
+from scarlet_moon.atomic import atomic_write_set
 from scarlet_moon.backends import is_onnx, read_card
 from scarlet_moon.backends.onnx_meta import (FORMAT, FORMAT_VERSION, INPUT_DOCS, META_CARD, META_FORMAT, META_IO,
                                              META_PRECISION, META_SOURCE, META_SOURCE_NAME, META_VERSION,
@@ -325,6 +325,10 @@ def export_onnx(model_path: str | Path | None, out: str | Path | None = None, *,
         raise BadInput(f"{arg('out')} {str(out)!r} must end with .onnx")
     if not out.parent.is_dir():
         raise BadInput(f"{arg('out')} {str(out)!r}: its folder {str(out.parent)!r} does not exist")
+    for side in (out, step_path(out), unrolled_path(out)):  # before minutes of export and checks
+        if side.exists() and not side.is_file():
+            raise BadInput(f"{arg('out')} {str(out)!r}: {str(side)!r} is in the way (not a file); "
+                           "move it or choose another name")
     if is_onnx(model_path):
         raise BadInput(f"{arg('model')} {str(model_path)!r} is already ONNX; export needs a .safetensors checkpoint")
     card = read_card(model_path)
@@ -341,13 +345,13 @@ def export_onnx(model_path: str | Path | None, out: str | Path | None = None, *,
         raise RunFailed(f"ONNX ({precision}) disagrees with torch: max |diff| {worst:.3g} > {tol:g} "
                         f"(batches {', '.join(map(str, diffs))}); nothing written")
     step_data, step_diff, unrolled_data, unrolled_diff, note = _side_graphs(proto, model, card, tol, step_graph, unroll)
-    # side graphs first, the model last; one left from an earlier export would name another checkpoint
-    for path, blob in ((step_path(out), step_data), (unrolled_path(out), unrolled_data)):
-        if blob is not None:
-            atomic_write_bytes(path, blob)
-        elif path.is_file():
-            path.unlink()
-    atomic_write_bytes(out, data)
+    # the model and its side graphs as one set, all or none; a side graph left from an earlier
+    # export would name another checkpoint (or sampling), so one not written now is removed
+    files = [(p, blob) for p, blob in ((out, data), (step_path(out), step_data), (unrolled_path(out), unrolled_data))
+             if blob is not None]
+    stale = [p for p, blob in ((step_path(out), step_data), (unrolled_path(out), unrolled_data))
+             if blob is None and (p.is_file() or p.is_symlink())]
+    atomic_write_set(files, stale)
     opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), -1)
     return ExportResult(out, len(data), int(opset_used), precision, diffs, tol, time.perf_counter() - t0,
                         step_path(out) if step_data else None, step_diff,
