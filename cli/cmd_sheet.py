@@ -161,7 +161,8 @@ def generated_sprites(args: GenerationArgs, quiet: bool, out: Path, shards: list
     for i, (img, k, (stem, _)) in enumerate(zip(images, req.labels, file_names(card.label_names, req.labels))):
         label = card.label_names[k]
         meta = dict(common, label=label, label_index=k, batch_index=i)
-        sprites.append(Sprite(name=stem, image=Image.fromarray(img, "RGBA"), label=label, meta=meta))
+        image = img if img.shape[-1] == 4 else Image.fromarray(img, "RGB")  # an RGBA array is packed as it is
+        sprites.append(Sprite(name=stem, image=image, label=label, meta=meta))
     return sprites
 
 

@@ -18,12 +18,13 @@ from exporters.limits import MAX_SHEET_SIDE
 class Sprite:
     """One input frame.
 
-    `image` may be any mode and size (converted to RGBA when packed); `label` groups frames
+    `image` may be any mode and size (converted to RGBA when packed), or a uint8 numpy array
+    H x W x 4 (RGBA, used as it is: no PIL round trip for generated sprites); `label` groups frames
     into an animation/tag; `meta` is per-frame JSON-serialisable data carried into the atlas.
     """
 
     name: str
-    image: Image.Image
+    image: Image.Image | Any  # or numpy.ndarray uint8 H x W x 4
     label: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 

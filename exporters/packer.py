@@ -13,6 +13,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -75,8 +76,27 @@ def _check_sprites(sprites: Sequence[Sprite]) -> None:
         if s.name in seen:
             raise ValueError(f"two sprites are named {s.name!r}; frame names must be unique")
         seen.add(s.name)
-        if s.image.width < 1 or s.image.height < 1:
-            raise ValueError(f"sprite {s.name!r} is empty ({s.image.width}x{s.image.height})")
+        w, h = _size(s)
+        if w < 1 or h < 1:
+            raise ValueError(f"sprite {s.name!r} is empty ({w}x{h})")
+
+
+def _size(s: Sprite) -> tuple[int, int]:
+    """(width, height) of a sprite's image: a PIL image, or a uint8 H x W x 4 array (checked here)."""
+    im = s.image
+    if isinstance(im, np.ndarray):
+        if im.dtype != np.uint8 or im.ndim != 3 or im.shape[2] != 4:
+            raise ValueError(f"sprite {s.name!r}: an array image must be uint8 H x W x 4 (RGBA), "
+                             f"got {im.dtype} {tuple(im.shape)}")
+        return int(im.shape[1]), int(im.shape[0])
+    return im.width, im.height
+
+
+def _rgba(image: Any) -> np.ndarray:
+    """uint8 (H, W, 4): an array as it is, a PIL RGBA image without a copy of the image, others converted."""
+    if isinstance(image, np.ndarray):
+        return image
+    return np.asarray(image if image.mode == "RGBA" else image.convert("RGBA"), dtype=np.uint8)
 
 
 def _prepare_all(sprites: Sequence[Sprite], items: list[_Item], options: PackOptions) -> list[_Prepared]:
@@ -85,7 +105,7 @@ def _prepare_all(sprites: Sequence[Sprite], items: list[_Item], options: PackOpt
     index: dict[tuple[int, int, bytes], int] = {}
     out: list[_Prepared] = []
     for i, s in enumerate(sprites):
-        rgba = np.asarray(s.image.convert("RGBA"), dtype=np.uint8)  # (H, W, 4)
+        rgba = _rgba(s.image)  # (H, W, 4)
         src_h, src_w = rgba.shape[:2]
         pixels, ox, oy = _trim(rgba) if trim else (rgba, 0, 0)
         options.check_fits(pixels.shape[1], pixels.shape[0], f"sprite {s.name!r}")  # before scaling allocates

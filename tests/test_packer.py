@@ -187,3 +187,20 @@ def test_bad_sprite_lists_are_refused(sprites, match):
 def test_bad_options_are_refused(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         pack([Sprite("a", solid(2, 2, (0, 0, 0, 255)))], **kwargs)
+
+
+@SETTINGS
+@given(sprite_sets(), st.booleans(), st.integers(0, 2), st.integers(1, 2))
+def test_rgba_arrays_pack_as_their_pil_images(sprites, trim, extrude, scale):
+    arrays = [Sprite(s.name, np.asarray(s.image.convert("RGBA")).copy(), s.label, s.meta) for s in sprites]
+    a = pack(sprites, trim=trim, extrude=extrude, scale=scale, max_size=64)
+    b = pack(arrays, trim=trim, extrude=extrude, scale=scale, max_size=64)
+    assert [p.frames for p in a.pages] == [p.frames for p in b.pages]
+    assert all(np.array_equal(np.asarray(p.image), np.asarray(q.image)) for p, q in zip(a.pages, b.pages))
+
+
+@pytest.mark.parametrize("image", [np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 4), np.float32),
+                                   np.zeros((4, 4), np.uint8), np.zeros((0, 4, 4), np.uint8)])
+def test_a_bad_array_image_is_refused_by_name(image):
+    with pytest.raises(ValueError, match="sprite 'odd'"):
+        pack([Sprite("odd", image)])
