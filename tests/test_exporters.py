@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import exporters.atomic
@@ -499,3 +501,22 @@ def test_the_package_names_load_on_first_use_and_atomic_alone_needs_no_pillow():
     star: dict = {}
     exec("from exporters import *", star)
     assert {"pack", "write_atlases", "Sprite"} <= set(star)
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+                     | st.text(), lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(), kids, max_size=4),
+                     max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON, st.integers(0, 5))
+def test_dump_json_is_the_json_of_json_dumps(doc, flat_depth):
+    from exporters.fmt_json import dump_json
+
+    text = dump_json(doc, flat_depth)
+    assert json.loads(text) == json.loads(json.dumps(doc)) and text.endswith("\n")
+    lines = text.splitlines()
+    assert all(len(line) - len(line.lstrip(" ")) <= flat_depth for line in lines)  # indented above flat_depth only
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            dump_json({"frames": [doc, bad]}, flat_depth)
