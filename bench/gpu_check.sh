@@ -132,6 +132,16 @@ else
     sheet torch-cpu --backend torch --device cpu --steps 4
 fi
 
+# ---- 4b. the CPU side of a 100,000-sprite sheet on this machine's cores (bench/sheet_tail.py)
+if [[ $MODE == gpu ]]; then
+    TAIL_WORKERS=$(( $(nproc) > 2 ? $(nproc) - 1 : 2 ))  # one process's figures: bench/results/sheet_tail.md
+    timeout 90 "$PY" bench/sheet_tail.py --count "$COUNT" --workers "$TAIL_WORKERS" --out "$OUT/sheet_tail" \
+        >>"$LOG" 2>&1 || log "bench/sheet_tail.py failed or ran past 90 s (see the log)"
+else
+    "$PY" bench/sheet_tail.py --count 3000 --sample 512 --workers 1,2 --out "$OUT/sheet_tail" >>"$LOG" 2>&1 \
+        || log "bench/sheet_tail.py failed (see the log)"
+fi
+
 # ---- 5. summary
 "$PY" - "$OUT" "$MODE" "$ORT_CUDA" >"$OUT/summary.md" <<'EOF'
 import json, pathlib, sys
@@ -151,6 +161,8 @@ lines += ["", "`sm sheet`, process start to files written:", "", "| run | sprite
 for row in map(json.loads, (out / "sheet.jsonl").read_text().splitlines()):
     lines.append(f"| {row['run']} | {row['count']} | {row['wall_s']} | {row['sprites_per_s']} | {row['pages']} "
                  f"| {row['exit_code']} |")
+tail = out / "sheet_tail.md"
+lines += ["", tail.read_text().strip() if tail.is_file() else "bench/sheet_tail.py: no result (see gpu_check.log)."]
 print("\n".join(lines))
 EOF
 cat "$OUT/summary.md" | tee -a "$LOG"
