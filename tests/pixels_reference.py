@@ -86,3 +86,24 @@ def postprocess(images: np.ndarray, *, alpha_threshold: int = 128, palette: np.n
     if palette is not None:
         out = quantize_to_palette(out, palette)
     return out
+
+
+def clean_isolated(images: np.ndarray, tau: float = 20.0) -> np.ndarray:
+    """scarlet_moon.data.neighbours.clean_isolated as it was: distances at every pixel of the batch."""
+    from scarlet_moon.data.colour import srgb_to_lab
+    from scarlet_moon.data.neighbours import SHIFTS, isolated_mask, shifted
+
+    out = images.copy()
+    iso = isolated_mask(out)
+    if not iso.any():
+        return out
+    opaque, lab = out[..., 3] >= 128, srgb_to_lab(out[..., :3])
+    best, colour = np.full(iso.shape, np.inf), np.zeros(out.shape[:3] + (3,), np.uint8)
+    for dy, dx in SHIFTS:
+        d = np.sqrt(((shifted(lab, dy, dx, 0.0) - lab) ** 2).sum(-1))
+        d[~shifted(opaque, dy, dx, False)] = np.inf
+        closer = d < best
+        best[closer], colour[closer] = d[closer], shifted(out[..., :3], dy, dx, 0)[closer]
+    fix = iso & (best <= tau)
+    out[..., :3][fix] = colour[fix]
+    return out

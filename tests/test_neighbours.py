@@ -89,3 +89,28 @@ def test_api_and_cli_share_the_cleanup_switch(tiny_model: Path, tmp_path: Path):
     assert len(files) == 16
     cli = np.stack([np.asarray(Image.open(f).convert("RGBA")) for f in files])
     assert {a.tobytes() for a in cli} == {a.tobytes() for a in off}
+
+
+def _palette_noise(seed: int, n: int, size: int, colours: int) -> np.ndarray:
+    """Sprites of a few colours each (ties between neighbours' distances are common) with holes."""
+    rng = np.random.default_rng(seed)
+    pal = rng.integers(0, 256, (colours, 4), dtype=np.uint8)
+    pal[:, 3] = rng.choice([0, 90, 200, 255], colours)
+    return pal[rng.integers(0, colours, (n, size, size))]
+
+
+def test_clean_isolated_is_the_whole_image_version_byte_for_byte():
+    import pixels_reference as ref
+    from conftest import request, sprites_of
+    from scarlet_moon.backends import read_card
+
+    card = read_card(None)  # the bundled model's own sprites before clean-up: what it meets in use
+    raw = sprites_of(card, request(tuple(range(6)) * 8, seed=3), backend="onnx")
+    model = postprocess(raw, palette=card.palette, colors=card.post_defaults()["colors"])
+    cases = [_palette_noise(s, n, size, k) for s, (n, size, k) in enumerate([(64, 8, 3), (50, 16, 6), (9, 5, 2),
+                                                                            (3, 1, 2), (20, 16, 40), (4, 32, 12)])]
+    noisy = np.random.default_rng(5).integers(0, 256, (40, 16, 16, 4), dtype=np.uint8)
+    for im in [model, *cases, noisy, body(3)]:
+        for tau in (20.0, 0.0, 60.0):
+            assert np.array_equal(clean_isolated(im, tau), ref.clean_isolated(im, tau)), (im.shape, tau)
+    assert not np.array_equal(clean_isolated(model), model)  # the bundled sprites do get cleaned
