@@ -121,6 +121,10 @@ def test_onnx_student_has_a_one_row_step_graph(student: Path, tmp_path: Path, mo
     unr = OnnxDenoiser(tmp_path / "s.onnx", "cpu", loop="unrolled")  # the card's default sampling, one graph
     default = request((0, 1, 2, 1), seed=2)
     assert np.array_equal(sprites_of(unr, default), sprites_of(dev, default)) and unr.calls == 0
+    from scarlet_moon.errors import BadInput
+
+    with pytest.raises(BadInput, match=r"runs .*guidance 2, .*; asked: .*guidance 3, "):  # the scales users ask for
+        sprites_of(unr, request((0, 1), seed=2, guidance=3.0))
 
 
 def test_cli_distill_and_bad_input(tiny_model: Path, student: Path, tmp_path: Path):

@@ -56,7 +56,7 @@ class OnnxDenoiser(Denoiser):
         self._step: Any = None
         self._step_rows = 2
         self._loops: dict[int, Any] = {}  # batch -> DeviceLoop (buffers bound once, CUDA graphs)
-        self._unrolled: Any = None          # (session, meta) of m.unrolled.onnx, once opened
+        self._unrolled: Any = None          # (session, meta, cuda_graph) of m.unrolled.onnx, once opened
         self._unrolled_loops: dict[int, Any] = {}  # batch -> UnrolledLoop
 
     def describe(self) -> str:
@@ -121,7 +121,7 @@ class OnnxDenoiser(Denoiser):
                     raise BadInput(f"the unrolled loop needs {str(path)!r}: re-export the model to ONNX")
                 return None
             self._unrolled = self._open_unrolled(path, self.cuda_graph)
-        why = mismatch(self._unrolled[1], sampling)
+        why = mismatch(self._unrolled[1], sampling, self.card.guidance_base)
         if why is not None and self.loop == "unrolled":
             raise BadInput(f"{str(path)!r}: {why}; export with that sampling, or use another loop (SM_ONNX_LOOP)")
         return None if why is not None else self._unrolled

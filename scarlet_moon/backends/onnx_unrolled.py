@@ -17,15 +17,20 @@ from scarlet_moon.diffusion.guidance import nan_error
 from scarlet_moon.options import Sampling
 
 
-def mismatch(meta: dict[str, Any], sampling: Sampling) -> str | None:
-    """Why `sampling` is not the sampling the unrolled graph was built for, or None when it is."""
+def mismatch(meta: dict[str, Any], sampling: Sampling, guidance_base: float = 1.0) -> str | None:
+    """Why `sampling` is not the sampling the unrolled graph was built for, or None when it is. The
+    graph holds the guidance between its rows; the message gives the guidance a user asks for
+    (times the card's guidance_base: a guidance-distilled model's own scale is folded in)."""
     want = {"sampler": sampling.sampler, "steps": sampling.steps, "guidance": sampling.row_guidance,
             "eta": sampling.eta}
     have = {k: meta.get(k) for k in want}
     if have == want:
         return None
-    return ("the unrolled graph runs " + ", ".join(f"{k} {have[k]}" for k in want)
-            + "; asked: " + ", ".join(f"{k} {want[k]}" for k in want))
+    shown = dict(have, guidance=float(have["guidance"]) * guidance_base)  # a number: unrolled_meta checks it
+    return ("the unrolled graph runs " + ", ".join(f"{k} {shown[k]:g}" if k == "guidance" else f"{k} {shown[k]}"
+                                                   for k in want)
+            + "; asked: " + ", ".join(f"{k} {sampling.guidance:g}" if k == "guidance" else f"{k} {want[k]}"
+                                      for k in want))
 
 
 class UnrolledLoop:

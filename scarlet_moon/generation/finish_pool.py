@@ -1,8 +1,8 @@
 """Finishing chunks over worker processes while the device samples the next batch.
 
 Finishing (crisp alpha, colour cap, palette snap, clean-up: generation.finish) is numpy on one CPU
-core, ~0.4 ms a 16x16 sprite: on a GPU, whose sampling is far faster, a 100,000-sprite sheet spent
-most of its time there. Each chunk is finished on its own by the very function one process runs
+core, ~0.27 ms a 16x16 sprite (bench/results/finish_workers.md): on a GPU, whose sampling is far
+faster, a 100,000-sprite sheet spends most of its time there. Each chunk is finished on its own by the very function one process runs
 (the same numpy calls on the same arrays), so the sprites are byte-identical whatever the number of
 workers (tests/test_chunks.py). Workers are forked on Linux (nothing but numpy runs in them, none of
 the threads torch or onnxruntime started), spawned elsewhere; they get the card and options once,
