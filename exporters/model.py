@@ -24,7 +24,7 @@ class Sprite:
     """
 
     name: str
-    image: Image.Image | Any  # or numpy.ndarray uint8 H x W x 4
+    image: Any  # a PIL.Image.Image of any mode, or a numpy.ndarray uint8 H x W x 4
     label: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 

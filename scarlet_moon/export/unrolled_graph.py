@@ -20,9 +20,6 @@ from typing import Any
 from scarlet_moon.backends.onnx_device import X, X0, Z
 from scarlet_moon.backends.onnx_meta import META_STEP, META_UNROLLED, UNROLLED_FORMAT
 
-_STEP_ARGS = ("b0", "b1", "b2", "b3", "coef", "t", "y")
-
-
 def _has_subgraph(node: Any) -> bool:
     from onnx import AttributeProto
 
