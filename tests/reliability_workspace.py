@@ -101,6 +101,7 @@ def build_workspace(dst: Path, run_dir: Path, data_dir: Path) -> Path:
     np.save(dst / "notonehot" / "sprites_labels.npy", np.array([[1.0, 1.0], [0.0, 1.0]], np.float32))
     (dst / "nocolours.gpl").write_text("GIMP Palette\nName: empty\n# no colours\n")
     (dst / "afile").write_text("a file, not a folder\n")
+    (dst / "inway.unrolled.onnx").mkdir()  # a folder where sm export-onnx --out inway.onnx writes a side graph
     png(dst / "taken.png", 4)
     (dst / "ro").mkdir()
     (dst / "ro").chmod(0o555)
