@@ -166,15 +166,22 @@ def unrolled_path(model: str | Path) -> Path:
     return p.with_name(p.stem + ".unrolled.onnx")
 
 
-def unrolled_meta(sess: Any, card: ModelCard) -> dict[str, Any]:
-    """The unrolled graph's metadata (the sampling it runs); it must come from the model's checkpoint."""
+def _side_meta(sess: Any, card: ModelCard, key: str, missing: str, suffix: str) -> Any:
+    """A side graph's own JSON metadata (`key`); the graph must name the model card's source checkpoint."""
     props = sess.get_modelmeta().custom_metadata_map
     try:
-        meta = json.loads(props[META_UNROLLED])
+        meta = json.loads(props[key])
     except (KeyError, json.JSONDecodeError, RecursionError):
-        raise BadInput("not a Scarlet Moon unrolled graph (no unrolled-graph metadata)") from None
+        raise BadInput(missing) from None
     if props.get(META_SOURCE) != card.meta.get("onnx", {}).get("source_fingerprint"):
-        raise BadInput("the .unrolled.onnx beside the model was exported from another checkpoint; re-export")
+        raise BadInput(f"the {suffix} beside the model was exported from another checkpoint; re-export")
+    return meta
+
+
+def unrolled_meta(sess: Any, card: ModelCard) -> dict[str, Any]:
+    """The unrolled graph's metadata (the sampling it runs); it must come from the model's checkpoint."""
+    meta = _side_meta(sess, card, META_UNROLLED, "not a Scarlet Moon unrolled graph (no unrolled-graph metadata)",
+                      ".unrolled.onnx")
     if not isinstance(meta, dict) or meta.get("format") != UNROLLED_FORMAT:
         raise BadInput("not a Scarlet Moon unrolled graph (unknown format)")
     steps, ts = meta.get("steps"), meta.get("timesteps")
@@ -191,11 +198,5 @@ def unrolled_meta(sess: Any, card: ModelCard) -> dict[str, Any]:
 
 def step_meta(sess: Any, card: ModelCard) -> dict[str, Any]:
     """The step graph's own metadata; it must name the same source checkpoint as the model's card."""
-    props = sess.get_modelmeta().custom_metadata_map
-    try:
-        meta = json.loads(props[META_STEP])
-    except (KeyError, json.JSONDecodeError, RecursionError):
-        raise BadInput("not a Scarlet Moon step graph (no step metadata)") from None
-    if props.get(META_SOURCE) != card.meta.get("onnx", {}).get("source_fingerprint"):
-        raise BadInput("the .step.onnx beside the model was exported from another checkpoint; re-export")
+    meta = _side_meta(sess, card, META_STEP, "not a Scarlet Moon step graph (no step metadata)", ".step.onnx")
     return meta if isinstance(meta, dict) else {}
