@@ -23,6 +23,8 @@ CONFIG_FLAGS = {
     "steps": ("--steps", int, "Optimizer steps in total."),
     "batch_size": ("--batch-size", int, "Sprites per step."),
     "lr": ("--lr", float, "Peak learning rate."),
+    "label_lr_scale": ("--label-lr-scale", float, "The label embedding rows learn at lr x this (a fine-tune's "
+                       "new labels separate faster)."),
     "seed": ("--seed", int, "Seed for weights, batch order and noise."),
     "schedule": ("--schedule", click.Choice(["linear", "cosine", "linear-zsnr"]), "Noise schedule."),
     "timesteps": ("--timesteps", int, "Training timesteps T."),

@@ -15,7 +15,7 @@ from PIL import Image
 from cli.main import sm
 from scarlet_moon.data.sprites import load_sprites
 from scarlet_moon.errors import BadInput
-from scarlet_moon.models.card import BUNDLED_TEACHER, file_fingerprint, read_meta
+from scarlet_moon.models.card import BUNDLED_PRIOR, BUNDLED_TEACHER, file_fingerprint, read_meta
 from scarlet_moon.models.checkpoint import load_checkpoint
 from scarlet_moon.training.finetune import label_rows
 from scarlet_moon.training.threads import Threads, check_threads
@@ -39,6 +39,46 @@ def test_label_rows_keep_matching_names_and_start_new_ones_from_the_mean():
     assert torch.equal(out[1], rows[:3].mean(dim=0))
 
 
+def test_a_new_labels_row_starts_as_its_match_and_an_unmatched_one_as_the_mean():
+    rows = torch.arange(12, dtype=torch.float32).reshape(4, 3)
+    out = label_rows(rows, ["a", "b", "c"], ["x", "y", "a"], {"x": "b"})
+    assert torch.equal(out[0], rows[1]) and torch.equal(out[1], rows[:3].mean(dim=0)) and torch.equal(out[2], rows[0])
+
+
+def test_new_labels_are_matched_to_the_parent_label_that_denoises_their_sprites_best(tmp_path: Path):
+    """Creatures and terrain of the bundled set under new names: each starts from its own parent row."""
+    from scarlet_moon.training.config import DEFAULT
+    from scarlet_moon.training.finetune import parent_card, row_matches
+    from scarlet_moon.training.state import build_state
+
+    bundled = load_sprites(None)
+    for name, label in (("beasts", "creature"), ("walls", "terrain")):
+        (tmp_path / name).mkdir()
+        for i, im in enumerate(bundled.images[bundled.labels == bundled.label_names.index(label)][:24]):
+            Image.fromarray(im, "RGBA").save(tmp_path / name / f"{i:02d}.png")
+    data = load_sprites(tmp_path)
+    parent = parent_card("bundled")
+    state = build_state(DEFAULT, channels=4, size=(16, 16), num_classes=2, device="cpu")
+    weights = load_checkpoint(parent.path).weights
+    assert row_matches(state.model, weights, parent.label_names, data, DEFAULT) == {"beasts": "creature",
+                                                                                    "walls": "terrain"}
+
+
+def test_label_rows_learn_faster_by_label_lr_scale_and_a_resume_keeps_the_groups(tmp_path: Path):
+    from scarlet_moon.training.config import DEFAULT
+    from scarlet_moon.training.runs import train_run
+
+    data = load_sprites(own_set(tmp_path / "own"))
+    cfg = DEFAULT.replace({"steps": 2, "sample_every": 0, "batch_size": 4, "label_lr_scale": 10.0})
+    res = train_run(cfg, data, runs_root=tmp_path / "runs", trackers={}, name="g")
+    ckpt = load_checkpoint(res.checkpoint)
+    groups = ckpt.meta["optim_groups"]
+    assert [g.get("lr_scale", 1.0) for g in groups] == [1.0, 10.0] and groups[1]["lr"] == 10 * groups[0]["lr"]
+    more = train_run(cfg.replace({"steps": 3}), data, runs_root=tmp_path / "runs", trackers={},
+                     resume=tmp_path / "runs" / "g", given=["steps"])
+    assert load_checkpoint(more.checkpoint).meta["step"] == 3
+
+
 def test_fine_tuning_the_bundled_model_on_other_labels_for_a_time_budget(tmp_path: Path):
     """The must-show: a PNG-folder set with other label names, `--init-from bundled --time`: the run
     writes a model `sm sample` uses; 'hero' kept its embedding, the parent is on the card and in MLflow."""
@@ -49,18 +89,20 @@ def test_fine_tuning_the_bundled_model_on_other_labels_for_a_time_budget(tmp_pat
     assert res.exit_code == 0, res.output
     meta = read_meta(runs / "ft" / "model.safetensors")
     assert meta["label_names"] == ["hero", "slime"] and meta["parent"]["labels_kept"] == ["hero"]
-    assert meta["parent"]["fingerprint"] == file_fingerprint(BUNDLED_TEACHER)
+    assert meta["parent"]["fingerprint"] == file_fingerprint(BUNDLED_PRIOR)  # the ordinary denoiser, not a student
+    assert meta["parent"]["name"] == "bundled-prior" and meta["parent"]["labels_matched"] == {"slime": "hero"}
     assert meta["config"]["time_budget"] == 4.0 and meta["config"]["steps"] == meta["step"] > 0
-    assert meta["config"]["n_feat"] == read_meta(BUNDLED_TEACHER)["config"]["n_feat"]  # the parent's network
+    assert meta["config"]["n_feat"] == read_meta(BUNDLED_PRIOR)["config"]["n_feat"]  # the parent's network
+    assert meta["config"]["label_lr_scale"] == 10.0  # a fine-tune's default
     assert "distilled" not in meta  # sampled with guidance between rows again, like any trained model
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{runs / 'mlflow.db'}")
     run = client.search_runs([client.get_experiment_by_name("scarlet-moon").experiment_id])[0]
-    assert run.data.params["init_from_fingerprint"] == file_fingerprint(BUNDLED_TEACHER)
+    assert run.data.params["init_from_fingerprint"] == file_fingerprint(BUNDLED_PRIOR)
     assert client.get_metric_history(run.info.run_id, "lr")  # how far the schedule got: test_budgeted_lr_...
     info = CliRunner().invoke(sm, ["info", "--json", str(runs / "ft" / "model.safetensors")])
-    assert json.loads(info.stdout)["parent"]["fingerprint"] == file_fingerprint(BUNDLED_TEACHER), info.output
+    assert json.loads(info.stdout)["parent"]["fingerprint"] == file_fingerprint(BUNDLED_PRIOR), info.output
     out = CliRunner().invoke(sm, ["sample", "--model", str(runs / "ft" / "model.safetensors"), "--label", "slime",
                                   "--count", "2", "--steps", "3", "--out", str(tmp_path / "s")])
     assert out.exit_code == 0 and len(list((tmp_path / "s").glob("slime_*.png"))) == 2

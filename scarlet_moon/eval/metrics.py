@@ -227,6 +227,17 @@ def evaluate(model: ModelCard | str | Path | None = None, data: SpriteSet | str 
     return _figures(clf, train, held, ds, card, cand, cand_labels, real, raw, generation, t0)
 
 
+def candidate_figures(ds: SpriteSet, cand: np.ndarray, cand_labels: np.ndarray, card: ModelCard | None = None, *,
+                      cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """The eval figures of sprites made elsewhere (a benchmark that also scores them another way):
+    `cand` uint8 N x H x W x 4 with their labels, against `ds`'s train split."""
+    from scarlet_moon.eval.classifier import get_classifier
+
+    clf, train, held = get_classifier(ds, cache_dir=cache_dir)
+    return _figures(clf, train, held, ds, card, cand, np.asarray(cand_labels, np.int64), False, False, None,
+                    time.perf_counter())
+
+
 def _figures(clf: Any, train: SpriteSet, held: SpriteSet, ds: SpriteSet, card: ModelCard | None, cand: np.ndarray,
              cand_labels: np.ndarray, real: bool, raw: bool, generation: dict[str, Any] | None,
              t0: float) -> dict[str, Any]:

@@ -24,11 +24,16 @@ from scarlet_moon.models.fingerprint import file_fingerprint
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "bundled" / "model" / "model.safetensors"
 # Names a --model / model= argument may give instead of a path: the bundled 16x16 model (trained on
 # bundled/angband16) and the bundled 32x32 one (bundled/angband32).
-# "bundled" is a few-step student (sm distill --few-step); "bundled-25" its 25-step teacher, which
-# fine-tuning starts from (a denoiser, not a jump predictor).
+# "bundled" is a few-step student (sm distill --few-step); "bundled-25" its 25-step teacher (guidance
+# distilled); "bundled-prior" an ordinary denoiser (the plain diffusion loss, guidance by the null
+# label), which `--init-from bundled` fine-tunes (bundled/prior/README.md).
 BUNDLED_TEACHER = BUNDLED_MODEL.parents[1] / "model25" / "model.safetensors"
+BUNDLED_PRIOR = BUNDLED_MODEL.parents[1] / "prior" / "model.safetensors"
 BUNDLED_MODELS = {"bundled": BUNDLED_MODEL, "bundled-16": BUNDLED_MODEL, "bundled-25": BUNDLED_TEACHER,
+                  "bundled-prior": BUNDLED_PRIOR,
                   "bundled-32": BUNDLED_MODEL.parents[1] / "model32" / "model.safetensors"}
+# What `--init-from NAME` starts from, where that is not the named file itself.
+FINE_TUNE_PRIOR = {"bundled": "bundled-prior", "bundled-16": "bundled-prior"}
 FORMAT = "scarlet-moon-checkpoint"
 META_KEY = "scarlet_moon"
 MAX_HEADER = 100 << 20  # safetensors caps its JSON header at 100 MB
@@ -93,7 +98,8 @@ def _check_data_size(p: Path, header: dict[str, Any], available: int) -> None:
 
 
 def bundled_model_path(name: str | Path | None) -> Path | None:
-    """The file behind None or a bundled model's name ('bundled', 'bundled-16', 'bundled-25', 'bundled-32');
+    """The file behind None or a bundled model's name ('bundled', 'bundled-16', 'bundled-25', 'bundled-prior',
+    'bundled-32');
     None for a path. A file of that name in the working folder is the user's, not ours."""
     if name is None:
         return BUNDLED_MODEL
@@ -121,12 +127,22 @@ def bundled_onnx_path(checkpoint: str | Path, fingerprint: str | None = None) ->
 
 
 def bundled_name(checkpoint: str | Path) -> str:
-    """'bundled', 'bundled-25' or 'bundled-32' for a bundled model's file, else the path as given."""
+    """'bundled', 'bundled-25', 'bundled-prior' or 'bundled-32' for a bundled model's file, else the path
+    as given."""
     p = Path(checkpoint).resolve()
-    for name in ("bundled", "bundled-25", "bundled-32"):
+    for name in ("bundled", "bundled-25", "bundled-prior", "bundled-32"):
         if BUNDLED_MODELS[name].resolve() == p:
             return name
     return str(checkpoint)
+
+
+def fine_tune_prior_note(checkpoint: str | Path) -> str:
+    """What `sm train --init-from` starts from when given this bundled model's name (sm info says it)."""
+    name = bundled_name(checkpoint)
+    prior = FINE_TUNE_PRIOR.get(name, name)
+    why = ("an ordinary denoiser, n-feat 32, 6,172 GPU steps: bundled/prior/README.md" if prior == "bundled-prior"
+           else "this model itself")
+    return f"--init-from {name} fine-tunes {prior} ({why})"
 
 
 def attribution_meta(card: "ModelCard | None") -> dict[str, str]:
@@ -238,6 +254,7 @@ class ModelCard:
                 "package_version": m.get("package_version"), "defaults": self.defaults(),
                 "post_defaults": self.post_defaults(),
                 **({"parent": m["parent"]} if m.get("parent") else {}),  # fine-tuned from (--init-from)
+                **({"init_from_bundled": fine_tune_prior_note(self.path)} if is_bundled_model(self.path) else {}),
                 **({"fewstep": m["fewstep"]} if m.get("fewstep") else {})}  # sm distill --few-step
 
 

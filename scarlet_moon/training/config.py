@@ -41,6 +41,7 @@ class TrainConfig:
     time_budget: float = 0.0         # seconds of wall clock (0 = the steps decide); the LR schedule spans it
     batch_size: int = 64
     lr: float = 2e-4
+    label_lr_scale: float = 1.0      # the label embedding rows learn at lr x this (fine-tuning: new labels)
     lr_schedule: str = "cosine"      # "constant" | "linear-decay" (the ancestor's) | "cosine"
     warmup_steps: int = 200
     weight_decay: float = 0.0
@@ -119,6 +120,8 @@ class TrainConfig:
             (2 <= self.timesteps <= limits.MAX_TIMESTEPS, "timesteps", f"an integer 2..{limits.MAX_TIMESTEPS}"),
             (0 < self.beta_start <= self.beta_end < 1, "beta_start/beta_end", "0 < beta_start <= beta_end < 1"),
             (finite(self.lr) and self.lr > 0, "lr", "a finite number > 0"),
+            (finite(self.label_lr_scale) and 0 < self.label_lr_scale <= 1000 and self.lr * self.label_lr_scale < 1,
+             "label_lr_scale", "a number in (0, 1000] with lr x label_lr_scale < 1"),
             (0 <= self.warmup_steps <= limits.MAX_STEPS, "warmup_steps", "an integer >= 0"),
             (finite(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0"),
             (finite(self.grad_clip) and self.grad_clip >= 0, "grad_clip", "a finite number >= 0 (0 = off)"),

@@ -125,7 +125,7 @@ def train_step(state: TrainState, cfg: TrainConfig, data_x: torch.Tensor, data_y
     torch.manual_seed(int(draw["seed"]))  # dropout layers, if any
     lr = lr_at(step, cfg, spent)
     for group in state.opt.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
     loss = diffusion_loss(state.net or state.model, x0, y, t, noise, abar, cfg)
     value = state.mean_loss(loss)
     if not math.isfinite(value):

@@ -230,7 +230,7 @@ def _started(cfg: TrainConfig, data: SpriteSet, runs_root: Path, name: str | Non
     state = build_state(cfg, channels=data.images.shape[-1], size=data.size,
                         num_classes=len(data.label_names), device=device)
     if parent is not None:
-        state.parent = finetune.load_parent(state, parent, list(data.label_names))
+        state.parent = finetune.load_parent(state, parent, data, cfg)
     return cfg, state, run_dir
 
 

@@ -65,8 +65,19 @@ def build_state(cfg: TrainConfig, *, channels: int, size: int | tuple[int, int],
         ema = build_network(cfg, channels=channels, size=size, num_classes=num_classes).to(device)
         ema.load_state_dict(model.state_dict())
         ema.requires_grad_(False)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     return TrainState(model, ema, opt)
+
+
+def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """One group; with label_lr_scale != 1 the label embedding rows are a second group whose lr is scaled
+    (`lr_scale`, read by the loop): Adam moves each weight ~lr a step, so rows that start alike (new
+    labels of a fine-tune) would otherwise stay alike for thousands of steps."""
+    rows = getattr(model, "label_emb", None)
+    if cfg.label_lr_scale == 1.0 or rows is None:
+        return [{"params": list(model.parameters())}]
+    others = [p for p in model.parameters() if p is not rows.weight]
+    return [{"params": others}, {"params": [rows.weight], "lr_scale": cfg.label_lr_scale}]
 
 
 def model_meta(cfg: TrainConfig, data: SpriteSet, state: TrainState) -> dict[str, Any]:

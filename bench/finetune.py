@@ -1,0 +1,194 @@
+"""Fine-tune against scratch on a set the prior never saw, at the CPU minutes a user would give.
+
+    python bench/finetune.py --set minetest --times 10m,30m --work /tmp/ft   # a set of bench/sets.py
+    python bench/finetune.py --data DIR --name myset ...                       # any folder sm train reads
+
+1. The set is split like `sm eval` splits it (`split_holdout(0.2, seed 0)`, stratified); the train split
+   is written as PNG folders and is all the runs see.
+2. For each time T, two runs go side by side, one thread each (`--threads 1`, so both see the same busy
+   machine): `sm train --data TRAIN --init-from bundled --time T` and `sm train --data TRAIN --time T`
+   (scratch, the plain defaults). Everything else is `sm train`'s default.
+3. Each model makes, per seed, as many sprites per label as the held-out split holds (like for like),
+   with its card's sampling and sm's finishing. Scored against the train split by two judges: `sm eval`'s
+   classifier (FD over its floor, conditional accuracy, isolated pixels over the held-out's rate,
+   copies by its rule) and a second classifier of another architecture and seed (bench/judge.py: FD
+   over its floor, accuracy). Means over the seeds.
+Writes bench/results/finetune-NAME.md/.json and finetune-NAME-8x.png (held-out real sprites, then
+each model's, the same labels in the same columns).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+RESULTS = ROOT / "bench" / "results"
+
+
+def write_split(full: Path, work: Path) -> tuple[Any, Any, Any, Path]:
+    """(the whole set, its train split, its held-out split, the train split as PNG folders)."""
+    from PIL import Image
+
+    from scarlet_moon.data.sprites import load_sprites, split_holdout
+
+    ds = load_sprites(full)
+    train, held = split_holdout(ds, 0.2, 0)
+    out = work / "train"
+    if not out.exists():
+        tmp = work / "train.tmp"
+        for k, name in enumerate(train.label_names):
+            (tmp / name).mkdir(parents=True, exist_ok=True)
+            for i, img in enumerate(train.images[train.labels == k]):
+                Image.fromarray(img, "RGBA").save(tmp / name / f"{i:05d}.png")
+        tmp.rename(out)
+    return ds, train, held, out
+
+
+def train_pair(train_dir: Path, work: Path, t: str) -> dict[str, Path]:
+    """Fine-tune and scratch runs of time `t`, side by side; {arm: model file}. Runs already done are kept."""
+    arms = {"fine-tune": ["--init-from", "bundled"], "scratch": []}
+    models = {arm: work / "runs" / f"{arm}-{t}" / "model.safetensors" for arm in arms}
+    procs = []
+    for arm, extra in arms.items():
+        if models[arm].is_file():
+            continue
+        cmd = [sys.executable, "-m", "cli.main", "-q", "train", "--data", str(train_dir), *extra, "--time", t,
+               "--threads", "1", "--tracking", "none", "--runs-dir", str(work / "runs"), "--name", f"{arm}-{t}"]
+        log = open(work / f"{arm}-{t}.log", "w")
+        procs.append((arm, subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)))
+    for arm, p in procs:
+        if p.wait() != 0:
+            raise SystemExit(f"{arm} {t} failed: see {work / f'{arm}-{t}.log'}")
+    return models
+
+
+def score(model: Path, ds: Any, held: Any, judge: Any, train_feats: np.ndarray, floor2: float,
+          seeds: list[int]) -> dict[str, Any]:
+    """Both judges' figures for `model`, mean over seeds, and the sprites of the first seed. `train_feats`,
+    `floor2`: the second judge's features of the train split and its FD of the held-out split."""
+    from scarlet_moon.backends import BackendOptions, read_card
+    from scarlet_moon.eval.metrics import candidate_figures, frechet_distance, generate_for_eval
+    from scarlet_moon.options import SamplingOptions
+
+    card = read_card(model)
+    labels = np.sort(held.labels)  # the held-out split's count per label
+    rows, first = [], None
+    for seed in seeds:
+        cand = generate_for_eval(card, labels.tolist(), seed=seed, sampling=SamplingOptions(), raw=False,
+                                 backend=BackendOptions(backend="torch"))
+        first = cand if first is None else first
+        fig = candidate_figures(ds, cand, labels, card)
+        px = fig["pixels"]["isolated_rate"]
+        rows.append({"fd_ratio": fig["frechet"]["ratio_to_floor"], "accuracy": fig["conditional_accuracy"]["overall"],
+                     "isolated_vs_real": px["candidates"] / px["held_out"], "copies": fig["copies"]["share"],
+                     "fd2_ratio": frechet_distance(judge.features(cand), train_feats) / floor2,
+                     "accuracy2": float((judge.predict(cand) == labels).mean())})
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    meta = card.meta
+    return {**mean, "per_seed": rows, "steps": meta.get("step"), "elapsed_s": meta.get("elapsed_s"),
+            "sprites": first, "labels": labels}
+
+
+def picture(real: np.ndarray, real_labels: np.ndarray, rows: dict[str, tuple[np.ndarray, np.ndarray]],
+            path: Path, per_row: int = 12, zoom: int = 8) -> None:
+    """One row per source at `zoom`x: the same label sequence in each row (labels taken in turn)."""
+    from PIL import Image
+
+    def pick(images: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:
+        ks = np.unique(real_labels)
+        seq = [ks[i % len(ks)] for i in range(per_row)]
+        seen: dict[int, int] = {}
+        out = []
+        for k in seq:
+            idx = np.flatnonzero(labels == k)
+            out.append(images[idx[seen.get(k, 0) % len(idx)]])
+            seen[k] = seen.get(k, 0) + 1
+        return out
+
+    h, w = real.shape[1:3]
+    sources = [("real held-out", real, real_labels), *((n, im, lb) for n, (im, lb) in rows.items())]
+    sheet = Image.new("RGBA", (per_row * (w + 2) * zoom, len(sources) * (h + 2) * zoom), (96, 96, 96, 255))
+    for r, (_, images, labels) in enumerate(sources):
+        for c, sprite in enumerate(pick(images, labels)):
+            tile = Image.fromarray(sprite, "RGBA").resize((w * zoom, h * zoom), Image.NEAREST)
+            sheet.alpha_composite(tile, (c * (w + 2) * zoom + zoom, r * (h + 2) * zoom + zoom))
+    sheet.save(path)
+
+
+def table(name: str, scores: dict[str, dict[str, Any]], real_acc: tuple[float, float], source: str) -> str:
+    lines = [f"# Fine-tune vs scratch: {name}", "", f"Set: {source}. Both judges against the set's own train split, "
+             "like for like with its held-out split (bench/finetune.py). Ratios are to the real held-out split "
+             "(its FD: the floor; its isolated-pixel rate).", "",
+             "| run | steps | FD / floor (sm eval) | FD / floor (judge 2) | accuracy (sm eval) | accuracy (judge 2) "
+             "| isolated px vs real | copies |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for run, s in scores.items():
+        lines.append(f"| {run} | {s['steps']} | {s['fd_ratio']:.2f}x | {s['fd2_ratio']:.2f}x | {s['accuracy']:.3f} | "
+                     f"{s['accuracy2']:.3f} | {s['isolated_vs_real']:.2f}x | {100 * s['copies']:.1f}% |")
+    lines.append(f"| real held-out | - | 1x | 1x | {real_acc[0]:.3f} | {real_acc[1]:.3f} | 1x | - |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--set", help="a set of bench/sets.py")
+    ap.add_argument("--data", help="or any set folder sm train reads")
+    ap.add_argument("--name", help="the results' name [default: the set's]")
+    ap.add_argument("--times", default="10m,30m")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--work", default="/tmp/sm-finetune")
+    args = ap.parse_args()
+    name = args.name or args.set or Path(args.data).name
+    work = Path(args.work) / name
+    work.mkdir(parents=True, exist_ok=True)
+    if args.set:
+        import sets
+        full = sets.build(args.set, work / "full")
+        source = (Path(full) / "README.md").read_text().splitlines()[0].lstrip("# ")
+    else:
+        full, source = Path(args.data), args.data
+    ds, train, held, train_dir = write_split(Path(full), work)
+    from scarlet_moon.eval.classifier import get_classifier
+    from judge import train_judge
+
+    judge = train_judge(train.images, train.labels, len(ds.label_names), held.images, held.labels)
+    from scarlet_moon.eval.metrics import frechet_distance
+
+    clf = get_classifier(ds)[0]
+    train_feats = judge.features(train.images)
+    floor2 = frechet_distance(judge.features(held.images), train_feats)
+    scores: dict[str, dict[str, Any]] = {}
+    seeds = [int(s) for s in args.seeds.split(",")]
+    for t in args.times.split(","):
+        t0 = time.time()
+        models = train_pair(train_dir, work, t)
+        print(f"{name} {t}: trained in {time.time() - t0:.0f} s", flush=True)
+        for arm, model in models.items():
+            scores[f"{arm} {t}"] = score(model, ds, held, judge, train_feats, floor2, seeds)
+            print(f"  {arm} {t}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores[f"{arm} {t}"].items()
+                                               if isinstance(v, float)), flush=True)
+    real_acc = (float(clf.info.get("held_out_accuracy") or 0), judge.held_out_accuracy)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"finetune-{name}.md").write_text(table(name, scores, real_acc, source))
+    (RESULTS / f"finetune-{name}.json").write_text(json.dumps(
+        {"set": name, "source": source, "sizes": {"train": int(len(train.labels)), "held_out": int(len(held.labels))},
+         "labels": list(ds.label_names), "seeds": seeds, "real_accuracy": real_acc, "cpu_count": os.cpu_count(),
+         "runs": {k: {kk: vv for kk, vv in v.items() if kk not in ("sprites", "labels")} for k, v in scores.items()}},
+        indent=2) + "\n")
+    picture(held.images, held.labels, {k: (v["sprites"], v["labels"]) for k, v in scores.items()},
+            RESULTS / f"finetune-{name}-8x.png")
+    print(table(name, scores, real_acc, source))
+
+
+if __name__ == "__main__":
+    main()
