@@ -39,29 +39,12 @@ def test_label_rows_keep_matching_names_and_start_new_ones_from_the_mean():
     assert torch.equal(out[1], rows[:3].mean(dim=0))
 
 
-def test_a_new_labels_row_starts_as_its_match_and_an_unmatched_one_as_the_mean():
-    rows = torch.arange(12, dtype=torch.float32).reshape(4, 3)
-    out = label_rows(rows, ["a", "b", "c"], ["x", "y", "a"], {"x": "b"})
-    assert torch.equal(out[0], rows[1]) and torch.equal(out[1], rows[:3].mean(dim=0)) and torch.equal(out[2], rows[0])
-
-
-def test_new_labels_are_matched_to_the_parent_label_that_denoises_their_sprites_best(tmp_path: Path):
-    """Creatures and terrain of the bundled set under new names: each starts from its own parent row."""
-    from scarlet_moon.training.config import DEFAULT
-    from scarlet_moon.training.finetune import parent_card, row_matches
-    from scarlet_moon.training.state import build_state
-
-    bundled = load_sprites(None)
-    for name, label in (("beasts", "creature"), ("walls", "terrain")):
-        (tmp_path / name).mkdir()
-        for i, im in enumerate(bundled.images[bundled.labels == bundled.label_names.index(label)][:24]):
-            Image.fromarray(im, "RGBA").save(tmp_path / name / f"{i:02d}.png")
-    data = load_sprites(tmp_path)
-    parent = parent_card("bundled")
-    state = build_state(DEFAULT, channels=4, size=(16, 16), num_classes=2, device="cpu")
-    weights = load_checkpoint(parent.path).weights
-    assert row_matches(state.model, weights, parent.label_names, data, DEFAULT) == {"beasts": "creature",
-                                                                                    "walls": "terrain"}
+def test_a_new_labels_row_is_the_runs_fresh_row_and_a_known_one_the_parents():
+    rows = torch.arange(12, dtype=torch.float32).reshape(4, 3)    # labels a, b, c, then the null row
+    fresh = -torch.arange(12, dtype=torch.float32).reshape(4, 3)  # the run's own rows for x, y, a, null
+    out = label_rows(rows, ["a", "b", "c"], ["x", "y", "a"], fresh)
+    assert torch.equal(out[0], fresh[0]) and torch.equal(out[1], fresh[1]) and torch.equal(out[2], rows[0])
+    assert torch.equal(out[3], rows[3])  # the parent's null row: guidance keeps working
 
 
 def test_label_rows_learn_faster_by_label_lr_scale_and_a_resume_keeps_the_groups(tmp_path: Path):
@@ -90,7 +73,7 @@ def test_fine_tuning_the_bundled_model_on_other_labels_for_a_time_budget(tmp_pat
     meta = read_meta(runs / "ft" / "model.safetensors")
     assert meta["label_names"] == ["hero", "slime"] and meta["parent"]["labels_kept"] == ["hero"]
     assert meta["parent"]["fingerprint"] == file_fingerprint(BUNDLED_PRIOR)  # the ordinary denoiser, not a student
-    assert meta["parent"]["name"] == "bundled-prior" and meta["parent"]["labels_matched"] == {"slime": "hero"}
+    assert meta["parent"]["name"] == "bundled-prior"
     assert meta["config"]["time_budget"] == 4.0 and meta["config"]["steps"] == meta["step"] > 0
     assert meta["config"]["n_feat"] == read_meta(BUNDLED_PRIOR)["config"]["n_feat"]  # the parent's network
     assert meta["config"]["label_lr_scale"] == 10.0  # a fine-tune's default

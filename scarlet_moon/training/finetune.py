@@ -9,12 +9,10 @@ Sprite size and channels must match. The run's card and tracking record the pare
 
 from __future__ import annotations
 
-import copy
 import logging
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 import torch
 
 from scarlet_moon.data.sprites import SpriteSet
@@ -30,7 +28,6 @@ FROM_PARENT = (*ModelConfig.names(), "schedule", "timesteps", "beta_start", "bet
 LABEL_ROWS = "label_emb.weight"  # SpriteUNet: one embedding row per label, then the null label
 # Settings a fine-tune takes unless asked otherwise (bench/results/finetune.md measured them).
 FINE_TUNE_DEFAULTS: dict[str, Any] = {"label_lr_scale": 10.0}
-MATCH_SPRITES = 64  # sprites per new label scored under each parent row (row_matches)
 
 
 def parent_card(spec: str | Path) -> ModelCard:
@@ -74,15 +71,14 @@ def check_data(parent: ModelCard, data: SpriteSet) -> None:
 
 
 def load_parent(state: TrainState, parent: ModelCard, data: SpriteSet, cfg: TrainConfig) -> dict[str, Any]:
-    """Copy the parent's sampling weights into the run's network (and its EMA); a new label's row starts
-    as the parent row that best explains its sprites (row_matches). Returns what the card records about
-    the parent."""
+    """Copy the parent's sampling weights into the run's network (and its EMA); a new label keeps the
+    row the run's fresh network drew for it (label_rows). Returns what the card records about the parent."""
     from scarlet_moon.models.checkpoint import load_checkpoint
 
     labels = list(data.label_names)
     weights = {k: v.float() for k, v in load_checkpoint(parent.path, with_optim=False).weights.items()}
-    matches = row_matches(state.model, weights, parent.label_names, data, cfg)
-    weights[LABEL_ROWS] = label_rows(weights[LABEL_ROWS], parent.label_names, labels, matches)
+    fresh = state.model.label_emb.weight.detach().clone() if hasattr(state.model, "label_emb") else None
+    weights[LABEL_ROWS] = label_rows(weights[LABEL_ROWS], parent.label_names, labels, fresh)
     for net in (state.model, state.ema):
         if net is None:
             continue
@@ -92,51 +88,22 @@ def load_parent(state: TrainState, parent: ModelCard, data: SpriteSet, cfg: Trai
             raise BadInput(f"{arg('init_from')} {str(parent.path)!r}: its weights do not fit its config "
                            f"({str(exc).splitlines()[0]})") from None
     kept = [n for n in labels if n in parent.label_names]
-    log.info("fine-tuning %s: %d of %d labels keep their embedding (%s); new labels start from %s",
-             parent.path.name, len(kept), len(labels), ", ".join(kept) or "none",
-             ", ".join(f"{k}<-{v}" for k, v in matches.items()) or "none")
-    return {"fingerprint": file_fingerprint(parent.path), "name": bundled_name(parent.path), "labels": parent.label_names,
-            "labels_kept": kept, "labels_matched": matches, "step": parent.meta.get("step")}
+    log.info("fine-tuning %s: %d of %d labels keep their embedding (%s); the others start from fresh rows",
+             parent.path.name, len(kept), len(labels), ", ".join(kept) or "none")
+    return {"fingerprint": file_fingerprint(parent.path), "name": bundled_name(parent.path),
+            "labels": parent.label_names, "labels_kept": kept, "step": parent.meta.get("step")}
 
 
-def label_rows(rows: torch.Tensor, theirs: list[str], ours: list[str],
-               matches: dict[str, str] | None = None) -> torch.Tensor:
-    """The embedding rows for `ours` + null: a row of the same name, else the row of its match in
-    `theirs`, else the mean of the parent's label rows; the parent's null row (its last) last."""
-    mean, matches = rows[:len(theirs)].mean(dim=0), matches or {}
-    pick = lambda n: theirs.index(n) if n in theirs else theirs.index(matches[n]) if n in matches else None  # noqa: E731
-    new = [mean if pick(n) is None else rows[pick(n)] for n in ours]
+def label_rows(rows: torch.Tensor, theirs: list[str], ours: list[str], fresh: torch.Tensor | None = None) -> torch.Tensor:
+    """The embedding rows for `ours` + null: a row of the same name, else the run's fresh row for that
+    label (`fresh`, [len(ours) + 1, D]; without it the mean of the parent's label rows); the parent's null
+    row (its last) last.
+
+    Why fresh rows: the prior's rows are still near their random start (norms ~sqrt(D), pairwise
+    distances ~sqrt(2 D): Adam at 2e-4 barely moves them), and its network has learnt to read such
+    codes. A mean row is short and shared by every new label, a best-matching parent row is often
+    shared by several: either way the labels start identical and take thousands of CPU steps to part
+    (bench/results/finetune.md). Fresh rows are distinct codes of the same kind from step 0."""
+    mean = rows[:len(theirs)].mean(dim=0)
+    new = [rows[theirs.index(n)] if n in theirs else mean if fresh is None else fresh[k] for k, n in enumerate(ours)]
     return torch.stack([*new, rows[len(theirs)]]).clone()
-
-
-@torch.no_grad()
-def row_matches(net: torch.nn.Module, weights: dict[str, torch.Tensor], theirs: list[str], data: SpriteSet,
-                cfg: TrainConfig) -> dict[str, str]:
-    """{new label: the parent label under whose row the parent denoises that label's sprites best}: the
-    same MATCH_SPRITES sprites, noise and timesteps scored under each parent row (the diffusion loss).
-    A new label thus starts where the prior already draws something like it, not at a shared mean."""
-    from scarlet_moon.diffusion.scaling import to_model_range
-    from scarlet_moon.training.loop import diffusion_loss
-    from scarlet_moon.training.state import schedule_of
-
-    new = [(k, n) for k, n in enumerate(data.label_names) if n not in theirs]
-    if not new or not theirs:
-        return {}
-    probe = copy.deepcopy(net).cpu().eval()
-    probe.label_emb = torch.nn.Embedding.from_pretrained(weights[LABEL_ROWS].clone())  # the parent's label count
-    try:
-        probe.load_state_dict(weights)
-    except RuntimeError as exc:
-        raise BadInput(f"{arg('init_from')}: the parent's weights do not fit its config "
-                       f"({str(exc).splitlines()[0]})") from None
-    abar = torch.from_numpy(schedule_of(cfg).alphas_cumprod()).float()
-    g = torch.Generator().manual_seed(cfg.seed)
-    out = {}
-    for k, name in new:
-        idx = np.flatnonzero(data.labels == k)[:MATCH_SPRITES]
-        x0 = torch.from_numpy(to_model_range(data.images[idx]))
-        t, noise = torch.randint(0, cfg.timesteps, (len(idx),), generator=g), torch.randn(x0.shape, generator=g)
-        losses = [float(diffusion_loss(probe, x0, torch.full((len(idx),), j), t, noise, abar, cfg))
-                  for j in range(len(theirs))]
-        out[name] = theirs[int(np.argmin(losses))]
-    return out
