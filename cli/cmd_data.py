@@ -37,12 +37,13 @@ def data() -> None:
               help="Preview grid PNG to write.  [default: <name>-preview.png in the current folder]")
 @click.option("--per-label", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Sprites per label (one row per label) in the preview.")
+@click.option("--force", is_flag=True, help="Replace the preview if it exists.")
 def inspect(path: Path | None, tile: int | None, background_key: str | None, size: int | None,
-            preview: Path | None, per_label: int) -> None:
+            preview: Path | None, per_label: int, force: bool) -> None:
     """Show what a sprite set holds (no PATH: the bundled angband16 set) and write a preview grid."""
     from scarlet_moon.data.sprites import load_sprites
 
-    out = _check_preview(preview if preview is not None else Path(f"{_set_name(path)}-preview.png"))
+    out = _check_preview(preview if preview is not None else Path(f"{_set_name(path)}-preview.png"), path, force)
     ds = load_sprites(path, tile=tile, background_key=background_key, size=size)
     for table in summary_tables(ds, describe(ds)):
         console.print(table)
@@ -60,17 +61,13 @@ def _set_name(path: Path | None) -> str:
     return (p.stem if p.suffix.lower() == ".csv" else p.name) or "data"
 
 
-def _check_preview(path: Path) -> Path:
-    """Fail before loading when the preview cannot be written: a .png name in an existing folder."""
-    from scarlet_moon.errors import BadInput
+def _check_preview(path: Path, data: Path | None, force: bool) -> Path:
+    """Fail before loading when the preview cannot be written (the one output policy): a .png name in a
+    writable folder, not the data nor inside it (a tileset CSV's folder holds its sheet), claimed."""
+    from cli.paths import output_file
 
-    if path.suffix.lower() != ".png" or path.stem in ("", "."):
-        raise BadInput(f"--preview {str(path)!r} must be a .png file name")
-    if not path.parent.is_dir():
-        raise BadInput(f"--preview {str(path)!r}: its folder {str(path.parent)!r} does not exist")
-    if path.is_dir():
-        raise BadInput(f"--preview {str(path)!r} is a folder")
-    return path
+    inputs = [] if data is None else [data, data.parent] if data.suffix.lower() == ".csv" else [data]
+    return output_file(path, "--preview", inputs=inputs, force=force, suffix=".png")
 
 
 def describe(ds: SpriteSet) -> dict[str, float]:

@@ -8,13 +8,15 @@ from pathlib import Path
 import click
 
 from cli.console import console, echo, progress_disabled
-from cli.paths import writable_file
+from cli.paths import finite, model_input, output_file
+from scarlet_moon.limits import MAX_SEED
 
 
 @click.command()
 @click.option("--model", default=None,
               help="The teacher, a .safetensors model. [default: the bundled model; bundled-25: its 25-step teacher; bundled-32: the 32x32 one]")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The student .safetensors to write.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @click.option("--data", "data_path", default=None,
               help="Sprites to noise. [default: the set the teacher was trained on]")
 @click.option("--few-step", "sample_steps", type=click.IntRange(min=1), default=None,
@@ -25,13 +27,14 @@ from cli.paths import writable_file
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Training steps. [default: 4000; --few-step: 1500]")
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="[default: 256; --few-step: 64]")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--lr", type=click.FloatRange(min=0, max=1, min_open=True), default=None, callback=finite,
               help="[default: 1e-4; --few-step: 2e-4]")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.pass_context
 def distill(ctx: click.Context, model: str | None, out: str, data_path: str | None, sample_steps: int | None,
-            substeps: int, steps: int | None, batch: int | None, lr: float | None, seed: int, device: str) -> None:
+            substeps: int, steps: int | None, batch: int | None, lr: float | None, seed: int, device: str,
+            force: bool) -> None:
     """Distil classifier-free guidance into the network: the student samples at the teacher's
     guidance in one network row per step instead of two (about 2x faster); other --guidance
     values still work, at two rows. With --few-step N: a student that samples in N steps what
@@ -44,7 +47,7 @@ def distill(ctx: click.Context, model: str | None, out: str, data_path: str | No
     from scarlet_moon.training.fewstep import distill_fewstep
 
     if Path(out).parent.is_dir():  # a missing folder is the library's one-line error, below
-        writable_file(out, "--out")
+        output_file(out, "--out", inputs=[model_input(model), data_path], force=force)
     device = torch_device(device)
     data = load_sprites(data_path) if data_path else None
     quiet = ctx.obj.get("quiet", False)

@@ -8,9 +8,10 @@ from typing import Any
 import click
 
 from cli.console import console, echo, text
-from cli.paths import writable_file
+from cli.paths import model_input, output_file
 from cli.progress import bars
 from cli.sampling import SAMPLERS
+from scarlet_moon.limits import MAX_COUNT
 
 
 def _fmt(v: Any) -> str:
@@ -57,7 +58,7 @@ def _table(fig: dict[str, Any]):
 @click.option("--data", "data_path", default=None, help="The real sprites. [default: the set the model was trained on (its card says), else the bundled set]")
 @click.option("--real", is_flag=True, help="Measure the real held-out split instead of generated sprites "
               "(the floor of each figure; needs no model).")
-@click.option("--count", type=click.IntRange(min=1), default=None,
+@click.option("--count", type=click.IntRange(min=1, max=MAX_COUNT), default=None,
               help="Sprites to generate, spread over labels like the real data. [default: as many per label as "
               "the held-out split has, so that FD compares with its floor]")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -66,6 +67,7 @@ def _table(fig: dict[str, Any]):
 @click.option("--guidance", type=float, default=None, help="[default: the model's]")
 @click.option("--raw", is_flag=True, help="Measure the raw samples, before crisp alpha and palette snap.")
 @click.option("--out", "out", default="metrics.json", show_default=True, help="Where to write the JSON.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Where the eval classifier is cached. [default: ~/.cache/scarlet-moon]")
 @click.option("--write-card", is_flag=True, help="Also store the headline figures in the model's card "
@@ -79,7 +81,7 @@ def _table(fig: dict[str, Any]):
 @click.pass_context
 def eval_(ctx: click.Context, model: str | None, data_path: str | None, real: bool, count: int | None, seed: int,
           sampler: str | None, steps: int | None, guidance: float | None, raw: bool, out: str, cache_dir: str | None,
-          write_card: bool, device: str | None, choose_post: bool, seeds: str) -> None:
+          write_card: bool, device: str | None, choose_post: bool, seeds: str, force: bool) -> None:
     """Quality figures: FD, conditional accuracy, copies, colours, pixel fidelity (isolated pixels,
     specks, saturation, luma) and alpha crispness, beside the real floor (JSON + table). With
     --choose-post: the model's post-processing defaults, chosen on its held-out split."""
@@ -94,7 +96,8 @@ def eval_(ctx: click.Context, model: str | None, data_path: str | None, real: bo
         raise BadInput("--write-card with --real: the figures are of the data, not of a model; drop one")
     if not choose_post and ctx.get_parameter_source("seeds") == click.core.ParameterSource.COMMANDLINE:
         raise BadInput(f"--seeds {seeds!r} applies with --choose-post only; one sampling seed is --seed")
-    target = writable_file(out, "--out")
+    target = output_file(out, "--out", inputs=[None if real and model is None else model_input(model), data_path],
+                         force=force)
     if choose_post:
         clash = [name for name, on in (("--real", real), ("--raw", raw), ("--count", count is not None),
                                        ("--sampler", sampler), ("--steps", steps), ("--guidance", guidance is not None),

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from cli.console import console, echo
-from cli.paths import writable_file
+from cli.paths import model_input, output_file
 
 
 @click.command("export-onnx")
@@ -18,6 +18,7 @@ from cli.paths import writable_file
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="The .onnx file to write (one file). [default for a bundled model: the cache, where "
                    "--backend onnx finds it; required for any other]")
+@click.option("--force", is_flag=True, help="Replace --out (and its side graphs) if it exists.")
 @click.option("--fp16", is_flag=True, help="fp16 weights (time embedding kept fp32); for GPUs, slower on CPU.")
 @click.option("--opset", type=click.IntRange(17, 23), default=None,
               help="ONNX opset. [default: the exporter's, 20 with torch 2.13]")
@@ -27,7 +28,7 @@ from cli.paths import writable_file
               help="Also write OUT.unrolled.onnx: the model's default sampling (sampler, steps, guidance) as one "
                    "graph, run in one call on a GPU (needs the step graph; not for samplers that add noise).")
 def export_onnx(model: str | None, out: str | None, fp16: bool, opset: int | None, step_graph: bool,
-                unrolled: bool) -> None:
+                unrolled: bool, force: bool) -> None:
     """Export the denoiser to ONNX for the onnxruntime backend (`sm sample --model OUT.onnx`).
 
     The graph is the bare network (x, t, y -> prediction) with a dynamic batch axis;
@@ -48,7 +49,7 @@ def export_onnx(model: str | None, out: str | None, fp16: bool, opset: int | Non
     from scarlet_moon.export.onnx_export import export_onnx as run_export
 
     if out is not None and Path(out).parent.is_dir():  # a missing folder or a wrong suffix: the library's one-line errors
-        writable_file(out, "--out")
+        output_file(out, "--out", inputs=[model_input(model)], force=force)
 
     with console.status("exporting to ONNX", spinner="dots"):
         from scarlet_moon.options import SamplingOptions

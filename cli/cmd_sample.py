@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from cli.console import console, echo, text
-from cli.paths import writable_dir, writable_file
+from cli.paths import model_input, output_file, writable_dir
+from scarlet_moon.errors import BadInput
+from scarlet_moon.outputs import check_output, claim, input_clash
 from cli.sampling import GenerationArgs, generation_options, run_generation
 from scarlet_moon.generation.names import file_names
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from scarlet_moon.generation.request import Request
     from scarlet_moon.models.card import ModelCard
 
@@ -26,8 +27,10 @@ if TYPE_CHECKING:
 @click.option("--scale", type=click.IntRange(min=1), default=1, show_default=True,
               help="Also write xN nearest-neighbour enlargements (label_NNN_xN.png).")
 @click.option("--json", "as_json", is_flag=True, help="Print the written files and their metadata as JSON.")
+@click.option("--force", is_flag=True, help="Replace sprite files (and --grid) that exist already.")
 @click.pass_context
-def sample(ctx: click.Context, out: str, grid: str | None, scale: int, as_json: bool, **params: Any) -> None:
+def sample(ctx: click.Context, out: str, grid: str | None, scale: int, as_json: bool, force: bool,
+           **params: Any) -> None:
     """Generate sprites: one PNG per sprite (hero_000.png, ...) in --out."""
     from scarlet_moon.backends import read_card
     from scarlet_moon.data.pixels import make_grid, upscale
@@ -36,12 +39,19 @@ def sample(ctx: click.Context, out: str, grid: str | None, scale: int, as_json: 
     args = GenerationArgs.take(params)
     card = read_card(args.model)  # a .onnx model carries its own card: no torch
     req = args.request(card)
-    if grid:
-        writable_file(grid, "--grid", ".png")
+    inputs = [model_input(args.model), args.init, args.mask]
     target = writable_dir(out, "--out")
     names = file_names(card.label_names, req.labels)
     suffixes = [""] + ([f"_x{scale}"] if scale > 1 else [])
-    check_no_folders(target, [f"{stem}{x}.png" for stem, _ in names for x in suffixes])
+    sprite_files = [target / f"{stem}{x}.png" for stem, _ in names for x in suffixes]
+    check_no_folders(target, [p.name for p in sprite_files])
+    for path in sprite_files:  # the one output policy, file by file (inputs, --force, regular files)
+        check_output(path, "--out", inputs=inputs, force=force)
+    ctx.with_resource(claim(sprite_files, "--out"))
+    if grid:
+        if input_clash(Path(grid), sprite_files):
+            raise BadInput(f"--grid {grid!r} is one of the sprite files this run writes; choose another name")
+        output_file(grid, "--grid", inputs=inputs, force=force, suffix=".png")
     images = run_generation(card, req, args, ctx.obj.get("quiet", False))
     files = []
     for img, k, (stem, n) in zip(images, req.labels, names):

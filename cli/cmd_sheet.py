@@ -15,6 +15,7 @@ import click
 from cli.cmd_sample import generation_meta
 from scarlet_moon.generation.names import file_names
 from cli.console import console, echo, progress_disabled
+from cli.paths import model_input
 from cli.sampling import GenerationArgs, generation_options, run_generation, run_sharded
 
 from exporters.limits import MAX_SHEET_SIDE
@@ -34,11 +35,14 @@ class SheetTarget:
     force: bool
 
     @classmethod
-    def check(cls, out: str | Path, formats: tuple[str, ...] | list[str], force: bool) -> "SheetTarget":
-        """A .png path in a writable folder, known formats, and no existing sheet unless `force`."""
+    def check(cls, out: str | Path, formats: tuple[str, ...] | list[str], force: bool,
+              inputs: list[str | Path | None] | None = None) -> "SheetTarget":
+        """A .png path in a writable folder, known formats, no existing sheet unless `force`, not one of
+        the run's `inputs` nor inside an input folder, and claimed for this run (scarlet_moon.outputs)."""
         from exporters import check_sheet_path, recover
-        from scarlet_moon.sheets import check_formats
         from scarlet_moon.errors import BadInput
+        from scarlet_moon.outputs import check_output, claim, input_clash
+        from scarlet_moon.sheets import check_formats
 
         folder = Path(out).parent
         try:
@@ -49,9 +53,15 @@ class SheetTarget:
             raise BadInput(f"--out {str(out)!r}: its folder {str(folder)!r} does not exist") from None
         if not os.access(folder, os.W_OK | os.X_OK):
             raise BadInput(f"--out {str(out)!r}: its folder {str(folder)!r} is not writable")
+        clash = input_clash(path, inputs or [])
+        if clash is not None:
+            raise BadInput(f"--out {str(out)!r} {clash}; choose an output outside the run's inputs")
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None:  # a second run on this sheet is refused until this one has written
+            ctx.with_resource(claim([path], "--out"))
         recover(path)  # an earlier write of this sheet that a kill interrupted: rolled back (and said)
-        if not force and (path.exists() or path.is_symlink()):
-            raise BadInput(f"{str(out)!r} already exists; pass --force to replace it")
+        if path.exists() or path.is_symlink():
+            check_output(path, "--out", force=force)  # only a regular file, and only with --force
         return cls(path, check_formats(formats), force)
 
 
@@ -166,6 +176,17 @@ def generated_sprites(args: GenerationArgs, quiet: bool, out: Path, shards: list
     return sprites
 
 
+def refuse_generation_options(ctx: click.Context) -> None:
+    """--from packs PNGs as they are: a generation option beside it would be silently ignored."""
+    from cli.sampling import GENERATION_KEYS
+    from scarlet_moon.errors import BadInput
+
+    given = [k for k in GENERATION_KEYS if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE]
+    if given:
+        flag = next(p.opts[0] for p in ctx.command.params if p.name == given[0])
+        raise BadInput(f"{flag} does not apply with --from (its PNGs are packed as they are); drop one of them")
+
+
 def list_formats() -> None:
     """One tab-separated line per format: name, suffix, engine ("-" when a plugin names none), description."""
     from exporters import available_formats
@@ -212,9 +233,12 @@ def sheet(ctx: click.Context, from_dir: str | None, out: str, formats: tuple[str
     if show_formats:
         list_formats()
         return
-    target = SheetTarget.check(out, formats, force)   # before minutes of sampling
-    options = PackOptions(padding, extrude, scale, pot, max_size, trim, dedupe)
+    if from_dir is not None:
+        refuse_generation_options(ctx)
     args = GenerationArgs.take(params)
+    inputs = [from_dir] if from_dir is not None else [model_input(args.model), args.init, args.mask]
+    target = SheetTarget.check(out, formats, force, inputs)   # before minutes of sampling
+    options = PackOptions(padding, extrude, scale, pot, max_size, trim, dedupe)
     quiet = bool(ctx.obj and ctx.obj.get("quiet"))
     shards: list[Path] = []
     sprites = read_sprites(from_dir, quiet) if from_dir is not None else \

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from cli.cmd_sheet import SheetTarget, pack_and_write
+from cli.paths import model_input
 from cli.console import echo
 from cli.progress import bar
 from cli.sampling import SAMPLERS
@@ -91,7 +92,7 @@ def tileset(ctx: click.Context, label: str, second_label: str | None, inits: tup
     from scarlet_moon.models.card import resolve_labels
     from scarlet_moon.options import SamplingOptions
 
-    target = SheetTarget.check(out, formats, force)
+    target = SheetTarget.check(out, formats, force, [model_input(model), *(inits or ())])
     card = read_card(model)
     check_options(card, kind, border, strength)      # everything checked before the model is loaded
     resolve_labels([label] + ([second_label] if second_label is not None else []), card.label_names)

@@ -154,20 +154,30 @@ def _merged(params: dict[str, Any]) -> dict[str, Any]:
 @click.pass_context
 def train(ctx: click.Context, nproc: int | None, **params: Any) -> None:
     """Train a sprite diffusion model; prints the run folder and model path on stdout."""
-    from scarlet_moon.training.distributed import from_env
     from scarlet_moon.training.threads import check_threads
 
-    here = from_env()  # under torchrun: rank 0 speaks for every rank
     try:
         args = TrainArgs.build(params)
         check_threads(args.threads)
+        if args.resume is None:  # before torch is imported: a config that cannot fit costs nothing
+            from scarlet_moon.training.config import check_training_memory
+
+            check_training_memory(args.cfg)
         if nproc is not None:
             from cli.launch import check_launch, launch
+            from scarlet_moon.training.distributed import from_env
 
-            if check_launch(nproc, here.world, args):
+            if check_launch(nproc, from_env().world, args):
                 ctx.exit(launch(ctx, nproc))
         _train_here(ctx, args)
     except ScarletError as exc:
+        from scarlet_moon.world import world_from_env
+
+        if world_from_env() is None:  # one process: the error is its own (and torch may not be loaded)
+            raise
+        from scarlet_moon.training.distributed import from_env
+
+        here = from_env()  # under torchrun: rank 0 speaks for every rank
         _report(here, exc)
         if here.silent(exc):  # rank 0 reports it: give it time before torchrun stops the ranks left
             time.sleep(1)

@@ -23,6 +23,40 @@ def writable_file(path: str | Path, flag: str, suffix: str | None = None) -> Pat
     return p
 
 
+def output_file(path: str | Path, flag: str, *, inputs: "tuple | list" = (), force: bool = False,
+                suffix: str | None = None) -> Path:
+    """`path` checked by the one output-path policy (scarlet_moon.outputs: not an input, replaced only
+    with --force and only if a regular file, a writable folder) and claimed for the rest of the command
+    (a second run writing it is refused)."""
+    import click
+
+    from scarlet_moon.outputs import check_output, claim
+
+    p = check_output(path, flag, inputs=inputs, force=force, suffix=suffix)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.with_resource(claim([p], flag))
+    return p
+
+
+def finite(ctx: object, param: object, value: float | None) -> float | None:
+    """A click callback: a float flag must be a finite number (FloatRange lets nan through)."""
+    import math
+
+    import click
+
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value!r} is not a finite number")
+    return value
+
+
+def model_input(model: str | None) -> Path:
+    """The file a --model argument reads (bundled names resolved), as an input of the run."""
+    from scarlet_moon.models.card import model_path
+
+    return model_path(model)
+
+
 def writable_dir(path: str | Path, flag: str, create: bool = True) -> Path:
     """`path` is (or, with create, becomes) a writable folder; its parent must exist."""
     from scarlet_moon.errors import BadInput

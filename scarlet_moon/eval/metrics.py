@@ -42,7 +42,9 @@ import numpy as np
 from scarlet_moon.backends import BackendOptions
 from scarlet_moon.data.pixels import alpha_crispness, colours_per_sprite  # noqa: F401  (re-exported)
 from scarlet_moon.data.sprites import SpriteSet
+from scarlet_moon import memory
 from scarlet_moon.errors import BadInput, arg
+from scarlet_moon.limits import MAX_COUNT
 from scarlet_moon.eval.fidelity import fidelity
 from scarlet_moon.generation.chunks import CHUNK_SIZE
 from scarlet_moon.models.card import ModelCard
@@ -196,9 +198,12 @@ def evaluate(model: ModelCard | str | Path | None = None, data: SpriteSet | str 
     from scarlet_moon.eval.classifier import get_classifier
 
     sampling = sampling or SamplingOptions()
-    if not real and count is not None and not (isinstance(count, int) and count >= 1):
-        raise BadInput(f"{arg('count')} {count!r}: must be at least 1")
+    if not real and count is not None and not (isinstance(count, int) and 1 <= count <= MAX_COUNT):
+        raise BadInput(f"{arg('count')} {count!r}: must be 1..{MAX_COUNT:,}")
     card, ds = load_inputs(model, data, need_model=not real)
+    n = len(ds.labels) if count is None or real else count
+    memory.check(memory.image_bytes(n, *ds.size, copies=4) + 2 * 8 * 64 * (n + len(ds.labels)),
+                 f"eval of {n:,} sprites of {ds.size[1]}x{ds.size[0]}")
     t0 = time.perf_counter()
     clf, train, held = get_classifier(ds, cache_dir=cache_dir, progress=classifier_progress)
     if len(train.labels) < 2:

@@ -140,6 +140,22 @@ class TrainConfig:
         ]
 
 
+def check_training_memory(cfg: TrainConfig, *, channels: int = 4, size: tuple[int, int] = (8, 8),
+                          num_classes: int = 1, what: str = "training") -> None:
+    """Refuse a run whose network, optimizer and step would not fit the memory budget (scarlet_moon.memory),
+    from the config alone: nothing is built. Without the data (defaults) it is a lower bound: the
+    smallest sprites, one label; the run checks again once the data is read."""
+    from scarlet_moon import memory
+
+    if cfg.model.arch != "unet":  # the seed network is fixed and small
+        return
+    mult = cfg.model.channel_mult or (1, 2)
+    params, acts = memory.unet_footprint(cfg.model.n_feat, mult, channels, size, num_classes, cfg.model.attention)
+    memory.check(memory.training_bytes(params, acts, cfg.batch_size),
+                 f"{what} (n_feat {cfg.model.n_feat}, channel_mult {list(mult)}, {params:,} parameters, "
+                 f"batch {cfg.batch_size} of {size[1]}x{size[0]})")
+
+
 def parse_duration(value: Any) -> float:
     """'90s', '30m', '1.5h', '2d' or a number of seconds -> seconds; BadInput otherwise."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):

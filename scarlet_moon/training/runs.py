@@ -43,6 +43,7 @@ from scarlet_moon.training.memorise import grid_copy_share, memorising_message
 from scarlet_moon.training.state import (CHECKPOINT_NAME, MODEL_NAME, TrainState, build_state, restore_state,
                                          resumed_config, schedule_of, to_checkpoint)
 from scarlet_moon.training import finetune
+from scarlet_moon.training.config import check_training_memory
 from scarlet_moon.training.threads import Threads
 from scarlet_moon.training.tracking import MultiTracker, Tracker
 
@@ -226,6 +227,7 @@ def _started(cfg: TrainConfig, data: SpriteSet, runs_root: Path, name: str | Non
         cfg = finetune.config_from_parent(cfg, parent, given)
     dist.check_batch(cfg.batch_size)  # before any folder is made
     cfg = dataclasses.replace(cfg, model=cfg.model.for_size(*data.size))  # the card records the depth built
+    check_training_memory(cfg, channels=data.images.shape[-1], size=data.size, num_classes=len(data.label_names))
     run_dir = dist.agree(lambda: new_run_dir(runs_root, name))
     state = build_state(cfg, channels=data.images.shape[-1], size=data.size,
                         num_classes=len(data.label_names), device=device)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 
-import torch
 
 from scarlet_moon.errors import BadInput, arg
 from scarlet_moon.limits import MAX_THREADS
@@ -43,6 +42,8 @@ class Threads:
     """torch's thread count for a run: fixed, or (0) following the free cores every RECHECK_S seconds."""
 
     def __init__(self, threads: int = 0):
+        import torch  # here, not at the top: `sm train` checks its options before torch loads
+
         self.fixed = check_threads(threads)
         self.count = self.fixed or free_cores()
         self.checked = time.monotonic()
@@ -55,5 +56,7 @@ class Threads:
         self.checked = time.monotonic()
         want = free_cores(own=self.count)
         if want != self.count:
+            import torch
+
             self.count = want
             torch.set_num_threads(want)

@@ -1,0 +1,136 @@
+"""The one output-path policy: every command and the studio ask here before they write a file.
+
+1. An output never names an input of the same run: not the same file (a hard or symbolic link to it
+   included), and not a file inside an input folder (the next run would read it as an input).
+2. An existing path is replaced only when the user said so (`--force`), and only a regular file:
+   never a device, a FIFO, a socket or a folder, whatever the flags.
+3. Its folder exists and can be written.
+4. Two runs cannot both claim one output: `claim()` holds an exclusive lock (flock on a hidden
+   `.NAME.sm-lock` beside it) until the run has written; the second run is refused at once, naming
+   the file. The kernel drops the lock when a process dies, so a killed run blocks nobody.
+All refusals are BadInput (one line, exit code 2), raised before any work starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from scarlet_moon.errors import BadInput
+
+LOCK_SUFFIX = ".sm-lock"
+
+
+def check_output(path: str | Path, flag: str, *, inputs: Iterable[str | Path | None] = (), force: bool = False,
+                 suffix: str | None = None) -> Path:
+    """`path` as an output the policy allows (see the module docstring); BadInput naming `flag` otherwise."""
+    p = Path(path)
+    if suffix is not None and (p.suffix.lower() != suffix or p.stem in ("", ".")):
+        raise BadInput(f"{flag} {str(path)!r} must be a {suffix} file name")
+    clash = input_clash(p, inputs)
+    if clash is not None:
+        raise BadInput(f"{flag} {str(path)!r} {clash}; choose an output outside the run's inputs")
+    _check_existing(p, flag, force)
+    folder = p.parent
+    if not folder.is_dir():
+        raise BadInput(f"{flag} {str(path)!r}: its folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BadInput(f"{flag} {str(path)!r}: its folder {str(folder)!r} is not writable")
+    return p
+
+
+def _check_existing(p: Path, flag: str, force: bool) -> None:
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise BadInput(f"{flag} {str(p)!r}: cannot be checked ({exc.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise BadInput(f"{flag} {str(p)!r} is a folder; expected a file path")
+    if not stat.S_ISREG(st.st_mode):
+        raise BadInput(f"{flag} {str(p)!r} is not a regular file (a device, FIFO or socket); only regular files "
+                       "are ever replaced")
+    if not force:
+        raise BadInput(f"{flag} {str(p)!r} already exists; pass --force to replace it")
+    if not os.access(p, os.W_OK) and not os.access(p.parent, os.W_OK | os.X_OK):
+        raise BadInput(f"{flag} {str(p)!r} is not writable")
+
+
+def input_clash(out: Path, inputs: Iterable[str | Path | None]) -> str | None:
+    """Why `out` would write over one of `inputs` (files or folders), or None."""
+    target = _real(out)
+    for given in inputs:
+        if given is None:
+            continue
+        src = Path(given)
+        real = _real(src)
+        if real == target or _same_file(out, src):
+            return f"is an input of this run ({str(given)!r})"
+        if src.is_dir() and target.is_relative_to(real):
+            return f"lies inside the input folder {str(given)!r}"
+    return None
+
+
+def _real(p: Path) -> Path:
+    return Path(os.path.realpath(p))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _lock(out: Path, flag: str) -> int:
+    """An fd holding the exclusive lock of `out`; retried when the lock file was replaced under us (a run
+    that finished removed it between our open and our flock)."""
+    import fcntl
+
+    lock = lock_path(out)
+    for _ in range(100):
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except OSError as exc:
+            raise BadInput(f"{flag} {str(out)!r}: cannot lock it ({exc.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise BadInput(f"{flag} {str(out)!r} is being written by another run (lock {str(lock)!r}); "
+                               "wait for it or choose another output") from None
+            raise
+        try:
+            if os.fstat(fd).st_ino == os.stat(lock).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    raise BadInput(f"{flag} {str(out)!r}: its lock {str(lock)!r} keeps changing; another run is writing it")
+
+
+def lock_path(out: Path) -> Path:
+    return out.parent / f".{out.name}{LOCK_SUFFIX}"
+
+
+@contextlib.contextmanager
+def claim(paths: Iterable[str | Path], flag: str) -> Iterator[list[Path]]:
+    """Hold an exclusive lock on each output while the block writes them; BadInput when another run
+    holds one. The lock files are removed on the way out."""
+    outs = [Path(p) for p in paths]
+    held: list[tuple[Path, int]] = []
+    try:
+        for out in outs:
+            held.append((lock_path(out), _lock(out, flag)))
+        yield outs
+    finally:
+        for lock, fd in reversed(held):
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+            os.close(fd)
