@@ -5,21 +5,29 @@ SM := $(VENV)/bin/sm
 # torch 2.13.0 is the CPU build on this project's machines; elsewhere pip picks the platform's build.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup train sheet test engines bundled-model bundled-model-32 screenshot clean
+.PHONY: setup setup-sheet train sheet test engines bundled-model bundled-model-32 screenshot clean
 
 setup: $(VENV)/.installed
+setup-sheet: $(VENV)/.sheet-installed
+
+# What the sheet needs and no more: the bundled model's ONNX export runs on onnxruntime (no torch).
+$(VENV)/.sheet-installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[onnx]"
+	touch $@
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[dev]"
-	touch $@
+	touch $(VENV)/.sheet-installed $@
 
 train: setup          ## train on the bundled sprite set, tracked in MLflow (sm-runs/mlflow.db)
 	$(SM) train
 
-sheet: setup          ## 64 hero sprites from the bundled model, packed into hero.png + hero.json
+sheet: setup-sheet    ## 64 hero sprites from the bundled model, packed into hero.png + hero.json (onnxruntime only)
 	$(SM) sheet --label 5 --count 64 --out hero.png --force
 
 bundled-model: setup  ## retrain the bundled model (see scarlet_moon/bundled/model/README.md)

@@ -40,18 +40,20 @@ def sample(ctx: click.Context, out: str, grid: str | None, scale: int, as_json: 
     card = read_card(args.model)  # a .onnx model carries its own card: no torch
     req = args.request(card)
     inputs = [model_input(args.model), args.init, args.mask]
-    target = writable_dir(out, "--out")
+    target = writable_dir(out, "--out", create=False)  # made below, once every check has passed
     names = file_names(card.label_names, req.labels)
     suffixes = [""] + ([f"_x{scale}"] if scale > 1 else [])
     sprite_files = [target / f"{stem}{x}.png" for stem, _ in names for x in suffixes]
-    check_no_folders(target, [p.name for p in sprite_files])
-    for path in sprite_files:  # the one output policy, file by file (inputs, --force, regular files)
-        check_output(path, "--out", inputs=inputs, force=force)
-    ctx.with_resource(claim(sprite_files, "--out"))
     if grid:
         if input_clash(Path(grid), sprite_files):
             raise BadInput(f"--grid {grid!r} is one of the sprite files this run writes; choose another name")
         output_file(grid, "--grid", inputs=inputs, force=force, suffix=".png")
+    if target.exists():
+        check_no_folders(target, [p.name for p in sprite_files])
+        for path in sprite_files:  # the one output policy, file by file (inputs, --force, regular files)
+            check_output(path, "--out", inputs=inputs, force=force)
+    target.mkdir(exist_ok=True)
+    ctx.with_resource(claim([target], "--out"))  # the folder: one lock however many sprites
     images = run_generation(card, req, args, ctx.obj.get("quiet", False))
     files = []
     for img, k, (stem, n) in zip(images, req.labels, names):
@@ -108,8 +110,9 @@ def labels(model: str | None, as_json: bool) -> None:
 @click.argument("model_path", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
 def info(model_path: str | None, as_json: bool) -> None:
-    """Print a model's card: labels, size, params, training steps, data fingerprint, metrics."""
-    from rich.table import Table
+    """Print a model's card: labels, size, params, training steps, data fingerprint, metrics. On stdout:
+    a table in a terminal, `key<TAB>value` lines (values as JSON) when redirected."""
+    import sys
 
     from scarlet_moon.backends import read_card
 
@@ -117,8 +120,19 @@ def info(model_path: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
+    rows = [(key, value if isinstance(value, str) else json.dumps(value)) for key, value in summary.items()]
+    if not sys.stdout.isatty():
+        for key, value in rows:
+            echo(f"{key}\t{value}")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Console()
+    if out.width < 40:  # COLUMNS=0 or a tiny window: a table would wrap to nothing
+        out = Console(width=80)
     table = Table(show_header=False, box=None)
-    for key, value in summary.items():
-        table.add_row(key, text(value if isinstance(value, str) else json.dumps(value)))
-    console.print(table)
+    for key, value in rows:
+        table.add_row(key, text(value))
+    out.print(table)
 

@@ -4,6 +4,7 @@ plus engine atlases. `pack_and_write` does the packing and writing for any list 
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -98,6 +99,11 @@ def find_pngs(folder: str | Path) -> list[tuple[Path, str | None]]:
     subdirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
     found = [(p, d.name) for d in subdirs for p in pngs(d)]
     found += [(p, p.stem.rpartition("_")[0] or None) for p in pngs(root)]
+    deeper = [p for d in subdirs for p in d.rglob("*.png") if p.parent != d]
+    if deeper:  # said, not silently dropped: labels are one folder level deep
+        logging.getLogger(__name__).warning("--from %r: %d PNG(s) in folders below its subfolders are not packed "
+                                            "(labels are one folder deep), e.g. %r", str(folder), len(deeper),
+                                            str(deeper[0]))
     if not found:
         raise BadInput(f"--from {str(folder)!r} has no .png files (looked in it and its direct subfolders)")
     return found

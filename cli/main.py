@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import traceback
 import warnings
@@ -86,6 +87,9 @@ class SmGroup(click.Group):
         except click.UsageError as exc:  # a subcommand's bad option: one line too, not click's usage block
             where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
             self._fail(ctx, exc.format_message().rstrip(".") + where, exc.exit_code)
+        except Terminated as exc:  # SIGTERM/SIGHUP: unwound like Ctrl-C, so the writers remove their temps
+            self._fail(ctx, f"interrupted by {exc.name}; files are written atomically, so none is half-written",
+                       128 + exc.signum)
         except KeyboardInterrupt:  # Ctrl-C outside the training loop (which saves and raises Interrupted)
             self._fail(ctx, "interrupted (Ctrl-C); files are written atomically, so none is half-written", 130)
         except OSError as exc:  # the machine refused (a full disk, a read-only or vanished folder): exit 1;
@@ -103,6 +107,30 @@ class SmGroup(click.Group):
         ctx.exit(code)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP turned into an exception, so that every `finally` (temp files, locks, worker
+    pools) runs as it does for Ctrl-C; the training loop installs its own handlers over these."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum, self.name = signum, signal.Signals(signum).name
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+def catch_termination() -> None:
+    """SIGTERM and SIGHUP raise Terminated in the main thread, where nothing else claimed them."""
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
+            try:
+                signal.signal(sig, _terminate)
+            except ValueError:  # not the main thread (an embedding app): leave its signals alone
+                return
+
+
 @click.group(cls=SmGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sm")
 @click.option("-v", "--verbose", is_flag=True, help="Show debug logs.")
@@ -113,6 +141,7 @@ def sm(ctx: click.Context, verbose: bool, quiet: bool, debug: bool) -> None:
     """Scarlet Moon: train sprite diffusion models, generate sprites, export spritesheets."""
     ctx.ensure_object(dict)
     ctx.obj.update(debug=debug, quiet=quiet)
+    catch_termination()
     setup_logging(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     if not (verbose or debug):  # libraries' deprecation and runtime warnings are not for users
         warnings.simplefilter("ignore")

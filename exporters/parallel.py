@@ -157,3 +157,4 @@ def _result(future: Future[bytes]) -> bytes:
 def _ignore_sigint() -> None:
     # Ctrl-C reaches the whole process group: the parent handles it and shuts the pool down
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's SIGTERM handler (cli.main) is not for workers

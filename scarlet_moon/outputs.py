@@ -20,7 +20,7 @@ import stat
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from scarlet_moon.errors import BadInput
+from scarlet_moon.errors import BadInput, arg
 
 LOCK_SUFFIX = ".sm-lock"
 
@@ -37,7 +37,7 @@ def check_output(path: str | Path, flag: str, *, inputs: Iterable[str | Path | N
     _check_existing(p, flag, force)
     folder = p.parent
     if not folder.is_dir():
-        raise BadInput(f"{flag} {str(path)!r}: its folder {str(folder)!r} does not exist")
+        raise BadInput(f"{flag} {str(path)!r}: its parent folder {str(folder)!r} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise BadInput(f"{flag} {str(path)!r}: its folder {str(folder)!r} is not writable")
     return p
@@ -56,7 +56,7 @@ def _check_existing(p: Path, flag: str, force: bool) -> None:
         raise BadInput(f"{flag} {str(p)!r} is not a regular file (a device, FIFO or socket); only regular files "
                        "are ever replaced")
     if not force:
-        raise BadInput(f"{flag} {str(p)!r} already exists; pass --force to replace it")
+        raise BadInput(f"{flag} {str(p)!r} already exists; pass {arg('force')} to replace it")
     if not os.access(p, os.W_OK) and not os.access(p.parent, os.W_OK | os.X_OK):
         raise BadInput(f"{flag} {str(p)!r} is not writable")
 

@@ -75,6 +75,8 @@ def test_labels_and_info(tiny_model: Path):
     card = json.loads(invoke("info", str(tiny_model), "--json").stdout)
     assert card["labels"] == ["red", "green", "blue"] and card["training_steps"] == 30
     assert card["size"] == "8x8" and card["params"] > 0 and len(card["data_fingerprint"]) == 16
+    lines = invoke("info", str(tiny_model)).stdout.splitlines()  # redirected: key<TAB>value on stdout
+    assert lines[1] == 'labels\t["red", "green", "blue"]' and "training_steps\t30" in lines
 
 
 def test_out_folder_whose_parent_is_missing(tiny_model: Path, tmp_path: Path):

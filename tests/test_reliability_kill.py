@@ -80,6 +80,25 @@ def _wait_for_line(proc: subprocess.Popen, needle: str, timeout: float) -> str:
 
 
 @pytest.mark.slow
+def test_sigterm_during_sheet_leaves_nothing_and_says_so(tiny_model: Path, tmp_path: Path, sm_env):
+    """SIGTERM (timeout, docker stop) while sampling: unwound like Ctrl-C, exit 143, one line, no file."""
+    proc = subprocess.Popen(sheet_cmd(tiny_model, tmp_path / "s.png", 50), cwd=ROOT, env=env_for(sm_env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_line(proc, "backend:", 120)
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert out == "" and err.strip().splitlines() == [
+        "error: interrupted by SIGTERM; files are written atomically, so none is half-written"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
 def test_sigint_during_sheet_leaves_nothing(tiny_model: Path, tmp_path: Path, sm_env):
     """Ctrl-C while sampling: exit 130, one line on stderr, no sheet, atlas or temp file."""
     # SIG_DFL in the child: a shell that ran pytest in the background (`cmd &`) leaves SIGINT

@@ -180,13 +180,15 @@ def test_the_shown_command_reproduces_a_sprite_of_the_batch(client: TestClient, 
 
     sprite = generate(client, label="green", count=5, seed=11)["sprites"][3]
     args = shlex.split(sprite["command"])
-    assert args[:2] == ["sm", "sample"] and args[-2:] == ["--out", "samples"]
+    assert args[:2] == ["sm", "sample"] and args[-2] == "--out" and args[-1].startswith("samples-")
     out = tmp_path / "cli"
     res = CliRunner().invoke(sm, args[1:-1] + [str(out)])
     assert res.exit_code == 0, res.output
     made = np.asarray(Image.open(out / Path(sprite["file"]).name).convert("RGBA"))
-    assert sprite["file"] == "samples/green_003.png"
+    assert sprite["file"] == f"{args[-1]}/green_003.png"
     assert np.array_equal(made, pixels(sprite))
+    again = generate(client, label="green", count=5, seed=12)["sprites"][3]  # another job: its own folder
+    assert again["file"] != sprite["file"] and again["file"].endswith("/green_003.png")
 
 
 def test_without_the_cli_a_sprite_shows_the_python_call_that_makes_it(tiny_model: Path, tmp_path: Path):

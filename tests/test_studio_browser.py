@@ -119,6 +119,7 @@ def test_variations_and_inpainting_of_a_kept_sprite(session):
 def test_bad_requests_show_their_message_and_the_next_works(session):
     e = session["errors"]
     assert "count 0" in e["count"] and "at least 1" in e["count"]
+    assert "count is empty" in e["empty_count"] and "None" not in e["empty_count"]
     assert "purple" in e["label"]
     assert "notes.png" in e["not_image"] and "not a readable image" in e["not_image"]
     assert "10000x10000" in e["huge"]
@@ -128,6 +129,15 @@ def test_bad_requests_show_their_message_and_the_next_works(session):
 
 def test_runs_tab_lists_the_runs_folder(session):
     assert "No runs yet" in session["runs_text"] and "sm train --runs-dir" in session["runs_text"]
+
+
+def test_clicking_runs_hides_the_sprite_panels_and_sprites_brings_them_back(session):
+    assert session["tabs"] == {"runs": {"make": False, "runs": True}, "make": {"make": True, "runs": False}}
+
+
+def test_no_missing_resource_on_load_not_even_a_favicon(session):
+    """The bad requests above log their 400s; nothing the page asks for is missing (404)."""
+    assert not [line for line in session["logs"] if line.startswith("[error]") and "404" in line], session["logs"]
 
 
 def test_exported_zip_loads_in_phaser(session, tmp_path):

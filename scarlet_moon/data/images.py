@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import re
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from scarlet_moon.limits import MAX_IMAGE_PIXELS
 
 _ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
+
+log = logging.getLogger(__name__)
 
 def _unreadable(path: object, exc: Exception, max_pixels: int = MAX_IMAGE_PIXELS) -> BadInput:
     """The one-line error for an image Pillow would not open; a huge one (Pillow refuses those itself,
@@ -50,6 +53,10 @@ def read_image_alpha(path: Path, max_pixels: int = MAX_IMAGE_PIXELS,
             w, h = im.size
             if w * h > max_pixels:
                 raise BadInput(f"{str(path)!r} is {w}x{h}: more than the {max_pixels:,} pixels an image may have")
+            frames = getattr(im, "n_frames", 1)
+            if frames > 1:  # an animated PNG or GIF: said, not silently cut to its first frame
+                log.warning("%r is animated (%d frames); only its first frame is read (split the frames into "
+                            "PNGs to use them all)", str(path), frames)
             im.load()
             alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
             rgba = _to_rgba(im)

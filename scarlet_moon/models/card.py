@@ -142,7 +142,7 @@ def fine_tune_prior_note(checkpoint: str | Path) -> str:
     prior = FINE_TUNE_PRIOR.get(name, name)
     why = ("an ordinary denoiser, n-feat 32, 6,172 GPU steps: bundled/prior/README.md" if prior == "bundled-prior"
            else "this model itself")
-    return f"--init-from {name} fine-tunes {prior} ({why})"
+    return f"fine-tuning from {name!r} starts from {prior} ({why})"
 
 
 def attribution_meta(card: "ModelCard | None") -> dict[str, str]:

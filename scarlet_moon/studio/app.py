@@ -127,7 +127,7 @@ class Studio:
             index = start + i
             command = render(params, index)
             rec = SpriteRecord(f"{job.id}-{index}", rgba, spec.label, {**settings, "index": index}, command,
-                               file_of(spec, index), spec.init, spec.mask,
+                               file_of(spec, index, job.id), spec.init, spec.mask,
                                {"init_file": init_file, "mask_file": mask_file, **attribution_meta(spec.card)})
             self.store.sprites.add(rec.id, rec)
             out.append({"id": rec.id, "png": png_data_url(rgba), "label": rec.label, "index": index,

@@ -69,6 +69,8 @@ def export_zip(body: object, store: Store) -> tuple[str, bytes]:
     formats = body.get("formats", ["json-hash"])
     if not isinstance(formats, list) or not all(isinstance(f, str) for f in formats):
         raise BadInput(f"{arg('formats')}: expected a list of atlas format names")
+    if not formats:  # every box unticked: say so rather than pick one
+        raise BadInput(f"{arg('formats')}: none chosen; tick at least one atlas format")
     names, options, records = check_formats(formats), _pack_options(body), _records(body, store)
     frames = frame_names(records)
     sprites = [Sprite(name=f, image=Image.fromarray(r.rgba, "RGBA"), label=r.label,

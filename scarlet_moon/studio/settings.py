@@ -91,6 +91,8 @@ def parse_generate(body: object, shelf: ModelShelf, store: Store) -> GenerateSpe
     ref = shelf.ref(b.get("model", shelf.refs()[0].id))
     card = shelf.card(ref)
     count = b.get("count", 16)
+    if count is None:  # an empty Count field
+        raise BadInput(f"{arg('count')} is empty: enter how many sprites to make, 1..{MAX_STUDIO_COUNT:,}")
     if isinstance(count, int) and not isinstance(count, bool) and count > MAX_STUDIO_COUNT:
         raise BadInput(f"{arg('count')} {count}: the studio makes at most {MAX_STUDIO_COUNT:,} sprites per request "
                        "(sm sample makes more)")
@@ -129,7 +131,8 @@ def input_files(job_id: str) -> tuple[str, str]:
 
 def sample_params(spec: GenerateSpec, job_id: str) -> dict[str, Any]:
     """What regenerates this request's sprites, as scarlet_moon.generate's parameters (None: left out);
-    `out`: the folder `sm sample` writes to (sprite i becomes file_of(spec, i) there)."""
+    `out`: the folder `sm sample` writes to, one per job (sprite i becomes file_of(spec, i, job_id) there),
+    so that running every command of an export writes every sprite, none over another."""
     st = settings_of(spec)
     init_file, mask_file = input_files(job_id)
     return {"model": spec.ref.source, "label": spec.label, "count": spec.count, "seed": spec.req.seed,
@@ -137,7 +140,7 @@ def sample_params(spec: GenerateSpec, job_id: str) -> dict[str, Any]:
             "palette": spec.palette.name if spec.palette else None, "snap_palette": spec.snap,
             "colors": st["colors"], "init": init_file if spec.init is not None else None,
             "strength": st["strength"] if spec.init is not None else None,
-            "mask": mask_file if spec.mask is not None else None, "tileable": st["tileable"], "out": OUT}
+            "mask": mask_file if spec.mask is not None else None, "tileable": st["tileable"], "out": f"{OUT}-{job_id}"}
 
 
 def python_call(params: dict[str, Any], index: int) -> str:
@@ -149,11 +152,12 @@ def python_call(params: dict[str, Any], index: int) -> str:
     return f"scarlet_moon.generate({args})[{index}]"
 
 
-def file_of(spec: GenerateSpec, index: int) -> str:
-    """The PNG `sm sample` writes for sprite `index` of this request (one label: index = its number)."""
+def file_of(spec: GenerateSpec, index: int, job_id: str) -> str:
+    """The PNG `sm sample` writes for sprite `index` of this request (one label: index = its number),
+    in the job's own folder."""
     from scarlet_moon.generation.names import label_stems
 
     stem = label_stems(spec.card.label_names)[spec.req.labels[0]]
-    return f"{OUT}/{stem}_{index:03d}.png"
+    return f"{OUT}-{job_id}/{stem}_{index:03d}.png"
 
 

@@ -131,9 +131,9 @@ class TrainConfig:
             (0 <= self.seed <= limits.MAX_SEED, "seed", f"an integer 0..{limits.MAX_SEED}"),
             (self.schedule != "linear-zsnr" or self.prediction == "v", "prediction",
              "v with schedule linear-zsnr (eps cannot be inverted at zero SNR)"),
-            (0 <= min(self.sample_every, self.checkpoint_every, self.log_every)
-             and max(self.sample_every, self.checkpoint_every, self.log_every) <= limits.MAX_STEPS,
-             "sample_every/checkpoint_every/log_every", "integers >= 0"),
+            (0 <= self.sample_every <= limits.MAX_STEPS, "sample_every", f"an integer 0..{limits.MAX_STEPS} (0 = off)"),
+            (0 <= self.checkpoint_every <= limits.MAX_STEPS, "checkpoint_every", f"an integer 0..{limits.MAX_STEPS} (0 = off)"),
+            (0 <= self.log_every <= limits.MAX_STEPS, "log_every", f"an integer 0..{limits.MAX_STEPS} (0 = off)"),
             (self.sampler in SAMPLERS, "sampler", ", ".join(SAMPLERS)),
             (1 <= self.sample_steps <= self.timesteps, "sample_steps", f"an integer 1..timesteps ({self.timesteps})"),
             (finite(self.guidance), "guidance", "a finite number (1 = no guidance)"),

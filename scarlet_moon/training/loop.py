@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from scarlet_moon.data.sprites import SpriteSet
 from scarlet_moon.diffusion.scaling import to_model_range
-from scarlet_moon.errors import RunFailed
+from scarlet_moon.errors import RunFailed, arg
 from scarlet_moon.training.config import TrainConfig
 from scarlet_moon.training.state import TrainState, schedule_of
 
@@ -208,8 +208,10 @@ def run_loop(state: TrainState, cfg: TrainConfig, data: SpriteSet, device: str, 
         loss, lr, epoch = train_step(state, cfg, x, y, abar, num_classes, state.elapsed / budget if budget else None)
         state.elapsed = stop.agreed_seconds(time.monotonic() - start)  # ranks stop and decay LR alike
         if not math.isfinite(loss):
-            raise RunFailed(f"loss became {loss} at step {state.step + 1}; stopped without saving it. "
-                            f"The last good checkpoint is kept: {on_checkpoint(False)}")
+            kept = on_checkpoint(False)
+            last = f"The last good checkpoint is kept: {kept}" if kept.is_file() else \
+                f"No checkpoint had been written yet (lower {arg('lr')}, or check the data)"
+            raise RunFailed(f"loss became {loss} at step {state.step + 1}; stopped without saving it. {last}")
         if current_epoch is not None and epoch != current_epoch and epoch_losses:
             on_epoch(current_epoch, float(np.mean(epoch_losses)))
             epoch_losses = []

@@ -76,6 +76,10 @@ async function badRequests(page) {
   await page.click('#generate');
   await page.waitForSelector('#error', { state: 'visible' });
   out.errors.count = await shown();
+  await page.fill('#count', '');
+  await page.click('#generate');
+  await page.waitForFunction(() => /empty/.test(document.getElementById('error-text').textContent));
+  out.errors.empty_count = await shown();
   await page.fill('#count', '2');
   await page.evaluate(() => window.studio.runJob({ ...window.studio.generateSettings(), label: 'purple' }));
   out.errors.label = await shown();
@@ -104,6 +108,10 @@ async function exportAndRuns(page) {
   await page.click('nav .tab[data-tab=runs]'); // an empty runs folder here: it says how to make one
   await page.waitForFunction(() => document.getElementById('runs').textContent.length > 0);
   out.runs_text = await page.textContent('#runs');
+  const panels = async () => ({ make: await page.isVisible('#tab-make'), runs: await page.isVisible('#tab-runs') });
+  out.tabs = { runs: await panels() };
+  await page.click('nav .tab[data-tab=make]');
+  out.tabs.make = await panels();
 }
 
 async function run(page) {
