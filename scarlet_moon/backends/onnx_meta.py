@@ -80,9 +80,52 @@ def card_from_session(sess, path: Path) -> ModelCard:
     if inputs != _INPUT_TYPES or outputs != [("tensor(float)", 4)]:
         raise BadInput(f"{not_ours} (inputs {inputs}, outputs {outputs}; expected {_INPUT_TYPES} and one "
                        "float output of rank 4)")
+    check_graph(sess, meta, path)
     meta["onnx"] = {"source_fingerprint": props.get(META_SOURCE), "source_name": props.get(META_SOURCE_NAME),
                     "precision": props.get(META_PRECISION, "fp32"), "package_version": props.get(META_VERSION)}
     return ModelCard(path, meta)
+
+
+def check_graph(sess: Any, meta: Mapping[str, Any], path: Path) -> None:
+    """The graph agrees with its card: x and the output are [batch, channels, H, W] with the card's
+    channels and size and a free batch axis; on the CPU, one-sprite probes show that the label
+    embedding has exactly the card's rows (labels + null): the null label runs, one past it fails.
+    BadInput naming the file and both figures otherwise (the card alone could be edited)."""
+    h, w = meta["image_size"]
+    want = [meta["channels"], h, w]
+    x = next(i for i in sess.get_inputs() if i.name == "x")
+    for what, node in (("input x", x), ("output", sess.get_outputs()[0])):
+        shape = list(node.shape)
+        if isinstance(shape[0], int):
+            raise BadInput(f"{str(path)!r}: its graph's {what} has a fixed batch of {shape[0]}; export it again with "
+                           "`sm export-onnx` (a free batch axis)")
+        fixed = [(got, exp) for got, exp in zip(shape[1:], want) if isinstance(got, int) and got != exp]
+        if len(shape) != 4 or fixed:
+            raise BadInput(f"{str(path)!r}: its graph's {what} is {shape}, its card says "
+                           f"[batch, {', '.join(map(str, want))}]; the file was altered or mixed up")
+    if sess.get_providers()[0] == CPU:
+        _probe_labels(sess, meta, want, path)
+
+
+def _probe_labels(sess: Any, meta: Mapping[str, Any], chw: list[int], path: Path) -> None:
+    import numpy as np
+
+    ort = import_ort()
+    quiet = ort.RunOptions()
+    quiet.log_severity_level = 4  # the failing probe must not print onnxruntime's own error lines
+    k = len(meta["label_names"])
+
+    def runs(label: int) -> bool:
+        feed = {"x": np.zeros((1, *chw), np.float32), "t": np.zeros(1, np.float32), "y": np.array([label], np.int64)}
+        try:
+            out = sess.run(None, feed, quiet)[0]
+        except Exception:  # onnxruntime's own error types: an index past the embedding, a bad shape
+            return False
+        return out.shape == (1, *chw)
+
+    if not runs(k) or runs(k + 1):
+        raise BadInput(f"{str(path)!r}: its card names {k} labels, but its graph's label embedding does not have "
+                       f"{k} + 1 rows (labels and the null label); the file was altered or mixed up")
 
 
 def read_onnx_card(path: str | Path) -> ModelCard:
