@@ -156,10 +156,16 @@ def generated_sprites(args: GenerationArgs, quiet: bool, out: Path, shards: list
 
     card = read_card(args.model)
     req = args.request(card)
+    opts = options or PackOptions()
     try:  # every check that can fail runs before sampling: the sprites must fit a page
-        (options or PackOptions()).check_fits(card.size[1], card.size[0], "a generated sprite")
+        opts.check_fits(card.size[1], card.size[0], "a generated sprite")
     except ValueError as exc:
         raise BadInput(str(exc)) from None
+    from scarlet_moon import memory
+
+    h, w = (side * opts.scale for side in card.size)  # the scaled copies and the pages that hold them
+    memory.check(memory.image_bytes(len(req.labels), h, w, copies=3),
+                 f"a sheet of {len(req.labels):,} sprites at scale {opts.scale} ({w}x{h} each)")
     world = world_from_env()
     if world is None:
         images = run_generation(card, req, args, quiet, jobs)

@@ -304,6 +304,11 @@ def _find_sheet(csv_path: Path) -> Path:
 def _load_tileset(csv_path: Path, tile: int) -> Loaded:
     sheet, alpha = read_image_alpha(_find_sheet(csv_path))       # sheet: H x W x 4
     rows = _read_cells(csv_path)
+    from scarlet_moon import memory
+
+    # each row: its tile, a view and a tuple while read, then copies in the stacked set and its checks
+    memory.check(len(rows) * (memory.image_bytes(1, tile, tile, copies=6) + 600),
+                 f"{str(csv_path)!r}: {len(rows):,} cells of {tile}x{tile}")
     order = list(dict.fromkeys(label for _, _, label, _ in rows))  # first appearance
     found, names_file = _read_names(csv_path.parent), "the CSV"
     if found is not None:
