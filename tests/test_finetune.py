@@ -89,6 +89,13 @@ def test_fine_tuning_the_bundled_model_on_other_labels_for_a_time_budget(tmp_pat
     out = CliRunner().invoke(sm, ["sample", "--model", str(runs / "ft" / "model.safetensors"), "--label", "slime",
                                   "--count", "2", "--steps", "3", "--out", str(tmp_path / "s")])
     assert out.exit_code == 0 and len(list((tmp_path / "s").glob("slime_*.png"))) == 2
+    sheet = CliRunner().invoke(sm, ["sheet", "--model", str(runs / "ft" / "model.safetensors"), "--label", "slime",
+                                    "--label", "hero", "--count", "4", "--steps", "3", "--out", str(tmp_path / "ft.png"),
+                                    "--format", "json-hash,godot3"])
+    assert sheet.exit_code == 0, sheet.output
+    atlas = json.loads((tmp_path / "ft.json").read_text())
+    assert sorted(atlas["frames"]) == ["hero_000", "hero_001", "slime_000", "slime_001"]
+    assert (tmp_path / "ft.png").is_file() and (tmp_path / "ft.tres").is_file()
 
 
 def test_fine_tuning_starts_from_the_parents_weights(tmp_path: Path):

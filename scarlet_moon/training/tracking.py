@@ -72,6 +72,10 @@ class TrackingOptions:
         return self.register_name or (DEFAULT_MODEL_NAME if trackers else None)
 
 
+MLFLOW_SCHEMES = ("", "file", "http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks",
+                  "databricks-uc", "uc")
+
+
 def check_mlflow_uri(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     """BadInput within seconds for a store that cannot work: a server that does not answer (MLflow itself
     would retry for minutes), a sqlite file in a folder that does not exist or cannot be written."""
@@ -79,7 +83,18 @@ def check_mlflow_uri(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     from urllib.parse import urlparse
     from urllib.request import urlopen
 
-    parsed = urlparse(uri)
+    try:
+        parsed = urlparse(uri)
+        parsed.port  # noqa: B018 - a malformed host or port raises here, not deep inside MLflow
+    except ValueError as exc:
+        raise BadInput(f"{arg('tracking_uri')} {uri!r} is not a valid URI ({exc})") from None
+    if parsed.scheme not in MLFLOW_SCHEMES:
+        raise BadInput(f"{arg('tracking_uri')} {uri!r}: scheme {parsed.scheme!r} is not one MLflow stores to "
+                       f"here; use sqlite:///PATH/mlflow.db (the default), http(s)://HOST, or a database URI "
+                       f"({', '.join(s for s in MLFLOW_SCHEMES if s)})")
+    if parsed.scheme in ("", "file") and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() != "true":
+        raise BadInput(f"{arg('tracking_uri')} {uri!r}: MLflow 3 keeps the file store in maintenance mode and "
+                       "refuses it; use sqlite:///PATH/mlflow.db (or set MLFLOW_ALLOW_FILE_STORE=true)")
     if parsed.scheme in ("http", "https"):
         probe = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"
         try:
