@@ -116,14 +116,34 @@ def picture(real: np.ndarray, real_labels: np.ndarray, rows: dict[str, tuple[np.
             seen[k] = seen.get(k, 0) + 1
         return out
 
+    from PIL import ImageDraw
+
     h, w = real.shape[1:3]
     sources = [("real held-out", real, real_labels), *((n, im, lb) for n, (im, lb) in rows.items())]
-    sheet = Image.new("RGBA", (per_row * (w + 2) * zoom, len(sources) * (h + 2) * zoom), (96, 96, 96, 255))
-    for r, (_, images, labels) in enumerate(sources):
+    margin = 120  # each row's name
+    sheet = Image.new("RGBA", (margin + per_row * (w + 2) * zoom, len(sources) * (h + 2) * zoom), (96, 96, 96, 255))
+    draw = ImageDraw.Draw(sheet)
+    for r, (name, images, labels) in enumerate(sources):
+        draw.text((6, r * (h + 2) * zoom + (h + 2) * zoom // 2 - 6), name, fill=(255, 255, 255, 255))
         for c, sprite in enumerate(pick(images, labels)):
             tile = Image.fromarray(sprite, "RGBA").resize((w * zoom, h * zoom), Image.NEAREST)
-            sheet.alpha_composite(tile, (c * (w + 2) * zoom + zoom, r * (h + 2) * zoom + zoom))
+            sheet.alpha_composite(tile, (margin + c * (w + 2) * zoom + zoom, r * (h + 2) * zoom + zoom))
     sheet.save(path)
+
+
+def redraw(name: str, work: Path, held: Any, times: list[str]) -> None:
+    """The 8x picture from trained models: their first seed's sprites, as `score` made them."""
+    from scarlet_moon.backends import BackendOptions, read_card
+    from scarlet_moon.eval.metrics import generate_for_eval
+    from scarlet_moon.options import SamplingOptions
+
+    labels, rows = np.sort(held.labels), {}
+    for t in times:
+        for arm in ("fine-tune", "scratch"):
+            card = read_card(work / "runs" / f"{arm}-{t}" / "model.safetensors")
+            rows[f"{arm} {t}"] = (generate_for_eval(card, labels.tolist(), seed=0, sampling=SamplingOptions(), raw=False,
+                                                    backend=BackendOptions(backend="torch")), labels)
+    picture(held.images, held.labels, rows, RESULTS / f"finetune-{name}-8x.png")
 
 
 def table(name: str, scores: dict[str, dict[str, Any]], real_acc: tuple[float, float], source: str) -> str:
@@ -147,6 +167,8 @@ def main() -> None:
     ap.add_argument("--times", default="10m,30m")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--work", default="/tmp/sm-finetune")
+    ap.add_argument("--picture-only", action="store_true",
+                    help="the models are trained: draw the 8x picture again from their first seed's sprites")
     args = ap.parse_args()
     name = args.name or args.set or Path(args.data).name
     work = Path(args.work) / name
@@ -161,6 +183,9 @@ def main() -> None:
     from scarlet_moon.eval.classifier import get_classifier
     from judge import train_judge
 
+    if args.picture_only:
+        redraw(name, work, held, args.times.split(","))
+        return
     judge = train_judge(train.images, train.labels, len(ds.label_names), held.images, held.labels)
     from scarlet_moon.eval.metrics import frechet_distance
 

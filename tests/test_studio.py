@@ -390,3 +390,15 @@ def test_an_edited_sprite_is_made_again_from_the_exported_zip(client: TestClient
     made = np.asarray(Image.open(folder / edited["file"]).convert("RGBA"))
     assert np.array_equal(made, pixels(edited))
     assert np.array_equal(made, np.asarray(Image.open(folder / "sprites" / "red_001.png").convert("RGBA")))
+
+
+@pytest.mark.parametrize("path, body, message", [
+    ("/api/generate", '{"label": ' + "[" * 5000 + "]" * 5000 + "}", "nests deeper than 16 levels"),
+    ("/api/generate", '{"label": ' + "[" * 20 + "]" * 20 + "}", "nests deeper than 16 levels"),
+    ("/api/export", '{"sprites": [[1], {"a": 2}]}', "expected a list of sprite ids"),
+    ("/api/export", '{"sprites": ["nope"], "formats": []}', "none chosen; tick at least one atlas format"),
+    ("/api/generate", '{"label": "red", "count": null}', "count is empty"),
+])
+def test_malformed_requests_are_400s_that_say_why_never_500s(client: TestClient, path: str, body: str, message: str):
+    res = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert res.status_code == 400 and message in res.json()["error"], (res.status_code, res.text[:300])

@@ -75,11 +75,31 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+MAX_JSON_DEPTH = 16  # the deepest request the API takes is 3 levels ({"mask": [[...]]}): room to spare
+
+
 async def read_json(request: Request, limit: int = MAX_JSON_BYTES) -> Any:
+    """The body as JSON, bounded in bytes and nesting (a 400 for either, never a RecursionError's 500)."""
     try:
-        return json.loads(await read_body(request, limit))
+        body = json.loads(await read_body(request, limit))
     except (ValueError, UnicodeDecodeError):
         raise BadInput("the request body is not JSON") from None
+    except RecursionError:
+        raise BadInput(f"the request body nests deeper than {MAX_JSON_DEPTH} levels") from None
+    if json_depth(body) > MAX_JSON_DEPTH:
+        raise BadInput(f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
+    return body
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON (a scalar: 0), counted without recursion."""
+    depth, level = 0, [value]
+    while level:
+        nested = [v for x in level if isinstance(x, (list, dict)) for v in (x.values() if isinstance(x, dict) else x)]
+        if not any(isinstance(x, (list, dict)) for x in level):
+            break
+        depth, level = depth + 1, nested
+    return depth
 
 
 def png_data_url(rgba: np.ndarray) -> str:

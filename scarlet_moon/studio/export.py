@@ -27,6 +27,8 @@ def _records(body: dict[str, Any], store: Store) -> list[SpriteRecord]:
     ids = body.get("sprites")
     if not isinstance(ids, list) or not ids:
         raise BadInput(f"{arg('sprites')}: keep at least one sprite to export")
+    if not all(isinstance(i, str) for i in ids):
+        raise BadInput(f"{arg('sprites')}: expected a list of sprite ids (text)")
     if len(ids) > MAX_EXPORT:
         raise BadInput(f"{arg('sprites')}: {len(ids):,} sprites, at most {MAX_EXPORT:,} per export")
     return [store.sprites.get(i, "sprites") for i in dict.fromkeys(ids)]
