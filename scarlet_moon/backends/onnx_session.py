@@ -14,7 +14,7 @@ from scarlet_moon.errors import BadInput, arg
 
 log = logging.getLogger(__name__)
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
-ORT_DEFAULT_SEVERITY = 2  # WARNING; restored after a silenced CUDA probe
+ORT_DEFAULT_SEVERITY = 2  # WARNING in a terminal; restored after a silenced CUDA probe (default_severity)
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -24,7 +24,16 @@ def import_ort() -> Any:
     except ImportError:
         raise BadInput("the onnx backend needs onnxruntime: pip install 'scarlet-moon[onnx]' "
                        "(or onnxruntime-gpu for CUDA)") from None
+    ort.set_default_logger_severity(default_severity())
     return ort
+
+
+def default_severity() -> int:
+    """onnxruntime's own log level: warnings in a terminal; errors only when stderr is a pipe or a file,
+    where its coloured lines would land raw (ANSI codes) in a log or a plugin's output."""
+    import sys
+
+    return ORT_DEFAULT_SEVERITY if sys.stderr.isatty() else 3
 
 
 def make_session(ort: Any, path: Path, providers: list[Any], *, threads: int | None = None,
@@ -100,7 +109,7 @@ def open_session(path: Path, device: str | None = None) -> tuple[Any, str]:
         except BadInput:
             sess = None
         finally:
-            ort.set_default_logger_severity(ORT_DEFAULT_SEVERITY)
+            ort.set_default_logger_severity(default_severity())
         if sess is not None and sess.get_providers()[0] == CUDA:
             return sess, "cuda"
     if device == "cuda":
