@@ -213,6 +213,8 @@ def _load_npy(d: Path) -> Loaded:
     if not lp.exists():
         raise BadInput(f"{str(d)!r} has sprites.npy but no sprites_labels.npy")
     raw = _load_array(sp, (MAX_SPRITES, MAX_SIDE, MAX_SIDE, 4))
+    if raw.ndim >= 1 and raw.shape[0] == 0:
+        raise BadInput(f"{str(sp)!r} holds no sprites (shape {tuple(raw.shape)})")
     images, onehot = _rgba(raw, sp), _load_array(lp, (MAX_SPRITES, MAX_LABELS))
     if onehot.ndim != 2 or len(onehot) != len(images) or onehot.dtype.kind not in "biuf" or onehot.shape[1] < 1:
         raise BadInput(f"{str(lp)!r}: expected N x C one-hot with N={len(images)} (numeric), got {onehot.dtype} "
