@@ -184,3 +184,20 @@ def test_the_networks_parameter_count_is_counted_exactly_without_building_it():
     cfg = card.config
     params, _ = memory.unet_footprint(cfg["n_feat"], cfg["channel_mult"], 4, (16, 16), len(card.label_names))
     assert params == card.meta["num_params"] == 3_022_660
+
+
+def test_a_card_claiming_a_wider_network_than_its_weights_is_refused_before_building_it(tmp_path: Path):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(str(BUNDLED_PRIOR), "np") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    card = json.loads(meta["scarlet_moon"])
+    card["config"]["n_feat"] = 1024  # inside its limit; 3 billion parameters if built
+    liar = tmp_path / "liar.safetensors"
+    save_file(tensors, str(liar), metadata={"scarlet_moon": json.dumps(card)})
+    code, err, peak = peak_of(["sample", "--model", str(liar), "--backend", "torch", "--count", "1"], tmp_path)
+    assert code == 2 and "describes a network of 3,080,153,092 parameters" in err and "stores 3,022,660" in err
+    assert peak < 600 * 1024  # torch's import is most of it; building the network would take gigabytes
