@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli.console import console, echo, text
+from cli.console import echo, text
 from cli.paths import model_input, output_file, writable_dir
 from scarlet_moon.errors import BadInput
 from scarlet_moon.outputs import check_output, claim, input_clash

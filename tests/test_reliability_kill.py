@@ -79,28 +79,8 @@ def _wait_for_line(proc: subprocess.Popen, needle: str, timeout: float) -> str:
     raise AssertionError(f"never printed {needle!r}; stderr so far: {seen!r}")
 
 
-@pytest.mark.slow
-def test_sigterm_during_sheet_leaves_nothing_and_says_so(tiny_model: Path, tmp_path: Path, sm_env):
-    """SIGTERM (timeout, docker stop) while sampling: unwound like Ctrl-C, exit 143, one line, no file."""
-    proc = subprocess.Popen(sheet_cmd(tiny_model, tmp_path / "s.png", 50), cwd=ROOT, env=env_for(sm_env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for_line(proc, "backend:", 120)
-        time.sleep(2.0)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 143, err
-    assert out == "" and err.strip().splitlines() == [
-        "error: interrupted by SIGTERM; files are written atomically, so none is half-written"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == []
-
-
-@pytest.mark.slow
-def test_sigint_during_sheet_leaves_nothing(tiny_model: Path, tmp_path: Path, sm_env):
-    """Ctrl-C while sampling: exit 130, one line on stderr, no sheet, atlas or temp file."""
+def _signal_while_sampling(sig: int, tiny_model: Path, tmp_path: Path, sm_env) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `sm sheet` sent `sig` while it samples."""
     # SIG_DFL in the child: a shell that ran pytest in the background (`cmd &`) leaves SIGINT
     # ignored, and Python then installs no KeyboardInterrupt handler
     proc = subprocess.Popen(sheet_cmd(tiny_model, tmp_path / "s.png", 50), cwd=ROOT, env=env_for(sm_env),
@@ -109,12 +89,29 @@ def test_sigint_during_sheet_leaves_nothing(tiny_model: Path, tmp_path: Path, sm
     try:
         _wait_for_line(proc, "backend:", 120)  # printed right before the model loads and sampling starts
         time.sleep(2.0)  # 50 steps of 5000 sprites take far longer: this lands inside sampling
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err
+    return proc.returncode, out, err
+
+
+@pytest.mark.slow
+def test_sigterm_during_sheet_leaves_nothing_and_says_so(tiny_model: Path, tmp_path: Path, sm_env):
+    """SIGTERM (timeout, docker stop) while sampling: unwound like Ctrl-C, exit 143, one line, no file."""
+    code, out, err = _signal_while_sampling(signal.SIGTERM, tiny_model, tmp_path, sm_env)
+    assert code == 143, err
+    assert out == "" and err.strip().splitlines() == [
+        "error: interrupted by SIGTERM; files are written atomically, so none is half-written"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_sigint_during_sheet_leaves_nothing(tiny_model: Path, tmp_path: Path, sm_env):
+    """Ctrl-C while sampling: exit 130, one line on stderr, no sheet, atlas or temp file."""
+    code, out, err = _signal_while_sampling(signal.SIGINT, tiny_model, tmp_path, sm_env)
+    assert code == 130, err
     assert out == "" and err.strip().splitlines() == [INTERRUPTED]
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
