@@ -11,6 +11,7 @@ MAX_SIDE = 256                   # sprite height or width (the models here are t
 MAX_IMAGE_PIXELS = 64 << 20      # any image read (a tileset sheet, a palette image, a frame to pack): 64 Mpx
 MAX_SPRITES = 1_000_000          # sprites in a data set
 MAX_LABELS = 10_000              # labels of a data set or a model
+MAX_LABEL_CHARS = 200           # characters of one label name
 MAX_PALETTE = 4096               # colours of a palette (a file, or a model card's)
 MAX_COUNT = 2_000_000            # sprites per generation request
 MAX_TIMESTEPS = 100_000          # training timesteps T of a schedule

@@ -381,3 +381,17 @@ def test_a_huge_image_is_named_by_its_pixel_count(tmp_path: Path):
     with pytest.raises(BadInput) as err:
         read_image(p)
     assert "400,000,000 pixels" in str(err.value) and "pixels an image may have" in str(err.value)
+
+
+def test_a_set_whose_label_names_no_model_could_carry_is_refused_when_read(tmp_path: Path):
+    """sm train wrote models with a 230-character label that every other command refused."""
+    from scarlet_moon.data.sprites import check_label_names, load_sprites
+
+    folder = tmp_path / ("a" * 230)
+    folder.mkdir()
+    Image.new("RGBA", (8, 8), (200, 0, 0, 255)).save(folder / "0.png")
+    with pytest.raises(BadInput, match="230 characters"):
+        load_sprites(tmp_path)
+    with pytest.raises(BadInput, match="10,001 labels"):
+        check_label_names(tuple(f"l{i}" for i in range(10_001)), "x")
+    check_label_names(tuple(f"l{i}" for i in range(10_000)), "x")

@@ -34,7 +34,7 @@ import numpy as np
 
 from scarlet_moon.data.images import image_size, read_image_alpha
 from scarlet_moon.errors import BadInput, arg
-from scarlet_moon.limits import MAX_LABELS, MAX_SIDE, MAX_SPRITES
+from scarlet_moon.limits import MAX_LABEL_CHARS, MAX_LABELS, MAX_SIDE, MAX_SPRITES
 
 log = logging.getLogger(__name__)
 BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "angband16"
@@ -168,7 +168,19 @@ def _finish(images: np.ndarray, labels: np.ndarray, names: tuple[str, ...], sour
     images, labels = images[keep], labels[keep]
     if len(images) == 0:
         raise BadInput(f"data {source!r} holds no sprites (none with a visible pixel)")
+    check_label_names(names, source)
     return SpriteSet(np.ascontiguousarray(images), labels.astype(np.int64), tuple(names), source, channels, options)
+
+
+def check_label_names(names: tuple[str, ...], source: str) -> None:
+    """The label names every command takes from a model card (models.card_check): at most MAX_LABELS,
+    each non-empty and at most MAX_LABEL_CHARS characters, so a run never writes a model others refuse."""
+    if len(names) > MAX_LABELS:
+        raise BadInput(f"data {source!r} has {len(names):,} labels; a model takes at most {MAX_LABELS:,}")
+    long = next((n for n in names if not n.strip() or len(n) > MAX_LABEL_CHARS), None)
+    if long is not None:
+        raise BadInput(f"data {source!r}: label {long[:40]!r}{'...' if len(long) > 40 else ''} ({len(long)} "
+                       f"characters) must be non-empty and at most {MAX_LABEL_CHARS} characters")
 
 
 def _rgba(arr: np.ndarray, where: Path) -> np.ndarray:

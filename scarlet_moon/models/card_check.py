@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 from scarlet_moon.diffusion.samplers import SAMPLERS
 from scarlet_moon.diffusion.schedule import Schedule
 from scarlet_moon.errors import BadInput
-from scarlet_moon.limits import MAX_LABELS, MAX_PALETTE, MAX_SIDE, MAX_TIMESTEPS, check_sprite_size
+from scarlet_moon.limits import MAX_LABEL_CHARS, MAX_LABELS, MAX_PALETTE, MAX_SIDE, MAX_TIMESTEPS, check_sprite_size
 from scarlet_moon.models.config import ModelConfig
 
 Bad = Callable[[str, str], BadInput]  # (key, what is allowed) -> the error to raise
@@ -41,7 +41,7 @@ def check_card_meta(meta: Mapping[str, Any], where: str) -> None:
 
     names = meta.get("label_names")
     if not (isinstance(names, list) and 0 < len(names) <= MAX_LABELS
-            and all(isinstance(n, str) and n.strip() and len(n) <= 200 for n in names)
+            and all(isinstance(n, str) and n.strip() and len(n) <= MAX_LABEL_CHARS for n in names)
             and len(set(names)) == len(names)):
         raise bad("label_names", f"a list of 1..{MAX_LABELS} distinct, non-empty label names")
     size = meta.get("image_size")
