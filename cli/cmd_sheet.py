@@ -76,13 +76,6 @@ def pack_and_write(sprites: list[Any], target: SheetTarget, options: PackOptions
     return sheets.pack_and_write(sprites, target.out, target.formats, options, target.force, app_meta, jobs)
 
 
-def split_formats(formats: tuple[str, ...] | list[str]) -> list[str]:
-    """--format may be repeated and/or comma-separated: ("json-hash,godot3", "libgdx")."""
-    from scarlet_moon.sheets import split_formats as split
-
-    return split(formats)
-
-
 def find_pngs(folder: str | Path) -> list[tuple[Path, str | None]]:
     """(png path, label) pairs, sorted by file name; labels from subfolders if there are any,
     else from the stem before its last "_" (hero_000 -> hero; no "_" -> no label)."""
