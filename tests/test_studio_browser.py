@@ -135,6 +135,10 @@ def test_clicking_runs_hides_the_sprite_panels_and_sprites_brings_them_back(sess
     assert session["tabs"] == {"runs": {"make": False, "runs": True}, "make": {"make": True, "runs": False}}
 
 
+def test_palette_swatches_follow_the_select(session):
+    assert session["swatches"] == {"uploaded": 3, "training": 0, "again": 3}
+
+
 def test_no_missing_resource_on_load_not_even_a_favicon(session):
     """The bad requests above log their 400s; nothing the page asks for is missing (404)."""
     assert not [line for line in session["logs"] if line.startswith("[error]") and "404" in line], session["logs"]

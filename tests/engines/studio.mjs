@@ -114,10 +114,25 @@ async function exportAndRuns(page) {
   out.tabs.make = await panels();
 }
 
+async function paletteSwatches(page) {
+  // the swatches follow the palette select: an upload shows its colours, switching back clears them
+  const count = () => page.evaluate(() => document.querySelectorAll('#swatches i').length);
+  await page.setInputFiles('#palette-file', { name: 'rgb.hex', mimeType: 'text/plain', buffer: Buffer.from('ff0000\n00ff00\n0000ff\n') });
+  await page.waitForFunction(() => document.querySelectorAll('#swatches i').length === 3);
+  const uploaded = await page.inputValue('#palette');
+  out.swatches = { uploaded: await count() };
+  await page.selectOption('#palette', 'training');
+  out.swatches.training = await count();
+  await page.selectOption('#palette', uploaded);
+  out.swatches.again = await count();
+  await page.selectOption('#palette', 'training');
+}
+
 async function run(page) {
   await generateAndKeep(page);
   await paintVaryInpaint(page);
   await badRequests(page);
+  await paletteSwatches(page);
   await exportAndRuns(page);
   out.ok = true;
 }

@@ -144,10 +144,18 @@ async function uploadPalette(file) {
   o.value = pal.id; o.textContent = `${pal.name} (${pal.colors.length})`;
   $('palette').appendChild(o);
   $('palette').value = pal.id;
-  $('swatches').replaceChildren(...pal.colors.slice(0, 256).map((hex) => {
+  palettes[pal.id] = pal.colors;
+  showSwatches();
+  clearError();
+}
+
+const palettes = {};  // uploaded palette id -> its colours: the swatches follow the select
+
+function showSwatches() {
+  const colors = palettes[$('palette').value] || [];  // the training palette and "none" show none
+  $('swatches').replaceChildren(...colors.slice(0, 256).map((hex) => {
     const i = document.createElement('i'); i.style.background = hex; return i;
   }));
-  clearError();
 }
 
 // ------------------------------------------------------------------------------------------ jobs
@@ -227,6 +235,7 @@ function wire() {
     if (e.target.files[0]) uploadPalette(e.target.files[0]).catch(() => {});
     e.target.value = '';
   });
+  $('palette').addEventListener('change', showSwatches);
   $('export').addEventListener('click', exportZip);
   $('error-close').addEventListener('click', clearError);
   for (const t of document.querySelectorAll('nav .tab')) t.addEventListener('click', () => switchTab(t.dataset.tab));
