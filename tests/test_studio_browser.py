@@ -135,6 +135,10 @@ def test_clicking_runs_hides_the_sprite_panels_and_sprites_brings_them_back(sess
     assert session["tabs"] == {"runs": {"make": False, "runs": True}, "make": {"make": True, "runs": False}}
 
 
+def test_at_800_px_the_zoom_control_stays_inside_the_batch_panel(session):
+    assert session["narrow"]["zoom_right"] <= session["narrow"]["panel_right"], session["narrow"]
+
+
 def test_palette_swatches_follow_the_select(session):
     assert session["swatches"] == {"uploaded": 3, "training": 0, "again": 3}
 

@@ -112,6 +112,13 @@ async function exportAndRuns(page) {
   out.tabs = { runs: await panels() };
   await page.click('nav .tab[data-tab=make]');
   out.tabs.make = await panels();
+  await page.setViewportSize({ width: 800, height: 1000 }); // a narrow window: nothing spills out of its panel
+  out.narrow = await page.evaluate(() => {
+    const zoom = document.getElementById('zoom-value').getBoundingClientRect();
+    const panel = document.getElementById('grid-panel').getBoundingClientRect();
+    return { zoom_right: zoom.right, panel_right: panel.right };
+  });
+  await page.setViewportSize({ width: 1400, height: 1000 });
 }
 
 async function paletteSwatches(page) {
