@@ -177,3 +177,14 @@ def test_threads_flag_reaches_torch(npy_set: Path, tmp_path: Path):
         torch.set_num_threads(before)
     bad = CliRunner().invoke(sm, ["train", "--data", str(npy_set), "--tracking", "none", "--threads", "-2"])
     assert bad.exit_code == 2 and "--threads -2" in bad.stderr
+
+
+def test_a_fine_tunes_card_reports_its_last_grids_copies(tmp_path: Path):
+    from scarlet_moon.training.config import DEFAULT
+    from scarlet_moon.training.runs import train_run
+
+    data = load_sprites(own_set(tmp_path / "own"))
+    res = train_run(DEFAULT.replace({"steps": 1, "sample_every": 1, "batch_size": 4, "sample_steps": 2}), data,
+                    runs_root=tmp_path / "runs", trackers={}, name="c", init_from="bundled")
+    copies = read_meta(res.model)["grid_copies"]
+    assert copies["step"] == 1 and 0.0 <= copies["share"] <= 1.0 and copies["share"] == res.grid_copies

@@ -282,7 +282,7 @@ def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, 
     on_checkpoint(True)
     if cfg.sample_every and state.step % cfg.sample_every != 0:
         on_sample(state.step)
-    model_path = _save_model(cfg, data, state, tracker, run_dir, ckpt_path, register_name, dist)
+    model_path = _save_model(cfg, data, state, tracker, run_dir, ckpt_path, register_name, dist, copies)
     return RunResult(run_dir, ckpt_path, model_path, state.step, dict(state.tracking_ids or {}),
                      time.time() - t_start, _said_copies(copies, len(data.images)))
 
@@ -298,11 +298,16 @@ def _said_copies(copies: list[tuple[int, float]], num_sprites: int) -> float | N
 
 
 def _save_model(cfg: TrainConfig, data: SpriteSet, state: TrainState, tracker: MultiTracker, run_dir: Path,
-                ckpt_path: Path, register_name: str | None, dist: Dist) -> Path:
-    """The sampling weights (EMA) beside the checkpoint, both logged; the tracked run marked finished."""
+                ckpt_path: Path, register_name: str | None, dist: Dist,
+                copies: list[tuple[int, float]] | None = None) -> Path:
+    """The sampling weights (EMA) beside the checkpoint, both logged; the tracked run marked finished. The
+    card keeps the last sample grid's share of copies of a training sprite (`grid_copies`, sm info)."""
     model_path = run_dir / MODEL_NAME
     if dist.main:
-        save_checkpoint(model_path, to_checkpoint(cfg, data, state, full=False))
+        ckpt = to_checkpoint(cfg, data, state, full=False)
+        if copies:
+            ckpt.meta["grid_copies"] = {"step": copies[-1][0], "share": copies[-1][1]}
+        save_checkpoint(model_path, ckpt)
         tracker.log_artifact(ckpt_path, "checkpoint")
         tracker.log_artifact(model_path, "model")
         if register_name:
