@@ -118,11 +118,16 @@ def test_the_25_step_teacher_stays_reachable(tmp_path: Path):
     assert len(list((tmp_path / "t").glob("hero_*.png"))) == 2
 
 
-def test_fine_tuning_from_bundled_starts_from_the_teacher(tmp_path: Path, tiny_model: Path):
+def test_fine_tuning_from_bundled_starts_from_the_ordinary_prior(tmp_path: Path, tiny_model: Path):
+    """--init-from bundled: the plain-loss denoiser bundled-prior, not the student nor the guidance-distilled
+    teacher (which stays reachable by name)."""
+    from scarlet_moon.models.card import BUNDLED_PRIOR, read_meta
     from scarlet_moon.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
     from scarlet_moon.training.finetune import parent_card
 
-    assert parent_card("bundled").path == BUNDLED_TEACHER and parent_card(None).path == BUNDLED_TEACHER
+    assert parent_card("bundled").path == BUNDLED_PRIOR and parent_card(None).path == BUNDLED_PRIOR
+    assert parent_card("bundled-prior").path == BUNDLED_PRIOR
+    assert "distilled" not in read_meta(BUNDLED_PRIOR) and "fewstep" not in read_meta(BUNDLED_PRIOR)
     assert parent_card("bundled-25").path == BUNDLED_TEACHER
     ck = load_checkpoint(tiny_model, with_optim=False)
     student = tmp_path / "few.safetensors"
