@@ -121,7 +121,10 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def catch_termination() -> None:
-    """SIGTERM and SIGHUP raise Terminated in the main thread, where nothing else claimed them."""
+    """SIGTERM and SIGHUP raise Terminated in the main thread, where nothing else claimed them. Not under
+    torchrun: it stops the ranks left with SIGTERM when one fails, and only that rank's error is said."""
+    if os.environ.get("WORLD_SIZE", "1").strip() not in ("", "1", "0"):
+        return
     for name in ("SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
         if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
