@@ -5,9 +5,10 @@
 2. An existing path is replaced only when the user said so (`--force`), and only a regular file:
    never a device, a FIFO, a socket or a folder, whatever the flags.
 3. Its folder exists and can be written.
-4. Two runs cannot both claim one output: `claim()` holds an exclusive lock (flock on a hidden
-   `.NAME.sm-lock` beside it) until the run has written; the second run is refused at once, naming
-   the file. The kernel drops the lock when a process dies, so a killed run blocks nobody.
+4. Two runs cannot both claim one output: `claim()` holds an exclusive lock (flock on a file named by
+   the output's real path in the cache, `<cache>/locks/`, so the user's folders never hold one, not
+   even after a SIGKILL) until the run has written; the second run is refused at once, naming the
+   output. The kernel drops the lock when a process dies, so a killed run blocks nobody.
 All refusals are BadInput (one line, exit code 2), raised before any work starts.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import stat
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Iterable, Iterator
 from scarlet_moon.errors import BadInput, arg
 
 LOCK_SUFFIX = ".sm-lock"
+log = logging.getLogger(__name__)
 
 
 def check_output(path: str | Path, flag: str, *, inputs: Iterable[str | Path | None] = (), force: bool = False,
@@ -92,7 +95,11 @@ def _lock(out: Path, flag: str) -> int:
     that finished removed it between our open and our flock)."""
     import fcntl
 
-    lock = lock_path(out)
+    try:
+        lock = lock_path(out)
+    except OSError as exc:  # no writable cache: the run goes on unguarded rather than not at all
+        log.warning("cannot lock %r (%s); two runs writing it at once would not be stopped", str(out), exc.strerror)
+        return -1
     for _ in range(100):
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
@@ -103,8 +110,8 @@ def _lock(out: Path, flag: str) -> int:
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise BadInput(f"{flag} {str(out)!r} is being written by another run (lock {str(lock)!r}); "
-                               "wait for it or choose another output") from None
+                raise BadInput(f"{flag} {str(out)!r} is being written by another run; wait for it or choose "
+                               "another output") from None
             raise
         try:
             if os.fstat(fd).st_ino == os.stat(lock).st_ino:
@@ -116,7 +123,15 @@ def _lock(out: Path, flag: str) -> int:
 
 
 def lock_path(out: Path) -> Path:
-    return out.parent / f".{out.name}{LOCK_SUFFIX}"
+    """The lock file of an output: in the cache, named by a hash of its real path (made on demand)."""
+    import hashlib
+
+    from scarlet_moon.cache import default_cache_dir
+
+    folder = default_cache_dir() / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(os.path.realpath(out).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    return folder / f"{digest}{LOCK_SUFFIX}"
 
 
 @contextlib.contextmanager
@@ -131,6 +146,8 @@ def claim(paths: Iterable[str | Path], flag: str) -> Iterator[list[Path]]:
         yield outs
     finally:
         for lock, fd in reversed(held):
+            if fd < 0:
+                continue
             with contextlib.suppress(OSError):
                 os.unlink(lock)
             os.close(fd)

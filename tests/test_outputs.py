@@ -56,7 +56,7 @@ def test_an_input_file_a_link_to_it_and_a_file_inside_an_input_folder_are_refuse
 def test_an_existing_file_needs_force_and_only_a_regular_file_is_ever_replaced(tmp_path: Path):
     old = tmp_path / "old.json"
     old.write_text("{}")
-    with pytest.raises(BadInput, match="already exists; pass --force"):
+    with pytest.raises(BadInput, match="already exists; pass .*force"):
         check_output(old, "--out")
     assert check_output(old, "--out", force=True) == old
     os.mkfifo(tmp_path / "fifo")
@@ -70,7 +70,7 @@ def test_an_existing_file_needs_force_and_only_a_regular_file_is_ever_replaced(t
 def test_a_claimed_output_is_refused_to_a_second_claim_and_free_again_after(tmp_path: Path):
     out = tmp_path / "sheet.png"
     with claim([out], "--out"):
-        assert lock_path(out).exists()
+        assert lock_path(out).exists() and tmp_path not in lock_path(out).parents  # never beside the user's files
         with pytest.raises(BadInput, match="being written by another run"):
             with claim([out], "--out"):
                 pass
@@ -134,6 +134,7 @@ def test_a_second_sheet_run_on_one_output_is_refused_while_the_first_holds_it(tm
     assert not out.exists()
     res = run("sheet", "--count", "2", "--steps", "2", "--out", str(out))
     assert res.exit_code == 0 and out.is_file() and not lock_path(out).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hero.json", "hero.png"]
 
 
 # --- memory from the options (scarlet_moon.memory) -------------------------------------------------
