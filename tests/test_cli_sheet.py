@@ -210,3 +210,20 @@ def test_a_duck_typed_plugin_without_engine_is_listed(monkeypatch):
     res = invoke("sheet", "--list-formats")
     assert res.exit_code == 0, res.output
     assert res.stdout.splitlines()[-1] == "duck\t.duck\t-\tquacks"
+
+
+def test_from_says_what_it_does_not_pack(tmp_path: Path):
+    """An animated PNG packs its first frame and says so; PNGs below the label folders are named, not
+    silently dropped."""
+    from PIL import Image as PILImage
+
+    src = tmp_path / "src" / "walk"
+    (src / "deep").mkdir(parents=True)
+    frames = [PILImage.new("RGBA", (8, 8), (60 * i, 0, 0, 255)) for i in range(3)]
+    frames[0].save(src / "a.png", save_all=True, append_images=frames[1:])
+    frames[1].save(src / "deep" / "b.png")
+    res = CliRunner().invoke(sm, ["sheet", "--from", str(tmp_path / "src"), "--out", str(tmp_path / "s.png")])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.stderr.split())
+    assert "is animated (3 frames); only its first frame is read" in said
+    assert "1 PNG(s) in folders below its subfolders are not packed" in said
