@@ -57,9 +57,11 @@ class SheetTarget:
         clash = input_clash(path, inputs or [])
         if clash is not None:
             raise BadInput(f"--out {str(out)!r} {clash}; choose an output outside the run's inputs")
-        ctx = click.get_current_context(silent=True)
-        if ctx is not None:  # a second run on this sheet is refused until this one has written
-            ctx.with_resource(claim([path], "--out"))
+        from scarlet_moon.world import world_from_env
+
+        ctx, world = click.get_current_context(silent=True), world_from_env()
+        if ctx is not None and (world is None or world.rank == 0):  # under torchrun, rank 0 writes the sheet
+            ctx.with_resource(claim([path], "--out"))  # a second run on it is refused until this one has written
         recover(path)  # an earlier write of this sheet that a kill interrupted: rolled back (and said)
         if path.exists() or path.is_symlink():
             check_output(path, "--out", force=force)  # only a regular file, and only with --force

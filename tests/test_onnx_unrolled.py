@@ -153,7 +153,7 @@ def test_cli_export_writes_and_skips_the_unrolled_graph(tiny_model: Path, tmp_pa
     meta = json.loads(props(tmp_path / "a.unrolled.onnx")[META])
     assert (meta["sampler"], meta["steps"], meta["guidance"]) == (default["sampler"], default["steps"], default["guidance"])
     res = CliRunner().invoke(sm, ["export-onnx", "--model", str(tiny_model), "--out", str(tmp_path / "a.onnx"),
-                                  "--no-unrolled"])
+                                  "--no-unrolled", "--force"])
     assert res.exit_code == 0 and not (tmp_path / "a.unrolled.onnx").exists()
     res = CliRunner().invoke(sm, ["export-onnx", "--model", str(tiny_model), "--out", str(tmp_path / "b.step.onnx")])
     assert res.exit_code == 2 and "b.step.onnx" in res.output and not (tmp_path / "b.step.onnx").exists()
