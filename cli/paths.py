@@ -1,26 +1,10 @@
-"""Output paths, checked before any work starts: a file in an existing, writable folder; a folder that
+"""Output paths, checked before any work starts (files through scarlet_moon.outputs, the one policy); a folder that
 exists (or whose parent does) and can be written. One-line BadInput naming the flag otherwise."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-
-def writable_file(path: str | Path, flag: str, suffix: str | None = None) -> Path:
-    """`path` can be written as a file: its folder exists and is writable, it is not a folder."""
-    from scarlet_moon.errors import BadInput
-
-    p = Path(path)
-    if suffix is not None and (p.suffix.lower() != suffix or p.stem in ("", ".")):
-        raise BadInput(f"{flag} {str(path)!r} must be a {suffix} file name")
-    if not p.parent.is_dir():
-        raise BadInput(f"{flag} {str(path)!r}: its parent folder {str(p.parent)!r} does not exist")
-    if p.is_dir():
-        raise BadInput(f"{flag} {str(path)!r} is a folder; expected a file path")
-    if not os.access(p.parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise BadInput(f"{flag} {str(path)!r}: its folder {str(p.parent)!r} is not writable")
-    return p
 
 
 def output_file(path: str | Path, flag: str, *, inputs: "tuple | list" = (), force: bool = False,
