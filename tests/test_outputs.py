@@ -177,6 +177,15 @@ def test_the_budget_follows_sm_memory_budget(monkeypatch):
         memory.budget()
 
 
+def test_a_distillation_batch_that_cannot_fit_is_refused_before_the_teacher_is_built(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("SM_MEMORY_BUDGET", "16G")  # the same on any machine
+    code, err, peak = peak_of(["distill", "--model", "bundled-25", "--few-step", "4", "--batch", "60000",
+                               "--steps", "1", "--out", "s.safetensors"], tmp_path)
+    assert code == 2 and "distillation (n_feat 32" in err and "batch 60000 of 16x16" in err and "over the budget" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "s.safetensors").exists()
+    assert peak < 600 * 1024  # the step would need about 217 GB; torch's import is most of the peak
+
+
 def test_the_networks_parameter_count_is_counted_exactly_without_building_it():
     from scarlet_moon import memory
     from scarlet_moon.models.card import read_checkpoint_card

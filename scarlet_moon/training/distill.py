@@ -94,7 +94,13 @@ def train_student(card: Any, ds: Any, loss_fn: LossFn, *, steps: int, batch: int
     distillations (this module's and training.fewstep) run it."""
     from scarlet_moon.backends.torch_backend import load_torch_model
     from scarlet_moon.diffusion.scaling import to_model_range
+    from scarlet_moon.training.config import TrainConfig, check_training_memory
 
+    # the student trains like a run of the teacher's network at this batch (the teacher adds one copy of
+    # the weights and no kept activations): refused before anything is built
+    check_training_memory(TrainConfig.from_dict(card.config, source=f"the card of {str(card.path)!r}").replace(
+        {"batch_size": batch}), channels=card.channels, size=card.size, num_classes=len(card.label_names),
+        what="distillation")
     teacher = load_torch_model(card, device).requires_grad_(False)
     student = copy.deepcopy(teacher).requires_grad_(True).train()
     ema = copy.deepcopy(teacher)
