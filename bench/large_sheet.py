@@ -89,11 +89,11 @@ def run_one(model: Path, count: int, folder: Path, sm_args: list[str]) -> dict:
 
 def pack_only_child(count: int, folder: str) -> None:
     """The packing and writing half alone (no model): `count` random 16x16 sprites with the atlas
-    data `sm sheet` gives them, through cli.cmd_sheet.pack_and_write (the same code path)."""
+    data `sm sheet` gives them, through scarlet_moon.pipelines.sheet.write_sheet (the same code path)."""
     import numpy as np
     from PIL import Image
 
-    from cli.cmd_sheet import SheetTarget, pack_and_write
+    from scarlet_moon.pipelines.sheet import SheetTarget, write_sheet
     from exporters import PackOptions, Sprite
 
     rng = np.random.default_rng(0)
@@ -103,8 +103,8 @@ def pack_only_child(count: int, folder: str) -> None:
               "chunk_size": CHUNK_SIZE, "model_fingerprint": "0123456789abcdef", "model_step": 40000}
     sprites = [Sprite(f"hero_{i:03d}", Image.fromarray(images[i], "RGBA"), label="hero",
                       meta=dict(common, label="hero", label_index=5, batch_index=i)) for i in range(count)]
-    pack_and_write(sprites, SheetTarget.check(Path(folder) / "s.png", FORMATS.split(","), False),
-                   PackOptions(padding=1, extrude=0, scale=1, pot=False, max_size=4096, trim=False, dedupe=True))
+    write_sheet(sprites, SheetTarget.check(Path(folder) / "s.png", FORMATS.split(",")),
+                PackOptions(padding=1, extrude=0, scale=1, pot=False, max_size=4096, trim=False, dedupe=True))
 
 
 def run_pack_only(count: int, folder: Path) -> dict:
@@ -117,7 +117,7 @@ def run_pack_only(count: int, folder: Path) -> dict:
     files = sorted(out.iterdir())
     row = {"count": count, **parse_time_v(proc.stderr), "pages": len([f for f in files if f.suffix == ".png"]),
            "bytes_written": sum(f.stat().st_size for f in files), "files": len(files),
-           "command": "pack only: random sprites -> cli.cmd_sheet.pack_and_write"}
+           "command": "pack only: random sprites -> scarlet_moon.pipelines.sheet.write_sheet"}
     row["sprites_per_s"] = round(count / row["wall_s"], 1)
     shutil.rmtree(out)
     return row

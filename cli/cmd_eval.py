@@ -10,7 +10,7 @@ import click
 from cli.console import console, echo, text
 from cli.paths import model_input, output_file
 from cli.progress import bars
-from cli.sampling import SAMPLERS
+from cli.generation_flags import SAMPLERS
 from scarlet_moon.limits import MAX_COUNT
 
 

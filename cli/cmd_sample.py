@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from cli.console import echo, text
-from cli.paths import model_input, output_file, writable_dir
-from scarlet_moon.errors import BadInput
-from scarlet_moon.outputs import check_output, claim, input_clash
-from cli.sampling import GenerationArgs, generation_options, run_generation
-from scarlet_moon.generation.names import file_names
-
-if TYPE_CHECKING:
-    from scarlet_moon.generation.request import Request
-    from scarlet_moon.models.card import ModelCard
+from cli.generation_flags import generation_options, spec_from_params
+from cli.progress import CliReport
 
 
 @click.command()
@@ -32,63 +24,15 @@ if TYPE_CHECKING:
 def sample(ctx: click.Context, out: str, grid: str | None, scale: int, as_json: bool, force: bool,
            **params: Any) -> None:
     """Generate sprites: one PNG per sprite (hero_000.png, ...) in --out."""
-    from scarlet_moon.backends import read_card
-    from scarlet_moon.data.pixels import make_grid, upscale
-    from scarlet_moon.data.png import save_png
+    from scarlet_moon.pipelines.samples import save_samples
 
-    args = GenerationArgs.take(params)
-    card = read_card(args.model)  # a .onnx model carries its own card: no torch
-    req = args.request(card)
-    inputs = [model_input(args.model), args.init, args.mask]
-    target = writable_dir(out, "--out", create=False)  # made below, once every check has passed
-    names = file_names(card.label_names, req.labels)
-    suffixes = [""] + ([f"_x{scale}"] if scale > 1 else [])
-    sprite_files = [target / f"{stem}{x}.png" for stem, _ in names for x in suffixes]
-    if grid:
-        if input_clash(Path(grid), sprite_files):
-            raise BadInput(f"--grid {grid!r} is one of the sprite files this run writes; choose another name")
-        output_file(grid, "--grid", inputs=inputs, force=force, suffix=".png")
-    if target.exists():
-        check_no_folders(target, [p.name for p in sprite_files])
-        for path in sprite_files:  # the one output policy, file by file (inputs, --force, regular files)
-            check_output(path, "--out", inputs=inputs, force=force)
-    target.mkdir(exist_ok=True)
-    ctx.with_resource(claim([target], "--out"))  # the folder: one lock however many sprites
-    images = run_generation(card, req, args, ctx.obj.get("quiet", False))
-    files = []
-    for img, k, (stem, n) in zip(images, req.labels, names):
-        path = save_png(img, target / f"{stem}.png")
-        entry = {"path": str(path), "label": card.label_names[k], "label_index": k, "index": n}
-        if scale > 1:
-            entry["scaled"] = str(save_png(upscale(img[None], scale)[0], target / f"{stem}_x{scale}.png"))
-        files.append(entry)
-    if grid:
-        save_png(make_grid(images, ncols=min(8, len(images))), grid)
+    spec = spec_from_params(params)
+    done = save_samples(spec, out, grid=grid, scale=scale, force=force, report=CliReport(ctx.obj.get("quiet", False)))
     if not as_json:
-        for f in files:
+        for f in done.files:
             echo(f["path"])
         return
-    click.echo(json.dumps({"files": files, "meta": generation_meta(card, req, args), "grid": grid}))
-
-
-def check_no_folders(target: "Path", names: list[str]) -> None:
-    """A folder where a sprite's file goes is the user's path in the way: one line, exit 2, before sampling."""
-    from scarlet_moon.errors import BadInput
-
-    for name in names:
-        if (target / name).is_dir():
-            raise BadInput(f"--out {str(target)!r}: {name!r} there is a folder; expected a file name free for a PNG")
-
-
-def generation_meta(card: ModelCard, req: Request, args: GenerationArgs) -> dict[str, Any]:
-    """What regenerates these sprites: model, seed, sampler, steps, guidance, size and the edit."""
-    from scarlet_moon.generation.edits import edit_meta
-
-    s = req.sampling.resolve(card)
-    meta = {"model": str(card.path), "model_fingerprint": card.fingerprint(),
-            "data_fingerprint": card.meta.get("data_fingerprint"), "seed": req.seed,
-            "sampler": s.sampler, "steps": s.steps, "guidance": s.guidance, "size": list(card.size)}
-    return {**meta, **edit_meta(req.edit, args.init, args.mask)}
+    click.echo(json.dumps({"files": done.files, "meta": done.meta, "grid": grid}))
 
 
 @click.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from cli.console import console, progress_disabled
+from cli.console import console, note, progress_disabled
 
 
 @contextmanager
@@ -44,3 +44,17 @@ def bars(quiet: bool) -> Iterator[Callable[[str], Callable[[int, int], None]]]:
             return update
 
         yield updater
+
+
+class CliReport:
+    """scarlet_moon.progress.Report for the terminal: notes on stderr, rich bars (nothing when quiet)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            note(text)
+
+    def bar(self, what: str) -> Any:
+        return bar(self.quiet, what)

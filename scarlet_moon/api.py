@@ -1,46 +1,66 @@
-"""The public Python API: sprites as PIL images, through the same path as `sm sample` and `sm sheet`.
+"""The public Python API: the use cases of `sm sample`, `sm sheet` and `sm tileset`, through the same
+pipelines (scarlet_moon.pipelines), with the options grouped in typed dataclasses.
 
     import scarlet_moon
-    images = scarlet_moon.generate(label="hero", count=16, seed=0)   # list of PIL RGBA images
+    from scarlet_moon import SamplingOptions
+    images = scarlet_moon.generate(label="hero", count=16, seed=0)           # PIL RGBA images
+    images = scarlet_moon.generate("bundled-32", "hero", 16, sampling=SamplingOptions(steps=8))
+    paths = scarlet_moon.sheet(label="hero", count=64, out="hero.png", formats=("json-hash", "godot3"))
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from scarlet_moon.backends import open_denoiser, read_card
-from scarlet_moon.generation.chunks import ChunkProgress, generate_all
-from scarlet_moon.generation.edits import load_edit
-from scarlet_moon.generation.request import Request
-from scarlet_moon.options import PostOptions, SamplingOptions
+from scarlet_moon.backends import BackendOptions
+from scarlet_moon.generation.spec import GenerationSpec
+from scarlet_moon.options import EditOptions, PostOptions, SamplingOptions
+from scarlet_moon.progress import SILENT, Report
 
-
-def generate(model: str | Path | None = None, label: str | int | Sequence[str | int] = 0, count: int = 16,
-             seed: int = 0, sampler: str | None = None, steps: int | None = None, guidance: float | None = None,
-             eta: float = 0.0, alpha_threshold: int = 128, palette: Any = None, colors: int | None = None,
-             snap_palette: bool = True, cleanup: bool | None = None, init: Any = None, strength: float | None = None,
-             mask: Any = None, tileable: bool = False, backend: str | None = None, device: str | None = None,
-             batch: int | None = None, fp16: bool = False, compile: bool = False,
-             progress: ChunkProgress | None = None, jobs: int | None = None) -> list:
-    """`count` sprites of `label` (name, index, or a list: the count is split) as PIL images.
-
-    model: a .safetensors checkpoint, an exported .onnx, or None (the bundled model). Every
-    option of `sm sample` is here, and the same options give the same sprites:
-    sampler/steps/guidance/eta (None: the model's defaults); alpha_threshold, palette (a file or a
-    K x 3 array), colors, snap_palette, cleanup (isolated shades merged, specks removed; None: the
-    model's default, ModelCard.post_defaults); init (a path, PIL image or uint8 array of the
-    model's sprite size) with strength in [0, 1] for
-    variations, plus mask (white/opaque = generate) for inpainting; tileable for sprites whose
-    opposite edges wrap; backend ("torch" | "onnx"), device, batch (sprites per sampled batch), fp16
-    and compile (torch on CUDA); jobs (processes finishing the sprites while the next batch samples,
-    the same bytes as 1; None: several on CUDA for large counts, else 1)."""
+if TYPE_CHECKING:
     from PIL import Image
 
-    card = read_card(model)
-    req = Request.plan(card, label, count, seed, sampling=SamplingOptions(sampler, steps, guidance, eta),
-                       post=PostOptions(alpha_threshold, palette, colors, snap_palette, cleanup),
-                       edit=load_edit(init, mask, strength, tileable, size=card.size, channels=card.channels))
-    den = open_denoiser(card, backend=backend, device=device, fp16=fp16, compile=compile)
-    images = generate_all(den, req, batch=batch, progress=progress, workers=jobs)
-    return [Image.fromarray(im, "RGBA" if im.shape[-1] == 4 else "RGB") for im in images]
+    from exporters import PackOptions
+
+def _spec(label: str | int | Sequence[str | int], count: int, model: str | Path | None, seed: int,
+          sampling: SamplingOptions | None, post: PostOptions | None, edit: EditOptions | None,
+          backend: BackendOptions | None, batch: int | None) -> GenerationSpec:
+    labels = (label,) if isinstance(label, (str, int)) else tuple(label)
+    return GenerationSpec(model, labels, count, seed, sampling or SamplingOptions(), post or PostOptions(),
+                          edit or EditOptions(), backend or BackendOptions(), batch)
+
+
+def generate(model: str | Path | None = None, label: str | int | Sequence[str | int] = 0, count: int = 16, *,
+             seed: int = 0, sampling: SamplingOptions | None = None, post: PostOptions | None = None,
+             edit: EditOptions | None = None, backend: BackendOptions | None = None, batch: int | None = None,
+             jobs: int | None = None, report: Report = SILENT) -> list[Image.Image]:
+    """`count` sprites of `label` (a name, an index, or a list of them: the count is split) as PIL images;
+    the same options give the same sprites as `sm sample`.
+
+    model: a .safetensors checkpoint, an exported .onnx, or None (the bundled model); bundled names
+    ("bundled-25", "bundled-32") too. sampling: sampler, steps, guidance, eta (None: the model's).
+    post: alpha threshold, palette, colour cap, palette snap, clean-up. edit: init sprite, mask,
+    strength, tileable. backend: torch or onnx, device, fp16, compile. batch: sprites per sampled batch.
+    jobs: processes finishing the sprites (the same bytes as 1). report: progress (silent by default)."""
+    from PIL import Image
+
+    from scarlet_moon.pipelines.sprites import generate_sprites
+
+    gen = generate_sprites(_spec(label, count, model, seed, sampling, post, edit, backend, batch), report=report,
+                           jobs=jobs)
+    return [Image.fromarray(im, "RGBA" if im.shape[-1] == 4 else "RGB") for im in gen.images]
+
+
+def sheet(model: str | Path | None = None, label: str | int | Sequence[str | int] = 0, count: int = 16, *,
+          out: str | Path = "sheet.png", formats: Sequence[str] = ("json-hash",), pack: PackOptions | None = None,
+          force: bool = False, seed: int = 0, sampling: SamplingOptions | None = None,
+          post: PostOptions | None = None, edit: EditOptions | None = None, backend: BackendOptions | None = None,
+          batch: int | None = None, jobs: int | None = None, report: Report = SILENT) -> list[Path]:
+    """`sm sheet`: the sprites of `generate` packed into `out` (a .png) plus an atlas per format (see
+    `sm sheet --list-formats`); the written paths. pack: padding, extrude, scale, pot, max_size, trim,
+    dedupe (exporters.PackOptions). An existing sheet is replaced only with force."""
+    from scarlet_moon.pipelines.sheet import make_sheet
+
+    spec = _spec(label, count, model, seed, sampling, post, edit, backend, batch)
+    return make_sheet(spec, out, formats=formats, pack=pack, force=force, report=report, jobs=jobs)

@@ -2,6 +2,7 @@
 
     SamplingOptions(sampler=None, steps=None, guidance=None, eta=0.0)   None: the model card's default
     PostOptions(alpha_threshold=128, palette=None, colors=None, snap_palette=True)
+    EditOptions(init=None, mask=None, strength=None, tileable=False)    sources, read at the model's size
 
 `SamplingOptions.resolve(card)` fills the card's defaults and checks what depends on the model
 (steps up to its timesteps, eta only with ddim) before any sampling starts.
@@ -13,13 +14,16 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
 from scarlet_moon.diffusion.samplers import SAMPLERS
 from scarlet_moon.errors import BadInput, arg
 from scarlet_moon.models.card import ModelCard
+
+if TYPE_CHECKING:
+    from scarlet_moon.diffusion.editing import Edit
 
 PaletteLike = Union[np.ndarray, str, "os.PathLike[str]", None]
 
@@ -106,3 +110,26 @@ class PostOptions:
             object.__setattr__(self, "palette", load_palette(Path(self.palette)))
         elif self.palette is not None:
             object.__setattr__(self, "palette", as_palette(self.palette))
+
+
+@dataclass(frozen=True, eq=False)
+class EditOptions:
+    """Editing inputs as the user gives them: `init` and `mask` a path, PIL image or uint8 array (read at
+    the model's sprite size by `load`), `strength` in [0, 1] (None: 0.75, or 1 with a mask), `tileable`."""
+
+    init: Any = None
+    mask: Any = None
+    strength: float | None = None
+    tileable: bool = False
+
+    def load(self, card: ModelCard) -> "Edit":
+        """The checked diffusion.editing.Edit for `card`'s sprite size and channels."""
+        from scarlet_moon.generation.edits import load_edit
+
+        return load_edit(self.init, self.mask, self.strength, self.tileable, size=card.size, channels=card.channels)
+
+    def meta(self, edit: "Edit") -> dict[str, Any]:
+        """JSON-ready: the sources as given (paths as text) and the resolved strength."""
+        from scarlet_moon.generation.edits import edit_meta
+
+        return edit_meta(edit, self.init, self.mask)

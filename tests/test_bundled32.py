@@ -83,11 +83,14 @@ def test_the_32x32_model_is_named_bundled_32_everywhere():
     assert info.exit_code == 0 and json.loads(info.output)["size"] == "32x32"
     import scarlet_moon
 
-    sprites = scarlet_moon.generate("bundled-32", label="hero", count=2, steps=2, seed=3)
+    sprites = scarlet_moon.generate("bundled-32", label="hero", count=2, seed=3,
+                                    sampling=scarlet_moon.SamplingOptions(steps=2))
     assert [np.asarray(s).shape for s in sprites] == [(32, 32, 4)] * 2
     # its post-processing defaults: bench/results/fidelity32.md (cleanup raised FD on every seed, cap 12 lowest)
     assert card.post_defaults() == {"cleanup": False, "colors": 12}
-    chosen = scarlet_moon.generate("bundled-32", label="hero", count=2, steps=2, seed=3, cleanup=False, colors=12)
+    chosen = scarlet_moon.generate("bundled-32", label="hero", count=2, seed=3,
+                                   sampling=scarlet_moon.SamplingOptions(steps=2),
+                                   post=scarlet_moon.PostOptions(cleanup=False, colors=12))
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(sprites, chosen))
 
 

@@ -226,4 +226,4 @@ def test_from_says_what_it_does_not_pack(tmp_path: Path):
     assert res.exit_code == 0, res.output
     said = " ".join(res.stderr.split())
     assert "is animated (3 frames); only its first frame is read" in said
-    assert "1 PNG(s) in folders below its subfolders are not packed" in said
+    assert "1 PNG(s) in folders below its label folders are not read (labels are one folder deep)" in said

@@ -190,9 +190,11 @@ def test_python_api(ramp_model, ramp_set, tmp_path):
 
     init = tmp_path / "init.png"
     Image.fromarray(ramp_set[1][2], "RGBA").save(init)
-    images = scarlet_moon.generate(ramp_model, label=1, count=2, steps=4, init=init, strength=0.0)
+    four = scarlet_moon.SamplingOptions(steps=4)
+    images = scarlet_moon.generate(ramp_model, label=1, count=2, sampling=four,
+                                   edit=scarlet_moon.EditOptions(init=init, strength=0.0))
     assert all((np.asarray(im) == ramp_set[1][2]).all() for im in images)
-    tiles = scarlet_moon.generate(ramp_model, label=1, count=2, steps=4, tileable=True)
+    tiles = scarlet_moon.generate(ramp_model, label=1, count=2, sampling=four, edit=scarlet_moon.EditOptions(tileable=True))
     assert len(tiles) == 2 and tiles[0].size == (SIZE, SIZE)
 
 

@@ -78,9 +78,10 @@ def test_postprocess_runs_cleanup_only_when_asked():
 
 
 def test_api_and_cli_share_the_cleanup_switch(tiny_model: Path, tmp_path: Path):
-    common = dict(label=0, count=16, seed=4, steps=4)
+    common = dict(label=0, count=16, seed=4, sampling=scarlet_moon.SamplingOptions(steps=4))
     on = np.stack([np.asarray(im.convert("RGBA")) for im in scarlet_moon.generate(tiny_model, **common)])
-    off = np.stack([np.asarray(im.convert("RGBA")) for im in scarlet_moon.generate(tiny_model, cleanup=False, **common)])
+    off = np.stack([np.asarray(im.convert("RGBA")) for im in scarlet_moon.generate(
+        tiny_model, post=scarlet_moon.PostOptions(cleanup=False), **common)])
     assert (on != off).any() and speck_mask(on).sum() <= speck_mask(off).sum()
     res = CliRunner().invoke(sm, ["sample", "--model", str(tiny_model), "--label", "0", "--count", "16", "--seed", "4",
                                   "--steps", "4", "--no-cleanup", "--out", str(tmp_path / "png")])

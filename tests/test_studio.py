@@ -142,7 +142,11 @@ def test_two_generate_requests_at_once_both_match_the_library(client: TestClient
         t.join()
     for ask, view in zip(asks, views):
         assert view["state"] == "done" and view["count"] == ask["count"], view
-        want = scarlet_moon.generate(tiny_model, steps=STEPS, **ask)
+        want = scarlet_moon.generate(
+            tiny_model, ask["label"], ask["count"], seed=ask["seed"],
+            sampling=scarlet_moon.SamplingOptions(steps=STEPS, guidance=ask.get("guidance")),
+            post=scarlet_moon.PostOptions(colors=ask.get("colors")),
+            edit=scarlet_moon.EditOptions(tileable=ask.get("tileable", False)))
         for sprite, img in zip(view["sprites"], want):
             assert np.array_equal(pixels(sprite), np.asarray(img)), ask
             assert sprite["settings"]["seed"] == ask["seed"] and sprite["label"] == ask["label"]

@@ -274,19 +274,19 @@ def _label_names(d: Path, n: int) -> tuple[str, ...]:
 
 
 def _load_png_folders(d: Path, size: int | None) -> Loaded:
-    folders = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not folders:
+    from scarlet_moon.data.folders import png_folder
+
+    tree = png_folder(d)
+    if not tree.labelled:
         raise BadInput(f"{str(d)!r} has no label subfolders of PNGs (and no sprites.npy or CSV + sheet)")
-    if any(p.suffix.lower() == ".png" for p in d.iterdir()):
+    if tree.loose:
         log.warning("PNGs directly in %s are ignored: sprites go in one subfolder per label", d)
     images, labels, any_alpha = [], [], False
     want: tuple[int, int] | None = (size, size) if size else None
     first: Path | None = None
-    for k, folder in enumerate(folders):
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.is_file()
-                       and not p.name.startswith("."))
+    for k, (name, files) in enumerate(tree.labelled):
         if not files:
-            raise BadInput(f"label folder {str(folder)!r} holds no .png files")
+            raise BadInput(f"label folder {str(d / name)!r} holds no .png files")
         for f in files:
             w, h = image_size(f)  # the header: a huge file is refused before it is decoded
             if want is None:
@@ -300,7 +300,7 @@ def _load_png_folders(d: Path, size: int | None) -> Loaded:
             images.append(arr)
             labels.append(k)
             any_alpha |= alpha
-    return np.stack(images), np.asarray(labels), tuple(p.name for p in folders), 4 if any_alpha else 3
+    return np.stack(images), np.asarray(labels), tuple(name for name, _ in tree.labelled), 4 if any_alpha else 3
 
 
 def _find_sheet(csv_path: Path) -> Path:

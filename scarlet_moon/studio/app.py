@@ -139,16 +139,23 @@ class Studio:
 
     def publish(self, job: Job, start: int, images: np.ndarray) -> list[dict[str, Any]]:
         """Sprites of a finished chunk -> store records + their JSON for the page."""
+        from scarlet_moon.pipelines.sprites import frame_common, frames
+
         spec, out = job.spec, []
         params, render = sample_params(spec, job.id), self.config.command or python_call
         init_file, mask_file = input_files(job.id)
         settings = settings_of(spec)
-        for i, rgba in enumerate(images):
+        sources = {"init": init_file if spec.init is not None else None,
+                   "mask": mask_file if spec.mask is not None else None}
+        made = frames(spec.card, spec.req, images, frame_common(spec.card, spec.req, sources), first=start)
+        for i, (rgba, frame) in enumerate(zip(images, made)):
             index = start + i
             command = render(params, index)
+            # frame: the atlas meta `sm sheet` gives this sprite; labels: its model's, for the frame's name
             rec = SpriteRecord(f"{job.id}-{index}", rgba, spec.label, {**settings, "index": index}, command,
                                file_of(spec, index, job.id), spec.init, spec.mask,
-                               {"init_file": init_file, "mask_file": mask_file, **attribution_meta(spec.card)})
+                               {"init_file": init_file, "mask_file": mask_file, "frame": frame.meta,
+                                "label_names": tuple(spec.card.label_names), **attribution_meta(spec.card)})
             self.store.sprites.add(rec.id, rec)
             out.append({"id": rec.id, "png": png_data_url(rgba), "label": rec.label, "index": index,
                         "settings": rec.settings, "command": command, "file": rec.file})

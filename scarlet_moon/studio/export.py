@@ -1,4 +1,4 @@
-"""The kept sprites as one zip: the sheet(s) + atlases (scarlet_moon.sheets, the `sm sheet` path), each
+"""The kept sprites as one zip: the sheet(s) + atlases (scarlet_moon.pipelines.sheet, the `sm sheet` path), each
 sprite's PNG, the inputs of edited sprites and the `sm sample` command of each.
 
     {"sprites": [<sprite id>, ...], "name": "sprites", "formats": ["json-hash"], "padding": 1,
@@ -44,16 +44,14 @@ def _pack_options(body: dict[str, Any]):
 
 
 def frame_names(records: list[SpriteRecord]) -> list[str]:
-    """`<label>_000`, `<label>_001`... per label, in the kept order (as `sm sheet` names frames)."""
-    from scarlet_moon.generation.names import safe_name
+    """`<label>_000`, `<label>_001`... per label, in the kept order: generation.names' rule, the one
+    `sm sheet` and `sm sample` follow (two labels that would share a stem get `-<label index>`). Sprites
+    of one model take its label list, as `sm sheet` does; of several models, the labels kept."""
+    from scarlet_moon.generation.names import file_names
 
-    counters: dict[str, int] = {}
-    out = []
-    for r in records:
-        stem = safe_name(r.label)
-        counters[stem] = counters.get(stem, -1) + 1
-        out.append(f"{stem}_{counters[stem]:03d}")
-    return out
+    lists = {r.extra.get("label_names") for r in records}
+    names = list(next(iter(lists))) if len(lists) == 1 and None not in lists else list(dict.fromkeys(r.label for r in records))
+    return [stem for stem, _ in file_names(names, [names.index(r.label) for r in records])]
 
 
 def export_zip(body: object, store: Store) -> tuple[str, bytes]:
@@ -61,7 +59,7 @@ def export_zip(body: object, store: Store) -> tuple[str, bytes]:
     from PIL import Image
 
     from exporters import Sprite
-    from scarlet_moon.sheets import check_formats, pack_and_write
+    from scarlet_moon.pipelines.sheet import SheetTarget, check_formats, write_sheet
 
     if not isinstance(body, dict) or set(body) - set(FIELDS):
         raise BadInput(f"expected a JSON object with {', '.join(FIELDS)}")
@@ -75,13 +73,13 @@ def export_zip(body: object, store: Store) -> tuple[str, bytes]:
         raise BadInput(f"{arg('formats')}: none chosen; tick at least one atlas format")
     names, options, records = check_formats(formats), _pack_options(body), _records(body, store)
     frames = frame_names(records)
-    sprites = [Sprite(name=f, image=Image.fromarray(r.rgba, "RGBA"), label=r.label,
-                      meta={**r.settings, "command": r.command, "file": r.file}) for f, r in zip(frames, records)]
+    # each frame's meta is what `sm sheet` writes for it: the same request gives the same atlas bytes
+    sprites = [Sprite(name=f, image=Image.fromarray(r.rgba, "RGBA"), label=r.label, meta=r.extra.get("frame", {}))
+               for f, r in zip(frames, records)]
     with tempfile.TemporaryDirectory(prefix="sm-studio-") as tmp:
         credits = sorted({r.extra["attribution"] for r in records if r.extra.get("attribution")})
         credit = {"attribution": "; ".join(credits)} if credits else {}
-        written = pack_and_write(sprites, Path(tmp) / f"{name}.png", names, options,
-                                 app_meta={"tool": "sm studio", **credit})
+        written = write_sheet(sprites, SheetTarget.check(Path(tmp) / f"{name}.png", names), options, credit)
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
             for p in written:

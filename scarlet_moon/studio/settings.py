@@ -143,13 +143,24 @@ def sample_params(spec: GenerateSpec, job_id: str) -> dict[str, Any]:
             "mask": mask_file if spec.mask is not None else None, "tileable": st["tileable"], "out": f"{OUT}-{job_id}"}
 
 
+# scarlet_moon.generate's option groups: the typed dataclass each of sample_params' keys goes in
+CALL_GROUPS = {"sampling": ("SamplingOptions", ("sampler", "steps", "guidance")),
+               "post": ("PostOptions", ("palette", "snap_palette", "colors")),
+               "edit": ("EditOptions", ("init", "strength", "mask", "tileable"))}
+
+
 def python_call(params: dict[str, Any], index: int) -> str:
     """The scarlet_moon.generate call whose `index`-th image is the sprite (the studio's default way
-    to show how a sprite is made again)."""
+    to show how a sprite is made again), its options in their typed groups."""
     defaults = {"snap_palette": True, "tileable": False}
-    args = ", ".join(f"{k}={v!r}" for k, v in params.items()
-                     if v is not None and k != "out" and defaults.get(k, object()) != v)
-    return f"scarlet_moon.generate({args})[{index}]"
+    given = {k: v for k, v in params.items() if v is not None and k != "out" and defaults.get(k, object()) != v}
+    grouped = {k for _, keys in CALL_GROUPS.values() for k in keys}
+    args = [f"{k}={v!r}" for k, v in given.items() if k not in grouped]
+    for group, (cls, keys) in CALL_GROUPS.items():
+        inner = ", ".join(f"{k}={given[k]!r}" for k in keys if k in given)
+        if inner:
+            args.append(f"{group}=scarlet_moon.{cls}({inner})")
+    return f"scarlet_moon.generate({', '.join(args)})[{index}]"
 
 
 def file_of(spec: GenerateSpec, index: int, job_id: str) -> str:
