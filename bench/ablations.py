@@ -44,7 +44,7 @@ from typing import Any
 for _blocked in ("mlflow", "wandb"):
     sys.modules.setdefault(_blocked, None)  # type: ignore[arg-type]
 
-from scarlet_moon.atomic import atomic_write_bytes  # noqa: E402
+from scarlet_moon.exporters.atomic import write_file  # noqa: E402
 from scarlet_moon.training.config import TrainConfig, preset  # noqa: E402
 from scarlet_moon.data.sprites import load_sprites  # noqa: E402
 from scarlet_moon.eval.metrics import evaluate  # noqa: E402
@@ -184,7 +184,7 @@ def train(name: str, cfg: TrainConfig, data, runs: Path, device: str, log, jobs:
     per_step = (time.perf_counter() - t_first[0]) / max(1, cfg.steps - 1) if t_first else total / cfg.steps
     out = {"model": str(res.model), "run_dir": str(run_dir), "train_seconds": round(total, 2),
            "seconds_per_step": per_step, "num_params": params, "device": device, "parallel_jobs": jobs}
-    atomic_write_bytes(sidecar, json.dumps(out, indent=2).encode())
+    write_file(sidecar, json.dumps(out, indent=2).encode())
     return dict(out, reused=False)
 
 
@@ -336,8 +336,8 @@ def merge(files: list[Path], out: Path) -> None:
     base["merged_from"] = [str(f) for f in files]
     base["real_floor"] = next((p["real_floor"] for p in parts if p.get("real_floor")), None)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out, json.dumps(base, indent=2, default=float).encode())
-    atomic_write_bytes(out.with_suffix(".md"), markdown(base).encode())
+    write_file(out, json.dumps(base, indent=2, default=float).encode())
+    write_file(out.with_suffix(".md"), markdown(base).encode())
     print(markdown(base))
 
 
@@ -406,8 +406,8 @@ def main() -> None:
     def write() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         results["seconds"] = round(time.perf_counter() - t_start, 1)
-        atomic_write_bytes(args.out, json.dumps(results, indent=2, default=float).encode())
-        atomic_write_bytes(md_path, markdown(results).encode())
+        write_file(args.out, json.dumps(results, indent=2, default=float).encode())
+        write_file(md_path, markdown(results).encode())
 
     # the classifier first: trained here once when the cache has none (then cached for every eval)
     from scarlet_moon.eval.classifier import default_cache_dir, get_classifier

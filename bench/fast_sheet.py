@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 SM = [str(Path(sys.executable).with_name("sm"))] if Path(sys.executable).with_name("sm").is_file() \
-    else [sys.executable, "-m", "cli.main"]
+    else [sys.executable, "-m", "scarlet_moon.cli.main"]
 
 
 def wall(args: list[str], check: Path, env: dict[str, str], cwd: Path) -> float:

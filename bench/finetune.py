@@ -63,7 +63,7 @@ def train_pair(train_dir: Path, work: Path, t: str) -> dict[str, Path]:
     for arm, extra in arms.items():
         if models[arm].is_file():
             continue
-        cmd = [sys.executable, "-m", "cli.main", "-q", "train", "--data", str(train_dir), *extra, "--time", t,
+        cmd = [sys.executable, "-m", "scarlet_moon.cli.main", "-q", "train", "--data", str(train_dir), *extra, "--time", t,
                "--threads", "1", "--tracking", "none", "--runs-dir", str(work / "runs"), "--name", f"{arm}-{t}"]
         log = open(work / f"{arm}-{t}.log", "w")
         procs.append((arm, subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)))

@@ -92,14 +92,14 @@ log "sampling: batches $BATCHES on $DEVICE${VARIANTS:+ (variants $VARIANTS)}"
 [[ ${PIPESTATUS[0]} == 0 ]] || log "bench/onnx_gpu.py failed (see above); going on with sm sheet"
 
 # ---- 4. sm sheet --count N, process start to files written
-"$PY" -m cli.main -q export-onnx --out "$WORK/m.onnx" >>"$LOG" 2>&1 || { log "sm export-onnx failed"; exit 1; }
+"$PY" -m scarlet_moon.cli.main -q export-onnx --out "$WORK/m.onnx" >>"$LOG" 2>&1 || { log "sm export-onnx failed"; exit 1; }
 : >"$OUT/sheet.jsonl"
 sheet() {  # name, then sm sheet arguments
     local name=$1; shift
     local dir=$WORK/sheet-$name t0 t1 rc
     mkdir -p "$dir"
     t0=$(date +%s.%N)
-    "$PY" -m cli.main -q sheet --count "$COUNT" --seed 0 --format json-hash,godot3,libgdx --out "$dir/s.png" "$@" \
+    "$PY" -m scarlet_moon.cli.main -q sheet --count "$COUNT" --seed 0 --format json-hash,godot3,libgdx --out "$dir/s.png" "$@" \
         >>"$LOG" 2>&1
     rc=$?
     t1=$(date +%s.%N)

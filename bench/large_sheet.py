@@ -43,7 +43,7 @@ FORMATS = "json-hash,godot3,libgdx"
 
 def sm_exe() -> list[str]:
     venv = ROOT / ".venv" / "bin" / "sm"
-    return [str(venv)] if venv.is_file() else [sys.executable, "-m", "cli.main"]
+    return [str(venv)] if venv.is_file() else [sys.executable, "-m", "scarlet_moon.cli.main"]
 
 
 def export(model: str | None, folder: Path) -> Path:
@@ -94,7 +94,7 @@ def pack_only_child(count: int, folder: str) -> None:
     from PIL import Image
 
     from scarlet_moon.pipelines.sheet import SheetTarget, write_sheet
-    from exporters import PackOptions, Sprite
+    from scarlet_moon.exporters import PackOptions, Sprite
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (count, 16, 16, 4), dtype=np.uint8)

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SM = [sys.executable, "-m", "cli.main"]
+SM = [sys.executable, "-m", "scarlet_moon.cli.main"]
 
 
 def timed(args: list[str], check_file: Path | None = None) -> float:

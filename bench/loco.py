@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def sm(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "cli.main", "-q", *args], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "scarlet_moon.cli.main", "-q", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

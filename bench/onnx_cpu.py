@@ -132,7 +132,7 @@ def sheet_wall(args: list[str], out_png: Path, repeats: int = 1) -> float:
     walls = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "cli.main", "-q", "sheet", *args, "--count", str(BATCH),
+        proc = subprocess.run([sys.executable, "-m", "scarlet_moon.cli.main", "-q", "sheet", *args, "--count", str(BATCH),
                                "--out", str(out_png), "--force"], cwd=ROOT, env=env, capture_output=True, text=True)
         walls.append(time.perf_counter() - t0)
         if proc.returncode != 0 or not out_png.is_file():
@@ -148,7 +148,7 @@ def main() -> None:
     ap.add_argument("--undistilled", default=None,
                     help="also time the onnx sheet of this model (the bundled model's undistilled teacher)")
     a = ap.parse_args()
-    from scarlet_moon.export.onnx_export import export_onnx
+    from scarlet_moon.onnx.export import export_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

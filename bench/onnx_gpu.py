@@ -133,7 +133,7 @@ def main() -> None:
     import torch
 
     from scarlet_moon.backends import read_card
-    from scarlet_moon.export.onnx_export import export_onnx
+    from scarlet_moon.onnx.export import export_onnx
     from scarlet_moon.generation.finish import finish
     from scarlet_moon.generation.request import Request
 

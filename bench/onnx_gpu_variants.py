@@ -47,7 +47,7 @@ def fuse_for_cuda(proto: Any, *, fp16: bool) -> Any:
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
-    from scarlet_moon.export.onnx_export import _keep_time_embedding_fp32
+    from scarlet_moon.onnx.export import _keep_time_embedding_fp32
 
     src = onnx.ModelProto()
     src.CopyFrom(proto)  # the optimizer edits its input in place
@@ -76,16 +76,16 @@ def fuse_for_cuda(proto: Any, *, fp16: bool) -> Any:
 
 
 def write_fused(net: Any, out: Path, card: Any) -> Path:
-    """`net` at `out` and its step graph beside it (scarlet_moon.export.step_graph)."""
-    from scarlet_moon.atomic import atomic_write_bytes
+    """`net` at `out` and its step graph beside it (scarlet_moon.onnx.step_graph)."""
+    from scarlet_moon.exporters.atomic import write_file
     from scarlet_moon.backends.onnx_meta import step_path
-    from scarlet_moon.export.step_graph import build_step_proto
+    from scarlet_moon.onnx.step_graph import build_step_proto
 
     clip = bool(card.config.get("clip_x0", True))
     step = build_step_proto(net, null_label=len(card.label_names), prediction=card.prediction, clip=clip,
                             step_meta={"clip_x0": clip, "prediction": card.prediction})
-    atomic_write_bytes(step_path(out), step.SerializeToString())
-    atomic_write_bytes(out, net.SerializeToString())
+    write_file(step_path(out), step.SerializeToString())
+    write_file(out, net.SerializeToString())
     return out
 
 
@@ -219,7 +219,7 @@ def main() -> None:
     import torch
 
     from scarlet_moon.backends import read_card
-    from scarlet_moon.export.onnx_export import export_onnx
+    from scarlet_moon.onnx.export import export_onnx
 
     t0 = time.perf_counter()
     work = Path(args.work)

@@ -62,7 +62,7 @@ def sheet(count: int):
     import numpy as np
     from PIL import Image
 
-    from exporters import PackOptions, Sprite, pack
+    from scarlet_moon.exporters import PackOptions, Sprite, pack
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (count, 16, 16, 4), dtype=np.uint8)
@@ -74,7 +74,7 @@ def sheet(count: int):
 
 
 def run(result, jobs: int, formats: list[str], folder: Path) -> tuple[dict, dict[str, bytes]]:
-    from exporters import write_atlases
+    from scarlet_moon.exporters import write_atlases
 
     before, t0 = os.times(), time.perf_counter()
     with PeakMemory() as mem:

@@ -20,7 +20,7 @@ import platform
 import time
 from pathlib import Path
 
-from scarlet_moon.atomic import atomic_write_bytes
+from scarlet_moon.exporters.atomic import write_file
 from scarlet_moon.training.config import preset
 from scarlet_moon.data.sprites import load_sprites
 from scarlet_moon.eval.metrics import evaluate
@@ -65,7 +65,7 @@ def main() -> None:
         results[key]["eval_seconds"] = time.time() - t
         print(key, json.dumps({k: v for k, v in results[key].items() if not isinstance(v, dict)}), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out, json.dumps(results, indent=2, default=float).encode())
+    write_file(args.out, json.dumps(results, indent=2, default=float).encode())
     print(args.out)
 
 

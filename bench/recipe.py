@@ -58,7 +58,7 @@ def train_all(names: list[str], budget: str, jobs: int, work: Path) -> None:
             cfg = work / "configs" / f"{name}.toml"
             cfg.write_text(toml_of(CONFIGS[name][0]))
             log = (work / f"{name}.log").open("w")
-            cmd = [sys.executable, "-m", "cli.main", "train", "--config", str(cfg), "--time", budget, "--threads", "1",
+            cmd = [sys.executable, "-m", "scarlet_moon.cli.main", "train", "--config", str(cfg), "--time", budget, "--threads", "1",
                    "--tracking", "none", "--runs-dir", str(runs), "--name", name, "--sample-every", "0",
                    "--checkpoint-every", "0"]
             running.append((name, subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log))

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def stages(card: object, req: object, raw: np.ndarray, count: int, workers: int, folder: Path) -> dict[str, float]:
-    from exporters import PackOptions, Sprite, pack, write_atlases
+    from scarlet_moon.exporters import PackOptions, Sprite, pack, write_atlases
     from scarlet_moon.generation.finish import finish
     from scarlet_moon.generation.finish_pool import FinishPool
 

@@ -8,7 +8,7 @@ so the machine's load falls on all alike), median and quartiles:
   onnxruntime, click; the PNG is written with zlib, scarlet_moon.data.png): the floor under any Python
   CLI doing this;
 - `sm sample` with onnxruntime's graph cache off (SM_ORT_CACHE=0) and on (warm), then with the fast exit
-  too (the default: the process ends once its files are written, cli.main.main; SM_FAST_EXIT=0 is without);
+  too (the default: the process ends once its files are written, scarlet_moon.cli.main.main; SM_FAST_EXIT=0 is without);
 - with --baseline DIR (a checkout of an earlier commit, e.g. `git worktree add /tmp/base b9c039a`), the
   same command run from that tree's sources (PYTHONPATH=DIR), so a change is measured in one run.
 stderr is piped, as a plugin or UI runs it. PYTHONDONTWRITEBYTECODE is dropped (an installed package
@@ -52,7 +52,7 @@ def main() -> None:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["SCARLET_MOON_CACHE"] = str(tmp / "cache")
     console_script = Path(sys.executable).with_name("sm")  # as a user or plugin runs it; the baseline tree's
-    sm = [str(console_script)] if console_script.is_file() else [sys.executable, "-m", "cli.main"]  # via PYTHONPATH
+    sm = [str(console_script)] if console_script.is_file() else [sys.executable, "-m", "scarlet_moon.cli.main"]  # via PYTHONPATH
     py, sample = sys.executable, [*sm, "sample", "--label", "5", "--count", "1"]
     rows: dict[str, tuple[list[str], dict[str, str], Path]] = {
         "python -c pass": ([py, "-c", "pass"], env, tmp),

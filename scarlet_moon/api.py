@@ -21,7 +21,7 @@ from scarlet_moon.progress import SILENT, Report
 if TYPE_CHECKING:
     from PIL import Image
 
-    from exporters import PackOptions
+    from scarlet_moon.exporters import PackOptions
 
 def _spec(label: str | int | Sequence[str | int], count: int, model: str | Path | None, seed: int,
           sampling: SamplingOptions | None, post: PostOptions | None, edit: EditOptions | None,

@@ -4,7 +4,7 @@
         ...
     report.note("backend: onnxruntime CPU")
 
-The library's default is silent; `sm` passes one that draws rich bars on stderr (cli/progress.py).
+The library's default is silent; `sm` passes one that draws rich bars on stderr (scarlet_moon/cli/progress.py).
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def sm_env(tmp_path: Path) -> dict[str, str]:
 
 
 def sm_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cli.main", *args]
+    return [sys.executable, "-m", "scarlet_moon.cli.main", *args]
 
 
 @pytest.fixture(scope="session")

@@ -75,7 +75,7 @@ def hostile_files(dst: Path, model: Path) -> None:
 def build_workspace(dst: Path, run_dir: Path, data_dir: Path) -> Path:
     from safetensors.numpy import save as st_save
 
-    from cli.cmd_doctor import tiny_onnx_bytes
+    from scarlet_moon.cli.cmd_doctor import tiny_onnx_bytes
 
     dst.mkdir(parents=True, exist_ok=True)
     model = run_dir / "model.safetensors"

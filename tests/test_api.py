@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import scarlet_moon
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 
 OPTIONS = ["--label", "hero", "--count", "600", "--seed", "3"]  # more than two chunks of 256
 
@@ -22,7 +22,7 @@ def bundled_onnx(tmp_path_factory) -> Path:
     """The bundled model exported to ONNX (the onnx backend's own file)."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    from scarlet_moon.export.onnx_export import export_onnx
+    from scarlet_moon.onnx.export import export_onnx
 
     return export_onnx(None, tmp_path_factory.mktemp("bundled-onnx") / "bundled.onnx", step_graph=False).path
 

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 from scarlet_moon.data.sprites import ATTRIBUTION, BUNDLED_SETS, load_sprites
 from scarlet_moon.models.card import BUNDLED_MODELS, bundled_onnx_path, read_checkpoint_card
 

@@ -55,7 +55,7 @@ def test_its_onnx_export_ships_beside_it_and_is_the_default_backend(monkeypatch)
 def test_the_default_sheet_runs_onnx_without_torch(tmp_path: Path, sm_env):
     """`sm sheet --label 5 --count 8`: the default model on the default backend, torch never imported,
     each frame made with the card's ddim 4 steps."""
-    code = ("import json, sys\nfrom cli.main import sm\ntry:\n"
+    code = ("import json, sys\nfrom scarlet_moon.cli.main import sm\ntry:\n"
             "    sm.main(sys.argv[1:], prog_name='sm', standalone_mode=False)\nfinally:\n"
             "    print(json.dumps('torch' in sys.modules), file=sys.stderr)\n")
     out = tmp_path / "hero.png"
@@ -71,7 +71,7 @@ def test_the_default_sheet_runs_onnx_without_torch(tmp_path: Path, sm_env):
     assert len(list((tmp_path / "cache" / "ort").glob("*.opt.onnx"))) == 1  # onnxruntime's graph, kept
 
 
-MODULES = ("torch", "rich", "importlib.metadata", "concurrent.futures", "PIL", "exporters.packer")
+MODULES = ("torch", "rich", "importlib.metadata", "concurrent.futures", "PIL", "scarlet_moon.exporters.packer")
 
 
 @pytest.mark.parametrize("terminal", [False, True])
@@ -79,7 +79,7 @@ def test_interactive_sample_imports_only_what_it_uses(tmp_path: Path, sm_env, te
     """`sm sample --count 1` as a plugin or UI runs it (stderr piped) imports neither torch nor rich,
     Pillow nor the packer (interactive latency); with FORCE_TERMINAL, rich draws. The same lines
     either way, and the PNG is the sprite."""
-    code = ("import json, sys\nfrom cli.main import sm\ntry:\n"
+    code = ("import json, sys\nfrom scarlet_moon.cli.main import sm\ntry:\n"
             "    sm.main(sys.argv[1:], prog_name='sm', standalone_mode=False)\nfinally:\n"
             f"    print(json.dumps({{m: m in sys.modules for m in {MODULES!r}}}), file=sys.stderr)\n")
     sm_env["SCARLET_MOON_CACHE"] = str(tmp_path / "cache")
@@ -91,7 +91,7 @@ def test_interactive_sample_imports_only_what_it_uses(tmp_path: Path, sm_env, te
     assert proc.returncode == 0, proc.stderr
     *lines, mods = proc.stderr.strip().splitlines()
     assert json.loads(mods) == {"torch": False, "rich": terminal, "importlib.metadata": False,
-                                "concurrent.futures": False, "PIL": False, "exporters.packer": False}
+                                "concurrent.futures": False, "PIL": False, "scarlet_moon.exporters.packer": False}
     assert any(line.startswith("backend: onnxruntime") for line in lines), lines
     assert proc.stdout.split() == [str(tmp_path / "d" / "hero_000.png")]
     assert np.array_equal(read_image(tmp_path / "d" / "hero_000.png"), np.asarray(generate(label=5, count=1, seed=7)[0]))
@@ -108,7 +108,7 @@ def test_torch_and_onnx_give_the_same_student_sprites():
 def test_the_25_step_teacher_stays_reachable(tmp_path: Path):
     from click.testing import CliRunner
 
-    from cli.main import sm
+    from scarlet_moon.cli.main import sm
 
     res = CliRunner().invoke(sm, ["sample", "--model", "bundled-25", "--label", "hero", "--count", "2",
                                   "--steps", "25", "--out", str(tmp_path / "t"), "--json"])
@@ -154,7 +154,7 @@ def test_the_metadata_scan_reads_what_onnxruntime_reads(tmp_path: Path):
 
 
 FAST_EXIT_PROBE = ("import atexit, sys\natexit.register(lambda: print('ATEXIT', file=sys.stderr))\n"
-                   "sys.argv = ['sm', *sys.argv[1:]]\nfrom cli.main import main\nmain()\n")
+                   "sys.argv = ['sm', *sys.argv[1:]]\nfrom scarlet_moon.cli.main import main\nmain()\n")
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -177,7 +177,7 @@ def test_a_successful_sample_ends_without_the_interpreters_teardown(tmp_path: Pa
 
 
 def test_fast_exit_is_off_under_torchrun_and_when_asked(monkeypatch):
-    from cli.main import fast_exit_allowed
+    from scarlet_moon.cli.main import fast_exit_allowed
 
     monkeypatch.delenv("SM_FAST_EXIT", raising=False)
     monkeypatch.delenv("WORLD_SIZE", raising=False)

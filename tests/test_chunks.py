@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 from scarlet_moon.backends import open_denoiser, read_card
 from scarlet_moon.errors import BadInput
 from scarlet_moon.generation.chunks import (CHUNK_SIZE, batch_of, chunk_count, chunk_seed, generate_all,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 from conftest import make_sprites
 
 GROUPS = ("frechet", "conditional_accuracy", "copies", "pixels")

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import sm
-from exporters import available_formats, pack, write_atlases
+from scarlet_moon.cli.main import sm
+from scarlet_moon.exporters import available_formats, pack, write_atlases
 from test_exporters import libgdx_load, make_sprites
 
 
@@ -129,7 +129,7 @@ def test_list_formats_shows_builtins(tmp_path):
 # ---- plugins (entry points of group scarlet_moon.exporters) ------------------------------------------------------------------------------------------
 
 PLUGIN = '''
-from exporters import AtlasFormat
+from scarlet_moon.exporters import AtlasFormat
 
 class CssFormat(AtlasFormat):
     name = "css"
@@ -177,7 +177,7 @@ def test_broken_or_clashing_plugins_are_skipped_with_a_warning(tmp_path, monkeyp
     root = tmp_path / "site"
     root.mkdir()
     install_plugin(root, module="sm_broken_plugin", value="sm_missing_module:Thing", ep_name="broken")
-    install_plugin(root, module="sm_clash_plugin", value="exporters.fmt_json:JsonArray", ep_name="json-hash2")
+    install_plugin(root, module="sm_clash_plugin", value="scarlet_moon.exporters.fmt_json:JsonArray", ep_name="json-hash2")
     monkeypatch.syspath_prepend(str(root))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -203,7 +203,7 @@ def test_a_duck_typed_plugin_without_engine_is_listed(monkeypatch):
         def render(self, target):
             return ""
 
-    import exporters
+    from scarlet_moon import exporters
 
     real = exporters.available_formats
     monkeypatch.setattr(exporters, "available_formats", lambda: {**real(), "duck": Duck()})

@@ -11,7 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 from conftest import request, sprites_of
 from scarlet_moon.backends import read_card
 from scarlet_moon.backends.torch_backend import TorchDenoiser, load_torch_model
@@ -100,7 +100,7 @@ def test_onnx_student_has_a_one_row_step_graph(student: Path, tmp_path: Path, mo
     import onnx
 
     from scarlet_moon.backends.onnx_backend import OnnxDenoiser
-    from scarlet_moon.export.onnx_export import export_onnx
+    from scarlet_moon.onnx.export import export_onnx
 
     res = export_onnx(student, tmp_path / "s.onnx")
     step = onnx.load(str(res.step_path))

@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 from conftest import HANG, ROOT, TINY, sm_cmd
 from scarlet_moon.training.config import DEFAULT
 from scarlet_moon.data.sprites import load_sprites
@@ -124,7 +124,7 @@ def test_nproc_starts_torchrun_with_the_same_arguments(npy_set: Path, tmp_path: 
                                   "--no-wandb", "--runs-dir", str(tmp_path), "--device", "cpu"])
     assert res.exit_code == 0, res.output
     (cmd, env), = calls
-    assert cmd[1:8] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "cli.main"]
+    assert cmd[1:8] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "scarlet_moon.cli.main"]
     assert cmd[8:] == ["-q", "train", "--data", str(npy_set), "--steps", "4", "--runs-dir", str(tmp_path),
                        "--no-wandb", "--device", "cpu"]
     assert "SM_DIST_STATUS_FILE" in env and "OMP_NUM_THREADS" in env

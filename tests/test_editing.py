@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 from conftest import HANG, ROOT, TINY, request, sprites_of
 
 SIZE = 8
@@ -61,7 +61,7 @@ def ramp_model(tmp_path_factory, ramp_set) -> Path:
         import onnxscript  # noqa: F401
     except ImportError:
         return res.model
-    from scarlet_moon.export.onnx_export import export_onnx
+    from scarlet_moon.onnx.export import export_onnx
 
     export_onnx(res.model, res.model.with_suffix(".onnx"))
     return res.model
@@ -262,7 +262,7 @@ def test_cli_json_reports_edits_and_keeps_masked_out_pixels(ramp_model, ramp_set
 
 def test_sheet_onnx_edits_import_no_torch(ramp_model, ramp_set, tmp_path, sm_env):
     card_for(ramp_model, "onnx")
-    code = ("import json, sys\nfrom cli.main import sm\ntry:\n"
+    code = ("import json, sys\nfrom scarlet_moon.cli.main import sm\ntry:\n"
             "    sm.main(sys.argv[1:], prog_name='sm', standalone_mode=False)\nfinally:\n"
             "    print(json.dumps('torch' in sys.modules), file=sys.stderr)\n")
     out = tmp_path / "s.png"

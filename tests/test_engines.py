@@ -124,7 +124,7 @@ def sprite_pixels(i: int) -> np.ndarray:
 def atlas(tmp_path_factory):
     """Sprites -> the project's own packer + writers: hero.png, hero.json, hero.tres(+.png.import), hero.aseprite.json,
     hero.xml (Sparrow), hero.lua (LÖVE)."""
-    from exporters import Sprite, pack, write_atlases
+    from scarlet_moon.exporters import Sprite, pack, write_atlases
 
     src = {f"hero_{i:03d}": sprite_pixels(i) for i in range(len(LABELS))}
     sprites = [Sprite(name=n, image=Image.fromarray(px, "RGBA"), label=lab, meta={"i": i})
@@ -398,9 +398,9 @@ def test_love11_draws_every_quad_of_the_lua_module_with_exact_pixels(atlas, tmp_
 
 def test_love11_requires_a_module_of_70000_frames(tmp_path):
     """LuaJIT refuses a function of more than 65536 constants: the module must not be one big table."""
-    from exporters.base import AtlasTarget
-    from exporters.fmt_love import Love
-    from exporters.model import Frame, Page
+    from scarlet_moon.exporters.base import AtlasTarget
+    from scarlet_moon.exporters.fmt_love import Love
+    from scarlet_moon.exporters.model import Frame, Page
 
     n, img = 70000, Image.new("RGBA", (4096, 4096))
     frames = [Frame(f"f_{i:05d}", 1 + 17 * (i % 240), 1 + 17 * (i // 240 % 240), 16, 16, 16, 16, label=f"l{i % 9}")

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-import exporters.atomic
-from exporters import AtlasFormat, AtlasTarget, Sprite, available_formats, pack, write_atlases
+import scarlet_moon.exporters.atomic
+from scarlet_moon.exporters import AtlasFormat, AtlasTarget, Sprite, available_formats, pack, write_atlases
 
 NASTY = 'a"b\n]\\ {x}: ü'  # quotes, newline, bracket, backslash, braces, colon, non-ASCII
 
@@ -345,7 +345,7 @@ def test_refuses_to_replace_existing_files_without_force(tmp_path, packed):
 def test_failure_mid_write_keeps_old_files_and_leaves_no_temp(tmp_path, packed, monkeypatch, fail_on, fail_at):
     write_atlases(packed, tmp_path / "hero.png", ["json-hash", "godot3", "libgdx"])
     before = snapshot(tmp_path)
-    real = getattr(exporters.atomic.os, fail_on)
+    real = getattr(scarlet_moon.exporters.atomic.os, fail_on)
     calls = []
 
     def flaky(*args, **kwargs):
@@ -354,7 +354,7 @@ def test_failure_mid_write_keeps_old_files_and_leaves_no_temp(tmp_path, packed, 
             raise OSError(28, "No space left on device")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(exporters.atomic.os, fail_on, flaky)
+    monkeypatch.setattr(scarlet_moon.exporters.atomic.os, fail_on, flaky)
     with pytest.raises(OSError, match="No space"):
         write_atlases(pack(make_sprites(labels=("q",) * 9)), tmp_path / "hero.png", ["json-hash", "godot3", "libgdx"],
                       force=True)
@@ -362,7 +362,7 @@ def test_failure_mid_write_keeps_old_files_and_leaves_no_temp(tmp_path, packed, 
 
 
 def test_failure_on_a_fresh_write_leaves_nothing(tmp_path, packed, monkeypatch):
-    real = exporters.atomic.os.replace
+    real = scarlet_moon.exporters.atomic.os.replace
     calls = []
 
     def flaky(*args):
@@ -371,7 +371,7 @@ def test_failure_on_a_fresh_write_leaves_nothing(tmp_path, packed, monkeypatch):
             raise OSError("disk gone")
         return real(*args)
 
-    monkeypatch.setattr(exporters.atomic.os, "replace", flaky)
+    monkeypatch.setattr(scarlet_moon.exporters.atomic.os, "replace", flaky)
     with pytest.raises(OSError):
         write_atlases(packed, tmp_path / "hero.png", ["json-hash", "libgdx"])
     assert list(tmp_path.iterdir()) == []
@@ -385,7 +385,7 @@ class Boom(AtlasFormat):
 
 
 def test_a_format_that_fails_to_render_writes_nothing(tmp_path, packed, monkeypatch):
-    monkeypatch.setattr("exporters.registry.available_formats", lambda: {**available_formats(), "boom": Boom()})
+    monkeypatch.setattr("scarlet_moon.exporters.registry.available_formats", lambda: {**available_formats(), "boom": Boom()})
     with pytest.raises(RuntimeError):
         write_atlases(packed, tmp_path / "hero.png", ["json-hash", "boom"])
     assert list(tmp_path.iterdir()) == []
@@ -448,7 +448,7 @@ def test_builtins_match_the_pyproject_entry_points_and_name_their_engine():
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
-    from exporters.registry import BUILTINS, ENTRY_POINT_GROUP
+    from scarlet_moon.exporters.registry import BUILTINS, ENTRY_POINT_GROUP
 
     project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
     assert list(project["entry-points"][ENTRY_POINT_GROUP].items()) == list(BUILTINS)
@@ -463,7 +463,7 @@ def test_built_in_formats_resolve_without_the_entry_point_scan(monkeypatch):
     name, so the scan could not change them); any other name still scans and is found or refused."""
     import importlib.metadata
 
-    from exporters import resolve_formats
+    from scarlet_moon.exporters import resolve_formats
 
     def no_scan(**kw):
         raise AssertionError("entry points scanned")
@@ -480,26 +480,27 @@ def test_built_in_formats_resolve_without_the_entry_point_scan(monkeypatch):
 
 
 def test_the_package_names_load_on_first_use_and_atomic_alone_needs_no_pillow():
-    """`exporters` resolves its public names lazily (PEP 562): `exporters.atomic`, which `sm sample`
+    """`exporters` resolves its public names lazily (PEP 562): `scarlet_moon.exporters.atomic`, which `sm sample`
     needs, comes without Pillow and the packer; every public name still imports."""
     import subprocess
     import sys
 
-    import exporters
+    from scarlet_moon import exporters
 
     assert sorted(exporters.__all__) == sorted(exporters._WHERE) and set(exporters.__all__) <= set(dir(exporters))
     assert all(getattr(exporters, name) is not None for name in exporters.__all__)
     with pytest.raises(AttributeError, match="'nope'"):
         exporters.nope  # noqa: B018
-    code = "import exporters\nprint(exporters.base.AtlasFormat.__name__, exporters.writer.write_atlases.__name__)"
+    code = ("from scarlet_moon import exporters\n"
+            "print(exporters.base.AtlasFormat.__name__, exporters.writer.write_atlases.__name__)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.split() == ["AtlasFormat", "write_atlases"], proc.stderr  # submodules by attribute too
-    code = ("import sys, exporters.atomic\nfrom exporters import recover\n"
-            "print(sorted(m for m in ('PIL', 'exporters.packer', 'exporters.model') if m in sys.modules))")
+    code = ("import sys, scarlet_moon.exporters.atomic\nfrom scarlet_moon.exporters import recover\n"
+            "print(sorted(m for m in ('PIL', 'scarlet_moon.exporters.packer', 'scarlet_moon.exporters.model') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
     star: dict = {}
-    exec("from exporters import *", star)
+    exec("from scarlet_moon.exporters import *", star)
     assert {"pack", "write_atlases", "Sprite"} <= set(star)
 
 
@@ -511,7 +512,7 @@ _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow
 @settings(max_examples=300, deadline=None)
 @given(_JSON, st.integers(0, 5))
 def test_dump_json_is_the_json_of_json_dumps(doc, flat_depth):
-    from exporters.fmt_json import dump_json
+    from scarlet_moon.exporters.fmt_json import dump_json
 
     text = dump_json(doc, flat_depth)
     assert json.loads(text) == json.loads(json.dumps(doc)) and text.endswith("\n")

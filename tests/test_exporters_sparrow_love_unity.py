@@ -17,9 +17,9 @@ import yaml
 from PIL import Image
 
 from conftest import HANG, ROOT
-from exporters import Sprite, pack, write_atlases
-from exporters.base import AtlasTarget
-from exporters.fmt_love import uniform_grid
+from scarlet_moon.exporters import Sprite, pack, write_atlases
+from scarlet_moon.exporters.base import AtlasTarget
+from scarlet_moon.exporters.fmt_love import uniform_grid
 from test_exporters import NASTY, make_sprites, rects
 from test_plugin_aseprite import lua_tool
 
@@ -129,7 +129,7 @@ def anim8_cell(grid: list[int], col: int, row: int) -> tuple[int, int, int, int]
 
 @pytest.mark.parametrize("padding, extrude", [(1, 0), (1, 1), (0, 0), (2, 3)])
 def test_love_module_loads_in_plain_lua_with_exact_strings_and_an_anim8_grid(tmp_path, monkeypatch, padding, extrude):
-    monkeypatch.setattr("exporters.fmt_love.CHUNK_ROWS", 5)  # 12 frames in 3 functions: the joins are read too
+    monkeypatch.setattr("scarlet_moon.exporters.fmt_love.CHUNK_ROWS", 5)  # 12 frames in 3 functions: the joins are read too
     sprites = hostile_sprites()
     result = pack(sprites, padding=padding, extrude=extrude)
     write_atlases(result, tmp_path / "hero.png", ["love"])
@@ -177,7 +177,7 @@ def test_love_without_a_grid_and_with_several_pages(tmp_path):
 
 def test_uniform_grid_rejects_frames_off_the_grid():
     img = Image.new("RGBA", (4, 4))
-    from exporters.model import Frame, Page
+    from scarlet_moon.exporters.model import Frame, Page
 
     def target(*xy):
         return AtlasTarget([Page(img, [Frame(f"f{i}", x, y, 4, 4, 4, 4) for i, (x, y) in enumerate(xy)])], ["a.png"],
@@ -261,14 +261,14 @@ def test_unity_trimmed_pivot_is_the_untrimmed_centre_and_pages_get_their_own_met
 @pytest.mark.parametrize("text", ["hero_000", "true", "Null", "y", "1e3", "0x1F", "~", "-x", "a: b", "#c", " x", "x ",
                                   "'q'", "a\tb", "日本", "🐉", "", "[1]", "{a}", "*ref", "&anchor", "!tag", "%", "@", "`"])
 def test_unity_yaml_strings_read_back_exactly(text):
-    from exporters.fmt_unity import yaml_str
+    from scarlet_moon.exporters.fmt_unity import yaml_str
 
     assert yaml.safe_load(f"k: {yaml_str(text)}\n") == {"k": text}
     assert yaml.safe_load(f"m:\n  {yaml_str(text)}: 1\n") == {"m": {text: 1}}
 
 
 def test_unity_meta_must_be_named_after_its_png():
-    from exporters.fmt_unity import Unity
+    from scarlet_moon.exporters.fmt_unity import Unity
 
     page = pack(make_sprites(labels=("a",))).pages[0]
     with pytest.raises(ValueError, match="a.png.meta"):

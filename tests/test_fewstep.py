@@ -11,7 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 from conftest import request, sprites_of
 from scarlet_moon.backends import read_card
 from scarlet_moon.backends.torch_backend import TorchDenoiser, load_torch_model

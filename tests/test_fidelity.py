@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 from scarlet_moon.data.sprites import load_sprites, split_holdout
 from scarlet_moon.data.neighbours import isolated_mask, speck_mask
 from scarlet_moon.eval.fidelity import fidelity

@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 from scarlet_moon.data.sprites import load_sprites
 from scarlet_moon.errors import BadInput
 from scarlet_moon.models.card import BUNDLED_PRIOR, BUNDLED_TEACHER, file_fingerprint, read_meta

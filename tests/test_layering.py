@@ -1,4 +1,5 @@
-"""Dependencies point one way: cli -> scarlet_moon, exporters; light paths import no torch."""
+"""Dependencies point one way: scarlet_moon.cli -> the library -> scarlet_moon.exporters; light paths import no torch;
+bench never imports the CLI. (.ci/run checks the same contracts with import-linter: pyproject.toml.)"""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ def modules_after(code: str) -> set[str]:
 
 
 def test_exporters_import_neither_torch_nor_scarlet_moon_nor_cli_libs():
-    mods = modules_after("import exporters")
+    mods = modules_after("import scarlet_moon.exporters")
     assert "torch" not in mods
-    assert not any(m == "scarlet_moon" or m.startswith("scarlet_moon.") for m in mods)
+    ours = {m for m in mods if m.startswith("scarlet_moon.")}
+    assert ours and all(m.startswith("scarlet_moon.exporters") or m in ("scarlet_moon.errors", "scarlet_moon.version")
+                        for m in ours), sorted(ours)
     assert "click" not in mods and "rich" not in mods
 
 
@@ -33,15 +36,15 @@ def test_scarlet_moon_imports_neither_click_nor_rich():
 
 
 def test_sm_help_does_not_import_torch():
-    mods = modules_after("from click.testing import CliRunner\nfrom cli.main import sm\n"
+    mods = modules_after("from click.testing import CliRunner\nfrom scarlet_moon.cli.main import sm\n"
                          "r = CliRunner().invoke(sm, ['--help'])\nassert r.exit_code == 0, r.output")
     assert "torch" not in mods and "mlflow" not in mods
 
 
 def test_only_cli_imports_click_or_rich_in_source():
     offenders = []
-    for pkg in ("scarlet_moon", "exporters"):
-        for path in (ROOT / pkg).rglob("*.py"):
+    for path in (ROOT / "scarlet_moon").rglob("*.py"):
+        if "cli" not in path.relative_to(ROOT).parts[:2]:
             text = path.read_text()
             if any(s in text for s in ("import click", "from click", "import rich", "from rich")):
                 offenders.append(str(path.relative_to(ROOT)))
@@ -49,7 +52,7 @@ def test_only_cli_imports_click_or_rich_in_source():
 
 
 def test_sm_help_lists_commands():
-    out = subprocess.run([sys.executable, "-m", "cli.main", "--help"], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "scarlet_moon.cli.main", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0
     for command in ("train", "data", "sample", "labels", "info", "sheet", "eval", "export-onnx", "doctor", "plugin",
                     "distill", "studio", "tileset"):
@@ -57,7 +60,7 @@ def test_sm_help_lists_commands():
 
 
 # ------------------------------------------------------------------ the import graph, read from the sources
-PACKAGES = ("scarlet_moon", "exporters", "cli")
+PACKAGES = ("scarlet_moon",)
 
 
 def module_name(path: Path) -> str:
@@ -145,12 +148,17 @@ def test_cycle_finder_finds_a_cycle():
 
 
 def test_dependencies_point_one_way():
-    """cli -> scarlet_moon, exporters; scarlet_moon and exporters never import cli; exporters never scarlet_moon."""
+    """cli -> the library -> exporters: nothing outside scarlet_moon.cli imports it; scarlet_moon.exporters imports
+    nothing else of scarlet_moon; bench never imports the CLI."""
     graph = import_graph()
+    cli, exp = "scarlet_moon.cli", "scarlet_moon.exporters"
     bad = [(a, b) for a, deps in graph.items() for b in deps
-           if (not a.startswith("cli") and b.startswith("cli"))
-           or (a.startswith("exporters") and b.startswith("scarlet_moon"))]
+           if (not a.startswith(cli) and b.startswith(cli)) or (a.startswith(exp) and not b.startswith(exp))]
     assert bad == []
+    bench = [f"{p.name}: {line.strip()}" for p in sorted((ROOT / "bench").rglob("*.py"))
+             for line in p.read_text(encoding="utf-8").splitlines()
+             if re.match(r"\s*(from|import)\s+scarlet_moon\.cli\b|\s*(from|import)\s+cli\b", line)]
+    assert bench == []
 
 
 # ------------------------------------------------------------------ library errors speak of parameters, not flags
@@ -171,7 +179,7 @@ def message_texts(path: Path) -> list[tuple[int, str]]:
 def test_no_library_message_names_a_cli_flag():
     """Library errors name the parameter (errors.arg); cli maps it to the flag."""
     offenders = [f"{p.relative_to(ROOT)}:{line}: {text.strip()[:70]!r}"
-                 for pkg in ("scarlet_moon", "exporters") for p in sorted((ROOT / pkg).rglob("*.py"))
+                 for p in sorted((ROOT / "scarlet_moon").rglob("*.py")) if "cli" not in p.relative_to(ROOT).parts[:2]
                  for line, text in message_texts(p) if FLAG.search(text)]
     assert offenders == []
 
@@ -188,7 +196,7 @@ def test_cli_shows_a_library_parameter_as_its_flag(tiny_model: Path, tmp_path: P
     import scarlet_moon
     from click.testing import CliRunner
 
-    from cli.main import sm
+    from scarlet_moon.cli.main import sm
     from scarlet_moon.errors import BadInput
 
     res = CliRunner().invoke(sm, ["sample", "--model", str(tiny_model), "--seed", "-1", "--out", str(tmp_path / "o")])

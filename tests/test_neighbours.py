@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import scarlet_moon
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 from scarlet_moon.data.neighbours import clean_isolated, despeckle, isolated_mask, speck_mask
 from scarlet_moon.data.pixels import postprocess
 

@@ -15,7 +15,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
 
-from cli.main import sm  # noqa: E402
+from scarlet_moon.cli.main import sm  # noqa: E402
 from conftest import HANG, ROOT, request, sprites_of  # noqa: E402
 from scarlet_moon.errors import BadInput  # noqa: E402
 
@@ -23,7 +23,7 @@ from scarlet_moon.errors import BadInput  # noqa: E402
 @pytest.fixture(scope="module")
 def exported(tiny_model: Path):
     """(result, path): the model exported beside its checkpoint (model.onnx)."""
-    from scarlet_moon.export.onnx_export import export_onnx
+    from scarlet_moon.onnx.export import export_onnx
 
     out = tiny_model.with_suffix(".onnx")
     return export_onnx(tiny_model, out), out
@@ -131,7 +131,7 @@ def test_cli_backend_onnx_sibling_and_default(tiny_model: Path, exported, tmp_pa
 
 NO_TORCH = """
 import json, sys
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 try:
     sm.main(sys.argv[1:], prog_name="sm", standalone_mode=False)
 finally:
@@ -208,7 +208,7 @@ def test_export_cli_writes_and_reports(tiny_model: Path, tmp_path: Path):
 
 def test_fp16_export_keeps_time_embedding_fp32(tiny_model: Path, tmp_path: Path):
     from scarlet_moon.backends.onnx_meta import read_onnx_card
-    from scarlet_moon.export.onnx_export import FP16_TOL, export_onnx
+    from scarlet_moon.onnx.export import FP16_TOL, export_onnx
 
     res = export_onnx(tiny_model, tmp_path / "h.onnx", fp16=True)
     assert res.precision == "fp16" and max(res.max_abs_diff.values()) <= FP16_TOL
@@ -216,7 +216,7 @@ def test_fp16_export_keeps_time_embedding_fp32(tiny_model: Path, tmp_path: Path)
 
 
 def test_doctor_never_fails_and_probes_providers():
-    from cli.cmd_doctor import tiny_onnx_bytes
+    from scarlet_moon.cli.cmd_doctor import tiny_onnx_bytes
 
     res = invoke("doctor")
     assert res.exit_code == 0, res.output
@@ -225,7 +225,7 @@ def test_doctor_never_fails_and_probes_providers():
     assert "onnxruntime: " in out and "from onnxruntime" in out
     assert "providers that load: CPUExecutionProvider" in out
     assert "  TensorRT: not in this onnxruntime build" in out  # the CPU onnxruntime lists no TensorRT EP
-    from cli.cmd_doctor import tensorrt_line
+    from scarlet_moon.cli.cmd_doctor import tensorrt_line
 
     assert tensorrt_line({"TensorrtExecutionProvider": True}).startswith("its execution provider loads")
     assert "does not load" in tensorrt_line({"TensorrtExecutionProvider": False, "CUDAExecutionProvider": True})

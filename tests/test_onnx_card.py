@@ -11,7 +11,7 @@ from typing import Any, Callable
 import pytest
 from click.testing import CliRunner
 
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 from scarlet_moon.models.card import BUNDLED_MODEL
 
 onnx = pytest.importorskip("onnx")

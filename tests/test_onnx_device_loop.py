@@ -18,7 +18,7 @@ pytest.importorskip("onnxscript")
 
 @pytest.fixture(scope="module")
 def exported(tiny_model: Path, tmp_path_factory):
-    from scarlet_moon.export.onnx_export import export_onnx
+    from scarlet_moon.onnx.export import export_onnx
 
     out = tmp_path_factory.mktemp("device-loop") / "m.onnx"
     return export_onnx(tiny_model, out)

@@ -23,7 +23,7 @@ META = "scarlet_moon.unrolled_graph"
 @pytest.fixture(scope="module")
 def exported(tiny_model: Path, tmp_path_factory):
     """The tiny model's export with an unrolled graph of 6 dpmpp-2m steps at guidance 2 (two rows a step)."""
-    from scarlet_moon.export.onnx_export import export_onnx
+    from scarlet_moon.onnx.export import export_onnx
     from scarlet_moon.options import SamplingOptions
 
     out = tmp_path_factory.mktemp("unrolled") / "m.onnx"
@@ -114,7 +114,7 @@ def test_nan_is_reported_with_its_step(exported, tmp_path: Path):
     from scarlet_moon.backends.onnx_device import unrolled_plan
     from scarlet_moon.backends.onnx_backend import OnnxDenoiser
     from scarlet_moon.errors import RunFailed
-    from scarlet_moon.export.unrolled_graph import build_unrolled_proto
+    from scarlet_moon.onnx.unrolled_graph import build_unrolled_proto
 
     card = OnnxDenoiser(exported.path, "cpu").card
     plan = unrolled_plan(card.schedule, sampler="ddim", steps=3, guidance=2.0)
@@ -128,7 +128,7 @@ def test_nan_is_reported_with_its_step(exported, tmp_path: Path):
 
 
 def test_a_sampler_that_adds_noise_gets_no_unrolled_graph(tiny_model: Path, exported, tmp_path: Path):
-    from scarlet_moon.export.onnx_export import export_onnx
+    from scarlet_moon.onnx.export import export_onnx
     from scarlet_moon.options import SamplingOptions
 
     out = tmp_path / "m.onnx"
@@ -141,7 +141,7 @@ def test_a_sampler_that_adds_noise_gets_no_unrolled_graph(tiny_model: Path, expo
 
 
 def test_cli_export_writes_and_skips_the_unrolled_graph(tiny_model: Path, tmp_path: Path):
-    from cli.main import sm
+    from scarlet_moon.cli.main import sm
 
     res = CliRunner().invoke(sm, ["export-onnx", "--model", str(tiny_model), "--out", str(tmp_path / "a.onnx")])
     assert res.exit_code == 0, res.output
@@ -183,7 +183,7 @@ def test_a_tampered_unrolled_graph_is_one_error(exported, tmp_path: Path, change
 
 
 def test_a_folder_in_the_way_of_a_side_graph_is_refused_before_anything_is_written(tiny_model: Path, tmp_path: Path):
-    from cli.main import sm
+    from scarlet_moon.cli.main import sm
 
     for side in ("m.unrolled.onnx", "m.step.onnx"):
         folder = tmp_path / side

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 from scarlet_moon.errors import BadInput
 from scarlet_moon.models.card import BUNDLED_PRIOR
 from scarlet_moon.outputs import check_output, claim, lock_path
@@ -147,7 +147,7 @@ def peak_of(args: list[str], tmp_path: Path) -> tuple[int, str, int]:
     probe = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
              "print(p.returncode); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
              "sys.stderr.write(p.stderr)")
-    res = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "cli.main", *args], cwd=tmp_path,
+    res = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "scarlet_moon.cli.main", *args], cwd=tmp_path,
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     code, peak = res.stdout.split()
     return int(code), res.stderr, int(peak)

@@ -1,4 +1,4 @@
-"""Writing a sheet over worker processes (exporters.parallel): the same bytes as one process, the same
+"""Writing a sheet over worker processes (scarlet_moon.exporters.parallel): the same bytes as one process, the same
 error when a worker fails, and nothing written then."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import exporters.parallel as parallel
-from cli.main import sm
-from exporters import AtlasFormat, AtlasTarget, Page, PackResult, Sprite, pack, write_atlases
-from exporters.parallel import AUTO_MIN_PIXELS, auto_workers
+import scarlet_moon.exporters.parallel as parallel
+from scarlet_moon.cli.main import sm
+from scarlet_moon.exporters import AtlasFormat, AtlasTarget, Page, PackResult, Sprite, pack, write_atlases
+from scarlet_moon.exporters.parallel import AUTO_MIN_PIXELS, auto_workers
 
 FORMATS = ["json-hash", "json-array", "aseprite", "godot3", "godot4", "libgdx", "sparrow", "love", "unity"]
 
@@ -79,7 +79,7 @@ def test_parallel_files_are_byte_identical_to_one_process(packed, tmp_path, monk
 
 def test_a_format_reading_pixels_is_identical_when_spawned(packed, tmp_path, monkeypatch):
     """reads_pixels=True formats are rendered in the parent under spawn; the set is still the same."""
-    import exporters.registry as registry
+    import scarlet_moon.exporters.registry as registry
 
     base = registry.available_formats
 
@@ -123,7 +123,7 @@ def test_a_page_that_cannot_be_encoded_fails_the_same_and_keeps_the_old_set(pack
 
 
 def test_a_worker_that_dies_is_one_oserror_and_nothing_is_written(packed, tmp_path, monkeypatch):
-    import exporters.registry as registry
+    import scarlet_moon.exporters.registry as registry
 
     if parallel.start_method() != "fork":
         pytest.skip("the dying format is defined in this test module: forked workers only")

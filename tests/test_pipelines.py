@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import scarlet_moon
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 from conftest import ROOT
 
 FILES = ("sprites.png", "sprites.json", "sprites.tres", "sprites.atlas")
@@ -60,8 +60,8 @@ def test_one_request_through_the_cli_the_api_and_the_studio_gives_the_same_sprit
 
 
 def test_sm_sheet_calls_the_library_once_and_the_work_never_comes_back_to_cli(tmp_path: Path, monkeypatch):
-    """From the command's one call of pipelines.sheet.make_sheet to its return, no code of cli/ runs but the
-    terminal output the command set up: its progress report (cli/progress.py) and log handler (cli/console.py)."""
+    """From the command's one call of pipelines.sheet.make_sheet to its return, no code of scarlet_moon/cli/ runs but the
+    terminal output the command set up: its progress report (scarlet_moon/cli/progress.py) and log handler (scarlet_moon/cli/console.py)."""
     from scarlet_moon.pipelines import sheet as pipeline
 
     calls, inside, seen = [], [False], set()
@@ -86,7 +86,7 @@ def test_sm_sheet_calls_the_library_once_and_the_work_never_comes_back_to_cli(tm
     finally:
         sys.setprofile(None)
     assert res.exit_code == 0, res.output
-    cli_dir = str(ROOT / "cli")
+    cli_dir = str(ROOT / "scarlet_moon" / "cli")
     back = sorted({Path(f).name for f in seen if f.startswith(cli_dir)})
     assert calls == [1] and set(back) <= {"progress.py", "console.py"}, back
     assert any(f.endswith(str(Path("scarlet_moon", "pipelines", "sheet.py"))) for f in seen)

@@ -1,4 +1,4 @@
-"""The Aseprite extension (plugins/aseprite) and `sm plugin aseprite`.
+"""The Aseprite extension (scarlet_moon/plugins/aseprite) and `sm plugin aseprite`.
 
 The Lua runs under a plain lua5.4 with a fake of Aseprite's API (tests/lua/fake_aseprite.lua):
 each scenario clicks the command, fills the dialog, and the fake prints what the plugin did
@@ -27,7 +27,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-PLUGIN = ROOT / "plugins" / "aseprite"
+PLUGIN = ROOT / "scarlet_moon" / "plugins" / "aseprite"
 LUA_TESTS = ROOT / "tests" / "lua"
 STAMP = "scarlet-moon-19700101-000000-0042"  # the fake clock and random give this run name
 CELS_NEW = [("CEL", "new1", "hero seed 7", str(i + 1), f"/out/hero_00{i}.png", "0,0", "txn") for i in range(3)]
@@ -256,7 +256,7 @@ def test_with_the_real_sm(tmp_path: Path, sm_env, mode: str):
     from PIL import Image
 
     sm = tmp_path / "sm"  # a one-word program path, as a user would give in the dialog
-    sm.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m cli.main "$@"\n')
+    sm.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m scarlet_moon.cli.main "$@"\n')
     sm.chmod(0o755)
     Image.new("RGBA", (16, 16), (200, 50, 50, 255)).save(tmp_path / "init.png")
     mask = Image.new("RGB", (16, 16), (0, 0, 0))
@@ -285,7 +285,7 @@ def test_with_the_real_sm_and_the_bundled_32x32_model(tmp_path: Path, sm_env):
     from PIL import Image
 
     sm = tmp_path / "sm"
-    sm.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m cli.main "$@"\n')
+    sm.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m scarlet_moon.cli.main "$@"\n')
     sm.chmod(0o755)
     w = tmp_path / "w"
     lines = run_plugin("real32_new", w, PLUGIN, str(sm), str(tmp_path), env={**sm_env, "OMP_NUM_THREADS": "1"})
@@ -303,7 +303,7 @@ def test_with_the_real_sm_and_the_bundled_32x32_model(tmp_path: Path, sm_env):
 
 # ---- sm plugin aseprite ------------------------------------------------------------------------
 def build(out: Path) -> Path:
-    from cli.main import sm
+    from scarlet_moon.cli.main import sm
 
     result = CliRunner().invoke(sm, ["plugin", "aseprite", "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -338,31 +338,30 @@ def test_extension_from_the_zip_runs(tmp_path: Path):
 
 
 def test_extension_out_must_be_usable(tmp_path: Path):
-    from cli.main import sm
+    from scarlet_moon.cli.main import sm
 
     result = CliRunner().invoke(sm, ["plugin", "aseprite", "--out", str(tmp_path / "no" / "such")])
     assert result.exit_code == 2 and "does not exist" in result.output
 
 
 def test_wheel_ships_the_plugin_files():
-    """pyproject packages plugins/aseprite (package.json and every .lua file) as package data."""
+    """pyproject packages scarlet_moon/plugins/aseprite (package.json and every .lua file) as package data."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert any(fnmatch("plugins.aseprite", pat) for pat in config["packages"]["find"]["include"])
-    patterns = config["package-data"]["plugins.aseprite"]
+    assert config["packages"]["find"]["include"] == ["scarlet_moon*"]
+    patterns = config["package-data"]["scarlet_moon"]
     for f in ["package.json", *(p.name for p in PLUGIN.glob("*.lua"))]:
-        assert any(fnmatch(f, pat) for pat in patterns), f
+        assert any(fnmatch(f"plugins/aseprite/{f}", pat) for pat in patterns), f
 
 
 @pytest.mark.slow
 def test_wheel_install_builds_the_extension(tmp_path: Path):
-    """A regular (non-editable) install: the files land beside cli/ in site-packages."""
+    """A regular (non-editable) install: the files land beside scarlet_moon/cli/ in site-packages."""
     pytest.importorskip("setuptools", reason="building a wheel without build isolation needs setuptools")
     src = tmp_path / "src"
     src.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
-    for pkg in ("cli", "exporters", "scarlet_moon", "plugins"):
-        shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__", "bundled"))
+    shutil.copytree(ROOT / "scarlet_moon", src / "scarlet_moon", ignore=shutil.ignore_patterns("__pycache__", "bundled"))
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "whl"), str(src)],
                    check=True, cwd=tmp_path, capture_output=True, timeout=HANG)
@@ -370,11 +369,14 @@ def test_wheel_install_builds_the_extension(tmp_path: Path):
     subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)],
                    check=True, capture_output=True, timeout=HANG)
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
-    out = subprocess.run([sys.executable, "-c", "import cli.cmd_plugin as c; print(c.__file__)\n"
-                          "from cli.main import main; main()", "plugin", "aseprite", "--out", str(tmp_path / "ext")],
+    out = subprocess.run([sys.executable, "-c", "import scarlet_moon.cli.cmd_plugin as c; print(c.__file__)\n"
+                          "from scarlet_moon.cli.main import main; main()", "plugin", "aseprite", "--out", str(tmp_path / "ext")],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=HANG)
     assert out.returncode == 0, out.stderr
     module, path = out.stdout.split()
     assert module.startswith(str(tmp_path / "site"))
+    # one top-level package of the project's own (no `cli`, `exporters` or `plugins` beside it)
+    assert sorted(p.name for p in (tmp_path / "site").iterdir() if p.name != "bin") == \
+        ["scarlet_moon", "scarlet_moon-0.1.0.dist-info"]
     with zipfile.ZipFile(path) as zf:
         assert zf.namelist() == ["package.json", "scarlet_moon.lua", "sm_cli.lua"]

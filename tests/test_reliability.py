@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 from conftest import ROOT
 from reliability_workspace import build_workspace
 
 DOC = ROOT / "docs" / "errors.md"
-PACKAGES = ("scarlet_moon", "exporters", "cli")
+PACKAGES = ("scarlet_moon",)
 
 
 # ------------------------------------------------------------------ docs/errors.md, row by row
@@ -212,7 +212,7 @@ def test_reliability_no_pickle_torch_load_eval_or_exec_in_package_sources():
 
 
 # ------------------------------------------------------------------ every writer is atomic
-ATOMIC_MODULES = {"scarlet_moon/atomic.py", "exporters/atomic.py"}
+ATOMIC_MODULES = {"scarlet_moon/exporters/atomic.py"}
 OWNED_WRITES = {"shutil": {"copy", "copy2", "copyfile", "copyfileobj", "copytree", "move"}, "json": {"dump"},
                 "os": {"rename", "replace"}, "np": {"save", "savez", "savez_compressed", "savetxt"},
                 "numpy": {"save", "savez", "savez_compressed", "savetxt"}, "torch": {"save"}}
@@ -270,18 +270,18 @@ def test_reliability_write_checker_catches_what_it_should():
            "open(p, mode='a')\n")
     assert len(direct_writes(bad)) == 11, direct_writes(bad)
     good = ("open(p)\np.open('rb')\nimg.save(buf, format='PNG')\nnp.save(io.BytesIO(), a)\nx = a.copy()\n"
-            "name.replace('-', '_')\natomic_write_bytes(p, data)\nos.open(d, os.O_RDONLY)\nself.run.save(p)\n")
+            "name.replace('-', '_')\nwrite_file(p, data)\nos.open(d, os.O_RDONLY)\nself.run.save(p)\n")
     assert direct_writes(good) == []
 
 
 def test_reliability_every_writer_goes_through_a_temp_name_and_rename():
     found = [hit for path in package_sources() if path.relative_to(ROOT).as_posix() not in ATOMIC_MODULES
              for hit in direct_writes(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))]
-    assert found == [], "write through scarlet_moon.atomic / exporters.atomic instead"
+    assert found == [], "write through scarlet_moon.exporters.atomic instead"
 
 
 def test_reliability_atomic_write_leaves_old_file_on_failure(tmp_path: Path, monkeypatch):
-    from scarlet_moon.atomic import atomic_write_bytes
+    from scarlet_moon.exporters.atomic import write_file
 
     target = tmp_path / "model.safetensors"
     target.write_bytes(b"old")
@@ -291,7 +291,7 @@ def test_reliability_atomic_write_leaves_old_file_on_failure(tmp_path: Path, mon
 
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError):
-        atomic_write_bytes(target, b"new")
+        write_file(target, b"new")
     assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
 
 
@@ -303,7 +303,7 @@ NASTY = ['say "hi"', "two\nlines", "[bracket] {brace}", "back\\slash", "colon: x
 def _nasty_result():
     from PIL import Image
 
-    from exporters import Sprite, pack
+    from scarlet_moon.exporters import Sprite, pack
 
     sprites = [Sprite(name=f"s{i}", image=Image.new("RGBA", (4, 4), (i * 20, 9, 9, 255)), label=label,
                       meta={"note": label}) for i, label in enumerate(NASTY)]
@@ -311,7 +311,7 @@ def _nasty_result():
 
 
 def test_reliability_json_atlases_keep_nasty_labels_intact(tmp_path: Path):
-    from exporters import write_atlases
+    from scarlet_moon.exporters import write_atlases
 
     write_atlases(_nasty_result(), tmp_path / "n.png", ["json-hash", "json-array", "aseprite"])
     doc = json.loads((tmp_path / "n.json").read_text(encoding="utf-8"))
@@ -328,7 +328,7 @@ def _tres_strings(text: str) -> list[str]:
 
 
 def test_reliability_godot_tres_keeps_nasty_labels_in_strings(tmp_path: Path):
-    from exporters import write_atlases
+    from scarlet_moon.exporters import write_atlases
 
     write_atlases(_nasty_result(), tmp_path / "n.png", ["godot3", "godot4"])
     for name in ("n.tres", "n.godot4.tres"):
@@ -342,8 +342,8 @@ def test_reliability_godot_tres_keeps_nasty_labels_in_strings(tmp_path: Path):
 
 
 def test_reliability_libgdx_atlas_region_names_stay_one_line(tmp_path: Path):
-    from exporters import write_atlases
-    from exporters.fmt_libgdx import atlas_name
+    from scarlet_moon.exporters import write_atlases
+    from scarlet_moon.exporters.fmt_libgdx import atlas_name
 
     write_atlases(_nasty_result(), tmp_path / "n.png", ["libgdx"])
     lines = (tmp_path / "n.atlas").read_text(encoding="utf-8").splitlines()

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from cli.cmd_doctor import tiny_onnx_bytes
+from scarlet_moon.cli.cmd_doctor import tiny_onnx_bytes
 from scarlet_moon.errors import BadInput
 
 FUZZ = settings(max_examples=30, deadline=timedelta(seconds=5), derandomize=True,

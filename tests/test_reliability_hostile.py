@@ -14,14 +14,14 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 from conftest import HANG, ROOT, sm_cmd
 from reliability_workspace import relabelled_model
 
 # VmHWM (the peak resident set of this process image): ru_maxrss would keep the forked pytest's peak
 RSS = """
 import sys
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 try:
     sm.main(sys.argv[1:], prog_name="sm")
 except SystemExit as exc:

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 from conftest import ROOT, sm_cmd
 
 COUNT = 5000
@@ -118,7 +118,7 @@ def test_sigint_during_sheet_leaves_nothing(tiny_model: Path, tmp_path: Path, sm
 
 def test_reliability_ctrl_c_while_writing_rolls_back(tmp_path: Path, monkeypatch):
     """KeyboardInterrupt between the renames of a sheet's files: nothing stays, not even a temp."""
-    import exporters.atomic as atomic
+    import scarlet_moon.exporters.atomic as atomic
 
     src = tmp_path / "in"
     src.mkdir()
@@ -165,7 +165,7 @@ def replace(a, b):
     return real(a, b)
 os.replace = replace
 sys.argv[0] = "sm"
-runpy.run_module("cli.main", run_name="__main__")
+runpy.run_module("scarlet_moon.cli.main", run_name="__main__")
 """
 
 

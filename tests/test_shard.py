@@ -67,14 +67,14 @@ def _same_files(a: Path, b: Path) -> list[str]:
     return [n for n in names if (a / n).read_bytes() != (b / n).read_bytes()]
 
 
-NO_TORCH = ("import json, sys\nfrom cli.main import sm\ntry:\n"
+NO_TORCH = ("import json, sys\nfrom scarlet_moon.cli.main import sm\ntry:\n"
             "    sm.main(sys.argv[1:], prog_name='sm', standalone_mode=False)\nfinally:\n"
             "    print(json.dumps('torch' in sys.modules), file=sys.stderr)\n")
 
 
 def test_ranks_by_hand_onnx_backend_without_torch(tiny_model: Path, tmp_path: Path):
     """Two ranks run one after the other (rank 1 first, then rank 0 gathers): same bytes as one process."""
-    from scarlet_moon.export.onnx_export import export_onnx
+    from scarlet_moon.onnx.export import export_onnx
 
     model = tmp_path / "m.onnx"
     export_onnx(tiny_model, model)
@@ -105,7 +105,7 @@ def test_torchrun_two_cpu_processes_match_one_process(tiny_model: Path, tmp_path
                             capture_output=True, text=True, timeout=HANG)
     assert single.returncode == 0, single.stderr
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-              "-m", "cli.main", *args, "--out", str(tmp_path / "two" / "s.png")]
+              "-m", "scarlet_moon.cli.main", *args, "--out", str(tmp_path / "two" / "s.png")]
     proc = subprocess.run(launch, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=HANG)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert len(list((tmp_path / "two").glob("s-*.png"))) > 1  # a multi-page sheet

@@ -30,7 +30,7 @@ STEPS = 4
 
 @pytest.fixture
 def client(tiny_model: Path, tmp_path: Path):
-    from cli.studio_commands import sample_command
+    from scarlet_moon.cli.studio_commands import sample_command
 
     app = create_app(StudioConfig(model=str(tiny_model), runs_dir=tmp_path / "runs", token=None, command=sample_command))
     with TestClient(app, base_url=BASE) as c:
@@ -93,7 +93,7 @@ def test_cli_generates_a_token_for_a_non_loopback_host(monkeypatch):
     from click.testing import CliRunner
 
     import uvicorn
-    from cli.main import sm
+    from scarlet_moon.cli.main import sm
 
     seen = {}
 
@@ -180,7 +180,7 @@ def test_jobs_of_a_model_run_one_at_a_time_and_a_full_queue_is_refused(client: T
 def test_the_shown_command_reproduces_a_sprite_of_the_batch(client: TestClient, tmp_path: Path):
     from click.testing import CliRunner
 
-    from cli.main import sm
+    from scarlet_moon.cli.main import sm
 
     sprite = generate(client, label="green", count=5, seed=11)["sprites"][3]
     args = shlex.split(sprite["command"])
@@ -322,7 +322,7 @@ def test_sm_help_imports_no_web_stack_and_the_page_ships_as_package_data():
 
     from conftest import ROOT
 
-    code = ("from click.testing import CliRunner\nfrom cli.main import sm\nimport sys, json\n"
+    code = ("from click.testing import CliRunner\nfrom scarlet_moon.cli.main import sm\nimport sys, json\n"
             "r = CliRunner().invoke(sm, ['studio', '--help'])\nassert r.exit_code == 0 and '--no-browser' in r.output\n"
             "print(json.dumps(sorted(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -358,9 +358,9 @@ def test_readme_shows_the_studio_screenshot_and_command():
 
 
 def test_commands_take_their_flags_from_the_click_commands():
-    from cli.cmd_sample import sample
-    from cli.cmd_train import train
-    from cli.studio_commands import argv_of, train_argv
+    from scarlet_moon.cli.cmd_sample import sample
+    from scarlet_moon.cli.cmd_train import train
+    from scarlet_moon.cli.studio_commands import argv_of, train_argv
 
     args = argv_of(sample, {"model": None, "label": "hero", "seed": 3, "guidance": 2.0, "snap_palette": False,
                             "colors": 6, "init": "inputs/j1_init.png", "strength": 0.5, "tileable": True,
@@ -376,7 +376,7 @@ def test_commands_take_their_flags_from_the_click_commands():
 def test_an_edited_sprite_is_made_again_from_the_exported_zip(client: TestClient, tmp_path: Path, monkeypatch):
     from click.testing import CliRunner
 
-    from cli.main import sm
+    from scarlet_moon.cli.main import sm
 
     base = generate(client, label="red", count=1, seed=2)["sprites"][0]
     mask = np.zeros((8, 8), int)

@@ -47,7 +47,7 @@ def decode(sprite: dict) -> np.ndarray:
 def studio_url(tmp_path_factory, sm_env_module):
     """`sm studio` on a free port; its printed URL."""
     work = tmp_path_factory.mktemp("studio")
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "studio", "--no-browser", "--port", str(free_port()),
+    proc = subprocess.Popen([sys.executable, "-m", "scarlet_moon.cli.main", "studio", "--no-browser", "--port", str(free_port()),
                              "--runs-dir", str(work / "runs")], cwd=work, env=sm_env_module,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -39,7 +39,7 @@ def test_a_fine_tuning_run_started_from_the_studio_shows_its_loss_and_grid(tiny_
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     for k in [k for k in __import__("os").environ if k.startswith(("MLFLOW_", "WANDB_"))]:
         monkeypatch.delenv(k)
-    from cli.studio_commands import sample_command, train_argv
+    from scarlet_moon.cli.studio_commands import sample_command, train_argv
 
     runs = tmp_path / "runs"
     app = create_app(StudioConfig(model=str(tiny_model), runs_dir=runs, token=None, command=sample_command,

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from exporters import Sprite, available_formats, pack, write_atlases
-from exporters.fmt_tiled import wangid
-from exporters.tilegrid import corner_map, tile_grid
+from scarlet_moon.exporters import Sprite, available_formats, pack, write_atlases
+from scarlet_moon.exporters.fmt_tiled import wangid
+from scarlet_moon.exporters.tilegrid import corner_map, tile_grid
 
 
 def sprites(n: int = 5, size: int = 16, wang: bool = False) -> list[Sprite]:
@@ -137,7 +137,7 @@ def test_several_pages_give_one_tsx_and_map_per_page(tmp_path):
 def test_sm_sheet_writes_tile_formats_and_refuses_trimmed_frames(tmp_path):
     from click.testing import CliRunner
 
-    from cli.main import sm
+    from scarlet_moon.cli.main import sm
 
     folder = tmp_path / "in"
     folder.mkdir()

@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 from conftest import HANG
 from test_engines import require
 
@@ -36,7 +36,7 @@ ALL = [tuple(c) for c in product((0, 1), repeat=4)]   # (tl, tr, br, bl)
 def onnx_model(tmp_path_factory) -> Path:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    from scarlet_moon.export.onnx_export import export_onnx
+    from scarlet_moon.onnx.export import export_onnx
 
     return export_onnx(None, tmp_path_factory.mktemp("tileset-onnx") / "bundled.onnx", step_graph=False).path
 

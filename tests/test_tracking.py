@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-from cli.main import sm
+from scarlet_moon.cli.main import sm
 from conftest import HANG, ROOT, sm_cmd
 from test_train import _tiny_toml
 

@@ -5,7 +5,7 @@ The cache entry is keyed by the file (resolved path, inode, size, mtime), the on
 the CPU (model name and flags: the NCHWc layout onnxruntime chooses depends on them), so a changed
 file, an upgraded onnxruntime or another machine sharing the home folder gets its own entry.
 onnxruntime writes the graph while it creates the first session, to a temporary file that is then
-copied into place by scarlet_moon.atomic: a killed process leaves no half-file for a later one to
+copied into place by scarlet_moon.exporters.atomic: a killed process leaves no half-file for a later one to
 load. An entry that does not load is removed and made again. Nothing here can fail a session that
 would open without it: the cache only saves time. SM_ORT_CACHE=0 turns it off. At most KEEP entries
 are kept (the newest).
@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from scarlet_moon.atomic import atomic_write_bytes
+from scarlet_moon.exporters.atomic import write_file
 from scarlet_moon.errors import BadInput
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def cached_session(path: Path, ort_version: str, open_: Callable[..., Any]) -> A
         return open_(path)
     try:
         if tmp.is_file() and tmp.stat().st_size > 0:
-            atomic_write_bytes(entry, tmp.read_bytes())  # the house writer: temp name, fsync, rename
+            write_file(entry, tmp.read_bytes())  # the house writer: temp name, fsync, rename
             prune(folder)
     except OSError as exc:
         log.debug("onnxruntime cache %s not kept: %s", entry, exc)

@@ -1,7 +1,7 @@
 """The device-resident onnxruntime loop: the sprites stay on the GPU from the first step to the last.
 
 The unchanged sampler functions (scarlet_moon.diffusion.samplers) drive it. They see `Lazy` arrays: a
-linear combination of device buffers that each step's fused graph (scarlet_moon.export.step_graph)
+linear combination of device buffers that each step's fused graph (scarlet_moon.onnx.step_graph)
 materialises on the device, so the host only does float arithmetic on coefficients. Buffers are
 pre-allocated OrtValues bound once per phase of a 3-phase rotation, so every run reuses the same
 addresses; on CUDA each phase is captured as a CUDA graph (gpu_graph_id 1..3) when onnxruntime
@@ -195,7 +195,7 @@ class _Recorder:
 
 
 def unrolled_plan(schedule: Schedule, *, sampler: str, steps: int, guidance: float, eta: float = 0.0) -> dict[str, Any]:
-    """One deterministic sampling as data, for scarlet_moon.export.unrolled_graph to wire into one graph:
+    """One deterministic sampling as data, for scarlet_moon.onnx.unrolled_graph to wire into one graph:
 
         {"steps": [{"coef": [8 floats], "t": timestep}, ...],   # step p: the step graph's coef and t
          "final": [[slot, c], ...]}                             # the sprites: sum of c * buffer slot

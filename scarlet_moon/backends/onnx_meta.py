@@ -1,10 +1,10 @@
 """The .onnx contract, in one place: the metadata an exported model and its fused step graph carry,
 and reading a ModelCard back from them (numpy + onnxruntime only; no torch, no onnx package).
 
-The .onnx file is the bare denoiser written by scarlet_moon.export.onnx_export: inputs x float32
+The .onnx file is the bare denoiser written by scarlet_moon.onnx.export: inputs x float32
 [batch,C,H,W], t float32 [batch], y int64 [batch] (num_classes = the null label), output float32
 [batch,C,H,W]. Its metadata_props carry the model card, so a ModelCard is built from the file
-alone (card.path = the .onnx file). The step graph beside it (m.step.onnx, scarlet_moon.export.
+alone (card.path = the .onnx file). The step graph beside it (m.step.onnx, scarlet_moon.onnx.
 step_graph) carries the same source fingerprint plus its own META_STEP entry.
 """
 
@@ -38,12 +38,12 @@ _INPUT_TYPES = {"x": "tensor(float)", "t": "tensor(float)", "y": "tensor(int64)"
 _CARD_REQUIRED = ("label_names", "image_size", "channels", "schedule", "prediction")
 _DROP_FROM_CARD = ("optim_groups", "format")  # training-only / the checkpoint's own tag
 
-# the fused step graph (scarlet_moon.export.step_graph builds it, backends.onnx_device runs it)
+# the fused step graph (scarlet_moon.onnx.step_graph builds it, backends.onnx_device runs it)
 STEP_FORMAT = "scarlet-moon-step"
 META_STEP = "scarlet_moon.step_graph"
 STEP_INPUTS = ("b0", "b1", "b2", "b3", "coef", "t", "y")
 STEP_OUTPUTS = ("x", "x0", "bad")
-# the unrolled graph: one deterministic sampling in one run (scarlet_moon.export.unrolled_graph builds
+# the unrolled graph: one deterministic sampling in one run (scarlet_moon.onnx.unrolled_graph builds
 # it, backends.onnx_unrolled runs it); META_UNROLLED names the sampling it was built for
 UNROLLED_FORMAT = "scarlet-moon-unrolled"
 META_UNROLLED = "scarlet_moon.unrolled_graph"

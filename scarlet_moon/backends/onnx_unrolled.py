@@ -1,4 +1,4 @@
-"""The unrolled onnxruntime loop: one run of m.unrolled.onnx (scarlet_moon.export.unrolled_graph) takes
+"""The unrolled onnxruntime loop: one run of m.unrolled.onnx (scarlet_moon.onnx.unrolled_graph) takes
 x_T to the sprites, every step on the device, with no host round trip between steps.
 
 Inputs and outputs are OrtValues bound once per batch size; on CUDA the run is captured as a CUDA

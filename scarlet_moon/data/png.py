@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from scarlet_moon.atomic import atomic_write_bytes
+from scarlet_moon.exporters.atomic import write_file
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPE = {3: 2, 4: 6}       # channels -> PNG colour type (RGB, RGBA), 8 bits each
@@ -81,5 +81,5 @@ def save_png(img: np.ndarray | Any, path: str | Path) -> Path:
     """Atomically write a PNG: a uint8 H x W x 4 (RGBA) or x 3 (RGB) array, or a PIL image (as RGBA)."""
     if not isinstance(img, np.ndarray):
         img = np.asarray(img.convert("RGBA"), np.uint8)
-    atomic_write_bytes(path, encode_png(img))
+    write_file(path, encode_png(img))
     return Path(path)

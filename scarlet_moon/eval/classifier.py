@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from scarlet_moon.atomic import atomic_write_bytes
+from scarlet_moon.exporters.atomic import write_file
 from scarlet_moon.cache import default_cache_dir  # noqa: F401 (re-exported: callers import it from here)
 from scarlet_moon.data.sprites import SpriteSet, split_holdout
 from scarlet_moon.diffusion.scaling import to_model_range
@@ -218,7 +218,7 @@ def save_classifier(clf: Classifier, path: str | Path) -> Path:
 
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in clf.net.state_dict().items()}
-    atomic_write_bytes(path, st_save(tensors, metadata={CACHE_FORMAT: json.dumps(clf.info, sort_keys=True)}))
+    write_file(path, st_save(tensors, metadata={CACHE_FORMAT: json.dumps(clf.info, sort_keys=True)}))
     return path
 
 

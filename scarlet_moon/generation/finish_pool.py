@@ -48,7 +48,7 @@ def auto_workers(device: str, chunks: int, cpus: int | None = None) -> int:
 def _init(card: "ModelCard", post: "PostOptions", edit: "Edit") -> None:
     global _JOB
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's SIGTERM handler (cli.main) is not for workers
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's SIGTERM handler (scarlet_moon.cli.main) is not for workers
     _JOB = (card, post, edit)
 
 

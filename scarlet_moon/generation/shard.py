@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from scarlet_moon.atomic import atomic_write_bytes
+from scarlet_moon.exporters.atomic import write_file
 from scarlet_moon.errors import BadInput, RunFailed
 from scarlet_moon.generation.chunks import CHUNK_SIZE, ChunkProgress, chunk_count, chunk_span, generate_chunks
 from scarlet_moon.generation.request import Request
@@ -71,7 +71,7 @@ def write_chunk(folder: Path, index: int, images: np.ndarray) -> Path:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(images, np.uint8), allow_pickle=False)
     path = chunk_path(folder, index)
-    atomic_write_bytes(path, buf.getvalue())
+    write_file(path, buf.getvalue())
     return path
 
 
@@ -93,7 +93,7 @@ def chunk_shape(index: int, count: int, sprite_shape: tuple[int, ...], size: int
 def mark_failed(folder: Path, world: World, message: str) -> None:
     """Leave a note for rank 0 (best effort: the error being raised matters more)."""
     try:
-        atomic_write_bytes(folder / f"failed-{world.run_id}-rank{world.rank}.txt", message.encode())
+        write_file(folder / f"failed-{world.run_id}-rank{world.rank}.txt", message.encode())
     except OSError:
         pass
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from scarlet_moon.models.card_check import check_card_meta
 from scarlet_moon.errors import BadInput, arg
-from scarlet_moon.atomic import atomic_write_bytes
+from scarlet_moon.exporters.atomic import write_file
 from scarlet_moon.diffusion.schedule import Schedule
 from scarlet_moon.models.fingerprint import file_fingerprint
 
@@ -294,5 +294,5 @@ def write_card_entry(path: str | Path, key: str, value: Any) -> dict[str, Any]:
     header.setdefault("__metadata__", {})[META_KEY] = json.dumps(meta, sort_keys=True)
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)   # safetensors keeps the data section 8-byte aligned
-    atomic_write_bytes(p, struct.pack("<Q", len(raw)) + raw + blob[8 + n:])
+    write_file(p, struct.pack("<Q", len(raw)) + raw + blob[8 + n:])
     return meta

@@ -18,7 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
 from scarlet_moon.version import __version__
-from scarlet_moon.atomic import atomic_write_bytes
+from scarlet_moon.exporters.atomic import write_file
 from scarlet_moon.models.card import FORMAT, META_KEY, check_path as _check_path, read_meta
 from scarlet_moon.errors import BadInput
 
@@ -44,7 +44,7 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
             tensors[prefix + k] = v.detach().to("cpu").contiguous()
     meta = dict(ckpt.meta, format=FORMAT, package_version=__version__)
     data = st_save(tensors, metadata={META_KEY: json.dumps(meta, sort_keys=True)})
-    atomic_write_bytes(path, data)
+    write_file(path, data)
 
 
 def load_checkpoint(path: str | Path, *, with_optim: bool = True) -> Checkpoint:

@@ -20,7 +20,7 @@ import os
 import re
 from pathlib import Path
 
-from scarlet_moon.atomic import atomic_write_bytes
+from scarlet_moon.exporters.atomic import write_file
 
 MIN_SIZE = 1 << 20   # smaller files hash in well under a millisecond
 KEEP = 64
@@ -70,7 +70,7 @@ def file_fingerprint(path: str | Path) -> str:
 def _remember(entry: Path, fingerprint: str) -> None:
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(entry, fingerprint.encode("ascii"))
+        write_file(entry, fingerprint.encode("ascii"))
         entries = sorted((q for q in entry.parent.iterdir() if len(q.name) == len(entry.name)),
                          key=lambda q: q.stat().st_mtime_ns, reverse=True)
         for old in entries[KEEP:]:

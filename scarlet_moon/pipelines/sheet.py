@@ -23,7 +23,7 @@ from scarlet_moon.generation.spec import GenerationSpec
 from scarlet_moon.progress import SILENT, Report
 
 if TYPE_CHECKING:
-    from exporters import PackOptions, Sprite
+    from scarlet_moon.exporters import PackOptions, Sprite
     from scarlet_moon.models.card import ModelCard
 
 Inputs = Sequence["str | Path | None"]
@@ -36,7 +36,7 @@ def split_formats(formats: Sequence[str]) -> list[str]:
 
 def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
     """The format names, split and checked against the installed formats (plugins too)."""
-    from exporters import resolve_formats
+    from scarlet_moon.exporters import resolve_formats
 
     names = tuple(split_formats(formats))
     try:
@@ -59,7 +59,7 @@ class SheetTarget:
               inputs: Inputs = ()) -> "SheetTarget":
         """A .png path in a writable folder, known formats, not one of the run's `inputs` nor inside an
         input folder, and an existing sheet only with `force` (and only a regular file)."""
-        from exporters import check_sheet_path
+        from scarlet_moon.exporters import check_sheet_path
         from scarlet_moon.outputs import check_output, input_clash
 
         folder = Path(out).parent
@@ -92,8 +92,8 @@ def write_sheet(sprites: list[Sprite], target: SheetTarget, pack: PackOptions | 
                 app_meta: dict[str, Any] | None = None, jobs: int | None = None) -> list[Path]:
     """Pack `sprites` and write the sheet + atlases of `target`; the written paths. `app_meta`: extra
     atlas meta (an attribution); `jobs`: processes encoding the files (None: chosen from the size)."""
-    from exporters import pack as pack_sprites
-    from exporters import write_atlases
+    from scarlet_moon.exporters import pack as pack_sprites
+    from scarlet_moon.exporters import write_atlases
 
     try:
         result = pack_sprites(sprites, pack)
@@ -129,7 +129,7 @@ def make_sheet(spec: GenerationSpec, out: str | Path, *, formats: Sequence[str] 
     """`sm sheet`: generate `spec`'s sprites, pack them and write `out` + atlases; the written paths.
     Every check (model, labels, options, output, memory) runs before sampling. Under torchrun the ranks
     share the sampling and rank 0 writes (the others return [])."""
-    from exporters import PackOptions
+    from scarlet_moon.exporters import PackOptions
     from scarlet_moon.backends import read_card
     from scarlet_moon.models.card import attribution_meta, model_path
     from scarlet_moon.pipelines.sprites import generate_sharded, generate_sprites
@@ -159,7 +159,7 @@ def read_sprites(folder: str | Path, report: Report = SILENT) -> list[Sprite]:
     scaled, huge ones refused from their header)."""
     from PIL import Image
 
-    from exporters import Sprite
+    from scarlet_moon.exporters import Sprite
     from scarlet_moon.data.folders import png_folder
     from scarlet_moon.data.images import read_image
     from scarlet_moon.limits import MAX_SPRITES

@@ -20,7 +20,7 @@ from scarlet_moon.progress import SILENT, Report
 if TYPE_CHECKING:
     import numpy as np
 
-    from exporters import Sprite
+    from scarlet_moon.exporters import Sprite
     from scarlet_moon.backends import BackendOptions
     from scarlet_moon.backends.base import Denoiser
     from scarlet_moon.generation.request import Request
@@ -64,7 +64,7 @@ def frames(card: ModelCard, req: Request, images: np.ndarray, common: dict[str, 
     `common` plus its label, label index and batch index."""
     from PIL import Image
 
-    from exporters import Sprite
+    from scarlet_moon.exporters import Sprite
     from scarlet_moon.generation.names import file_names
 
     names = file_names(card.label_names, req.labels)[first:first + len(images)]

@@ -16,7 +16,7 @@ from scarlet_moon.options import SamplingOptions
 from scarlet_moon.progress import SILENT, Report
 
 if TYPE_CHECKING:
-    from exporters import Sprite
+    from scarlet_moon.exporters import Sprite
     from scarlet_moon.generation.tileset import Tileset
     from scarlet_moon.models.card import ModelCard
 
@@ -47,7 +47,7 @@ def tile_sprites(ts: Tileset, card: ModelCard, common: dict[str, Any]) -> list[S
     corners and what regenerates it in its meta."""
     from PIL import Image
 
-    from exporters import Sprite
+    from scarlet_moon.exporters import Sprite
     from scarlet_moon.generation.names import safe_name
 
     stem = safe_name(ts.labels[0])
@@ -72,7 +72,7 @@ def make_tileset(spec: TilesetSpec, out: str | Path = "tileset.png", *, formats:
                  force: bool = False, report: Report = SILENT) -> list[Path]:
     """`sm tileset`: every input and the output checked before the model is loaded, the tiles generated,
     packed (no dedupe: each tile keeps its place) and written; the written paths."""
-    from exporters import PackOptions
+    from scarlet_moon.exporters import PackOptions
     from scarlet_moon.backends import open_denoiser, read_card
     from scarlet_moon.generation.request import check_seed
     from scarlet_moon.generation.tileset import check_options, corner_tileset

@@ -2,7 +2,7 @@
 
     app = create_app(StudioConfig(model=None, runs_dir=Path("sm-runs"), token=None, host="127.0.0.1"))
 
-The server (Starlette) is here, without click; cli/cmd_studio.py parses the flags and runs uvicorn.
+The server (Starlette) is here, without click; scarlet_moon/cli/cmd_studio.py parses the flags and runs uvicorn.
 The page (static/) is plain HTML/CSS/JS shipped with the package: no build step, no CDN.
 """
 

@@ -8,7 +8,7 @@
     GET  /api/jobs/{id}?since=N  state, progress, sprites from the N-th on
     POST /api/jobs/{id}/cancel
     POST /api/palettes?name=F    the raw file -> {"id", "name", "colors"}
-    POST /api/export             kept sprite ids + packing options -> a zip (studio.export)
+    POST /api/export             kept sprite ids + packing options -> a zip (studio.download)
     GET  /api/runs               training runs of the runs folder (studio.runs), live ones too
     GET  /api/runs/{name}/grid.png   a run's latest sample grid
     POST /api/train              sprites + model + time -> a fine-tuning run (studio.training)
@@ -127,7 +127,7 @@ class Studio:
         return JSONResponse({"models": [self.shelf.describe(r) for r in self.shelf.refs()]})
 
     async def formats(self, request: Request) -> Response:
-        from exporters import available_formats
+        from scarlet_moon.exporters import available_formats
 
         return JSONResponse({"formats": [{"name": n, "description": f.description}
                                          for n, f in available_formats().items()]})
@@ -187,7 +187,7 @@ class Studio:
         return JSONResponse({"id": pal.id, "name": name, "colors": ["#%02x%02x%02x" % tuple(c) for c in colors]})
 
     async def export(self, request: Request) -> Response:
-        from scarlet_moon.studio.export import export_zip
+        from scarlet_moon.studio.download import export_zip
 
         name, data = export_zip(await read_json(request), self.store)
         return Response(data, media_type="application/zip",

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from scarlet_moon.atomic import atomic_write_bytes
+from scarlet_moon.exporters.atomic import write_file
 from scarlet_moon.errors import BadInput, arg
 from scarlet_moon.studio.models import ModelShelf
 from scarlet_moon.studio.uploads import MAX_UPLOAD_BYTES, check_image_header
@@ -115,7 +115,7 @@ class Trainer:
             data = self.runs_dir / DATA / name
             for label, fname, content in files:
                 (data / label).mkdir(parents=True, exist_ok=True)
-                atomic_write_bytes(data / label / fname, content)
+                write_file(data / label / fname, content)
             argv = self.train_command({"data": str(data), "init_from": str(ref.path or "bundled"), "time": duration,
                                        "runs_dir": str(self.runs_dir), "name": name})
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

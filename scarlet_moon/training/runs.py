@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - Windows: no lock
     fcntl = None  # type: ignore[assignment]
 
 
-from scarlet_moon.atomic import atomic_write_bytes, remove_dead_leftovers
+from scarlet_moon.exporters.atomic import remove_dead_leftovers, write_file
 from scarlet_moon.data.pixels import make_grid
 from scarlet_moon.data.png import save_png
 from scarlet_moon.data.sprites import SpriteSet
@@ -187,7 +187,7 @@ def train_run(cfg: TrainConfig, data: SpriteSet, *, runs_root: Path, trackers: d
         if state.parent:
             params.update(init_from=state.parent["name"], init_from_fingerprint=state.parent["fingerprint"])
         if dist.main:
-            atomic_write_bytes(run_dir / "config.json", json.dumps(params, indent=2).encode())
+            write_file(run_dir / "config.json", json.dumps(params, indent=2).encode())
         tracker = MultiTracker(trackers if dist.main else {})
         state.tracking_ids = dist.agree(lambda: tracker.start(run_dir.name, params, resume_ids=state.tracking_ids))
         if changes:  # a tracked param cannot change value: the new one is logged under the step it starts at

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
-from exporters.atomic import process_alive
+from scarlet_moon.exporters.atomic import process_alive
 from scarlet_moon.errors import BadInput, arg
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 -- lua5.4 dump_love_atlas.lua <atlas.lua>
--- Loads a LÖVE atlas module written by exporters/fmt_love.py in a plain Lua with an empty environment
+-- Loads a LÖVE atlas module written by scarlet_moon/exporters/fmt_love.py in a plain Lua with an empty environment
 -- (the module must need nothing) and prints its data as tab-separated lines, strings as hex
 -- (so any byte survives); atlas.quads() runs against a fake `love` that records newQuad's arguments.
 local path = assert(arg[1], "usage: lua5.4 dump_love_atlas.lua <atlas.lua>")

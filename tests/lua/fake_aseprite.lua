@@ -1,4 +1,4 @@
--- A small fake of Aseprite's scripting API, enough to run plugins/aseprite under plain lua5.4.
+-- A small fake of Aseprite's scripting API, enough to run scarlet_moon/plugins/aseprite under plain lua5.4.
 -- Everything the plugin does to the "app" is printed as one tab-separated line (EMIT), which
 -- tests/test_plugin_aseprite.py reads back. `fake.setup(opts)` installs the globals.
 

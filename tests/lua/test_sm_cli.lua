@@ -1,5 +1,5 @@
 -- lua5.4 tests/lua/test_sm_cli.lua PLUGIN_DIR
--- Plain-Lua checks of plugins/aseprite/sm_cli.lua (no Aseprite, no `json` global).
+-- Plain-Lua checks of scarlet_moon/plugins/aseprite/sm_cli.lua (no Aseprite, no `json` global).
 -- Prints "ok <name>" per check and "FAIL <name>: <why>" on failures; exits 1 on any failure.
 
 local lib = dofile(arg[1] .. "/sm_cli.lua")
