@@ -5,7 +5,7 @@ SM := $(VENV)/bin/sm
 # torch 2.13.0 is the CPU build on this project's machines; elsewhere pip picks the platform's build.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup setup-sheet train sheet test engines bundled-model bundled-model-32 screenshot clean
+.PHONY: setup setup-sheet train sheet test lint engines bundled-model bundled-model-32 screenshot clean
 
 setup: $(VENV)/.installed
 setup-sheet: $(VENV)/.sheet-installed
@@ -46,7 +46,13 @@ bundled-model-32: setup  ## retrain the bundled 32x32 model (see scarlet_moon/bu
 engines: setup        ## chromium, godot3-server and the npm engines for the atlas tests
 	bash .ci/install-engines
 
-test: setup engines   ## the whole suite, as CI runs it
+lint: setup          ## ruff (lint + format), mypy and the import contracts (pyproject.toml)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: setup lint engines  ## the checks and the whole suite, as CI runs them
 	$(PY) -m pytest -q
 
 screenshot: setup engines  ## docs/studio.png, the README's picture of sm studio, taken again in headless chromium

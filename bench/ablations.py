@@ -44,12 +44,12 @@ from typing import Any
 for _blocked in ("mlflow", "wandb"):
     sys.modules.setdefault(_blocked, None)  # type: ignore[arg-type]
 
-from scarlet_moon.exporters.atomic import write_file  # noqa: E402
-from scarlet_moon.training.config import TrainConfig, preset  # noqa: E402
+from scarlet_moon.backends import BackendOptions  # noqa: E402
 from scarlet_moon.data.sprites import load_sprites  # noqa: E402
 from scarlet_moon.eval.metrics import evaluate  # noqa: E402
-from scarlet_moon.backends import BackendOptions  # noqa: E402
+from scarlet_moon.exporters.atomic import write_file  # noqa: E402
 from scarlet_moon.options import SamplingOptions  # noqa: E402
+from scarlet_moon.training.config import TrainConfig, preset  # noqa: E402
 
 SCHEMA = "scarlet-moon-ablations/1"
 
@@ -57,30 +57,45 @@ SCHEMA = "scarlet-moon-ablations/1"
 # default preset; the rest swap one thing in, or measure noise. Order = run order.
 VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
     "default": ("default", {}, "the default preset as is"),
-    "linear": ("default", {"schedule": "linear"},
-               "linear schedule (the ancestor's betas 1e-4..0.02, T=1000) instead of cosine"),
+    "linear": (
+        "default",
+        {"schedule": "linear"},
+        "linear schedule (the ancestor's betas 1e-4..0.02, T=1000) instead of cosine",
+    ),
     "eps": ("default", {"prediction": "eps"}, "eps-prediction instead of v"),
     "no-minsnr": ("default", {"loss_weighting": "none"}, "plain MSE instead of min-SNR weighting"),
     "no-hflip": ("default", {"hflip": False}, "no horizontal flips (no augmentation)"),
     "no-ema": ("default", {"ema_decay": 0.0}, "no EMA: sample with the raw weights"),
-    "no-cfg": ("default", {"cond_drop": 0.0, "guidance": 1.0},
-               "no label dropout, so no classifier-free guidance (sampled with guidance 1)"),
+    "no-cfg": (
+        "default",
+        {"cond_drop": 0.0, "guidance": 1.0},
+        "no label dropout, so no classifier-free guidance (sampled with guidance 1)",
+    ),
     "guidance-1": ("default", {"guidance": 1.0}, "default's weights, sampled with guidance 1 (no retraining)"),
     "no-attention": ("default", {"attention": False}, "no self-attention at 4x4"),
-    "arch-seed": ("default", {"arch": "seed"},
-                  "the ancestor's ContextUnet (bug fixed) at the default width n_feat 32, default recipe"),
+    "arch-seed": (
+        "default",
+        {"arch": "seed"},
+        "the ancestor's ContextUnet (bug fixed) at the default width n_feat 32, default recipe",
+    ),
     "seed": ("seed", {}, "the seed preset as is (ancestor's recipe, DDPM 500 steps, guidance 1)"),
     # extras
-    "arch-seed-f64": ("default", {"arch": "seed", "n_feat": 64},
-                      "the ancestor's ContextUnet at its own width n_feat 64, default recipe"),
+    "arch-seed-f64": (
+        "default",
+        {"arch": "seed", "n_feat": 64},
+        "the ancestor's ContextUnet at its own width n_feat 64, default recipe",
+    ),
     "zsnr": ("default", {"schedule": "linear-zsnr"}, "zero-terminal-SNR linear schedule instead of cosine"),
-    "eps-linear": ("default", {"prediction": "eps", "schedule": "linear"},
-                   "eps-prediction on the linear schedule (eps on cosine is ill-posed near t=T: abar_T ~ 2e-9)"),
+    "eps-linear": (
+        "default",
+        {"prediction": "eps", "schedule": "linear"},
+        "eps-prediction on the linear schedule (eps on cosine is ill-posed near t=T: abar_T ~ 2e-9)",
+    ),
     "default-seed1": ("default", {"seed": 1}, "noise: default preset, training seed 1"),
     "default-evalseed1": ("default", {}, "noise: default's weights, sampling seed 1 (no retraining)"),
 }
 EVAL_SEED_OFFSET = {"default-evalseed1": 1}
-SAMPLING_ONLY = ("sampler", "sample_steps", "guidance")             # do not change the trained weights
+SAMPLING_ONLY = ("sampler", "sample_steps", "guidance")  # do not change the trained weights
 BOOKKEEPING = {"sample_every": 0, "checkpoint_every": 0, "log_every": 0}
 
 
@@ -107,19 +122,39 @@ def pick_device(name: str) -> str:
 def machine_info(device: str) -> dict[str, Any]:
     import torch
 
-    info: dict[str, Any] = {"platform": platform.platform(), "machine": platform.machine(),
-                            "processor": platform.processor() or None, "cpu_count": os.cpu_count(),
-                            "python": platform.python_version(), "torch": torch.__version__,
-                            "torch_threads": torch.get_num_threads(), "device": device,
-                            "cuda": torch.version.cuda, "gpu": None}
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "cuda": torch.version.cuda,
+        "gpu": None,
+    }
     if device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
         info["cudnn"] = torch.backends.cudnn.version()
     try:
-        info["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                            timeout=10, cwd=Path(__file__).resolve().parent).stdout.strip() or None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=10, cwd=Path(__file__).resolve().parent)
+        info["git_commit"] = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                cwd=Path(__file__).resolve().parent,
+            ).stdout.strip()
+            or None
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).resolve().parent,
+        )
         info["git_dirty"] = bool(dirty.stdout.strip()) if dirty.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         info["git_commit"] = None
@@ -137,7 +172,9 @@ def warm_up(device: str) -> None:
     net = build_network(TrainConfig(), channels=4, size=16, num_classes=6).to(device)
     x = torch.randn(64, 4, 16, 16, device=device)
     for _ in range(3):
-        net(x, torch.zeros(64, device=device), torch.zeros(64, dtype=torch.int64, device=device)).square().mean().backward()
+        net(
+            x, torch.zeros(64, device=device), torch.zeros(64, dtype=torch.int64, device=device)
+        ).square().mean().backward()
     torch.cuda.synchronize()
 
 
@@ -182,8 +219,15 @@ def train(name: str, cfg: TrainConfig, data, runs: Path, device: str, log, jobs:
     params = read_card(res.model).meta.get("num_params")
     # per step: from the end of step 1 to the end of the run (model build and step 1 left out)
     per_step = (time.perf_counter() - t_first[0]) / max(1, cfg.steps - 1) if t_first else total / cfg.steps
-    out = {"model": str(res.model), "run_dir": str(run_dir), "train_seconds": round(total, 2),
-           "seconds_per_step": per_step, "num_params": params, "device": device, "parallel_jobs": jobs}
+    out = {
+        "model": str(res.model),
+        "run_dir": str(run_dir),
+        "train_seconds": round(total, 2),
+        "seconds_per_step": per_step,
+        "num_params": params,
+        "device": device,
+        "parallel_jobs": jobs,
+    }
     write_file(sidecar, json.dumps(out, indent=2).encode())
     return dict(out, reused=False)
 
@@ -215,11 +259,30 @@ def train_parallel(names: list[str], args, device: str, log, t_start: float) -> 
         while queue and len(running) < args.jobs:
             run_dir, name = queue.pop(0)
             out = (logs / f"{run_dir.name}.log").open("w")
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--train-only", "--variants", name,
-                   "--steps", str(args.steps), "--runs", str(args.runs), "--device", device,
-                   "--jobs", str(args.jobs)]
-            running.append((subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env), name, run_dir,
-                            time.perf_counter(), out))
+            cmd = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--train-only",
+                "--variants",
+                name,
+                "--steps",
+                str(args.steps),
+                "--runs",
+                str(args.runs),
+                "--device",
+                device,
+                "--jobs",
+                str(args.jobs),
+            ]
+            running.append(
+                (
+                    subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env),
+                    name,
+                    run_dir,
+                    time.perf_counter(),
+                    out,
+                )
+            )
             log(f"  started {name} (pid {running[-1][0].pid})")
         time.sleep(0.5)
         for item in list(running):
@@ -232,15 +295,21 @@ def train_parallel(names: list[str], args, device: str, log, t_start: float) -> 
                 log(f"  finished {name} in {time.perf_counter() - t0:.1f} s")
             else:
                 tail = (logs / f"{run_dir.name}.log").read_text(errors="replace").strip().splitlines()[-5:]
-                log(f"  FAILED {name} (exit {proc.returncode}); the main loop will train it. Log tail:\n    "
-                    + "\n    ".join(tail))
+                log(
+                    f"  FAILED {name} (exit {proc.returncode}); the main loop will train it. Log tail:\n    "
+                    + "\n    ".join(tail)
+                )
 
 
 def figures_of(ev: dict[str, Any]) -> dict[str, Any]:
-    return {"fd": ev["frechet"]["distance"], "conditional_accuracy": ev["conditional_accuracy"]["overall"],
-            "copies": ev["copies"]["share"], "colours_per_sprite": ev["pixels"]["colours_per_sprite"]["candidates"],
-            "alpha_crispness": ev["pixels"]["alpha_crispness"]["candidates"],
-            "mean_nearest": ev["copies"].get("mean_nearest")}
+    return {
+        "fd": ev["frechet"]["distance"],
+        "conditional_accuracy": ev["conditional_accuracy"]["overall"],
+        "copies": ev["copies"]["share"],
+        "colours_per_sprite": ev["pixels"]["colours_per_sprite"]["candidates"],
+        "alpha_crispness": ev["pixels"]["alpha_crispness"]["candidates"],
+        "mean_nearest": ev["copies"].get("mean_nearest"),
+    }
 
 
 # ------------------------------------------------------------------ Markdown
@@ -248,8 +317,7 @@ def _num(v: Any, fmt: str) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
 
-def _delta(v: float | None, ref: float | None, fmt: str, scale: float = 1.0, unit: str = "",
-           rel: bool = False) -> str:
+def _delta(v: float | None, ref: float | None, fmt: str, scale: float = 1.0, unit: str = "", rel: bool = False) -> str:
     if v is None or ref is None:
         return ""
     d = (v - ref) * scale
@@ -271,21 +339,26 @@ def real_colours(results: dict[str, Any]) -> float | None:
 def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     ref = (results["variants"].get("default") or {}).get("figures")
-    lines = [f"# Ablations of the default preset ({results['steps']} training steps, {results['count']} sprites)", "",
-             f"Machine: {m.get('gpu') or m.get('processor') or m.get('machine')} ({m['device']}), "
-             f"{m['cpu_count']} CPU cores, torch {m['torch']}, Python {m['python']}; "
-             f"commit {m.get('git_commit') or 'unknown'}{' + local changes' if m.get('git_dirty') else ''}; "
-             f"{results['created']}.", "",
-             "One change at a time on the default preset (unless the base says otherwise), same data, same seed, "
-             "same number of steps; each variant sampled with its own sampler settings. In brackets: the change "
-             "versus `default` (FD: absolute and relative; copies: percentage points). Lower FD is better; "
-             "conditional accuracy higher; colours per sprite closer to the real "
-             f"{_num(real_colours(results), '.1f')}. "
-             "The `default-seed1` / `default-evalseed1` rows are the noise: a change smaller than theirs is "
-             "not a measured effect.", "",
-             "| variant | change | params | sampler | FD | cond. accuracy | copies | colours/sprite | crisp | "
-             "train s | s/step |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f"# Ablations of the default preset ({results['steps']} training steps, {results['count']} sprites)",
+        "",
+        f"Machine: {m.get('gpu') or m.get('processor') or m.get('machine')} ({m['device']}), "
+        f"{m['cpu_count']} CPU cores, torch {m['torch']}, Python {m['python']}; "
+        f"commit {m.get('git_commit') or 'unknown'}{' + local changes' if m.get('git_dirty') else ''}; "
+        f"{results['created']}.",
+        "",
+        "One change at a time on the default preset (unless the base says otherwise), same data, same seed, "
+        "same number of steps; each variant sampled with its own sampler settings. In brackets: the change "
+        "versus `default` (FD: absolute and relative; copies: percentage points). Lower FD is better; "
+        "conditional accuracy higher; colours per sprite closer to the real "
+        f"{_num(real_colours(results), '.1f')}. "
+        "The `default-seed1` / `default-evalseed1` rows are the noise: a change smaller than theirs is "
+        "not a measured effect.",
+        "",
+        "| variant | change | params | sampler | FD | cond. accuracy | copies | colours/sprite | crisp | "
+        "train s | s/step |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, r in results["variants"].items():
         if "figures" not in r:
             lines.append(f"| `{name}` | {r['what']} | | | {r.get('status', 'not run')} | | | | | | |")
@@ -295,27 +368,41 @@ def markdown(results: dict[str, Any]) -> str:
         g = (lambda *a, **k: "") if is_ref else _delta
         lines.append(
             f"| `{name}` | {r['what']} | {_num((t.get('num_params') or 0) / 1e6, '.2f')}M | "
-            f"{e['sampler']} {e['steps']}, g {e['guidance']:g}" + (f", seed {e['seed']}" if e['seed'] else "") + " | "
+            f"{e['sampler']} {e['steps']}, g {e['guidance']:g}" + (f", seed {e['seed']}" if e["seed"] else "") + " | "
             f"{f['fd']:.2f}{g(f['fd'], ref and ref['fd'], '.2f', rel=True)} | "
             f"{f['conditional_accuracy']:.3f}{g(f['conditional_accuracy'], ref and ref['conditional_accuracy'], '.3f')} | "
             f"{100 * f['copies']:.1f}%{g(f['copies'], ref and ref['copies'], '.1f', 100, ' pp')} | "
             f"{f['colours_per_sprite']:.1f}{g(f['colours_per_sprite'], ref and ref['colours_per_sprite'], '.1f')} | "
             f"{f['alpha_crispness']:.3f} | "
-            + (f"same weights as `{t['shared_with']}` | |" if t.get("shared_with") else
-               f"{_num(t.get('train_seconds'), '.1f')} | {_num(t.get('seconds_per_step'), '.4f')} |"))
+            + (
+                f"same weights as `{t['shared_with']}` | |"
+                if t.get("shared_with")
+                else f"{_num(t.get('train_seconds'), '.1f')} | {_num(t.get('seconds_per_step'), '.4f')} |"
+            )
+        )
     rf = results.get("real_floor")
     if rf:
-        lines.append(f"| real held-out (floor) | the real sprites | | | {rf['fd']:.2f} | "
-                     f"{rf['conditional_accuracy']:.3f} (classifier accuracy) | {100 * rf['copies']:.1f}% | "
-                     f"{rf['colours_per_sprite']:.1f} | {rf['alpha_crispness']:.3f} | | |")
-    jobs = sorted({(r.get("training") or {}).get("parallel_jobs") or 1 for r in results["variants"].values()
-                   if "training" in r})
+        lines.append(
+            f"| real held-out (floor) | the real sprites | | | {rf['fd']:.2f} | "
+            f"{rf['conditional_accuracy']:.3f} (classifier accuracy) | {100 * rf['copies']:.1f}% | "
+            f"{rf['colours_per_sprite']:.1f} | {rf['alpha_crispness']:.3f} | | |"
+        )
+    jobs = sorted(
+        {(r.get("training") or {}).get("parallel_jobs") or 1 for r in results["variants"].values() if "training" in r}
+    )
     if jobs and jobs != [1]:
-        lines += ["", f"Training times were measured with up to {max(jobs)} trainings sharing the device at once "
-                      "(--jobs): compare them with each other only, not with one-at-a-time runs."]
+        lines += [
+            "",
+            f"Training times were measured with up to {max(jobs)} trainings sharing the device at once "
+            "(--jobs): compare them with each other only, not with one-at-a-time runs.",
+        ]
     c = results.get("classifier") or {}
-    lines += ["", f"Eval classifier: {c.get('file')} (held-out accuracy {_num(c.get('held_out_accuracy'), '.3f')}, "
-              f"{'from the cache' if c.get('cached') else 'trained in this run'}).", ""]
+    lines += [
+        "",
+        f"Eval classifier: {c.get('file')} (held-out accuracy {_num(c.get('held_out_accuracy'), '.3f')}, "
+        f"{'from the cache' if c.get('cached') else 'trained in this run'}).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -343,32 +430,62 @@ def merge(files: list[Path], out: Path) -> None:
 
 # ------------------------------------------------------------------ main
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="variants:\n" + "\n".join(f"  {k:18s} {v[2]}" for k, v in VARIANTS.items()))
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="variants:\n" + "\n".join(f"  {k:18s} {v[2]}" for k, v in VARIANTS.items()),
+    )
     ap.add_argument("--steps", type=int, default=2000, help="training steps per variant (default 2000)")
     ap.add_argument("--count", type=int, default=600, help="generated sprites per evaluation (default 600)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset (default: all, in order)")
-    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                    help="torch device for training and sampling (auto: cuda when torch sees one)")
+    ap.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="torch device for training and sampling (auto: cuda when torch sees one)",
+    )
     ap.add_argument("--eval-seed", type=int, default=0, help="sampling seed of the evaluations (default 0)")
-    ap.add_argument("--classifier-cache", type=Path, default=None,
-                    help="folder of the cached eval classifier (default: $SCARLET_MOON_CACHE, else "
-                         "~/.cache/scarlet-moon)")
-    ap.add_argument("--runs", type=Path, default=Path("sm-runs/ablations"),
-                    help="run folders; finished trainings there are reused (default sm-runs/ablations)")
-    ap.add_argument("--out", type=Path, default=Path("bench/results/ablations.json"),
-                    help="JSON results; the Markdown table goes beside it with .md")
-    ap.add_argument("--time-budget", type=float, default=0,
-                    help="seconds: variants that would start after this are skipped (0 = no limit)")
+    ap.add_argument(
+        "--classifier-cache",
+        type=Path,
+        default=None,
+        help="folder of the cached eval classifier (default: $SCARLET_MOON_CACHE, else ~/.cache/scarlet-moon)",
+    )
+    ap.add_argument(
+        "--runs",
+        type=Path,
+        default=Path("sm-runs/ablations"),
+        help="run folders; finished trainings there are reused (default sm-runs/ablations)",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench/results/ablations.json"),
+        help="JSON results; the Markdown table goes beside it with .md",
+    )
+    ap.add_argument(
+        "--time-budget",
+        type=float,
+        default=0,
+        help="seconds: variants that would start after this are skipped (0 = no limit)",
+    )
     ap.add_argument("--no-real", action="store_true", help="skip the real held-out floor row")
-    ap.add_argument("--jobs", type=int, default=1,
-                    help="train this many variants at once in worker processes (a small model leaves a GPU "
-                         "mostly idle, so 3-4 fit on one); their train seconds are then measured under "
-                         "that contention (default 1: one at a time, clean timings)")
-    ap.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
-                    help="no training: combine the results files of several calls (later files win for a "
-                         "variant in both) into --out and its .md, then exit")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="train this many variants at once in worker processes (a small model leaves a GPU "
+        "mostly idle, so 3-4 fit on one); their train seconds are then measured under "
+        "that contention (default 1: one at a time, clean timings)",
+    )
+    ap.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="no training: combine the results files of several calls (later files win for a "
+        "variant in both) into --out and its .md, then exit",
+    )
     ap.add_argument("--train-only", action="store_true", help=argparse.SUPPRESS)  # a --jobs worker
     args = ap.parse_args()
     if args.merge:
@@ -393,14 +510,23 @@ def main() -> None:
             tr = train(name, cfg, data, args.runs, device, log, jobs=args.jobs)
             log(f"{name}: trained in {tr['train_seconds']:.1f} s")
         return
-    results: dict[str, Any] = {"schema": SCHEMA, "machine": machine_info(device), "steps": args.steps,
-                               "count": args.count, "eval_seed": args.eval_seed, "jobs": args.jobs,
-                               "data": data.source,
-                               "data_fingerprint": data.fingerprint(), "variants": {},
-                               "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    results: dict[str, Any] = {
+        "schema": SCHEMA,
+        "machine": machine_info(device),
+        "steps": args.steps,
+        "count": args.count,
+        "eval_seed": args.eval_seed,
+        "jobs": args.jobs,
+        "data": data.source,
+        "data_fingerprint": data.fingerprint(),
+        "variants": {},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
     m = results["machine"]
-    log(f"device {device} ({m.get('gpu') or m['machine']}), torch {m['torch']}, {m['cpu_count']} cores; "
-        f"variants: {', '.join(names)}")
+    log(
+        f"device {device} ({m.get('gpu') or m['machine']}), torch {m['torch']}, {m['cpu_count']} cores; "
+        f"variants: {', '.join(names)}"
+    )
     md_path = args.out.with_suffix(".md")
 
     def write() -> None:
@@ -414,20 +540,29 @@ def main() -> None:
 
     tc = time.perf_counter()
     clf, _, _ = get_classifier(data, cache_dir=args.classifier_cache)
-    results["classifier"] = {"file": str(clf.cache_path), "cached": clf.info.get("cached"),
-                             "cache_dir": str(args.classifier_cache or default_cache_dir()),
-                             "held_out_accuracy": clf.info.get("held_out_accuracy"),
-                             "torch_version": clf.info.get("torch_version")}
-    log(f"eval classifier {'loaded from' if clf.info.get('cached') else 'TRAINED (no cached file) ->'} "
-        f"{clf.cache_path} in {time.perf_counter() - tc:.1f} s")
+    results["classifier"] = {
+        "file": str(clf.cache_path),
+        "cached": clf.info.get("cached"),
+        "cache_dir": str(args.classifier_cache or default_cache_dir()),
+        "held_out_accuracy": clf.info.get("held_out_accuracy"),
+        "torch_version": clf.info.get("torch_version"),
+    }
+    log(
+        f"eval classifier {'loaded from' if clf.info.get('cached') else 'TRAINED (no cached file) ->'} "
+        f"{clf.cache_path} in {time.perf_counter() - tc:.1f} s"
+    )
     if not clf.info.get("cached"):
-        log("  warning: a classifier trained on this machine may differ from another machine's; carry the cached "
-            "file and pass --classifier-cache to compare figures across machines")
+        log(
+            "  warning: a classifier trained on this machine may differ from another machine's; carry the cached "
+            "file and pass --classifier-cache to compare figures across machines"
+        )
     if not args.no_real:
         ev = evaluate(None, data, real=True, cache_dir=args.classifier_cache)
         results["real_floor"] = figures_of(ev)
-        log(f"real held-out floor: FD {results['real_floor']['fd']:.2f}, "
-            f"accuracy {results['real_floor']['conditional_accuracy']:.3f}")
+        log(
+            f"real held-out floor: FD {results['real_floor']['fd']:.2f}, "
+            f"accuracy {results['real_floor']['conditional_accuracy']:.3f}"
+        )
     for name in names:
         results["variants"][name] = {"what": VARIANTS[name][2], "status": "pending"}
     write()
@@ -435,13 +570,18 @@ def main() -> None:
     if args.jobs > 1:
         train_parallel(names, args, device, log, t_start)
 
-    trained: dict[str, tuple[str, dict[str, Any]]] = {}   # training key -> (variant, training record)
+    trained: dict[str, tuple[str, dict[str, Any]]] = {}  # training key -> (variant, training record)
     longest = 0.0
     for i, name in enumerate(names, 1):
         cfg, overrides = variant_config(name, args.steps)
         key = training_key(cfg)
-        rec: dict[str, Any] = {"what": VARIANTS[name][2], "base_preset": VARIANTS[name][0], "overrides": overrides,
-                               "config": cfg.to_dict(), "training_key": key}
+        rec: dict[str, Any] = {
+            "what": VARIANTS[name][2],
+            "base_preset": VARIANTS[name][0],
+            "overrides": overrides,
+            "config": cfg.to_dict(),
+            "training_key": key,
+        }
         elapsed = time.perf_counter() - t_start
         needs_training = key not in trained and not finished(run_dir_of(name, cfg, args.runs))
         if args.time_budget and needs_training and elapsed + longest > args.time_budget:
@@ -462,26 +602,47 @@ def main() -> None:
             if owner != name:  # e.g. guidance-1 run without default: default's weights, trained earlier
                 tr = dict(tr, shared_with=owner)
             trained[key] = (owner, tr)
-            log(f"  {'trained (by a worker or an earlier run)' if tr['reused'] else 'trained'} in {tr['train_seconds']:.1f} s "
-                f"({tr['seconds_per_step'] * 1000:.1f} ms/step), {tr['num_params'] / 1e6:.2f}M params")
+            log(
+                f"  {'trained (by a worker or an earlier run)' if tr['reused'] else 'trained'} in {tr['train_seconds']:.1f} s "
+                f"({tr['seconds_per_step'] * 1000:.1f} ms/step), {tr['num_params'] / 1e6:.2f}M params"
+            )
         eval_seed = args.eval_seed + EVAL_SEED_OFFSET.get(name, 0)
-        settings = {"sampler": cfg.sampler, "steps": cfg.sample_steps, "guidance": cfg.guidance, "seed": eval_seed,
-                    "count": args.count}
+        settings = {
+            "sampler": cfg.sampler,
+            "steps": cfg.sample_steps,
+            "guidance": cfg.guidance,
+            "seed": eval_seed,
+            "count": args.count,
+        }
         te = time.perf_counter()
-        ev = evaluate(tr["model"], data, count=args.count, seed=eval_seed,
-                      sampling=SamplingOptions(cfg.sampler, cfg.sample_steps, cfg.guidance),
-                      backend=BackendOptions(device=device), cache_dir=args.classifier_cache)
+        ev = evaluate(
+            tr["model"],
+            data,
+            count=args.count,
+            seed=eval_seed,
+            sampling=SamplingOptions(cfg.sampler, cfg.sample_steps, cfg.guidance),
+            backend=BackendOptions(device=device),
+            cache_dir=args.classifier_cache,
+        )
         settings["seconds"] = round(time.perf_counter() - te, 2)
         settings["generation_seconds"] = (ev.get("generation") or {}).get("seconds")
-        rec.update(status="done", training=tr, eval_settings=settings, figures=figures_of(ev),
-                   per_label_accuracy=ev["conditional_accuracy"]["per_label"], eval=ev,
-                   seconds=round(time.perf_counter() - tv, 1))
+        rec.update(
+            status="done",
+            training=tr,
+            eval_settings=settings,
+            figures=figures_of(ev),
+            per_label_accuracy=ev["conditional_accuracy"]["per_label"],
+            eval=ev,
+            seconds=round(time.perf_counter() - tv, 1),
+        )
         results["variants"][name] = rec
         f = rec["figures"]
-        log(f"  eval {cfg.sampler} {cfg.sample_steps} g {cfg.guidance:g} seed {eval_seed}: FD {f['fd']:.2f}, "
+        log(
+            f"  eval {cfg.sampler} {cfg.sample_steps} g {cfg.guidance:g} seed {eval_seed}: FD {f['fd']:.2f}, "
             f"accuracy {f['conditional_accuracy']:.3f}, copies {100 * f['copies']:.1f}%, colours "
             f"{f['colours_per_sprite']:.1f}, crisp {f['alpha_crispness']:.3f} ({settings['seconds']:.1f} s eval, "
-            f"{rec['seconds']:.1f} s variant)")
+            f"{rec['seconds']:.1f} s variant)"
+        )
         longest = max(longest, rec["seconds"])
         write()
     log(f"done in {time.perf_counter() - t_start:.1f} s -> {args.out}, {md_path}")

@@ -32,8 +32,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-SM = [str(Path(sys.executable).with_name("sm"))] if Path(sys.executable).with_name("sm").is_file() \
+SM = (
+    [str(Path(sys.executable).with_name("sm"))]
+    if Path(sys.executable).with_name("sm").is_file()
     else [sys.executable, "-m", "scarlet_moon.cli.main"]
+)
 
 
 def wall(args: list[str], check: Path, env: dict[str, str], cwd: Path) -> float:
@@ -60,6 +63,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "fast_sheet"))
     a = ap.parse_args()
     from onnx_cpu import untrained_checkpoint
+
     from scarlet_moon.backends import read_card
     from scarlet_moon.training.config import SEED
 
@@ -73,32 +77,76 @@ def main() -> None:
     sheet = ["-q", "sheet", "--label", "5", "--count", "64", "--out"]
     wall([*sheet, "warm.png"], tmp / "warm.json", env, tmp)  # writes the .pyc files, warms the disk cache
     wall(["-q", "sample", "--label", "5", "--count", "1", "--out", "warm1"], tmp / "warm1", env, tmp)
-    one = runs(lambda i: (["-q", "sample", "--label", "5", "--count", "1", "--out", f"one{i}"],
-                          tmp / f"one{i}" / "hero_000.png"), a.repeats, env, tmp)
+    one = runs(
+        lambda i: (
+            ["-q", "sample", "--label", "5", "--count", "1", "--out", f"one{i}"],
+            tmp / f"one{i}" / "hero_000.png",
+        ),
+        a.repeats,
+        env,
+        tmp,
+    )
     default = runs(lambda i: ([*sheet, f"d{i}.png"], tmp / f"d{i}.json"), a.repeats, env, tmp)
-    teacher = runs(lambda i: (["-q", "sheet", "--model", "bundled-25", "--backend", "onnx", "--label", "5",
-                               "--count", "64", "--out", f"t{i}.png"], tmp / f"t{i}.json"), a.repeats, env, tmp)
-    seeded = runs(lambda i: (["-q", "sheet", "--model", str(seed), "--label", "5", "--count", "64",
-                              "--out", f"s{i}.png"], tmp / f"s{i}.json"), 2, env, tmp)
+    teacher = runs(
+        lambda i: (
+            [
+                "-q",
+                "sheet",
+                "--model",
+                "bundled-25",
+                "--backend",
+                "onnx",
+                "--label",
+                "5",
+                "--count",
+                "64",
+                "--out",
+                f"t{i}.png",
+            ],
+            tmp / f"t{i}.json",
+        ),
+        a.repeats,
+        env,
+        tmp,
+    )
+    seeded = runs(
+        lambda i: (
+            ["-q", "sheet", "--model", str(seed), "--label", "5", "--count", "64", "--out", f"s{i}.png"],
+            tmp / f"s{i}.json",
+        ),
+        2,
+        env,
+        tmp,
+    )
     card, sd = read_card(None), read_card(seed).defaults()
-    med = {k: statistics.median(v) for k, v in
-           {"default": default, "teacher": teacher, "seed": seeded, "sample_one": one}.items()}
+    med = {
+        k: statistics.median(v)
+        for k, v in {"default": default, "teacher": teacher, "seed": seeded, "sample_one": one}.items()
+    }
     result = {
-        "machine": f"{os.cpu_count()} CPUs, {platform.platform()}", "loadavg_before": load0,
-        "loadavg_after": os.getloadavg(), "python": sys.version.split()[0],
+        "machine": f"{os.cpu_count()} CPUs, {platform.platform()}",
+        "loadavg_before": load0,
+        "loadavg_after": os.getloadavg(),
+        "python": sys.version.split()[0],
         "default_model": {"defaults": card.defaults(), "fewstep": card.meta.get("fewstep", {}).get("method")},
-        "seed_defaults": sd, "seconds": {"default_sheet": default, "teacher_sheet": teacher, "seed_sheet": seeded,
-                                         "sample_count_1": one}, "median_s": med,
-        "speedup_vs_seed": {"default_sheet": round(med["seed"] / med["default"], 1),
-                            "teacher_sheet": round(med["seed"] / med["teacher"], 1)},
+        "seed_defaults": sd,
+        "seconds": {"default_sheet": default, "teacher_sheet": teacher, "seed_sheet": seeded, "sample_count_1": one},
+        "median_s": med,
+        "speedup_vs_seed": {
+            "default_sheet": round(med["seed"] / med["default"], 1),
+            "teacher_sheet": round(med["seed"] / med["teacher"], 1),
+        },
     }
     Path(a.out + ".json").write_text(json.dumps(result, indent=2) + "\n")
     d = card.defaults()
     lines = [
-        "# The default sheet against the seed preset's (bench/fast_sheet.py)", "",
+        "# The default sheet against the seed preset's (bench/fast_sheet.py)",
+        "",
         f"Machine: {result['machine']}; load average {load0[0]:.2f} before, {result['loadavg_after'][0]:.2f} after. "
-        "Each figure: a fresh process, start to files written, median (runs in brackets).", "",
-        "| command | model, sampling | median s | vs seed |", "| --- | --- | ---: | ---: |",
+        "Each figure: a fresh process, start to files written, median (runs in brackets).",
+        "",
+        "| command | model, sampling | median s | vs seed |",
+        "| --- | --- | ---: | ---: |",
         f"| `sm sheet --label 5 --count 64 --out hero.png` | default: bundled few-step student, onnx, {d['sampler']} "
         f"{d['steps']} steps | {med['default']:.3f} ({', '.join(map(str, default))}) | "
         f"**{result['speedup_vs_seed']['default_sheet']}x** |",
@@ -107,7 +155,8 @@ def main() -> None:
         f"| `sm sheet --model seed.safetensors --label 5 --count 64` | seed preset, torch, {sd['sampler']} "
         f"{sd['steps']} steps | {med['seed']:.2f} ({', '.join(map(str, seeded))}) | 1x |",
         f"| `sm sample --label 5 --count 1 --out DIR` | default, onnx | {med['sample_one']:.3f} "
-        f"({', '.join(map(str, one))}) | |", "",
+        f"({', '.join(map(str, one))}) | |",
+        "",
     ]
     Path(a.out + ".md").write_text("\n".join(lines))
     print("\n".join(lines))

@@ -42,31 +42,40 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scarlet_moon.backends import read_card  # noqa: E402
-from scarlet_moon.backends import BackendOptions  # noqa: E402
-from scarlet_moon.models.card import file_fingerprint  # noqa: E402
+from scarlet_moon.backends import (
+    BackendOptions,  # noqa: E402
+    read_card,  # noqa: E402
+)
 from scarlet_moon.data.neighbours import clean_isolated, despeckle  # noqa: E402
 from scarlet_moon.data.pixels import cap_colors, crisp_alpha, quantize_to_palette  # noqa: E402
 from scarlet_moon.data.sprites import load_sprites  # noqa: E402
 from scarlet_moon.eval.classifier import accuracy, get_classifier  # noqa: E402
 from scarlet_moon.eval.fidelity import fidelity  # noqa: E402
 from scarlet_moon.eval.metrics import data_of, frechet_distance, generate_for_eval, spread_labels  # noqa: E402
+from scarlet_moon.models.card import file_fingerprint  # noqa: E402
 from scarlet_moon.options import SamplingOptions  # noqa: E402
 
+
 def raw_sprites(card, labels: list[int], seed: int, sampling: SamplingOptions = SamplingOptions()) -> np.ndarray:
-    tag = "" if sampling == SamplingOptions() else \
-        f"_g{sampling.guidance:g}_s{sampling.steps}_{sampling.sampler}_e{sampling.eta:g}"
-    path = Path(tempfile.gettempdir()) / f"sm_fidelity_raw_{len(labels)}_{file_fingerprint(card.path)}_seed{seed}{tag}.npy"
+    tag = (
+        ""
+        if sampling == SamplingOptions()
+        else f"_g{sampling.guidance:g}_s{sampling.steps}_{sampling.sampler}_e{sampling.eta:g}"
+    )
+    path = (
+        Path(tempfile.gettempdir()) / f"sm_fidelity_raw_{len(labels)}_{file_fingerprint(card.path)}_seed{seed}{tag}.npy"
+    )
     if path.is_file():
         return np.load(path)
-    raw = generate_for_eval(card, labels, seed=seed, sampling=sampling, raw=True,
-                            backend=BackendOptions(backend="torch", device="cpu"))
+    raw = generate_for_eval(
+        card, labels, seed=seed, sampling=sampling, raw=True, backend=BackendOptions(backend="torch", device="cpu")
+    )
     np.save(path, raw)
     return raw
 
 
 def sampling_specs(text: str, sampler: str) -> dict[str, SamplingOptions]:
-    """"guidance:steps[:sampler[:eta]],..." -> {row name: SamplingOptions}; `sampler` when none is named."""
+    """ "guidance:steps[:sampler[:eta]],..." -> {row name: SamplingOptions}; `sampler` when none is named."""
     out = {}
     for spec in text.split(","):
         g, n, *rest = spec.split(":")
@@ -103,18 +112,27 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "fidelity.md"))
     ap.add_argument("--sampling", default="", help="guidance:steps[:sampler[:eta]],... (see above)")
-    ap.add_argument("--count", type=int, default=None, help="sprites per seed [default: the held-out split's count per label]")
-    ap.add_argument("--model", default=None, help="bundled-32 or a .safetensors [default: the bundled model]; "
-                                                  "the real sprites are the set its card names")
+    ap.add_argument(
+        "--count", type=int, default=None, help="sprites per seed [default: the held-out split's count per label]"
+    )
+    ap.add_argument(
+        "--model",
+        default=None,
+        help="bundled-32 or a .safetensors [default: the bundled model]; the real sprites are the set its card names",
+    )
     args = ap.parse_args()
     import torch
+
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
     card = read_card(args.model)
     ds = data_of(card) or load_sprites(None)
     clf, train, held = get_classifier(ds)
-    per = ([int((held.labels == k).sum()) for k in range(len(ds.label_names))] if args.count is None else
-           spread_labels([int((train.labels == k).sum()) for k in range(len(ds.label_names))], args.count))
+    per = (
+        [int((held.labels == k).sum()) for k in range(len(ds.label_names))]
+        if args.count is None
+        else spread_labels([int((train.labels == k).sum()) for k in range(len(ds.label_names))], args.count)
+    )
     labels = [k for k, n in enumerate(per) for _ in range(n)]
     ref = clf.features(train.images)
     floor = frechet_distance(clf.features(held.images), ref)
@@ -122,8 +140,10 @@ def main() -> None:
     fns = variants(card)
     cleanup = fns["clean 20 + despeckle: sm's cleanup"]
     if args.sampling:
-        todo = {name: (lambda s, o=opts: cleanup(raw_sprites(card, labels, s, o)))
-                for name, opts in sampling_specs(args.sampling, card.defaults()["sampler"]).items()}
+        todo = {
+            name: (lambda s, o=opts: cleanup(raw_sprites(card, labels, s, o)))
+            for name, opts in sampling_specs(args.sampling, card.defaults()["sampler"]).items()
+        }
         out = Path(args.out)
         args.out = str(out.with_name(out.stem + "_sampling.md"))
     else:
@@ -135,21 +155,40 @@ def main() -> None:
         for s in seeds:
             im = make(s)
             f = fidelity(im)
-            per_seed.append({"fd_over_floor": frechet_distance(clf.features(im), ref) / floor,
-                             "acc": accuracy(clf.predict(im), np.array(labels), ds.label_names)["overall"],
-                             "iso": f["isolated_rate"] / real["isolated_rate"],
-                             "speck": f["speck_rate"] / real["speck_rate"] if real["speck_rate"] else float("nan"),
-                             "speck_rate": f["speck_rate"],
-                             "sat": f["saturation"] / real["saturation"] - 1, "colours": f["colours"]})
+            per_seed.append(
+                {
+                    "fd_over_floor": frechet_distance(clf.features(im), ref) / floor,
+                    "acc": accuracy(clf.predict(im), np.array(labels), ds.label_names)["overall"],
+                    "iso": f["isolated_rate"] / real["isolated_rate"],
+                    "speck": f["speck_rate"] / real["speck_rate"] if real["speck_rate"] else float("nan"),
+                    "speck_rate": f["speck_rate"],
+                    "sat": f["saturation"] / real["saturation"] - 1,
+                    "colours": f["colours"],
+                }
+            )
         mean = {k: float(np.mean([r[k] for r in per_seed])) for k in per_seed[0]}
         rows.append({"variant": name, "mean": mean, "fd_per_seed": [r["fd_over_floor"] for r in per_seed]})
-        print(f"{name:40s} FD/floor {mean['fd_over_floor']:.3f} iso {mean['iso']:.2f}x speck {mean['speck']:.2f}x",
-              flush=True)
+        print(
+            f"{name:40s} FD/floor {mean['fd_over_floor']:.3f} iso {mean['iso']:.2f}x speck {mean['speck']:.2f}x",
+            flush=True,
+        )
     if not args.sampling:
         picture(card, held, raws[seeds[0]], labels, Path(args.out).with_name(Path(args.out).stem + "_8x.png"))
-    write(rows, {"model": args.model or "bundled", "floor_fd": floor, "held_count": len(held.labels), "held_out": real, "seeds": seeds, "count": len(labels), "per_label": per,
-                 "sampling": bool(args.sampling), "sampler": card.defaults()["sampler"]},
-          Path(args.out))
+    write(
+        rows,
+        {
+            "model": args.model or "bundled",
+            "floor_fd": floor,
+            "held_count": len(held.labels),
+            "held_out": real,
+            "seeds": seeds,
+            "count": len(labels),
+            "per_label": per,
+            "sampling": bool(args.sampling),
+            "sampler": card.defaults()["sampler"],
+        },
+        Path(args.out),
+    )
 
 
 def picture(card, held, raw: np.ndarray, labels: list[int], path: Path, per_label: int = 0, zoom: int = 8) -> None:
@@ -163,13 +202,16 @@ def picture(card, held, raw: np.ndarray, labels: list[int], path: Path, per_labe
     gen = np.asarray(labels)
     pick_real = [i for k in range(len(card.label_names)) for i in np.nonzero(held.labels == k)[0][:per_label]]
     pick_gen = [i for k in range(len(card.label_names)) for i in np.nonzero(gen == k)[0][:per_label]]
-    rows = [("real held-out", held.images[pick_real]), ("generated, no cleanup", before(raw[pick_gen])),
-            ("generated, cleanup (default)", after(raw[pick_gen]))]
+    rows = [
+        ("real held-out", held.images[pick_real]),
+        ("generated, no cleanup", before(raw[pick_gen])),
+        ("generated, cleanup (default)", after(raw[pick_gen])),
+    ]
     h, w = held.images.shape[1:3]
     cell, label_h = (w * zoom + 8, h * zoom + 8), 18
     out = Image.new("RGB", (cell[0] * len(pick_gen) + 8, len(rows) * (cell[1] + label_h) + 8), (40, 40, 48))
     draw = ImageDraw.Draw(out)
-    yy, xx = np.mgrid[0:h * zoom, 0:w * zoom]
+    yy, xx = np.mgrid[0 : h * zoom, 0 : w * zoom]
     board = np.where(((yy // zoom) + (xx // zoom)) % 2 == 0, 200, 160).astype(np.uint8)[..., None].repeat(3, -1)
     for r, (name, sprites) in enumerate(rows):
         y = 8 + r * (cell[1] + label_h)
@@ -190,22 +232,37 @@ def speck(m: dict) -> str:
 def write(rows: list[dict], meta: dict, out: Path) -> None:
     real = meta["held_out"]
     what = "sampling settings, sm's post-processing" if meta.get("sampling") else "post-processing variants"
-    lines = [f"# Pixel fidelity of {what} (model {meta.get('model', 'bundled')})", "",
-             f"`bench/fidelity.py`: {meta['count']} sprites per seed (class mix {meta['per_label']}; the held-out split "
-             f"has {meta['held_count']}), seeds "
-             f"{meta['seeds']}, " + (f"each sampler (the card's: {meta['sampler']}) at each guidance and step count, then "
-                                     "sm's post-processing (cleanup on)" if meta.get("sampling")
-                                     else "the same raw sprites for every variant") + ". Real held-out split: FD floor "
-             f"{meta['floor_fd']:.2f}, isolated rate {real['isolated_rate']:.4f}, speck rate {real['speck_rate']:.4f}, "
-             f"saturation {real['saturation']:.3f}, {real['colours']:.1f} colours per sprite.", "",
-             "| variant | FD / floor (per seed) | acc | isolated vs real | specks vs real | saturation vs real | colours |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"# Pixel fidelity of {what} (model {meta.get('model', 'bundled')})",
+        "",
+        f"`bench/fidelity.py`: {meta['count']} sprites per seed (class mix {meta['per_label']}; the held-out split "
+        f"has {meta['held_count']}), seeds "
+        f"{meta['seeds']}, "
+        + (
+            f"each sampler (the card's: {meta['sampler']}) at each guidance and step count, then "
+            "sm's post-processing (cleanup on)"
+            if meta.get("sampling")
+            else "the same raw sprites for every variant"
+        )
+        + ". Real held-out split: FD floor "
+        f"{meta['floor_fd']:.2f}, isolated rate {real['isolated_rate']:.4f}, speck rate {real['speck_rate']:.4f}, "
+        f"saturation {real['saturation']:.3f}, {real['colours']:.1f} colours per sprite.",
+        "",
+        "| variant | FD / floor (per seed) | acc | isolated vs real | specks vs real | saturation vs real | colours |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in rows:
         m = r["mean"]
-        lines.append(f"| {r['variant']} | {m['fd_over_floor']:.3f} ({', '.join(f'{v:.2f}' for v in r['fd_per_seed'])}) "
-                     f"| {m['acc']:.3f} | {m['iso']:.2f}x | {speck(m)} | {m['sat']:+.1%} | {m['colours']:.1f} |")
-    lines += ["", f"Machine: {platform.platform()}, {platform.processor() or 'cpu'}, "
-              f"{time.strftime('%Y-%m-%d')}. Command: `{' '.join(['.venv/bin/python', 'bench/fidelity.py', *sys.argv[1:]])}`", ""]
+        lines.append(
+            f"| {r['variant']} | {m['fd_over_floor']:.3f} ({', '.join(f'{v:.2f}' for v in r['fd_per_seed'])}) "
+            f"| {m['acc']:.3f} | {m['iso']:.2f}x | {speck(m)} | {m['sat']:+.1%} | {m['colours']:.1f} |"
+        )
+    lines += [
+        "",
+        f"Machine: {platform.platform()}, {platform.processor() or 'cpu'}, "
+        f"{time.strftime('%Y-%m-%d')}. Command: `{' '.join(['.venv/bin/python', 'bench/fidelity.py', *sys.argv[1:]])}`",
+        "",
+    ]
     out.with_suffix(".md").write_text("\n".join(lines))
     out.with_suffix(".json").write_text(json.dumps({"rows": rows, **meta}, indent=1))
 

@@ -63,8 +63,26 @@ def train_pair(train_dir: Path, work: Path, t: str) -> dict[str, Path]:
     for arm, extra in arms.items():
         if models[arm].is_file():
             continue
-        cmd = [sys.executable, "-m", "scarlet_moon.cli.main", "-q", "train", "--data", str(train_dir), *extra, "--time", t,
-               "--threads", "1", "--tracking", "none", "--runs-dir", str(work / "runs"), "--name", f"{arm}-{t}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "scarlet_moon.cli.main",
+            "-q",
+            "train",
+            "--data",
+            str(train_dir),
+            *extra,
+            "--time",
+            t,
+            "--threads",
+            "1",
+            "--tracking",
+            "none",
+            "--runs-dir",
+            str(work / "runs"),
+            "--name",
+            f"{arm}-{t}",
+        ]
         log = open(work / f"{arm}-{t}.log", "w")
         procs.append((arm, subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)))
     for arm, p in procs:
@@ -73,8 +91,9 @@ def train_pair(train_dir: Path, work: Path, t: str) -> dict[str, Path]:
     return models
 
 
-def score(model: Path, ds: Any, held: Any, judge: Any, train_feats: np.ndarray, floor2: float,
-          seeds: list[int]) -> dict[str, Any]:
+def score(
+    model: Path, ds: Any, held: Any, judge: Any, train_feats: np.ndarray, floor2: float, seeds: list[int]
+) -> dict[str, Any]:
     """Both judges' figures for `model`, mean over seeds, and the sprites of the first seed. `train_feats`,
     `floor2`: the second judge's features of the train split and its FD of the held-out split."""
     from scarlet_moon.backends import BackendOptions, read_card
@@ -85,23 +104,47 @@ def score(model: Path, ds: Any, held: Any, judge: Any, train_feats: np.ndarray, 
     labels = np.sort(held.labels)  # the held-out split's count per label
     rows, first = [], None
     for seed in seeds:
-        cand = generate_for_eval(card, labels.tolist(), seed=seed, sampling=SamplingOptions(), raw=False,
-                                 backend=BackendOptions(backend="torch"))
+        cand = generate_for_eval(
+            card,
+            labels.tolist(),
+            seed=seed,
+            sampling=SamplingOptions(),
+            raw=False,
+            backend=BackendOptions(backend="torch"),
+        )
         first = cand if first is None else first
         fig = candidate_figures(ds, cand, labels, card)
         px = fig["pixels"]["isolated_rate"]
-        rows.append({"fd_ratio": fig["frechet"]["ratio_to_floor"], "accuracy": fig["conditional_accuracy"]["overall"],
-                     "isolated_vs_real": px["candidates"] / px["held_out"], "copies": fig["copies"]["share"],
-                     "fd2_ratio": frechet_distance(judge.features(cand), train_feats) / floor2,
-                     "accuracy2": float((judge.predict(cand) == labels).mean())})
+        rows.append(
+            {
+                "fd_ratio": fig["frechet"]["ratio_to_floor"],
+                "accuracy": fig["conditional_accuracy"]["overall"],
+                "isolated_vs_real": px["candidates"] / px["held_out"],
+                "copies": fig["copies"]["share"],
+                "fd2_ratio": frechet_distance(judge.features(cand), train_feats) / floor2,
+                "accuracy2": float((judge.predict(cand) == labels).mean()),
+            }
+        )
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
     meta = card.meta
-    return {**mean, "per_seed": rows, "steps": meta.get("step"), "elapsed_s": meta.get("elapsed_s"),
-            "sprites": first, "labels": labels}
+    return {
+        **mean,
+        "per_seed": rows,
+        "steps": meta.get("step"),
+        "elapsed_s": meta.get("elapsed_s"),
+        "sprites": first,
+        "labels": labels,
+    }
 
 
-def picture(real: np.ndarray, real_labels: np.ndarray, rows: dict[str, tuple[np.ndarray, np.ndarray]],
-            path: Path, per_row: int = 12, zoom: int = 8) -> None:
+def picture(
+    real: np.ndarray,
+    real_labels: np.ndarray,
+    rows: dict[str, tuple[np.ndarray, np.ndarray]],
+    path: Path,
+    per_row: int = 12,
+    zoom: int = 8,
+) -> None:
     """One row per source at `zoom`x: the same label sequence in each row (labels taken in turn)."""
     from PIL import Image
 
@@ -141,20 +184,37 @@ def redraw(name: str, work: Path, held: Any, times: list[str]) -> None:
     for t in times:
         for arm in ("fine-tune", "scratch"):
             card = read_card(work / "runs" / f"{arm}-{t}" / "model.safetensors")
-            rows[f"{arm} {t}"] = (generate_for_eval(card, labels.tolist(), seed=0, sampling=SamplingOptions(), raw=False,
-                                                    backend=BackendOptions(backend="torch")), labels)
+            rows[f"{arm} {t}"] = (
+                generate_for_eval(
+                    card,
+                    labels.tolist(),
+                    seed=0,
+                    sampling=SamplingOptions(),
+                    raw=False,
+                    backend=BackendOptions(backend="torch"),
+                ),
+                labels,
+            )
     picture(held.images, held.labels, rows, RESULTS / f"finetune-{name}-8x.png")
 
 
 def table(name: str, scores: dict[str, dict[str, Any]], real_acc: tuple[float, float], source: str) -> str:
-    lines = [f"# Fine-tune vs scratch: {name}", "", f"Set: {source}. Both judges against the set's own train split, "
-             "like for like with its held-out split (bench/finetune.py). Ratios are to the real held-out split "
-             "(its FD: the floor; its isolated-pixel rate).", "",
-             "| run | steps | FD / floor (sm eval) | FD / floor (judge 2) | accuracy (sm eval) | accuracy (judge 2) "
-             "| isolated px vs real | copies |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# Fine-tune vs scratch: {name}",
+        "",
+        f"Set: {source}. Both judges against the set's own train split, "
+        "like for like with its held-out split (bench/finetune.py). Ratios are to the real held-out split "
+        "(its FD: the floor; its isolated-pixel rate).",
+        "",
+        "| run | steps | FD / floor (sm eval) | FD / floor (judge 2) | accuracy (sm eval) | accuracy (judge 2) "
+        "| isolated px vs real | copies |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for run, s in scores.items():
-        lines.append(f"| {run} | {s['steps']} | {s['fd_ratio']:.2f}x | {s['fd2_ratio']:.2f}x | {s['accuracy']:.3f} | "
-                     f"{s['accuracy2']:.3f} | {s['isolated_vs_real']:.2f}x | {100 * s['copies']:.1f}% |")
+        lines.append(
+            f"| {run} | {s['steps']} | {s['fd_ratio']:.2f}x | {s['fd2_ratio']:.2f}x | {s['accuracy']:.3f} | "
+            f"{s['accuracy2']:.3f} | {s['isolated_vs_real']:.2f}x | {100 * s['copies']:.1f}% |"
+        )
     lines.append(f"| real held-out | - | 1x | 1x | {real_acc[0]:.3f} | {real_acc[1]:.3f} | 1x | - |")
     return "\n".join(lines) + "\n"
 
@@ -167,21 +227,26 @@ def main() -> None:
     ap.add_argument("--times", default="10m,30m")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--work", default="/tmp/sm-finetune")
-    ap.add_argument("--picture-only", action="store_true",
-                    help="the models are trained: draw the 8x picture again from their first seed's sprites")
+    ap.add_argument(
+        "--picture-only",
+        action="store_true",
+        help="the models are trained: draw the 8x picture again from their first seed's sprites",
+    )
     args = ap.parse_args()
     name = args.name or args.set or Path(args.data).name
     work = Path(args.work) / name
     work.mkdir(parents=True, exist_ok=True)
     if args.set:
         import sets
+
         full = sets.build(args.set, work / "full")
         source = (Path(full) / "README.md").read_text().splitlines()[0].lstrip("# ")
     else:
         full, source = Path(args.data), args.data
     ds, train, held, train_dir = write_split(Path(full), work)
-    from scarlet_moon.eval.classifier import get_classifier
     from judge import train_judge
+
+    from scarlet_moon.eval.classifier import get_classifier
 
     if args.picture_only:
         redraw(name, work, held, args.times.split(","))
@@ -200,18 +265,38 @@ def main() -> None:
         print(f"{name} {t}: trained in {time.time() - t0:.0f} s", flush=True)
         for arm, model in models.items():
             scores[f"{arm} {t}"] = score(model, ds, held, judge, train_feats, floor2, seeds)
-            print(f"  {arm} {t}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores[f"{arm} {t}"].items()
-                                               if isinstance(v, float)), flush=True)
+            print(
+                f"  {arm} {t}: "
+                + ", ".join(f"{k} {v:.3f}" for k, v in scores[f"{arm} {t}"].items() if isinstance(v, float)),
+                flush=True,
+            )
     real_acc = (float(clf.info.get("held_out_accuracy") or 0), judge.held_out_accuracy)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"finetune-{name}.md").write_text(table(name, scores, real_acc, source))
-    (RESULTS / f"finetune-{name}.json").write_text(json.dumps(
-        {"set": name, "source": source, "sizes": {"train": int(len(train.labels)), "held_out": int(len(held.labels))},
-         "labels": list(ds.label_names), "seeds": seeds, "real_accuracy": real_acc, "cpu_count": os.cpu_count(),
-         "runs": {k: {kk: vv for kk, vv in v.items() if kk not in ("sprites", "labels")} for k, v in scores.items()}},
-        indent=2) + "\n")
-    picture(held.images, held.labels, {k: (v["sprites"], v["labels"]) for k, v in scores.items()},
-            RESULTS / f"finetune-{name}-8x.png")
+    (RESULTS / f"finetune-{name}.json").write_text(
+        json.dumps(
+            {
+                "set": name,
+                "source": source,
+                "sizes": {"train": int(len(train.labels)), "held_out": int(len(held.labels))},
+                "labels": list(ds.label_names),
+                "seeds": seeds,
+                "real_accuracy": real_acc,
+                "cpu_count": os.cpu_count(),
+                "runs": {
+                    k: {kk: vv for kk, vv in v.items() if kk not in ("sprites", "labels")} for k, v in scores.items()
+                },
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    picture(
+        held.images,
+        held.labels,
+        {k: (v["sprites"], v["labels"]) for k, v in scores.items()},
+        RESULTS / f"finetune-{name}-8x.png",
+    )
     print(table(name, scores, real_acc, source))
 
 

@@ -43,7 +43,7 @@ def finish_all(card: object, req: object, raw: np.ndarray, workers: int, size: i
     from scarlet_moon.generation.finish_pool import FinishPool
 
     t0 = time.perf_counter()
-    chunks = [raw[i:i + size] for i in range(0, len(raw), size)]
+    chunks = [raw[i : i + size] for i in range(0, len(raw), size)]
     if workers == 1:
         out = [finish(card, req.post, req.edit, c) for c in chunks]
     else:
@@ -75,19 +75,32 @@ def main() -> None:
         rows.append({"workers": w, "median_s": statistics.median(times), "runs_s": [round(t, 3) for t in times]})
         print(rows[-1], flush=True)
     base = rows[0]["median_s"]
-    env = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
-           "load_before": load, "load_after": os.getloadavg(), "count": args.count}
+    env = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "load_before": load,
+        "load_after": os.getloadavg(),
+        "count": args.count,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out + ".json").write_text(json.dumps({"env": env, "rows": rows}, indent=2) + "\n")
-    lines = [f"# Finishing {args.count} sprites over worker processes (`.venv/bin/python bench/finish_workers.py`)", "",
-             f"Machine: {env['cpus']} CPUs, {env['platform']}; load average {load[0]:.2f} before, "
-             f"{env['load_after'][0]:.2f} after. Bundled model's raw sprites, `sm sheet`'s default finishing "
-             "(crisp alpha, colour cap, palette snap, clean-up), chunks of 256; the pool's start included; "
-             "every run byte-identical to one process.", "",
-             "| workers | median s | ms per sprite | vs one process | runs s |", "| ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        f"# Finishing {args.count} sprites over worker processes (`.venv/bin/python bench/finish_workers.py`)",
+        "",
+        f"Machine: {env['cpus']} CPUs, {env['platform']}; load average {load[0]:.2f} before, "
+        f"{env['load_after'][0]:.2f} after. Bundled model's raw sprites, `sm sheet`'s default finishing "
+        "(crisp alpha, colour cap, palette snap, clean-up), chunks of 256; the pool's start included; "
+        "every run byte-identical to one process.",
+        "",
+        "| workers | median s | ms per sprite | vs one process | runs s |",
+        "| ---: | ---: | ---: | ---: | --- |",
+    ]
     for r in rows:
-        lines.append(f"| {r['workers']} | {r['median_s']:.3f} | {r['median_s'] / args.count * 1e3:.3f} "
-                     f"| {base / r['median_s']:.2f}x | {', '.join(map(str, r['runs_s']))} |")
+        lines.append(
+            f"| {r['workers']} | {r['median_s']:.3f} | {r['median_s'] / args.count * 1e3:.3f} "
+            f"| {base / r['median_s']:.2f}x | {', '.join(map(str, r['runs_s']))} |"
+        )
     Path(args.out + ".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

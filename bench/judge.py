@@ -66,7 +66,7 @@ class SecondJudge:
 
         x = torch.from_numpy(prepare(images))
         with torch.no_grad():
-            return np.concatenate([fn(x[i:i + 256]).numpy() for i in range(0, len(x), 256)])
+            return np.concatenate([fn(x[i : i + 256]).numpy() for i in range(0, len(x), 256)])
 
     def features(self, images: np.ndarray) -> np.ndarray:
         return self._run(images, self.net.features).astype(np.float64)
@@ -75,8 +75,9 @@ class SecondJudge:
         return self._run(images, self.net).argmax(axis=1)
 
 
-def train_judge(images: np.ndarray, labels: np.ndarray, num_classes: int, held_images: np.ndarray,
-                held_labels: np.ndarray) -> SecondJudge:
+def train_judge(
+    images: np.ndarray, labels: np.ndarray, num_classes: int, held_images: np.ndarray, held_labels: np.ndarray
+) -> SecondJudge:
     """Train on (images, labels); deterministic for the same data on the same machine."""
     import torch
     from torch.nn import functional as F
@@ -93,12 +94,14 @@ def train_judge(images: np.ndarray, labels: np.ndarray, num_classes: int, held_i
             net = _network(x_all.shape[1], num_classes)
             opt = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=1e-4)
             total = EPOCHS * math.ceil(len(x_all) / BATCH)
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+            )
             net.train()
             for _ in range(EPOCHS):
                 order = rng.permutation(len(x_all))
                 for i in range(0, len(x_all), BATCH):
-                    idx = order[i:i + BATCH]
+                    idx = order[i : i + BATCH]
                     xb = _augment(x_all[idx], rng)
                     loss = F.cross_entropy(net(xb), y_all[idx])
                     opt.zero_grad(set_to_none=True)

@@ -55,6 +55,7 @@ def export(model: str | None, folder: Path) -> Path:
 
 def parse_time_v(text: str) -> dict[str, float]:
     """Peak RSS (MiB), wall seconds, user/system CPU seconds from GNU time -v output."""
+
     def field(name: str) -> str:
         m = re.search(rf"^\s*{re.escape(name)}:\s*(.+)$", text, re.M)
         if not m:
@@ -64,24 +65,49 @@ def parse_time_v(text: str) -> dict[str, float]:
     wall = 0.0
     for part in field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":"):
         wall = wall * 60 + float(part)
-    return {"max_rss_mib": round(int(field("Maximum resident set size (kbytes)")) / 1024, 1),
-            "wall_s": round(wall, 2), "user_s": float(field("User time (seconds)")),
-            "sys_s": float(field("System time (seconds)"))}
+    return {
+        "max_rss_mib": round(int(field("Maximum resident set size (kbytes)")) / 1024, 1),
+        "wall_s": round(wall, 2),
+        "user_s": float(field("User time (seconds)")),
+        "sys_s": float(field("System time (seconds)")),
+    }
 
 
 def run_one(model: Path, count: int, folder: Path, sm_args: list[str]) -> dict:
     out = folder / f"sheet{count}"
     out.mkdir()
-    cmd = [GNU_TIME, "-v", *sm_exe(), "-q", "sheet", "--model", str(model), "--backend", "onnx",
-           "--count", str(count), "--seed", "0", "--format", FORMATS, *sm_args, "--out", str(out / "s.png")]
+    cmd = [
+        GNU_TIME,
+        "-v",
+        *sm_exe(),
+        "-q",
+        "sheet",
+        "--model",
+        str(model),
+        "--backend",
+        "onnx",
+        "--count",
+        str(count),
+        "--seed",
+        "0",
+        "--format",
+        FORMATS,
+        *sm_args,
+        "--out",
+        str(out / "s.png"),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"sm sheet failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     files = sorted(out.iterdir())
-    row = {"count": count, **parse_time_v(proc.stderr),
-           "pages": len([f for f in files if f.suffix == ".png"]),
-           "bytes_written": sum(f.stat().st_size for f in files), "files": len(files),
-           "command": shlex.join(["sm", *cmd[cmd.index("-q"):]])}
+    row = {
+        "count": count,
+        **parse_time_v(proc.stderr),
+        "pages": len([f for f in files if f.suffix == ".png"]),
+        "bytes_written": sum(f.stat().st_size for f in files),
+        "files": len(files),
+        "command": shlex.join(["sm", *cmd[cmd.index("-q") :]]),
+    }
     row["sprites_per_s"] = round(count / row["wall_s"], 1)
     shutil.rmtree(out)
     return row
@@ -93,18 +119,36 @@ def pack_only_child(count: int, folder: str) -> None:
     import numpy as np
     from PIL import Image
 
-    from scarlet_moon.pipelines.sheet import SheetTarget, write_sheet
     from scarlet_moon.exporters import PackOptions, Sprite
+    from scarlet_moon.pipelines.sheet import SheetTarget, write_sheet
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (count, 16, 16, 4), dtype=np.uint8)
     images[..., 3] = 255
-    common = {"seed": 0, "sampler": "dpmpp-2m", "steps": 25, "guidance": 2.0, "count": count,
-              "chunk_size": CHUNK_SIZE, "model_fingerprint": "0123456789abcdef", "model_step": 40000}
-    sprites = [Sprite(f"hero_{i:03d}", Image.fromarray(images[i], "RGBA"), label="hero",
-                      meta=dict(common, label="hero", label_index=5, batch_index=i)) for i in range(count)]
-    write_sheet(sprites, SheetTarget.check(Path(folder) / "s.png", FORMATS.split(",")),
-                PackOptions(padding=1, extrude=0, scale=1, pot=False, max_size=4096, trim=False, dedupe=True))
+    common = {
+        "seed": 0,
+        "sampler": "dpmpp-2m",
+        "steps": 25,
+        "guidance": 2.0,
+        "count": count,
+        "chunk_size": CHUNK_SIZE,
+        "model_fingerprint": "0123456789abcdef",
+        "model_step": 40000,
+    }
+    sprites = [
+        Sprite(
+            f"hero_{i:03d}",
+            Image.fromarray(images[i], "RGBA"),
+            label="hero",
+            meta=dict(common, label="hero", label_index=5, batch_index=i),
+        )
+        for i in range(count)
+    ]
+    write_sheet(
+        sprites,
+        SheetTarget.check(Path(folder) / "s.png", FORMATS.split(",")),
+        PackOptions(padding=1, extrude=0, scale=1, pot=False, max_size=4096, trim=False, dedupe=True),
+    )
 
 
 def run_pack_only(count: int, folder: Path) -> dict:
@@ -115,9 +159,14 @@ def run_pack_only(count: int, folder: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"pack-only run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     files = sorted(out.iterdir())
-    row = {"count": count, **parse_time_v(proc.stderr), "pages": len([f for f in files if f.suffix == ".png"]),
-           "bytes_written": sum(f.stat().st_size for f in files), "files": len(files),
-           "command": "pack only: random sprites -> scarlet_moon.pipelines.sheet.write_sheet"}
+    row = {
+        "count": count,
+        **parse_time_v(proc.stderr),
+        "pages": len([f for f in files if f.suffix == ".png"]),
+        "bytes_written": sum(f.stat().st_size for f in files),
+        "files": len(files),
+        "command": "pack only: random sprites -> scarlet_moon.pipelines.sheet.write_sheet",
+    }
     row["sprites_per_s"] = round(count / row["wall_s"], 1)
     shutil.rmtree(out)
     return row
@@ -126,25 +175,43 @@ def run_pack_only(count: int, folder: Path) -> dict:
 def machine() -> dict:
     import onnxruntime
 
-    return {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-            "onnxruntime": onnxruntime.__version__, "load_avg_at_start": os.getloadavg()}
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "onnxruntime": onnxruntime.__version__,
+        "load_avg_at_start": os.getloadavg(),
+    }
 
 
 def markdown(doc: dict) -> str:
-    rows = ["| sprites | peak RSS (MiB) | wall (s) | sprites/s | pages | bytes written |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [
+        "| sprites | peak RSS (MiB) | wall (s) | sprites/s | pages | bytes written |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in doc["runs"]:
-        rows.append(f"| {r['count']} | {r['max_rss_mib']} | {r['wall_s']} | {r['sprites_per_s']} | {r['pages']} "
-                    f"| {r['bytes_written']} |")
+        rows.append(
+            f"| {r['count']} | {r['max_rss_mib']} | {r['wall_s']} | {r['sprites_per_s']} | {r['pages']} "
+            f"| {r['bytes_written']} |"
+        )
     m = doc["machine"]
-    return "\n".join([
-        "# Large sheets: `sm sheet --backend onnx --count N`", "",
-        f"Peak RSS from `/usr/bin/time -v`, one fresh process per count; chunks of {doc['chunk_size']} sprites; "
-        f"formats {FORMATS}; extra sm args: `{doc['sm_args'] or '-'}`"
-        + ("; PACK ONLY: random sprites, no model or sampling." if doc.get("pack_only") else "."), "", *rows, "",
-        f"Machine: {m['platform']}, {m['cpus']} CPUs, Python {m['python']}, onnxruntime {m['onnxruntime']}, "
-        f"load average at start {', '.join(f'{x:.1f}' for x in m['load_avg_at_start'])}.", "",
-        f"Command of the last run: `{doc['runs'][-1]['command']}`", ""])
+    return "\n".join(
+        [
+            "# Large sheets: `sm sheet --backend onnx --count N`",
+            "",
+            f"Peak RSS from `/usr/bin/time -v`, one fresh process per count; chunks of {doc['chunk_size']} sprites; "
+            f"formats {FORMATS}; extra sm args: `{doc['sm_args'] or '-'}`"
+            + ("; PACK ONLY: random sprites, no model or sampling." if doc.get("pack_only") else "."),
+            "",
+            *rows,
+            "",
+            f"Machine: {m['platform']}, {m['cpus']} CPUs, Python {m['python']}, onnxruntime {m['onnxruntime']}, "
+            f"load average at start {', '.join(f'{x:.1f}' for x in m['load_avg_at_start'])}.",
+            "",
+            f"Command of the last run: `{doc['runs'][-1]['command']}`",
+            "",
+        ]
+    )
 
 
 def main() -> None:
@@ -152,8 +219,11 @@ def main() -> None:
     ap.add_argument("--count", type=int, nargs="+", default=[2000])
     ap.add_argument("--model", default=None, help="a .safetensors (exported here) or .onnx; default: bundled")
     ap.add_argument("--sm-args", default="", help='extra `sm sheet` arguments, e.g. "--steps 1 --max-size 2048"')
-    ap.add_argument("--pack-only", action="store_true",
-                    help="measure packing + atlas writing alone (random sprites, no model, no sampling)")
+    ap.add_argument(
+        "--pack-only",
+        action="store_true",
+        help="measure packing + atlas writing alone (random sprites, no model, no sampling)",
+    )
     ap.add_argument("--pack-only-child", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "large_sheet"))
     args = ap.parse_args()
@@ -161,16 +231,24 @@ def main() -> None:
         return pack_only_child(int(args.pack_only_child[0]), args.pack_only_child[1])
     if not Path(GNU_TIME).is_file():
         raise SystemExit(f"{GNU_TIME} is missing: apt-get install time")
-    doc = {"machine": machine(), "chunk_size": CHUNK_SIZE, "sm_args": args.sm_args, "pack_only": args.pack_only,
-           "runs": []}
+    doc = {
+        "machine": machine(),
+        "chunk_size": CHUNK_SIZE,
+        "sm_args": args.sm_args,
+        "pack_only": args.pack_only,
+        "runs": [],
+    }
     with tempfile.TemporaryDirectory(prefix="sm-large-") as tmp:
         folder = Path(tmp)
         model = None
         if not args.pack_only:
             model = Path(args.model) if args.model and args.model.endswith(".onnx") else export(args.model, folder)
         for count in args.count:
-            row = run_pack_only(count, folder) if model is None else \
-                run_one(model, count, folder, shlex.split(args.sm_args))
+            row = (
+                run_pack_only(count, folder)
+                if model is None
+                else run_one(model, count, folder, shlex.split(args.sm_args))
+            )
             doc["runs"].append(row)
             print(json.dumps(row), flush=True)
     out = Path(args.out)

@@ -56,20 +56,37 @@ def main() -> None:
         runs = []
         for i in range(args.repeats):
             out = tmp / f"o{len(rows)}_{i}"
-            runs.append(timed(["-q", "sample", *extra, "--label", "hero", "--count", "1", "--out", str(out)],
-                              out / "hero_000.png"))
+            runs.append(
+                timed(
+                    ["-q", "sample", *extra, "--label", "hero", "--count", "1", "--out", str(out)], out / "hero_000.png"
+                )
+            )
         rows[name] = {"median_s": statistics.median(runs), "runs_s": runs}
-    rows["sm --help"] = {"median_s": statistics.median(h := [timed(["--help"]) for _ in range(args.repeats)]),
-                         "runs_s": h}
+    rows["sm --help"] = {
+        "median_s": statistics.median(h := [timed(["--help"]) for _ in range(args.repeats)]),
+        "runs_s": h,
+    }
     shutil.rmtree(tmp, ignore_errors=True)
-    meta = {"machine": platform.platform(), "cpus": os.cpu_count(), "load_1m": os.getloadavg()[0],
-            "date": time.strftime("%Y-%m-%d %H:%M"), "repeats": args.repeats}
+    meta = {
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_1m": os.getloadavg()[0],
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "repeats": args.repeats,
+    }
     Path(args.out).with_suffix(".json").write_text(json.dumps({"rows": rows, **meta}, indent=1))
-    lines = ["# Interactive latency (process start to file written)", "",
-             f"`bench/latency.py --repeats {args.repeats}`; {meta['machine']}, {meta['cpus']} CPUs, load average "
-             f"{meta['load_1m']:.2f} at the end, {meta['date']}.", "",
-             "| command | median | runs |", "| --- | ---: | --- |"]
-    lines += [f"| {k} | {v['median_s']:.3f} s | {', '.join(f'{x:.3f}' for x in v['runs_s'])} |" for k, v in rows.items()]
+    lines = [
+        "# Interactive latency (process start to file written)",
+        "",
+        f"`bench/latency.py --repeats {args.repeats}`; {meta['machine']}, {meta['cpus']} CPUs, load average "
+        f"{meta['load_1m']:.2f} at the end, {meta['date']}.",
+        "",
+        "| command | median | runs |",
+        "| --- | ---: | --- |",
+    ]
+    lines += [
+        f"| {k} | {v['median_s']:.3f} s | {', '.join(f'{x:.3f}' for x in v['runs_s'])} |" for k, v in rows.items()
+    ]
     Path(args.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -30,8 +30,14 @@ sys.path.insert(0, str(ROOT))
 
 
 def sm(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "scarlet_moon.cli.main", "-q", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "scarlet_moon.cli.main", "-q", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait(procs: list[subprocess.Popen]) -> None:
@@ -88,14 +94,22 @@ def score(model: Path, k: int, seeds: int) -> dict[str, float]:
         sprites.append(im)
     floor, f_real, f_gen = frechet_distance(clf.features(real), ref), fidelity(real), fidelity(np.concatenate(sprites))
     near_gen, near_real = nearest_distances(np.concatenate(sprites), own_train), nearest_distances(real, own_train)
-    return {"fd": float(np.mean(fds)), "fd_spread": float(np.std(fds)), "fd_floor": floor,
-            "copies": float((near_gen <= COPY_THRESHOLD).mean()), "nearest": float(np.median(near_gen)),
-            "nearest_real": float(np.median(near_real)),
-            "fd_ratio": float(np.mean(fds)) / floor, "class_share": float(np.mean(shares)),
-            "isolated_ratio": f_gen["isolated_rate"] / f_real["isolated_rate"],
-            "speck_rate": f_gen["speck_rate"], "speck_rate_real": f_real["speck_rate"],
-            "saturation_ratio": f_gen["saturation"] / f_real["saturation"], "n_real": len(real),
-            "_sprites": sprites[0]}
+    return {
+        "fd": float(np.mean(fds)),
+        "fd_spread": float(np.std(fds)),
+        "fd_floor": floor,
+        "copies": float((near_gen <= COPY_THRESHOLD).mean()),
+        "nearest": float(np.median(near_gen)),
+        "nearest_real": float(np.median(near_real)),
+        "fd_ratio": float(np.mean(fds)) / floor,
+        "class_share": float(np.mean(shares)),
+        "isolated_ratio": f_gen["isolated_rate"] / f_real["isolated_rate"],
+        "speck_rate": f_gen["speck_rate"],
+        "speck_rate_real": f_real["speck_rate"],
+        "saturation_ratio": f_gen["saturation"] / f_real["saturation"],
+        "n_real": len(real),
+        "_sprites": sprites[0],
+    }
 
 
 def picture(rows: list[tuple[str, np.ndarray]], path: Path) -> None:
@@ -105,7 +119,7 @@ def picture(rows: list[tuple[str, np.ndarray]], path: Path) -> None:
     width = max(len(im) for _, im in rows)
     grid = np.zeros((len(rows) * width, *rows[0][1].shape[1:]), np.uint8)
     for r, (_, im) in enumerate(rows):
-        grid[r * width:r * width + len(im)] = im
+        grid[r * width : r * width + len(im)] = im
     save_png(make_grid(grid, width, scale=4), path)
 
 
@@ -116,18 +130,54 @@ def run(args: argparse.Namespace) -> dict:
     common = ["--tracking", "none", "--runs-dir", str(runs), "--sample-every", "0", "--checkpoint-every", "0"]
     prior = runs / "prior" / "model.safetensors"
     if not prior.exists():
-        wait([sm("train", "--data", str(prior_set), "--time", args.prior_time, "--threads", str(args.prior_threads),
-                 "--name", "prior", *common)])
+        wait(
+            [
+                sm(
+                    "train",
+                    "--data",
+                    str(prior_set),
+                    "--time",
+                    args.prior_time,
+                    "--threads",
+                    str(args.prior_threads),
+                    "--name",
+                    "prior",
+                    *common,
+                )
+            ]
+        )
     results = {"leave": args.leave, "prior_time": args.prior_time, "prior_steps": _steps(prior), "rows": []}
     for t in args.times.split(","):
         names = {"fine-tune": f"ft-{t}", "scratch": f"scratch-{t}"}
         todo = [n for n in names.values() if not (runs / n / "model.safetensors").exists()]
-        wait([sm("train", "--data", str(own_set), "--time", t, "--threads", "1", "--name", n, *common,
-                 *(["--init-from", str(prior)] if n.startswith("ft-") else [])) for n in todo])
+        wait(
+            [
+                sm(
+                    "train",
+                    "--data",
+                    str(own_set),
+                    "--time",
+                    t,
+                    "--threads",
+                    "1",
+                    "--name",
+                    n,
+                    *common,
+                    *(["--init-from", str(prior)] if n.startswith("ft-") else []),
+                )
+                for n in todo
+            ]
+        )
         for kind, n in names.items():
             s = score(runs / n / "model.safetensors", k, args.seeds)
-            results["rows"].append({"time": t, "start": kind, "steps": _steps(runs / n / "model.safetensors"),
-                                    **{a: b for a, b in s.items() if not a.startswith("_")}})
+            results["rows"].append(
+                {
+                    "time": t,
+                    "start": kind,
+                    "steps": _steps(runs / n / "model.safetensors"),
+                    **{a: b for a, b in s.items() if not a.startswith("_")},
+                }
+            )
             results.setdefault("_pictures", []).append((f"{kind} {t}", s["_sprites"]))
     return results
 
@@ -147,26 +197,35 @@ def write(results: dict, out: Path) -> None:
     k = load_sprites(None).label_names.index(results["leave"])
     picture([("real held-out", held.images[held.labels == k]), *pics], out.with_suffix(".png"))
     out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = [f"# Leave `{results['leave']}` out: fine-tune a prior or start from scratch (2-core CPU)", "",
-             f"Prior: the other five classes, `sm train --time {results['prior_time']}` "
-             f"({results['prior_steps']} steps). Each pair ran side by side, one thread each.", "",
-             "| time | start | steps | FD (mean ± sd over seeds) | FD / floor | in the class | isolated / real | "
-             "speck pixels (real) | saturation / real | copies | nearest train sprite (real) |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"# Leave `{results['leave']}` out: fine-tune a prior or start from scratch (2-core CPU)",
+        "",
+        f"Prior: the other five classes, `sm train --time {results['prior_time']}` "
+        f"({results['prior_steps']} steps). Each pair ran side by side, one thread each.",
+        "",
+        "| time | start | steps | FD (mean ± sd over seeds) | FD / floor | in the class | isolated / real | "
+        "speck pixels (real) | saturation / real | copies | nearest train sprite (real) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in results["rows"]:
-        lines.append(f"| {r['time']} | {r['start']} | {r['steps']} | {r['fd']:.2f} ± {r['fd_spread']:.2f} | "
-                     f"{r['fd_ratio']:.2f}x | {r['class_share']:.2f} | {r['isolated_ratio']:.2f}x | "
-                     f"{r['speck_rate']:.2%} ({r['speck_rate_real']:.2%}) | {r['saturation_ratio']:.2f}x | "
-                     f"{r['copies']:.0%} | {r['nearest']:.1f} ({r['nearest_real']:.1f}) |")
+        lines.append(
+            f"| {r['time']} | {r['start']} | {r['steps']} | {r['fd']:.2f} ± {r['fd_spread']:.2f} | "
+            f"{r['fd_ratio']:.2f}x | {r['class_share']:.2f} | {r['isolated_ratio']:.2f}x | "
+            f"{r['speck_rate']:.2%} ({r['speck_rate_real']:.2%}) | {r['saturation_ratio']:.2f}x | "
+            f"{r['copies']:.0%} | {r['nearest']:.1f} ({r['nearest_real']:.1f}) |"
+        )
     n_real = len(results["rows"]) and results["rows"][0].get("n_real")
-    lines += ["", f"Floor: the real held-out `{results['leave']}` sprites ({n_real}), scored like the models' "
-              f"({n_real} per seed) against the class's train split: FD {results['rows'][0]['fd_floor']:.2f}. "
-              "Copies: generated sprites within a mean |RGBA difference| of 2 (of 255) of a train sprite (the "
-              "`sm eval` rule); nearest train sprite: the median of that distance, the real held-out sprites' in "
-              "brackets. A model below the floor that also sits closer to the train sprites than new real ones "
-              "do is reproducing its training set, not drawing new sprites.",
-              f"Picture: `{out.with_suffix('.png').name}`, first row real held-out sprites, then one row per model "
-              "in the table's order (seed 0), 4x."]
+    lines += [
+        "",
+        f"Floor: the real held-out `{results['leave']}` sprites ({n_real}), scored like the models' "
+        f"({n_real} per seed) against the class's train split: FD {results['rows'][0]['fd_floor']:.2f}. "
+        "Copies: generated sprites within a mean |RGBA difference| of 2 (of 255) of a train sprite (the "
+        "`sm eval` rule); nearest train sprite: the median of that distance, the real held-out sprites' in "
+        "brackets. A model below the floor that also sits closer to the train sprites than new real ones "
+        "do is reproducing its training set, not drawing new sprites.",
+        f"Picture: `{out.with_suffix('.png').name}`, first row real held-out sprites, then one row per model "
+        "in the table's order (seed 0), 4x.",
+    ]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 from scarlet_moon.backends import read_card  # noqa: E402
 from scarlet_moon.models.card import BUNDLED_MODEL  # noqa: E402
 from scarlet_moon.models.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
-from scarlet_moon.training.config import DEFAULT, SEED, TrainConfig  # noqa: E402
 from scarlet_moon.models.unet import count_params  # noqa: E402
+from scarlet_moon.training.config import DEFAULT, SEED, TrainConfig  # noqa: E402
 
 BATCH = 64
 
@@ -55,10 +55,21 @@ def untrained_checkpoint(cfg: TrainConfig, path: Path) -> Path:
         for p in model.parameters():
             if not p.any():
                 p.normal_(0.0, 0.02)
-    meta = {"config": cfg.to_dict(), "label_names": list(data.label_names), "schedule": schedule_of(cfg).to_dict(),
-            "prediction": cfg.prediction, "image_size": [16, 16], "channels": 4,
-            "data_fingerprint": data.fingerprint(), "data_source": data.source, "palette": data.palette().tolist(),
-            "num_params": count_params(model), "step": 0, "tracking": {}, "kind": "model"}
+    meta = {
+        "config": cfg.to_dict(),
+        "label_names": list(data.label_names),
+        "schedule": schedule_of(cfg).to_dict(),
+        "prediction": cfg.prediction,
+        "image_size": [16, 16],
+        "channels": 4,
+        "data_fingerprint": data.fingerprint(),
+        "data_source": data.source,
+        "palette": data.palette().tolist(),
+        "num_params": count_params(model),
+        "step": 0,
+        "tracking": {},
+        "kind": "model",
+    }
     save_checkpoint(path, Checkpoint(meta=meta, model=model.state_dict()))
     return path
 
@@ -104,10 +115,15 @@ def denoiser_call(ckpt: Path, onnx_path: Path, repeats: int) -> dict:
                 run_torch()
             finally:
                 torch.set_num_threads(threads)
+
         return run
 
-    fns = {"torch": run_torch, "onnxruntime": lambda: sess(x, t, y),
-           "torch_1thread": torch_with(1), "onnxruntime_1thread": lambda: sess1.run(None, feed)}
+    fns = {
+        "torch": run_torch,
+        "onnxruntime": lambda: sess(x, t, y),
+        "torch_1thread": torch_with(1),
+        "onnxruntime_1thread": lambda: sess1.run(None, feed),
+    }
     samples: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):  # interleaved, so a busy neighbour slows both alike
         for name, fn in fns.items():
@@ -115,11 +131,15 @@ def denoiser_call(ckpt: Path, onnx_path: Path, repeats: int) -> dict:
     res = {}
     for name, times in samples.items():
         med = statistics.median(times)
-        res[name] = {"median_ms_per_call": med * 1e3, "min_ms_per_call": min(times) * 1e3,
-                     "us_per_sprite": med / BATCH * 1e6}
+        res[name] = {
+            "median_ms_per_call": med * 1e3,
+            "min_ms_per_call": min(times) * 1e3,
+            "us_per_sprite": med / BATCH * 1e6,
+        }
     res["speedup_onnx_vs_torch"] = res["torch"]["median_ms_per_call"] / res["onnxruntime"]["median_ms_per_call"]
-    res["speedup_onnx_vs_torch_1thread"] = (res["torch_1thread"]["median_ms_per_call"]
-                                            / res["onnxruntime_1thread"]["median_ms_per_call"])
+    res["speedup_onnx_vs_torch_1thread"] = (
+        res["torch_1thread"]["median_ms_per_call"] / res["onnxruntime_1thread"]["median_ms_per_call"]
+    )
     res["torch_threads"] = threads
     res["ort_threads"] = os.cpu_count()
     return res
@@ -132,8 +152,25 @@ def sheet_wall(args: list[str], out_png: Path, repeats: int = 1) -> float:
     walls = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "scarlet_moon.cli.main", "-q", "sheet", *args, "--count", str(BATCH),
-                               "--out", str(out_png), "--force"], cwd=ROOT, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scarlet_moon.cli.main",
+                "-q",
+                "sheet",
+                *args,
+                "--count",
+                str(BATCH),
+                "--out",
+                str(out_png),
+                "--force",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         walls.append(time.perf_counter() - t0)
         if proc.returncode != 0 or not out_png.is_file():
             raise SystemExit(f"sm sheet failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -145,8 +182,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "onnx_cpu"))
     ap.add_argument("--sheet-repeats", type=int, default=3, help="runs of each default-preset sheet (median)")
-    ap.add_argument("--undistilled", default=None,
-                    help="also time the onnx sheet of this model (the bundled model's undistilled teacher)")
+    ap.add_argument(
+        "--undistilled",
+        default=None,
+        help="also time the onnx sheet of this model (the bundled model's undistilled teacher)",
+    )
     a = ap.parse_args()
     from scarlet_moon.onnx.export import export_onnx
 
@@ -156,8 +196,10 @@ def main() -> None:
             default_ckpt, which = tmp / "default.safetensors", "bundled model"
             default_ckpt.write_bytes(BUNDLED_MODEL.read_bytes())
         else:
-            default_ckpt, which = untrained_checkpoint(DEFAULT, tmp / "default.safetensors"), \
-                "untrained default-preset model (no bundled model in this tree)"
+            default_ckpt, which = (
+                untrained_checkpoint(DEFAULT, tmp / "default.safetensors"),
+                "untrained default-preset model (no bundled model in this tree)",
+            )
         exp = export_onnx(default_ckpt, default_ckpt.with_suffix(".onnx"))
         card = read_card(default_ckpt)
         call = denoiser_call(default_ckpt, default_ckpt.with_suffix(".onnx"), a.repeats)
@@ -174,15 +216,30 @@ def main() -> None:
             export_onnx(teacher, teacher.with_suffix(".onnx"))
             e2e_teacher = sheet_wall(["--backend", "onnx", "--model", str(teacher)], tmp / "teacher.png", r)
     result = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                    "onnxruntime": __import__("onnxruntime").__version__, "loadavg_end": os.getloadavg(),
-                    "note": "ratios within one run; absolute figures move with the machine's load"},
-        "default_model": {"source": which, "arch": card.config.get("arch"), "params": card.meta.get("num_params"),
-                          "size": list(card.size), "onnx_bytes": exp.bytes, "parity_max_abs_diff": exp.max_abs_diff},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "onnxruntime": __import__("onnxruntime").__version__,
+            "loadavg_end": os.getloadavg(),
+            "note": "ratios within one run; absolute figures move with the machine's load",
+        },
+        "default_model": {
+            "source": which,
+            "arch": card.config.get("arch"),
+            "params": card.meta.get("num_params"),
+            "size": list(card.size),
+            "onnx_bytes": exp.bytes,
+            "parity_max_abs_diff": exp.max_abs_diff,
+        },
         "denoiser_call_batch64": call,
         "sheet_64_end_to_end_s": {
-            "onnx_default_preset": {"seconds": e2e_onnx, **d, "distilled_guidance": card.guidance_base,
-                                    "calls_batch": 2 * BATCH if d["guidance"] != card.guidance_base else BATCH},
+            "onnx_default_preset": {
+                "seconds": e2e_onnx,
+                **d,
+                "distilled_guidance": card.guidance_base,
+                "calls_batch": 2 * BATCH if d["guidance"] != card.guidance_base else BATCH,
+            },
             "onnx_undistilled_teacher": {"seconds": e2e_teacher, **d, "calls_batch": 2 * BATCH},
             "torch_default_preset": {"seconds": e2e_torch, **d},
             "torch_seed_preset_ddpm": {"seconds": e2e_seed, **sd, "note": "untrained seed model: same cost"},
@@ -193,34 +250,45 @@ def main() -> None:
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     c, e = call, result["sheet_64_end_to_end_s"]
     md = [
-        "# ONNX vs torch on CPU (bench/onnx_cpu.py)", "",
+        "# ONNX vs torch on CPU (bench/onnx_cpu.py)",
+        "",
         f"Machine: {os.cpu_count()} CPUs (load avg at end {os.getloadavg()[0]:.1f}); "
         f"torch {torch.__version__}, onnxruntime {result['machine']['onnxruntime']}.",
         f"Default-preset model: {which}, {card.meta.get('num_params')} params, 16x16 RGBA; "
-        f"export parity max |diff| {max(exp.max_abs_diff.values()):.1e}.", "",
-        "| denoiser call, batch 64 | median ms/call | us/sprite |", "|---|---|---|",
+        f"export parity max |diff| {max(exp.max_abs_diff.values()):.1e}.",
+        "",
+        "| denoiser call, batch 64 | median ms/call | us/sprite |",
+        "|---|---|---|",
         f"| torch eager | {c['torch']['median_ms_per_call']:.1f} | {c['torch']['us_per_sprite']:.0f} |",
-        f"| onnxruntime CPU | {c['onnxruntime']['median_ms_per_call']:.1f} | "
-        f"{c['onnxruntime']['us_per_sprite']:.0f} |",
+        f"| onnxruntime CPU | {c['onnxruntime']['median_ms_per_call']:.1f} | {c['onnxruntime']['us_per_sprite']:.0f} |",
         f"| torch eager, 1 thread | {c['torch_1thread']['median_ms_per_call']:.1f} | "
         f"{c['torch_1thread']['us_per_sprite']:.0f} |",
         f"| onnxruntime CPU, 1 thread | {c['onnxruntime_1thread']['median_ms_per_call']:.1f} | "
-        f"{c['onnxruntime_1thread']['us_per_sprite']:.0f} |", "",
+        f"{c['onnxruntime_1thread']['us_per_sprite']:.0f} |",
+        "",
         f"onnxruntime speed-up: {c['speedup_onnx_vs_torch']:.2f}x at {c['torch_threads']} threads, "
-        f"{c['speedup_onnx_vs_torch_1thread']:.2f}x at 1 thread (calls interleaved; medians).", "",
-        "| `sm sheet --count 64`, process start to files written | settings | seconds |", "|---|---|---|",
+        f"{c['speedup_onnx_vs_torch_1thread']:.2f}x at 1 thread (calls interleaved; medians).",
+        "",
+        "| `sm sheet --count 64`, process start to files written | settings | seconds |",
+        "|---|---|---|",
         f"| onnx backend, bundled model | {d['sampler']} {d['steps']} steps, guidance {d['guidance']}"
         f"{' (distilled: one network row per sprite and step)' if card.guidance_base != 1 else ''} | "
         f"{e['onnx_default_preset']['seconds']:.2f} |",
-        *([f"| onnx backend, its undistilled teacher | same, two rows per sprite and step | {e2e_teacher:.2f} |"]
-          if e2e_teacher else []),
+        *(
+            [f"| onnx backend, its undistilled teacher | same, two rows per sprite and step | {e2e_teacher:.2f} |"]
+            if e2e_teacher
+            else []
+        ),
         f"| torch backend, bundled model | same | {e['torch_default_preset']['seconds']:.2f} |",
         f"| torch backend, seed preset (untrained; same cost) | {sd['sampler']} {sd['steps']} steps, guidance "
-        f"{sd['guidance']} | {e['torch_seed_preset_ddpm']['seconds']:.1f} |", "",
+        f"{sd['guidance']} | {e['torch_seed_preset_ddpm']['seconds']:.1f} |",
+        "",
         f"End to end, the onnx sheet is {e['torch_seed_preset_ddpm']['seconds'] / e['onnx_default_preset']['seconds']:.1f}x "
         "faster than the seed preset's DDPM-500 on torch (target: 20x). Default-preset sheets: median of "
-        f"{r} runs each; the seed sheet: one run.", "",
-        "GPU figures (NVIDIA H100): `onnx_gpu.md` and `onnx_gpu_variants.md`.", "",
+        f"{r} runs each; the seed sheet: one run.",
+        "",
+        "GPU figures (NVIDIA H100): `onnx_gpu.md` and `onnx_gpu_variants.md`.",
+        "",
     ]
     out.with_suffix(".md").write_text("\n".join(md))
     print("\n".join(md))

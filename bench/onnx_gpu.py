@@ -48,12 +48,18 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
 def one_batch(den: Any, req: Any) -> np.ndarray:
     """Raw sprites (uint8 N x H x W x C) of `req` sampled as ONE batch of N from req.seed, whatever N
     (not generation.chunks' 256-sprite chunks): the batch size is what this benchmark varies."""
-    return den.sample(list(req.labels), parts=[(len(req.labels), req.seed)], sampling=req.sampling.resolve(den.card),
-                      edit=req.edit, progress=None)
+    return den.sample(
+        list(req.labels),
+        parts=[(len(req.labels), req.seed)],
+        sampling=req.sampling.resolve(den.card),
+        edit=req.edit,
+        progress=None,
+    )
 
 
-def variants(card: Any, fp32: Path, fp16: Path | None, device: str = "cuda",
-             keep: set[str] | None = None) -> dict[str, Callable[[Any], Any]]:
+def variants(
+    card: Any, fp32: Path, fp16: Path | None, device: str = "cuda", keep: set[str] | None = None
+) -> dict[str, Callable[[Any], Any]]:
     import torch
 
     from scarlet_moon.backends.onnx_backend import OnnxDenoiser
@@ -61,14 +67,28 @@ def variants(card: Any, fp32: Path, fp16: Path | None, device: str = "cuda",
     from scarlet_moon.backends.torch_fast import accelerate
 
     eager = TorchDenoiser(card, load_torch_model(card, device), device)
-    want = (lambda name: keep is None or name in keep)  # noqa: E731
-    sessions = {name: OnnxDenoiser(path, device, loop=loop) for name, path, loop in
-                (("ort-host", fp32, "host"), ("ort-device", fp32, "device"), ("ort-device-fp16", fp16, "device"),
-                 ("ort-unrolled", fp32, "unrolled"), ("ort-unrolled-fp16", fp16, "unrolled"))
-                if path is not None and want(name)}
-    compiled = TorchDenoiser(card, accelerate(load_torch_model(card, device), device, fp16=True, compile=True),
-                             device, flags=("fp16", "compile")) \
-        if want("torch-compile-fp16") and device == "cuda" else None
+    want = lambda name: keep is None or name in keep  # noqa: E731
+    sessions = {
+        name: OnnxDenoiser(path, device, loop=loop)
+        for name, path, loop in (
+            ("ort-host", fp32, "host"),
+            ("ort-device", fp32, "device"),
+            ("ort-device-fp16", fp16, "device"),
+            ("ort-unrolled", fp32, "unrolled"),
+            ("ort-unrolled-fp16", fp16, "unrolled"),
+        )
+        if path is not None and want(name)
+    }
+    compiled = (
+        TorchDenoiser(
+            card,
+            accelerate(load_torch_model(card, device), device, fp16=True, compile=True),
+            device,
+            flags=("fp16", "compile"),
+        )
+        if want("torch-compile-fp16") and device == "cuda"
+        else None
+    )
 
     def torch_run(req: Any) -> Any:
         out = one_batch(eager, req)
@@ -85,10 +105,15 @@ def variants(card: Any, fp32: Path, fp16: Path | None, device: str = "cuda",
         torch.cuda.synchronize()
         return out
 
-    runs: dict[str, Callable[[Any], Any]] = {k: f for k, f in (("torch-eager", torch_run),
-                                                              ("torch-autocast-fp16", torch_fp16),
-                                                              ("torch-compile-fp16", torch_compiled))
-                                             if want(k) and (k != "torch-compile-fp16" or compiled is not None)}
+    runs: dict[str, Callable[[Any], Any]] = {
+        k: f
+        for k, f in (
+            ("torch-eager", torch_run),
+            ("torch-autocast-fp16", torch_fp16),
+            ("torch-compile-fp16", torch_compiled),
+        )
+        if want(k) and (k != "torch-compile-fp16" or compiled is not None)
+    }
     for name, sess in sessions.items():
         runs[name] = (lambda s: lambda req: one_batch(s, req))(sess)
     return runs
@@ -112,9 +137,14 @@ def profile_share(fn: Callable[[], Any]) -> dict[str, float]:
             memcpy += dt
         else:
             kernel += dt
-    return {"wall_s": wall, "kernel_s": kernel / 1e6, "memcpy_s": memcpy / 1e6,
-            "kernel_share": kernel / 1e6 / wall, "memcpy_share": memcpy / 1e6 / wall,
-            "other_share": max(0.0, 1.0 - (kernel + memcpy) / 1e6 / wall)}
+    return {
+        "wall_s": wall,
+        "kernel_s": kernel / 1e6,
+        "memcpy_s": memcpy / 1e6,
+        "kernel_share": kernel / 1e6 / wall,
+        "memcpy_share": memcpy / 1e6 / wall,
+        "other_share": max(0.0, 1.0 - (kernel + memcpy) / 1e6 / wall),
+    }
 
 
 def main() -> None:
@@ -133,9 +163,9 @@ def main() -> None:
     import torch
 
     from scarlet_moon.backends import read_card
-    from scarlet_moon.onnx.export import export_onnx
     from scarlet_moon.generation.finish import finish
     from scarlet_moon.generation.request import Request
+    from scarlet_moon.onnx.export import export_onnx
 
     t_start = time.perf_counter()
     work = Path(args.work)
@@ -148,16 +178,30 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001  the fp16 converter is an optional tool; report, go on
         export_errors["fp16"] = str(exc).splitlines()[0][:300]
         print("fp16 export failed:", export_errors["fp16"], flush=True)
-    runs = variants(card, exports["fp32"].path, exports["fp16"].path if "fp16" in exports else None, args.device,
-                    keep)
+    runs = variants(card, exports["fp32"].path, exports["fp16"].path if "fp16" in exports else None, args.device, keep)
     d = card.defaults()
-    env = {"gpu": torch.cuda.get_device_name(0) if args.device == "cuda" else "none (dry run)", "torch": torch.__version__, "onnxruntime": ort.__version__,
-           "python": platform.python_version(), "cpu_cores": os.cpu_count(), "sampler": d["sampler"],
-           "steps": d["steps"], "guidance": d["guidance"], "distilled_guidance": card.guidance_base,
-           "network_rows_per_sprite_step": 2 if d["guidance"] != card.guidance_base else 1,
-           "export_errors": export_errors, "export_parity": {p: {"max_abs_diff": r.max_abs_diff, "step_diff": r.step_diff,
-                                  "unrolled_diff": r.unrolled_diff, "unrolled_note": r.unrolled_note}
-                              for p, r in exports.items()}}
+    env = {
+        "gpu": torch.cuda.get_device_name(0) if args.device == "cuda" else "none (dry run)",
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+        "python": platform.python_version(),
+        "cpu_cores": os.cpu_count(),
+        "sampler": d["sampler"],
+        "steps": d["steps"],
+        "guidance": d["guidance"],
+        "distilled_guidance": card.guidance_base,
+        "network_rows_per_sprite_step": 2 if d["guidance"] != card.guidance_base else 1,
+        "export_errors": export_errors,
+        "export_parity": {
+            p: {
+                "max_abs_diff": r.max_abs_diff,
+                "step_diff": r.step_diff,
+                "unrolled_diff": r.unrolled_diff,
+                "unrolled_note": r.unrolled_note,
+            }
+            for p, r in exports.items()
+        },
+    }
     print(json.dumps(env), flush=True)
     n_classes = len(card.label_names)
     curve: list[dict[str, Any]] = []
@@ -173,7 +217,7 @@ def main() -> None:
                 continue
             if name.startswith("ort") and torch.cuda.is_available():
                 torch.cuda.empty_cache()  # hand torch's cached blocks back for onnxruntime's arena
-            sec, out = timed(lambda: fn(req), args.repeats)
+            sec, out = timed(lambda fn=fn, req=req: fn(req), args.repeats)
             row[name] = {"seconds": sec, "sprites_per_s": b / sec}
             best[name] = max(best.get(name, (0, 0)), (b / sec, b))
             print(f"batch {b:6d} {name:16s} {sec * 1e3:9.1f} ms  {b / sec:10.0f} sprites/s", flush=True)
@@ -190,8 +234,12 @@ def main() -> None:
     req = Request(tuple(i % n_classes for i in range(min(256, curve[-1]["batch"]))), seed=1)
     a, b = runs["torch-eager"](req), runs["ort-device"](req)
     fa, fb = finish(card, req.post, req.edit, a), finish(card, req.post, req.edit, b)
-    agree = {"batch": len(req.labels), "raw_equal": float((a == b).mean()), "finished_equal": float((fa == fb).mean()),
-             "raw_max_abs": int(np.abs(a.astype(int) - b.astype(int)).max())}
+    agree = {
+        "batch": len(req.labels),
+        "raw_equal": float((a == b).mean()),
+        "finished_equal": float((fa == fb).mean()),
+        "raw_max_abs": int(np.abs(a.astype(int) - b.astype(int)).max()),
+    }
     if "ort-unrolled" in runs:  # the same float ops as the device loop: equal bytes expected
         agree["unrolled_equals_device"] = bool(np.array_equal(runs["ort-unrolled"](req), b))
     print("torch vs ort-device:", agree, flush=True)
@@ -202,12 +250,18 @@ def main() -> None:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         try:
-            shares[name] = {"batch": bb, **profile_share(lambda: runs[name](req))}
+            shares[name] = {"batch": bb, **profile_share(lambda name=name, req=req: runs[name](req))}
         except Exception as exc:  # noqa: BLE001  the profiler is best effort
             shares[name] = {"batch": bb, "error": str(exc)[:200]}
         print(name, shares[name], flush=True)
-    result = {"env": env, "curve": curve, "best": {k: {"sprites_per_s": v[0], "batch": v[1]} for k, v in best.items()},
-              "agreement": agree, "profile": shares, "seconds": time.perf_counter() - t_start}
+    result = {
+        "env": env,
+        "curve": curve,
+        "best": {k: {"sprites_per_s": v[0], "batch": v[1]} for k, v in best.items()},
+        "agreement": agree,
+        "profile": shares,
+        "seconds": time.perf_counter() - t_start,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}", flush=True)

@@ -53,8 +53,9 @@ def fuse_for_cuda(proto: Any, *, fp16: bool) -> Any:
     src.CopyFrom(proto)  # the optimizer edits its input in place
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore")
-        opt = optimize_model(src, model_type="unet", opt_level=0, optimization_options=FusionOptions("unet"),
-                             use_gpu=True)
+        opt = optimize_model(
+            src, model_type="unet", opt_level=0, optimization_options=FusionOptions("unet"), use_gpu=True
+        )
         if fp16:  # after fusing: GroupNorm's gamma/beta must stay fp32, which this converter knows
             opt.convert_float_to_float16(keep_io_types=True, node_block_list=_keep_time_embedding_fp32(opt.model))
     out = opt.model
@@ -77,13 +78,18 @@ def fuse_for_cuda(proto: Any, *, fp16: bool) -> Any:
 
 def write_fused(net: Any, out: Path, card: Any) -> Path:
     """`net` at `out` and its step graph beside it (scarlet_moon.onnx.step_graph)."""
-    from scarlet_moon.exporters.atomic import write_file
     from scarlet_moon.backends.onnx_meta import step_path
+    from scarlet_moon.exporters.atomic import write_file
     from scarlet_moon.onnx.step_graph import build_step_proto
 
     clip = bool(card.config.get("clip_x0", True))
-    step = build_step_proto(net, null_label=len(card.label_names), prediction=card.prediction, clip=clip,
-                            step_meta={"clip_x0": clip, "prediction": card.prediction})
+    step = build_step_proto(
+        net,
+        null_label=len(card.label_names),
+        prediction=card.prediction,
+        clip=clip,
+        step_meta={"clip_x0": clip, "prediction": card.prediction},
+    )
     write_file(step_path(out), step.SerializeToString())
     write_file(out, net.SerializeToString())
     return out
@@ -101,24 +107,37 @@ def build_fused(work: Path, base: Path, fp16: bool, card: Any) -> Path:
 def one_batch(den: Any, req: Any) -> np.ndarray:
     """Raw sprites (uint8 N x H x W x C) of `req` sampled as ONE batch of N from req.seed, whatever N
     (not generation.chunks' 256-sprite chunks): the batch size is what this benchmark varies."""
-    return den.sample(list(req.labels), parts=[(len(req.labels), req.seed)], sampling=req.sampling.resolve(den.card),
-                      edit=req.edit, progress=None)
+    return den.sample(
+        list(req.labels),
+        parts=[(len(req.labels), req.seed)],
+        sampling=req.sampling.resolve(den.card),
+        edit=req.edit,
+        progress=None,
+    )
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     return {"equal": float((a == b).mean()), "max_abs": int(np.abs(a.astype(int) - b.astype(int)).max())}
 
 
-def run_variants(card: Any, models: dict[str, tuple[Path, str]], batches: list[int], steps: int, repeats: int,
-                 budget_end: float, device: str = "cuda") -> tuple[dict, dict]:
+def run_variants(
+    card: Any,
+    models: dict[str, tuple[Path, str]],
+    batches: list[int],
+    steps: int,
+    repeats: int,
+    budget_end: float,
+    device: str = "cuda",
+) -> tuple[dict, dict]:
     from scarlet_moon.backends.onnx_backend import OnnxDenoiser
     from scarlet_moon.generation.finish import finish
     from scarlet_moon.generation.request import Request
     from scarlet_moon.options import SamplingOptions
 
     n = len(card.label_names)
-    check = Request(tuple(i % n for i in range(256 if device == "cuda" else 16)), seed=1,
-                    sampling=SamplingOptions(steps=steps))
+    check = Request(
+        tuple(i % n for i in range(256 if device == "cuda" else 16)), seed=1, sampling=SamplingOptions(steps=steps)
+    )
     results, ref = {}, None
     for name, (path, opts) in models.items():
         if time.perf_counter() > budget_end:
@@ -163,9 +182,10 @@ def parity(card: Any, plain32: Path, check: Any, device: str = "cuda") -> dict[s
         a = one_batch(model, check)
         sess = OnnxDenoiser(plain32, device, loop="device")
         b = one_batch(sess, check)
-        out["tf32_on" if tf32 else "tf32_off"] = {"raw": agreement(a, b),
-                                                   "finished": agreement(finish(card, check.post, check.edit, a),
-                                                                         finish(card, check.post, check.edit, b))}
+        out["tf32_on" if tf32 else "tf32_off"] = {
+            "raw": agreement(a, b),
+            "finished": agreement(finish(card, check.post, check.edit, a), finish(card, check.post, check.edit, b)),
+        }
         print("parity", tf32, out, flush=True)
         del sess
     os.environ.pop("SM_ONNX_CUDA_OPTIONS", None)
@@ -182,16 +202,21 @@ def torch_compiled(card: Any, batches: list[int], steps: int, repeats: int) -> d
     from scarlet_moon.generation.request import Request
     from scarlet_moon.options import SamplingOptions
 
-    model = TorchDenoiser(card, accelerate(load_torch_model(card, "cuda"), "cuda", fp16=True, compile=True), "cuda",
-                          flags=("fp16", "compile"))
+    model = TorchDenoiser(
+        card,
+        accelerate(load_torch_model(card, "cuda"), "cuda", fp16=True, compile=True),
+        "cuda",
+        flags=("fp16", "compile"),
+    )
     n, out = len(card.label_names), {}
     for b in batches:
         req = Request(tuple(i % n for i in range(b)), seed=0, sampling=SamplingOptions(steps=steps))
 
-        def run() -> Any:
+        def run(req: Any = req) -> Any:
             r = one_batch(model, req)
             torch.cuda.synchronize()
             return r
+
         t0 = time.perf_counter()
         run()
         out[f"first_call_s_{b}"] = time.perf_counter() - t0
@@ -208,8 +233,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--work", default="/tmp/sm-gpu-variants")
     ap.add_argument("--budget-s", type=float, default=420.0)
-    ap.add_argument("--only", default="plain-fp32,plain-fp32-notf32,plain-fp16",
-                    help="comma-separated variant names ('' = all)")
+    ap.add_argument(
+        "--only", default="plain-fp32,plain-fp32-notf32,plain-fp16", help="comma-separated variant names ('' = all)"
+    )
     ap.add_argument("--model", default=None, help="a .safetensors model [default: the bundled one]")
     ap.add_argument("--out", default="bench/results/onnx_gpu_variants.json")
     ap.add_argument("--device", default="cuda", help="cpu: a dry run without a GPU")
@@ -227,9 +253,12 @@ def main() -> None:
     card = read_card(args.model)
     plain32 = export_onnx(args.model, work / "plain-fp32.onnx").path
     plain16 = export_onnx(args.model, work / "plain-fp16.onnx", fp16=True).path
-    models: dict[str, tuple[Path, str]] = {"plain-fp32": (plain32, ""), "plain-fp32-notf32": (plain32, "use_tf32=0"),
-                                           "plain-fp16": (plain16, ""),
-                                           "plain-fp16+nhwc": (plain16, "prefer_nhwc=1")}
+    models: dict[str, tuple[Path, str]] = {
+        "plain-fp32": (plain32, ""),
+        "plain-fp32-notf32": (plain32, "use_tf32=0"),
+        "plain-fp16": (plain16, ""),
+        "plain-fp16+nhwc": (plain16, "prefer_nhwc=1"),
+    }
     build_errors = {}
     for fp16 in (False, True) if not args.only or "fused" in args.only else ():
         key = "fused-fp16" if fp16 else "fused-fp32"
@@ -244,8 +273,7 @@ def main() -> None:
         keep = set(args.only.split(","))
         models = {k: v for k, v in models.items() if k in keep or k == "plain-fp32"}
     batches = [int(b) for b in args.batches.split(",")]
-    results, chk = run_variants(card, models, batches, args.steps, args.repeats, t0 + args.budget_s,
-                                   args.device)
+    results, chk = run_variants(card, models, batches, args.steps, args.repeats, t0 + args.budget_s, args.device)
     par = parity(card, plain32, chk["check"], args.device)
     tc = {}
     if args.torch_compile and time.perf_counter() < t0 + args.budget_s:
@@ -253,9 +281,16 @@ def main() -> None:
             tc = torch_compiled(card, batches, args.steps, args.repeats)
         except Exception as exc:  # noqa: BLE001
             tc = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
-    env = {"gpu": torch.cuda.get_device_name(0) if args.device == "cuda" else "none (dry run)", "torch": torch.__version__, "onnxruntime": ort.__version__,
-           "python": platform.python_version(), "steps": args.steps, "guidance": card.defaults()["guidance"],
-           "sampler": card.defaults()["sampler"], "build_errors": build_errors}
+    env = {
+        "gpu": torch.cuda.get_device_name(0) if args.device == "cuda" else "none (dry run)",
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+        "python": platform.python_version(),
+        "steps": args.steps,
+        "guidance": card.defaults()["guidance"],
+        "sampler": card.defaults()["sampler"],
+        "build_errors": build_errors,
+    }
     out = {"env": env, "variants": results, "parity": par, "torch_compile": tc, "seconds": time.perf_counter() - t0}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")

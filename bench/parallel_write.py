@@ -68,8 +68,10 @@ def sheet(count: int):
     images = rng.integers(0, 256, (count, 16, 16, 4), dtype=np.uint8)
     images[..., 3] = 255
     meta = {"seed": 0, "sampler": "dpmpp-2m", "steps": 25, "guidance": 2.0, "model_fingerprint": "0123456789abcdef"}
-    sprites = [Sprite(f"hero_{i:03d}", Image.fromarray(images[i], "RGBA"), label="hero",
-                      meta=dict(meta, batch_index=i)) for i in range(count)]
+    sprites = [
+        Sprite(f"hero_{i:03d}", Image.fromarray(images[i], "RGBA"), label="hero", meta=dict(meta, batch_index=i))
+        for i in range(count)
+    ]
     return pack(sprites, PackOptions())
 
 
@@ -81,27 +83,47 @@ def run(result, jobs: int, formats: list[str], folder: Path) -> tuple[dict, dict
         write_atlases(result, folder / "s.png", formats, workers=jobs)
     wall, after = time.perf_counter() - t0, os.times()
     files = {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
-    row = {"jobs": jobs, "wall_s": round(wall, 2),
-           "cpu_parent_s": round(after.user - before.user + after.system - before.system, 2),
-           "cpu_workers_s": round(after.children_user - before.children_user
-                                  + after.children_system - before.children_system, 2),
-           "peak_pss_mib": round(mem.peak, 1), "files": len(files), "bytes": sum(map(len, files.values())),
-           "load_avg_before": os.getloadavg()}
+    row = {
+        "jobs": jobs,
+        "wall_s": round(wall, 2),
+        "cpu_parent_s": round(after.user - before.user + after.system - before.system, 2),
+        "cpu_workers_s": round(
+            after.children_user - before.children_user + after.children_system - before.children_system, 2
+        ),
+        "peak_pss_mib": round(mem.peak, 1),
+        "files": len(files),
+        "bytes": sum(map(len, files.values())),
+        "load_avg_before": os.getloadavg(),
+    }
     return row, files
 
 
 def markdown(doc: dict) -> str:
-    rows = ["| jobs | wall (s) | CPU parent (s) | CPU workers (s) | peak PSS, all processes (MiB) | identical | "
-            "load avg before |", "| ---: | ---: | ---: | ---: | ---: | :---: | ---: |"]
+    rows = [
+        "| jobs | wall (s) | CPU parent (s) | CPU workers (s) | peak PSS, all processes (MiB) | identical | "
+        "load avg before |",
+        "| ---: | ---: | ---: | ---: | ---: | :---: | ---: |",
+    ]
     for r in doc["runs"]:
-        rows.append(f"| {r['jobs']} | {r['wall_s']} | {r['cpu_parent_s']} | {r['cpu_workers_s']} | "
-                    f"{r['peak_pss_mib']} | {r['identical']} | {r['load_avg_before'][0]:.1f} |")
+        rows.append(
+            f"| {r['jobs']} | {r['wall_s']} | {r['cpu_parent_s']} | {r['cpu_workers_s']} | "
+            f"{r['peak_pss_mib']} | {r['identical']} | {r['load_avg_before'][0]:.1f} |"
+        )
     m = doc["machine"]
-    return "\n".join([f"# Writing a {doc['count']}-sprite sheet in 1..N processes", "",
-                      f"{doc['pages']} pages, formats {', '.join(doc['formats'])}; exporters.write_atlases after "
-                      "one pack of random 16x16 sprites (bench/parallel_write.py).", "", *rows, "",
-                      f"Machine: {m['platform']}, {m['cpus']} CPUs, Python {m['python']}; shared with other jobs "
-                      "(see the load average).", ""])
+    return "\n".join(
+        [
+            f"# Writing a {doc['count']}-sprite sheet in 1..N processes",
+            "",
+            f"{doc['pages']} pages, formats {', '.join(doc['formats'])}; exporters.write_atlases after "
+            "one pack of random 16x16 sprites (bench/parallel_write.py).",
+            "",
+            *rows,
+            "",
+            f"Machine: {m['platform']}, {m['cpus']} CPUs, Python {m['python']}; shared with other jobs "
+            "(see the load average).",
+            "",
+        ]
+    )
 
 
 def main() -> None:
@@ -113,8 +135,13 @@ def main() -> None:
     args = ap.parse_args()
     formats = args.formats.split(",")
     result = sheet(args.count)
-    doc = {"count": args.count, "pages": len(result.pages), "formats": formats, "runs": [],
-           "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}}
+    doc = {
+        "count": args.count,
+        "pages": len(result.pages),
+        "formats": formats,
+        "runs": [],
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+    }
     first = None
     for jobs in args.jobs:
         with tempfile.TemporaryDirectory(prefix="sm-pw-") as tmp:

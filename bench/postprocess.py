@@ -40,8 +40,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 import pixels_reference as reference  # noqa: E402
 
 from scarlet_moon.backends import read_card  # noqa: E402
-from scarlet_moon.data.pixels import colours_per_sprite, crisp_alpha, postprocess  # noqa: E402
 from scarlet_moon.data.colour import srgb_to_lab  # noqa: E402
+from scarlet_moon.data.pixels import colours_per_sprite, crisp_alpha, postprocess  # noqa: E402
 
 RAW = Path(tempfile.gettempdir()) / "sm_postprocess_raw_2000_seed0.npy"
 
@@ -58,8 +58,9 @@ def raw_sprites(path: Path, count: int = 2000) -> np.ndarray:
     den = open_denoiser(card, backend="torch", device="cpu")
     # one sampled batch of all `count` sprites from the one seed (not the 256-sprite chunks of
     # generation.chunks), so the cached file holds the very sprites it always held
-    raw = den.sample(list(req.labels), parts=[(len(req.labels), req.seed)], sampling=req.sampling.resolve(card),
-                     edit=req.edit)
+    raw = den.sample(
+        list(req.labels), parts=[(len(req.labels), req.seed)], sampling=req.sampling.resolve(card), edit=req.edit
+    )
     np.save(path, raw)
     return raw
 
@@ -85,11 +86,16 @@ def best_of(fn, repeats: int) -> tuple[float, np.ndarray]:
 
 def machine() -> str:
     cpuinfo = Path("/proc/cpuinfo")
-    names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
-             if ln.startswith("model name")] if cpuinfo.exists() else []
+    names = (
+        [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines() if ln.startswith("model name")]
+        if cpuinfo.exists()
+        else []
+    )
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    return (f"{platform.platform()}, {names[0] if names else platform.processor()}, {os.cpu_count()} CPUs, "
-            f"Python {platform.python_version()}, numpy {np.__version__}, load average at start {load}")
+    return (
+        f"{platform.platform()}, {names[0] if names else platform.processor()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, numpy {np.__version__}, load average at start {load}"
+    )
 
 
 def run(counts: list[int], repeats: int, raw_path: Path) -> dict:
@@ -99,20 +105,40 @@ def run(counts: list[int], repeats: int, raw_path: Path) -> dict:
     rows = []
     for n in counts:
         x = batch(raw, n)
-        t_new, new = best_of(lambda: postprocess(x, palette=palette, colors=k), repeats)
-        t_old, old = best_of(lambda: reference.postprocess(x, palette=palette, colors=k), repeats)
-        rows.append({"sprites": n, "reference_s": round(t_old, 4), "batched_s": round(t_new, 4),
-                     "reference_sprites_per_s": round(n / t_old, 1),
-                     "batched_sprites_per_s": round(n / t_new, 1), "speedup": round(t_old / t_new, 2),
-                     "byte_identical": bool(np.array_equal(old, new)), **device_row(x, palette, repeats)})
+        t_new, new = best_of(lambda x=x: postprocess(x, palette=palette, colors=k), repeats)
+        t_old, old = best_of(lambda x=x: reference.postprocess(x, palette=palette, colors=k), repeats)
+        rows.append(
+            {
+                "sprites": n,
+                "reference_s": round(t_old, 4),
+                "batched_s": round(t_new, 4),
+                "reference_sprites_per_s": round(n / t_old, 1),
+                "batched_sprites_per_s": round(n / t_new, 1),
+                "speedup": round(t_old / t_new, 2),
+                "byte_identical": bool(np.array_equal(old, new)),
+                **device_row(x, palette, repeats),
+            }
+        )
         print(rows[-1], flush=True)
     cps = colours_per_sprite(crisp_alpha(raw))
-    return {"settings": {"alpha_threshold": 128, "colors": k, "palette_colors": len(palette), "space": "lab",
-                         "repeats": repeats, "timing": f"one process, best of {repeats} runs"},
-            "sprites": {"source": "bundled model raw output, torch, all labels, seed 0", "count": len(raw),
-                        "colours_per_sprite_median": float(np.median(cps)),
-                        "share_over_cap": round(float((cps > k).mean()), 4)},
-            "machine": machine(), "rows": rows}
+    return {
+        "settings": {
+            "alpha_threshold": 128,
+            "colors": k,
+            "palette_colors": len(palette),
+            "space": "lab",
+            "repeats": repeats,
+            "timing": f"one process, best of {repeats} runs",
+        },
+        "sprites": {
+            "source": "bundled model raw output, torch, all labels, seed 0",
+            "count": len(raw),
+            "colours_per_sprite_median": float(np.median(cps)),
+            "share_over_cap": round(float((cps > k).mean()), 4),
+        },
+        "machine": machine(),
+        "rows": rows,
+    }
 
 
 def device_row(x: np.ndarray, palette: np.ndarray, repeats: int) -> dict:
@@ -123,8 +149,11 @@ def device_row(x: np.ndarray, palette: np.ndarray, repeats: int) -> dict:
 
     t_np, want = best_of(lambda: postprocess(x, palette=palette, colors=None, cleanup=False), repeats)
     t_t, got = best_of(lambda: pixels_torch.postprocess(torch.from_numpy(x), palette=palette).numpy(), repeats)
-    return {"snap_numpy_s": round(t_np, 4), "snap_torch_cpu_s": round(t_t, 4),
-            "snap_byte_identical": bool(np.array_equal(want, got))}
+    return {
+        "snap_numpy_s": round(t_np, 4),
+        "snap_torch_cpu_s": round(t_t, 4),
+        "snap_byte_identical": bool(np.array_equal(want, got)),
+    }
 
 
 def lab_check() -> float:
@@ -144,27 +173,45 @@ def lab_check() -> float:
 
 def write_md(res: dict, path: Path) -> None:
     s, sp = res["settings"], res["sprites"]
-    lines = ["# Post-processing speed: batched vs per-sprite", "",
-             f"`postprocess` with `sm sheet`'s defaults for the bundled model: crisp alpha {s['alpha_threshold']}, "
-             f"colour cap {s['colors']} (training set p90), snap to the model's {s['palette_colors']}-colour "
-             f"palette (CIELAB). Sprites: {sp['source']} ({sp['count']}, median "
-             f"{sp['colours_per_sprite_median']:.0f} colours, {100 * sp['share_over_cap']:.0f}% over the cap); "
-             f"larger counts repeat them flipped/rotated. Timing: {s['timing']}.", "",
-             "| sprites | reference (s) | batched (s) | reference sprites/s | batched sprites/s | speed-up "
-             "| byte-identical |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | :---: |"]
+    lines = [
+        "# Post-processing speed: batched vs per-sprite",
+        "",
+        f"`postprocess` with `sm sheet`'s defaults for the bundled model: crisp alpha {s['alpha_threshold']}, "
+        f"colour cap {s['colors']} (training set p90), snap to the model's {s['palette_colors']}-colour "
+        f"palette (CIELAB). Sprites: {sp['source']} ({sp['count']}, median "
+        f"{sp['colours_per_sprite_median']:.0f} colours, {100 * sp['share_over_cap']:.0f}% over the cap); "
+        f"larger counts repeat them flipped/rotated. Timing: {s['timing']}.",
+        "",
+        "| sprites | reference (s) | batched (s) | reference sprites/s | batched sprites/s | speed-up "
+        "| byte-identical |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
+    ]
     for r in res["rows"]:
-        lines.append(f"| {r['sprites']} | {r['reference_s']} | {r['batched_s']} "
-                     f"| {r['reference_sprites_per_s']:,.0f} | {r['batched_sprites_per_s']:,.0f} "
-                     f"| {r['speedup']}x | {'yes' if r['byte_identical'] else 'NO'} |")
-    lines += ["", "Crisp alpha + palette snap only (no colour cap, no clean-up): numpy vs "
-              "scarlet_moon.data.pixels_torch on torch's CPU device (one process, best of the repeats):", "",
-              "| sprites | numpy (s) | torch CPU (s) | byte-identical |", "| ---: | ---: | ---: | :---: |"]
+        lines.append(
+            f"| {r['sprites']} | {r['reference_s']} | {r['batched_s']} "
+            f"| {r['reference_sprites_per_s']:,.0f} | {r['batched_sprites_per_s']:,.0f} "
+            f"| {r['speedup']}x | {'yes' if r['byte_identical'] else 'NO'} |"
+        )
+    lines += [
+        "",
+        "Crisp alpha + palette snap only (no colour cap, no clean-up): numpy vs "
+        "scarlet_moon.data.pixels_torch on torch's CPU device (one process, best of the repeats):",
+        "",
+        "| sprites | numpy (s) | torch CPU (s) | byte-identical |",
+        "| ---: | ---: | ---: | :---: |",
+    ]
     for r in res["rows"]:
-        lines.append(f"| {r['sprites']} | {r['snap_numpy_s']} | {r['snap_torch_cpu_s']} "
-                     f"| {'yes' if r['snap_byte_identical'] else 'NO'} |")
-    lines += ["", f"Machine: {res['machine']}.", "",
-              "Command: `" + " ".join([".venv/bin/python bench/postprocess.py", *sys.argv[1:]]) + "`", ""]
+        lines.append(
+            f"| {r['sprites']} | {r['snap_numpy_s']} | {r['snap_torch_cpu_s']} "
+            f"| {'yes' if r['snap_byte_identical'] else 'NO'} |"
+        )
+    lines += [
+        "",
+        f"Machine: {res['machine']}.",
+        "",
+        "Command: `" + " ".join([".venv/bin/python bench/postprocess.py", *sys.argv[1:]]) + "`",
+        "",
+    ]
     path.write_text("\n".join(lines))
 
 

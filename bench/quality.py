@@ -20,11 +20,11 @@ import platform
 import time
 from pathlib import Path
 
-from scarlet_moon.exporters.atomic import write_file
-from scarlet_moon.training.config import preset
 from scarlet_moon.data.sprites import load_sprites
 from scarlet_moon.eval.metrics import evaluate
+from scarlet_moon.exporters.atomic import write_file
 from scarlet_moon.options import SamplingOptions
+from scarlet_moon.training.config import preset
 from scarlet_moon.training.runs import train_run
 
 
@@ -43,19 +43,29 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=300, help="generated sprites per evaluation")
     ap.add_argument("--runs", type=Path, default=Path("sm-runs/bench"))
     ap.add_argument("--out", type=Path, default=Path("bench/results/quality.json"))
-    ap.add_argument("--ddpm-reference", action="store_true",
-                    help="also compare the bundled model's default sampler with DDPM-500")
+    ap.add_argument(
+        "--ddpm-reference", action="store_true", help="also compare the bundled model's default sampler with DDPM-500"
+    )
     args = ap.parse_args()
     data = load_sprites(None)
-    results: dict = {"machine": f"{platform.machine()} {platform.processor() or ''} CPU".strip(),
-                     "steps": args.steps, "count": args.count, "runs": {}}
+    results: dict = {
+        "machine": f"{platform.machine()} {platform.processor() or ''} CPU".strip(),
+        "steps": args.steps,
+        "count": args.count,
+        "runs": {},
+    }
     for name in ("seed", "default"):
         model, seconds = train(name, args.steps, args.runs)
-        results["runs"][name] = {"model": str(model), "train_seconds": seconds,
-                                 "seconds_per_step": seconds / args.steps}
+        results["runs"][name] = {
+            "model": str(model),
+            "train_seconds": seconds,
+            "seconds_per_step": seconds / args.steps,
+        }
     results["real_floor"] = evaluate(None, data, count=args.count, seed=0, real=True)
-    evals = {"seed/ddpm-500": (results["runs"]["seed"]["model"], SamplingOptions()),
-             "default/dpmpp-2m-20": (results["runs"]["default"]["model"], SamplingOptions())}
+    evals = {
+        "seed/ddpm-500": (results["runs"]["seed"]["model"], SamplingOptions()),
+        "default/dpmpp-2m-20": (results["runs"]["default"]["model"], SamplingOptions()),
+    }
     if args.ddpm_reference:
         evals["bundled/dpmpp-2m-20"] = (None, SamplingOptions())
         evals["bundled/ddpm-500"] = (None, SamplingOptions(sampler="ddpm", steps=500))

@@ -44,13 +44,19 @@ CONFIGS: dict[str, tuple[dict, str]] = {
 
 def toml_of(overrides: dict) -> str:
     """A [train] table of flat settings (TrainConfig.flat_names)."""
+
     def val(v):
         return ("true" if v else "false") if isinstance(v, bool) else json.dumps(v)
+
     return "[train]\n" + "".join(f"{k} = {val(v)}\n" for k, v in overrides.items())
 
 
 def train_all(names: list[str], budget: str, jobs: int, work: Path) -> None:
-    runs, todo, running = work / "runs", [n for n in names if not (work / "runs" / n / "model.safetensors").exists()], []
+    runs, todo, running = (
+        work / "runs",
+        [n for n in names if not (work / "runs" / n / "model.safetensors").exists()],
+        [],
+    )
     (work / "configs").mkdir(parents=True, exist_ok=True)
     while todo or running:
         while todo and len(running) < jobs:
@@ -58,9 +64,28 @@ def train_all(names: list[str], budget: str, jobs: int, work: Path) -> None:
             cfg = work / "configs" / f"{name}.toml"
             cfg.write_text(toml_of(CONFIGS[name][0]))
             log = (work / f"{name}.log").open("w")
-            cmd = [sys.executable, "-m", "scarlet_moon.cli.main", "train", "--config", str(cfg), "--time", budget, "--threads", "1",
-                   "--tracking", "none", "--runs-dir", str(runs), "--name", name, "--sample-every", "0",
-                   "--checkpoint-every", "0"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "scarlet_moon.cli.main",
+                "train",
+                "--config",
+                str(cfg),
+                "--time",
+                budget,
+                "--threads",
+                "1",
+                "--tracking",
+                "none",
+                "--runs-dir",
+                str(runs),
+                "--name",
+                name,
+                "--sample-every",
+                "0",
+                "--checkpoint-every",
+                "0",
+            ]
             running.append((name, subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log))
             print(f"{time.strftime('%H:%M:%S')} training {name}", flush=True)
         time.sleep(2)
@@ -78,14 +103,17 @@ def score(model: Path, seeds: int) -> dict:
     evs = [evaluate(model, count=600, seed=s) for s in range(seeds)]
     px = [e["pixels"] for e in evs]
     held = px[0]["isolated_rate"]["held_out"], px[0]["speck_rate"]["held_out"], px[0]["saturation"]["held_out"]
-    return {"fd": float(np.mean([e["frechet"]["distance"] for e in evs])),
-            "fd_per_seed": [e["frechet"]["distance"] for e in evs],
-            "acc": float(np.mean([e["conditional_accuracy"]["overall"] for e in evs])),
-            "iso": float(np.mean([p["isolated_rate"]["candidates"] for p in px])) / held[0],
-            "speck": float(np.mean([p["speck_rate"]["candidates"] for p in px])) / held[1],
-            "sat": float(np.mean([p["saturation"]["candidates"] for p in px])) / held[2] - 1,
-            "colours": float(np.mean([p["colours_per_sprite"]["candidates"] for p in px])),
-            "steps": int(read_meta(model)["step"]), "params": read_meta(model).get("num_params")}
+    return {
+        "fd": float(np.mean([e["frechet"]["distance"] for e in evs])),
+        "fd_per_seed": [e["frechet"]["distance"] for e in evs],
+        "acc": float(np.mean([e["conditional_accuracy"]["overall"] for e in evs])),
+        "iso": float(np.mean([p["isolated_rate"]["candidates"] for p in px])) / held[0],
+        "speck": float(np.mean([p["speck_rate"]["candidates"] for p in px])) / held[1],
+        "sat": float(np.mean([p["saturation"]["candidates"] for p in px])) / held[2] - 1,
+        "colours": float(np.mean([p["colours_per_sprite"]["candidates"] for p in px])),
+        "steps": int(read_meta(model)["step"]),
+        "params": read_meta(model).get("num_params"),
+    }
 
 
 def main() -> None:
@@ -103,6 +131,7 @@ def main() -> None:
         raise SystemExit(f"unknown config(s) {unknown}; known: {', '.join(CONFIGS)}")
     train_all(names, args.time, args.jobs, work)
     import torch
+
     torch.set_num_threads(max(1, args.jobs))
     from scarlet_moon.eval.metrics import evaluate
 
@@ -115,22 +144,34 @@ def main() -> None:
 
 
 def write(rows: dict, floor: float, args: argparse.Namespace, out: Path) -> None:
-    lines = [f"# Quality per CPU-minute: {args.time} of one core per config (bundled set)", "",
-             f"`bench/recipe.py --time {args.time} --jobs {args.jobs}`: each config trained with `sm train --time "
-             f"{args.time} --threads 1`, {args.jobs} side by side on this 2-core machine; scored on 600 sprites x "
-             f"{args.eval_seeds} eval seeds (eval class mix, cleanup on). Real held-out floor FD {floor:.2f}; "
-             "isolated, specks and saturation are against the held-out split's.", "",
-             "| config | change | steps reached | FD / floor (per seed) | cond. accuracy | isolated vs real | "
-             "specks vs real | saturation vs real | colours |", "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"# Quality per CPU-minute: {args.time} of one core per config (bundled set)",
+        "",
+        f"`bench/recipe.py --time {args.time} --jobs {args.jobs}`: each config trained with `sm train --time "
+        f"{args.time} --threads 1`, {args.jobs} side by side on this 2-core machine; scored on 600 sprites x "
+        f"{args.eval_seeds} eval seeds (eval class mix, cleanup on). Real held-out floor FD {floor:.2f}; "
+        "isolated, specks and saturation are against the held-out split's.",
+        "",
+        "| config | change | steps reached | FD / floor (per seed) | cond. accuracy | isolated vs real | "
+        "specks vs real | saturation vs real | colours |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for n, r in rows.items():
-        lines.append(f"| `{n}` | {CONFIGS[n][1]} | {r['steps']} | {r['fd'] / floor:.3f} "
-                     f"({', '.join(f'{v / floor:.2f}' for v in r['fd_per_seed'])}) | {r['acc']:.3f} | {r['iso']:.2f}x | "
-                     f"{r['speck']:.2f}x | {r['sat']:+.1%} | {r['colours']:.1f} |")
-    lines += ["", f"Machine: {platform.platform()}, {time.strftime('%Y-%m-%d')}. Command: "
-              f"`.venv/bin/python bench/recipe.py {' '.join(sys.argv[1:])}`", ""]
+        lines.append(
+            f"| `{n}` | {CONFIGS[n][1]} | {r['steps']} | {r['fd'] / floor:.3f} "
+            f"({', '.join(f'{v / floor:.2f}' for v in r['fd_per_seed'])}) | {r['acc']:.3f} | {r['iso']:.2f}x | "
+            f"{r['speck']:.2f}x | {r['sat']:+.1%} | {r['colours']:.1f} |"
+        )
+    lines += [
+        "",
+        f"Machine: {platform.platform()}, {time.strftime('%Y-%m-%d')}. Command: "
+        f"`.venv/bin/python bench/recipe.py {' '.join(sys.argv[1:])}`",
+        "",
+    ]
     out.with_suffix(".md").write_text("\n".join(lines))
-    out.with_suffix(".json").write_text(json.dumps({"time": args.time, "jobs": args.jobs, "floor_fd": floor,
-                                                    "rows": rows}, indent=1))
+    out.with_suffix(".json").write_text(
+        json.dumps({"time": args.time, "jobs": args.jobs, "floor_fd": floor, "rows": rows}, indent=1)
+    )
     print("\n".join(lines))
 
 

@@ -66,14 +66,32 @@ def main() -> None:
         for seed in range(args.seeds):
             f = evaluate(args.model, None, seed=seed, sampling=opts)
             px = f["pixels"]
-            rows.append((f["frechet"]["distance"], f["frechet"]["ratio_to_floor"], f["conditional_accuracy"]["overall"],
-                         px["isolated_rate"]["candidates"] / px["isolated_rate"]["held_out"],
-                         px["saturation"]["candidates"] / px["saturation"]["held_out"] - 1))
+            rows.append(
+                (
+                    f["frechet"]["distance"],
+                    f["frechet"]["ratio_to_floor"],
+                    f["conditional_accuracy"]["overall"],
+                    px["isolated_rate"]["candidates"] / px["isolated_rate"]["held_out"],
+                    px["saturation"]["candidates"] / px["saturation"]["held_out"] - 1,
+                )
+            )
         a = np.array(rows, dtype=float)
-        print(json.dumps({"config": c, "seeds": args.seeds, "fd_mean": round(a[:, 0].mean(), 3),
-                          "fd_sd": round(a[:, 0].std(ddof=1), 3), "ratio_mean": round(a[:, 1].mean(), 3),
-                          "acc": round(a[:, 2].mean(), 3), "iso_ratio": round(a[:, 3].mean(), 3),
-                          "sat_dev": round(a[:, 4].mean(), 4), "fds": [round(x, 2) for x in a[:, 0]]}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "config": c,
+                    "seeds": args.seeds,
+                    "fd_mean": round(a[:, 0].mean(), 3),
+                    "fd_sd": round(a[:, 0].std(ddof=1), 3),
+                    "ratio_mean": round(a[:, 1].mean(), 3),
+                    "acc": round(a[:, 2].mean(), 3),
+                    "iso_ratio": round(a[:, 3].mean(), 3),
+                    "sat_dev": round(a[:, 4].mean(), 4),
+                    "fds": [round(x, 2) for x in a[:, 0]],
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -75,8 +75,11 @@ def fetch(pkg: Package, cache: Path = CACHE) -> Path:
     debs.mkdir(parents=True, exist_ok=True)
     deb = find_deb(debs, pkg)
     if deb is None:
-        run(["apt-get", "download", f"{pkg.name}={pkg.version}"], cwd=debs,
-            hint="run `apt-get update` once, and check the version is still in the archive")
+        run(
+            ["apt-get", "download", f"{pkg.name}={pkg.version}"],
+            cwd=debs,
+            hint="run `apt-get update` once, and check the version is still in the archive",
+        )
         deb = find_deb(debs, pkg)
         if deb is None:
             raise SystemExit(f"apt-get download left no .deb for {pkg.name} in {debs}")
@@ -98,8 +101,9 @@ def find_deb(folder: Path, pkg: Package) -> Path | None:
 def run(cmd: list[str], cwd: Path | None = None, hint: str = "") -> None:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()[-800:]}"
-                         + (f"\n{hint}" if hint else ""))
+        raise SystemExit(
+            f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()[-800:]}" + (f"\n{hint}" if hint else "")
+        )
 
 
 def copyright_file(root: Path, pkg: str) -> Path:
@@ -134,25 +138,27 @@ def read_xpm(path: Path) -> np.ndarray:
     if cpp != 1:
         raise ValueError(f"{path}: {cpp} chars per pixel not handled")
     colours: dict[str, tuple[int, int, int, int]] = {}
-    for line in rows[1:1 + ncolors]:
+    for line in rows[1 : 1 + ncolors]:
         key, spec = line[0], line[1:].split()
         value = spec[spec.index("c") + 1]
         colours[key] = (0, 0, 0, 0) if value.lower() == "none" else hex_rgba(value)
-    pixels = rows[1 + ncolors:1 + ncolors + h]
+    pixels = rows[1 + ncolors : 1 + ncolors + h]
     return np.array([[colours[c] for c in row[:w]] for row in pixels], dtype=np.uint8)
 
 
 def hex_rgba(value: str) -> tuple[int, int, int, int]:
     digits = value.lstrip("#")
     n = len(digits) // 3
-    r, g, b = (int(digits[i * n:(i + 1) * n], 16) >> (4 * n - 8) for i in range(3))
+    r, g, b = (int(digits[i * n : (i + 1) * n], 16) >> (4 * n - 8) for i in range(3))
     return r, g, b, 255
 
 
 # ---------------------------------------------------------------- minetest
 
-MT_CALL = re.compile(r"\b(minetest\.register_node|minetest\.register_tool|minetest\.register_craftitem"
-                     r"|farming\.register_hoe)\s*\(")
+MT_CALL = re.compile(
+    r"\b(minetest\.register_node|minetest\.register_tool|minetest\.register_craftitem"
+    r"|farming\.register_hoe)\s*\("
+)
 LUA_TOKEN = r'(?:"[^"\n]*"|[A-Za-z_][\w.]*(?:\[[^\]\n]*\])?)'
 LUA_CHAIN = re.compile(LUA_TOKEN + r"(?:\s*\.\.\s*" + LUA_TOKEN + r")*")
 PNG_NAME = re.compile(r"[A-Za-z0-9_\x00]+\.png")
@@ -167,6 +173,7 @@ MT_MODS = "usr/share/games/minetest/mods"
 @dataclass
 class TextureUses:
     """Which registration kinds name a texture: exactly, or through a concatenation pattern."""
+
     exact: dict[str, Counter[str]]
     patterns: list[tuple[Path, re.Pattern[str], int, Counter[str]]]  # (mod dir, regex, literal length, kinds)
 
@@ -180,7 +187,7 @@ def call_span(text: str, open_paren: int) -> str:
         elif text[j] == ")":
             depth -= 1
             if depth == 0:
-                return text[open_paren:j + 1]
+                return text[open_paren : j + 1]
     return text[open_paren:]
 
 
@@ -226,8 +233,10 @@ def scan_lua(mod_roots: list[Path]) -> TextureUses:
                         exact[name][kind] += 1
                     elif re.match(r"[A-Za-z0-9_]{3,}" + HOLE, name):  # a literal prefix, not "x .. '.png'"
                         pats[(mod_dir(lua), name)][kind] += 1
-    patterns = [(mod, re.compile(re.escape(p).replace(HOLE, "[A-Za-z0-9_]*") + "$"),
-                 len(p.replace(HOLE, "")), kinds) for (mod, p), kinds in sorted(pats.items())]
+    patterns = [
+        (mod, re.compile(re.escape(p).replace(HOLE, "[A-Za-z0-9_]*") + "$"), len(p.replace(HOLE, "")), kinds)
+        for (mod, p), kinds in sorted(pats.items())
+    ]
     return TextureUses(dict(exact), patterns)
 
 
@@ -277,12 +286,12 @@ def collect_minetest(roots: dict[str, Path]) -> list[Sprite]:
 # PORTBASE 693 .. LASTZONE 826). 827..959 (lightning, animated bridges, radar, fountain, smoke,
 # explosions, stadium games) are animation frames laid over other tiles: left out.
 MICROPOLIS_RANGES: tuple[tuple[str, int, int], ...] = (
-    ("terrain", 0, 63),        # dirt, river, trees/woods, rubble, flood, radiation, fire
-    ("transport", 64, 239),    # roads and bridges (with traffic frames), power lines, rail
+    ("terrain", 0, 63),  # dirt, river, trees/woods, rubble, flood, radiation, fire
+    ("transport", 64, 239),  # roads and bridges (with traffic frames), power lines, rail
     ("residential", 240, 422),  # RESBASE .. (houses, hospital, church)
     ("commercial", 423, 611),  # COMBASE ..
     ("industrial", 612, 692),  # INDBASE ..
-    ("special", 693, 826),     # seaport, airport, coal and nuclear plants, fire/police stations, stadium
+    ("special", 693, 826),  # seaport, airport, coal and nuclear plants, fire/police stations, stadium
 )
 MICROPOLIS_SHEET = "usr/share/games/micropolis/images/tiles.xpm"
 
@@ -292,7 +301,7 @@ def collect_micropolis(roots: dict[str, Path]) -> list[Sprite]:
     sprites = []
     for label, lo, hi in MICROPOLIS_RANGES:
         for tile in range(lo, hi + 1):
-            sprites.append((label, f"tile_{tile:03d}", sheet[tile * SIZE:(tile + 1) * SIZE, :SIZE]))
+            sprites.append((label, f"tile_{tile:03d}", sheet[tile * SIZE : (tile + 1) * SIZE, :SIZE]))
     return keep(iter(sprites))
 
 
@@ -390,15 +399,34 @@ def package_versions(roots: dict[str, Path]) -> dict[str, str]:
 def readme(spec: SetSpec, roots: dict[str, Path], sprites: list[Sprite]) -> str:
     counts = Counter(label for label, _, _ in sprites)
     versions = package_versions(roots)
-    lines = [f"# {spec.name}: {spec.title}", "",
-             f"{len(sprites)} sprites, 16x16 RGBA PNG, in {len(counts)} label folders. Built by "
-             f"`python bench/sets.py {spec.name} --out DIR` (Scarlet Moon); not part of the package.", "",
-             "## Source", ""]
-    lines += [f"- Debian package `{name}` {version} (`apt-get download {name}={version}`)"
-              for name, version in versions.items()]
-    lines += ["", "## Licence and attribution", "", spec.licence, "", "## Labels", "", spec.labels_doc, "",
-              "Fully transparent sprites and exact pixel duplicates are dropped (first in sorted order kept).",
-              "", "| label | sprites |", "| --- | ---: |"]
+    lines = [
+        f"# {spec.name}: {spec.title}",
+        "",
+        f"{len(sprites)} sprites, 16x16 RGBA PNG, in {len(counts)} label folders. Built by "
+        f"`python bench/sets.py {spec.name} --out DIR` (Scarlet Moon); not part of the package.",
+        "",
+        "## Source",
+        "",
+    ]
+    lines += [
+        f"- Debian package `{name}` {version} (`apt-get download {name}={version}`)"
+        for name, version in versions.items()
+    ]
+    lines += [
+        "",
+        "## Licence and attribution",
+        "",
+        spec.licence,
+        "",
+        "## Labels",
+        "",
+        spec.labels_doc,
+        "",
+        "Fully transparent sprites and exact pixel duplicates are dropped (first in sorted order kept).",
+        "",
+        "| label | sprites |",
+        "| --- | ---: |",
+    ]
     lines += [f"| {label} | {n} |" for label, n in sorted(counts.items())]
     lines += [f"| total | {len(sprites)} |", ""]
     return "\n".join(lines)
@@ -461,8 +489,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out = build(args.name, args.out)
     counts = Counter(p.parent.name for p in out.glob("*/*.png"))
-    print(f"{args.name}: {sum(counts.values())} sprites at {out}: "
-          + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    print(
+        f"{args.name}: {sum(counts.values())} sprites at {out}: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    )
     if args.sheet:
         print(f"contact sheet: {contact_sheet(out, args.sheet)}")
     return 0

@@ -35,7 +35,7 @@ def stages(card: object, req: object, raw: np.ndarray, count: int, workers: int,
 
     t: dict[str, float] = {}
     t0 = time.perf_counter()
-    chunks = [raw[i:i + 256] for i in range(0, len(raw), 256)]
+    chunks = [raw[i : i + 256] for i in range(0, len(raw), 256)]
     reps = -(-count // len(raw))
     if workers == 1:
         done = [finish(card, req.post, req.edit, c) for _ in range(reps) for c in chunks]
@@ -48,8 +48,10 @@ def stages(card: object, req: object, raw: np.ndarray, count: int, workers: int,
     rng = np.random.default_rng(0)  # one pixel per sprite, so every frame is distinct
     images[np.arange(count), rng.integers(0, 16, count), rng.integers(0, 16, count), 0] ^= np.uint8(1)
     t0 = time.perf_counter()
-    sprites = [Sprite(name=f"s_{i:06d}", image=im, label="s", meta={"seed": 0, "batch_index": i})
-               for i, im in enumerate(images)]
+    sprites = [
+        Sprite(name=f"s_{i:06d}", image=im, label="s", meta={"seed": 0, "batch_index": i})
+        for i, im in enumerate(images)
+    ]
     t["sprites"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     result = pack(sprites, PackOptions())
@@ -83,19 +85,34 @@ def main() -> None:
         for w in (int(v) for v in args.workers.split(",")):
             rows.append({"workers": w, **stages(card, req, raw, args.count, w, Path(tmp))})
             print(rows[-1], flush=True)
-    env = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-           "load_before": load, "load_after": os.getloadavg(), "count": args.count, "sampled": args.sample}
+    env = {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_before": load,
+        "load_after": os.getloadavg(),
+        "count": args.count,
+        "sampled": args.sample,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out + ".json").write_text(json.dumps({"env": env, "rows": rows}, indent=2) + "\n")
     cols = ("finish", "sprites", "pack", "write", "total")
-    lines = [f"# After sampling: {args.count:,} sprites to a written sheet (`.venv/bin/python bench/sheet_tail.py`)", "",
-             f"Machine: {env['cpus']} CPUs, {env['platform']}; load average {load[0]:.2f} before, "
-             f"{env['load_after'][0]:.2f} after. Finishing as `sm sheet` does by default, json-hash + godot3 + libgdx "
-             "(+ the Phaser multi-atlas), one run per row, seconds.", "",
-             "| workers | " + " | ".join(cols) + " | pages | MB written |", "| ---: |" + " ---: |" * (len(cols) + 2)]
+    lines = [
+        f"# After sampling: {args.count:,} sprites to a written sheet (`.venv/bin/python bench/sheet_tail.py`)",
+        "",
+        f"Machine: {env['cpus']} CPUs, {env['platform']}; load average {load[0]:.2f} before, "
+        f"{env['load_after'][0]:.2f} after. Finishing as `sm sheet` does by default, json-hash + godot3 + libgdx "
+        "(+ the Phaser multi-atlas), one run per row, seconds.",
+        "",
+        "| workers | " + " | ".join(cols) + " | pages | MB written |",
+        "| ---: |" + " ---: |" * (len(cols) + 2),
+    ]
     for r in rows:
-        lines.append(f"| {r['workers']} | " + " | ".join(f"{r[c]:.2f}" for c in cols)
-                     + f" | {r['pages']} | {r['bytes'] / 1e6:.1f} |")
+        lines.append(
+            f"| {r['workers']} | "
+            + " | ".join(f"{r[c]:.2f}" for c in cols)
+            + f" | {r['pages']} | {r['bytes'] / 1e6:.1f} |"
+        )
     Path(args.out + ".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -52,7 +52,9 @@ def main() -> None:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["SCARLET_MOON_CACHE"] = str(tmp / "cache")
     console_script = Path(sys.executable).with_name("sm")  # as a user or plugin runs it; the baseline tree's
-    sm = [str(console_script)] if console_script.is_file() else [sys.executable, "-m", "scarlet_moon.cli.main"]  # via PYTHONPATH
+    sm = (
+        [str(console_script)] if console_script.is_file() else [sys.executable, "-m", "scarlet_moon.cli.main"]
+    )  # via PYTHONPATH
     py, sample = sys.executable, [*sm, "sample", "--label", "5", "--count", "1"]
     rows: dict[str, tuple[list[str], dict[str, str], Path]] = {
         "python -c pass": ([py, "-c", "pass"], env, tmp),
@@ -62,12 +64,20 @@ def main() -> None:
         base = Path(a.baseline).resolve()
         rev = subprocess.run(["git", "-C", str(base), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
         rows[f"sm sample --count 1, baseline ({rev.stdout.strip() or base.name})"] = (
-            [*sample, "--out", str(tmp / "b")], {**env, "PYTHONPATH": str(base), "SCARLET_MOON_CACHE": str(tmp / "bc")},
-            base)
+            [*sample, "--out", str(tmp / "b")],
+            {**env, "PYTHONPATH": str(base), "SCARLET_MOON_CACHE": str(tmp / "bc")},
+            base,
+        )
     rows["sm sample --count 1, graph cache off, fast exit off"] = (
-        [*sample, "--out", str(tmp / "n")], {**env, "SM_ORT_CACHE": "0", "SM_FAST_EXIT": "0"}, ROOT)
-    rows["sm sample --count 1, graph cache on, fast exit off"] = ([*sample, "--out", str(tmp / "f")],
-                                                                  {**env, "SM_FAST_EXIT": "0"}, ROOT)
+        [*sample, "--out", str(tmp / "n")],
+        {**env, "SM_ORT_CACHE": "0", "SM_FAST_EXIT": "0"},
+        ROOT,
+    )
+    rows["sm sample --count 1, graph cache on, fast exit off"] = (
+        [*sample, "--out", str(tmp / "f")],
+        {**env, "SM_FAST_EXIT": "0"},
+        ROOT,
+    )
     rows["sm sample --count 1 (default: graph cache on, fast exit)"] = ([*sample, "--out", str(tmp / "c")], env, ROOT)
     for argv, e, cwd in rows.values():  # warm-up: bytecode written, the cache filled, the disk cache warm
         timed(argv, e, cwd)
@@ -76,14 +86,24 @@ def main() -> None:
     for _ in range(a.repeats):
         for k, (argv, e, cwd) in rows.items():
             times[k].append(round(timed(argv, e, cwd), 3))
-    result = {"machine": f"{os.cpu_count()} CPUs, {platform.platform()}", "python": sys.version.split()[0],
-              "loadavg_before": load0, "loadavg_after": os.getloadavg(), "seconds": times,
-              "median_s": {k: statistics.median(v) for k, v in times.items()}}
+    result = {
+        "machine": f"{os.cpu_count()} CPUs, {platform.platform()}",
+        "python": sys.version.split()[0],
+        "loadavg_before": load0,
+        "loadavg_after": os.getloadavg(),
+        "seconds": times,
+        "median_s": {k: statistics.median(v) for k, v in times.items()},
+    }
     Path(a.out + ".json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = ["# Where `sm sample --label 5 --count 1` spends its time (bench/startup.py)", "",
-             f"Machine: {result['machine']}; load average {load0[0]:.2f} before, {result['loadavg_after'][0]:.2f} "
-             f"after. {a.repeats} interleaved rounds of fresh processes, stderr piped.", "",
-             "| process | median s | quartiles s |", "| --- | ---: | --- |"]
+    lines = [
+        "# Where `sm sample --label 5 --count 1` spends its time (bench/startup.py)",
+        "",
+        f"Machine: {result['machine']}; load average {load0[0]:.2f} before, {result['loadavg_after'][0]:.2f} "
+        f"after. {a.repeats} interleaved rounds of fresh processes, stderr piped.",
+        "",
+        "| process | median s | quartiles s |",
+        "| --- | ---: | --- |",
+    ]
     for k, v in times.items():
         q = statistics.quantiles(v, n=4) if len(v) > 1 else [v[0], v[0], v[0]]
         lines.append(f"| {k} | {statistics.median(v):.3f} | {q[0]:.3f} - {q[2]:.3f} |")

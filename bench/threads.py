@@ -39,8 +39,14 @@ print((time.perf_counter() - t0) / n * 1000)
 
 
 def step_ms(threads: int, steps: int) -> float:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(threads), str(steps)], cwd=ROOT, check=True,
-                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(threads), str(steps)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -59,9 +65,14 @@ def main() -> None:
         finally:
             if hog:
                 hog.kill()
-    lines = [f"# Training step time against torch threads ({cores} cores)", "",
-             f"`python bench/threads.py --steps {args.steps}`: default preset, batch 64, bundled set, CPU.", "",
-             "| machine | threads | ms per step |", "| --- | ---: | ---: |"]
+    lines = [
+        f"# Training step time against torch threads ({cores} cores)",
+        "",
+        f"`python bench/threads.py --steps {args.steps}`: default preset, batch 64, bundled set, CPU.",
+        "",
+        "| machine | threads | ms per step |",
+        "| --- | ---: | ---: |",
+    ]
     lines += [f"| {load} | {t} | {ms:.0f} |" for load, t, ms in rows]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

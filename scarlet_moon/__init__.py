@@ -25,9 +25,15 @@ if TYPE_CHECKING:
     from scarlet_moon.options import EditOptions, PostOptions, SamplingOptions
 
 # public name -> the module that defines it, imported on first use (`sm --help` stays fast)
-_LAZY = {"generate": "scarlet_moon.api", "sheet": "scarlet_moon.api", "BackendOptions": "scarlet_moon.backends",
-         "GenerationSpec": "scarlet_moon.generation.spec", "EditOptions": "scarlet_moon.options",
-         "PostOptions": "scarlet_moon.options", "SamplingOptions": "scarlet_moon.options"}
+_LAZY = {
+    "generate": "scarlet_moon.api",
+    "sheet": "scarlet_moon.api",
+    "BackendOptions": "scarlet_moon.backends",
+    "GenerationSpec": "scarlet_moon.generation.spec",
+    "EditOptions": "scarlet_moon.options",
+    "PostOptions": "scarlet_moon.options",
+    "SamplingOptions": "scarlet_moon.options",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -38,5 +44,16 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["__version__", "BackendOptions", "BadInput", "EditOptions", "GenerationSpec", "PostOptions", "RunFailed",
-           "SamplingOptions", "ScarletError", "generate", "sheet"]
+__all__ = [
+    "__version__",
+    "BackendOptions",
+    "BadInput",
+    "EditOptions",
+    "GenerationSpec",
+    "PostOptions",
+    "RunFailed",
+    "SamplingOptions",
+    "ScarletError",
+    "generate",
+    "sheet",
+]

@@ -23,18 +23,46 @@ if TYPE_CHECKING:
 
     from scarlet_moon.exporters import PackOptions
 
-def _spec(label: str | int | Sequence[str | int], count: int, model: str | Path | None, seed: int,
-          sampling: SamplingOptions | None, post: PostOptions | None, edit: EditOptions | None,
-          backend: BackendOptions | None, batch: int | None) -> GenerationSpec:
+
+def _spec(
+    label: str | int | Sequence[str | int],
+    count: int,
+    model: str | Path | None,
+    seed: int,
+    sampling: SamplingOptions | None,
+    post: PostOptions | None,
+    edit: EditOptions | None,
+    backend: BackendOptions | None,
+    batch: int | None,
+) -> GenerationSpec:
     labels = (label,) if isinstance(label, (str, int)) else tuple(label)
-    return GenerationSpec(model, labels, count, seed, sampling or SamplingOptions(), post or PostOptions(),
-                          edit or EditOptions(), backend or BackendOptions(), batch)
+    return GenerationSpec(
+        model,
+        labels,
+        count,
+        seed,
+        sampling or SamplingOptions(),
+        post or PostOptions(),
+        edit or EditOptions(),
+        backend or BackendOptions(),
+        batch,
+    )
 
 
-def generate(model: str | Path | None = None, label: str | int | Sequence[str | int] = 0, count: int = 16, *,
-             seed: int = 0, sampling: SamplingOptions | None = None, post: PostOptions | None = None,
-             edit: EditOptions | None = None, backend: BackendOptions | None = None, batch: int | None = None,
-             jobs: int | None = None, report: Report = SILENT) -> list[Image.Image]:
+def generate(
+    model: str | Path | None = None,
+    label: str | int | Sequence[str | int] = 0,
+    count: int = 16,
+    *,
+    seed: int = 0,
+    sampling: SamplingOptions | None = None,
+    post: PostOptions | None = None,
+    edit: EditOptions | None = None,
+    backend: BackendOptions | None = None,
+    batch: int | None = None,
+    jobs: int | None = None,
+    report: Report = SILENT,
+) -> list[Image.Image]:
     """`count` sprites of `label` (a name, an index, or a list of them: the count is split) as PIL images;
     the same options give the same sprites as `sm sample`.
 
@@ -47,16 +75,30 @@ def generate(model: str | Path | None = None, label: str | int | Sequence[str | 
 
     from scarlet_moon.pipelines.sprites import generate_sprites
 
-    gen = generate_sprites(_spec(label, count, model, seed, sampling, post, edit, backend, batch), report=report,
-                           jobs=jobs)
+    gen = generate_sprites(
+        _spec(label, count, model, seed, sampling, post, edit, backend, batch), report=report, jobs=jobs
+    )
     return [Image.fromarray(im, "RGBA" if im.shape[-1] == 4 else "RGB") for im in gen.images]
 
 
-def sheet(model: str | Path | None = None, label: str | int | Sequence[str | int] = 0, count: int = 16, *,
-          out: str | Path = "sheet.png", formats: Sequence[str] = ("json-hash",), pack: PackOptions | None = None,
-          force: bool = False, seed: int = 0, sampling: SamplingOptions | None = None,
-          post: PostOptions | None = None, edit: EditOptions | None = None, backend: BackendOptions | None = None,
-          batch: int | None = None, jobs: int | None = None, report: Report = SILENT) -> list[Path]:
+def sheet(
+    model: str | Path | None = None,
+    label: str | int | Sequence[str | int] = 0,
+    count: int = 16,
+    *,
+    out: str | Path = "sheet.png",
+    formats: Sequence[str] = ("json-hash",),
+    pack: PackOptions | None = None,
+    force: bool = False,
+    seed: int = 0,
+    sampling: SamplingOptions | None = None,
+    post: PostOptions | None = None,
+    edit: EditOptions | None = None,
+    backend: BackendOptions | None = None,
+    batch: int | None = None,
+    jobs: int | None = None,
+    report: Report = SILENT,
+) -> list[Path]:
     """`sm sheet`: the sprites of `generate` packed into `out` (a .png) plus an atlas per format (see
     `sm sheet --list-formats`); the written paths. pack: padding, extrude, scale, pot, max_size, trim,
     dedupe (exporters.PackOptions). An existing sheet is replaced only with force."""

@@ -18,9 +18,9 @@ from typing import Sequence
 from scarlet_moon.errors import BadInput
 
 ENV = "SM_MEMORY_BUDGET"
-FLOAT = 4                # bytes of a float32
-TRAIN_COPIES = 5         # weights, EMA, gradients, Adam's two moments
-ACT_PER_BLOCK = 9        # tensors of C x H x W a ResBlock keeps for backward (norms, SiLUs, convs, FiLM)
+FLOAT = 4  # bytes of a float32
+TRAIN_COPIES = 5  # weights, EMA, gradients, Adam's two moments
+ACT_PER_BLOCK = 9  # tensors of C x H x W a ResBlock keeps for backward (norms, SiLUs, convs, FiLM)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -49,12 +49,20 @@ def check(need: float, what: str) -> None:
     """BadInput when `need` bytes exceed the budget; `what` says which request and options."""
     limit = budget()
     if need > limit:
-        source = f"{ENV}" if os.environ.get(ENV, "").strip() else f"80% of this machine's memory; set {ENV} to change it"
+        source = (
+            f"{ENV}" if os.environ.get(ENV, "").strip() else f"80% of this machine's memory; set {ENV} to change it"
+        )
         raise BadInput(f"{what} needs about {human(need)} of memory, over the budget of {human(limit)} ({source})")
 
 
-def unet_footprint(n_feat: int, channel_mult: Sequence[int], channels: int, size: tuple[int, int],
-                   num_classes: int, attention: bool = True) -> tuple[int, int]:
+def unet_footprint(
+    n_feat: int,
+    channel_mult: Sequence[int],
+    channels: int,
+    size: tuple[int, int],
+    num_classes: int,
+    attention: bool = True,
+) -> tuple[int, int]:
     """(parameters, activation floats kept per sprite in a training step) of SpriteUNet, counted from its
     layout (models/unet.py) without building it."""
     emb, chans = 4 * n_feat, [n_feat * m for m in channel_mult]

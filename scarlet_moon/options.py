@@ -44,8 +44,8 @@ class Sampling:
 
     sampler: str
     steps: int
-    guidance: float        # the scale asked for (what the user sees)
-    row_guidance: float    # the scale applied between the labelled and null rows (ModelCard.guidance_between_rows)
+    guidance: float  # the scale asked for (what the user sees)
+    row_guidance: float  # the scale applied between the labelled and null rows (ModelCard.guidance_between_rows)
     eta: float
     clip_x0: bool
 
@@ -79,10 +79,18 @@ class SamplingOptions:
         if self.eta != 0.0 and sampler != "ddim":
             raise BadInput(f"{arg('eta')} {self.eta}: applies to the ddim sampler only, not {sampler}")
         if steps > card.schedule.num_steps:
-            raise BadInput(f"{arg('steps')} {steps}: this model has {card.schedule.num_steps} timesteps, "
-                           f"so at most {card.schedule.num_steps}")
-        return Sampling(sampler, steps, guidance, card.guidance_between_rows(guidance), float(self.eta),
-                        bool(card.config.get("clip_x0", True)))
+            raise BadInput(
+                f"{arg('steps')} {steps}: this model has {card.schedule.num_steps} timesteps, "
+                f"so at most {card.schedule.num_steps}"
+            )
+        return Sampling(
+            sampler,
+            steps,
+            guidance,
+            card.guidance_between_rows(guidance),
+            float(self.eta),
+            bool(card.config.get("clip_x0", True)),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,11 +99,11 @@ class PostOptions:
     `cleanup` (data.neighbours): bench/results/fidelity.md measured it on the bundled model."""
 
     alpha_threshold: int = 128
-    palette: np.ndarray | None = field(default=None)   # K x 3 uint8 once loaded
+    palette: np.ndarray | None = field(default=None)  # K x 3 uint8 once loaded
     colors: int | None = None
-    snap_palette: bool = True                           # the card's palette and colour cap by default
-    cleanup: bool | None = None                         # merge isolated near-duplicate shades, drop specks;
-                                                        # None: the card's (ModelCard.post_defaults), else on
+    snap_palette: bool = True  # the card's palette and colour cap by default
+    cleanup: bool | None = None  # merge isolated near-duplicate shades, drop specks;
+    # None: the card's (ModelCard.post_defaults), else on
 
     def __post_init__(self) -> None:
         from scarlet_moon.data.palettes import as_palette, load_palette

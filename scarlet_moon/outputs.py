@@ -28,8 +28,14 @@ LOCK_SUFFIX = ".sm-lock"
 log = logging.getLogger(__name__)
 
 
-def check_output(path: str | Path, flag: str, *, inputs: Iterable[str | Path | None] = (), force: bool = False,
-                 suffix: str | None = None) -> Path:
+def check_output(
+    path: str | Path,
+    flag: str,
+    *,
+    inputs: Iterable[str | Path | None] = (),
+    force: bool = False,
+    suffix: str | None = None,
+) -> Path:
     """`path` as an output the policy allows (see the module docstring); BadInput naming `flag` otherwise."""
     p = Path(path)
     if suffix is not None and (p.suffix.lower() != suffix or p.stem in ("", ".")):
@@ -56,8 +62,9 @@ def _check_existing(p: Path, flag: str, force: bool) -> None:
     if stat.S_ISDIR(st.st_mode):
         raise BadInput(f"{flag} {str(p)!r} is a folder; expected a file path")
     if not stat.S_ISREG(st.st_mode):
-        raise BadInput(f"{flag} {str(p)!r} is not a regular file (a device, FIFO or socket); only regular files "
-                       "are ever replaced")
+        raise BadInput(
+            f"{flag} {str(p)!r} is not a regular file (a device, FIFO or socket); only regular files are ever replaced"
+        )
     if not force:
         raise BadInput(f"{flag} {str(p)!r} already exists; pass {arg('force')} to replace it")
     if not os.access(p, os.W_OK) and not os.access(p.parent, os.W_OK | os.X_OK):
@@ -110,8 +117,9 @@ def _lock(out: Path, flag: str) -> int:
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise BadInput(f"{flag} {str(out)!r} is being written by another run; wait for it or choose "
-                               "another output") from None
+                raise BadInput(
+                    f"{flag} {str(out)!r} is being written by another run; wait for it or choose another output"
+                ) from None
             raise
         try:
             if os.fstat(fd).st_ino == os.stat(lock).st_ino:

@@ -48,6 +48,8 @@ def world_from_env(env: Mapping[str, str] | None = None) -> World | None:
     if size == 1:
         return None
     if not any(name in env for name in LAUNCHER_VARS):  # else rank 0 would wait for ranks that never come
-        raise BadInput(f"environment WORLD_SIZE={size} is set, but this process was not started by torchrun "
-                       f"(none of {', '.join(LAUNCHER_VARS)} is set); unset WORLD_SIZE, or start it with torchrun")
+        raise BadInput(
+            f"environment WORLD_SIZE={size} is set, but this process was not started by torchrun "
+            f"(none of {', '.join(LAUNCHER_VARS)} is set); unset WORLD_SIZE, or start it with torchrun"
+        )
     return World(rank, size, values["LOCAL_RANK"], env.get("TORCHELASTIC_RUN_ID", "none"))

@@ -19,8 +19,18 @@ ROOT = Path(__file__).resolve().parents[1]
 # (no test depends on how fast the machine is; CI's own limit is the last guard).
 HANG = 1800
 # Tiny, fast settings for training tests (a few ms per step on 2 cores).
-TINY = {"n_feat": 8, "channel_mult": [1, 2], "attention": False, "batch_size": 8, "timesteps": 50,
-        "sample_every": 0, "checkpoint_every": 0, "log_every": 1, "sample_steps": 4, "warmup_steps": 2}
+TINY = {
+    "n_feat": 8,
+    "channel_mult": [1, 2],
+    "attention": False,
+    "batch_size": 8,
+    "timesteps": 50,
+    "sample_every": 0,
+    "checkpoint_every": 0,
+    "log_every": 1,
+    "sample_steps": 4,
+    "warmup_steps": 2,
+}
 
 
 def make_sprites(n: int = 24, size: int = 8, classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -31,8 +41,8 @@ def make_sprites(n: int = 24, size: int = 8, classes: int = 3, seed: int = 0) ->
     for i in range(n):
         c = rng.integers(0, 256, 3)
         y0, x0 = rng.integers(0, size // 2, 2)
-        imgs[i, y0:y0 + size // 2, x0:x0 + size // 2, :3] = c
-        imgs[i, y0:y0 + size // 2, x0:x0 + size // 2, 3] = 255
+        imgs[i, y0 : y0 + size // 2, x0 : x0 + size // 2, :3] = c
+        imgs[i, y0 : y0 + size // 2, x0 : x0 + size // 2, 3] = 255
     onehot = np.eye(classes, dtype=np.float32)[labels]
     return imgs, onehot
 
@@ -75,13 +85,12 @@ def tiny_set(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, tiny_set: Path) -> Path:
     """A tiny default-preset model trained 30 steps on tiny_set (attention on, guidance 2)."""
-    from scarlet_moon.training.config import DEFAULT
     from scarlet_moon.data.sprites import load_sprites
+    from scarlet_moon.training.config import DEFAULT
     from scarlet_moon.training.runs import train_run
 
     cfg = DEFAULT.replace({**TINY, "steps": 30, "attention": True, "guidance": 2.0})
-    res = train_run(cfg, load_sprites(tiny_set), runs_root=tmp_path_factory.mktemp("tinyruns"), trackers={},
-                    name="m")
+    res = train_run(cfg, load_sprites(tiny_set), runs_root=tmp_path_factory.mktemp("tinyruns"), trackers={}, name="m")
     return res.model
 
 

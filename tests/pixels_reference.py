@@ -12,7 +12,7 @@ import numpy as np
 from scarlet_moon.data.palettes import as_palette as _as_palette
 from scarlet_moon.data.pixels import _check, _space, crisp_alpha
 
-_CHUNK = 1 << 20          # distance-matrix elements per block
+_CHUNK = 1 << 20  # distance-matrix elements per block
 
 
 def _nearest(colors: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -20,8 +20,8 @@ def _nearest(colors: np.ndarray, targets: np.ndarray) -> np.ndarray:
     out = np.empty(len(colors), dtype=np.int64)
     rows = max(1, _CHUNK // max(1, len(targets)))
     for i in range(0, len(colors), rows):
-        d = ((colors[i:i + rows, None, :] - targets[None, :, :]) ** 2).sum(-1)
-        out[i:i + rows] = d.argmin(1)
+        d = ((colors[i : i + rows, None, :] - targets[None, :, :]) ** 2).sum(-1)
+        out[i : i + rows] = d.argmin(1)
     return out
 
 
@@ -42,10 +42,10 @@ def _kmeans_reps(colors: np.ndarray, counts: np.ndarray, k: int, space: str, ite
     """k representative colours chosen among `colors` (weighted k-means, farthest-point init)."""
     pts = _space(colors, space)
     order = np.lexsort((colors[:, 2], colors[:, 1], colors[:, 0], -counts))  # deterministic tie-break
-    chosen = [int(order[0])]                          # most frequent colour first
+    chosen = [int(order[0])]  # most frequent colour first
     d = ((pts - pts[chosen[0]]) ** 2).sum(1)
     for _ in range(k - 1):
-        nxt = int(np.argmax(d * counts))              # far away and frequent
+        nxt = int(np.argmax(d * counts))  # far away and frequent
         chosen.append(nxt)
         d = np.minimum(d, ((pts - pts[nxt]) ** 2).sum(1))
     centers = pts[chosen]
@@ -59,7 +59,7 @@ def _kmeans_reps(colors: np.ndarray, counts: np.ndarray, k: int, space: str, ite
         if np.allclose(new, centers):
             break
         centers = new
-    return colors[_nearest(centers, pts)]              # snap centres to existing sprite colours
+    return colors[_nearest(centers, pts)]  # snap centres to existing sprite colours
 
 
 def cap_colors(images: np.ndarray, k: int, *, space: str = "lab") -> np.ndarray:
@@ -67,8 +67,7 @@ def cap_colors(images: np.ndarray, k: int, *, space: str = "lab") -> np.ndarray:
     out = _check(images).copy()
     for sprite in out:
         opaque = sprite[..., 3] > 0
-        colors, inverse, counts = np.unique(sprite[opaque][:, :3], axis=0, return_inverse=True,
-                                            return_counts=True)
+        colors, inverse, counts = np.unique(sprite[opaque][:, :3], axis=0, return_inverse=True, return_counts=True)
         if len(colors) <= k:
             continue
         reps = _kmeans_reps(colors, counts.astype(np.float64), int(k), space)
@@ -77,8 +76,9 @@ def cap_colors(images: np.ndarray, k: int, *, space: str = "lab") -> np.ndarray:
     return out
 
 
-def postprocess(images: np.ndarray, *, alpha_threshold: int = 128, palette: np.ndarray | None = None,
-                colors: int | None = None) -> np.ndarray:
+def postprocess(
+    images: np.ndarray, *, alpha_threshold: int = 128, palette: np.ndarray | None = None, colors: int | None = None
+) -> np.ndarray:
     """crisp_alpha, then cap_colors (if colors), then quantize_to_palette (if palette)."""
     out = crisp_alpha(images, alpha_threshold)
     if colors is not None:

@@ -57,10 +57,10 @@ def hostile_files(dst: Path, model: Path) -> None:
     """Inputs that would cost memory or time before a check, or lose a run: docs/errors.md, second part."""
     big = dst / "huge" / "a" / "0.png"
     big.parent.mkdir(parents=True)
-    Image.new("1", (9000, 9000)).save(big)                    # 81 Mpx, a few KB on disk
+    Image.new("1", (9000, 9000)).save(big)  # 81 Mpx, a few KB on disk
     (dst / "hugeframes").mkdir()
     shutil.copy(big, dst / "hugeframes" / "a.png")
-    npy_header_only(dst / "bignpy" / "sprites.npy", (10 ** 11, 16, 16, 4))
+    npy_header_only(dst / "bignpy" / "sprites.npy", (10**11, 16, 16, 4))
     np.save(dst / "bignpy" / "sprites_labels.npy", np.eye(2, dtype=np.float32))
     (dst / "emptynpy").mkdir()
     np.save(dst / "emptynpy" / "sprites.npy", np.zeros((0, 8, 8, 4), np.uint8))
@@ -108,7 +108,7 @@ def build_workspace(dst: Path, run_dir: Path, data_dir: Path) -> Path:
     png(dst / "taken.png", 4)
     (dst / "ro").mkdir()
     (dst / "ro").chmod(0o555)
-    relabelled_model(model, dst / "evil.safetensors", ["../../x", "a\"b[/x]", "blue"])
+    relabelled_model(model, dst / "evil.safetensors", ["../../x", 'a"b[/x]', "blue"])
     relabelled_model(model, dst / "tampered.safetensors", 5)  # type: ignore[arg-type]
     hostile_files(dst, model)
     return dst

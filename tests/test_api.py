@@ -30,8 +30,12 @@ def bundled_onnx(tmp_path_factory) -> Path:
 def sheet_frames(sheet: Path, atlas: Path) -> dict[str, np.ndarray]:
     pixels = np.asarray(Image.open(sheet).convert("RGBA"))
     frames = json.loads(atlas.read_text())["frames"]
-    return {name: pixels[f["frame"]["y"]:f["frame"]["y"] + f["frame"]["h"], f["frame"]["x"]:f["frame"]["x"] + f["frame"]["w"]]
-            for name, f in frames.items()}
+    return {
+        name: pixels[
+            f["frame"]["y"] : f["frame"]["y"] + f["frame"]["h"], f["frame"]["x"] : f["frame"]["x"] + f["frame"]["w"]
+        ]
+        for name, f in frames.items()
+    }
 
 
 @pytest.mark.slow
@@ -39,8 +43,16 @@ def sheet_frames(sheet: Path, atlas: Path) -> dict[str, np.ndarray]:
 def test_api_sample_and_sheet_give_identical_sprites(backend: str, request: pytest.FixtureRequest, tmp_path: Path):
     model = None if backend == "torch" else request.getfixturevalue("bundled_onnx")
     model_args = ["--backend", "torch"] if model is None else ["--model", str(model)]  # (default: onnx)
-    api = [np.asarray(im) for im in scarlet_moon.generate(
-        model, count=600, seed=3, label="hero", backend=scarlet_moon.BackendOptions("torch" if model is None else None))]
+    api = [
+        np.asarray(im)
+        for im in scarlet_moon.generate(
+            model,
+            count=600,
+            seed=3,
+            label="hero",
+            backend=scarlet_moon.BackendOptions("torch" if model is None else None),
+        )
+    ]
     assert len(api) == 600 and api[0].shape == (16, 16, 4)
 
     res = CliRunner().invoke(sm, ["sample", *OPTIONS, *model_args, "--out", str(tmp_path / "s")])
@@ -63,16 +75,26 @@ def test_api_takes_every_backend_option(tiny_model: Path):
     from scarlet_moon.errors import BadInput
 
     two = scarlet_moon.SamplingOptions(steps=2)
-    a = scarlet_moon.generate(tiny_model, label="red", count=3, seed=1, sampling=two,
-                              backend=scarlet_moon.BackendOptions("torch", "cpu"), batch=1)
+    a = scarlet_moon.generate(
+        tiny_model,
+        label="red",
+        count=3,
+        seed=1,
+        sampling=two,
+        backend=scarlet_moon.BackendOptions("torch", "cpu"),
+        batch=1,
+    )
     b = scarlet_moon.generate(tiny_model, label="red", count=3, seed=1, sampling=two)
     assert [im.tobytes() for im in a] == [im.tobytes() for im in b]
     B, S = scarlet_moon.BackendOptions, scarlet_moon.SamplingOptions
-    for kwargs, message in [(lambda: {"backend": B(fp16=True)}, "fp16 needs device cuda"),
-                            (lambda: {"backend": B("tpu")}, "backend 'tpu'"),
-                            (lambda: {"count": 0}, "count 0: must be at least 1"), (lambda: {"batch": 0}, "batch 0"),
-                            (lambda: {"sampling": S(steps=10 ** 6)}, "at most 50"),
-                            (lambda: {"sampling": S(guidance=float("nan"))}, "guidance nan")]:
+    for kwargs, message in [
+        (lambda: {"backend": B(fp16=True)}, "fp16 needs device cuda"),
+        (lambda: {"backend": B("tpu")}, "backend 'tpu'"),
+        (lambda: {"count": 0}, "count 0: must be at least 1"),
+        (lambda: {"batch": 0}, "batch 0"),
+        (lambda: {"sampling": S(steps=10**6)}, "at most 50"),
+        (lambda: {"sampling": S(guidance=float("nan"))}, "guidance nan"),
+    ]:
         with pytest.raises(BadInput, match=message) as err:
             scarlet_moon.generate(tiny_model, **{"sampling": two, **kwargs()})
         assert "--" not in str(err.value)

@@ -56,8 +56,13 @@ def test_the_32x32_set_loads_by_name_with_its_labels_and_crisp_alpha():
 
 def test_the_set_ships_its_licence_and_attribution():
     readme = (SET32 / "README.md").read_text()
-    for needle in ("David Gervais", "CC BY 3.0", "creativecommons.org/licenses/by/3.0", "angband-data",
-                   "tools/make_angband32.py"):
+    for needle in (
+        "David Gervais",
+        "CC BY 3.0",
+        "creativecommons.org/licenses/by/3.0",
+        "angband-data",
+        "tools/make_angband32.py",
+    ):
         assert needle in readme, needle
     assert "Gervais" in Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
     assert "CC BY 3.0" in ATTRIBUTION["bundled:angband32"] and "Gervais" in ATTRIBUTION["bundled:angband32"]
@@ -83,25 +88,45 @@ def test_the_32x32_model_is_named_bundled_32_everywhere():
     assert info.exit_code == 0 and json.loads(info.output)["size"] == "32x32"
     import scarlet_moon
 
-    sprites = scarlet_moon.generate("bundled-32", label="hero", count=2, seed=3,
-                                    sampling=scarlet_moon.SamplingOptions(steps=2))
+    sprites = scarlet_moon.generate(
+        "bundled-32", label="hero", count=2, seed=3, sampling=scarlet_moon.SamplingOptions(steps=2)
+    )
     assert [np.asarray(s).shape for s in sprites] == [(32, 32, 4)] * 2
     # its post-processing defaults: bench/results/fidelity32.md (cleanup raised FD on every seed, cap 12 lowest)
     assert card.post_defaults() == {"cleanup": False, "colors": 12}
-    chosen = scarlet_moon.generate("bundled-32", label="hero", count=2, seed=3,
-                                   sampling=scarlet_moon.SamplingOptions(steps=2),
-                                   post=scarlet_moon.PostOptions(cleanup=False, colors=12))
+    chosen = scarlet_moon.generate(
+        "bundled-32",
+        label="hero",
+        count=2,
+        seed=3,
+        sampling=scarlet_moon.SamplingOptions(steps=2),
+        post=scarlet_moon.PostOptions(cleanup=False, colors=12),
+    )
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(sprites, chosen))
 
 
 def test_sheet_of_bundled_32_has_32x32_frames_and_credits_the_artist(tmp_path: Path):
     out = tmp_path / "hero32.png"
-    res = invoke("sheet", "--model", "bundled-32", "--label", "hero", "--count", "6", "--steps", "3",
-                 "--out", str(out), "--format", "json-hash,godot3,aseprite")
+    res = invoke(
+        "sheet",
+        "--model",
+        "bundled-32",
+        "--label",
+        "hero",
+        "--count",
+        "6",
+        "--steps",
+        "3",
+        "--out",
+        str(out),
+        "--format",
+        "json-hash,godot3,aseprite",
+    )
     assert res.exit_code == 0, res.output
     atlas = json.loads(out.with_suffix(".json").read_text())
-    assert len(atlas["frames"]) == 6 and {(f["frame"]["w"], f["frame"]["h"]) for f in atlas["frames"].values()} \
-        == {(32, 32)}
+    assert len(atlas["frames"]) == 6 and {(f["frame"]["w"], f["frame"]["h"]) for f in atlas["frames"].values()} == {
+        (32, 32)
+    }
     assert atlas["meta"]["attribution"] == ATTRIBUTION["bundled:angband32"]
     ase = json.loads(out.with_name("hero32.aseprite.json").read_text())
     assert ase["meta"]["attribution"] == ATTRIBUTION["bundled:angband32"]
@@ -115,8 +140,21 @@ def test_a_sheet_from_the_users_own_model_or_folder_owes_no_credit(tmp_path: Pat
 
 
 def test_backend_onnx_with_bundled_32_names_the_export_step_then_uses_the_cache(tmp_path: Path, cache: Path):
-    args = ["sheet", "--model", "bundled-32", "--backend", "onnx", "--label", "hero", "--count", "4",
-            "--steps", "3", "--seed", "5"]
+    args = [
+        "sheet",
+        "--model",
+        "bundled-32",
+        "--backend",
+        "onnx",
+        "--label",
+        "hero",
+        "--count",
+        "4",
+        "--steps",
+        "3",
+        "--seed",
+        "5",
+    ]
     env = {"SCARLET_MOON_CACHE": str(cache)}
     res = invoke(*args, "--out", str(tmp_path / "a.png"), env=env)
     assert res.exit_code == 2 and "sm export-onnx --model bundled-32" in one_line(res)
@@ -147,8 +185,9 @@ def test_a_missing_bundled_32_model_is_one_line(monkeypatch, tmp_path: Path):
 
 
 def test_fine_tuning_from_bundled_32_refuses_a_16x16_set(tmp_path: Path):
-    res = invoke("train", "--init-from", "bundled-32", "--steps", "1", "--tracking", "none",
-                 "--runs-dir", str(tmp_path / "runs"))
+    res = invoke(
+        "train", "--init-from", "bundled-32", "--steps", "1", "--tracking", "none", "--runs-dir", str(tmp_path / "runs")
+    )
     assert res.exit_code == 2 and "32x32" in one_line(res) and "16x16" in one_line(res)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 

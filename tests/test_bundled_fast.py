@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import request, sprites_of
+
 from scarlet_moon import generate
 from scarlet_moon.backends import BackendOptions, default_backend, read_card
 from scarlet_moon.data.images import read_image
@@ -42,26 +42,34 @@ def test_its_onnx_export_ships_beside_it_and_is_the_default_backend(monkeypatch)
     assert onnx_card.defaults() == read_card(None).defaults()
     card = read_card(None)
     assert default_backend(card) == "onnx" and BackendOptions().for_model(card).backend == "onnx"
-    assert BackendOptions(compile=True).for_model(card).backend == "torch"       # torch options: torch
-    assert BackendOptions(device="cuda").for_model(card).backend == "torch"      # as before for CUDA
+    assert BackendOptions(compile=True).for_model(card).backend == "torch"  # torch options: torch
+    assert BackendOptions(device="cuda").for_model(card).backend == "torch"  # as before for CUDA
     assert BackendOptions(backend="torch").for_model(card).backend == "torch"
     assert default_backend(read_card("bundled-25")) == "torch"  # no export ships with the teacher
     import importlib.util
 
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)   # an install without onnxruntime
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)  # an install without onnxruntime
     assert default_backend(card) == "torch"
 
 
 def test_the_default_sheet_runs_onnx_without_torch(tmp_path: Path, sm_env):
     """`sm sheet --label 5 --count 8`: the default model on the default backend, torch never imported,
     each frame made with the card's ddim 4 steps."""
-    code = ("import json, sys\nfrom scarlet_moon.cli.main import sm\ntry:\n"
-            "    sm.main(sys.argv[1:], prog_name='sm', standalone_mode=False)\nfinally:\n"
-            "    print(json.dumps('torch' in sys.modules), file=sys.stderr)\n")
+    code = (
+        "import json, sys\nfrom scarlet_moon.cli.main import sm\ntry:\n"
+        "    sm.main(sys.argv[1:], prog_name='sm', standalone_mode=False)\nfinally:\n"
+        "    print(json.dumps('torch' in sys.modules), file=sys.stderr)\n"
+    )
     out = tmp_path / "hero.png"
-    sm_env["SCARLET_MOON_CACHE"] = str(tmp_path / "cache")   # nothing exported: the shipped file serves
-    proc = subprocess.run([sys.executable, "-c", code, "-q", "sheet", "--label", "5", "--count", "8", "--out",
-                           str(out)], cwd=tmp_path, env=sm_env, capture_output=True, text=True, timeout=300)
+    sm_env["SCARLET_MOON_CACHE"] = str(tmp_path / "cache")  # nothing exported: the shipped file serves
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "-q", "sheet", "--label", "5", "--count", "8", "--out", str(out)],
+        cwd=tmp_path,
+        env=sm_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stderr.strip().splitlines()[-1]) is False
     frames = json.loads(out.with_suffix(".json").read_text())["frames"]
@@ -79,22 +87,51 @@ def test_interactive_sample_imports_only_what_it_uses(tmp_path: Path, sm_env, te
     """`sm sample --count 1` as a plugin or UI runs it (stderr piped) imports neither torch nor rich,
     Pillow nor the packer (interactive latency); with FORCE_TERMINAL, rich draws. The same lines
     either way, and the PNG is the sprite."""
-    code = ("import json, sys\nfrom scarlet_moon.cli.main import sm\ntry:\n"
-            "    sm.main(sys.argv[1:], prog_name='sm', standalone_mode=False)\nfinally:\n"
-            f"    print(json.dumps({{m: m in sys.modules for m in {MODULES!r}}}), file=sys.stderr)\n")
+    code = (
+        "import json, sys\nfrom scarlet_moon.cli.main import sm\ntry:\n"
+        "    sm.main(sys.argv[1:], prog_name='sm', standalone_mode=False)\nfinally:\n"
+        f"    print(json.dumps({{m: m in sys.modules for m in {MODULES!r}}}), file=sys.stderr)\n"
+    )
     sm_env["SCARLET_MOON_CACHE"] = str(tmp_path / "cache")
     sm_env.pop("FORCE_TERMINAL", None)
     if terminal:
         sm_env.update(FORCE_TERMINAL="1", COLUMNS="200")
-    proc = subprocess.run([sys.executable, "-c", code, "sample", "--label", "5", "--count", "1", "--seed", "7",
-                           "--out", str(tmp_path / "d")], cwd=tmp_path, env=sm_env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "sample",
+            "--label",
+            "5",
+            "--count",
+            "1",
+            "--seed",
+            "7",
+            "--out",
+            str(tmp_path / "d"),
+        ],
+        cwd=tmp_path,
+        env=sm_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     *lines, mods = proc.stderr.strip().splitlines()
-    assert json.loads(mods) == {"torch": False, "rich": terminal, "importlib.metadata": False,
-                                "concurrent.futures": False, "PIL": False, "scarlet_moon.exporters.packer": False}
+    assert json.loads(mods) == {
+        "torch": False,
+        "rich": terminal,
+        "importlib.metadata": False,
+        "concurrent.futures": False,
+        "PIL": False,
+        "scarlet_moon.exporters.packer": False,
+    }
     assert any(line.startswith("backend: onnxruntime") for line in lines), lines
     assert proc.stdout.split() == [str(tmp_path / "d" / "hero_000.png")]
-    assert np.array_equal(read_image(tmp_path / "d" / "hero_000.png"), np.asarray(generate(label=5, count=1, seed=7)[0]))
+    assert np.array_equal(
+        read_image(tmp_path / "d" / "hero_000.png"), np.asarray(generate(label=5, count=1, seed=7)[0])
+    )
 
 
 def test_torch_and_onnx_give_the_same_student_sprites():
@@ -110,8 +147,23 @@ def test_the_25_step_teacher_stays_reachable(tmp_path: Path):
 
     from scarlet_moon.cli.main import sm
 
-    res = CliRunner().invoke(sm, ["sample", "--model", "bundled-25", "--label", "hero", "--count", "2",
-                                  "--steps", "25", "--out", str(tmp_path / "t"), "--json"])
+    res = CliRunner().invoke(
+        sm,
+        [
+            "sample",
+            "--model",
+            "bundled-25",
+            "--label",
+            "hero",
+            "--count",
+            "2",
+            "--steps",
+            "25",
+            "--out",
+            str(tmp_path / "t"),
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     meta = json.loads(res.stdout.strip().splitlines()[-1])["meta"]
     assert meta["sampler"] == "dpmpp-2m" and meta["steps"] == 25
@@ -153,8 +205,10 @@ def test_the_metadata_scan_reads_what_onnxruntime_reads(tmp_path: Path):
             metadata_props(tmp_path / name)
 
 
-FAST_EXIT_PROBE = ("import atexit, sys\natexit.register(lambda: print('ATEXIT', file=sys.stderr))\n"
-                   "sys.argv = ['sm', *sys.argv[1:]]\nfrom scarlet_moon.cli.main import main\nmain()\n")
+FAST_EXIT_PROBE = (
+    "import atexit, sys\natexit.register(lambda: print('ATEXIT', file=sys.stderr))\n"
+    "sys.argv = ['sm', *sys.argv[1:]]\nfrom scarlet_moon.cli.main import main\nmain()\n"
+)
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -164,14 +218,26 @@ def test_a_successful_sample_ends_without_the_interpreters_teardown(tmp_path: Pa
     sm_env["SCARLET_MOON_CACHE"] = str(tmp_path / "cache")
     sm_env["SM_FAST_EXIT"] = "1" if fast else "0"
     out = tmp_path / "d"
-    proc = subprocess.run([sys.executable, "-c", FAST_EXIT_PROBE, "sample", "--label", "5", "--count", "2", "--out",
-                           str(out)], cwd=tmp_path, env=sm_env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", FAST_EXIT_PROBE, "sample", "--label", "5", "--count", "2", "--out", str(out)],
+        cwd=tmp_path,
+        env=sm_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == [str(out / "hero_000.png"), str(out / "hero_001.png")]  # flushed, in full
     assert sorted(p.name for p in out.iterdir()) == ["hero_000.png", "hero_001.png"]
     assert ("ATEXIT" in proc.stderr) is not fast
-    bad = subprocess.run([sys.executable, "-c", FAST_EXIT_PROBE, "sample", "--label", "dragon", "--out",
-                          str(tmp_path / "e")], cwd=tmp_path, env=sm_env, capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [sys.executable, "-c", FAST_EXIT_PROBE, "sample", "--label", "dragon", "--out", str(tmp_path / "e")],
+        cwd=tmp_path,
+        env=sm_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 2 and "ATEXIT" in bad.stderr and "Traceback" not in bad.stderr
     assert "dragon" in bad.stderr.splitlines()[0]
 

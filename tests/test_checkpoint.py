@@ -8,15 +8,18 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from scarlet_moon.errors import BadInput
 from scarlet_moon.models.card import read_meta
 from scarlet_moon.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from scarlet_moon.errors import BadInput
 
 
 def small_ckpt() -> Checkpoint:
-    return Checkpoint(meta={"config": {"arch": "unet"}, "label_names": ["a", "b"], "step": 3},
-                      model={"w": torch.arange(6.0).reshape(2, 3)}, ema={"w": torch.ones(2, 3)},
-                      optim={"0.exp_avg": torch.zeros(2, 3)})
+    return Checkpoint(
+        meta={"config": {"arch": "unet"}, "label_names": ["a", "b"], "step": 3},
+        model={"w": torch.arange(6.0).reshape(2, 3)},
+        ema={"w": torch.ones(2, 3)},
+        optim={"0.exp_avg": torch.zeros(2, 3)},
+    )
 
 
 def test_round_trip_keeps_tensors_and_metadata(tmp_path: Path):

@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from scarlet_moon.cli.main import sm
 from scarlet_moon.backends import open_denoiser, read_card
+from scarlet_moon.cli.main import sm
 from scarlet_moon.errors import BadInput
-from scarlet_moon.generation.chunks import (CHUNK_SIZE, batch_of, chunk_count, chunk_seed, generate_all,
-                                            generate_chunks)
+from scarlet_moon.generation.chunks import CHUNK_SIZE, batch_of, chunk_count, chunk_seed, generate_all, generate_chunks
 from scarlet_moon.generation.finish import finish
 from scarlet_moon.generation.request import Request
 from scarlet_moon.options import SamplingOptions
@@ -26,7 +25,7 @@ COUNT = CHUNK_SIZE + 44  # two chunks, the second one short
 def test_chunk_seeds_depend_on_seed_and_index_only():
     assert chunk_seed(7, 0) == 7  # one chunk: the seed itself, as before chunking
     seeds = [chunk_seed(7, k) for k in range(50)]
-    assert len(set(seeds)) == 50 and all(0 <= s < 2 ** 53 for s in seeds)
+    assert len(set(seeds)) == 50 and all(0 <= s < 2**53 for s in seeds)
     assert seeds == [chunk_seed(7, k) for k in range(50)]
     assert chunk_seed(8, 3) != chunk_seed(7, 3)
     assert chunk_seed(7, 3) == int(np.random.SeedSequence(7).spawn(4)[3].generate_state(1, np.uint64)[0]) >> 11
@@ -51,7 +50,7 @@ def test_any_chunk_alone_gives_the_same_sprites(tiny_model: Path):
     everything = generate_all(den, req, size=4, progress=lambda done, total: calls.append((done, total)))
     assert everything.shape == (10, 8, 8, 4) and everything.dtype == np.uint8
     assert calls[-1] == (10, 10) and all(a[0] <= b[0] for a, b in zip(calls, calls[1:]))
-    (k, alone), = generate_chunks(den, req, [1], size=4)
+    ((k, alone),) = generate_chunks(den, req, [1], size=4)
     assert k == 1 and np.array_equal(alone, everything[4:8])
     # up to one chunk: exactly one sampled batch with the user's seed
     small = dataclasses.replace(req, labels=req.labels[:4])
@@ -75,9 +74,29 @@ ALL_FORMATS = "json-hash,json-array,aseprite,godot3,godot4,libgdx"
 
 def test_sheet_over_one_chunk_spreads_over_pages_in_every_format(tiny_model: Path, tmp_path: Path):
     out = tmp_path / "big.png"
-    res = CliRunner().invoke(sm, ["sheet", "--model", str(tiny_model), "--label", "red", "--label", "green",
-                                  "--count", str(COUNT), "--steps", "2", "--max-size", "128", "--no-dedupe",
-                                  "--format", ALL_FORMATS, "--out", str(out)])
+    res = CliRunner().invoke(
+        sm,
+        [
+            "sheet",
+            "--model",
+            str(tiny_model),
+            "--label",
+            "red",
+            "--label",
+            "green",
+            "--count",
+            str(COUNT),
+            "--steps",
+            "2",
+            "--max-size",
+            "128",
+            "--no-dedupe",
+            "--format",
+            ALL_FORMATS,
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     pages = sorted(tmp_path.glob("big-*.png"))
     n_pages = len(pages)
@@ -179,8 +198,15 @@ def _edited_request(card, count: int, **post):
     init[2:6, 2:6] = (200, 40, 40, 255)
     mask = np.ones((8, 8), bool)
     mask[:2] = False  # the top rows are the init's, restored after finishing
-    return Request.plan(card, ["red", "blue", "green"], count, seed=9, sampling=SamplingOptions(steps=2),
-                        post=PostOptions(**post), edit=Edit(init=init, mask=mask, strength=0.8))
+    return Request.plan(
+        card,
+        ["red", "blue", "green"],
+        count,
+        seed=9,
+        sampling=SamplingOptions(steps=2),
+        post=PostOptions(**post),
+        edit=Edit(init=init, mask=mask, strength=0.8),
+    )
 
 
 @pytest.mark.parametrize("post", [dict(), dict(colors=2, cleanup=True), dict(snap_palette=False, alpha_threshold=40)])
@@ -191,17 +217,18 @@ def test_finishing_in_worker_processes_gives_the_same_bytes(tiny_model: Path, po
 
     card = read_card(tiny_model)
     den = open_denoiser(card)
-    req = Request.plan(card, ["red", "blue", "green"], 23, seed=4, sampling=SamplingOptions(steps=2),
-                       post=PostOptions(**post))
-    one = generate_all(den, req, size=4)                        # 6 chunks, finished here
-    for workers in (2, 3, 99):                                   # more workers than chunks: one per chunk
+    req = Request.plan(
+        card, ["red", "blue", "green"], 23, seed=4, sampling=SamplingOptions(steps=2), post=PostOptions(**post)
+    )
+    one = generate_all(den, req, size=4)  # 6 chunks, finished here
+    for workers in (2, 3, 99):  # more workers than chunks: one per chunk
         assert np.array_equal(generate_all(den, req, size=4, workers=workers), one), workers
     picked = list(generate_chunks(den, req, [5, 1, 3], size=4, batch=8, workers=2))
-    assert [k for k, _ in picked] == [5, 1, 3]                   # in the order asked, whatever finishes first
-    assert all(np.array_equal(im, one[4 * k:4 * k + len(im)]) for k, im in picked)
-    edited = _edited_request(card, 10, **post)                   # inpainting: kept pixels restored in the worker
+    assert [k for k, _ in picked] == [5, 1, 3]  # in the order asked, whatever finishes first
+    assert all(np.array_equal(im, one[4 * k : 4 * k + len(im)]) for k, im in picked)
+    edited = _edited_request(card, 10, **post)  # inpainting: kept pixels restored in the worker
     assert np.array_equal(generate_all(den, edited, size=4, workers=2), generate_all(den, edited, size=4))
-    assert multiprocessing.active_children() == []               # every pool shut down
+    assert multiprocessing.active_children() == []  # every pool shut down
 
 
 def test_a_generator_left_early_stops_its_workers(tiny_model: Path):
@@ -240,10 +267,10 @@ def test_finishing_workers_are_checked_and_chosen(tiny_model: Path):
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(BadInput, match=r"jobs.*expected a whole number of processes >= 1"):
             generate_all(den, req, size=4, workers=bad)
-    assert auto_workers("cpu", 400, cpus=16) == 1                # a CPU backend samples on every core
-    assert auto_workers("cuda", 3, cpus=16) == 1                 # too few chunks to pay for a pool
+    assert auto_workers("cpu", 400, cpus=16) == 1  # a CPU backend samples on every core
+    assert auto_workers("cuda", 3, cpus=16) == 1  # too few chunks to pay for a pool
     assert auto_workers("cuda", 400, cpus=2) == 1
-    assert auto_workers("cuda", 400, cpus=16) == 15              # one core left to the sampling process
+    assert auto_workers("cuda", 400, cpus=16) == 15  # one core left to the sampling process
     assert auto_workers("cuda:1", 400, cpus=64) == 16
     assert auto_workers("cuda", 6, cpus=16) == 6
 
@@ -253,8 +280,26 @@ def test_sm_sheet_jobs_finish_and_write_the_same_files(tiny_model: Path, tmp_pat
     for jobs in ("1", "2"):
         out = tmp_path / jobs
         out.mkdir()
-        res = CliRunner().invoke(sm, ["sheet", "--model", str(tiny_model), "--label", "red", "--count", "600",
-                                      "--steps", "2", "--colors", "3", "--out", str(out / "s.png"), "--jobs", jobs])
+        res = CliRunner().invoke(
+            sm,
+            [
+                "sheet",
+                "--model",
+                str(tiny_model),
+                "--label",
+                "red",
+                "--count",
+                "600",
+                "--steps",
+                "2",
+                "--colors",
+                "3",
+                "--out",
+                str(out / "s.png"),
+                "--jobs",
+                jobs,
+            ],
+        )
         assert res.exit_code == 0, res.output
         files[jobs] = {p.name: p.read_bytes() for p in out.iterdir()}
     assert files["1"] == files["2"] and len(files["1"]) >= 2

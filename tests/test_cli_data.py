@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import make_sprites
 from PIL import Image
 
 from scarlet_moon.cli.main import sm
-from conftest import make_sprites
 
 
 def invoke(*args: str):
@@ -76,12 +76,15 @@ def test_wrong_size_png_is_one_line_naming_the_file(tmp_path: Path):
     assert not (tmp_path / "p.png").exists()
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--background-key", "#ff00fz"], "'#ff00fz'"),
-    (["--tile", "0"], "--tile 0"),
-    (["--preview", "out.jpg"], "'out.jpg'"),
-    (["--preview", "no/such/folder/p.png"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--background-key", "#ff00fz"], "'#ff00fz'"),
+        (["--tile", "0"], "--tile 0"),
+        (["--preview", "out.jpg"], "'out.jpg'"),
+        (["--preview", "no/such/folder/p.png"], "does not exist"),
+    ],
+)
 def test_bad_options_are_one_line(tmp_path: Path, monkeypatch, args: list[str], needle: str):
     monkeypatch.chdir(tmp_path)
     assert needle in one_line_error(invoke("data", "inspect", *args))

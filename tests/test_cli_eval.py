@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import make_sprites
 
 from scarlet_moon.cli.main import sm
-from conftest import make_sprites
 
 GROUPS = ("frechet", "conditional_accuracy", "copies", "pixels")
 
@@ -40,9 +40,9 @@ def test_eval_writes_all_figure_groups(env, tmp_path: Path):
     assert 0 <= fig["conditional_accuracy"]["overall"] <= 1
     assert set(fig["conditional_accuracy"]["per_label"]) == {"red", "green", "blue"}
     assert fig["copies"]["threshold"] > 0 and 0 <= fig["copies"]["share"] <= 1
-    assert fig["pixels"]["alpha_crispness"]["candidates"] == 1.0      # finish() makes alpha crisp
+    assert fig["pixels"]["alpha_crispness"]["candidates"] == 1.0  # finish() makes alpha crisp
     assert "conv3x3" in fig["classifier"]["architecture"] and fig["classifier"]["cache_file"].endswith(".safetensors")
-    assert "Frechet" in res.stderr                                      # the rich table
+    assert "Frechet" in res.stderr  # the rich table
     # 9 generated vs 6 held out: FD's small-sample bias differs, so no ratio to the floor, and a note says why
     assert fig["frechet"]["like_for_like"] is False and fig["frechet"]["ratio_to_floor"] is None
     assert fig["frechet"]["n_floor"] == 6 and fig["frechet"]["floor"] > 0
@@ -70,7 +70,7 @@ def test_eval_real_needs_no_model_and_gives_the_floor(env, tmp_path: Path):
     assert all(g in fig for g in GROUPS)
     assert fig["frechet"]["n_candidates"] == fig["split"]["held_out"] == 6
     assert fig["conditional_accuracy"]["overall"] == pytest.approx(fig["classifier"]["held_out_accuracy"])
-    assert fig["classifier"]["cached"] is True                         # trained by the first test or fixture run
+    assert fig["classifier"]["cached"] is True  # trained by the first test or fixture run
     assert fig["pixels"]["alpha_crispness"]["candidates"] == 1.0
 
 
@@ -78,12 +78,19 @@ def test_python_api_raw_and_write_card(env, tmp_path: Path):
     import shutil
 
     from scarlet_moon.backends import read_card
-    from scarlet_moon.models.checkpoint import load_checkpoint
     from scarlet_moon.eval.metrics import evaluate, write_card_metrics
+    from scarlet_moon.models.checkpoint import load_checkpoint
     from scarlet_moon.options import SamplingOptions
 
-    fig = evaluate(env["model"], env["data"], count=3, seed=0, sampling=SamplingOptions("ddim", 2, 1.0),
-                   raw=True, cache_dir=env["cache"])
+    fig = evaluate(
+        env["model"],
+        env["data"],
+        count=3,
+        seed=0,
+        sampling=SamplingOptions("ddim", 2, 1.0),
+        raw=True,
+        cache_dir=env["cache"],
+    )
     assert fig["generation"]["raw"] is True and fig["generation"]["sampler"] == "ddim"
     model = tmp_path / "copy.safetensors"
     shutil.copy(env["model"], model)
@@ -94,8 +101,9 @@ def test_python_api_raw_and_write_card(env, tmp_path: Path):
     assert card.meta["metrics"]["eval"]["steps"] == 2
     after = load_checkpoint(model)
     assert {k: v.tolist() for k, v in after.weights.items()} == {k: v.tolist() for k, v in before.weights.items()}
-    assert {k: before.meta[k] for k in before.meta if k != "metrics"} == \
-        {k: after.meta[k] for k in after.meta if k != "metrics"}
+    assert {k: before.meta[k] for k in before.meta if k != "metrics"} == {
+        k: after.meta[k] for k in after.meta if k != "metrics"
+    }
 
 
 def test_cli_write_card(env, tmp_path: Path):
@@ -105,8 +113,9 @@ def test_cli_write_card(env, tmp_path: Path):
 
     model = tmp_path / "m.safetensors"
     shutil.copy(env["model"], model)
-    res = invoke(env, "--model", str(model), "--count", "3", "--steps", "2", "--write-card",
-                 "--out", str(tmp_path / "m.json"))
+    res = invoke(
+        env, "--model", str(model), "--count", "3", "--steps", "2", "--write-card", "--out", str(tmp_path / "m.json")
+    )
     assert res.exit_code == 0, res.output
     assert read_card(model).meta["metrics"]["eval"]["count"] == 3
     res = invoke(env, "--model", str(model), "--real", "--write-card", "--out", str(tmp_path / "x.json"))
@@ -122,8 +131,22 @@ def test_bad_input_exits_2_with_one_line(env, tmp_path: Path):
     imgs, onehot = make_sprites(n=20, size=8, classes=2)
     np.save(other / "sprites.npy", imgs)
     np.save(other / "sprites_labels.npy", onehot)
-    res = CliRunner().invoke(sm, ["eval", "--model", str(env["model"]), "--data", str(other), "--count", "2",
-                                  "--cache-dir", str(env["cache"]), "--out", str(tmp_path / "b.json")])
+    res = CliRunner().invoke(
+        sm,
+        [
+            "eval",
+            "--model",
+            str(env["model"]),
+            "--data",
+            str(other),
+            "--count",
+            "2",
+            "--cache-dir",
+            str(env["cache"]),
+            "--out",
+            str(tmp_path / "b.json"),
+        ],
+    )
     assert res.exit_code == 2 and "labels" in res.stderr and "\n" not in res.stderr.strip()
 
     big = tmp_path / "big"
@@ -132,8 +155,22 @@ def test_bad_input_exits_2_with_one_line(env, tmp_path: Path):
     np.save(big / "sprites.npy", imgs)
     np.save(big / "sprites_labels.npy", onehot)
     (big / "labels.txt").write_text("red\ngreen\nblue\n")
-    res = CliRunner().invoke(sm, ["eval", "--model", str(env["model"]), "--data", str(big), "--count", "2",
-                                  "--cache-dir", str(env["cache"]), "--out", str(tmp_path / "c.json")])
+    res = CliRunner().invoke(
+        sm,
+        [
+            "eval",
+            "--model",
+            str(env["model"]),
+            "--data",
+            str(big),
+            "--count",
+            "2",
+            "--cache-dir",
+            str(env["cache"]),
+            "--out",
+            str(tmp_path / "c.json"),
+        ],
+    )
     assert res.exit_code == 2 and "16x16" in res.stderr and "8x8" in res.stderr
     assert not (tmp_path / "c.json").exists()
 

@@ -25,8 +25,9 @@ def digests(folder: Path) -> dict[str, str]:
 def test_same_seed_gives_byte_identical_pngs(tiny_model: Path, tmp_path: Path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     for out, seed in ((a, "1"), (b, "1"), (c, "2")):
-        res = invoke("sample", "--model", str(tiny_model), "--label", "blue", "--count", "5", "--seed", seed,
-                     "--out", str(out))
+        res = invoke(
+            "sample", "--model", str(tiny_model), "--label", "blue", "--count", "5", "--seed", seed, "--out", str(out)
+        )
         assert res.exit_code == 0, res.output
     assert list(digests(a)) == [f"blue_{i:03d}.png" for i in range(5)]
     assert digests(a) == digests(b)
@@ -36,8 +37,23 @@ def test_same_seed_gives_byte_identical_pngs(tiny_model: Path, tmp_path: Path):
 def test_alpha_is_crisp_and_palette_is_respected(tiny_model: Path, tmp_path: Path):
     pal = tmp_path / "p.gpl"
     pal.write_text("GIMP Palette\nName: test\n#\n255 0 0 red\n0 255 0 green\n0 0 255 blue\n20 20 20 dark\n")
-    res = invoke("sample", "--model", str(tiny_model), "--label", "0", "--label", "green", "--count", "6",
-                 "--out", str(tmp_path / "o"), "--palette", str(pal), "--alpha-threshold", "100")
+    res = invoke(
+        "sample",
+        "--model",
+        str(tiny_model),
+        "--label",
+        "0",
+        "--label",
+        "green",
+        "--count",
+        "6",
+        "--out",
+        str(tmp_path / "o"),
+        "--palette",
+        str(pal),
+        "--alpha-threshold",
+        "100",
+    )
     assert res.exit_code == 0, res.output
     names = sorted(p.name for p in (tmp_path / "o").glob("*.png"))
     assert names == ["green_000.png", "green_001.png", "green_002.png", "red_000.png", "red_001.png", "red_002.png"]
@@ -50,8 +66,22 @@ def test_alpha_is_crisp_and_palette_is_respected(tiny_model: Path, tmp_path: Pat
 
 
 def test_grid_scale_and_json(tiny_model: Path, tmp_path: Path):
-    res = invoke("sample", "--model", str(tiny_model), "--label", "red", "--count", "2", "--out",
-                 str(tmp_path / "o"), "--grid", str(tmp_path / "grid.png"), "--scale", "4", "--json")
+    res = invoke(
+        "sample",
+        "--model",
+        str(tiny_model),
+        "--label",
+        "red",
+        "--count",
+        "2",
+        "--out",
+        str(tmp_path / "o"),
+        "--grid",
+        str(tmp_path / "grid.png"),
+        "--scale",
+        "4",
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert [Path(f["path"]).name for f in doc["files"]] == ["red_000.png", "red_001.png"]
@@ -102,14 +132,27 @@ def test_python_api_generate_returns_pil_images(tiny_model: Path):
 
 
 @pytest.mark.parametrize("scale, blocked", [(1, "red_001.png"), (3, "red_000_x3.png")])
-def test_a_folder_where_a_sprite_goes_is_one_line_exit_2_before_sampling(tiny_model: Path, tmp_path: Path,
-                                                                         scale: int, blocked: str):
+def test_a_folder_where_a_sprite_goes_is_one_line_exit_2_before_sampling(
+    tiny_model: Path, tmp_path: Path, scale: int, blocked: str
+):
     (tmp_path / "o" / blocked).mkdir(parents=True)
-    res = invoke("sample", "--model", str(tiny_model), "--label", "red", "--count", "2", "--scale", str(scale),
-                 "--out", str(tmp_path / "o"))
+    res = invoke(
+        "sample",
+        "--model",
+        str(tiny_model),
+        "--label",
+        "red",
+        "--count",
+        "2",
+        "--scale",
+        str(scale),
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert res.exit_code == 2
-    assert res.stderr.strip() == (f"error: --out {str(tmp_path / 'o')!r}: {blocked!r} there is a folder; "
-                                  "expected a file name free for a PNG")
+    assert res.stderr.strip() == (
+        f"error: --out {str(tmp_path / 'o')!r}: {blocked!r} there is a folder; expected a file name free for a PNG"
+    )
     assert [p.name for p in (tmp_path / "o").iterdir()] == [blocked]  # nothing written, no half-file
 
 

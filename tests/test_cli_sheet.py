@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from test_exporters import libgdx_load, make_sprites
 
 from scarlet_moon.cli.main import sm
 from scarlet_moon.exporters import available_formats, pack, write_atlases
-from test_exporters import libgdx_load, make_sprites
 
 
 def invoke(*args: str):
@@ -61,8 +61,23 @@ def test_same_stem_in_two_subfolders_keeps_both(tmp_path):
 
 def test_packing_options_reach_the_packer(tmp_path):
     write_pngs(tmp_path / "in", [f"h_{i:03d}" for i in range(5)], size=8)
-    res = invoke("sheet", "--from", str(tmp_path / "in"), "--out", str(tmp_path / "s.png"), "--scale", "2",
-                 "--padding", "0", "--extrude", "1", "--pot", "--max-size", "64", "--no-dedupe")
+    res = invoke(
+        "sheet",
+        "--from",
+        str(tmp_path / "in"),
+        "--out",
+        str(tmp_path / "s.png"),
+        "--scale",
+        "2",
+        "--padding",
+        "0",
+        "--extrude",
+        "1",
+        "--pot",
+        "--max-size",
+        "64",
+        "--no-dedupe",
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads((tmp_path / "s.json").read_text())
     assert {(f["frame"]["w"], f["frame"]["h"]) for f in doc["frames"].values()} == {(16, 16)}
@@ -74,8 +89,7 @@ def test_small_max_size_writes_pages_and_multi_atlas(tmp_path):
     write_pngs(tmp_path / "in", [f"h_{i:03d}" for i in range(5)])
     res = invoke("sheet", "--from", str(tmp_path / "in"), "--out", str(tmp_path / "s.png"), "--max-size", "40")
     assert res.exit_code == 0, res.output
-    assert {Path(p).name for p in res.stdout.split()} == {
-        "s-0.png", "s-1.png", "s-0.json", "s-1.json", "s.multi.json"}
+    assert {Path(p).name for p in res.stdout.split()} == {"s-0.png", "s-1.png", "s-0.json", "s-1.json", "s.multi.json"}
 
 
 def test_existing_output_needs_force(tmp_path):
@@ -89,16 +103,19 @@ def test_existing_output_needs_force(tmp_path):
     assert invoke(*args, "--force").exit_code == 0
 
 
-@pytest.mark.parametrize("setup, args, needle", [
-    (None, ["--model", "{tmp}/missing.safetensors"], "missing.safetensors"),
-    (None, ["--from", "{tmp}/missing"], "missing"),
-    ("empty", ["--from", "{tmp}/in"], "no .png"),
-    ("corrupt", ["--from", "{tmp}/in"], "bad_000.png"),
-    ("ok", ["--from", "{tmp}/in", "--format", "nope"], "'nope'; available: aseprite, godot3"),
-    ("ok", ["--from", "{tmp}/in", "--out", "{tmp}/no/such/dir/s.png"], "does not exist"),
-    ("ok", ["--from", "{tmp}/in", "--out", "{tmp}/s.gif"], "must be a .png"),
-    ("ok", ["--from", "{tmp}/in", "--max-size", "8"], "a_000"),
-])
+@pytest.mark.parametrize(
+    "setup, args, needle",
+    [
+        (None, ["--model", "{tmp}/missing.safetensors"], "missing.safetensors"),
+        (None, ["--from", "{tmp}/missing"], "missing"),
+        ("empty", ["--from", "{tmp}/in"], "no .png"),
+        ("corrupt", ["--from", "{tmp}/in"], "bad_000.png"),
+        ("ok", ["--from", "{tmp}/in", "--format", "nope"], "'nope'; available: aseprite, godot3"),
+        ("ok", ["--from", "{tmp}/in", "--out", "{tmp}/no/such/dir/s.png"], "does not exist"),
+        ("ok", ["--from", "{tmp}/in", "--out", "{tmp}/s.gif"], "must be a .png"),
+        ("ok", ["--from", "{tmp}/in", "--max-size", "8"], "a_000"),
+    ],
+)
 def test_bad_input_is_a_one_line_error_with_exit_code_2(tmp_path, setup, args, needle):
     (tmp_path / "in").mkdir()
     if setup == "corrupt":
@@ -118,8 +135,20 @@ def test_list_formats_shows_builtins(tmp_path):
     res = invoke("sheet", "--list-formats")
     assert res.exit_code == 0
     rows = [line.split("\t") for line in res.stdout.splitlines()]
-    assert [r[0] for r in rows[:12]] == ["json-hash", "json-array", "phaser-multi", "aseprite", "godot3", "godot4",
-                                        "libgdx", "sparrow", "love", "unity", "tiled", "godot4-tileset"]
+    assert [r[0] for r in rows[:12]] == [
+        "json-hash",
+        "json-array",
+        "phaser-multi",
+        "aseprite",
+        "godot3",
+        "godot4",
+        "libgdx",
+        "sparrow",
+        "love",
+        "unity",
+        "tiled",
+        "godot4-tileset",
+    ]
     assert all(len(r) == 4 and r[2] not in ("", "-") for r in rows[:12])  # name, suffix, engine, description
     by_name = {r[0]: r for r in rows}
     assert by_name["unity"][1] == ".png.meta" and "Unity" in by_name["unity"][2]
@@ -128,7 +157,7 @@ def test_list_formats_shows_builtins(tmp_path):
 
 # ---- plugins (entry points of group scarlet_moon.exporters) ------------------------------------------------------------------------------------------
 
-PLUGIN = '''
+PLUGIN = """
 from scarlet_moon.exporters import AtlasFormat
 
 class CssFormat(AtlasFormat):
@@ -139,11 +168,12 @@ class CssFormat(AtlasFormat):
     def render(self, target):
         return "".join(f".{f.name} {{ background: url({target.images[0]}) -{f.x}px -{f.y}px; "
                        f"width: {f.w}px; height: {f.h}px; }}\\n" for f in target.frames)
-'''
+"""
 
 
-def install_plugin(root: Path, module: str = "sm_css_plugin", value: str = "sm_css_plugin:CssFormat",
-                   ep_name: str = "css") -> None:
+def install_plugin(
+    root: Path, module: str = "sm_css_plugin", value: str = "sm_css_plugin:CssFormat", ep_name: str = "css"
+) -> None:
     """A minimal installed distribution: module + dist-info with entry_points.txt on sys.path."""
     (root / f"{module}.py").write_text(textwrap.dedent(PLUGIN))
     info = root / f"{module}-0.1.dist-info"
@@ -177,7 +207,9 @@ def test_broken_or_clashing_plugins_are_skipped_with_a_warning(tmp_path, monkeyp
     root = tmp_path / "site"
     root.mkdir()
     install_plugin(root, module="sm_broken_plugin", value="sm_missing_module:Thing", ep_name="broken")
-    install_plugin(root, module="sm_clash_plugin", value="scarlet_moon.exporters.fmt_json:JsonArray", ep_name="json-hash2")
+    install_plugin(
+        root, module="sm_clash_plugin", value="scarlet_moon.exporters.fmt_json:JsonArray", ep_name="json-hash2"
+    )
     monkeypatch.syspath_prepend(str(root))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

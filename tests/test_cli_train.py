@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from test_train import _tiny_toml
 
 from scarlet_moon.cli.main import sm
-from test_train import _tiny_toml
 
 
 def png_folder(root: Path) -> Path:
@@ -27,11 +27,14 @@ def invoke(*args: str):
     return CliRunner().invoke(sm, list(args))
 
 
-@pytest.mark.parametrize("breakage, named", [
-    ("wrong_size", "bad.png"),
-    ("text_as_png", "notes.png"),
-    ("empty_label", "empty"),
-])
+@pytest.mark.parametrize(
+    "breakage, named",
+    [
+        ("wrong_size", "bad.png"),
+        ("text_as_png", "notes.png"),
+        ("empty_label", "empty"),
+    ],
+)
 def test_bad_png_folders_are_one_line_errors_with_exit_2(tmp_path: Path, breakage: str, named: str):
     root = png_folder(tmp_path / "set")
     if breakage == "wrong_size":
@@ -57,13 +60,26 @@ def test_debug_shows_the_traceback_and_keeps_the_exit_code(tmp_path: Path):
 def test_an_unknown_top_level_flag_is_one_line():
     res = CliRunner().invoke(sm, ["--bogus", "train"])
     assert res.exit_code == 2 and res.stderr.strip().splitlines() == [
-        "error: No such option '--bogus'. Did you mean '--verbose'? (see 'sm --help')"]
+        "error: No such option '--bogus'. Did you mean '--verbose'? (see 'sm --help')"
+    ]
 
 
 def test_train_on_png_folder_via_toml_config(tmp_path: Path):
     root = png_folder(tmp_path / "set")
-    res = invoke("-q", "train", "--data", str(root), "--tracking", "none", "--runs-dir", str(tmp_path / "runs"),
-                 "--name", "png", "--config", str(_tiny_toml(tmp_path, steps=3)))
+    res = invoke(
+        "-q",
+        "train",
+        "--data",
+        str(root),
+        "--tracking",
+        "none",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--name",
+        "png",
+        "--config",
+        str(_tiny_toml(tmp_path, steps=3)),
+    )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "runs" / "png" / "model.safetensors").is_file()
 
@@ -71,8 +87,22 @@ def test_train_on_png_folder_via_toml_config(tmp_path: Path):
 def test_flags_override_the_config_file(tmp_path: Path, npy_set: Path):
     from scarlet_moon.models.card import read_meta
 
-    res = invoke("-q", "train", "--data", str(npy_set), "--tracking", "none", "--runs-dir", str(tmp_path / "r"),
-                 "--name", "x", "--config", str(_tiny_toml(tmp_path, steps=3)), "--steps", "2")
+    res = invoke(
+        "-q",
+        "train",
+        "--data",
+        str(npy_set),
+        "--tracking",
+        "none",
+        "--runs-dir",
+        str(tmp_path / "r"),
+        "--name",
+        "x",
+        "--config",
+        str(_tiny_toml(tmp_path, steps=3)),
+        "--steps",
+        "2",
+    )
     assert res.exit_code == 0, res.output
     assert read_meta(tmp_path / "r" / "x" / "model.safetensors")["step"] == 2
 
@@ -91,8 +121,19 @@ def test_resume_of_missing_run_is_a_usage_error(tmp_path: Path):
 
 def test_train_help_lists_the_options_that_matter():
     res = invoke("train", "--help")
-    for flag in ("--data", "--preset", "--config", "--steps", "--resume", "--tracking", "--wandb",
-                 "--sample-every", "--checkpoint-every", "--background-key", "--tile"):
+    for flag in (
+        "--data",
+        "--preset",
+        "--config",
+        "--steps",
+        "--resume",
+        "--tracking",
+        "--wandb",
+        "--sample-every",
+        "--checkpoint-every",
+        "--background-key",
+        "--tile",
+    ):
         assert flag in res.stdout
 
 
@@ -102,7 +143,7 @@ def tileset(root: Path) -> Path:
     sheet = np.zeros((24, 32, 4), np.uint8)
     rows = ["row,col,label,name"]
     for i, (r, c) in enumerate([(0, 0), (0, 1), (1, 2), (2, 3), (2, 0), (1, 1)]):
-        sheet[r * 8 + 2:r * 8 + 6, c * 8 + 2:c * 8 + 6] = (30 * i, 200, 50, 255)
+        sheet[r * 8 + 2 : r * 8 + 6, c * 8 + 2 : c * 8 + 6] = (30 * i, 200, 50, 255)
         rows.append(f"{r},{c},{'wall' if i % 2 else 'floor'},cell {i}")
     Image.fromarray(sheet, "RGBA").save(root / "tiles.png")
     (root / "cells.csv").write_text("\n".join(rows) + "\n")
@@ -131,12 +172,26 @@ def test_train_on_each_input_kind(tmp_path: Path, npy_set: Path, kind: str):
         "tileset": (tileset(tmp_path / "tiles"), ["--tile", "8"]),
         "keyed": (keyed_folder(tmp_path / "keyed"), ["--background-key", "FF00FF"]),
     }[kind]
-    res = invoke("-q", "train", "--data", str(data), *extra, "--tracking", "none", "--runs-dir",
-                 str(tmp_path / "runs"), "--name", kind, "--config", str(_tiny_toml(tmp_path, steps=2)))
+    res = invoke(
+        "-q",
+        "train",
+        "--data",
+        str(data),
+        *extra,
+        "--tracking",
+        "none",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--name",
+        kind,
+        "--config",
+        str(_tiny_toml(tmp_path, steps=2)),
+    )
     assert res.exit_code == 0, res.output
     meta = read_meta(tmp_path / "runs" / kind / "model.safetensors")
-    expected = {"npy": ["red", "green", "blue"], "png": ["a", "b"], "tileset": ["floor", "wall"],
-                "keyed": ["x", "y"]}[kind]
+    expected = {"npy": ["red", "green", "blue"], "png": ["a", "b"], "tileset": ["floor", "wall"], "keyed": ["x", "y"]}[
+        kind
+    ]
     assert meta["label_names"] == expected and meta["channels"] == 4
     if kind == "keyed":  # the key colour became transparent: it is not in the palette
         assert [255, 0, 255] not in meta["palette"]

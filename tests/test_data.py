@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_sprites
 from PIL import Image
 
-from conftest import make_sprites
 from scarlet_moon.data.sprites import SpriteSet, apply_background_key, bundled_data_path, load_sprites, split_holdout
 from scarlet_moon.diffusion.scaling import from_model_range, to_model_range
 from scarlet_moon.errors import BadInput
@@ -46,7 +46,7 @@ def tileset(d: Path, rows: list[str], tile: int = 8, grid=(3, 4)) -> Path:
     sheet = np.zeros((grid[0] * tile, grid[1] * tile, 4), np.uint8)
     for r in range(grid[0]):
         for c in range(grid[1]):
-            sheet[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile] = (r * 60, c * 60, 7, 255)
+            sheet[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = (r * 60, c * 60, 7, 255)
     Image.fromarray(sheet, "RGBA").save(d / "sheet.png")
     (d / "labels.csv").write_text("row,col,label,name\n" + "".join(f"{ln}\n" for ln in rows))
     return d
@@ -57,6 +57,7 @@ def bad(match: str):
 
 
 # --- the bundled set ---------------------------------------------------------------------------
+
 
 def test_bundled_set_loads_963_sprites_with_hero_as_label_5():
     ds = load_sprites()
@@ -97,6 +98,7 @@ def test_palette_and_fingerprint_are_stable():
 
 # --- kind 1: npy -------------------------------------------------------------------------------
 
+
 def test_npy_rgb_gets_alpha_255_and_default_names(tmp_path: Path):
     imgs, onehot = make_sprites(n=9, size=8, classes=3)
     d = save_npy(tmp_path / "s", imgs[..., :3].copy(), onehot.astype(np.int32))
@@ -120,24 +122,30 @@ def test_npy_names_from_labels_json_and_txt(npy_set: Path, tmp_path: Path):
         load_sprites(d)
 
 
-@pytest.mark.parametrize("labels", [
-    np.array([[1, 0], [1, 1], [0, 1], [1, 0]], np.float32),     # a row sums to 2
-    np.array([[1, 0], [0.5, 0.5], [0, 1], [1, 0]], np.float32),  # not 0/1
-    np.array([[2, -1], [1, 0], [0, 1], [1, 0]], np.int64),      # sums to 1, but not 0/1
-])
+@pytest.mark.parametrize(
+    "labels",
+    [
+        np.array([[1, 0], [1, 1], [0, 1], [1, 0]], np.float32),  # a row sums to 2
+        np.array([[1, 0], [0.5, 0.5], [0, 1], [1, 0]], np.float32),  # not 0/1
+        np.array([[2, -1], [1, 0], [0, 1], [1, 0]], np.int64),  # sums to 1, but not 0/1
+    ],
+)
 def test_npy_labels_not_one_hot(tmp_path: Path, labels: np.ndarray):
     d = save_npy(tmp_path / "s", make_sprites(n=4, classes=2)[0], labels)
     with bad(r"sprites_labels\.npy.*one-hot.*\(row [01] is"):
         load_sprites(d)
 
 
-@pytest.mark.parametrize("images, labels, file", [
-    (make_sprites(n=4)[0], np.eye(3)[[0, 1, 2]], "sprites_labels.npy"),        # N mismatch
-    (make_sprites(n=4)[0], np.zeros(4), "sprites_labels.npy"),                  # wrong ndim
-    (make_sprites(n=4)[0], np.array([["a"]] * 4), "sprites_labels.npy"),        # strings
-    (make_sprites(n=4)[0].astype(np.float32), np.eye(3)[[0, 1, 2, 0]], "sprites.npy"),  # wrong dtype
-    (make_sprites(n=4)[0][..., :2], np.eye(3)[[0, 1, 2, 0]], "sprites.npy"),  # 2 channels
-])
+@pytest.mark.parametrize(
+    "images, labels, file",
+    [
+        (make_sprites(n=4)[0], np.eye(3)[[0, 1, 2]], "sprites_labels.npy"),  # N mismatch
+        (make_sprites(n=4)[0], np.zeros(4), "sprites_labels.npy"),  # wrong ndim
+        (make_sprites(n=4)[0], np.array([["a"]] * 4), "sprites_labels.npy"),  # strings
+        (make_sprites(n=4)[0].astype(np.float32), np.eye(3)[[0, 1, 2, 0]], "sprites.npy"),  # wrong dtype
+        (make_sprites(n=4)[0][..., :2], np.eye(3)[[0, 1, 2, 0]], "sprites.npy"),  # 2 channels
+    ],
+)
 def test_npy_bad_shapes_and_dtypes_name_the_file(tmp_path: Path, images, labels, file: str):
     d = save_npy(tmp_path / "s", images, labels)
     with bad(rf"'{d / file}'"):
@@ -158,6 +166,7 @@ def test_npy_never_unpickles(tmp_path: Path):
 
 # --- kind 2: PNG folders -----------------------------------------------------------------------
 
+
 def test_png_folders_convert_modes_and_sort_labels(tmp_path: Path):
     pal = Image.new("P", (8, 8), 1)
     pal.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
@@ -165,8 +174,9 @@ def test_png_folders_convert_modes_and_sort_labels(tmp_path: Path):
     pal.info["transparency"] = 0
     la = Image.new("LA", (8, 8), (200, 255))
     la.putpixel((1, 1), (200, 0))
-    d = png_tree(tmp_path / "p", {"zebra": [solid("RGB", (1, 2, 3))], "apple": [pal, la],
-                                  "mid": [solid("RGBA", (9, 9, 9, 128))]})
+    d = png_tree(
+        tmp_path / "p", {"zebra": [solid("RGB", (1, 2, 3))], "apple": [pal, la], "mid": [solid("RGBA", (9, 9, 9, 128))]}
+    )
     (d / "apple" / "deeper").mkdir()
     solid("RGB", (5, 5, 5)).save(d / "apple" / "deeper" / "ignored.png")
     (d / "apple" / "notes.txt").write_text("not a sprite")
@@ -209,6 +219,7 @@ def test_empty_label_folder_names_the_folder(tmp_path: Path):
 
 
 # --- kind 3: tileset sheet + CSV ---------------------------------------------------------------
+
 
 def test_tileset_csv_order_of_first_appearance(tmp_path: Path):
     d = tileset(tmp_path / "t", ["0,1,wall,a", "2,3,orc,b", "1,0,wall,c"])
@@ -255,6 +266,7 @@ def test_tileset_bad_csv(tmp_path: Path):
 
 # --- kind 4: background key, dropping, errors --------------------------------------------------
 
+
 def test_background_key_hex_makes_that_colour_transparent(tmp_path: Path):
     imgs = np.full((2, 4, 4, 4), 255, np.uint8)
     imgs[..., :3] = (255, 0, 255)
@@ -269,9 +281,9 @@ def test_background_key_hex_makes_that_colour_transparent(tmp_path: Path):
 def test_auto_key_is_one_colour_voted_by_opaque_corners():
     imgs = np.zeros((4, 4, 4, 4), np.uint8)
     imgs[..., 3] = 255
-    imgs[:3, ..., :3] = (0, 255, 0)      # three sprites on a green background
+    imgs[:3, ..., :3] = (0, 255, 0)  # three sprites on a green background
     imgs[:, 2, 2, :3] = (9, 9, 9)
-    imgs[3, ..., :3] = (50, 50, 50)      # one fills its corner: must keep its grey
+    imgs[3, ..., :3] = (50, 50, 50)  # one fills its corner: must keep its grey
     out = apply_background_key(imgs, "auto")
     assert (out[:3, 0, 0] == 0).all() and (out[:, 2, 2, 3] == 255).all()
     assert (out[3, :, :, 3] == 255).all()
@@ -281,9 +293,9 @@ def test_auto_key_leaves_an_already_transparent_set_alone(caplog):
     """Sprites on a transparent background with black outlines: 'auto' must not key black (it used to
     erase every outline and shadow, and empty whole sprites)."""
     imgs = np.zeros((3, 8, 8, 4), np.uint8)
-    imgs[:, 1:7, 1:7] = (0, 0, 0, 255)          # black outline
-    imgs[:, 2:6, 2:6] = (200, 60, 30, 255)      # coloured body
-    imgs[2, 0, 0] = (0, 0, 0, 255)              # a black corner pixel votes for black
+    imgs[:, 1:7, 1:7] = (0, 0, 0, 255)  # black outline
+    imgs[:, 2:6, 2:6] = (200, 60, 30, 255)  # coloured body
+    imgs[2, 0, 0] = (0, 0, 0, 255)  # a black corner pixel votes for black
     with caplog.at_level(logging.INFO, logger="scarlet_moon.data.sprites"):
         out = apply_background_key(imgs, "auto")
     assert np.array_equal(out, imgs) and "already have transparent pixels; nothing keyed" in caplog.text
@@ -331,6 +343,7 @@ def test_missing_or_unknown_path(tmp_path: Path):
 
 # --- model range and splits --------------------------------------------------------------------
 
+
 def test_model_range_round_trip():
     imgs = load_sprites().images[::97]
     x = to_model_range(imgs)
@@ -376,8 +389,11 @@ def test_a_huge_image_is_named_by_its_pixel_count(tmp_path: Path):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     p = tmp_path / "huge.png"  # the header of a 20000x20000 RGBA PNG; no pixel data needed to refuse it
-    p.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 6, 0, 0, 0))
-                  + chunk(b"IEND", b""))
+    p.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 6, 0, 0, 0))
+        + chunk(b"IEND", b"")
+    )
     with pytest.raises(BadInput) as err:
         read_image(p)
     assert "400,000,000 pixels" in str(err.value) and "pixels an image may have" in str(err.value)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-
-from scarlet_moon.cli.main import sm
 from conftest import request, sprites_of
+
 from scarlet_moon.backends import read_card
 from scarlet_moon.backends.torch_backend import TorchDenoiser, load_torch_model
+from scarlet_moon.cli.main import sm
 from scarlet_moon.diffusion.editing import Edit
 from scarlet_moon.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from scarlet_moon.training.distill import distill
@@ -26,8 +26,9 @@ def teacher(tiny_model: Path, tmp_path_factory) -> Path:
     a teacher whose labelled and null rows differ is what there is to distil."""
     ck = load_checkpoint(tiny_model, with_optim=False)
     g = torch.Generator().manual_seed(0)
-    weights = {k: v + 0.05 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
-               for k, v in ck.weights.items()}
+    weights = {
+        k: v + 0.05 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v for k, v in ck.weights.items()
+    }
     out = tmp_path_factory.mktemp("teacher") / "teacher.safetensors"
     save_checkpoint(out, Checkpoint(meta=ck.meta, model=weights))
     return out
@@ -129,14 +130,40 @@ def test_onnx_student_has_a_one_row_step_graph(student: Path, tmp_path: Path, mo
 
 def test_cli_distill_and_bad_input(tiny_model: Path, student: Path, tmp_path: Path):
     out = tmp_path / "s2.safetensors"
-    res = CliRunner().invoke(sm, ["distill", "--model", str(tiny_model), "--out", str(out), "--steps", "3",
-                                  "--batch", "8", "--device", "cpu"])
+    res = CliRunner().invoke(
+        sm,
+        ["distill", "--model", str(tiny_model), "--out", str(out), "--steps", "3", "--batch", "8", "--device", "cpu"],
+    )
     assert res.exit_code == 0, res.output
     assert read_card(out).guidance_base == 2.0
-    again = CliRunner().invoke(sm, ["distill", "--model", str(student), "--out", str(tmp_path / "x.safetensors"),
-                                    "--steps", "3", "--device", "cpu"])
+    again = CliRunner().invoke(
+        sm,
+        [
+            "distill",
+            "--model",
+            str(student),
+            "--out",
+            str(tmp_path / "x.safetensors"),
+            "--steps",
+            "3",
+            "--device",
+            "cpu",
+        ],
+    )
     assert again.exit_code == 2 and "is already distilled" in again.output
-    bad = CliRunner().invoke(sm, ["distill", "--model", str(tiny_model), "--out", str(tmp_path / "no" / "x.safetensors"),
-                                  "--steps", "3", "--device", "cpu"])
+    bad = CliRunner().invoke(
+        sm,
+        [
+            "distill",
+            "--model",
+            str(tiny_model),
+            "--out",
+            str(tmp_path / "no" / "x.safetensors"),
+            "--steps",
+            "3",
+            "--device",
+            "cpu",
+        ],
+    )
     assert bad.exit_code == 2 and "expected a .safetensors path in an existing folder" in bad.output
     assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "no").exists()

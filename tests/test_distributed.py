@@ -11,20 +11,20 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import HANG, ROOT, TINY, sm_cmd
 from safetensors.torch import load_file
 
 from scarlet_moon.cli.main import sm
-from conftest import HANG, ROOT, TINY, sm_cmd
-from scarlet_moon.training.config import DEFAULT
 from scarlet_moon.data.sprites import load_sprites
-from scarlet_moon.training.runs import train_run
+from scarlet_moon.training.config import DEFAULT
 from scarlet_moon.training.loop import train_step
+from scarlet_moon.training.runs import train_run
 from scarlet_moon.training.state import build_state
 
 # Constant lr after warm-up: a run of 3 steps resumed to 6 is the same as a run of 6.
 SETTINGS = {**TINY, "steps": 6, "lr_schedule": "constant", "checkpoint_every": 2, "sample_every": 3}
 # Logs every atomic write (os.replace) of a torchrun worker to spy/rank<RANK>.log.
-SPY = '''import os
+SPY = """import os
 if "RANK" in os.environ:
     _replace, _log = os.replace, os.path.join(os.path.dirname(__file__), "rank" + os.environ["RANK"] + ".log")
     def _spy(src, dst, *args, **kw):
@@ -32,7 +32,7 @@ if "RANK" in os.environ:
             f.write(os.path.basename(str(dst)) + "\\n")
         return _replace(src, dst, *args, **kw)
     os.replace = _spy
-'''
+"""
 
 
 def _toml(path: Path, settings: dict) -> Path:
@@ -50,21 +50,47 @@ def assert_close_weights(a: Path, b: Path) -> None:
 
 @pytest.mark.slow
 def test_two_gloo_ranks_train_and_resume_like_one_process(npy_set: Path, tmp_path: Path, sm_env):
-    single = train_run(DEFAULT.replace(SETTINGS), load_sprites(npy_set), runs_root=tmp_path / "single",
-                       trackers={}, name="one")
+    single = train_run(
+        DEFAULT.replace(SETTINGS), load_sprites(npy_set), runs_root=tmp_path / "single", trackers={}, name="one"
+    )
     spy = tmp_path / "spy"
     spy.mkdir()
     (spy / "sitecustomize.py").write_text(SPY)
     env = dict(sm_env, PYTHONPATH=f"{spy}{os.pathsep}{ROOT}", OMP_NUM_THREADS="1")
     runs = tmp_path / "runs"
     common = ["--runs-dir", str(runs), "--device", "cpu"]
-    first = subprocess.run(sm_cmd("-q", "train", "--nproc", "2", "--data", str(npy_set), "--name", "ddp", *common,
-                                  "--config", str(_toml(tmp_path / "tiny.toml", SETTINGS)), "--steps", "3"),
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=HANG)
+    first = subprocess.run(
+        sm_cmd(
+            "-q",
+            "train",
+            "--nproc",
+            "2",
+            "--data",
+            str(npy_set),
+            "--name",
+            "ddp",
+            *common,
+            "--config",
+            str(_toml(tmp_path / "tiny.toml", SETTINGS)),
+            "--steps",
+            "3",
+        ),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+    )
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines() == [str(runs / "ddp"), str(runs / "ddp" / "model.safetensors")]
-    resumed = subprocess.run(sm_cmd("-q", "train", "--nproc", "2", "--resume", "ddp", "--steps", "6", *common),
-                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=HANG)
+    resumed = subprocess.run(
+        sm_cmd("-q", "train", "--nproc", "2", "--resume", "ddp", "--steps", "6", *common),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert_close_weights(single.checkpoint, runs / "ddp" / "checkpoint.safetensors")  # weights, EMA, Adam
     assert_close_weights(single.model, runs / "ddp" / "model.safetensors")
@@ -89,20 +115,59 @@ def test_two_ranks_with_a_time_budget_stop_after_the_same_step(npy_set: Path, tm
 
     settings = {k: v for k, v in SETTINGS.items() if k not in ("steps", "lr_schedule")}
     runs = tmp_path / "runs"
-    res = subprocess.run(sm_cmd("-q", "train", "--nproc", "2", "--data", str(npy_set), "--name", "timed", "--time",
-                                "3s", "--runs-dir", str(runs), "--device", "cpu", "--tracking", "none",
-                                "--config", str(_toml(tmp_path / "tiny.toml", settings))),
-                         cwd=ROOT, env=dict(sm_env, OMP_NUM_THREADS="1"), capture_output=True, text=True,
-                         timeout=HANG)
+    res = subprocess.run(
+        sm_cmd(
+            "-q",
+            "train",
+            "--nproc",
+            "2",
+            "--data",
+            str(npy_set),
+            "--name",
+            "timed",
+            "--time",
+            "3s",
+            "--runs-dir",
+            str(runs),
+            "--device",
+            "cpu",
+            "--tracking",
+            "none",
+            "--config",
+            str(_toml(tmp_path / "tiny.toml", settings)),
+        ),
+        cwd=ROOT,
+        env=dict(sm_env, OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+    )
     assert res.returncode == 0, res.stderr  # check_in_sync passed: the ranks' weights agree
     meta = read_meta(runs / "timed" / "model.safetensors")
     assert meta["config"]["time_budget"] == 3.0 and meta["config"]["steps"] == meta["step"] >= 1
 
 
 def test_failing_ranks_end_with_one_error_line_and_its_exit_code(tmp_path: Path, sm_env):
-    res = subprocess.run(sm_cmd("train", "--nproc", "2", "--data", str(tmp_path / "missing"), "--tracking", "none",
-                                "--runs-dir", str(tmp_path / "runs"), "--device", "cpu"),
-                         cwd=ROOT, env=dict(sm_env, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=HANG)
+    res = subprocess.run(
+        sm_cmd(
+            "train",
+            "--nproc",
+            "2",
+            "--data",
+            str(tmp_path / "missing"),
+            "--tracking",
+            "none",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--device",
+            "cpu",
+        ),
+        cwd=ROOT,
+        env=dict(sm_env, OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+    )
     assert res.returncode == 2
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "missing" in errors[0]  # rank 0 speaks; rank 1 fails quietly
@@ -110,8 +175,24 @@ def test_failing_ranks_end_with_one_error_line_and_its_exit_code(tmp_path: Path,
 
 def test_batch_not_dividing_by_nproc_is_one_line_exit_2(npy_set: Path, tmp_path: Path, monkeypatch):
     monkeypatch.setattr(subprocess, "call", lambda *a, **k: pytest.fail("torchrun must not start"))
-    res = CliRunner().invoke(sm, ["train", "--nproc", "3", "--batch-size", "8", "--data", str(npy_set),
-                                  "--tracking", "none", "--runs-dir", str(tmp_path), "--device", "cpu"])
+    res = CliRunner().invoke(
+        sm,
+        [
+            "train",
+            "--nproc",
+            "3",
+            "--batch-size",
+            "8",
+            "--data",
+            str(npy_set),
+            "--tracking",
+            "none",
+            "--runs-dir",
+            str(tmp_path),
+            "--device",
+            "cpu",
+        ],
+    )
     assert res.exit_code == 2, res.output
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "batch size 8" in lines[0] and "3 processes" in lines[0]
@@ -120,13 +201,48 @@ def test_batch_not_dividing_by_nproc_is_one_line_exit_2(npy_set: Path, tmp_path:
 def test_nproc_starts_torchrun_with_the_same_arguments(npy_set: Path, tmp_path: Path, monkeypatch):
     calls = []
     monkeypatch.setattr(subprocess, "call", lambda cmd, env: calls.append((cmd, env)) or 0)
-    res = CliRunner().invoke(sm, ["-q", "train", "--nproc", "2", "--data", str(npy_set), "--steps", "4",
-                                  "--no-wandb", "--runs-dir", str(tmp_path), "--device", "cpu"])
+    res = CliRunner().invoke(
+        sm,
+        [
+            "-q",
+            "train",
+            "--nproc",
+            "2",
+            "--data",
+            str(npy_set),
+            "--steps",
+            "4",
+            "--no-wandb",
+            "--runs-dir",
+            str(tmp_path),
+            "--device",
+            "cpu",
+        ],
+    )
     assert res.exit_code == 0, res.output
-    (cmd, env), = calls
-    assert cmd[1:8] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "scarlet_moon.cli.main"]
-    assert cmd[8:] == ["-q", "train", "--data", str(npy_set), "--steps", "4", "--runs-dir", str(tmp_path),
-                       "--no-wandb", "--device", "cpu"]
+    ((cmd, env),) = calls
+    assert cmd[1:8] == [
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "scarlet_moon.cli.main",
+    ]
+    assert cmd[8:] == [
+        "-q",
+        "train",
+        "--data",
+        str(npy_set),
+        "--steps",
+        "4",
+        "--runs-dir",
+        str(tmp_path),
+        "--no-wandb",
+        "--device",
+        "cpu",
+    ]
     assert "SM_DIST_STATUS_FILE" in env and "OMP_NUM_THREADS" in env
 
 

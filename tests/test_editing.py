@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import HANG, ROOT, TINY, request, sprites_of
 from PIL import Image
 
 from scarlet_moon.cli.main import sm
-from conftest import HANG, ROOT, TINY, request, sprites_of
 
 SIZE = 8
 BACKENDS = ["torch", "onnx"]
@@ -48,13 +48,14 @@ def ramp_set(tmp_path_factory) -> tuple[Path, np.ndarray]:
 def ramp_model(tmp_path_factory, ramp_set) -> Path:
     """A tiny model trained 300 steps on the ramps (about 8 s on one core); model.onnx beside it
     when onnxruntime and the exporter are installed."""
-    from scarlet_moon.training.config import DEFAULT
     from scarlet_moon.data.sprites import load_sprites
+    from scarlet_moon.training.config import DEFAULT
     from scarlet_moon.training.runs import train_run
 
     cfg = DEFAULT.replace({**TINY, "steps": 300, "attention": True, "lr": 2e-3, "ema_decay": 0.9})
-    res = train_run(cfg, load_sprites(ramp_set[0]), runs_root=tmp_path_factory.mktemp("rampruns"), trackers={},
-                    name="m")
+    res = train_run(
+        cfg, load_sprites(ramp_set[0]), runs_root=tmp_path_factory.mktemp("rampruns"), trackers={}, name="m"
+    )
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
@@ -191,10 +192,13 @@ def test_python_api(ramp_model, ramp_set, tmp_path):
     init = tmp_path / "init.png"
     Image.fromarray(ramp_set[1][2], "RGBA").save(init)
     four = scarlet_moon.SamplingOptions(steps=4)
-    images = scarlet_moon.generate(ramp_model, label=1, count=2, sampling=four,
-                                   edit=scarlet_moon.EditOptions(init=init, strength=0.0))
+    images = scarlet_moon.generate(
+        ramp_model, label=1, count=2, sampling=four, edit=scarlet_moon.EditOptions(init=init, strength=0.0)
+    )
     assert all((np.asarray(im) == ramp_set[1][2]).all() for im in images)
-    tiles = scarlet_moon.generate(ramp_model, label=1, count=2, sampling=four, edit=scarlet_moon.EditOptions(tileable=True))
+    tiles = scarlet_moon.generate(
+        ramp_model, label=1, count=2, sampling=four, edit=scarlet_moon.EditOptions(tileable=True)
+    )
     assert len(tiles) == 2 and tiles[0].size == (SIZE, SIZE)
 
 
@@ -214,22 +218,26 @@ def save(path: Path, arr: np.ndarray) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--init", "{big}"], "is 9x8; this model makes 8x8"),
-    (["--init", "{nope}"], "does not exist"),
-    (["--init", "{init}", "--strength", "1.5"], "--strength 1.5: must be between 0 and 1"),
-    (["--init", "{init}", "--strength", "-0.1"], "--strength -0.1"),
-    (["--strength", "0.5"], "--strength 0.5 needs --init"),
-    (["--mask", "{mask}"], "--mask needs --init"),
-    (["--init", "{init}", "--mask", "{big}"], "--mask"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--init", "{big}"], "is 9x8; this model makes 8x8"),
+        (["--init", "{nope}"], "does not exist"),
+        (["--init", "{init}", "--strength", "1.5"], "--strength 1.5: must be between 0 and 1"),
+        (["--init", "{init}", "--strength", "-0.1"], "--strength -0.1"),
+        (["--strength", "0.5"], "--strength 0.5 needs --init"),
+        (["--mask", "{mask}"], "--mask needs --init"),
+        (["--init", "{init}", "--mask", "{big}"], "--mask"),
+    ],
+)
 def test_bad_edit_options_are_one_line_errors(ramp_model, tmp_path, args, expected):
-    files = {"big": save(tmp_path / "big.png", np.zeros((8, 9, 4), np.uint8)),
-             "init": save(tmp_path / "init.png", np.zeros((8, 8, 4), np.uint8)),
-             "mask": save(tmp_path / "mask.png", np.zeros((8, 8), np.uint8)),
-             "nope": str(tmp_path / "nope.png")}
-    res = invoke("sample", "--model", str(ramp_model), "--out", str(tmp_path / "o"),
-                 *[a.format(**files) for a in args])
+    files = {
+        "big": save(tmp_path / "big.png", np.zeros((8, 9, 4), np.uint8)),
+        "init": save(tmp_path / "init.png", np.zeros((8, 8, 4), np.uint8)),
+        "mask": save(tmp_path / "mask.png", np.zeros((8, 8), np.uint8)),
+        "nope": str(tmp_path / "nope.png"),
+    }
+    res = invoke("sample", "--model", str(ramp_model), "--out", str(tmp_path / "o"), *[a.format(**files) for a in args])
     assert res.exit_code == 2, res.output
     line = one_line_error(res)
     assert expected in line, line
@@ -241,11 +249,29 @@ def test_bad_edit_options_are_one_line_errors(ramp_model, tmp_path, args, expect
 def test_cli_json_reports_edits_and_keeps_masked_out_pixels(ramp_model, ramp_set, tmp_path, backend):
     card_for(ramp_model, backend)  # skips the onnx case without onnxruntime
     init = ramp_set[1][3]
-    rgba_mask = np.zeros((SIZE, SIZE, 4), np.uint8)   # transparent = keep
-    rgba_mask[4:, :, :] = 255                          # opaque white = generate
-    args = ["sample", "--model", str(ramp_model), "--backend", backend, "--count", "2", "--steps", "4",
-            "--init", save(tmp_path / "init.png", init), "--mask", save(tmp_path / "mask.png", rgba_mask),
-            "--strength", "0.8", "--tileable", "--out", str(tmp_path / "o"), "--json"]
+    rgba_mask = np.zeros((SIZE, SIZE, 4), np.uint8)  # transparent = keep
+    rgba_mask[4:, :, :] = 255  # opaque white = generate
+    args = [
+        "sample",
+        "--model",
+        str(ramp_model),
+        "--backend",
+        backend,
+        "--count",
+        "2",
+        "--steps",
+        "4",
+        "--init",
+        save(tmp_path / "init.png", init),
+        "--mask",
+        save(tmp_path / "mask.png", rgba_mask),
+        "--strength",
+        "0.8",
+        "--tileable",
+        "--out",
+        str(tmp_path / "o"),
+        "--json",
+    ]
     res = CliRunner().invoke(sm, args)
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout.strip().splitlines()[-1])
@@ -254,23 +280,43 @@ def test_cli_json_reports_edits_and_keeps_masked_out_pixels(ramp_model, ramp_set
     assert meta["strength"] == 0.8 and meta["tileable"] is True
     for f in report["files"]:
         assert (np.asarray(Image.open(f["path"]).convert("RGBA"))[:4] == init[:4]).all()
-    plain = CliRunner().invoke(sm, ["sample", "--model", str(ramp_model), "--count", "1", "--steps", "2",
-                                    "--out", str(tmp_path / "p"), "--json"])
+    plain = CliRunner().invoke(
+        sm,
+        ["sample", "--model", str(ramp_model), "--count", "1", "--steps", "2", "--out", str(tmp_path / "p"), "--json"],
+    )
     meta = json.loads(plain.stdout.strip().splitlines()[-1])["meta"]
     assert meta["init"] is None and meta["strength"] is None and meta["tileable"] is False
 
 
 def test_sheet_onnx_edits_import_no_torch(ramp_model, ramp_set, tmp_path, sm_env):
     card_for(ramp_model, "onnx")
-    code = ("import json, sys\nfrom scarlet_moon.cli.main import sm\ntry:\n"
-            "    sm.main(sys.argv[1:], prog_name='sm', standalone_mode=False)\nfinally:\n"
-            "    print(json.dumps('torch' in sys.modules), file=sys.stderr)\n")
+    code = (
+        "import json, sys\nfrom scarlet_moon.cli.main import sm\ntry:\n"
+        "    sm.main(sys.argv[1:], prog_name='sm', standalone_mode=False)\nfinally:\n"
+        "    print(json.dumps('torch' in sys.modules), file=sys.stderr)\n"
+    )
     out = tmp_path / "s.png"
-    args = ["sheet", "--backend", "onnx", "--model", str(ramp_model), "--count", "2", "--steps", "3",
-            "--init", save(tmp_path / "init.png", ramp_set[1][0]), "--strength", "0.5", "--tileable",
-            "--out", str(out)]
-    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=sm_env, capture_output=True,
-                          text=True, timeout=HANG)
+    args = [
+        "sheet",
+        "--backend",
+        "onnx",
+        "--model",
+        str(ramp_model),
+        "--count",
+        "2",
+        "--steps",
+        "3",
+        "--init",
+        save(tmp_path / "init.png", ramp_set[1][0]),
+        "--strength",
+        "0.5",
+        "--tileable",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, env=sm_env, capture_output=True, text=True, timeout=HANG
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stderr.strip().splitlines()[-1]) is False
     frames = json.loads(out.with_suffix(".json").read_text())["frames"]

@@ -127,8 +127,10 @@ def atlas(tmp_path_factory):
     from scarlet_moon.exporters import Sprite, pack, write_atlases
 
     src = {f"hero_{i:03d}": sprite_pixels(i) for i in range(len(LABELS))}
-    sprites = [Sprite(name=n, image=Image.fromarray(px, "RGBA"), label=lab, meta={"i": i})
-               for i, ((n, px), lab) in enumerate(zip(src.items(), LABELS))]
+    sprites = [
+        Sprite(name=n, image=Image.fromarray(px, "RGBA"), label=lab, meta={"i": i})
+        for i, ((n, px), lab) in enumerate(zip(src.items(), LABELS))
+    ]
     result = pack(sprites, padding=1, extrude=0, scale=1, pot=False, max_size=4096, trim=False)
     assert len(result.pages) == 1, "fixture expects a single page"
     d = tmp_path_factory.mktemp("atlas")
@@ -148,7 +150,10 @@ def atlas(tmp_path_factory):
 
     frames = {f.name: f for f in result.pages[0].frames}
     return {
-        "dir": d, "src": src, "result": result, "frames": frames,
+        "dir": d,
+        "src": src,
+        "result": result,
+        "frames": frames,
         "rects": {n: (f.x, f.y, f.w, f.h) for n, f in frames.items()},
         "animations": result.animations(),
         "ase_json": d / "hero.aseprite.json",
@@ -195,19 +200,36 @@ def browser(atlas, tmp_path_factory):
         {"id": "phaser-webgl", "page": "phaser_page.html", "assets": str(d), "query": {"renderer": "webgl"}},
         {"id": "pixi-webgl", "page": "pixi_page.html", "assets": str(d), "query": {"renderer": "webgl"}},
         {"id": "pixi-canvas", "page": "pixi_page.html", "assets": str(d), "query": {"renderer": "canvas"}},
-        {"id": "control", "page": "phaser_page.html", "assets": str(atlas["control_dir"]),
-         "query": {"renderer": "canvas"}},
-        {"id": "phaser-aseprite", "page": "phaser_page.html", "assets": str(d),
-         "query": {"renderer": "canvas", "kind": "aseprite", "json": atlas["ase_json"].name}},
-        {"id": "phaser-xml-canvas", "page": "phaser_page.html", "assets": str(d),
-         "query": {"renderer": "canvas", "kind": "xml", "json": "hero.xml"}},
-        {"id": "phaser-xml-webgl", "page": "phaser_page.html", "assets": str(d),
-         "query": {"renderer": "webgl", "kind": "xml", "json": "hero.xml"}},
+        {
+            "id": "control",
+            "page": "phaser_page.html",
+            "assets": str(atlas["control_dir"]),
+            "query": {"renderer": "canvas"},
+        },
+        {
+            "id": "phaser-aseprite",
+            "page": "phaser_page.html",
+            "assets": str(d),
+            "query": {"renderer": "canvas", "kind": "aseprite", "json": atlas["ase_json"].name},
+        },
+        {
+            "id": "phaser-xml-canvas",
+            "page": "phaser_page.html",
+            "assets": str(d),
+            "query": {"renderer": "canvas", "kind": "xml", "json": "hero.xml"},
+        },
+        {
+            "id": "phaser-xml-webgl",
+            "page": "phaser_page.html",
+            "assets": str(d),
+            "query": {"renderer": "webgl", "kind": "xml", "json": "hero.xml"},
+        },
     ]
     spec = tmp_path_factory.mktemp("browser") / "jobs.json"
     spec.write_text(json.dumps({"chromium": chromium_path(), "jobs": jobs}))
-    proc = subprocess.run(["node", str(ENGINES / "run.mjs"), str(spec)], cwd=ENGINES, capture_output=True,
-                          text=True, timeout=900)
+    proc = subprocess.run(
+        ["node", str(ENGINES / "run.mjs"), str(spec)], cwd=ENGINES, capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, f"run.mjs rc={proc.returncode}\nstderr:\n{proc.stderr[-4000:]}"
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     return out
@@ -294,8 +316,9 @@ GODOT_BAD = re.compile(r"Parse Error|Failed loading resource|Can't open|_get_mod
 
 def run_godot(args: list[str], proj: Path, timeout: int = 600, **env) -> subprocess.CompletedProcess:
     e = {**os.environ, "LC_ALL": "C.UTF-8", **env}
-    return subprocess.run([godot_bin(), "--no-window", "--path", str(proj), *args], capture_output=True,
-                          text=True, timeout=timeout, env=e)
+    return subprocess.run(
+        [godot_bin(), "--no-window", "--path", str(proj), *args], capture_output=True, text=True, timeout=timeout, env=e
+    )
 
 
 def test_godot3_loads_spriteframes_regions_and_pixels(atlas, tmp_path):
@@ -319,7 +342,7 @@ def test_godot3_loads_spriteframes_regions_and_pixels(atlas, tmp_path):
     assert chk.returncode == 0 and lines, f"rc={chk.returncode}\n{chk.stdout[-2000:]}\n{chk.stderr[-3000:]}"
     bad = GODOT_BAD.findall(chk.stderr)
     assert not bad, f"Godot reported {bad}:\n{chk.stderr[-3000:]}"
-    res = json.loads(lines[-1][len("SMRESULT "):])
+    res = json.loads(lines[-1][len("SMRESULT ") :])
     assert res["ok"], res
     assert res["version"].startswith("3."), res["version"]
 
@@ -361,14 +384,26 @@ def love_game(tmp: Path, files: dict[str, Path]) -> Path:
 
 def run_love(game: Path, tmp: Path, module: str = "hero", load_only: bool = False) -> dict:
     """Run tests/engines/love/main.lua in `game` under xvfb-run; its lines parsed ({kind: [(name, pixels)]})."""
-    env = {**os.environ, "SM_ATLAS_MODULE": module, "SM_LOAD_ONLY": "1" if load_only else "0",
-           "XDG_DATA_HOME": str(tmp / "xdg"), "HOME": str(tmp)}
-    proc = subprocess.run([shutil.which("xvfb-run"), "-a", "-s", "-screen 0 640x480x24", love_bin(), str(game)],
-                          capture_output=True, text=True, timeout=600, env=env, cwd=game)
+    env = {
+        **os.environ,
+        "SM_ATLAS_MODULE": module,
+        "SM_LOAD_ONLY": "1" if load_only else "0",
+        "XDG_DATA_HOME": str(tmp / "xdg"),
+        "HOME": str(tmp),
+    }
+    proc = subprocess.run(
+        [shutil.which("xvfb-run"), "-a", "-s", "-screen 0 640x480x24", love_bin(), str(game)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=game,
+    )
     lines = [ln.split(" ") for ln in proc.stdout.splitlines() if ln.startswith("SM")]
     errors = [bytes.fromhex(ln[1]).decode("utf-8", "replace") for ln in lines if ln[0] == "SMERROR"]
-    assert proc.returncode == 0 and not errors and lines and lines[-1] == ["SMDONE"], \
+    assert proc.returncode == 0 and not errors and lines and lines[-1] == ["SMDONE"], (
         f"rc={proc.returncode} {errors}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    )
     out: dict = {"SMFRAME": [], "SMGRID": [], "SMSHIFT": []}
     for kind, *v in lines[:-1]:
         if kind == "SMINFO":
@@ -403,10 +438,17 @@ def test_love11_requires_a_module_of_70000_frames(tmp_path):
     from scarlet_moon.exporters.model import Frame, Page
 
     n, img = 70000, Image.new("RGBA", (4096, 4096))
-    frames = [Frame(f"f_{i:05d}", 1 + 17 * (i % 240), 1 + 17 * (i // 240 % 240), 16, 16, 16, 16, label=f"l{i % 9}")
-              for i in range(n)]
-    target = AtlasTarget([Page(img, frames[:50000]), Page(img, frames[50000:])], ["big-0.png", "big-1.png"],
-                         "big.lua", [], {"app": "scarlet-moon", "version": "0"})
+    frames = [
+        Frame(f"f_{i:05d}", 1 + 17 * (i % 240), 1 + 17 * (i // 240 % 240), 16, 16, 16, 16, label=f"l{i % 9}")
+        for i in range(n)
+    ]
+    target = AtlasTarget(
+        [Page(img, frames[:50000]), Page(img, frames[50000:])],
+        ["big-0.png", "big-1.png"],
+        "big.lua",
+        [],
+        {"app": "scarlet-moon", "version": "0"},
+    )
     module = tmp_path / "big.lua"
     module.write_text(Love().render(target), "utf-8")
     res = run_love(love_game(tmp_path, {"big.lua": module}), tmp_path, module="big", load_only=True)

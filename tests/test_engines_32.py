@@ -18,11 +18,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import sm_cmd
-from test_engines import (ENGINES, GODOT_BAD, browser_missing, chromium_path, godot_bin, pixel_diffs, require,
-                          run_godot, assert_drawn_frames_match)
+from PIL import Image
+from test_engines import (
+    ENGINES,
+    GODOT_BAD,
+    assert_drawn_frames_match,
+    browser_missing,
+    chromium_path,
+    godot_bin,
+    pixel_diffs,
+    require,
+    run_godot,
+)
 
 pytestmark = pytest.mark.engines
 BACKENDS = ("torch", "onnx")
@@ -34,7 +42,7 @@ def frames_of(folder: Path) -> dict[str, np.ndarray]:
     out = {}
     for name, f in json.loads((folder / "hero32.json").read_text())["frames"].items():
         r = f["frame"]
-        out[name] = sheet[r["y"]:r["y"] + r["h"], r["x"]:r["x"] + r["w"]]
+        out[name] = sheet[r["y"] : r["y"] + r["h"], r["x"] : r["x"] + r["w"]]
     return out
 
 
@@ -43,15 +51,27 @@ def sheets(tmp_path_factory) -> dict[str, Path]:
     """backend -> a folder with hero32.png/.json/.tres written by the must-show command."""
     root = tmp_path_factory.mktemp("sheets32")
     env = {**os.environ, "SCARLET_MOON_CACHE": str(root / "cache"), "WANDB_MODE": "disabled"}
-    exp = subprocess.run(sm_cmd("export-onnx", "--model", "bundled-32"), capture_output=True, text=True, env=env,
-                         timeout=900)
+    exp = subprocess.run(
+        sm_cmd("export-onnx", "--model", "bundled-32"), capture_output=True, text=True, env=env, timeout=900
+    )
     assert exp.returncode == 0, exp.stderr[-3000:]
     out = {}
     for backend in BACKENDS:
         d = root / backend
         d.mkdir()
-        args = ["sheet", "--model", "bundled-32", "--label", "hero", "--count", "64", "--out", str(d / "hero32.png"),
-                "--format", "json-hash,godot3"] + (["--backend", "onnx"] if backend == "onnx" else [])
+        args = [
+            "sheet",
+            "--model",
+            "bundled-32",
+            "--label",
+            "hero",
+            "--count",
+            "64",
+            "--out",
+            str(d / "hero32.png"),
+            "--format",
+            "json-hash,godot3",
+        ] + (["--backend", "onnx"] if backend == "onnx" else [])
         proc = subprocess.run(sm_cmd(*args), capture_output=True, text=True, env=env, timeout=900)
         assert proc.returncode == 0, proc.stderr[-3000:]
         out[backend] = d
@@ -75,12 +95,15 @@ def test_phaser_and_pixi_draw_every_32x32_frame_exactly(sheets, backend, tmp_pat
     why = browser_missing()
     require(why is None, why or "")
     d, q = sheets[backend], {"png": "hero32.png", "json": "hero32.json", "cell": 40, "cols": 12}  # 64 frames of 32 px
-    jobs = [{"id": f"{eng}-{r}", "page": f"{eng}_page.html", "assets": str(d), "query": {"renderer": r, **q}}
-            for eng, r in (("phaser", "canvas"), ("phaser", "webgl"), ("pixi", "webgl"))]
+    jobs = [
+        {"id": f"{eng}-{r}", "page": f"{eng}_page.html", "assets": str(d), "query": {"renderer": r, **q}}
+        for eng, r in (("phaser", "canvas"), ("phaser", "webgl"), ("pixi", "webgl"))
+    ]
     spec = tmp_path / "jobs.json"
     spec.write_text(json.dumps({"chromium": chromium_path(), "jobs": jobs}))
-    proc = subprocess.run(["node", str(ENGINES / "run.mjs"), str(spec)], cwd=ENGINES, capture_output=True,
-                          text=True, timeout=900)
+    proc = subprocess.run(
+        ["node", str(ENGINES / "run.mjs"), str(spec)], cwd=ENGINES, capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])["results"]
     src = frames_of(d)
@@ -107,11 +130,13 @@ def test_godot3_loads_the_32x32_spriteframes(sheets, backend, tmp_path):
     lines = [ln for ln in chk.stdout.splitlines() if ln.startswith("SMRESULT ")]
     assert chk.returncode == 0 and lines, f"rc={chk.returncode}\n{chk.stdout[-2000:]}\n{chk.stderr[-3000:]}"
     assert not GODOT_BAD.findall(chk.stderr), chk.stderr[-3000:]
-    res = json.loads(lines[-1][len("SMRESULT "):])
+    res = json.loads(lines[-1][len("SMRESULT ") :])
     assert res["ok"], res
     src = frames_of(sheets[backend])
-    rects = {(f["frame"]["x"], f["frame"]["y"]): n for n, f in
-             json.loads((sheets[backend] / "hero32.json").read_text())["frames"].items()}
+    rects = {
+        (f["frame"]["x"], f["frame"]["y"]): n
+        for n, f in json.loads((sheets[backend] / "hero32.json").read_text())["frames"].items()
+    }
     drawn = [fr for a in res["animations"].values() for fr in a["frames"]]
     assert len(drawn) == 64, len(drawn)  # every generated hero, duplicates included, in the animation
     for fr in drawn:

@@ -33,15 +33,18 @@ def rects(result) -> dict[str, tuple[int, int, int, int]]:
 
 # ---- tiny Godot .tres parser (variant syntax of format=2 and format=3) ------------------------------
 
-TOKEN = re.compile(r'\s*(?:(?P<str>&?"(?:[^"\\]|\\.)*")|(?P<num>-?\d+(?:\.\d+)?(?:e-?\d+)?)'
-                   r'|(?P<id>[A-Za-z_][A-Za-z0-9_/]*)|(?P<p>[\[\]{}(),:=]))', re.S)
+TOKEN = re.compile(
+    r'\s*(?:(?P<str>&?"(?:[^"\\]|\\.)*")|(?P<num>-?\d+(?:\.\d+)?(?:e-?\d+)?)'
+    r"|(?P<id>[A-Za-z_][A-Za-z0-9_/]*)|(?P<p>[\[\]{}(),:=]))",
+    re.S,
+)
 
 
 def tokens(text: str) -> list[tuple[str, object]]:
     out, pos = [], 0
     while pos < len(text.rstrip()):
         m = TOKEN.match(text, pos)
-        assert m, f"cannot tokenise at {text[pos:pos + 30]!r}"
+        assert m, f"cannot tokenise at {text[pos : pos + 30]!r}"
         kind = m.lastgroup
         value = m.group(kind)
         if kind == "str":
@@ -128,7 +131,7 @@ def godot_animations(text: str, fmt: int) -> tuple[dict[str, list[tuple]], list[
     ext = {a["id"]: a["path"] for t, a, _ in rest if t == "ext_resource"}
     assert all(a["type"] == ("Texture" if fmt == 2 else "Texture2D") for t, a, _ in rest if t == "ext_resource")
     subs = {a["id"]: p for t, a, p in rest if t == "sub_resource" and a["type"] == "AtlasTexture"}
-    resource, = [p for t, _, p in rest if t == "resource"]
+    (resource,) = [p for t, _, p in rest if t == "resource"]
     out = {}
     for anim in resource["animations"]:
         assert anim["loop"] is True and anim["speed"] == 10.0
@@ -146,6 +149,7 @@ def godot_animations(text: str, fmt: int) -> tuple[dict[str, list[tuple]], list[
 
 
 # ---- port of libGDX TextureAtlas.TextureAtlasData.load ---------------------------------------------
+
 
 def read_entry(line: str | None) -> list[str]:
     """[name, values...] or [] (libGDX readEntry: no colon -> not an entry)."""
@@ -169,12 +173,12 @@ def libgdx_load(text: str) -> tuple[list[dict], list[dict]]:
             page, line = None, next(lines, None)
         elif page is None:
             page = {"file": line, "filter": ["Nearest", "Nearest"]}
-            while (entry := read_entry(line := next(lines, None))):
+            while entry := read_entry(line := next(lines, None)):
                 page[entry[0]] = entry[1:]
             pages.append(page)
         else:
             region = {"page": page["file"], "name": line.strip(), "index": -1}
-            while (entry := read_entry(line := next(lines, None))):
+            while entry := read_entry(line := next(lines, None)):
                 region[entry[0]] = [int(v) for v in entry[1:]] if entry[0] in ("bounds", "offsets") else entry[1]
             region["index"] = int(region["index"])
             regions.append(region)
@@ -182,6 +186,7 @@ def libgdx_load(text: str) -> tuple[list[dict], list[dict]]:
 
 
 # ---- the formats ------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def packed():
@@ -192,13 +197,17 @@ def test_json_hash_is_what_phaser_and_pixi_read(tmp_path, packed):
     paths = write_atlases(packed, tmp_path / "hero.png", app_meta={"model": "m1"})
     assert paths == [tmp_path / "hero.png", tmp_path / "hero.json"]
     doc = json.loads((tmp_path / "hero.json").read_text("utf-8"))
-    assert {k: (v["frame"]["x"], v["frame"]["y"], v["frame"]["w"], v["frame"]["h"])
-            for k, v in doc["frames"].items()} == rects(packed)
+    assert {
+        k: (v["frame"]["x"], v["frame"]["y"], v["frame"]["w"], v["frame"]["h"]) for k, v in doc["frames"].items()
+    } == rects(packed)
     f = doc["frames"]["walk_000"]
     assert f["rotated"] is False and f["trimmed"] is False and f["anchor"] == f["pivot"] == {"x": 0.5, "y": 0.5}
     assert f["data"] == {"label": "walk", "meta": {"seed": 0, "note": NASTY}}
-    assert doc["animations"] == {"walk": ["walk_000", "walk_001", "walk_002"], "idle": ["idle_003", "idle_004"],
-                                 NASTY: [f"{NASTY}_005"]}
+    assert doc["animations"] == {
+        "walk": ["walk_000", "walk_001", "walk_002"],
+        "idle": ["idle_003", "idle_004"],
+        NASTY: [f"{NASTY}_005"],
+    }
     meta = doc["meta"]
     assert meta["image"] == "hero.png" and meta["scale"] == "1" and meta["format"] == "RGBA8888"
     assert meta["size"] == {"w": packed.pages[0].size[0], "h": packed.pages[0].size[1]}
@@ -235,8 +244,10 @@ def test_aseprite_frames_are_index_keys_and_tags_are_contiguous(tmp_path):
     assert list(doc["frames"]) == ["0", "1", "2", "3"]
     assert [doc["frames"][k]["data"]["name"] for k in "0123"] == ["walk_000", "walk_002", "idle_001", "idle_003"]
     assert all(doc["frames"][k]["duration"] == 100 for k in "0123")
-    assert doc["meta"]["frameTags"] == [{"name": "walk", "from": 0, "to": 1, "direction": "forward"},
-                                        {"name": "idle", "from": 2, "to": 3, "direction": "forward"}]
+    assert doc["meta"]["frameTags"] == [
+        {"name": "walk", "from": 0, "to": 1, "direction": "forward"},
+        {"name": "idle", "from": 2, "to": 3, "direction": "forward"},
+    ]
     r = rects(result)
     assert tuple(doc["frames"]["1"]["frame"].values()) == r["walk_002"]
 
@@ -293,15 +304,17 @@ def test_several_pages_get_numbered_files_and_a_phaser_multi_atlas(tmp_path):
     assert len(result.pages) == 2
     paths = write_atlases(result, tmp_path / "hero.png", ["json-hash", "libgdx", "godot4"])
     names = sorted(p.name for p in paths)
-    assert names == sorted(["hero-0.png", "hero-1.png", "hero-0.json", "hero-1.json", "hero.atlas",
-                            "hero.godot4.tres", "hero.multi.json"])
+    assert names == sorted(
+        ["hero-0.png", "hero-1.png", "hero-0.json", "hero-1.json", "hero.atlas", "hero.godot4.tres", "hero.multi.json"]
+    )
     page0 = json.loads((tmp_path / "hero-0.json").read_text())
     assert page0["meta"]["image"] == "hero-0.png" and page0["meta"]["related_multi_packs"] == ["hero-1.json"]
     multi = json.loads((tmp_path / "hero.multi.json").read_text())
     assert [t["image"] for t in multi["textures"]] == ["hero-0.png", "hero-1.png"]
     got = {f["filename"]: (t["image"], *f["frame"].values()) for t in multi["textures"] for f in t["frames"]}
-    assert got == {f.name: (f"hero-{p}.png", f.x, f.y, f.w, f.h)
-                   for p, page in enumerate(result.pages) for f in page.frames}
+    assert got == {
+        f.name: (f"hero-{p}.png", f.x, f.y, f.w, f.h) for p, page in enumerate(result.pages) for f in page.frames
+    }
     pages, regions = libgdx_load((tmp_path / "hero.atlas").read_text())
     assert [p["file"] for p in pages] == ["hero-0.png", "hero-1.png"]
     assert sorted(r["index"] for r in regions) == [0, 1, 2, 3, 4]
@@ -318,10 +331,11 @@ def test_pixels_in_the_written_png_match_the_sprites(tmp_path):
     for s in sprites:
         r = doc["frames"][s.name]["frame"]
         want = np.asarray(s.image).repeat(3, 0).repeat(3, 1)
-        np.testing.assert_array_equal(sheet[r["y"]:r["y"] + r["h"], r["x"]:r["x"] + r["w"]], want)
+        np.testing.assert_array_equal(sheet[r["y"] : r["y"] + r["h"], r["x"] : r["x"] + r["w"]], want)
 
 
 # ---- files: refusal, atomicity ------------------------------------------------------------------------
+
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
@@ -356,8 +370,9 @@ def test_failure_mid_write_keeps_old_files_and_leaves_no_temp(tmp_path, packed, 
 
     monkeypatch.setattr(scarlet_moon.exporters.atomic.os, fail_on, flaky)
     with pytest.raises(OSError, match="No space"):
-        write_atlases(pack(make_sprites(labels=("q",) * 9)), tmp_path / "hero.png", ["json-hash", "godot3", "libgdx"],
-                      force=True)
+        write_atlases(
+            pack(make_sprites(labels=("q",) * 9)), tmp_path / "hero.png", ["json-hash", "godot3", "libgdx"], force=True
+        )
     assert snapshot(tmp_path) == before  # same files, same bytes: no temp, no backup, no half file
 
 
@@ -385,15 +400,22 @@ class Boom(AtlasFormat):
 
 
 def test_a_format_that_fails_to_render_writes_nothing(tmp_path, packed, monkeypatch):
-    monkeypatch.setattr("scarlet_moon.exporters.registry.available_formats", lambda: {**available_formats(), "boom": Boom()})
+    monkeypatch.setattr(
+        "scarlet_moon.exporters.registry.available_formats", lambda: {**available_formats(), "boom": Boom()}
+    )
     with pytest.raises(RuntimeError):
         write_atlases(packed, tmp_path / "hero.png", ["json-hash", "boom"])
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("out, formats, error", [
-    ("hero.jpg", ["json-hash"], ValueError), ("nope/hero.png", ["json-hash"], FileNotFoundError),
-    ("hero.png", ["json-hash", "bogus"], ValueError)])
+@pytest.mark.parametrize(
+    "out, formats, error",
+    [
+        ("hero.jpg", ["json-hash"], ValueError),
+        ("nope/hero.png", ["json-hash"], FileNotFoundError),
+        ("hero.png", ["json-hash", "bogus"], ValueError),
+    ],
+)
 def test_bad_arguments_are_refused(tmp_path, packed, out, formats, error):
     with pytest.raises(error, match="bogus|jpg|nope"):
         write_atlases(packed, tmp_path / out, formats)
@@ -429,19 +451,26 @@ def _dead_pid() -> int:
 
 
 def test_force_with_fewer_pages_removes_the_old_extra_pages(tmp_path):
-    many = pack([Sprite(f"s{i}", Image.new("RGBA", (8, 8), (i, 0, 0, 255))) for i in range(30)], max_size=32,
-                dedupe=False)
+    many = pack(
+        [Sprite(f"s{i}", Image.new("RGBA", (8, 8), (i, 0, 0, 255))) for i in range(30)], max_size=32, dedupe=False
+    )
     assert len(many.pages) > 1
     write_atlases(many, tmp_path / "hero.png", ["json-hash", "godot3"])
     assert (tmp_path / "hero-1.png").exists() and (tmp_path / "hero.multi.json").exists()
     (tmp_path / "hero-9.png").write_bytes(b"not ours: after a gap in the numbering")
     one = pack([Sprite("a", Image.new("RGBA", (8, 8), (9, 9, 9, 255)))])
     write_atlases(one, tmp_path / "hero.png", ["json-hash", "godot3"], force=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["hero-9.png", "hero.json", "hero.png", "hero.png.import",
-                                                           "hero.tres"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "hero-9.png",
+        "hero.json",
+        "hero.png",
+        "hero.png.import",
+        "hero.tres",
+    ]
 
 
 # ---- registry ---------------------------------------------------------------------------------------------
+
 
 def test_builtins_match_the_pyproject_entry_points_and_name_their_engine():
     try:
@@ -491,12 +520,16 @@ def test_the_package_names_load_on_first_use_and_atomic_alone_needs_no_pillow():
     assert all(getattr(exporters, name) is not None for name in exporters.__all__)
     with pytest.raises(AttributeError, match="'nope'"):
         exporters.nope  # noqa: B018
-    code = ("from scarlet_moon import exporters\n"
-            "print(exporters.base.AtlasFormat.__name__, exporters.writer.write_atlases.__name__)")
+    code = (
+        "from scarlet_moon import exporters\n"
+        "print(exporters.base.AtlasFormat.__name__, exporters.writer.write_atlases.__name__)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.split() == ["AtlasFormat", "write_atlases"], proc.stderr  # submodules by attribute too
-    code = ("import sys, scarlet_moon.exporters.atomic\nfrom scarlet_moon.exporters import recover\n"
-            "print(sorted(m for m in ('PIL', 'scarlet_moon.exporters.packer', 'scarlet_moon.exporters.model') if m in sys.modules))")
+    code = (
+        "import sys, scarlet_moon.exporters.atomic\nfrom scarlet_moon.exporters import recover\n"
+        "print(sorted(m for m in ('PIL', 'scarlet_moon.exporters.packer', 'scarlet_moon.exporters.model') if m in sys.modules))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
     star: dict = {}
@@ -504,9 +537,11 @@ def test_the_package_names_load_on_first_use_and_atomic_alone_needs_no_pillow():
     assert {"pack", "write_atlases", "Sprite"} <= set(star)
 
 
-_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-                     | st.text(), lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(), kids, max_size=4),
-                     max_leaves=30)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(), kids, max_size=4),
+    max_leaves=30,
+)
 
 
 @settings(max_examples=300, deadline=None)

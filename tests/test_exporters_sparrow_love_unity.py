@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from PIL import Image
-
 from conftest import HANG, ROOT
+from PIL import Image
+from test_exporters import NASTY, make_sprites, rects
+from test_plugin_aseprite import lua_tool
+
 from scarlet_moon.exporters import Sprite, pack, write_atlases
 from scarlet_moon.exporters.base import AtlasTarget
 from scarlet_moon.exporters.fmt_love import uniform_grid
-from test_exporters import NASTY, make_sprites, rects
-from test_plugin_aseprite import lua_tool
 
 HOSTILE = ["a\"b'c", "<x>&amp;", "]]", "]=]--", "ü 日本 🐉", "tab\there", "ctl\x01\x7f", "new\nline", "back\\slash"]
 
@@ -29,19 +29,23 @@ HOSTILE = ["a\"b'c", "<x>&amp;", "]]", "]=]--", "ü 日本 🐉", "tab\there", "
 def hostile_sprites() -> list[Sprite]:
     """16x16 sprites of distinct colours (none deduplicated), labelled with HOSTILE, NASTY and "walk"."""
     labels = [*HOSTILE, NASTY, "walk", "walk"]
-    return [Sprite(f"{label}_{i:03d}", Image.new("RGBA", (16, 16), (20 * i, 255 - 20 * i, 7, 255)), label=label)
-            for i, label in enumerate(labels)]
+    return [
+        Sprite(f"{label}_{i:03d}", Image.new("RGBA", (16, 16), (20 * i, 255 - 20 * i, 7, 255)), label=label)
+        for i, label in enumerate(labels)
+    ]
 
 
 # ---- Sparrow XML ----------------------------------------------------------------------------------------
+
 
 def sparrow(path: Path) -> tuple[str, dict[str, dict[str, int]]]:
     root = ET.parse(path).getroot()
     assert root.tag == "TextureAtlas" and all(e.tag == "SubTexture" for e in root)
     names = [e.attrib["name"] for e in root]
     assert len(set(names)) == len(names), names
-    return root.attrib["imagePath"], {e.attrib["name"]: {k: int(v) for k, v in e.attrib.items() if k != "name"}
-                                      for e in root}
+    return root.attrib["imagePath"], {
+        e.attrib["name"]: {k: int(v) for k, v in e.attrib.items() if k != "name"} for e in root
+    }
 
 
 def test_sparrow_xml_parses_to_the_packed_rects(tmp_path):
@@ -67,8 +71,12 @@ def test_sparrow_trimmed_frames_carry_negated_offsets(tmp_path):
     for f in result.frames:
         s = subs[f.name]
         assert (s["x"], s["y"], s["width"], s["height"]) == (f.x, f.y, f.w, f.h)
-        assert (s["frameX"], s["frameY"], s["frameWidth"], s["frameHeight"]) == \
-            (-f.offset_x, -f.offset_y, f.source_w, f.source_h)
+        assert (s["frameX"], s["frameY"], s["frameWidth"], s["frameHeight"]) == (
+            -f.offset_x,
+            -f.offset_y,
+            f.source_w,
+            f.source_h,
+        )
     assert subs["b_001"]["frameY"] == -8  # the 10x9 box at (3, 4), scaled x2
 
 
@@ -83,10 +91,14 @@ def test_sparrow_writes_one_file_per_page(tmp_path):
 
 # ---- LÖVE Lua module ----------------------------------------------------------------------------------
 
+
 def love_dump(path: Path) -> dict:
     """The module's data as read by lua5.4 (tests/lua/dump_love_atlas.lua)."""
-    out = subprocess.run([lua_tool("lua5.4"), str(ROOT / "tests" / "lua" / "dump_love_atlas.lua"), str(path)],
-                         capture_output=True, timeout=HANG)
+    out = subprocess.run(
+        [lua_tool("lua5.4"), str(ROOT / "tests" / "lua" / "dump_love_atlas.lua"), str(path)],
+        capture_output=True,
+        timeout=HANG,
+    )
     assert out.returncode == 0, out.stderr.decode("utf-8", "replace")
     lines = [line.split(b"\t") for line in out.stdout.splitlines()]
     assert lines[-1] == [b"DONE"], out.stdout[-500:]
@@ -103,9 +115,19 @@ def love_dump(path: Path) -> dict:
             d["pages"].append((s(v[1]), int(v[2]), int(v[3])))
         elif kind == "FRAME":
             ints = [int(x) for x in v[3:12]]
-            d["frames"].append({"name": s(v[1]), "label": s(v[2]), "page": ints[0], "rect": tuple(ints[1:5]),
-                                "source": tuple(ints[5:7]), "offset": tuple(ints[7:9]), "duration": float(v[12]),
-                                "cell": None if v[13] == b"-" else (int(v[13]), int(v[14])), "alias": s(v[15])})
+            d["frames"].append(
+                {
+                    "name": s(v[1]),
+                    "label": s(v[2]),
+                    "page": ints[0],
+                    "rect": tuple(ints[1:5]),
+                    "source": tuple(ints[5:7]),
+                    "offset": tuple(ints[7:9]),
+                    "duration": float(v[12]),
+                    "cell": None if v[13] == b"-" else (int(v[13]), int(v[14])),
+                    "alias": s(v[15]),
+                }
+            )
         elif kind == "INDEX":
             d["index"][s(v[0])] = int(v[1])
         elif kind == "ANIM":
@@ -129,7 +151,9 @@ def anim8_cell(grid: list[int], col: int, row: int) -> tuple[int, int, int, int]
 
 @pytest.mark.parametrize("padding, extrude", [(1, 0), (1, 1), (0, 0), (2, 3)])
 def test_love_module_loads_in_plain_lua_with_exact_strings_and_an_anim8_grid(tmp_path, monkeypatch, padding, extrude):
-    monkeypatch.setattr("scarlet_moon.exporters.fmt_love.CHUNK_ROWS", 5)  # 12 frames in 3 functions: the joins are read too
+    monkeypatch.setattr(
+        "scarlet_moon.exporters.fmt_love.CHUNK_ROWS", 5
+    )  # 12 frames in 3 functions: the joins are read too
     sprites = hostile_sprites()
     result = pack(sprites, padding=padding, extrude=extrude)
     write_atlases(result, tmp_path / "hero.png", ["love"])
@@ -180,16 +204,26 @@ def test_uniform_grid_rejects_frames_off_the_grid():
     from scarlet_moon.exporters.model import Frame, Page
 
     def target(*xy):
-        return AtlasTarget([Page(img, [Frame(f"f{i}", x, y, 4, 4, 4, 4) for i, (x, y) in enumerate(xy)])], ["a.png"],
-                           "a.lua")
+        return AtlasTarget(
+            [Page(img, [Frame(f"f{i}", x, y, 4, 4, 4, 4) for i, (x, y) in enumerate(xy)])], ["a.png"], "a.lua"
+        )
+
     assert uniform_grid(target((1, 1), (6, 1), (11, 1))) == {
-        "frameWidth": 4, "frameHeight": 4, "imageWidth": 4, "imageHeight": 4, "left": 0, "top": 0, "border": 1}
-    assert uniform_grid(target((1, 1), (6, 1), (12, 1))) is None      # uneven gaps
-    assert uniform_grid(target((1, 1), (6, 1), (1, 7))) is None       # x gap 1, y gap 2
-    assert uniform_grid(target((1, 1), (3, 1))) is None               # overlapping cells
+        "frameWidth": 4,
+        "frameHeight": 4,
+        "imageWidth": 4,
+        "imageHeight": 4,
+        "left": 0,
+        "top": 0,
+        "border": 1,
+    }
+    assert uniform_grid(target((1, 1), (6, 1), (12, 1))) is None  # uneven gaps
+    assert uniform_grid(target((1, 1), (6, 1), (1, 7))) is None  # x gap 1, y gap 2
+    assert uniform_grid(target((1, 1), (3, 1))) is None  # overlapping cells
 
 
 # ---- Unity .png.meta -----------------------------------------------------------------------------------
+
 
 def unity_meta(path: Path) -> dict:
     doc = yaml.safe_load(path.read_text("utf-8"))
@@ -219,7 +253,7 @@ def test_unity_meta_sprites_have_bottom_left_rects_unique_names_and_ids(tmp_path
         assert s["alignment"] == 0 and s["pivot"] == {"x": 0.5, "y": 0.5}
         assert len(s["spriteID"]) == 32 and int(s["spriteID"], 16) >= 0
     ids = [s["internalID"] for s in sprites]
-    assert len(set(ids)) == len(ids) and 0 not in ids and all(-2**63 <= i < 2**63 for i in ids)
+    assert len(set(ids)) == len(ids) and 0 not in ids and all(-(2**63) <= i < 2**63 for i in ids)
     assert len({s["spriteID"] for s in sprites}) == len(sprites)
     assert ti["spriteSheet"]["nameFileIdTable"] == {s["name"]: s["internalID"] for s in sprites}
 
@@ -258,8 +292,36 @@ def test_unity_trimmed_pivot_is_the_untrimmed_centre_and_pages_get_their_own_met
         assert got == {f.name for f in page.frames}
 
 
-@pytest.mark.parametrize("text", ["hero_000", "true", "Null", "y", "1e3", "0x1F", "~", "-x", "a: b", "#c", " x", "x ",
-                                  "'q'", "a\tb", "日本", "🐉", "", "[1]", "{a}", "*ref", "&anchor", "!tag", "%", "@", "`"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hero_000",
+        "true",
+        "Null",
+        "y",
+        "1e3",
+        "0x1F",
+        "~",
+        "-x",
+        "a: b",
+        "#c",
+        " x",
+        "x ",
+        "'q'",
+        "a\tb",
+        "日本",
+        "🐉",
+        "",
+        "[1]",
+        "{a}",
+        "*ref",
+        "&anchor",
+        "!tag",
+        "%",
+        "@",
+        "`",
+    ],
+)
 def test_unity_yaml_strings_read_back_exactly(text):
     from scarlet_moon.exporters.fmt_unity import yaml_str
 

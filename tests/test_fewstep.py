@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-
-from scarlet_moon.cli.main import sm
 from conftest import request, sprites_of
+
 from scarlet_moon.backends import read_card
 from scarlet_moon.backends.torch_backend import TorchDenoiser, load_torch_model
+from scarlet_moon.cli.main import sm
 from scarlet_moon.diffusion.guidance import split_prediction
 from scarlet_moon.diffusion.samplers import sample_ddim
 from scarlet_moon.diffusion.schedule import Schedule, timesteps
@@ -123,13 +123,33 @@ def test_a_second_round_walks_the_teachers_own_grid(student: Path, tmp_path: Pat
 
 def test_cli_few_step_and_bad_input(teacher: Path, student: Path, tmp_path: Path):
     out = tmp_path / "s.safetensors"
-    res = CliRunner().invoke(sm, ["distill", "--model", str(teacher), "--out", str(out), "--few-step", "2",
-                                  "--substeps", "3", "--steps", "3", "--batch", "4", "--device", "cpu"])
+    res = CliRunner().invoke(
+        sm,
+        [
+            "distill",
+            "--model",
+            str(teacher),
+            "--out",
+            str(out),
+            "--few-step",
+            "2",
+            "--substeps",
+            "3",
+            "--steps",
+            "3",
+            "--batch",
+            "4",
+            "--device",
+            "cpu",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "2-step sampling distilled" in res.output and read_card(out).defaults()["steps"] == 2
-    for args, msg in [(["--model", str(student), "--few-step", "3"], "divisor of 2"),
-                      (["--model", str(teacher), "--few-step", "17"], "expected 1..16 student steps"),
-                      (["--model", str(teacher), "--few-step", "2", "--substeps", "40"], "--substeps 40")]:
+    for args, msg in [
+        (["--model", str(student), "--few-step", "3"], "divisor of 2"),
+        (["--model", str(teacher), "--few-step", "17"], "expected 1..16 student steps"),
+        (["--model", str(teacher), "--few-step", "2", "--substeps", "40"], "--substeps 40"),
+    ]:
         bad = tmp_path / "bad.safetensors"
         res = CliRunner().invoke(sm, ["distill", *args, "--out", str(bad), "--steps", "2", "--device", "cpu"])
         assert res.exit_code == 2 and msg in res.output and "Traceback" not in res.output, res.output

@@ -9,15 +9,15 @@ import numpy as np
 from click.testing import CliRunner
 
 from scarlet_moon.cli.main import sm
-from scarlet_moon.data.sprites import load_sprites, split_holdout
 from scarlet_moon.data.neighbours import isolated_mask, speck_mask
+from scarlet_moon.data.sprites import load_sprites, split_holdout
 from scarlet_moon.eval.fidelity import fidelity
 
 
 def test_isolated_and_speck_masks_on_a_drawn_case():
     im = np.zeros((1, 5, 5, 4), np.uint8)
-    im[0, 0, 0] = (255, 0, 0, 255)                                  # alone: a speck, and isolated
-    im[0, 2, 2] = im[0, 2, 3] = (0, 255, 0, 255)                    # a same-coloured pair: a speck, not isolated
+    im[0, 0, 0] = (255, 0, 0, 255)  # alone: a speck, and isolated
+    im[0, 2, 2] = im[0, 2, 3] = (0, 255, 0, 255)  # a same-coloured pair: a speck, not isolated
     im[0, 4, 0], im[0, 4, 1], im[0, 4, 2] = (9, 9, 9, 255), (8, 8, 8, 255), (8, 8, 8, 255)  # three: no speck
     assert [tuple(p) for p in np.argwhere(isolated_mask(im)[0])] == [(0, 0), (4, 0)]
     assert [tuple(p) for p in np.argwhere(speck_mask(im)[0])] == [(0, 0), (2, 2), (2, 3)]
@@ -48,8 +48,22 @@ def test_real_sprites_of_the_bundled_set():
 def test_eval_reports_fidelity_and_takes_the_models_own_data(tiny_model: Path, tmp_path: Path):
     """No --data: the set the card records (the tiny model's own), loaded as it was."""
     out = tmp_path / "m.json"
-    res = CliRunner().invoke(sm, ["eval", "--model", str(tiny_model), "--count", "6", "--steps", "2",
-                                  "--out", str(out), "--cache-dir", str(tmp_path / "cache")])
+    res = CliRunner().invoke(
+        sm,
+        [
+            "eval",
+            "--model",
+            str(tiny_model),
+            "--count",
+            "6",
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     fig = json.loads(out.read_text())
     assert "tinyset" in fig["data"]
@@ -63,10 +77,10 @@ def test_a_cards_post_defaults_apply_unless_the_request_says_otherwise(tiny_mode
     --colors still override it; a bad `post` table is a one-line error naming it."""
     import shutil
 
+    from scarlet_moon.diffusion.editing import Edit
     from scarlet_moon.generation.finish import finish
     from scarlet_moon.models.card import read_checkpoint_card, write_card_entry
     from scarlet_moon.options import PostOptions
-    from scarlet_moon.diffusion.editing import Edit
 
     model = Path(shutil.copy(tiny_model, tmp_path / "m.safetensors"))
     plain = read_checkpoint_card(model)
@@ -76,10 +90,13 @@ def test_a_cards_post_defaults_apply_unless_the_request_says_otherwise(tiny_mode
     assert card.post_defaults() == {"cleanup": False, "colors": 3}
     rng = np.random.default_rng(0)
     raw = rng.integers(0, 256, (6, *card.size, 4), dtype=np.uint8)  # the sampler's sprites, as uint8 RGBA
-    assert np.array_equal(finish(card, PostOptions(), Edit(), raw),
-                          finish(plain, PostOptions(colors=3, cleanup=False), Edit(), raw))
-    assert np.array_equal(finish(card, PostOptions(cleanup=True, colors=5), Edit(), raw),
-                          finish(plain, PostOptions(colors=5, cleanup=True), Edit(), raw))
+    assert np.array_equal(
+        finish(card, PostOptions(), Edit(), raw), finish(plain, PostOptions(colors=3, cleanup=False), Edit(), raw)
+    )
+    assert np.array_equal(
+        finish(card, PostOptions(cleanup=True, colors=5), Edit(), raw),
+        finish(plain, PostOptions(colors=5, cleanup=True), Edit(), raw),
+    )
     assert not np.array_equal(finish(card, PostOptions(), Edit(), raw), finish(plain, PostOptions(), Edit(), raw))
 
     runner = CliRunner()
@@ -97,15 +114,28 @@ def test_choose_post_measures_the_variants_and_stores_the_winner(tiny_model: Pat
     in the card and is what `sm sample` then does."""
     import shutil
 
+    from scarlet_moon.diffusion.editing import Edit
     from scarlet_moon.generation.finish import finish
     from scarlet_moon.models.card import read_checkpoint_card
     from scarlet_moon.options import PostOptions
-    from scarlet_moon.diffusion.editing import Edit
 
     model = Path(shutil.copy(tiny_model, tmp_path / "m.safetensors"))
     out = tmp_path / "post.json"
-    res = CliRunner().invoke(sm, ["eval", "--model", str(model), "--choose-post", "--seeds", "0,1", "--out", str(out),
-                                  "--cache-dir", str(tmp_path / "cache")])
+    res = CliRunner().invoke(
+        sm,
+        [
+            "eval",
+            "--model",
+            str(model),
+            "--choose-post",
+            "--seeds",
+            "0,1",
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     result = json.loads(out.read_text())
     rows = result["variants"]
@@ -120,17 +150,21 @@ def test_choose_post_measures_the_variants_and_stores_the_winner(tiny_model: Pat
     card = read_checkpoint_card(model)
     assert card.post_defaults() == result["chosen"] and "post_choice" in card.meta["post"]["source"]
     raw = np.random.default_rng(1).integers(0, 256, (4, *card.size, 4), dtype=np.uint8)
-    assert np.array_equal(finish(card, PostOptions(), Edit(), raw),
-                          finish(card, PostOptions(colors=expected["colors"], cleanup=expected["cleanup"]), Edit(), raw))
+    assert np.array_equal(
+        finish(card, PostOptions(), Edit(), raw),
+        finish(card, PostOptions(colors=expected["colors"], cleanup=expected["cleanup"]), Edit(), raw),
+    )
 
 
 def test_choose_post_refuses_what_it_cannot_do(tiny_model: Path, tmp_path: Path):
     runner = CliRunner()
-    for args, needle in ((["--model", str(tiny_model), "--choose-post", "--real"], "--choose-post with --real"),
-                         (["--model", str(tiny_model), "--choose-post", "--seeds", "a,b"], "--seeds 'a,b'"),
-                         (["--choose-post"], "bundled model"),
-                         (["--model", "bundled-32", "--choose-post"], "bundled model 'bundled-32'"),
-                         (["--model", str(tiny_model), "--seeds", "0,1"], "applies with --choose-post only")):
+    for args, needle in (
+        (["--model", str(tiny_model), "--choose-post", "--real"], "--choose-post with --real"),
+        (["--model", str(tiny_model), "--choose-post", "--seeds", "a,b"], "--seeds 'a,b'"),
+        (["--choose-post"], "bundled model"),
+        (["--model", "bundled-32", "--choose-post"], "bundled model 'bundled-32'"),
+        (["--model", str(tiny_model), "--seeds", "0,1"], "applies with --choose-post only"),
+    ):
         res = runner.invoke(sm, ["eval", *args, "--out", str(tmp_path / "x.json")])
         assert res.exit_code == 2 and needle in res.output and "Traceback" not in res.output, res.output
         assert not (tmp_path / "x.json").exists()

@@ -33,14 +33,14 @@ def own_set(root: Path) -> Path:
 
 
 def test_label_rows_keep_matching_names_and_start_new_ones_from_the_mean():
-    rows = torch.arange(12, dtype=torch.float32).reshape(4, 3)    # labels a, b, c, then the null row
+    rows = torch.arange(12, dtype=torch.float32).reshape(4, 3)  # labels a, b, c, then the null row
     out = label_rows(rows, ["a", "b", "c"], ["c", "new", "a"])
     assert torch.equal(out[0], rows[2]) and torch.equal(out[2], rows[0]) and torch.equal(out[3], rows[3])
     assert torch.equal(out[1], rows[:3].mean(dim=0))
 
 
 def test_a_new_labels_row_is_the_runs_fresh_row_and_a_known_one_the_parents():
-    rows = torch.arange(12, dtype=torch.float32).reshape(4, 3)    # labels a, b, c, then the null row
+    rows = torch.arange(12, dtype=torch.float32).reshape(4, 3)  # labels a, b, c, then the null row
     fresh = -torch.arange(12, dtype=torch.float32).reshape(4, 3)  # the run's own rows for x, y, a, null
     out = label_rows(rows, ["a", "b", "c"], ["x", "y", "a"], fresh)
     assert torch.equal(out[0], fresh[0]) and torch.equal(out[1], fresh[1]) and torch.equal(out[2], rows[0])
@@ -57,8 +57,14 @@ def test_label_rows_learn_faster_by_label_lr_scale_and_a_resume_keeps_the_groups
     ckpt = load_checkpoint(res.checkpoint)
     groups = ckpt.meta["optim_groups"]
     assert [g.get("lr_scale", 1.0) for g in groups] == [1.0, 10.0] and groups[1]["lr"] == 10 * groups[0]["lr"]
-    more = train_run(cfg.replace({"steps": 3}), data, runs_root=tmp_path / "runs", trackers={},
-                     resume=tmp_path / "runs" / "g", given=["steps"])
+    more = train_run(
+        cfg.replace({"steps": 3}),
+        data,
+        runs_root=tmp_path / "runs",
+        trackers={},
+        resume=tmp_path / "runs" / "g",
+        given=["steps"],
+    )
     assert load_checkpoint(more.checkpoint).meta["step"] == 3
 
 
@@ -66,9 +72,28 @@ def test_fine_tuning_the_bundled_model_on_other_labels_for_a_time_budget(tmp_pat
     """The must-show: a PNG-folder set with other label names, `--init-from bundled --time`: the run
     writes a model `sm sample` uses; 'hero' kept its embedding, the parent is on the card and in MLflow."""
     data, runs = own_set(tmp_path / "own"), tmp_path / "runs"
-    res = CliRunner().invoke(sm, ["train", "--data", str(data), "--init-from", "bundled", "--time", "4s",
-                                  "--runs-dir", str(runs), "--name", "ft", "--sample-every", "0",
-                                  "--batch-size", "8", "--checkpoint-every", "0"])
+    res = CliRunner().invoke(
+        sm,
+        [
+            "train",
+            "--data",
+            str(data),
+            "--init-from",
+            "bundled",
+            "--time",
+            "4s",
+            "--runs-dir",
+            str(runs),
+            "--name",
+            "ft",
+            "--sample-every",
+            "0",
+            "--batch-size",
+            "8",
+            "--checkpoint-every",
+            "0",
+        ],
+    )
     assert res.exit_code == 0, res.output
     meta = read_meta(runs / "ft" / "model.safetensors")
     assert meta["label_names"] == ["hero", "slime"] and meta["parent"]["labels_kept"] == ["hero"]
@@ -86,12 +111,43 @@ def test_fine_tuning_the_bundled_model_on_other_labels_for_a_time_budget(tmp_pat
     assert client.get_metric_history(run.info.run_id, "lr")  # how far the schedule got: test_budgeted_lr_...
     info = CliRunner().invoke(sm, ["info", "--json", str(runs / "ft" / "model.safetensors")])
     assert json.loads(info.stdout)["parent"]["fingerprint"] == file_fingerprint(BUNDLED_PRIOR), info.output
-    out = CliRunner().invoke(sm, ["sample", "--model", str(runs / "ft" / "model.safetensors"), "--label", "slime",
-                                  "--count", "2", "--steps", "3", "--out", str(tmp_path / "s")])
+    out = CliRunner().invoke(
+        sm,
+        [
+            "sample",
+            "--model",
+            str(runs / "ft" / "model.safetensors"),
+            "--label",
+            "slime",
+            "--count",
+            "2",
+            "--steps",
+            "3",
+            "--out",
+            str(tmp_path / "s"),
+        ],
+    )
     assert out.exit_code == 0 and len(list((tmp_path / "s").glob("slime_*.png"))) == 2
-    sheet = CliRunner().invoke(sm, ["sheet", "--model", str(runs / "ft" / "model.safetensors"), "--label", "slime",
-                                    "--label", "hero", "--count", "4", "--steps", "3", "--out", str(tmp_path / "ft.png"),
-                                    "--format", "json-hash,godot3"])
+    sheet = CliRunner().invoke(
+        sm,
+        [
+            "sheet",
+            "--model",
+            str(runs / "ft" / "model.safetensors"),
+            "--label",
+            "slime",
+            "--label",
+            "hero",
+            "--count",
+            "4",
+            "--steps",
+            "3",
+            "--out",
+            str(tmp_path / "ft.png"),
+            "--format",
+            "json-hash,godot3",
+        ],
+    )
     assert sheet.exit_code == 0, sheet.output
     atlas = json.loads((tmp_path / "ft.json").read_text())
     assert sorted(atlas["frames"]) == ["hero_000", "hero_001", "slime_000", "slime_001"]
@@ -103,27 +159,61 @@ def test_fine_tuning_starts_from_the_parents_weights(tmp_path: Path):
     from scarlet_moon.training.runs import train_run
 
     data = load_sprites(own_set(tmp_path / "own"))
-    res = train_run(DEFAULT.replace({"steps": 1, "sample_every": 0, "batch_size": 4, "lr": 1e-12}), data,
-                    runs_root=tmp_path / "runs", trackers={}, name="one", init_from=BUNDLED_TEACHER)
+    res = train_run(
+        DEFAULT.replace({"steps": 1, "sample_every": 0, "batch_size": 4, "lr": 1e-12}),
+        data,
+        runs_root=tmp_path / "runs",
+        trackers={},
+        name="one",
+        init_from=BUNDLED_TEACHER,
+    )
     mine, theirs = load_checkpoint(res.checkpoint).model, load_checkpoint(BUNDLED_TEACHER).weights
     assert torch.allclose(mine["inp.weight"], theirs["inp.weight"], atol=1e-6)  # one step at lr 1e-12
     hero = load_sprites(None).label_names.index("hero")
     assert torch.allclose(mine["label_emb.weight"][0], theirs["label_emb.weight"][hero], atol=1e-6)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--timesteps", "500"], "timesteps (parent 1000, asked 500)"),
-    (["--n-feat", "16"], "n_feat (parent 32, asked 16)"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--timesteps", "500"], "timesteps (parent 1000, asked 500)"),
+        (["--n-feat", "16"], "n_feat (parent 32, asked 16)"),
+    ],
+)
 def test_fine_tuning_refuses_a_new_network_or_schedule(tmp_path: Path, args, message):
-    res = CliRunner().invoke(sm, ["train", "--data", str(own_set(tmp_path / "own")), "--init-from", "bundled",
-                                  "--tracking", "none", "--runs-dir", str(tmp_path / "runs"), *args])
+    res = CliRunner().invoke(
+        sm,
+        [
+            "train",
+            "--data",
+            str(own_set(tmp_path / "own")),
+            "--init-from",
+            "bundled",
+            "--tracking",
+            "none",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            *args,
+        ],
+    )
     assert res.exit_code == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 def test_fine_tuning_needs_the_same_sprite_size(npy_set: Path, tmp_path: Path):
-    res = CliRunner().invoke(sm, ["train", "--data", str(npy_set), "--init-from", "bundled", "--tracking", "none",
-                                  "--runs-dir", str(tmp_path / "runs")])
+    res = CliRunner().invoke(
+        sm,
+        [
+            "train",
+            "--data",
+            str(npy_set),
+            "--init-from",
+            "bundled",
+            "--tracking",
+            "none",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+    )
     assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1
     assert "makes 16x16 sprites with 4 channels; the data" in res.stderr and "holds 8x8" in res.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
@@ -168,9 +258,25 @@ def test_threads_flag_reaches_torch(npy_set: Path, tmp_path: Path):
 
     before = torch.get_num_threads()
     try:
-        res = CliRunner().invoke(sm, ["-q", "train", "--data", str(npy_set), "--tracking", "none", "--threads", "1",
-                                      "--runs-dir", str(tmp_path / "runs"), "--name", "t",
-                                      "--config", str(_tiny_toml(tmp_path, steps=2))])
+        res = CliRunner().invoke(
+            sm,
+            [
+                "-q",
+                "train",
+                "--data",
+                str(npy_set),
+                "--tracking",
+                "none",
+                "--threads",
+                "1",
+                "--runs-dir",
+                str(tmp_path / "runs"),
+                "--name",
+                "t",
+                "--config",
+                str(_tiny_toml(tmp_path, steps=2)),
+            ],
+        )
         assert res.exit_code == 0, res.output
         assert torch.get_num_threads() == 1 and (tmp_path / "runs" / "t" / "model.safetensors").is_file()
     finally:
@@ -184,7 +290,13 @@ def test_a_fine_tunes_card_reports_its_last_grids_copies(tmp_path: Path):
     from scarlet_moon.training.runs import train_run
 
     data = load_sprites(own_set(tmp_path / "own"))
-    res = train_run(DEFAULT.replace({"steps": 1, "sample_every": 1, "batch_size": 4, "sample_steps": 2}), data,
-                    runs_root=tmp_path / "runs", trackers={}, name="c", init_from="bundled")
+    res = train_run(
+        DEFAULT.replace({"steps": 1, "sample_every": 1, "batch_size": 4, "sample_steps": 2}),
+        data,
+        runs_root=tmp_path / "runs",
+        trackers={},
+        name="c",
+        init_from="bundled",
+    )
     copies = read_meta(res.model)["grid_copies"]
     assert copies["step"] == 1 and 0.0 <= copies["share"] <= 1.0 and copies["share"] == res.grid_copies

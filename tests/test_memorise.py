@@ -17,9 +17,9 @@ def _sprites(n: int, seed: int) -> np.ndarray:
 def test_raw_samples_of_a_training_sprite_count_as_copies():
     train = _sprites(5, 0)
     grid = train[[1, 3]].copy()
-    grid[..., 3] = np.where(grid[..., 3] == 255, 200, 40)         # raw alpha: not yet crisp
+    grid[..., 3] = np.where(grid[..., 3] == 255, 200, 40)  # raw alpha: not yet crisp
     hidden = grid[..., 3] < 128
-    grid[hidden, :3] = 77                                         # colour under transparent pixels is not seen
+    grid[hidden, :3] = 77  # colour under transparent pixels is not seen
     assert grid_copy_share(grid, train) == 1.0
 
 

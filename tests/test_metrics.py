@@ -7,8 +7,14 @@ import pytest
 
 from scarlet_moon.data.sprites import SpriteSet, split_holdout
 from scarlet_moon.errors import BadInput
-from scarlet_moon.eval.metrics import (alpha_crispness, colours_per_sprite, copy_share, frechet_distance,
-                                  nearest_distances, spread_labels)
+from scarlet_moon.eval.metrics import (
+    alpha_crispness,
+    colours_per_sprite,
+    copy_share,
+    frechet_distance,
+    nearest_distances,
+    spread_labels,
+)
 
 
 def feats(n: int = 400, d: int = 8, seed: int = 0) -> np.ndarray:
@@ -39,7 +45,7 @@ def test_fd_closed_form_for_a_scaled_set():
 
 def test_fd_is_symmetric_and_handles_rank_deficient_features():
     a, b = feats(seed=1), feats(seed=2)
-    a[:, 0] = 0.0                     # a dead ReLU unit: singular covariance
+    a[:, 0] = 0.0  # a dead ReLU unit: singular covariance
     assert frechet_distance(a, b) == pytest.approx(frechet_distance(b, a), rel=1e-6)
     assert np.isfinite(frechet_distance(a, b))
     with pytest.raises(BadInput):
@@ -57,7 +63,7 @@ def test_copies_detect_an_exact_duplicate_and_not_a_distinct_sprite():
     train = sprites(20, 0)
     dup = train[7:8].copy()
     near = train[3:4].copy()
-    near[0, 0, 0, 0] ^= 0xFF           # one channel of one pixel changed: still a copy
+    near[0, 0, 0, 0] ^= 0xFF  # one channel of one pixel changed: still a copy
     distinct = sprites(1, 99)
     cand = np.concatenate([dup, near, distinct])
     d = nearest_distances(cand, train)
@@ -71,8 +77,8 @@ def test_copies_detect_an_exact_duplicate_and_not_a_distinct_sprite():
 def test_nearest_distance_is_the_mean_abs_difference():
     a = np.zeros((1, 2, 2, 4), np.uint8)
     b = np.zeros((2, 2, 2, 4), np.uint8)
-    b[0] = 16                          # mean |diff| 16
-    b[1, 0, 0] = 255                   # one pixel, 4 channels: 4 * 255 / 16 = 63.75
+    b[0] = 16  # mean |diff| 16
+    b[1, 0, 0] = 255  # one pixel, 4 channels: 4 * 255 / 16 = 63.75
     assert nearest_distances(a, b)[0] == pytest.approx(16.0)
     assert nearest_distances(a, b[1:])[0] == pytest.approx(63.75)
 
@@ -80,10 +86,10 @@ def test_nearest_distance_is_the_mean_abs_difference():
 def test_colours_per_sprite_counts_opaque_colours_only():
     im = np.zeros((3, 4, 4, 4), np.uint8)
     im[0, 0, 0] = (255, 0, 0, 255)
-    im[0, 0, 1] = (255, 0, 0, 255)     # same colour again
-    im[0, 1, 1] = (0, 0, 0, 255)       # opaque black counts
-    im[0, 2, 2] = (0, 255, 0, 0)       # transparent: ignored
-    im[1] = (1, 2, 3, 128)             # partial alpha is opaque; one colour
+    im[0, 0, 1] = (255, 0, 0, 255)  # same colour again
+    im[0, 1, 1] = (0, 0, 0, 255)  # opaque black counts
+    im[0, 2, 2] = (0, 255, 0, 0)  # transparent: ignored
+    im[1] = (1, 2, 3, 128)  # partial alpha is opaque; one colour
     im[1, 3, 3] = (1, 2, 4, 255)
     # im[2] is fully transparent: zero colours
     assert colours_per_sprite(im).tolist() == [2, 2, 0]
@@ -100,7 +106,7 @@ def test_alpha_crispness_is_the_share_of_0_or_255():
 def test_spread_labels_is_proportional_and_exact():
     assert spread_labels([514, 184, 53, 75, 56, 81], 600) == [320, 115, 33, 47, 35, 50]
     assert sum(spread_labels([514, 184, 53, 75, 56, 81], 601)) == 601
-    assert spread_labels([100, 1, 1], 6) == [4, 1, 1]    # every label at least once when possible
+    assert spread_labels([100, 1, 1], 6) == [4, 1, 1]  # every label at least once when possible
     assert spread_labels([100, 1, 1], 2) == [2, 0, 0]
     assert spread_labels([1, 0, 1], 4) == [2, 0, 2]
 
@@ -115,8 +121,8 @@ def easy_set(n: int = 90, size: int = 8) -> SpriteSet:
         y, x = rng.integers(0, size // 2, 2)
         colour = rng.integers(0, 60, 3)
         colour[k] = rng.integers(160, 256)
-        im[i, y:y + size // 2, x:x + size // 2, :3] = colour
-        im[i, y:y + size // 2, x:x + size // 2, 3] = 255
+        im[i, y : y + size // 2, x : x + size // 2, :3] = colour
+        im[i, y : y + size // 2, x : x + size // 2, 3] = 255
     return SpriteSet(im, labels.astype(np.int64), ("red", "green", "blue"), "easy")
 
 
@@ -144,6 +150,6 @@ def test_classifier_cache_round_trip_and_bad_cache_file(tmp_path, monkeypatch):
     second, _, _ = C.get_classifier(ds, cache_dir=tmp_path)
     assert second.info["cached"] is True
     assert np.allclose(first.features(held.images), second.features(held.images))
-    path.write_bytes(b"\x80\x04garbage")          # a pickle-looking file is never unpickled: a cache miss
+    path.write_bytes(b"\x80\x04garbage")  # a pickle-looking file is never unpickled: a cache miss
     third, _, _ = C.get_classifier(ds, cache_dir=tmp_path)
     assert third.info["cached"] is False and C.load_classifier(path, ds) is not None

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scarlet_moon.training.config import DEFAULT, SEED, TrainConfig
 from scarlet_moon.errors import BadInput
 from scarlet_moon.models.unet import ContextUnet, SeedResBlock, count_params
+from scarlet_moon.training.config import DEFAULT, SEED, TrainConfig
 from scarlet_moon.training.state import build_network
 
 

@@ -15,8 +15,9 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
 
-from scarlet_moon.cli.main import sm  # noqa: E402
 from conftest import HANG, ROOT, request, sprites_of  # noqa: E402
+
+from scarlet_moon.cli.main import sm  # noqa: E402
 from scarlet_moon.errors import BadInput  # noqa: E402
 
 
@@ -54,8 +55,10 @@ def test_export_is_one_file_with_dynamic_batch_and_parity(exported):
         assert vi.type.tensor_type.shape.dim[0].dim_param == "batch", vi.name
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for b in (1, 7):
-        out = sess.run(None, {"x": np.zeros((b, 4, 8, 8), np.float32), "t": np.full(b, 3.5, np.float32),
-                              "y": np.full(b, 3, np.int64)})[0]
+        out = sess.run(
+            None,
+            {"x": np.zeros((b, 4, 8, 8), np.float32), "t": np.full(b, 3.5, np.float32), "y": np.full(b, 3, np.int64)},
+        )[0]
         assert out.shape == (b, 4, 8, 8)
 
 
@@ -70,8 +73,17 @@ def test_metadata_round_trip(tiny_model: Path, exported):
     src = read_card(tiny_model)
     card = read_onnx_card(path)
     assert card.path == path
-    for key in ("label_names", "image_size", "channels", "schedule", "prediction", "palette", "config",
-                "data_fingerprint", "step"):
+    for key in (
+        "label_names",
+        "image_size",
+        "channels",
+        "schedule",
+        "prediction",
+        "palette",
+        "config",
+        "data_fingerprint",
+        "step",
+    ):
         assert card.meta[key] == src.meta[key], key
     assert card.defaults() == src.defaults() and card.schedule == src.schedule
     assert np.array_equal(card.palette, src.palette)
@@ -87,9 +99,12 @@ def test_foreign_onnx_is_bad_input(tmp_path: Path):
     import onnx
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
     foreign = tmp_path / "foreign.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(foreign))
     res = invoke("sample", "--model", str(foreign), "--out", str(tmp_path / "o"))
@@ -117,8 +132,19 @@ def test_torch_and_onnx_sprites_agree(tiny_model: Path, exported, sampler: str):
 
 def test_cli_backend_onnx_sibling_and_default(tiny_model: Path, exported, tmp_path: Path):
     _, path = exported
-    res = invoke("sample", "--model", str(tiny_model), "--backend", "onnx", "--count", "3", "--steps", "3",
-                 "--out", str(tmp_path / "a"))
+    res = invoke(
+        "sample",
+        "--model",
+        str(tiny_model),
+        "--backend",
+        "onnx",
+        "--count",
+        "3",
+        "--steps",
+        "3",
+        "--out",
+        str(tmp_path / "a"),
+    )
     assert res.exit_code == 0, res.output
     assert "backend: onnxruntime" in res.stderr and "CPUExecutionProvider" in res.stderr
     res2 = invoke("sample", "--model", str(path), "--count", "3", "--steps", "3", "--out", str(tmp_path / "b"))
@@ -140,8 +166,9 @@ finally:
 
 
 def _run_no_torch(args: list[str], sm_env: dict[str, str]) -> dict[str, bool]:
-    proc = subprocess.run([sys.executable, "-c", NO_TORCH, *args], cwd=ROOT, env=sm_env, capture_output=True,
-                          text=True, timeout=HANG)
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_TORCH, *args], cwd=ROOT, env=sm_env, capture_output=True, text=True, timeout=HANG
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stderr.strip().splitlines()[-1])
 
@@ -149,8 +176,9 @@ def _run_no_torch(args: list[str], sm_env: dict[str, str]) -> dict[str, bool]:
 def test_onnx_backend_imports_neither_torch_nor_onnx(tiny_model: Path, exported, tmp_path: Path, sm_env):
     _, path = exported
     common = ["--label", "red", "--label", "blue", "--count", "4", "--steps", "3"]
-    mods = _run_no_torch(["sheet", "--backend", "onnx", "--model", str(tiny_model), *common,
-                          "--out", str(tmp_path / "s.png")], sm_env)
+    mods = _run_no_torch(
+        ["sheet", "--backend", "onnx", "--model", str(tiny_model), *common, "--out", str(tmp_path / "s.png")], sm_env
+    )
     assert mods == {"torch": False, "onnx": False, "onnxruntime": True}
     assert (tmp_path / "s.png").is_file() and (tmp_path / "s.json").is_file()
     mods = _run_no_torch(["sample", "--model", str(path), *common, "--out", str(tmp_path / "o")], sm_env)
@@ -172,8 +200,9 @@ def test_sheet_with_onnx_model(exported, tmp_path: Path, sm_env):
     _, path = exported
     if not _card_reads_onnx(path):
         pytest.skip("needs scarlet_moon.backends.read_card to dispatch .onnx to onnx_meta.read_onnx_card")
-    mods = _run_no_torch(["sheet", "--model", str(path), "--count", "4", "--steps", "3",
-                          "--out", str(tmp_path / "s.png")], sm_env)
+    mods = _run_no_torch(
+        ["sheet", "--model", str(path), "--count", "4", "--steps", "3", "--out", str(tmp_path / "s.png")], sm_env
+    )
     assert mods == {"torch": False, "onnx": False, "onnxruntime": True}
 
 
@@ -185,8 +214,9 @@ def test_device_cuda_without_cuda_is_one_line_bad_input(exported, tmp_path: Path
 
         if OnnxDenoiser(exported[1], "auto").device == "cuda":
             pytest.skip("a working CUDA provider is present")
-    res = invoke("sample", "--model", str(exported[1]), "--device", "cuda", "--count", "2",
-                 "--out", str(tmp_path / "o"))
+    res = invoke(
+        "sample", "--model", str(exported[1]), "--device", "cuda", "--count", "2", "--out", str(tmp_path / "o")
+    )
     assert res.exit_code == 2
     assert "--device cuda" in one_line_error(res)
 
@@ -197,7 +227,11 @@ def test_export_cli_writes_and_reports(tiny_model: Path, tmp_path: Path):
     assert res.exit_code == 0, res.output
     side = [str(tmp_path / "m.step.onnx"), str(tmp_path / "m.unrolled.onnx")]
     assert res.stdout.split() == [str(out), *side] and "max |diff|" in res.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.step.onnx", "m.unrolled.onnx"]  # no temp file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "m.onnx",
+        "m.step.onnx",
+        "m.unrolled.onnx",
+    ]  # no temp file left
     solo = tmp_path / "solo"
     solo.mkdir()
     res = invoke("export-onnx", "--model", str(tiny_model), "--out", str(solo / "s.onnx"), "--no-step-graph")
@@ -267,13 +301,34 @@ def test_sprite_meta_names_the_model_the_same_on_both_backends(tiny_model: Path,
     data = read_checkpoint_card(tiny_model).meta["data_fingerprint"]
     assert data and data != want
     for model in (tiny_model, exported[1]):
-        res = invoke("sample", "--model", str(model), "--label", "red", "--count", "1", "--json",
-                     "--out", str(tmp_path / model.suffix[1:]))
+        res = invoke(
+            "sample",
+            "--model",
+            str(model),
+            "--label",
+            "red",
+            "--count",
+            "1",
+            "--json",
+            "--out",
+            str(tmp_path / model.suffix[1:]),
+        )
         assert res.exit_code == 0, res.output
         meta = json.loads(res.stdout)["meta"]
         assert (meta["model_fingerprint"], meta["data_fingerprint"]) == (want, data)
-    res = invoke("sheet", "--model", str(exported[1]), "--label", "red", "--count", "2", "--out",
-                 str(tmp_path / "s.png"), "--format", "json-hash")
+    res = invoke(
+        "sheet",
+        "--model",
+        str(exported[1]),
+        "--label",
+        "red",
+        "--count",
+        "2",
+        "--out",
+        str(tmp_path / "s.png"),
+        "--format",
+        "json-hash",
+    )
     assert res.exit_code == 0, res.output
     frames = json.loads((tmp_path / "s.json").read_text())["frames"].values()
     assert {f["data"]["meta"]["model_fingerprint"] for f in frames} == {want}

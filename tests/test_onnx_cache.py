@@ -29,8 +29,11 @@ def model(tmp_path: Path, monkeypatch) -> Path:
 
 def run(sess) -> np.ndarray:
     rng = np.random.default_rng(0)
-    feeds = {"x": rng.standard_normal((3, 4, 16, 16), dtype=np.float32), "t": np.array([0.9, 0.5, 0.1], np.float32),
-             "y": np.array([0, 5, 6], np.int64)}
+    feeds = {
+        "x": rng.standard_normal((3, 4, 16, 16), dtype=np.float32),
+        "t": np.array([0.9, 0.5, 0.1], np.float32),
+        "y": np.array([0, 5, 6], np.int64),
+    }
     return sess.run(None, feeds)[0]
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import request, sprites_of
 
 pytest.importorskip("onnxruntime")
@@ -45,11 +44,11 @@ def test_device_loop_matches_host_loop(exported, sampler: str, eta: float, guida
     req = request((0, 1, 2, 2, 0, 1, 1), seed=5, sampler=sampler, steps=7, guidance=guidance, eta=eta)
     a = sprites_of(host, req)
     b = sprites_of(dev, req)
-    assert dev._step is not None and host._step is None      # each took its own path
+    assert dev._step is not None and host._step is None  # each took its own path
     assert a.shape == b.shape == (7, 8, 8, 4)
-    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1   # float rounding only
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # float rounding only
     assert (a == b).mean() >= 0.99
-    c = sprites_of(dev, req)                                  # buffers reused: same sprites again
+    c = sprites_of(dev, req)  # buffers reused: same sprites again
     assert np.array_equal(b, c)
 
 
@@ -62,7 +61,7 @@ def test_device_loop_needs_its_step_graph(exported, tmp_path: Path):
     req = request((0, 1), seed=0, steps=2)
     with pytest.raises(BadInput, match="lone.step.onnx"):
         sprites_of(OnnxDenoiser(lone, "cpu", loop="device"), req)
-    auto = OnnxDenoiser(lone, "cpu")                          # auto on CPU: the host loop, no error
+    auto = OnnxDenoiser(lone, "cpu")  # auto on CPU: the host loop, no error
     assert sprites_of(auto, req).shape == (2, 8, 8, 4)
 
 

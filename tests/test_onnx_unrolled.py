@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import request, sprites_of
 
 pytest.importorskip("onnxruntime")
@@ -51,8 +50,10 @@ def test_export_writes_an_unrolled_graph_with_shared_weights(exported):
     assert weights and sorted(i.name for i in proto.graph.initializer if i.name.startswith("net/")) == weights
     convs = sum(n.op_type == "Conv" for n in step.graph.node)
     assert sum(n.op_type == "Conv" for n in proto.graph.node) == 6 * convs  # six steps, one set of weights
-    assert props(exported.unrolled_path)["scarlet_moon.source_fingerprint"] == props(exported.path)[
-        "scarlet_moon.source_fingerprint"]
+    assert (
+        props(exported.unrolled_path)["scarlet_moon.source_fingerprint"]
+        == props(exported.path)["scarlet_moon.source_fingerprint"]
+    )
 
 
 def test_unrolled_loop_gives_the_step_loops_sprites_in_one_run(exported):
@@ -64,12 +65,12 @@ def test_unrolled_loop_gives_the_step_loops_sprites_in_one_run(exported):
     unr = OnnxDenoiser(exported.path, "cpu", loop="unrolled")
     a, b, c = sprites_of(host, req), sprites_of(dev, req), sprites_of(unr, req)
     assert c.shape == (7, 8, 8, 4)
-    assert np.array_equal(b, c)                                # byte for byte the step-by-step device loop
-    assert np.abs(a.astype(int) - c.astype(int)).max() <= 1   # and the host loop up to float rounding
-    assert unr.calls == 0 and dev._unrolled is None and unr._step is None    # each took its own path
+    assert np.array_equal(b, c)  # byte for byte the step-by-step device loop
+    assert np.abs(a.astype(int) - c.astype(int)).max() <= 1  # and the host loop up to float rounding
+    assert unr.calls == 0 and dev._unrolled is None and unr._step is None  # each took its own path
     assert [loop.runs for loop in unr._unrolled_loops.values()] == [1]  # one run for the whole sampling
-    assert np.array_equal(sprites_of(unr, req), c)            # buffers reused: same sprites again
-    big = request(tuple(range(3)) * 5, seed=1, steps=6)      # another batch size: its own bound loop
+    assert np.array_equal(sprites_of(unr, req), c)  # buffers reused: same sprites again
+    big = request(tuple(range(3)) * 5, seed=1, steps=6)  # another batch size: its own bound loop
     assert np.array_equal(sprites_of(unr, big), sprites_of(dev, big))
     assert sorted(unr._unrolled_loops) == [7, 15]
 
@@ -81,9 +82,11 @@ def test_another_sampling_is_refused_or_left_to_the_other_loops(exported):
 
     unr = OnnxDenoiser(exported.path, "cpu", loop="unrolled")
     for other in (dict(steps=7), dict(steps=6, guidance=3.0), dict(steps=6, sampler="ddim")):
-        with pytest.raises(BadInput, match=r"m\.unrolled\.onnx.*runs sampler dpmpp-2m, steps 6, guidance 2, eta 0\.0; asked: "):
+        with pytest.raises(
+            BadInput, match=r"m\.unrolled\.onnx.*runs sampler dpmpp-2m, steps 6, guidance 2, eta 0\.0; asked: "
+        ):
             sprites_of(unr, request((0, 1), seed=0, **other))
-    auto = OnnxDenoiser(exported.path, "cpu")                 # auto on the CPU: the host loop
+    auto = OnnxDenoiser(exported.path, "cpu")  # auto on the CPU: the host loop
     assert sprites_of(auto, request((0, 1), seed=0, steps=6)).shape == (2, 8, 8, 4) and auto.calls == 6
     ran = sprites_of(unr, request((0,), seed=0, steps=6, edit=Edit(tileable=True)))  # edits: the host loop
     assert ran.shape == (1, 8, 8, 4) and unr.calls > 0 and not unr._unrolled_loops
@@ -111,8 +114,8 @@ def test_unrolled_loop_needs_its_graph_from_this_checkpoint(exported, tmp_path: 
 def test_nan_is_reported_with_its_step(exported, tmp_path: Path):
     import onnx
 
-    from scarlet_moon.backends.onnx_device import unrolled_plan
     from scarlet_moon.backends.onnx_backend import OnnxDenoiser
+    from scarlet_moon.backends.onnx_device import unrolled_plan
     from scarlet_moon.errors import RunFailed
     from scarlet_moon.onnx.unrolled_graph import build_unrolled_proto
 
@@ -135,7 +138,7 @@ def test_a_sampler_that_adds_noise_gets_no_unrolled_graph(tiny_model: Path, expo
     shutil.copy(exported.unrolled_path, tmp_path / "m.unrolled.onnx")  # left by an earlier export
     res = export_onnx(tiny_model, out, unroll=SamplingOptions(sampler="ddpm", steps=5))
     assert res.unrolled_path is None and "adds noise" in res.unrolled_note and res.step_path.is_file()
-    assert not (tmp_path / "m.unrolled.onnx").exists()       # a stale one would name another sampling
+    assert not (tmp_path / "m.unrolled.onnx").exists()  # a stale one would name another sampling
     res = export_onnx(tiny_model, out, unroll=SamplingOptions(sampler="ddim", steps=4, eta=0.5))
     assert res.unrolled_path is None and "eta 0.5 adds noise" in res.unrolled_note
 
@@ -149,11 +152,16 @@ def test_cli_export_writes_and_skips_the_unrolled_graph(tiny_model: Path, tmp_pa
     assert str(tmp_path / "a.unrolled.onnx") in res.output.splitlines()
     from scarlet_moon.backends import read_card
 
-    default = read_card(tiny_model).defaults()                # the card's default sampling
+    default = read_card(tiny_model).defaults()  # the card's default sampling
     meta = json.loads(props(tmp_path / "a.unrolled.onnx")[META])
-    assert (meta["sampler"], meta["steps"], meta["guidance"]) == (default["sampler"], default["steps"], default["guidance"])
-    res = CliRunner().invoke(sm, ["export-onnx", "--model", str(tiny_model), "--out", str(tmp_path / "a.onnx"),
-                                  "--no-unrolled", "--force"])
+    assert (meta["sampler"], meta["steps"], meta["guidance"]) == (
+        default["sampler"],
+        default["steps"],
+        default["guidance"],
+    )
+    res = CliRunner().invoke(
+        sm, ["export-onnx", "--model", str(tiny_model), "--out", str(tmp_path / "a.onnx"), "--no-unrolled", "--force"]
+    )
     assert res.exit_code == 0 and not (tmp_path / "a.unrolled.onnx").exists()
     res = CliRunner().invoke(sm, ["export-onnx", "--model", str(tiny_model), "--out", str(tmp_path / "b.step.onnx")])
     assert res.exit_code == 2 and "b.step.onnx" in res.output and not (tmp_path / "b.step.onnx").exists()
@@ -177,8 +185,12 @@ def test_a_tampered_unrolled_graph_is_one_error(exported, tmp_path: Path, change
         meta[change] = {"steps": "6", "timesteps": [1, 2], "sampler": 3, "format": "other"}[change]
         entry.value = json.dumps(meta)
     onnx.save(proto, str(tmp_path / "m.unrolled.onnx"))
-    with pytest.raises(BadInput, match=r"unrolled\.onnx beside the model has (malformed metadata|inputs)"
-                       if change != "format" else "not a Scarlet Moon unrolled graph"):
+    with pytest.raises(
+        BadInput,
+        match=r"unrolled\.onnx beside the model has (malformed metadata|inputs)"
+        if change != "format"
+        else "not a Scarlet Moon unrolled graph",
+    ):
         sprites_of(OnnxDenoiser(tmp_path / "m.onnx", "cpu", loop="unrolled"), request((0,), seed=0, steps=6))
 
 

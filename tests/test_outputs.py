@@ -39,6 +39,7 @@ def sprites_folder(root: Path, n: int = 3) -> Path:
 
 # --- the rules, in the library ---------------------------------------------------------------------
 
+
 def test_an_input_file_a_link_to_it_and_a_file_inside_an_input_folder_are_refused(tmp_path: Path):
     model = tmp_path / "m.safetensors"
     model.write_bytes(b"weights")
@@ -81,6 +82,7 @@ def test_a_claimed_output_is_refused_to_a_second_claim_and_free_again_after(tmp_
 
 # --- the rules, through the commands ---------------------------------------------------------------
 
+
 def test_eval_refuses_to_write_over_its_model_and_a_device(tmp_path: Path):
     model = tmp_path / "m.safetensors"
     shutil.copy(BUNDLED_PRIOR, model)
@@ -94,8 +96,9 @@ def test_eval_refuses_to_write_over_its_model_and_a_device(tmp_path: Path):
 def test_distill_refuses_to_replace_its_own_teacher(tmp_path: Path):
     teacher = tmp_path / "t.safetensors"
     shutil.copy(BUNDLED_PRIOR, teacher)
-    one_line_error(run("distill", "--model", str(teacher), "--out", str(teacher), "--steps", "1"),
-                   "is an input of this run")
+    one_line_error(
+        run("distill", "--model", str(teacher), "--out", str(teacher), "--steps", "1"), "is an input of this run"
+    )
     assert teacher.read_bytes() == BUNDLED_PRIOR.read_bytes()
 
 
@@ -113,18 +116,21 @@ def test_sample_needs_force_to_replace_sprites_and_its_grid_cannot_be_one_of_the
 def test_data_inspect_never_writes_its_preview_into_the_set(tmp_path: Path):
     data = sprites_folder(tmp_path / "set" / "hero")
     before = (data / "hero_000.png").read_bytes()
-    one_line_error(run("data", "inspect", str(tmp_path / "set"), "--preview", str(data / "hero_000.png")),
-                   "inside the input folder")
+    one_line_error(
+        run("data", "inspect", str(tmp_path / "set"), "--preview", str(data / "hero_000.png")),
+        "inside the input folder",
+    )
     assert (data / "hero_000.png").read_bytes() == before
 
 
 def test_sheet_from_a_folder_never_packs_into_it_and_refuses_generation_options(tmp_path: Path):
     src = sprites_folder(tmp_path / "frames")
-    one_line_error(run("sheet", "--from", str(src), "--out", str(src / "x.png"), "--force"),
-                   "inside the input folder")
+    one_line_error(run("sheet", "--from", str(src), "--out", str(src / "x.png"), "--force"), "inside the input folder")
     assert sorted(p.name for p in src.iterdir()) == ["hero_000.png", "hero_001.png", "hero_002.png"]
-    one_line_error(run("sheet", "--from", str(src), "--label", "5", "--out", str(tmp_path / "x.png")),
-                   "--label does not apply with --from")
+    one_line_error(
+        run("sheet", "--from", str(src), "--label", "5", "--out", str(tmp_path / "x.png")),
+        "--label does not apply with --from",
+    )
 
 
 def test_a_second_sheet_run_on_one_output_is_refused_while_the_first_holds_it(tmp_path: Path):
@@ -139,16 +145,24 @@ def test_a_second_sheet_run_on_one_output_is_refused_while_the_first_holds_it(tm
 
 # --- memory from the options (scarlet_moon.memory) -------------------------------------------------
 
+
 def peak_of(args: list[str], tmp_path: Path) -> tuple[int, str, int]:
     """(exit code, stderr, peak resident KB) of `sm ARGS` in a fresh process."""
     import subprocess
     import sys
 
-    probe = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-             "print(p.returncode); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
-             "sys.stderr.write(p.stderr)")
-    res = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "scarlet_moon.cli.main", *args], cwd=tmp_path,
-                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    probe = (
+        "import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "print(p.returncode); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+        "sys.stderr.write(p.stderr)"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", probe, sys.executable, "-m", "scarlet_moon.cli.main", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
     code, peak = res.stdout.split()
     return int(code), res.stderr, int(peak)
 
@@ -160,7 +174,7 @@ def test_a_config_that_cannot_fit_and_an_absurd_eval_count_are_refused_before_an
     code, err, peak = peak_of(["train", "--config", "big.toml", "--tracking", "none"], tmp_path)
     assert code == 2 and "needs about" in err and "over the budget" in err and len(err.strip().splitlines()) == 1
     assert peak < 300 * 1024 and not (tmp_path / "sm-runs").exists()
-    code, err, peak = peak_of(["eval", "--count", str(10 ** 18)], tmp_path)
+    code, err, peak = peak_of(["eval", "--count", str(10**18)], tmp_path)
     assert code == 2 and "--count" in err and peak < 300 * 1024
 
 
@@ -179,8 +193,22 @@ def test_the_budget_follows_sm_memory_budget(monkeypatch):
 
 def test_a_distillation_batch_that_cannot_fit_is_refused_before_the_teacher_is_built(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("SM_MEMORY_BUDGET", "16G")  # the same on any machine
-    code, err, peak = peak_of(["distill", "--model", "bundled-25", "--few-step", "4", "--batch", "60000",
-                               "--steps", "1", "--out", "s.safetensors"], tmp_path)
+    code, err, peak = peak_of(
+        [
+            "distill",
+            "--model",
+            "bundled-25",
+            "--few-step",
+            "4",
+            "--batch",
+            "60000",
+            "--steps",
+            "1",
+            "--out",
+            "s.safetensors",
+        ],
+        tmp_path,
+    )
     assert code == 2 and "distillation (n_feat 32" in err and "batch 60000 of 16x16" in err and "over the budget" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "s.safetensors").exists()
     assert peak < 600 * 1024  # the step would need about 217 GB; torch's import is most of the peak

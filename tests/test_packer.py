@@ -16,7 +16,7 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 def random_image(rng: np.random.Generator, w: int, h: int, border: int) -> Image.Image:
     """Random opaque-ish pixels inside a transparent border of `border` px (so trim has work)."""
     arr = np.zeros((h, w, 4), np.uint8)
-    inner = arr[border:h - border, border:w - border]
+    inner = arr[border : h - border, border : w - border]
     inner[...] = rng.integers(0, 256, inner.shape, dtype=np.uint8)
     inner[..., 3] = np.maximum(inner[..., 3], 1)  # no fully transparent pixel inside
     return Image.fromarray(arr, "RGBA")
@@ -47,8 +47,15 @@ def options(draw, sprites: list[Sprite]) -> dict:
     max_size = biggest + draw(st.integers(0, 60))
     if pot:
         max_size = max(max_size, 1 << (biggest - 1).bit_length())
-    return dict(padding=padding, extrude=extrude, scale=scale, pot=pot, max_size=max_size,
-                trim=draw(st.booleans()), dedupe=draw(st.booleans()))
+    return dict(
+        padding=padding,
+        extrude=extrude,
+        scale=scale,
+        pot=pot,
+        max_size=max_size,
+        trim=draw(st.booleans()),
+        dedupe=draw(st.booleans()),
+    )
 
 
 def slot(f, extrude: int) -> tuple[int, int, int, int]:
@@ -68,8 +75,7 @@ def check_geometry(result: PackResult, opts: dict) -> None:
         for a in slots:
             for b in slots:
                 if a < b:  # separated by at least `padding` on one axis
-                    assert (a[2] + pad <= b[0] or b[2] + pad <= a[0] or a[3] + pad <= b[1] or b[3] + pad <= a[1]), \
-                        (a, b)
+                    assert a[2] + pad <= b[0] or b[2] + pad <= a[0] or a[3] + pad <= b[1] or b[3] + pad <= a[1], (a, b)
 
 
 def check_pixels(sprites: list[Sprite], result: PackResult, opts: dict) -> None:
@@ -79,17 +85,17 @@ def check_pixels(sprites: list[Sprite], result: PackResult, opts: dict) -> None:
         f, sheet = by_name[sp.name]
         src = np.asarray(sp.image.convert("RGBA")).repeat(s, 0).repeat(s, 1)
         assert (f.source_w, f.source_h) == (src.shape[1], src.shape[0])
-        expected = src[f.offset_y:f.offset_y + f.h, f.offset_x:f.offset_x + f.w]
+        expected = src[f.offset_y : f.offset_y + f.h, f.offset_x : f.offset_x + f.w]
         assert expected.shape == (f.h, f.w, 4)
         if opts["trim"]:  # everything cut away was transparent, and the kept box is tight
             outside = src.copy()
-            outside[f.offset_y:f.offset_y + f.h, f.offset_x:f.offset_x + f.w, 3] = 0
+            outside[f.offset_y : f.offset_y + f.h, f.offset_x : f.offset_x + f.w, 3] = 0
             assert not outside[..., 3].any()
         else:
             assert (f.offset_x, f.offset_y, f.w, f.h) == (0, 0, src.shape[1], src.shape[0])
-        np.testing.assert_array_equal(sheet[f.y:f.y + f.h, f.x:f.x + f.w], expected)
+        np.testing.assert_array_equal(sheet[f.y : f.y + f.h, f.x : f.x + f.w], expected)
         # the extrusion ring repeats the edge pixels outward
-        ring = sheet[f.y - ext:f.y + f.h + ext, f.x - ext:f.x + f.w + ext]
+        ring = sheet[f.y - ext : f.y + f.h + ext, f.x - ext : f.x + f.w + ext]
         np.testing.assert_array_equal(ring, np.pad(expected, ((ext, ext), (ext, ext), (0, 0)), mode="edge"))
 
 
@@ -120,7 +126,7 @@ def solid(w: int, h: int, color: tuple[int, int, int, int]) -> Image.Image:
 
 def test_same_size_sprites_make_a_row_major_grid():
     sprites = [Sprite(f"hero_{i}", solid(16, 16, (i * 20, 0, 0, 255))) for i in range(8)]
-    page, = pack(sprites, padding=1).pages
+    (page,) = pack(sprites, padding=1).pages
     assert page.size == (52, 52)  # 3 x 3 cells of 17 px + 1 px border
     assert [(f.x, f.y) for f in page.frames[:4]] == [(1, 1), (18, 1), (35, 1), (1, 18)]
 
@@ -150,34 +156,44 @@ def test_mixed_sizes_spill_onto_more_pages_too():
 def test_trim_records_source_size_and_offset():
     img = Image.new("RGBA", (16, 16), (0, 0, 0, 0))
     img.paste((255, 0, 0, 255), (3, 5, 9, 15))  # 6 x 10 box at (3, 5)
-    f, = pack([Sprite("t", img)], trim=True, scale=2).frames
+    (f,) = pack([Sprite("t", img)], trim=True, scale=2).frames
     assert (f.w, f.h, f.offset_x, f.offset_y, f.source_w, f.source_h) == (12, 20, 6, 10, 32, 32)
     assert f.trimmed
 
 
 def test_fully_transparent_sprite_trims_to_one_pixel():
-    f, = pack([Sprite("empty", Image.new("RGBA", (8, 8)))], trim=True).frames
+    (f,) = pack([Sprite("empty", Image.new("RGBA", (8, 8)))], trim=True).frames
     assert (f.w, f.h, f.source_w, f.source_h) == (1, 1, 8, 8)
 
 
 def test_non_rgba_input_is_converted():
-    f, = pack([Sprite("p", Image.new("RGB", (4, 4), (5, 6, 7)))]).frames
+    (f,) = pack([Sprite("p", Image.new("RGB", (4, 4), (5, 6, 7)))]).frames
     assert f.w == 4
 
 
-@pytest.mark.parametrize("kwargs", [dict(max_size=17), dict(max_size=19, padding=2), dict(max_size=16, extrude=1),
-                                    dict(max_size=24, scale=2, padding=0), dict(max_size=30, pot=True, padding=1)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(max_size=17),
+        dict(max_size=19, padding=2),
+        dict(max_size=16, extrude=1),
+        dict(max_size=24, scale=2, padding=0),
+        dict(max_size=30, pot=True, padding=1),
+    ],
+)
 def test_sprite_larger_than_max_size_is_refused_by_name(kwargs):
     with pytest.raises(ValueError, match="big_one"):
-        pack([Sprite("ok", solid(4, 4, (1, 1, 1, 255))), Sprite("big_one", solid(16, 16, (1, 1, 1, 255)))],
-             **kwargs)
+        pack([Sprite("ok", solid(4, 4, (1, 1, 1, 255))), Sprite("big_one", solid(16, 16, (1, 1, 1, 255)))], **kwargs)
 
 
-@pytest.mark.parametrize("sprites, match", [
-    ([], "no sprites"),
-    ([Sprite("x", solid(2, 2, (0, 0, 0, 255))), Sprite("x", solid(2, 2, (0, 0, 0, 255)))], "'x'"),
-    ([Sprite("z", Image.new("RGBA", (0, 3)))], "'z'"),
-])
+@pytest.mark.parametrize(
+    "sprites, match",
+    [
+        ([], "no sprites"),
+        ([Sprite("x", solid(2, 2, (0, 0, 0, 255))), Sprite("x", solid(2, 2, (0, 0, 0, 255)))], "'x'"),
+        ([Sprite("z", Image.new("RGBA", (0, 3)))], "'z'"),
+    ],
+)
 def test_bad_sprite_lists_are_refused(sprites, match):
     with pytest.raises(ValueError, match=match):
         pack(sprites)
@@ -199,8 +215,15 @@ def test_rgba_arrays_pack_as_their_pil_images(sprites, trim, extrude, scale):
     assert all(np.array_equal(np.asarray(p.image), np.asarray(q.image)) for p, q in zip(a.pages, b.pages))
 
 
-@pytest.mark.parametrize("image", [np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 4), np.float32),
-                                   np.zeros((4, 4), np.uint8), np.zeros((0, 4, 4), np.uint8)])
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.zeros((4, 4, 3), np.uint8),
+        np.zeros((4, 4, 4), np.float32),
+        np.zeros((4, 4), np.uint8),
+        np.zeros((0, 4, 4), np.uint8),
+    ],
+)
 def test_a_bad_array_image_is_refused_by_name(image):
     with pytest.raises(ValueError, match="sprite 'odd'"):
         pack([Sprite("odd", image)])

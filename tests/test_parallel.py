@@ -12,7 +12,7 @@ from PIL import Image
 
 import scarlet_moon.exporters.parallel as parallel
 from scarlet_moon.cli.main import sm
-from scarlet_moon.exporters import AtlasFormat, AtlasTarget, Page, PackResult, Sprite, pack, write_atlases
+from scarlet_moon.exporters import AtlasFormat, AtlasTarget, PackResult, Page, Sprite, pack, write_atlases
 from scarlet_moon.exporters.parallel import AUTO_MIN_PIXELS, auto_workers
 
 FORMATS = ["json-hash", "json-array", "aseprite", "godot3", "godot4", "libgdx", "sparrow", "love", "unity"]
@@ -23,8 +23,14 @@ def sprites(n: int = 40) -> list[Sprite]:
     for i in range(n):
         img = Image.new("RGBA", (16, 16), (0, 0, 0, 0))
         img.paste((7 * i % 256, 255 - 5 * i % 256, 90, 255), (i % 5, i % 3, 16 - i % 4, 16))
-        out.append(Sprite(f"{('walk', 'idle')[i % 2]}_{i:03d}", img, label=("walk", "idle")[i % 2],
-                          meta={"seed": i, "note": 'a"b ü'}))
+        out.append(
+            Sprite(
+                f"{('walk', 'idle')[i % 2]}_{i:03d}",
+                img,
+                label=("walk", "idle")[i % 2],
+                meta={"seed": i, "note": 'a"b ü'},
+            )
+        )
     return out
 
 
@@ -157,11 +163,26 @@ def test_sm_sheet_jobs(tmp_path):
     runner = CliRunner()
     for jobs in ("1", "2"):
         (tmp_path / jobs).mkdir()
-        res = runner.invoke(sm, ["sheet", "--from", str(src), "--out", str(tmp_path / jobs / "s.png"), "--max-size",
-                                 "64", "--format", "json-hash,godot3,libgdx", "--jobs", jobs])
+        res = runner.invoke(
+            sm,
+            [
+                "sheet",
+                "--from",
+                str(src),
+                "--out",
+                str(tmp_path / jobs / "s.png"),
+                "--max-size",
+                "64",
+                "--format",
+                "json-hash,godot3,libgdx",
+                "--jobs",
+                jobs,
+            ],
+        )
         assert res.exit_code == 0, res.output
     assert written(tmp_path / "1") == written(tmp_path / "2") and len(written(tmp_path / "1")) > 8
     res = runner.invoke(sm, ["sheet", "--from", str(src), "--out", str(tmp_path / "s.png"), "--jobs", "0"])
     assert res.exit_code == 2 and not (tmp_path / "s.png").exists()
-    assert res.stderr.strip().splitlines() == ["error: Invalid value for '--jobs': 0 is not in the range x>=1 "
-                                               "(see 'sm sheet --help')"]
+    assert res.stderr.strip().splitlines() == [
+        "error: Invalid value for '--jobs': 0 is not in the range x>=1 (see 'sm sheet --help')"
+    ]

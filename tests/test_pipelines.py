@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import ROOT
 
 import scarlet_moon
 from scarlet_moon.cli.main import sm
-from conftest import ROOT
 
 FILES = ("sprites.png", "sprites.json", "sprites.tres", "sprites.atlas")
 FORMATS = ("json-hash", "godot3", "libgdx")
@@ -37,8 +37,10 @@ def studio_export(tmp_path: Path) -> dict[str, bytes]:
                 break
             time.sleep(0.1)
         assert view["state"] == "done", view
-        res = c.post("/api/export", json={"sprites": [s["id"] for s in view["sprites"]], "name": "sprites",
-                                          "formats": list(FORMATS)})
+        res = c.post(
+            "/api/export",
+            json={"sprites": [s["id"] for s in view["sprites"]], "name": "sprites", "formats": list(FORMATS)},
+        )
     assert res.status_code == 200, res.text
     z = zipfile.ZipFile(io.BytesIO(res.content))
     return {name: z.read(name) for name in FILES}
@@ -46,8 +48,22 @@ def studio_export(tmp_path: Path) -> dict[str, bytes]:
 
 def test_one_request_through_the_cli_the_api_and_the_studio_gives_the_same_sprites_and_atlases(tmp_path: Path):
     (tmp_path / "cli").mkdir()
-    res = CliRunner().invoke(sm, ["sheet", "--label", "5", "--count", "8", "--seed", "3", "--format", ",".join(FORMATS),
-                                  "--out", str(tmp_path / "cli" / "sprites.png")])
+    res = CliRunner().invoke(
+        sm,
+        [
+            "sheet",
+            "--label",
+            "5",
+            "--count",
+            "8",
+            "--seed",
+            "3",
+            "--format",
+            ",".join(FORMATS),
+            "--out",
+            str(tmp_path / "cli" / "sprites.png"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     (tmp_path / "api").mkdir()
     scarlet_moon.sheet(label=5, count=8, seed=3, formats=FORMATS, out=tmp_path / "api" / "sprites.png")

@@ -24,8 +24,9 @@ def test_crisp_alpha_is_numpy_s():
     rng = np.random.default_rng(0)
     for threshold in (1, 2, 128, 254, 255):
         raw = raw_batch(rng, 20)
-        assert np.array_equal(pixels_torch.crisp_alpha(torch.from_numpy(raw), threshold).numpy(),
-                              pixels.crisp_alpha(raw, threshold))
+        assert np.array_equal(
+            pixels_torch.crisp_alpha(torch.from_numpy(raw), threshold).numpy(), pixels.crisp_alpha(raw, threshold)
+        )
     with pytest.raises(BadInput, match="bad alpha threshold 0"):
         pixels_torch.crisp_alpha(torch.from_numpy(raw), 0)
 
@@ -50,7 +51,7 @@ def test_palette_snap_is_numpy_s_on_many_random_batches(space, monkeypatch):
         k = int(rng.integers(1, 65))
         pal = rng.integers(0, 256, (k, 3), dtype=np.uint8)
         if trial % 3 == 0:
-            pal = np.concatenate([pal, pal[: max(1, k // 2)]])          # duplicates: ties on purpose
+            pal = np.concatenate([pal, pal[: max(1, k // 2)]])  # duplicates: ties on purpose
         raw = raw_batch(rng, int(rng.integers(1, 40)), None if trial % 2 else int(rng.integers(1, 200)))
         want = pixels.quantize_to_palette(pixels.crisp_alpha(raw, 128), pal, space=space)
         got = pixels_torch.quantize_to_palette(pixels_torch.crisp_alpha(torch.from_numpy(raw)), pal, space=space)
@@ -62,8 +63,10 @@ def test_postprocess_matches_pixels_postprocess_without_cap_and_cleanup():
     rng = np.random.default_rng(3)
     pal = rng.integers(0, 256, (16, 3), dtype=np.uint8)
     raw = raw_batch(rng, 30, 50)
-    assert np.array_equal(pixels_torch.postprocess(torch.from_numpy(raw), alpha_threshold=100, palette=pal).numpy(),
-                          pixels.postprocess(raw, alpha_threshold=100, palette=pal, colors=None, cleanup=False))
+    assert np.array_equal(
+        pixels_torch.postprocess(torch.from_numpy(raw), alpha_threshold=100, palette=pal).numpy(),
+        pixels.postprocess(raw, alpha_threshold=100, palette=pal, colors=None, cleanup=False),
+    )
     assert np.array_equal(pixels_torch.postprocess(torch.from_numpy(raw)).numpy(), pixels.crisp_alpha(raw))
     empty = np.zeros((2, 16, 16, 4), np.uint8)  # nothing opaque: unchanged
     assert np.array_equal(pixels_torch.quantize_to_palette(torch.from_numpy(empty), pal).numpy(), empty)

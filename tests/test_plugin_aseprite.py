@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import HANG, ROOT
 
 try:
@@ -47,11 +46,17 @@ def lua_tool(name: str) -> str:
     pytest.skip(msg)
 
 
-def run_plugin(scenario: str, work: Path, plugin_dir: Path = PLUGIN, *extra: str,
-               env: dict[str, str] | None = None) -> list[tuple[str, ...]]:
+def run_plugin(
+    scenario: str, work: Path, plugin_dir: Path = PLUGIN, *extra: str, env: dict[str, str] | None = None
+) -> list[tuple[str, ...]]:
     work.mkdir(exist_ok=True)
-    out = subprocess.run([lua_tool("lua5.4"), str(LUA_TESTS / "run_plugin.lua"), str(plugin_dir), str(work), scenario,
-                          *extra], capture_output=True, text=True, timeout=HANG, env=env)
+    out = subprocess.run(
+        [lua_tool("lua5.4"), str(LUA_TESTS / "run_plugin.lua"), str(plugin_dir), str(work), scenario, *extra],
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr + out.stdout
     lines = [tuple(line.split("\t")) for line in out.stdout.splitlines()]
     assert lines[-1] == ("DONE",), out.stdout
@@ -91,8 +96,12 @@ def test_luac_rejects_broken_lua(tmp_path: Path):
 
 
 def test_sm_cli_module_in_plain_lua():
-    out = subprocess.run([lua_tool("lua5.4"), str(LUA_TESTS / "test_sm_cli.lua"), str(PLUGIN)],
-                         capture_output=True, text=True, timeout=HANG)
+    out = subprocess.run(
+        [lua_tool("lua5.4"), str(LUA_TESTS / "test_sm_cli.lua"), str(PLUGIN)],
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "FAIL" not in out.stdout and out.stdout.strip().endswith(" passed, 0 failed")
     assert out.stdout.count("\nok ") >= 8
@@ -101,7 +110,9 @@ def test_sm_cli_module_in_plain_lua():
 # ---- the plugin under the fake app: one command line per mode --------------------------------
 def test_registers_one_command_in_edit_fx(tmp_path: Path):
     lines = run_plugin("cancel", tmp_path / "w")
-    assert kind(lines, "COMMAND") == [("COMMAND", "ScarletMoonGenerate", "Scarlet Moon: Generate Sprites...", "edit_fx")]
+    assert kind(lines, "COMMAND") == [
+        ("COMMAND", "ScarletMoonGenerate", "Scarlet Moon: Generate Sprites...", "edit_fx")
+    ]
     w = tmp_path / "w"
     # The dialog opens with the labels `sm labels --json` gave; cancelling runs nothing else.
     assert kind(lines, "POPEN") == [("POPEN", f"sm labels --json 2>{w}/scarlet-moon-labels-stderr.txt")]
@@ -116,7 +127,8 @@ def test_new_sprites(tmp_path: Path):
     lines = run_plugin("new", w)
     assert sample_commands(lines) == [
         f"sm sample --json --out {w}/{STAMP} --label hero --count 4 --seed 7 --sampler ddim --steps 25 "
-        f"--guidance 2.5 2>{w}/{STAMP}-stderr.txt"]
+        f"--guidance 2.5 2>{w}/{STAMP}-stderr.txt"
+    ]
     # Aseprite's json.decode is used (twice: labels, then the sample report), and the three
     # files of the report become three frames of one new 16x16 sprite, in one transaction.
     assert len(kind(lines, "JSON.decode")) == 2
@@ -134,14 +146,16 @@ def test_variations_of_the_cel_into_a_new_layer(tmp_path: Path):
     init = f"{w}/{STAMP}-init.png"
     assert sample_commands(lines) == [
         f"'/opt/my tools/sm' sample --json --out {w}/{STAMP} --label hero --count 3 --seed 1 "
-        f"--init {init} --strength 0.35 2>{w}/{STAMP}-stderr.txt"]
+        f"--init {init} --strength 0.35 2>{w}/{STAMP}-stderr.txt"
+    ]
     # The cel (8x8 at 2,3) is drawn into a sprite-sized image, saved with the sprite's palette.
     assert kind(lines, "SAVE") == [("SAVE", init, "16x16", "mode=0", "draws=cel@2,3", "white=0", "palette=true")]
     # Results: a new layer of the open sprite, one cel per frame from the active frame on,
     # adding frame 3 (the document has two).
     assert kind(lines, "LAYER", "FRAME", "NEWSPRITE") == [("LAYER", "doc"), ("FRAME", "doc", "3")]
-    assert kind(lines, "CEL") == [("CEL", "doc", "hero seed 7", str(i + 1), f"/out/hero_00{i}.png", "0,0", "txn")
-                                  for i in range(3)]
+    assert kind(lines, "CEL") == [
+        ("CEL", "doc", "hero seed 7", str(i + 1), f"/out/hero_00{i}.png", "0,0", "txn") for i in range(3)
+    ]
     assert not os.path.exists(init)
 
 
@@ -151,7 +165,8 @@ def test_variations_of_the_selection(tmp_path: Path):
     init = f"{w}/{STAMP}-init.png"
     assert sample_commands(lines) == [
         f"sm sample --json --out {w}/{STAMP} --label hero --count 8 --seed 0 --init {init} --strength 1 "
-        f"2>{w}/{STAMP}-stderr.txt"]
+        f"2>{w}/{STAMP}-stderr.txt"
+    ]
     # Only the selection (8x8 at 4,4) is sent, and the results go back at the selection's place.
     assert kind(lines, "SAVE") == [("SAVE", init, "8x8", "mode=0", "draws=cel@-2,-1", "white=0", "palette=true")]
     assert {line[5] for line in kind(lines, "CEL")} == {"4,4"}
@@ -163,10 +178,13 @@ def test_fill_the_selection(tmp_path: Path):
     init, mask = f"{w}/{STAMP}-init.png", f"{w}/{STAMP}-mask.png"
     assert sample_commands(lines) == [
         f"sm sample --json --out {w}/{STAMP} --label item --count 8 --seed 0 --init {init} --mask {mask} "
-        f"2>{w}/{STAMP}-stderr.txt"]
+        f"2>{w}/{STAMP}-stderr.txt"
+    ]
     # The mask is sprite-sized, white exactly on the 8x8 selection.
-    assert kind(lines, "SAVE") == [("SAVE", init, "16x16", "mode=0", "draws=cel@2,3", "white=0", "palette=true"),
-                                   ("SAVE", mask, "16x16", "mode=0", "draws=", "white=64", "palette=false")]
+    assert kind(lines, "SAVE") == [
+        ("SAVE", init, "16x16", "mode=0", "draws=cel@2,3", "white=0", "palette=true"),
+        ("SAVE", mask, "16x16", "mode=0", "draws=", "white=64", "palette=false"),
+    ]
     assert kind(lines, "NEWSPRITE") == [("NEWSPRITE", "new2", "16x16", "mode=0")]  # new1: the open document
     assert len(kind(lines, "CEL")) == 3
     assert sorted(os.listdir(w)) == []
@@ -177,7 +195,8 @@ def test_tileable_with_a_model_and_a_label_with_a_space(tmp_path: Path):
     lines = run_plugin("tileable", w)
     assert sample_commands(lines) == [
         f"sm sample --json --out {w}/{STAMP} --model 'my model.safetensors' --label 'big boss' --count 8 --seed 0 "
-        f"--tileable 2>{w}/{STAMP}-stderr.txt"]
+        f"--tileable 2>{w}/{STAMP}-stderr.txt"
+    ]
     assert [line[2] for line in kind(lines, "CEL")] == ["big boss seed 7"] * 3
 
 
@@ -188,7 +207,8 @@ def test_use_the_sprites_palette(tmp_path: Path):
     lines = run_plugin("palette", w)
     pal = f"{w}/{STAMP}-palette.hex"
     assert sample_commands(lines) == [
-        f"sm sample --json --out {w}/{STAMP} --label hero --count 8 --seed 0 --palette {pal} 2>{w}/{STAMP}-stderr.txt"]
+        f"sm sample --json --out {w}/{STAMP} --label hero --count 8 --seed 0 --palette {pal} 2>{w}/{STAMP}-stderr.txt"
+    ]
     # What `sm` found in the file: opaque colours once each (the transparent entry 0 is left out),
     # in a format sm's own palette reader takes.
     (content,) = [line[1] for line in kind(lines, "PALETTE")]
@@ -208,7 +228,9 @@ def test_indexed_sprite_gets_a_new_sprite_instead_of_a_layer(tmp_path: Path):
 def test_sm_failure_shows_its_stderr(tmp_path: Path):
     w = tmp_path / "w"
     lines = run_plugin("fail", w)
-    assert kind(lines, "ALERT") == [("ALERT", "`sm` failed (exit 2): | Usage: sm sample | error: no such label 'dragon' | ")]
+    assert kind(lines, "ALERT") == [
+        ("ALERT", "`sm` failed (exit 2): | Usage: sm sample | error: no such label 'dragon' | ")
+    ]
     assert kind(lines, "NEWSPRITE", "CEL", "LOAD") == []
     assert sorted(os.listdir(w)) == []
 
@@ -219,17 +241,22 @@ def test_labels_failure_is_shown_and_reload_uses_the_new_path(tmp_path: Path):
     assert status[2] == "labels: `sm` failed (exit 127): | sm: not found | "
     lines = run_plugin("reload", tmp_path / "b")
     assert [line[1].split(" 2>")[0] for line in kind(lines, "POPEN")] == [
-        "sm labels --json", "/venv/bin/sm labels --json",
-        f"/venv/bin/sm sample --json --out {tmp_path}/b/{STAMP} --label 'big boss' --count 8 --seed 0"]
+        "sm labels --json",
+        "/venv/bin/sm labels --json",
+        f"/venv/bin/sm sample --json --out {tmp_path}/b/{STAMP} --label 'big boss' --count 8 --seed 0",
+    ]
     assert ("MODIFY", "label", "creature,item,hero,big boss", "creature") in lines
 
 
-@pytest.mark.parametrize("scenario, alert", [
-    ("nocel", "Select a cel first."),
-    ("fill_nosel", "Select the area to fill first."),
-    ("bad_count", "count must be at least 1, got 0"),
-    ("bad_steps", "steps must be a whole number, got ten"),
-])
+@pytest.mark.parametrize(
+    "scenario, alert",
+    [
+        ("nocel", "Select a cel first."),
+        ("fill_nosel", "Select the area to fill first."),
+        ("bad_count", "count must be at least 1, got 0"),
+        ("bad_steps", "steps must be a whole number, got ten"),
+    ],
+)
 def test_refusals_run_nothing(tmp_path: Path, scenario: str, alert: str):
     lines = run_plugin(scenario, tmp_path / "w")
     assert kind(lines, "ALERT") == [("ALERT", alert)]
@@ -242,7 +269,7 @@ def test_settings_are_kept_in_plugin_preferences(tmp_path: Path):
     inits = kind(lines, "INIT")
     starts = [i for i, line in enumerate(inits) if line[1] == "sm"]
     assert len(starts) == 2
-    second = inits[starts[1]:]  # the dialog opened a second time
+    second = inits[starts[1] :]  # the dialog opened a second time
     values = {line[1]: line[2] for line in second}
     assert values["sm"] == "/venv/bin/sm" and values["label"] == "item" and values["mode"] == "Tileable sprites"
     assert (float(values["count"]), float(values["seed"]), values["guidance"]) == (5, 9, "3")
@@ -361,22 +388,49 @@ def test_wheel_install_builds_the_extension(tmp_path: Path):
     src.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "scarlet_moon", src / "scarlet_moon", ignore=shutil.ignore_patterns("__pycache__", "bundled"))
+    shutil.copytree(
+        ROOT / "scarlet_moon", src / "scarlet_moon", ignore=shutil.ignore_patterns("__pycache__", "bundled")
+    )
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "whl"), str(src)],
-                   check=True, cwd=tmp_path, capture_output=True, timeout=HANG)
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "whl"), str(src)],
+        check=True,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=HANG,
+    )
     (wheel,) = (tmp_path / "whl").glob("*.whl")
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)],
-                   check=True, capture_output=True, timeout=HANG)
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=HANG,
+    )
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
-    out = subprocess.run([sys.executable, "-c", "import scarlet_moon.cli.cmd_plugin as c; print(c.__file__)\n"
-                          "from scarlet_moon.cli.main import main; main()", "plugin", "aseprite", "--out", str(tmp_path / "ext")],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=HANG)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import scarlet_moon.cli.cmd_plugin as c; print(c.__file__)\n"
+            "from scarlet_moon.cli.main import main; main()",
+            "plugin",
+            "aseprite",
+            "--out",
+            str(tmp_path / "ext"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+    )
     assert out.returncode == 0, out.stderr
     module, path = out.stdout.split()
     assert module.startswith(str(tmp_path / "site"))
     # one top-level package of the project's own (no `cli`, `exporters` or `plugins` beside it)
-    assert sorted(p.name for p in (tmp_path / "site").iterdir() if p.name != "bin") == \
-        ["scarlet_moon", "scarlet_moon-0.1.0.dist-info"]
+    assert sorted(p.name for p in (tmp_path / "site").iterdir() if p.name != "bin") == [
+        "scarlet_moon",
+        "scarlet_moon-0.1.0.dist-info",
+    ]
     with zipfile.ZipFile(path) as zf:
         assert zf.namelist() == ["package.json", "scarlet_moon.lua", "sm_cli.lua"]

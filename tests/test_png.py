@@ -30,8 +30,8 @@ def chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     out, i = [], 8
     while i < len(data):
-        (n,), tag = struct.unpack(">I", data[i:i + 4]), data[i + 4:i + 8]
-        body, crc = data[i + 8:i + 8 + n], data[i + 8 + n:i + 12 + n]
+        (n,), tag = struct.unpack(">I", data[i : i + 4]), data[i + 4 : i + 8]
+        body, crc = data[i + 8 : i + 8 + n], data[i + 8 + n : i + 12 + n]
         assert struct.unpack(">I", crc)[0] == zlib.crc32(tag + body), tag
         out.append((tag, body))
         i += 12 + n
@@ -45,7 +45,7 @@ def scanlines(data: bytes) -> bytes:
 
 def real_sprites(n: int = 120) -> list[np.ndarray]:
     sheet = np.asarray(Image.open(BUNDLED / "tiles.png").convert("RGBA"))
-    tiles = [sheet[y:y + 16, x:x + 16] for y in range(0, sheet.shape[0], 16) for x in range(0, sheet.shape[1], 16)]
+    tiles = [sheet[y : y + 16, x : x + 16] for y in range(0, sheet.shape[0], 16) for x in range(0, sheet.shape[1], 16)]
     return [np.ascontiguousarray(t) for t in tiles[:n]]
 
 
@@ -67,7 +67,7 @@ def test_the_file_holds_the_pixels_with_pillows_filters(kind: str):
             im.load()
             assert im.mode == ("RGBA" if img.shape[2] == 4 else "RGB") and im.size == img.shape[1::-1]
             assert np.array_equal(np.asarray(im), img)
-        assert [tag for tag, _ in chunks(ours)][::len(chunks(ours)) - 1] == [b"IHDR", b"IEND"]
+        assert [tag for tag, _ in chunks(ours)][:: len(chunks(ours)) - 1] == [b"IHDR", b"IEND"]
         assert scanlines(ours) == scanlines(pillow_png(img))  # the same filter on every row
 
 
@@ -83,8 +83,15 @@ def test_the_bytes_are_pillows_where_the_compressor_is_the_same():
     assert sum(t == b"IDAT" for t, _ in chunks(encode_png(img))) > 1
 
 
-@pytest.mark.parametrize("bad", [np.zeros((4, 4, 4), np.float32), np.zeros((4, 4), np.uint8),
-                                 np.zeros((4, 4, 2), np.uint8), np.zeros((0, 4, 4), np.uint8)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((4, 4, 4), np.float32),
+        np.zeros((4, 4), np.uint8),
+        np.zeros((4, 4, 2), np.uint8),
+        np.zeros((0, 4, 4), np.uint8),
+    ],
+)
 def test_what_it_cannot_write_is_a_value_error_naming_it(bad: np.ndarray):
     with pytest.raises(ValueError, match=str(bad.shape).replace("(", r"\(").replace(")", r"\)")):
         encode_png(bad)
@@ -106,8 +113,8 @@ def test_make_grid_lays_sprites_out_row_major_with_transparent_gaps():
     sprites = np.stack(CASES["real"][:5])
     grid = make_grid(sprites, ncols=3, scale=2, pad=1)
     assert grid.dtype == np.uint8 and grid.shape == (2 * 33 + 1, 3 * 33 + 1, 4)
-    assert np.array_equal(grid[1 + 33:1 + 33 + 32:2, 1 + 33:1 + 33 + 32:2], sprites[4])  # row 1, column 1
-    assert not grid[0].any() and not grid[:, 0].any() and not grid[33 + 1:, 2 * 33 + 1:].any()
+    assert np.array_equal(grid[1 + 33 : 1 + 33 + 32 : 2, 1 + 33 : 1 + 33 + 32 : 2], sprites[4])  # row 1, column 1
+    assert not grid[0].any() and not grid[:, 0].any() and not grid[33 + 1 :, 2 * 33 + 1 :].any()
 
 
 def test_rows_filtered_a_block_at_a_time_are_the_same_rows(monkeypatch):

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from scarlet_moon.cli.main import sm
 from conftest import ROOT
 from reliability_workspace import build_workspace
+
+from scarlet_moon.cli.main import sm
 
 DOC = ROOT / "docs" / "errors.md"
 PACKAGES = ("scarlet_moon",)
@@ -76,9 +76,27 @@ ROWS = parse_rows(DOC.read_text(encoding="utf-8"))
 def test_reliability_table_parses_and_covers_the_brief():
     assert len(ROWS) >= 30
     text = " ".join(r.bad_input + " " + r.example for r in ROWS)
-    for needed in ("unknown label", "--count 0", "negative", "not a number", "--steps 0", "missing", "truncated",
-                   "foreign", "pickle", "ONNX", "--resume", "mixed", "not an image", "empty label folder",
-                   "one-hot", "does not exist", "cannot be written", "no colours", "../../x"):
+    for needed in (
+        "unknown label",
+        "--count 0",
+        "negative",
+        "not a number",
+        "--steps 0",
+        "missing",
+        "truncated",
+        "foreign",
+        "pickle",
+        "ONNX",
+        "--resume",
+        "mixed",
+        "not an image",
+        "empty label folder",
+        "one-hot",
+        "does not exist",
+        "cannot be written",
+        "no colours",
+        "../../x",
+    ):
         assert needed in text, needed
     assert {r.exit_code for r in ROWS} == {0, 2}
 
@@ -196,26 +214,38 @@ def package_sources() -> list[Path]:
 
 
 def test_reliability_checker_catches_what_it_should():
-    bad = ("import pickle\nfrom dill import loads\nimport torch\ntorch.load('m.pt')\n"
-           "torch.load('m.pt', weights_only=False)\neval('1')\nexec('x = 1')\nnp.load(p, allow_pickle=True)\n"
-           "from torch import load\nyaml.load(s)\n")
+    bad = (
+        "import pickle\nfrom dill import loads\nimport torch\ntorch.load('m.pt')\n"
+        "torch.load('m.pt', weights_only=False)\neval('1')\nexec('x = 1')\nnp.load(p, allow_pickle=True)\n"
+        "from torch import load\nyaml.load(s)\n"
+    )
     assert len(unsafe_calls(bad)) == 9, unsafe_calls(bad)
-    good = ("model.eval()\nnet.eval()\nx = 'eval(1) exec( pickle'\n# torch.load(p)\n"
-            "torch.load(p, weights_only=True)\nnp.load(p, allow_pickle=False)\nsm.exec_module(m)\n")
+    good = (
+        "model.eval()\nnet.eval()\nx = 'eval(1) exec( pickle'\n# torch.load(p)\n"
+        "torch.load(p, weights_only=True)\nnp.load(p, allow_pickle=False)\nsm.exec_module(m)\n"
+    )
     assert unsafe_calls(good) == []
 
 
 def test_reliability_no_pickle_torch_load_eval_or_exec_in_package_sources():
-    found = [hit for path in package_sources()
-             for hit in unsafe_calls(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))]
+    found = [
+        hit
+        for path in package_sources()
+        for hit in unsafe_calls(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
+    ]
     assert found == []
 
 
 # ------------------------------------------------------------------ every writer is atomic
 ATOMIC_MODULES = {"scarlet_moon/exporters/atomic.py"}
-OWNED_WRITES = {"shutil": {"copy", "copy2", "copyfile", "copyfileobj", "copytree", "move"}, "json": {"dump"},
-                "os": {"rename", "replace"}, "np": {"save", "savez", "savez_compressed", "savetxt"},
-                "numpy": {"save", "savez", "savez_compressed", "savetxt"}, "torch": {"save"}}
+OWNED_WRITES = {
+    "shutil": {"copy", "copy2", "copyfile", "copyfileobj", "copytree", "move"},
+    "json": {"dump"},
+    "os": {"rename", "replace"},
+    "np": {"save", "savez", "savez_compressed", "savetxt"},
+    "numpy": {"save", "savez", "savez_compressed", "savetxt"},
+    "torch": {"save"},
+}
 ANY_WRITES = {"write_text", "write_bytes", "tofile", "to_csv"}
 # calls named like writers that write none of our files: W&B uploads a file that is already written
 NOT_WRITES = {"self.run.save"}
@@ -249,7 +279,7 @@ def direct_writes(source: str, filename: str = "<src>") -> list[str]:
 
 def _write_mode(call: ast.Call) -> str:
     pos = 0 if isinstance(call.func, ast.Attribute) else 1  # Path.open(mode) / open(path, mode)
-    args = list(call.args[pos:pos + 1]) + [k.value for k in call.keywords if k.arg == "mode"]
+    args = list(call.args[pos : pos + 1]) + [k.value for k in call.keywords if k.arg == "mode"]
     for a in args:
         if isinstance(a, ast.Constant) and isinstance(a.value, str) and set(a.value) & set("wax+"):
             return a.value
@@ -265,18 +295,26 @@ def _to_buffer(call: ast.Call, index: int) -> bool:
 
 
 def test_reliability_write_checker_catches_what_it_should():
-    bad = ("open(p, 'w')\nPath(p).open('wb')\np.write_text('x')\np.write_bytes(b'')\nimg.save(path)\n"
-           "np.save(path, a)\njson.dump(d, f)\nshutil.copy(a, b)\nos.replace(a, b)\ntorch.save(sd, p)\n"
-           "open(p, mode='a')\n")
+    bad = (
+        "open(p, 'w')\nPath(p).open('wb')\np.write_text('x')\np.write_bytes(b'')\nimg.save(path)\n"
+        "np.save(path, a)\njson.dump(d, f)\nshutil.copy(a, b)\nos.replace(a, b)\ntorch.save(sd, p)\n"
+        "open(p, mode='a')\n"
+    )
     assert len(direct_writes(bad)) == 11, direct_writes(bad)
-    good = ("open(p)\np.open('rb')\nimg.save(buf, format='PNG')\nnp.save(io.BytesIO(), a)\nx = a.copy()\n"
-            "name.replace('-', '_')\nwrite_file(p, data)\nos.open(d, os.O_RDONLY)\nself.run.save(p)\n")
+    good = (
+        "open(p)\np.open('rb')\nimg.save(buf, format='PNG')\nnp.save(io.BytesIO(), a)\nx = a.copy()\n"
+        "name.replace('-', '_')\nwrite_file(p, data)\nos.open(d, os.O_RDONLY)\nself.run.save(p)\n"
+    )
     assert direct_writes(good) == []
 
 
 def test_reliability_every_writer_goes_through_a_temp_name_and_rename():
-    found = [hit for path in package_sources() if path.relative_to(ROOT).as_posix() not in ATOMIC_MODULES
-             for hit in direct_writes(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))]
+    found = [
+        hit
+        for path in package_sources()
+        if path.relative_to(ROOT).as_posix() not in ATOMIC_MODULES
+        for hit in direct_writes(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
+    ]
     assert found == [], "write through scarlet_moon.exporters.atomic instead"
 
 
@@ -296,8 +334,17 @@ def test_reliability_atomic_write_leaves_old_file_on_failure(tmp_path: Path, mon
 
 
 # ------------------------------------------------------------------ atlas names are escaped
-NASTY = ['say "hi"', "two\nlines", "[bracket] {brace}", "back\\slash", "colon: x", "tab\there", "../../x",
-         "\u00e9t\u00e9 \u2603", "]]\n[resource]\nx = 1"]
+NASTY = [
+    'say "hi"',
+    "two\nlines",
+    "[bracket] {brace}",
+    "back\\slash",
+    "colon: x",
+    "tab\there",
+    "../../x",
+    "\u00e9t\u00e9 \u2603",
+    "]]\n[resource]\nx = 1",
+]
 
 
 def _nasty_result():
@@ -305,8 +352,10 @@ def _nasty_result():
 
     from scarlet_moon.exporters import Sprite, pack
 
-    sprites = [Sprite(name=f"s{i}", image=Image.new("RGBA", (4, 4), (i * 20, 9, 9, 255)), label=label,
-                      meta={"note": label}) for i, label in enumerate(NASTY)]
+    sprites = [
+        Sprite(name=f"s{i}", image=Image.new("RGBA", (4, 4), (i * 20, 9, 9, 255)), label=label, meta={"note": label})
+        for i, label in enumerate(NASTY)
+    ]
     return pack(sprites, padding=1, dedupe=False)
 
 

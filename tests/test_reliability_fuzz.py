@@ -21,8 +21,12 @@ from PIL import Image
 from scarlet_moon.cli.cmd_doctor import tiny_onnx_bytes
 from scarlet_moon.errors import BadInput
 
-FUZZ = settings(max_examples=30, deadline=timedelta(seconds=5), derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=30,
+    deadline=timedelta(seconds=5),
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 PNG_SIG = b"\x89PNG\r\n\x1a\n"
 MODES = ["RGBA", "RGB", "L", "LA", "P", "1", "I;16"]
 
@@ -44,10 +48,15 @@ def png_bytes(size: tuple[int, int], mode: str, seed: int) -> bytes:
     return buf.getvalue()
 
 
-valid_png = st.builds(png_bytes, st.tuples(st.integers(1, 6), st.integers(1, 6)), st.sampled_from(MODES),
-                      st.integers(0, 2**16))
-any_png = st.one_of(valid_png, st.binary(max_size=80), st.binary(max_size=80).map(PNG_SIG.__add__),
-                    st.tuples(valid_png, st.integers(1, 60)).map(lambda t: t[0][: t[1]]))  # truncated
+valid_png = st.builds(
+    png_bytes, st.tuples(st.integers(1, 6), st.integers(1, 6)), st.sampled_from(MODES), st.integers(0, 2**16)
+)
+any_png = st.one_of(
+    valid_png,
+    st.binary(max_size=80),
+    st.binary(max_size=80).map(PNG_SIG.__add__),
+    st.tuples(valid_png, st.integers(1, 60)).map(lambda t: t[0][: t[1]]),
+)  # truncated
 
 
 def in_tmp(fn: Callable[[Path], None]) -> None:
@@ -83,8 +92,10 @@ def test_png_folders(folders: list[list[bytes]]):
 npy_file = st.one_of(
     st.binary(max_size=120),
     st.binary(max_size=120).map(lambda b: b"\x93NUMPY\x01\x00" + b),
-    hnp.arrays(st.sampled_from([np.uint8, np.float32, np.int64, np.bool_, np.float16, np.complex64, "U2"]),
-               hnp.array_shapes(min_dims=1, max_dims=4, max_side=5)).map(lambda a: _npy(a)),
+    hnp.arrays(
+        st.sampled_from([np.uint8, np.float32, np.int64, np.bool_, np.float16, np.complex64, "U2"]),
+        hnp.array_shapes(min_dims=1, max_dims=4, max_side=5),
+    ).map(lambda a: _npy(a)),
 )
 
 
@@ -130,8 +141,7 @@ csv_text = st.one_of(
 
 
 @FUZZ
-@given(csv_text, any_png, st.one_of(st.none(), st.integers(-1, 5)),
-       st.one_of(st.none(), st.text(max_size=20)))
+@given(csv_text, any_png, st.one_of(st.none(), st.integers(-1, 5)), st.one_of(st.none(), st.text(max_size=20)))
 def test_tileset_and_csv(text: str, sheet: bytes, tile: int | None, names: str | None):
     from scarlet_moon.data.sprites import load_sprites
 
@@ -151,16 +161,20 @@ def test_tileset_and_csv(text: str, sheet: bytes, tile: int | None, names: str |
 palette_text = st.one_of(
     st.text(max_size=80),
     st.lists(st.text(alphabet="0123456789 #abcdefABCDEF-", max_size=12), max_size=6).map("\n".join),
-    st.lists(st.text(alphabet="0123456789 -", max_size=12), max_size=6)
-    .map(lambda ls: "GIMP Palette\n" + "\n".join(ls)),
-    st.lists(st.text(alphabet="0123456789 ", max_size=12), max_size=6)
-    .map(lambda ls: f"JASC-PAL\n0100\n{len(ls)}\n" + "\n".join(ls)),
+    st.lists(st.text(alphabet="0123456789 -", max_size=12), max_size=6).map(
+        lambda ls: "GIMP Palette\n" + "\n".join(ls)
+    ),
+    st.lists(st.text(alphabet="0123456789 ", max_size=12), max_size=6).map(
+        lambda ls: f"JASC-PAL\n0100\n{len(ls)}\n" + "\n".join(ls)
+    ),
 )
 
 
 @FUZZ
-@given(st.sampled_from([".gpl", ".hex", ".pal", ".png", ".gif", ".txt"]),
-       st.one_of(palette_text.map(lambda t: t.encode("utf-8")), st.binary(max_size=80), any_png))
+@given(
+    st.sampled_from([".gpl", ".hex", ".pal", ".png", ".gif", ".txt"]),
+    st.one_of(palette_text.map(lambda t: t.encode("utf-8")), st.binary(max_size=80), any_png),
+)
 def test_palette_files(ext: str, data: bytes):
     from scarlet_moon.data.palettes import load_palette
 
@@ -175,27 +189,52 @@ def test_palette_files(ext: str, data: bytes):
 
 
 # ------------------------------------------------------------------ checkpoints
-json_values = st.recursive(st.none() | st.booleans() | st.integers(-5, 2**70) | st.text(max_size=8)
-                           | st.floats(allow_nan=False),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                                        max_size=3), max_leaves=8)
-card_like = st.fixed_dictionaries({"format": st.sampled_from(["scarlet-moon-checkpoint", "other"])}, optional={
-    "label_names": json_values, "image_size": json_values, "channels": json_values, "schedule": json_values,
-    "prediction": json_values, "config": json_values, "palette": json_values})
-GOOD_CARD = {"format": "scarlet-moon-checkpoint", "label_names": ["a", "b"], "image_size": [8, 8], "channels": 4,
-             "schedule": {"kind": "cosine", "num_steps": 50, "beta_start": 0.0001, "beta_end": 0.02},
-             "prediction": "v", "config": {"sample_steps": 4}, "palette": [[1, 2, 3]]}
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 2**70) | st.text(max_size=8) | st.floats(allow_nan=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+card_like = st.fixed_dictionaries(
+    {"format": st.sampled_from(["scarlet-moon-checkpoint", "other"])},
+    optional={
+        "label_names": json_values,
+        "image_size": json_values,
+        "channels": json_values,
+        "schedule": json_values,
+        "prediction": json_values,
+        "config": json_values,
+        "palette": json_values,
+    },
+)
+GOOD_CARD = {
+    "format": "scarlet-moon-checkpoint",
+    "label_names": ["a", "b"],
+    "image_size": [8, 8],
+    "channels": 4,
+    "schedule": {"kind": "cosine", "num_steps": 50, "beta_start": 0.0001, "beta_end": 0.02},
+    "prediction": "v",
+    "config": {"sample_steps": 4},
+    "palette": [[1, 2, 3]],
+}
 # every key a card needs, each either right or any JSON value: what a tampered file could hold
-full_card = st.fixed_dictionaries({k: st.one_of(st.just(v), json_values) if k != "format" else st.just(v)
-                                   for k, v in GOOD_CARD.items()})
-tensor_entry = st.fixed_dictionaries({"dtype": st.sampled_from(["F32", "U8", "XX", 3]),
-                                      "shape": st.lists(st.integers(-1, 4), max_size=3),
-                                      "data_offsets": st.lists(st.integers(-1, 64), max_size=3) | json_values})
+full_card = st.fixed_dictionaries(
+    {k: st.one_of(st.just(v), json_values) if k != "format" else st.just(v) for k, v in GOOD_CARD.items()}
+)
+tensor_entry = st.fixed_dictionaries(
+    {
+        "dtype": st.sampled_from(["F32", "U8", "XX", 3]),
+        "shape": st.lists(st.integers(-1, 4), max_size=3),
+        "data_offsets": st.lists(st.integers(-1, 64), max_size=3) | json_values,
+    }
+)
 header = st.one_of(
     json_values,
     st.dictionaries(st.text(max_size=6), tensor_entry, max_size=3),
-    st.builds(lambda t, meta: {**t, "__metadata__": {"scarlet_moon": json.dumps(meta)}},
-              st.dictionaries(st.text(max_size=6), tensor_entry, max_size=2), st.one_of(card_like, full_card)),
+    st.builds(
+        lambda t, meta: {**t, "__metadata__": {"scarlet_moon": json.dumps(meta)}},
+        st.dictionaries(st.text(max_size=6), tensor_entry, max_size=2),
+        st.one_of(card_like, full_card),
+    ),
 )
 
 
@@ -218,16 +257,23 @@ def exercise_card(path: Path) -> None:
 
 
 @FUZZ
-@given(st.one_of(st.binary(max_size=100),
-                 st.builds(_safetensors, header, st.binary(max_size=64), st.booleans()),
-                 full_card.map(lambda meta: _safetensors({"__metadata__": {"scarlet_moon": json.dumps(meta)}},
-                                                         b"", True))))
+@given(
+    st.one_of(
+        st.binary(max_size=100),
+        st.builds(_safetensors, header, st.binary(max_size=64), st.booleans()),
+        full_card.map(lambda meta: _safetensors({"__metadata__": {"scarlet_moon": json.dumps(meta)}}, b"", True)),
+    )
+)
 def test_checkpoint_random_header(data: bytes):
     in_tmp(lambda root: ((root / "m.safetensors").write_bytes(data), exercise_card(root / "m.safetensors")))
 
 
-@settings(max_examples=30, deadline=timedelta(seconds=10), derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30,
+    deadline=timedelta(seconds=10),
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(cut=st.floats(0.0, 1.0))
 def test_checkpoint_truncated(tiny_model: Path, cut: float):
     blob = tiny_model.read_bytes()
@@ -265,20 +311,34 @@ def with_metadata(props: dict[str, str]) -> bytes:
     return tiny_onnx_bytes() + entries
 
 
-onnx_ours = st.fixed_dictionaries({
-    "scarlet_moon.format": st.just("scarlet-moon-onnx"), "scarlet_moon.card": full_card.map(json.dumps),
-    "scarlet_moon.io": st.one_of(json_values.map(json.dumps), st.text(max_size=6),
-                                 st.fixed_dictionaries({"format_version": json_values}).map(json.dumps))})
+onnx_ours = st.fixed_dictionaries(
+    {
+        "scarlet_moon.format": st.just("scarlet-moon-onnx"),
+        "scarlet_moon.card": full_card.map(json.dumps),
+        "scarlet_moon.io": st.one_of(
+            json_values.map(json.dumps),
+            st.text(max_size=6),
+            st.fixed_dictionaries({"format_version": json_values}).map(json.dumps),
+        ),
+    }
+)
 onnx_props = onnx_ours | st.dictionaries(
     st.sampled_from(["scarlet_moon.format", "scarlet_moon.card", "scarlet_moon.io", "other"]),
-    st.one_of(st.just("scarlet-moon-onnx"), st.text(max_size=10), json_values.map(json.dumps),
-              card_like.map(json.dumps)),
-    max_size=4)
+    st.one_of(
+        st.just("scarlet-moon-onnx"), st.text(max_size=10), json_values.map(json.dumps), card_like.map(json.dumps)
+    ),
+    max_size=4,
+)
 
 
 @FUZZ
-@given(st.one_of(st.binary(max_size=100), onnx_props.map(with_metadata),
-                 st.tuples(onnx_props.map(with_metadata), st.integers(0, 200)).map(lambda t: t[0][: t[1]])))
+@given(
+    st.one_of(
+        st.binary(max_size=100),
+        onnx_props.map(with_metadata),
+        st.tuples(onnx_props.map(with_metadata), st.integers(0, 200)).map(lambda t: t[0][: t[1]]),
+    )
+)
 def test_onnx_files(data: bytes):
     pytest.importorskip("onnxruntime")
     from scarlet_moon.backends.onnx_meta import read_onnx_card

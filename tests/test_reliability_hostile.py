@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import HANG, ROOT, sm_cmd
 from PIL import Image
+from reliability_workspace import relabelled_model
 
 from scarlet_moon.cli.main import sm
-from conftest import HANG, ROOT, sm_cmd
-from reliability_workspace import relabelled_model
 
 # VmHWM (the peak resident set of this process image): ru_maxrss would keep the forked pytest's peak
 RSS = """
@@ -67,21 +67,37 @@ def test_labels_from_a_model_file_reach_the_terminal_escaped(tiny_model: Path, t
     assert res.stdout.splitlines()[0] == "0\t\\x1b[2J\\x1b]0;owned\\x07"
     assert json.loads(CliRunner().invoke(sm, ["labels", "--model", str(model), "--json"]).stdout)[0]["name"] == evil[0]
     info = CliRunner().invoke(sm, ["info", str(model)])
-    assert info.exit_code == 0 and "\x1b" not in info.output and "[link=https://example.invalid]click[/link]" in info.output
-    bad = CliRunner().invoke(sm, ["sample", "--model", str(model), "--label", "\x1b[31mred", "--out", str(tmp_path / "o")])
+    assert (
+        info.exit_code == 0
+        and "\x1b" not in info.output
+        and "[link=https://example.invalid]click[/link]" in info.output
+    )
+    bad = CliRunner().invoke(
+        sm, ["sample", "--model", str(model), "--label", "\x1b[31mred", "--out", str(tmp_path / "o")]
+    )
     assert bad.exit_code == 2 and "\x1b" not in bad.stderr and "\\x1b[31mred" in bad.stderr
 
 
 @pytest.mark.reliability
 def test_a_stray_world_size_is_one_line_not_a_30_minute_wait(tiny_model: Path, tmp_path: Path, sm_env):
-    env = {**{k: v for k, v in sm_env.items() if k not in ("MASTER_ADDR", "TORCHELASTIC_RUN_ID")},
-           "WORLD_SIZE": "2", "RANK": "0"}
-    proc = subprocess.run(sm_cmd("sheet", "--model", str(tiny_model), "--count", "2", "--out", str(tmp_path / "s.png")),
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=HANG)
+    env = {
+        **{k: v for k, v in sm_env.items() if k not in ("MASTER_ADDR", "TORCHELASTIC_RUN_ID")},
+        "WORLD_SIZE": "2",
+        "RANK": "0",
+    }
+    proc = subprocess.run(
+        sm_cmd("sheet", "--model", str(tiny_model), "--count", "2", "--out", str(tmp_path / "s.png")),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [
         "error: environment WORLD_SIZE=2 is set, but this process was not started by torchrun (none of "
-        "MASTER_ADDR, TORCHELASTIC_RUN_ID is set); unset WORLD_SIZE, or start it with torchrun"]
+        "MASTER_ADDR, TORCHELASTIC_RUN_ID is set); unset WORLD_SIZE, or start it with torchrun"
+    ]
     assert list(tmp_path.iterdir()) == []
 
 
@@ -90,8 +106,9 @@ def test_sheet_from_16bit_and_float_images_scales_them(tmp_path: Path):
     (tmp_path / "in").mkdir()
     ramp = np.linspace(0, 65535, 64).astype(np.uint16).reshape(8, 8)
     Image.fromarray(ramp).save(tmp_path / "in" / "g_000.png")  # a 16-bit grey PNG (mode I;16)
-    res = CliRunner().invoke(sm, ["sheet", "--from", str(tmp_path / "in"), "--out", str(tmp_path / "s.png"),
-                                  "--padding", "0"])
+    res = CliRunner().invoke(
+        sm, ["sheet", "--from", str(tmp_path / "in"), "--out", str(tmp_path / "s.png"), "--padding", "0"]
+    )
     assert res.exit_code == 0, res.output
     got = np.asarray(Image.open(tmp_path / "s.png").convert("RGBA"))[..., 0]
     assert np.array_equal(got, np.rint(ramp / 257.0).astype(np.uint8))
@@ -107,7 +124,11 @@ def test_labels_that_sanitise_alike_never_share_a_frame_name(tiny_model: Path, t
     res = CliRunner().invoke(sm, ["sheet", *args, "--out", str(tmp_path / "s.png"), "--no-dedupe"])
     assert res.exit_code == 0, res.output
     assert sorted(json.loads((tmp_path / "s.json").read_text())["frames"]) == [
-        "a_b-0_000", "a_b-0_001", "a_b-1_000", "a_b-1_001"]
+        "a_b-0_000",
+        "a_b-0_001",
+        "a_b-1_000",
+        "a_b-1_001",
+    ]
     res = CliRunner().invoke(sm, ["sample", *args, "--out", str(tmp_path / "o")])
     assert res.exit_code == 0 and len(list((tmp_path / "o").iterdir())) == 4
     assert os.path.exists(tmp_path / "o" / "a_b-1_001.png")

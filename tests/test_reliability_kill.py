@@ -15,18 +15,33 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import ROOT, sm_cmd
 from PIL import Image
 
 from scarlet_moon.cli.main import sm
-from conftest import ROOT, sm_cmd
 
 COUNT = 5000
 INTERRUPTED = "error: interrupted (Ctrl-C); files are written atomically, so none is half-written"
 
 
 def sheet_cmd(model: Path, out: Path, steps: int) -> list[str]:
-    return sm_cmd("sheet", "--model", str(model), "--count", str(COUNT), "--steps", str(steps), "--label", "red",
-                  "--label", "blue", "--out", str(out), "--format", "json-hash")
+    return sm_cmd(
+        "sheet",
+        "--model",
+        str(model),
+        "--count",
+        str(COUNT),
+        "--steps",
+        str(steps),
+        "--label",
+        "red",
+        "--label",
+        "blue",
+        "--out",
+        str(out),
+        "--format",
+        "json-hash",
+    )
 
 
 def env_for(sm_env: dict[str, str]) -> dict[str, str]:
@@ -54,8 +69,14 @@ def check_absent_or_complete(folder: Path) -> str:
 def test_sigkill_while_sampling_leaves_nothing(tiny_model: Path, tmp_path: Path, sm_env):
     """SIGKILL once sampling has started (the backend line is printed right before it): no file of the
     sheet is there, not even a temp. Kills during the write itself: the strace test below."""
-    proc = subprocess.Popen(sheet_cmd(tiny_model, tmp_path / "s.png", 50), cwd=ROOT, env=env_for(sm_env),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        sheet_cmd(tiny_model, tmp_path / "s.png", 50),
+        cwd=ROOT,
+        env=env_for(sm_env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for_line(proc, "backend:", 120)
         proc.send_signal(signal.SIGKILL)
@@ -83,9 +104,15 @@ def _signal_while_sampling(sig: int, tiny_model: Path, tmp_path: Path, sm_env) -
     """(exit code, stdout, stderr) of `sm sheet` sent `sig` while it samples."""
     # SIG_DFL in the child: a shell that ran pytest in the background (`cmd &`) leaves SIGINT
     # ignored, and Python then installs no KeyboardInterrupt handler
-    proc = subprocess.Popen(sheet_cmd(tiny_model, tmp_path / "s.png", 50), cwd=ROOT, env=env_for(sm_env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        sheet_cmd(tiny_model, tmp_path / "s.png", 50),
+        cwd=ROOT,
+        env=env_for(sm_env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         _wait_for_line(proc, "backend:", 120)  # printed right before the model loads and sampling starts
         time.sleep(2.0)  # 50 steps of 5000 sprites take far longer: this lands inside sampling
@@ -103,7 +130,8 @@ def test_sigterm_during_sheet_leaves_nothing_and_says_so(tiny_model: Path, tmp_p
     code, out, err = _signal_while_sampling(signal.SIGTERM, tiny_model, tmp_path, sm_env)
     assert code == 143, err
     assert out == "" and err.strip().splitlines() == [
-        "error: interrupted by SIGTERM; files are written atomically, so none is half-written"]
+        "error: interrupted by SIGTERM; files are written atomically, so none is half-written"
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
@@ -135,8 +163,9 @@ def test_reliability_ctrl_c_while_writing_rolls_back(tmp_path: Path, monkeypatch
         return real(a, b)
 
     monkeypatch.setattr(atomic.os, "replace", replace_then_interrupt)
-    res = CliRunner().invoke(sm, ["sheet", "--from", str(src), "--out", str(out / "s.png"),
-                                  "--format", "json-hash,libgdx"])
+    res = CliRunner().invoke(
+        sm, ["sheet", "--from", str(src), "--out", str(out / "s.png"), "--format", "json-hash,libgdx"]
+    )
     assert res.exit_code == 130 and res.stdout == ""
     assert res.stderr.strip().splitlines() == [INTERRUPTED]
     assert sorted(p.name for p in out.iterdir()) == []
@@ -172,18 +201,32 @@ runpy.run_module("scarlet_moon.cli.main", run_name="__main__")
 def killed_at_rename(killer: str, when: int, cmd: list[str]) -> list[str]:
     """`cmd` (an sm_cmd) SIGKILLed at its `when`-th rename, by strace or by the in-process hook."""
     if killer == "strace":
-        return ["strace", "-f", "-o", "/dev/null", "-e", "trace=rename", "-e", f"inject=rename:signal=KILL:when={when}",
-                *cmd]
+        return [
+            "strace",
+            "-f",
+            "-o",
+            "/dev/null",
+            "-e",
+            "trace=rename",
+            "-e",
+            f"inject=rename:signal=KILL:when={when}",
+            *cmd,
+        ]
     return [sys.executable, "-c", KILL_HOOK, str(when), *cmd[3:]]
 
 
 @pytest.mark.reliability
-@pytest.mark.parametrize("killer", [
-    pytest.param("strace", marks=pytest.mark.skipif(not shutil.which("strace"),
-                                                     reason="strace is installed by .ci/install-engines")),
-    "hook"])
-def test_sigkill_at_every_rename_of_a_sheet_set_leaves_a_set_the_next_run_restores(killer: str, tmp_path: Path,
-                                                                                    sm_env):
+@pytest.mark.parametrize(
+    "killer",
+    [
+        pytest.param(
+            "strace",
+            marks=pytest.mark.skipif(not shutil.which("strace"), reason="strace is installed by .ci/install-engines"),
+        ),
+        "hook",
+    ],
+)
+def test_sigkill_at_every_rename_of_a_sheet_set_leaves_a_set_the_next_run_restores(killer: str, tmp_path: Path, sm_env):
     """`sm sheet --force` over an existing set, killed (SIGKILL: strace fault injection, or an in-process
     hook where strace is missing) at its 1st, 2nd, ... rename: each visible file is whole, and the next
     run rolls the set back to the old one with no temp, backup or journal left; the run that is not
@@ -200,8 +243,13 @@ def test_sigkill_at_every_rename_of_a_sheet_set_leaves_a_set_the_next_run_restor
         work = tmp_path / f"k{when}"
         work.mkdir()
         subprocess.run(sheet(old_src, work / "s.png"), cwd=ROOT, env=sm_env, check=True, capture_output=True)
-        proc = subprocess.run(killed_at_rename(killer, when, sheet(new_src, work / "s.png")),
-                              cwd=ROOT, env=sm_env, capture_output=True, text=True)
+        proc = subprocess.run(
+            killed_at_rename(killer, when, sheet(new_src, work / "s.png")),
+            cwd=ROOT,
+            env=sm_env,
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode == 0:  # fewer renames than `when`: the write completed
             assert _files(work) == new, when
             break
@@ -210,8 +258,13 @@ def test_sigkill_at_every_rename_of_a_sheet_set_leaves_a_set_the_next_run_restor
                 Image.open(p).load()
             elif p.name.endswith(".json") and not p.name.startswith("."):
                 json.loads(p.read_text())
-        restored = subprocess.run(sm_cmd("sheet", "--from", str(old_src), "--out", str(work / "s.png"), *fmt),
-                                  cwd=ROOT, env=sm_env, capture_output=True, text=True)
+        restored = subprocess.run(
+            sm_cmd("sheet", "--from", str(old_src), "--out", str(work / "s.png"), *fmt),
+            cwd=ROOT,
+            env=sm_env,
+            capture_output=True,
+            text=True,
+        )
         assert restored.returncode == 2 and "already exists" in restored.stderr  # the next run, without --force
         assert _files(work) == old, when  # rolled back: the old set, no hidden leftover
     else:

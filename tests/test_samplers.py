@@ -13,13 +13,22 @@ import sys
 import numpy as np
 import pytest
 
-from scarlet_moon.errors import BadInput
-from scarlet_moon.diffusion.samplers import (DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS, clipped, guided, run_sampler,
-                                   sample_ddim, sample_ddpm, sample_dpmpp_2m)
+from scarlet_moon.diffusion.samplers import (
+    DEFAULT_SAMPLER,
+    DEFAULT_STEPS,
+    SAMPLERS,
+    clipped,
+    guided,
+    run_sampler,
+    sample_ddim,
+    sample_ddpm,
+    sample_dpmpp_2m,
+)
 from scarlet_moon.diffusion.schedule import KINDS, Schedule, timesteps
+from scarlet_moon.errors import BadInput
 
 MU, S = 0.3, 0.5
-SHAPE = (64, 4, 8, 8)     # 16384 values: sampling error of the mean ~ 0.004, of the std ~ 0.6%
+SHAPE = (64, 4, 8, 8)  # 16384 values: sampling error of the mean ~ 0.004, of the std ~ 0.6%
 
 
 def gaussian_denoiser(abar: np.ndarray, mu: float = MU, s: float = S):
@@ -27,6 +36,7 @@ def gaussian_denoiser(abar: np.ndarray, mu: float = MU, s: float = S):
         a, sig = math.sqrt(abar[t]), math.sqrt(1.0 - abar[t])
         x0 = (x - a * mu) * (a * s * s / (a * a * s * s + sig * sig)) + mu
         return x0, (x - x0 * a) * (1.0 / sig)
+
     return denoise
 
 
@@ -35,6 +45,7 @@ def two_delta_denoiser(abar: np.ndarray):
         a, sig2 = math.sqrt(abar[t]), 1.0 - float(abar[t])
         x0 = (x * (a / sig2)).tanh() if hasattr(x, "tanh") else np.tanh(x * (a / sig2))
         return x0, (x - x0 * a) * (1.0 / math.sqrt(sig2))
+
     return denoise
 
 
@@ -52,7 +63,7 @@ CASES = [("ddpm", 500, 0.0), ("ddim", 50, 0.0), ("ddim", 50, 1.0), ("dpmpp-2m", 
 # DDIM-50 (first order) loses ~4.5%, DDIM-50 eta=1 (ancestral with the posterior *mean* of x0
 # over 10-step strides) ~8%, DPM++2M-20 ~2% (mostly its last, long step in lambda), DDPM-500 ~0%.
 STD_TOL = {("ddpm", 0.0): 0.03, ("ddim", 0.0): 0.06, ("ddim", 1.0): 0.10, ("dpmpp-2m", 0.0): 0.03}
-MEAN_TOL = 0.025   # includes ~0.012 bias of non-zero terminal SNR (Lin et al. 2023) on "linear"
+MEAN_TOL = 0.025  # includes ~0.012 bias of non-zero terminal SNR (Lin et al. 2023) on "linear"
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -60,7 +71,7 @@ MEAN_TOL = 0.025   # includes ~0.012 bias of non-zero terminal SNR (Lin et al. 2
 def test_gaussian_data_statistics_are_recovered(kind, name, steps, eta):
     sched = Schedule(kind, 500)
     den = gaussian_denoiser(sched.alphas_cumprod())
-    with np.errstate(all="raise"):   # no division by sqrt(abar) = 0, no overflow
+    with np.errstate(all="raise"):  # no division by sqrt(abar) = 0, no overflow
         out = run_sampler(name, den, start(1), sched, steps, eta=eta, noise=numpy_noise(2))
     assert out.shape == SHAPE and np.all(np.isfinite(out))
     assert abs(out.mean() - MU) < MEAN_TOL, out.mean()
@@ -123,11 +134,19 @@ def test_torch_and_numpy_agree(kind, name, steps, eta):
     abar = sched.alphas_cumprod()
     for make in (gaussian_denoiser, two_delta_denoiser):
         den = make(abar)
-        ref = run_sampler(name, den, start(11, np.float32), sched, steps, eta=eta,
-                          noise=numpy_noise(12, dtype=np.float32))
+        ref = run_sampler(
+            name, den, start(11, np.float32), sched, steps, eta=eta, noise=numpy_noise(12, dtype=np.float32)
+        )
         rng_t = numpy_noise(12, dtype=np.float32)
-        out = run_sampler(name, den, torch.from_numpy(start(11, np.float32)), sched, steps, eta=eta,
-                          noise=lambda i: torch.from_numpy(rng_t(i)))
+        out = run_sampler(
+            name,
+            den,
+            torch.from_numpy(start(11, np.float32)),
+            sched,
+            steps,
+            eta=eta,
+            noise=lambda i, rng_t=rng_t: torch.from_numpy(rng_t(i)),
+        )
         assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
         assert ref.dtype == np.float32
         np.testing.assert_allclose(out.numpy(), ref, atol=1e-5, rtol=0)
@@ -152,7 +171,7 @@ def test_ddim_eta_1_equals_ddpm_posterior_variance_when_strided():
     abar = sched.alphas_cumprod()
     den, ts = gaussian_denoiser(abar), timesteps(sched, 25)
     a = sample_ddim(den, start(15), abar, ts, eta=1.0, noise=numpy_noise(16))
-    b = sample_ddpm(den, start(15), abar, ts, noise=numpy_noise(16))   # strided -> posterior variance
+    b = sample_ddpm(den, start(15), abar, ts, noise=numpy_noise(16))  # strided -> posterior variance
     np.testing.assert_allclose(a, b, atol=1e-12)
 
 
@@ -204,6 +223,9 @@ def test_guided_and_clipped_are_arithmetic():
 
 def test_samplers_do_not_import_torch():
     import subprocess
-    code = ("import sys, scarlet_moon.diffusion.samplers, scarlet_moon.diffusion.schedule, scarlet_moon.data.pixels; "
-            "sys.exit('torch' in sys.modules)")
+
+    code = (
+        "import sys, scarlet_moon.diffusion.samplers, scarlet_moon.diffusion.schedule, scarlet_moon.data.pixels; "
+        "sys.exit('torch' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from scarlet_moon.errors import BadInput
 from scarlet_moon.diffusion.schedule import KINDS, Schedule, timesteps
+from scarlet_moon.errors import BadInput
 
 
 def test_seed_preset_keeps_7_9_percent_signal_at_the_last_step():
@@ -56,8 +56,14 @@ def test_to_from_dict_round_trip():
         Schedule.from_dict({"kind": "linear", "num_steps": 10, "gamma": 1})
 
 
-@pytest.mark.parametrize("bad", [dict(kind="quadratic", num_steps=10), dict(kind="linear", num_steps=1),
-                                 dict(kind="linear", num_steps=10, beta_start=0.1, beta_end=0.01)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(kind="quadratic", num_steps=10),
+        dict(kind="linear", num_steps=1),
+        dict(kind="linear", num_steps=10, beta_start=0.1, beta_end=0.01),
+    ],
+)
 def test_bad_schedules_raise_bad_input(bad):
     with pytest.raises(BadInput):
         Schedule(**bad)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import HANG, ROOT, sm_cmd
-from scarlet_moon.generation.chunks import CHUNK_SIZE
+
 from scarlet_moon.errors import BadInput, RunFailed
+from scarlet_moon.generation.chunks import CHUNK_SIZE
 from scarlet_moon.generation.shard import chunk_path, gather, read_chunk, write_chunk
 from scarlet_moon.world import World, world_from_env
 
@@ -55,8 +55,7 @@ def test_gather_stops_on_a_failed_rank_or_a_timeout(tmp_path: Path):
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "TORCHELASTIC_RUN_ID")}
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "TORCHELASTIC_RUN_ID")}
     return {**env, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **extra}
 
 
@@ -67,9 +66,11 @@ def _same_files(a: Path, b: Path) -> list[str]:
     return [n for n in names if (a / n).read_bytes() != (b / n).read_bytes()]
 
 
-NO_TORCH = ("import json, sys\nfrom scarlet_moon.cli.main import sm\ntry:\n"
-            "    sm.main(sys.argv[1:], prog_name='sm', standalone_mode=False)\nfinally:\n"
-            "    print(json.dumps('torch' in sys.modules), file=sys.stderr)\n")
+NO_TORCH = (
+    "import json, sys\nfrom scarlet_moon.cli.main import sm\ntry:\n"
+    "    sm.main(sys.argv[1:], prog_name='sm', standalone_mode=False)\nfinally:\n"
+    "    print(json.dumps('torch' in sys.modules), file=sys.stderr)\n"
+)
 
 
 def test_ranks_by_hand_onnx_backend_without_torch(tiny_model: Path, tmp_path: Path):
@@ -80,15 +81,43 @@ def test_ranks_by_hand_onnx_backend_without_torch(tiny_model: Path, tmp_path: Pa
     export_onnx(tiny_model, model)
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
-    args = ["sheet", "--model", str(model), "--label", "red", "--label", "green", "--count", str(CHUNK_SIZE + 20),
-            "--steps", "2", "--seed", "6", "--max-size", "128", "--format", FORMATS]
-    single = subprocess.run(sm_cmd(*args, "--out", str(tmp_path / "one" / "s.png")), cwd=ROOT, env=_env(),
-                            capture_output=True, text=True, timeout=HANG)
+    args = [
+        "sheet",
+        "--model",
+        str(model),
+        "--label",
+        "red",
+        "--label",
+        "green",
+        "--count",
+        str(CHUNK_SIZE + 20),
+        "--steps",
+        "2",
+        "--seed",
+        "6",
+        "--max-size",
+        "128",
+        "--format",
+        FORMATS,
+    ]
+    single = subprocess.run(
+        sm_cmd(*args, "--out", str(tmp_path / "one" / "s.png")),
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+    )
     assert single.returncode == 0, single.stderr
     for rank in ("1", "0"):
-        proc = subprocess.run([sys.executable, "-c", NO_TORCH, *args, "--out", str(tmp_path / "two" / "s.png")],
-                              cwd=ROOT, env=_env(WORLD_SIZE="2", RANK=rank, LOCAL_RANK=rank, MASTER_ADDR="127.0.0.1"),
-                              capture_output=True, text=True, timeout=HANG)
+        proc = subprocess.run(
+            [sys.executable, "-c", NO_TORCH, *args, "--out", str(tmp_path / "two" / "s.png")],
+            cwd=ROOT,
+            env=_env(WORLD_SIZE="2", RANK=rank, LOCAL_RANK=rank, MASTER_ADDR="127.0.0.1"),
+            capture_output=True,
+            text=True,
+            timeout=HANG,
+        )
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stderr.strip().splitlines()[-1]) is False  # no torch on either rank
         assert bool(proc.stdout.strip()) == (rank == "0")  # only rank 0 writes (and lists) files
@@ -99,13 +128,47 @@ def test_ranks_by_hand_onnx_backend_without_torch(tiny_model: Path, tmp_path: Pa
 def test_torchrun_two_cpu_processes_match_one_process(tiny_model: Path, tmp_path: Path):
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
-    args = ["sheet", "--model", str(tiny_model), "--label", "red", "--label", "blue", "--count", str(COUNT),
-            "--steps", "2", "--seed", "11", "--max-size", "160", "--format", FORMATS]
-    single = subprocess.run(sm_cmd(*args, "--out", str(tmp_path / "one" / "s.png")), cwd=ROOT, env=_env(),
-                            capture_output=True, text=True, timeout=HANG)
+    args = [
+        "sheet",
+        "--model",
+        str(tiny_model),
+        "--label",
+        "red",
+        "--label",
+        "blue",
+        "--count",
+        str(COUNT),
+        "--steps",
+        "2",
+        "--seed",
+        "11",
+        "--max-size",
+        "160",
+        "--format",
+        FORMATS,
+    ]
+    single = subprocess.run(
+        sm_cmd(*args, "--out", str(tmp_path / "one" / "s.png")),
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+    )
     assert single.returncode == 0, single.stderr
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-              "-m", "scarlet_moon.cli.main", *args, "--out", str(tmp_path / "two" / "s.png")]
+    launch = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--standalone",
+        "-m",
+        "scarlet_moon.cli.main",
+        *args,
+        "--out",
+        str(tmp_path / "two" / "s.png"),
+    ]
     proc = subprocess.run(launch, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=HANG)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert len(list((tmp_path / "two").glob("s-*.png"))) > 1  # a multi-page sheet

@@ -12,11 +12,26 @@ from PIL import Image
 from scarlet_moon.cli.main import sm
 
 
-
 def test_sheet_generates_named_frames_with_regeneration_data(tiny_model: Path, tmp_path: Path):
     out = tmp_path / "blue.png"
-    res = CliRunner().invoke(sm, ["sheet", "--model", str(tiny_model), "--label", "2", "--count", "12",
-                                  "--seed", "3", "--out", str(out), "--format", "json-hash,godot3"])
+    res = CliRunner().invoke(
+        sm,
+        [
+            "sheet",
+            "--model",
+            str(tiny_model),
+            "--label",
+            "2",
+            "--count",
+            "12",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--format",
+            "json-hash,godot3",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert {Path(p).name for p in res.stdout.split()} >= {"blue.png", "blue.json", "blue.tres"}
     atlas = json.loads((tmp_path / "blue.json").read_text())
@@ -41,7 +56,7 @@ def test_sheet_matches_sample_pixels(tiny_model: Path, tmp_path: Path):
     sheet = np.asarray(Image.open(tmp_path / "r.png").convert("RGBA"))
     for name, f in atlas["frames"].items():
         r = f["frame"]
-        got = sheet[r["y"]:r["y"] + r["h"], r["x"]:r["x"] + r["w"]]
+        got = sheet[r["y"] : r["y"] + r["h"], r["x"] : r["x"] + r["w"]]
         want = np.asarray(Image.open(tmp_path / "s" / f"{name}.png").convert("RGBA"))
         assert np.array_equal(got, want), name
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from test_train import _tiny_toml
 
 from scarlet_moon.cli.main import sm
-from test_train import _tiny_toml
 
 
 def invoke(*args: str):
@@ -24,7 +24,7 @@ def sprite_set(root: Path, h: int, w: int, n: int = 6) -> Path:
     rng = np.random.default_rng(h * 100 + w)
     imgs = np.zeros((n, h, w, 4), np.uint8)
     for i in range(n):
-        imgs[i, h // 4: 3 * h // 4, w // 4: 3 * w // 4] = (*rng.integers(0, 256, 3), 255)
+        imgs[i, h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = (*rng.integers(0, 256, 3), 255)
     root.mkdir(parents=True)
     np.save(root / "sprites.npy", imgs)
     np.save(root / "sprites_labels.npy", np.eye(2, dtype=np.float32)[np.arange(n) % 2])
@@ -41,8 +41,20 @@ def train_tiny(tmp_path: Path, h: int, w: int) -> Path:
     data = sprite_set(tmp_path / "set", h, w)
     toml = _tiny_toml(tmp_path, steps=2, batch_size=4, hflip=False)
     toml.write_text("\n".join(line for line in toml.read_text().splitlines() if not line.startswith("channel_mult")))
-    res = invoke("-q", "train", "--data", str(data), "--config", str(toml), "--tracking", "none",
-                 "--runs-dir", str(tmp_path / "runs"), "--name", "m")
+    res = invoke(
+        "-q",
+        "train",
+        "--data",
+        str(data),
+        "--config",
+        str(toml),
+        "--tracking",
+        "none",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--name",
+        "m",
+    )
     assert res.exit_code == 0, res.output
     return tmp_path / "runs" / "m" / "model.safetensors"
 
@@ -52,6 +64,7 @@ def train_tiny(tmp_path: Path, h: int, w: int) -> Path:
 def test_train_sample_export_pack_at_size(tmp_path: Path, h: int, w: int, levels: int):
     model = train_tiny(tmp_path, h, w)
     from scarlet_moon.models.checkpoint import read_meta
+
     meta = read_meta(model)
     assert meta["image_size"] == [h, w] and len(meta["config"]["channel_mult"]) == levels
 
@@ -64,8 +77,20 @@ def test_train_sample_export_pack_at_size(tmp_path: Path, h: int, w: int, levels
     mask = Image.new("L", (w, h), 255)
     mask.paste(0, (0, 0, w // 2, h))
     mask.save(tmp_path / "mask.png")
-    res = invoke("-q", "sample", "--model", str(model), *common, "--init", str(init), "--mask",
-                 str(tmp_path / "mask.png"), "--tileable", "--out", str(tmp_path / "e"))
+    res = invoke(
+        "-q",
+        "sample",
+        "--model",
+        str(model),
+        *common,
+        "--init",
+        str(init),
+        "--mask",
+        str(tmp_path / "mask.png"),
+        "--tileable",
+        "--out",
+        str(tmp_path / "e"),
+    )
     assert res.exit_code == 0, res.output
     edited = [np.asarray(Image.open(p).convert("RGBA")) for p in sorted((tmp_path / "e").glob("*.png"))]
     assert len(edited) == 3 and all(e.shape == (h, w, 4) for e in edited)
@@ -86,25 +111,72 @@ def test_train_sample_export_pack_at_size(tmp_path: Path, h: int, w: int, levels
 
 def test_tileset_and_distill_non_square(tmp_path: Path):
     model = train_tiny(tmp_path, 16, 24)
-    res = invoke("-q", "tileset", "--model", str(model), "--label", "a", "--second-label", "b", "--steps", "2",
-                 "--format", "json-hash", "--out", str(tmp_path / "tiles.png"))
+    res = invoke(
+        "-q",
+        "tileset",
+        "--model",
+        str(model),
+        "--label",
+        "a",
+        "--second-label",
+        "b",
+        "--steps",
+        "2",
+        "--format",
+        "json-hash",
+        "--out",
+        str(tmp_path / "tiles.png"),
+    )
     assert res.exit_code == 0, res.output
     atlas = json.loads((tmp_path / "tiles.json").read_text())
     frames = [f["frame"] for f in atlas["frames"].values()]
     assert len(frames) == 16 and all((f["w"], f["h"]) == (24, 16) for f in frames)
-    res = invoke("-q", "distill", "--model", str(model), "--data", str(tmp_path / "set"), "--steps", "2",
-                 "--batch", "4", "--device", "cpu", "--out", str(tmp_path / "d.safetensors"))
+    res = invoke(
+        "-q",
+        "distill",
+        "--model",
+        str(model),
+        "--data",
+        str(tmp_path / "set"),
+        "--steps",
+        "2",
+        "--batch",
+        "4",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "d.safetensors"),
+    )
     assert res.exit_code == 0, res.output
-    res = invoke("-q", "sample", "--model", str(tmp_path / "d.safetensors"), "--count", "2", "--steps", "2",
-                 "--out", str(tmp_path / "ds"))
+    res = invoke(
+        "-q",
+        "sample",
+        "--model",
+        str(tmp_path / "d.safetensors"),
+        "--count",
+        "2",
+        "--steps",
+        "2",
+        "--out",
+        str(tmp_path / "ds"),
+    )
     assert res.exit_code == 0 and png_sizes(tmp_path / "ds") == {(24, 16)}, res.output
 
 
 @pytest.mark.parametrize("h, w", [(8, 10), (72, 72), (4, 4)])
 def test_unsupported_sizes_are_one_line_exit_2_and_no_run(tmp_path: Path, h: int, w: int):
     data = sprite_set(tmp_path / "set", h, w)
-    res = invoke("train", "--data", str(data), "--config", str(_tiny_toml(tmp_path)), "--tracking", "none",
-                 "--runs-dir", str(tmp_path / "runs"))
+    res = invoke(
+        "train",
+        "--data",
+        str(data),
+        "--config",
+        str(_tiny_toml(tmp_path)),
+        "--tracking",
+        "none",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    )
     assert res.exit_code == 2, res.output
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and f"sprite size {w}x{h} is not supported" in lines[0], lines
@@ -134,6 +206,7 @@ def test_depth_follows_the_size_and_16x16_keeps_the_bundled_depth():
     assert channel_mult_for(16, 24) == channel_mult_for(32, 16) == (1, 2, 4)
     assert ModelConfig(channel_mult=(1, 2)).for_size(64, 64).channel_mult == (1, 2)  # given: kept
     from scarlet_moon.training.config import DEFAULT, TrainConfig
+
     assert TrainConfig.from_dict({}).model.channel_mult == (1, 2, 4)  # a stored config without it: as before
     assert DEFAULT.model.channel_mult is None and DEFAULT.replace({"channel_mult": "auto"}) == DEFAULT
 

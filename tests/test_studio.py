@@ -32,7 +32,9 @@ STEPS = 4
 def client(tiny_model: Path, tmp_path: Path):
     from scarlet_moon.cli.studio_commands import sample_command
 
-    app = create_app(StudioConfig(model=str(tiny_model), runs_dir=tmp_path / "runs", token=None, command=sample_command))
+    app = create_app(
+        StudioConfig(model=str(tiny_model), runs_dir=tmp_path / "runs", token=None, command=sample_command)
+    )
     with TestClient(app, base_url=BASE) as c:
         yield c
 
@@ -77,8 +79,9 @@ def test_non_loopback_needs_the_token_and_a_same_origin(tiny_model: Path, tmp_pa
         assert c.get("/api/models").status_code == 200
         evil = c.post("/api/generate", json={"model": "start"}, headers={"Origin": "http://evil.example"})
         assert_error(evil, 403, "cross-origin", "evil.example")
-        same = c.post("/api/generate", json={"model": "start", "count": 0},
-                      headers={"Origin": "http://192.168.1.5:7860"})
+        same = c.post(
+            "/api/generate", json={"model": "start", "count": 0}, headers={"Origin": "http://192.168.1.5:7860"}
+        )
         assert_error(same, 400, "count 0")  # past the guard: the request's own check answers
     with TestClient(app, base_url="http://192.168.1.5:7860") as fresh:  # no cookie: refused again
         assert_error(fresh.post("/api/generate", json={"model": "start"}), 403, "token")
@@ -90,9 +93,9 @@ def test_loopback_server_refuses_a_foreign_host(client: TestClient):
 
 
 def test_cli_generates_a_token_for_a_non_loopback_host(monkeypatch):
+    import uvicorn
     from click.testing import CliRunner
 
-    import uvicorn
     from scarlet_moon.cli.main import sm
 
     seen = {}
@@ -128,8 +131,10 @@ def test_cli_generates_a_token_for_a_non_loopback_host(monkeypatch):
 def test_two_generate_requests_at_once_both_match_the_library(client: TestClient, tiny_model: Path):
     import scarlet_moon
 
-    asks = [{"label": "red", "count": 3, "seed": 5},
-            {"label": "blue", "count": 2, "seed": 9, "guidance": 1.5, "tileable": True, "colors": 3}]
+    asks = [
+        {"label": "red", "count": 3, "seed": 5},
+        {"label": "blue", "count": 2, "seed": 9, "guidance": 1.5, "tileable": True, "colors": 3},
+    ]
     views: list[dict] = [{}, {}]
 
     def run(i: int) -> None:
@@ -143,10 +148,14 @@ def test_two_generate_requests_at_once_both_match_the_library(client: TestClient
     for ask, view in zip(asks, views):
         assert view["state"] == "done" and view["count"] == ask["count"], view
         want = scarlet_moon.generate(
-            tiny_model, ask["label"], ask["count"], seed=ask["seed"],
+            tiny_model,
+            ask["label"],
+            ask["count"],
+            seed=ask["seed"],
             sampling=scarlet_moon.SamplingOptions(steps=STEPS, guidance=ask.get("guidance")),
             post=scarlet_moon.PostOptions(colors=ask.get("colors")),
-            edit=scarlet_moon.EditOptions(tileable=ask.get("tileable", False)))
+            edit=scarlet_moon.EditOptions(tileable=ask.get("tileable", False)),
+        )
         for sprite, img in zip(view["sprites"], want):
             assert np.array_equal(pixels(sprite), np.asarray(img)), ask
             assert sprite["settings"]["seed"] == ask["seed"] and sprite["label"] == ask["label"]
@@ -154,6 +163,7 @@ def test_two_generate_requests_at_once_both_match_the_library(client: TestClient
 
 def test_jobs_of_a_model_run_one_at_a_time_and_a_full_queue_is_refused(client: TestClient, monkeypatch):
     from conftest import HANG
+
     from scarlet_moon.studio import jobs
 
     gate, real = threading.Event(), jobs.JobQueue._run
@@ -219,16 +229,19 @@ def test_inpainting_keeps_the_pixels_outside_the_mask(client: TestClient):
         assert "--mask inputs/" in s["command"] and "--init inputs/" in s["command"]
 
 
-@pytest.mark.parametrize("body, words", [
-    ({"label": "purple"}, ["purple"]),
-    ({"count": 0}, ["count 0", "at least 1"]),
-    ({"steps": "many"}, ["steps"]),
-    ({"sampler": "euler"}, ["sampler", "euler"]),
-    ({"model": "../etc"}, ["model", "available"]),
-    ({"init": "nope"}, ["init", "nope"]),
-    ({"mask": [1, 0]}, ["mask", "64 values"]),
-    ({"colour": 3}, ["colour", "allowed"]),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ({"label": "purple"}, ["purple"]),
+        ({"count": 0}, ["count 0", "at least 1"]),
+        ({"steps": "many"}, ["steps"]),
+        ({"sampler": "euler"}, ["sampler", "euler"]),
+        ({"model": "../etc"}, ["model", "available"]),
+        ({"init": "nope"}, ["init", "nope"]),
+        ({"mask": [1, 0]}, ["mask", "64 values"]),
+        ({"colour": 3}, ["colour", "allowed"]),
+    ],
+)
 def test_bad_generate_requests_get_a_one_line_400_and_the_next_works(client: TestClient, body, words):
     assert_error(client.post("/api/generate", json={"model": "start", **body}), 400, *words)
     assert generate(client, label="red", count=1)["state"] == "done"
@@ -254,6 +267,7 @@ def test_cancel_stops_a_running_job_at_its_next_step_and_a_queued_one_before_it_
                 progress(i, n)
                 started.set()
                 gate.wait(HANG)
+
             return self.den.sample(labels, parts, sampling, edit, step)
 
     real = studio.shelf.denoiser(studio.shelf.ref("start"))
@@ -288,8 +302,12 @@ def test_uploads_are_checked_before_decoding(client: TestClient, monkeypatch):
     assert_error(huge, 400, "huge.png", "10000x10000", "at most")
     assert decoded == []  # refused from the header alone
     monkeypatch.undo()
-    assert_error(client.post("/api/palettes?name=notes.png", content=b"hello, not a PNG"), 400,
-                 "notes.png", "not a readable image")
+    assert_error(
+        client.post("/api/palettes?name=notes.png", content=b"hello, not a PNG"),
+        400,
+        "notes.png",
+        "not a readable image",
+    )
     assert_error(client.post("/api/palettes?name=big.gpl", content=b"x" * (3 << 20)), 400, "bytes")
     assert_error(client.post("/api/palettes?name=bad.gpl", content=b"not a gimp palette"), 400, "GIMP Palette")
     ok = client.post("/api/palettes?name=two.hex", content=b"ff0000\n00ff00\n")
@@ -322,9 +340,11 @@ def test_sm_help_imports_no_web_stack_and_the_page_ships_as_package_data():
 
     from conftest import ROOT
 
-    code = ("from click.testing import CliRunner\nfrom scarlet_moon.cli.main import sm\nimport sys, json\n"
-            "r = CliRunner().invoke(sm, ['studio', '--help'])\nassert r.exit_code == 0 and '--no-browser' in r.output\n"
-            "print(json.dumps(sorted(sys.modules)))")
+    code = (
+        "from click.testing import CliRunner\nfrom scarlet_moon.cli.main import sm\nimport sys, json\n"
+        "r = CliRunner().invoke(sm, ['studio', '--help'])\nassert r.exit_code == 0 and '--no-browser' in r.output\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     mods = set(json.loads(out.stdout.strip().splitlines()[-1]))
     assert not mods & {"starlette", "uvicorn", "torch", "mlflow"}
@@ -338,7 +358,7 @@ def test_sm_help_imports_no_web_stack_and_the_page_ships_as_package_data():
 
 def test_the_page_and_its_scripts_are_served(client: TestClient):
     page = client.get("/")
-    assert page.status_code == 200 and "<canvas id=\"edit-mask\">" in page.text
+    assert page.status_code == 200 and '<canvas id="edit-mask">' in page.text
     for name in ("studio.js", "edit.js", "runs.js", "studio.css"):
         assert client.get(f"/static/{name}").status_code == 200
     assert client.get("/static/../app.py").status_code == 404
@@ -362,11 +382,39 @@ def test_commands_take_their_flags_from_the_click_commands():
     from scarlet_moon.cli.cmd_train import train
     from scarlet_moon.cli.studio_commands import argv_of, train_argv
 
-    args = argv_of(sample, {"model": None, "label": "hero", "seed": 3, "guidance": 2.0, "snap_palette": False,
-                            "colors": 6, "init": "inputs/j1_init.png", "strength": 0.5, "tileable": True,
-                            "out": "samples"})
-    assert args == ["--label", "hero", "--seed", "3", "--guidance", "2.0", "--no-snap", "--colors", "6",
-                    "--init", "inputs/j1_init.png", "--strength", "0.5", "--tileable", "--out", "samples"]
+    args = argv_of(
+        sample,
+        {
+            "model": None,
+            "label": "hero",
+            "seed": 3,
+            "guidance": 2.0,
+            "snap_palette": False,
+            "colors": 6,
+            "init": "inputs/j1_init.png",
+            "strength": 0.5,
+            "tileable": True,
+            "out": "samples",
+        },
+    )
+    assert args == [
+        "--label",
+        "hero",
+        "--seed",
+        "3",
+        "--guidance",
+        "2.0",
+        "--no-snap",
+        "--colors",
+        "6",
+        "--init",
+        "inputs/j1_init.png",
+        "--strength",
+        "0.5",
+        "--tileable",
+        "--out",
+        "samples",
+    ]
     assert argv_of(sample, {"snap_palette": True, "tileable": False}) == []
     argv = train_argv({"data": "d", "init_from": "bundled", "time": "5m", "runs_dir": "r", "name": "n"})
     assert argv[-10:] == ["--data", "d", "--init-from", "bundled", "--time", "5m", "--runs-dir", "r", "--name", "n"]
@@ -381,8 +429,9 @@ def test_an_edited_sprite_is_made_again_from_the_exported_zip(client: TestClient
     base = generate(client, label="red", count=1, seed=2)["sprites"][0]
     mask = np.zeros((8, 8), int)
     mask[1:5, 3:7] = 1
-    edited = generate(client, label="red", count=3, seed=8, init=base["id"], mask=mask.ravel().tolist(),
-                      strength=0.9)["sprites"][1]
+    edited = generate(client, label="red", count=3, seed=8, init=base["id"], mask=mask.ravel().tolist(), strength=0.9)[
+        "sprites"
+    ][1]
     res = client.post("/api/export", json={"sprites": [base["id"], edited["id"]], "name": "set"})
     folder = tmp_path / "unzipped"
     zipfile.ZipFile(io.BytesIO(res.content)).extractall(folder)
@@ -396,13 +445,16 @@ def test_an_edited_sprite_is_made_again_from_the_exported_zip(client: TestClient
     assert np.array_equal(made, np.asarray(Image.open(folder / "sprites" / "red_001.png").convert("RGBA")))
 
 
-@pytest.mark.parametrize("path, body, message", [
-    ("/api/generate", '{"label": ' + "[" * 5000 + "]" * 5000 + "}", "nests deeper than 16 levels"),
-    ("/api/generate", '{"label": ' + "[" * 20 + "]" * 20 + "}", "nests deeper than 16 levels"),
-    ("/api/export", '{"sprites": [[1], {"a": 2}]}', "expected a list of sprite ids"),
-    ("/api/export", '{"sprites": ["nope"], "formats": []}', "none chosen; tick at least one atlas format"),
-    ("/api/generate", '{"label": "red", "count": null}', "count is empty"),
-])
+@pytest.mark.parametrize(
+    "path, body, message",
+    [
+        ("/api/generate", '{"label": ' + "[" * 5000 + "]" * 5000 + "}", "nests deeper than 16 levels"),
+        ("/api/generate", '{"label": ' + "[" * 20 + "]" * 20 + "}", "nests deeper than 16 levels"),
+        ("/api/export", '{"sprites": [[1], {"a": 2}]}', "expected a list of sprite ids"),
+        ("/api/export", '{"sprites": ["nope"], "formats": []}', "none chosen; tick at least one atlas format"),
+        ("/api/generate", '{"label": "red", "count": null}', "count is empty"),
+    ],
+)
 def test_malformed_requests_are_400s_that_say_why_never_500s(client: TestClient, path: str, body: str, message: str):
     res = client.post(path, content=body, headers={"content-type": "application/json"})
     assert res.status_code == 400 and message in res.json()["error"], (res.status_code, res.text[:300])

@@ -23,9 +23,8 @@ import zipfile
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import HANG, ROOT
+from PIL import Image
 from test_engines import ENGINES, assert_drawn_frames_match, browser_missing, chromium_path, page_result, require
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow]
@@ -47,9 +46,24 @@ def decode(sprite: dict) -> np.ndarray:
 def studio_url(tmp_path_factory, sm_env_module):
     """`sm studio` on a free port; its printed URL."""
     work = tmp_path_factory.mktemp("studio")
-    proc = subprocess.Popen([sys.executable, "-m", "scarlet_moon.cli.main", "studio", "--no-browser", "--port", str(free_port()),
-                             "--runs-dir", str(work / "runs")], cwd=work, env=sm_env_module,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scarlet_moon.cli.main",
+            "studio",
+            "--no-browser",
+            "--port",
+            str(free_port()),
+            "--runs-dir",
+            str(work / "runs"),
+        ],
+        cwd=work,
+        env=sm_env_module,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()  # "sm studio: http://127.0.0.1:PORT/  (Ctrl-C to stop)"
         assert line.startswith("sm studio: http://"), f"no URL printed: {line!r}\n{proc.stderr.read()[-3000:]}"
@@ -78,10 +92,21 @@ def session(studio_url, tmp_path_factory):
     Image.new("1", (10_000, 10_000)).save(huge)  # small on disk, 100 Mpx in its header
     spec = d / "spec.json"
     shot = d / "studio.png"
-    spec.write_text(json.dumps({"chromium": chromium_path(), "url": studio_url, "steps": STEPS, "out": str(d),
-                                "screenshot": str(shot), "huge_png": str(huge)}))
-    proc = subprocess.run(["node", str(ENGINES / "studio.mjs"), str(spec)], cwd=ENGINES, capture_output=True,
-                          text=True, timeout=HANG)
+    spec.write_text(
+        json.dumps(
+            {
+                "chromium": chromium_path(),
+                "url": studio_url,
+                "steps": STEPS,
+                "out": str(d),
+                "screenshot": str(shot),
+                "huge_png": str(huge),
+            }
+        )
+    )
+    proc = subprocess.run(
+        ["node", str(ENGINES / "studio.mjs"), str(spec)], cwd=ENGINES, capture_output=True, text=True, timeout=HANG
+    )
     assert proc.returncode == 0, f"studio.mjs rc={proc.returncode}\n{proc.stderr[-4000:]}"
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["ok"], f"{out.get('error')}\nconsole:\n" + "\n".join(out["logs"][-20:])
@@ -162,11 +187,24 @@ def test_exported_zip_loads_in_phaser(session, tmp_path):
     assert "sm sample --label hero" in (d / "commands.txt").read_text()
     assert session["kept_after_unkeep"] == [4, None, 4]
     spec = tmp_path / "jobs.json"
-    spec.write_text(json.dumps({"chromium": chromium_path(), "jobs": [
-        {"id": "studio-zip", "page": "phaser_page.html", "assets": str(d),
-         "query": {"renderer": "canvas", "png": "sprites.png", "json": "sprites.json"}}]}))
-    proc = subprocess.run(["node", str(ENGINES / "run.mjs"), str(spec)], cwd=ENGINES, capture_output=True,
-                          text=True, timeout=HANG)
+    spec.write_text(
+        json.dumps(
+            {
+                "chromium": chromium_path(),
+                "jobs": [
+                    {
+                        "id": "studio-zip",
+                        "page": "phaser_page.html",
+                        "assets": str(d),
+                        "query": {"renderer": "canvas", "png": "sprites.png", "json": "sprites.json"},
+                    }
+                ],
+            }
+        )
+    )
+    proc = subprocess.run(
+        ["node", str(ENGINES / "run.mjs"), str(spec)], cwd=ENGINES, capture_output=True, text=True, timeout=HANG
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     res = page_result(json.loads(proc.stdout.strip().splitlines()[-1]), "studio-zip")
     assert sorted(res["names"]) == sorted(src)

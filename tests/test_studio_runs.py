@@ -15,10 +15,10 @@ from PIL import Image
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
 
-from starlette.testclient import TestClient  # noqa: E402
-
 from conftest import HANG, ROOT, make_sprites  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
 from test_studio import wait  # noqa: E402
+
 from scarlet_moon.studio import StudioConfig, create_app  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -30,25 +30,32 @@ def sprite_files() -> list[dict]:
     for i, (img, y) in enumerate(zip(imgs, onehot.argmax(1))):
         buf = io.BytesIO()
         Image.fromarray(img, "RGBA").save(buf, "PNG")
-        out.append({"path": f"{['red', 'green', 'blue'][y]}/s{i:02d}.png", "data": base64.b64encode(buf.getvalue()).decode()})
+        out.append(
+            {"path": f"{['red', 'green', 'blue'][y]}/s{i:02d}.png", "data": base64.b64encode(buf.getvalue()).decode()}
+        )
     return out
 
 
-def test_a_fine_tuning_run_started_from_the_studio_shows_its_loss_and_grid(tiny_model: Path, tmp_path: Path,
-                                                                          monkeypatch):
+def test_a_fine_tuning_run_started_from_the_studio_shows_its_loss_and_grid(
+    tiny_model: Path, tmp_path: Path, monkeypatch
+):
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     for k in [k for k in __import__("os").environ if k.startswith(("MLFLOW_", "WANDB_"))]:
         monkeypatch.delenv(k)
     from scarlet_moon.cli.studio_commands import sample_command, train_argv
 
     runs = tmp_path / "runs"
-    app = create_app(StudioConfig(model=str(tiny_model), runs_dir=runs, token=None, command=sample_command,
-                                  train_command=train_argv))
+    app = create_app(
+        StudioConfig(model=str(tiny_model), runs_dir=runs, token=None, command=sample_command, train_command=train_argv)
+    )
     files = sprite_files()
     with TestClient(app, base_url="http://127.0.0.1:7860") as c:
-        for body, words in [({"name": "../x"}, "name"), ({"time": "soon"}, "time 'soon'"),
-                            ({"files": [{"path": "../../etc/x.png", "data": files[0]["data"]}]}, "label/name.png"),
-                            ({"files": [{"path": "red/a.png", "data": "bm90IGEgcG5n"}]}, "not a readable image")]:
+        for body, words in [
+            ({"name": "../x"}, "name"),
+            ({"time": "soon"}, "time 'soon'"),
+            ({"files": [{"path": "../../etc/x.png", "data": files[0]["data"]}]}, "label/name.png"),
+            ({"files": [{"path": "red/a.png", "data": "bm90IGEgcG5n"}]}, "not a readable image"),
+        ]:
             res = c.post("/api/train", json={"name": "ft", "model": "start", "time": "3s", "files": files, **body})
             assert res.status_code == 400 and words in res.json()["error"], res.text
         assert not runs.exists() or not any(runs.iterdir())  # nothing written by the refused requests

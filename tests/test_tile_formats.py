@@ -37,14 +37,14 @@ def test_formats_registered():
 
 @pytest.mark.parametrize("padding", [0, 1, 3])
 def test_plain_sheet_tsx_and_map_show_each_frame_once(tmp_path, padding):
-    result = pack(sprites(5), padding=padding, pot=True)   # pot: the image is larger than the grid
+    result = pack(sprites(5), padding=padding, pot=True)  # pot: the image is larger than the grid
     write_atlases(result, tmp_path / "s.png", ["tiled"])
     page = result.pages[0]
     tsx = ET.parse(tmp_path / "s.tsx").getroot()
     assert tsx.find("wangsets") is None
     assert (int(tsx.get("margin")), int(tsx.get("spacing"))) == (padding, padding)
     cols = int(tsx.get("columns"))
-    assert cols == (page.size[0] - 2 * padding + padding) // (16 + padding)   # as Tiled counts them
+    assert cols == (page.size[0] - 2 * padding + padding) // (16 + padding)  # as Tiled counts them
     sheet = np.asarray(page.image)
     ids = {}
     for tile in tsx.findall("tile"):
@@ -52,7 +52,7 @@ def test_plain_sheet_tsx_and_map_show_each_frame_once(tmp_path, padding):
         props = {p.get("name"): p.get("value") for p in tile.iter("property")}
         x, y = padding + (tid % cols) * (16 + padding), padding + (tid // cols) * (16 + padding)
         src = next(s for s in sprites(5) if s.name == props["name"])
-        assert np.array_equal(sheet[y:y + 16, x:x + 16], np.asarray(src.image))
+        assert np.array_equal(sheet[y : y + 16, x : x + 16], np.asarray(src.image))
         assert props["label"] == "ground" and props["seed"] == str(src.meta["seed"])
         ids[props["name"]] = tid
     assert len(ids) == 5
@@ -68,8 +68,10 @@ def test_wang_tsx_wangids_match_meta(tmp_path):
     ws = tsx.find("wangsets/wangset")
     assert ws.get("type") == "corner"
     assert [c.get("name") for c in ws.findall("wangcolor")] == ["grass", "rock"]
-    meta = {int(t.get("id")): json.loads(next(p.get("value") for p in t.iter("property") if p.get("name") == "meta"))
-            for t in tsx.findall("tile")}
+    meta = {
+        int(t.get("id")): json.loads(next(p.get("value") for p in t.iter("property") if p.get("name") == "meta"))
+        for t in tsx.findall("tile")
+    }
     for wt in ws.findall("wangtile"):
         tl, tr, br, bl = meta[int(wt.get("tileid"))]["wang"]
         assert wt.get("wangid") == f"0,{tr + 1},0,{br + 1},0,{bl + 1},0,{tl + 1}"
@@ -78,7 +80,7 @@ def test_wang_tsx_wangids_match_meta(tmp_path):
 
 def test_godot4_tileset_plain_sheet_two_pages(tmp_path):
     gp = pytest.importorskip("godot_parser")
-    result = pack(sprites(6), padding=2, max_size=40)   # 2 x 2 tiles per page: two pages
+    result = pack(sprites(6), padding=2, max_size=40)  # 2 x 2 tiles per page: two pages
     assert len(result.pages) == 2
     write_atlases(result, tmp_path / "p.png", ["godot4-tileset"])
     res = gp.load(str(tmp_path / "p.tileset.tres"))
@@ -100,7 +102,7 @@ def test_non_grid_sheets_are_refused(tmp_path, fmt):
     mixed = sprites(3) + [Sprite("big", Image.new("RGBA", (24, 24), (9, 9, 9, 255)))]
     with pytest.raises(ValueError, match="same-size frames on a grid"):
         write_atlases(pack(mixed), tmp_path / "m.png", [fmt])
-    assert not list(tmp_path.iterdir())   # nothing half-written
+    assert not list(tmp_path.iterdir())  # nothing half-written
 
 
 def test_tile_grid_counts_like_an_editor():
@@ -143,13 +145,15 @@ def test_sm_sheet_writes_tile_formats_and_refuses_trimmed_frames(tmp_path):
     folder.mkdir()
     for s in sprites(4):
         s.image.save(folder / f"{s.name}.png")
-    Image.new("RGBA", (16, 16)).save(folder / "t_empty.png")   # trims to 1x1
-    res = CliRunner().invoke(sm, ["sheet", "--from", str(folder), "--out", str(tmp_path / "a.png"),
-                                  "--format", "tiled,godot4-tileset"])
+    Image.new("RGBA", (16, 16)).save(folder / "t_empty.png")  # trims to 1x1
+    res = CliRunner().invoke(
+        sm, ["sheet", "--from", str(folder), "--out", str(tmp_path / "a.png"), "--format", "tiled,godot4-tileset"]
+    )
     assert res.exit_code == 0, res.output
     assert {"a.tsx", "a.tmx", "a.tileset.tres"} <= {p.name for p in tmp_path.iterdir()}
-    res = CliRunner().invoke(sm, ["sheet", "--from", str(folder), "--out", str(tmp_path / "b.png"), "--trim",
-                                  "--format", "tiled"])
+    res = CliRunner().invoke(
+        sm, ["sheet", "--from", str(folder), "--out", str(tmp_path / "b.png"), "--trim", "--format", "tiled"]
+    )
     assert res.exit_code == 2 and "needs same-size frames on a grid" in res.output
     assert len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "b.png").exists() and not (tmp_path / "b.tsx").exists()

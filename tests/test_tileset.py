@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
-
-from scarlet_moon.cli.main import sm
 from conftest import HANG
+from PIL import Image
 from test_engines import require
 
-ALL = [tuple(c) for c in product((0, 1), repeat=4)]   # (tl, tr, br, bl)
+from scarlet_moon.cli.main import sm
+
+ALL = [tuple(c) for c in product((0, 1), repeat=4)]  # (tl, tr, br, bl)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +45,23 @@ def onnx_model(tmp_path_factory) -> Path:
 def made(tmp_path_factory, onnx_model) -> Path:
     """cave.png + .tsx + .tmx + .tileset.tres + .json from `sm tileset` (default seed 0)."""
     out = tmp_path_factory.mktemp("tileset") / "cave.png"
-    res = CliRunner().invoke(sm, ["-q", "tileset", "--label", "terrain", "--kind", "corner2", "--model",
-                                  str(onnx_model), "--out", str(out),
-                                  "--format", "tiled,godot4-tileset,json-hash"])
+    res = CliRunner().invoke(
+        sm,
+        [
+            "-q",
+            "tileset",
+            "--label",
+            "terrain",
+            "--kind",
+            "corner2",
+            "--model",
+            str(onnx_model),
+            "--out",
+            str(out),
+            "--format",
+            "tiled,godot4-tileset,json-hash",
+        ],
+    )
     assert res.exit_code == 0, res.output
     return out
 
@@ -62,7 +76,7 @@ def tiles_of(out: Path) -> dict[tuple[int, ...], tuple[dict, np.ndarray]]:
         r = entry["frame"]
         corners = tuple(entry["data"]["meta"]["wang"])
         assert corners not in tiles
-        tiles[corners] = (entry, sheet[r["y"]:r["y"] + r["h"], r["x"]:r["x"] + r["w"]])
+        tiles[corners] = (entry, sheet[r["y"] : r["y"] + r["h"], r["x"] : r["x"] + r["w"]])
     return tiles
 
 
@@ -76,7 +90,7 @@ def test_sixteen_tiles_every_corner_combination_once(made):
         assert meta["tileset_seed"] == 0 and meta["kind"] == "corner2" and meta["terrains"] == ["terrain"] * 2
         assert {"sampler", "steps", "guidance", "seed", "strength", "part_seeds", "model_fingerprint"} <= set(meta)
     seeds = [e["data"]["meta"]["seed"] for c, (e, _) in tiles.items()]
-    assert len(set(seeds)) == 16   # every tile's pixels have their own seed
+    assert len(set(seeds)) == 16  # every tile's pixels have their own seed
     assert not np.array_equal(tiles[(0,) * 4][1], tiles[(1,) * 4][1])
 
 
@@ -85,14 +99,18 @@ def test_shared_edges_are_identical_by_construction(made):
     meet in the same pixels as every other such pair, and a base tile meets itself (it tiles)."""
     tiles = {c: px for c, (_, px) in tiles_of(made).items()}
     w = 2  # the default border
-    edges = {"right": (lambda c: (c[1], c[2]), lambda p: p[:, -w:]), "left": (lambda c: (c[0], c[3]), lambda p: p[:, :w]),
-             "top": (lambda c: (c[0], c[1]), lambda p: p[:w]), "bottom": (lambda c: (c[3], c[2]), lambda p: p[-w:])}
+    edges = {
+        "right": (lambda c: (c[1], c[2]), lambda p: p[:, -w:]),
+        "left": (lambda c: (c[0], c[3]), lambda p: p[:, :w]),
+        "top": (lambda c: (c[0], c[1]), lambda p: p[:w]),
+        "bottom": (lambda c: (c[3], c[2]), lambda p: p[-w:]),
+    }
     for side, (key, cut) in edges.items():
         for a, b in product(ALL, ALL):
             if key(a) == key(b):
                 assert np.array_equal(cut(tiles[a]), cut(tiles[b])), (side, a, b)
     pairs = 0
-    for a, b in product(ALL, ALL):   # b right of a: the meeting strip equals the base's own wrap when uniform
+    for a, b in product(ALL, ALL):  # b right of a: the meeting strip equals the base's own wrap when uniform
         if (a[1], a[2]) == (b[0], b[3]):
             pairs += 1
             strip = np.concatenate([tiles[a][:, -w:], tiles[b][:, :w]], axis=1)
@@ -100,8 +118,8 @@ def test_shared_edges_are_identical_by_construction(made):
                 base = tiles[(a[1],) * 4]
                 assert np.array_equal(strip, np.concatenate([base[:, -w:], base[:, :w]], axis=1))
     assert pairs == 64
-    for c in (0, 1):   # the 2w x 2w block where four tiles meet at a corner of terrain c is the base's own
-        base = np.roll(tiles[(c,) * 4], (w, w), axis=(0, 1))[:2 * w, :2 * w]
+    for c in (0, 1):  # the 2w x 2w block where four tiles meet at a corner of terrain c is the base's own
+        base = np.roll(tiles[(c,) * 4], (w, w), axis=(0, 1))[: 2 * w, : 2 * w]
         for t in ALL:
             if t[0] == c:
                 assert np.array_equal(tiles[t][:w, :w], base[w:, w:])
@@ -110,7 +128,12 @@ def test_shared_edges_are_identical_by_construction(made):
 def test_tiled_tsx_and_tmx_parse_with_consistent_wang_ids(made):
     tiles = tiles_of(made)
     tsx = ET.parse(made.with_suffix(".tsx")).getroot()
-    assert (tsx.get("tilewidth"), tsx.get("tileheight"), tsx.get("tilecount"), tsx.get("columns")) == ("16", "16", "16", "4")
+    assert (tsx.get("tilewidth"), tsx.get("tileheight"), tsx.get("tilecount"), tsx.get("columns")) == (
+        "16",
+        "16",
+        "16",
+        "4",
+    )
     assert tsx.find("image").get("source") == "cave.png"
     margin, spacing = int(tsx.get("margin")), int(tsx.get("spacing"))
     wangset = tsx.find("wangsets/wangset")
@@ -119,15 +142,18 @@ def test_tiled_tsx_and_tmx_parse_with_consistent_wang_ids(made):
     corners_of = {}
     for wt in wangset.findall("wangtile"):
         tid = int(wt.get("tileid"))
-        v = [int(x) for x in wt.get("wangid").split(",")]   # top, tr, right, br, bottom, bl, left, tl
+        v = [int(x) for x in wt.get("wangid").split(",")]  # top, tr, right, br, bottom, bl, left, tl
         assert v[0::2] == [0, 0, 0, 0]
         corners = (v[7] - 1, v[1] - 1, v[3] - 1, v[5] - 1)
         entry = tiles[corners][0]
         assert props[tid]["name"] == entry["name"] == "terrain_" + "".join(map(str, corners))
         assert json.loads(props[tid]["meta"])["wang"] == list(corners)
         assert props[tid]["seed"] == str(entry["data"]["meta"]["seed"])
-        col, row = tid % 4, tid // 4   # the tile id addresses the rect the json atlas gives for that tile
-        assert (entry["frame"]["x"], entry["frame"]["y"]) == (margin + col * (16 + spacing), margin + row * (16 + spacing))
+        col, row = tid % 4, tid // 4  # the tile id addresses the rect the json atlas gives for that tile
+        assert (entry["frame"]["x"], entry["frame"]["y"]) == (
+            margin + col * (16 + spacing),
+            margin + row * (16 + spacing),
+        )
         corners_of[tid + 1] = corners
     assert sorted(corners_of.values()) == sorted(ALL)
     tmx = ET.parse(made.with_suffix(".tmx")).getroot()
@@ -170,7 +196,7 @@ def test_godot4_tileset_read_by_godot_parser(made):
         assert [src[f"{key}/terrains_peering_bit/{b}"] for b in bits] == list(corners)
         assert json.loads(src[f"{key}/custom_data_1"])["wang"] == list(corners)
     top = res.find_section("resource").properties
-    assert top["terrain_set_0/mode"] == 1   # Match Corners
+    assert top["terrain_set_0/mode"] == 1  # Match Corners
     assert {top["terrain_set_0/terrain_0/name"], top["terrain_set_0/terrain_1/name"]} == {"terrain 1", "terrain 2"}
     assert top["sources/0"].id == "TileSetAtlasSource_1"
 
@@ -181,7 +207,7 @@ def seam_scores(image: np.ndarray, tile: int) -> tuple[float, float]:
     """(across, beside): mean RGBA distance of the 4-neighbour pixel pairs that straddle a tile border,
     and of the pairs one pixel to either side of those (inside the tiles, same rows and columns)."""
     px = image.astype(np.float64)
-    dx = np.linalg.norm(px[:, 1:] - px[:, :-1], axis=-1)   # pair (x, x + 1)
+    dx = np.linalg.norm(px[:, 1:] - px[:, :-1], axis=-1)  # pair (x, x + 1)
     dy = np.linalg.norm(px[1:] - px[:-1], axis=-1)
     bx, by = np.arange(tile - 1, dx.shape[1], tile), np.arange(tile - 1, dy.shape[0], tile)
     across = np.concatenate([dx[:, bx].ravel(), dy[by].ravel()])
@@ -202,8 +228,9 @@ def render(exe: str, tmx: Path, tmp_path: Path) -> np.ndarray:
     runtime = tmp_path / "xdg"
     runtime.mkdir(mode=0o700, exist_ok=True)
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_RUNTIME_DIR": str(runtime)}
-    res = subprocess.run([exe, "--no-smoothing", str(tmx), str(png)], capture_output=True, text=True, env=env,
-                         timeout=HANG)
+    res = subprocess.run(
+        [exe, "--no-smoothing", str(tmx), str(png)], capture_output=True, text=True, env=env, timeout=HANG
+    )
     assert res.returncode == 0 and png.is_file(), res.stderr
     return np.asarray(Image.open(png).convert("RGBA"))
 
@@ -223,9 +250,12 @@ def mismatched_gids(corners_of: dict[int, tuple[int, ...]], side: int, seed: int
     for r in range(side):
         row: list[int] = []
         for c in range(side):
-            ok = [g for g, t in corners_of.items()
-                  if (c == 0 or (t[0], t[3]) != (corners_of[row[-1]][1], corners_of[row[-1]][2]))
-                  and (r == 0 or (t[0], t[1]) != (corners_of[grid[-1][c]][3], corners_of[grid[-1][c]][2]))]
+            ok = [
+                g
+                for g, t in corners_of.items()
+                if (c == 0 or (t[0], t[3]) != (corners_of[row[-1]][1], corners_of[row[-1]][2]))
+                and (r == 0 or (t[0], t[1]) != (corners_of[grid[-1][c]][3], corners_of[grid[-1][c]][2]))
+            ]
             row.append(int(rng.choice(ok)))
         grid.append(row)
     return grid
@@ -246,9 +276,9 @@ def test_tmxrasterizer_renders_seamless_map_with_exact_tiles(tmxrasterizer, made
     for name, gids in (("good.tmx", good), ("bad.tmx", bad)):
         image = render(tmxrasterizer, write_map(made, name, gids), tmp_path)
         assert image.shape == (8 * 16, 8 * 16, 4)
-        for r, c in product(range(8), range(8)):   # every rendered tile is the tileset's, pixel for pixel
+        for r, c in product(range(8), range(8)):  # every rendered tile is the tileset's, pixel for pixel
             expected = tiles[corners_of[gids[r][c]]]
-            assert np.array_equal(image[r * 16:(r + 1) * 16, c * 16:(c + 1) * 16], expected), (name, r, c)
+            assert np.array_equal(image[r * 16 : (r + 1) * 16, c * 16 : (c + 1) * 16], expected), (name, r, c)
         scores[name] = seam_scores(image, 16)
     (good_across, good_beside), (bad_across, bad_beside) = scores["good.tmx"], scores["bad.tmx"]
     assert good_across <= good_beside, scores
@@ -266,7 +296,7 @@ def test_ring_corners_agree_whatever_the_strips_generate():
     for w, size in ((1, 8), (2, 16), (3, 13)):
         bases = [rng.integers(0, 256, (size, size, 4), dtype=np.uint8) for _ in range(2)]
         v, h = {}, {}
-        for d, axis, out in (("v", 1, v), ("h", 0, h)):
+        for axis, out in ((1, v), (0, h)):
             for a, b in product((0, 1), (0, 1)):
                 if a == b:
                     out[(a, b)] = wrap_strip(bases[a], w, axis)
@@ -278,26 +308,37 @@ def test_ring_corners_agree_whatever_the_strips_generate():
             tl, tr, br, bl = corners
             ring, mask = tile_ring(corners, v, h, w)
             assert mask.sum() == (size - 2 * w) ** 2
-            assert np.array_equal(ring[:w, :w], v[(tl, bl)][:w, w:]) and np.array_equal(ring[:w, :w], h[(tl, tr)][w:, :w])
-            assert np.array_equal(ring[:w, -w:], v[(tr, br)][:w, :w]) and np.array_equal(ring[:w, -w:], h[(tl, tr)][w:, -w:])
-            assert np.array_equal(ring[-w:, -w:], v[(tr, br)][-w:, :w]) and np.array_equal(ring[-w:, -w:], h[(bl, br)][:w, -w:])
-            assert np.array_equal(ring[-w:, :w], v[(tl, bl)][-w:, w:]) and np.array_equal(ring[-w:, :w], h[(bl, br)][:w, :w])
-            if len(set(corners)) == 1:   # a base's ring from the strips is the base's own
+            assert np.array_equal(ring[:w, :w], v[(tl, bl)][:w, w:]) and np.array_equal(
+                ring[:w, :w], h[(tl, tr)][w:, :w]
+            )
+            assert np.array_equal(ring[:w, -w:], v[(tr, br)][:w, :w]) and np.array_equal(
+                ring[:w, -w:], h[(tl, tr)][w:, -w:]
+            )
+            assert np.array_equal(ring[-w:, -w:], v[(tr, br)][-w:, :w]) and np.array_equal(
+                ring[-w:, -w:], h[(bl, br)][:w, -w:]
+            )
+            assert np.array_equal(ring[-w:, :w], v[(tl, bl)][-w:, w:]) and np.array_equal(
+                ring[-w:, :w], h[(bl, br)][:w, :w]
+            )
+            if len(set(corners)) == 1:  # a base's ring from the strips is the base's own
                 keep = ~mask
                 assert np.array_equal(ring[keep], bases[tl][keep])
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--label", "dragonz"], "unknown label 'dragonz'"),
-    (["--second-label", "nope"], "unknown label 'nope'"),
-    (["--kind", "blob47"], "--kind 'blob47': expected one of corner2"),
-    (["--border", "5"], "--border 5: must be 1..4"),
-    (["--strength", "0"], "--strength 0.0: must be in (0, 1]"),
-    (["--format", "nope"], "unknown atlas format 'nope'"),
-    (["--init", "A"], "--init given 1 time(s)"),
-    (["--init", "SMALL", "--init", "A"], "is 8x8; this model makes 16x16 sprites"),
-    (["--out", "x.jpg"], "must be a .png file name"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--label", "dragonz"], "unknown label 'dragonz'"),
+        (["--second-label", "nope"], "unknown label 'nope'"),
+        (["--kind", "blob47"], "--kind 'blob47': expected one of corner2"),
+        (["--border", "5"], "--border 5: must be 1..4"),
+        (["--strength", "0"], "--strength 0.0: must be in (0, 1]"),
+        (["--format", "nope"], "unknown atlas format 'nope'"),
+        (["--init", "A"], "--init given 1 time(s)"),
+        (["--init", "SMALL", "--init", "A"], "is 8x8; this model makes 16x16 sprites"),
+        (["--out", "x.jpg"], "must be a .png file name"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
     Image.new("RGBA", (16, 16), (10, 200, 10, 255)).save(tmp_path / "a.png")
     Image.new("RGBA", (8, 8)).save(tmp_path / "small.png")
@@ -326,14 +367,30 @@ def test_init_bases_are_the_uniform_tiles(tmp_path, onnx_model, made):
     a.save(tmp_path / "a.png")
     b.save(tmp_path / "b.png")
     out = tmp_path / "given.png"
-    res = CliRunner().invoke(sm, ["-q", "tileset", "--model", str(onnx_model), "--init", str(tmp_path / "a.png"),
-                                  "--init", str(tmp_path / "b.png"), "--out", str(out), "--format", "json-hash",
-                                  "--steps", "8"])
+    res = CliRunner().invoke(
+        sm,
+        [
+            "-q",
+            "tileset",
+            "--model",
+            str(onnx_model),
+            "--init",
+            str(tmp_path / "a.png"),
+            "--init",
+            str(tmp_path / "b.png"),
+            "--out",
+            str(out),
+            "--format",
+            "json-hash",
+            "--steps",
+            "8",
+        ],
+    )
     assert res.exit_code == 0, res.output
     got = tiles_of(out)
     assert np.array_equal(got[(0,) * 4][1], np.asarray(a)) and np.array_equal(got[(1,) * 4][1], np.asarray(b))
     assert got[(0,) * 4][0]["data"]["meta"]["seed"] is None
-    assert got[(0,) * 4][0]["data"]["meta"]["terrains"] == ["a", "b"]   # named after the files
+    assert got[(0,) * 4][0]["data"]["meta"]["terrains"] == ["a", "b"]  # named after the files
     for corners, (_, px) in got.items():
         if (corners[0], corners[3]) == (1, 1):
             assert np.array_equal(px[:, :2], np.asarray(b)[:, :2])

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import HANG, ROOT, sm_cmd
 from mlflow.tracking import MlflowClient
+from test_train import _tiny_toml
 
 from scarlet_moon.cli.main import sm
-from conftest import HANG, ROOT, sm_cmd
-from test_train import _tiny_toml
 
 
 def _client(runs: Path) -> MlflowClient:
@@ -28,8 +28,21 @@ def _only_run(client: MlflowClient):
 def test_tiny_run_is_tracked_in_mlflow(npy_set: Path, tmp_path: Path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     runs = tmp_path / "runs"
-    res = CliRunner().invoke(sm, ["-q", "train", "--data", str(npy_set), "--runs-dir", str(runs), "--name", "t",
-                                  "--config", str(_tiny_toml(tmp_path, steps=6, sample_every=3))])
+    res = CliRunner().invoke(
+        sm,
+        [
+            "-q",
+            "train",
+            "--data",
+            str(npy_set),
+            "--runs-dir",
+            str(runs),
+            "--name",
+            "t",
+            "--config",
+            str(_tiny_toml(tmp_path, steps=6, sample_every=3)),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert res.stdout.splitlines() == [str(runs / "t"), str(runs / "t" / "model.safetensors")]
     client = _client(runs)
@@ -51,20 +64,27 @@ def test_resume_continues_the_same_mlflow_run(npy_set: Path, tmp_path: Path, mon
     import os
     import signal
 
-    from scarlet_moon.training.config import DEFAULT
+    from conftest import TINY
+
     from scarlet_moon.data.sprites import load_sprites
     from scarlet_moon.errors import Interrupted
+    from scarlet_moon.training.config import DEFAULT
     from scarlet_moon.training.runs import train_run
     from scarlet_moon.training.tracking import MlflowTracker
-    from conftest import TINY
 
     runs = tmp_path / "runs"
     runs.mkdir()
     uri = f"sqlite:///{runs / 'mlflow.db'}"
     data, cfg = load_sprites(npy_set), DEFAULT.replace({**TINY, "steps": 8})
     with pytest.raises(Interrupted):
-        train_run(cfg, data, runs_root=runs, trackers={"mlflow": MlflowTracker(uri)}, name="r",
-                  progress=lambda i: i.step == 4 and os.kill(os.getpid(), signal.SIGINT))
+        train_run(
+            cfg,
+            data,
+            runs_root=runs,
+            trackers={"mlflow": MlflowTracker(uri)},
+            name="r",
+            progress=lambda i: i.step == 4 and os.kill(os.getpid(), signal.SIGINT),
+        )
     train_run(cfg, data, runs_root=runs, trackers={"mlflow": MlflowTracker(uri)}, resume="r")
     run = _only_run(_client(runs))
     assert run.info.status == "FINISHED"
@@ -82,10 +102,18 @@ def test_sigkill_then_resume_continues_the_same_mlflow_run(npy_set: Path, tmp_pa
 
     from scarlet_moon.models.card import read_meta
 
-    common = ["train", "--data", str(npy_set), "--runs-dir", str(tmp_path),
-              "--config", str(_tiny_toml(tmp_path, steps=400, checkpoint_every=20, log_every=1))]
-    proc = subprocess.Popen(sm_cmd(*common, "--name", "k"), cwd=ROOT, env=sm_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    common = [
+        "train",
+        "--data",
+        str(npy_set),
+        "--runs-dir",
+        str(tmp_path),
+        "--config",
+        str(_tiny_toml(tmp_path, steps=400, checkpoint_every=20, log_every=1)),
+    ]
+    proc = subprocess.Popen(
+        sm_cmd(*common, "--name", "k"), cwd=ROOT, env=sm_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     ckpt = tmp_path / "k" / "checkpoint.safetensors"
     deadline = time.time() + 180
     while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
@@ -95,8 +123,13 @@ def test_sigkill_then_resume_continues_the_same_mlflow_run(npy_set: Path, tmp_pa
     killed_at = read_meta(ckpt)["step"]
     assert 0 < killed_at < 400, "the run must be killed part-way"
     assert _only_run(_client(tmp_path)).info.status == "RUNNING"  # what a SIGKILL leaves behind
-    subprocess.run(sm_cmd("train", "--resume", "k", "--runs-dir", str(tmp_path)), cwd=ROOT, env=sm_env,
-                   check=True, capture_output=True)
+    subprocess.run(
+        sm_cmd("train", "--resume", "k", "--runs-dir", str(tmp_path)),
+        cwd=ROOT,
+        env=sm_env,
+        check=True,
+        capture_output=True,
+    )
     run = _only_run(_client(tmp_path))  # still exactly one run
     assert run.info.status == "FINISHED"
     steps = sorted({m.step for m in _client(tmp_path).get_metric_history(run.info.run_id, "loss")})
@@ -105,8 +138,23 @@ def test_sigkill_then_resume_continues_the_same_mlflow_run(npy_set: Path, tmp_pa
 
 def test_tracking_none_writes_no_store(npy_set: Path, tmp_path: Path):
     runs = tmp_path / "runs"
-    res = CliRunner().invoke(sm, ["-q", "train", "--data", str(npy_set), "--runs-dir", str(runs), "--name", "n",
-                                  "--tracking", "none", "--config", str(_tiny_toml(tmp_path, steps=2))])
+    res = CliRunner().invoke(
+        sm,
+        [
+            "-q",
+            "train",
+            "--data",
+            str(npy_set),
+            "--runs-dir",
+            str(runs),
+            "--name",
+            "n",
+            "--tracking",
+            "none",
+            "--config",
+            str(_tiny_toml(tmp_path, steps=2)),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert not (runs / "mlflow.db").exists() and not (runs / "wandb").exists()
 
@@ -115,9 +163,29 @@ def test_wandb_offline_without_key_never_waits(npy_set: Path, tmp_path: Path, sm
     env = {k: v for k, v in sm_env.items() if k != "WANDB_MODE"}
     env.update(WANDB_SILENT="true", HOME=str(tmp_path))
     runs = tmp_path / "runs"
-    out = subprocess.run(sm_cmd("-q", "train", "--data", str(npy_set), "--runs-dir", str(runs), "--name", "w",
-                                "--tracking", "mlflow", "--wandb", "--config", str(_tiny_toml(tmp_path, steps=3))),
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=HANG, stdin=subprocess.DEVNULL)
+    out = subprocess.run(
+        sm_cmd(
+            "-q",
+            "train",
+            "--data",
+            str(npy_set),
+            "--runs-dir",
+            str(runs),
+            "--name",
+            "w",
+            "--tracking",
+            "mlflow",
+            "--wandb",
+            "--config",
+            str(_tiny_toml(tmp_path, steps=3)),
+        ),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+        stdin=subprocess.DEVNULL,
+    )
     assert out.returncode == 0, out.stderr
     offline = list((runs / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(offline) == 1
@@ -127,8 +195,14 @@ def test_wandb_offline_without_key_never_waits(npy_set: Path, tmp_path: Path, sm
 def test_sm_train_200_steps_on_bundled_set(tmp_path: Path, sm_env):
     """The issue's must-show: `sm train --steps 200` on the bundled set, read back from MLflow."""
     runs = tmp_path / "runs"
-    out = subprocess.run(sm_cmd("train", "--steps", "200", "--runs-dir", str(runs), "--name", "b200"),
-                         cwd=ROOT, env=sm_env, capture_output=True, text=True, timeout=HANG)
+    out = subprocess.run(
+        sm_cmd("train", "--steps", "200", "--runs-dir", str(runs), "--name", "b200"),
+        cwd=ROOT,
+        env=sm_env,
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+    )
     assert out.returncode == 0, out.stderr
     run_dir = runs / "b200"
     assert (run_dir / "checkpoint.safetensors").is_file() and (run_dir / "model.safetensors").is_file()
@@ -151,8 +225,10 @@ def test_resume_applies_a_new_lr_and_refuses_a_new_network(npy_set: Path, tmp_pa
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     runs = tmp_path / "runs"
     common = ["--runs-dir", str(runs)]
-    res = CliRunner().invoke(sm, ["-q", "train", "--data", str(npy_set), *common, "--name", "r",
-                                  "--config", str(_tiny_toml(tmp_path, steps=2))])
+    res = CliRunner().invoke(
+        sm,
+        ["-q", "train", "--data", str(npy_set), *common, "--name", "r", "--config", str(_tiny_toml(tmp_path, steps=2))],
+    )
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(sm, ["train", "--resume", "r", *common, "--steps", "4", "--lr", "0.5"])
     assert res.exit_code == 0, res.output
@@ -167,10 +243,11 @@ def test_resume_applies_a_new_lr_and_refuses_a_new_network(npy_set: Path, tmp_pa
     assert lrs[3] == pytest.approx(0.5) and lrs[2] < 0.001  # warm-up ends at step 2; cosine from the new peak
 
     before = (runs / "r" / "checkpoint.safetensors").read_bytes()
-    res = CliRunner().invoke(sm, ["train", "--resume", "r", *common, "--n-feat", "16", "--timesteps", "40",
-                                  "--lr", "0.1"])
+    res = CliRunner().invoke(
+        sm, ["train", "--resume", "r", *common, "--n-feat", "16", "--timesteps", "40", "--lr", "0.1"]
+    )
     assert res.exit_code == 2, res.output
-    line, = res.stderr.strip().splitlines()
+    (line,) = res.stderr.strip().splitlines()
     assert line.startswith("error: --resume 'r': ") and "n_feat (run 8, asked 16)" in line
     assert "timesteps (run 50, asked 40)" in line and "lr" not in line.split("cannot change")[0]
     assert (runs / "r" / "checkpoint.safetensors").read_bytes() == before
@@ -183,6 +260,7 @@ def test_a_run_whose_process_died_is_marked_killed_by_the_next_run(npy_set: Path
     import socket
 
     from conftest import TINY
+
     from scarlet_moon.data.sprites import load_sprites
     from scarlet_moon.training.config import DEFAULT
     from scarlet_moon.training.runs import train_run
@@ -196,18 +274,38 @@ def test_a_run_whose_process_died_is_marked_killed_by_the_next_run(npy_set: Path
     proc.wait()
     dead = client.create_run(exp, run_name="dead", tags={"sm.pid": str(proc.pid), "sm.host": socket.gethostname()})
     live = client.create_run(exp, run_name="live", tags={"sm.pid": str(os.getppid()), "sm.host": socket.gethostname()})
-    train_run(DEFAULT.replace({**TINY, "steps": 2}), load_sprites(npy_set), runs_root=runs,
-              trackers={"mlflow": MlflowTracker(f"sqlite:///{runs / 'mlflow.db'}")}, name="next")
+    train_run(
+        DEFAULT.replace({**TINY, "steps": 2}),
+        load_sprites(npy_set),
+        runs_root=runs,
+        trackers={"mlflow": MlflowTracker(f"sqlite:///{runs / 'mlflow.db'}")},
+        name="next",
+    )
     assert client.get_run(dead.info.run_id).info.status == "KILLED"
     assert client.get_run(live.info.run_id).info.status == "RUNNING"
 
 
 def test_an_unreachable_tracking_uri_is_one_line_at_once(npy_set: Path, tmp_path: Path, sm_env):
     """MLflow alone would retry for minutes; the store is probed first (nothing answers on port 9)."""
-    out = subprocess.run(sm_cmd("train", "--data", str(npy_set), "--runs-dir", str(tmp_path / "runs"),
-                                "--tracking-uri", "http://127.0.0.1:9", "--config", str(_tiny_toml(tmp_path, steps=2))),
-                         cwd=ROOT, env=sm_env, capture_output=True, text=True)
+    out = subprocess.run(
+        sm_cmd(
+            "train",
+            "--data",
+            str(npy_set),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--tracking-uri",
+            "http://127.0.0.1:9",
+            "--config",
+            str(_tiny_toml(tmp_path, steps=2)),
+        ),
+        cwd=ROOT,
+        env=sm_env,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 2, out.stderr
-    assert out.stderr.strip() == ("error: --tracking-uri 'http://127.0.0.1:9': no MLflow server answers there "
-                                  "([Errno 111] Connection refused)")
+    assert out.stderr.strip() == (
+        "error: --tracking-uri 'http://127.0.0.1:9': no MLflow server answers there ([Errno 111] Connection refused)"
+    )
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

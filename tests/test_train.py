@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, TINY, sm_cmd
 from safetensors.torch import load_file
 
-from conftest import ROOT, TINY, sm_cmd
-from scarlet_moon.training import loop as train_mod
-from scarlet_moon.models.card import read_meta
-from scarlet_moon.models.checkpoint import load_checkpoint
-from scarlet_moon.training.config import DEFAULT, SEED, TrainConfig
 from scarlet_moon.data.sprites import load_sprites
 from scarlet_moon.errors import BadInput, Interrupted, RunFailed
+from scarlet_moon.models.card import read_meta
+from scarlet_moon.models.checkpoint import load_checkpoint
+from scarlet_moon.training import loop as train_mod
+from scarlet_moon.training.config import DEFAULT, SEED, TrainConfig
 from scarlet_moon.training.runs import train_run
 
 
@@ -64,8 +64,17 @@ def test_ctrl_c_saves_and_resume_matches_uninterrupted_run(npy_set: Path, tmp_pa
 
 def test_seed_preset_resumes_exactly_too(npy_set: Path, tmp_path: Path):
     data = load_sprites(npy_set)
-    cfg = SEED.replace({"n_feat": 8, "batch_size": 8, "timesteps": 50, "sample_steps": 50, "steps": 6, "sample_every": 0,
-                        "checkpoint_every": 3})
+    cfg = SEED.replace(
+        {
+            "n_feat": 8,
+            "batch_size": 8,
+            "timesteps": 50,
+            "sample_steps": 50,
+            "steps": 6,
+            "sample_every": 0,
+            "checkpoint_every": 3,
+        }
+    )
     full = run(cfg, data, tmp_path, "full")
     cut = tmp_path / "cut"
     with pytest.raises(Interrupted):
@@ -130,18 +139,33 @@ def test_a_run_whose_grid_copies_its_sprites_says_so(npy_set: Path, tmp_path: Pa
     with caplog.at_level("WARNING", logger="scarlet_moon"):
         res = run(tiny_cfg(steps=2, sample_every=2), data, tmp_path, "c")
     assert res.grid_copies == 0.5
-    assert any("50% of the step-2 sample grid copy a training sprite" in r.getMessage() and
-               f"its {len(data.images)} sprites" in r.getMessage() for r in caplog.records)
+    assert any(
+        "50% of the step-2 sample grid copy a training sprite" in r.getMessage()
+        and f"its {len(data.images)} sprites" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.reliability
 def test_sigkill_after_checkpoint_then_resume_equals_uninterrupted(npy_set: Path, tmp_path: Path, sm_env):
-    common = ["train", "--data", str(npy_set), "--tracking", "none", "--runs-dir", str(tmp_path), "--threads", "1",
-              "--config", str(_tiny_toml(tmp_path, steps=600, checkpoint_every=20))]
+    common = [
+        "train",
+        "--data",
+        str(npy_set),
+        "--tracking",
+        "none",
+        "--runs-dir",
+        str(tmp_path),
+        "--threads",
+        "1",
+        "--config",
+        str(_tiny_toml(tmp_path, steps=600, checkpoint_every=20)),
+    ]
     subprocess.run(sm_cmd(*common, "--name", "full"), cwd=ROOT, env=sm_env, check=True, capture_output=True)
-    proc = subprocess.Popen(sm_cmd(*common, "--name", "killed"), cwd=ROOT, env=sm_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        sm_cmd(*common, "--name", "killed"), cwd=ROOT, env=sm_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     ckpt = tmp_path / "killed" / "checkpoint.safetensors"
     deadline = time.time() + 120
     while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
@@ -151,8 +175,23 @@ def test_sigkill_after_checkpoint_then_resume_equals_uninterrupted(npy_set: Path
     step = read_meta(ckpt)["step"]
     assert 0 < step < 600, "the run must be killed part-way"
     assert not (tmp_path / "killed" / "model.safetensors").exists()
-    subprocess.run(sm_cmd("train", "--resume", str(tmp_path / "killed"), "--tracking", "none", "--threads", "1",
-                          "--runs-dir", str(tmp_path)), cwd=ROOT, env=sm_env, check=True, capture_output=True)
+    subprocess.run(
+        sm_cmd(
+            "train",
+            "--resume",
+            str(tmp_path / "killed"),
+            "--tracking",
+            "none",
+            "--threads",
+            "1",
+            "--runs-dir",
+            str(tmp_path),
+        ),
+        cwd=ROOT,
+        env=sm_env,
+        check=True,
+        capture_output=True,
+    )
     assert_same_weights(tmp_path / "full" / "model.safetensors", tmp_path / "killed" / "model.safetensors")
     assert_same_weights(tmp_path / "full" / "checkpoint.safetensors", ckpt)
 
@@ -172,11 +211,28 @@ def _tiny_toml(tmp_path: Path, **kw) -> Path:
 def test_sigterm_or_sighup_saves_like_ctrl_c_and_resume_continues(npy_set: Path, tmp_path: Path, sm_env, sig):
     """timeout, docker stop and job schedulers send SIGTERM; a closed terminal SIGHUP: the run saves a
     checkpoint and stops (exit 128 + the signal), and --resume ends with the weights of an uninterrupted run."""
-    common = ["train", "--data", str(npy_set), "--tracking", "none", "--runs-dir", str(tmp_path), "--threads", "1",
-              "--config", str(_tiny_toml(tmp_path, steps=400, checkpoint_every=10))]
+    common = [
+        "train",
+        "--data",
+        str(npy_set),
+        "--tracking",
+        "none",
+        "--runs-dir",
+        str(tmp_path),
+        "--threads",
+        "1",
+        "--config",
+        str(_tiny_toml(tmp_path, steps=400, checkpoint_every=10)),
+    ]
     subprocess.run(sm_cmd(*common, "--name", "full"), cwd=ROOT, env=sm_env, check=True, capture_output=True)
-    proc = subprocess.Popen(sm_cmd(*common, "--name", "cut"), cwd=ROOT, env=sm_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        sm_cmd(*common, "--name", "cut"),
+        cwd=ROOT,
+        env=sm_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     ckpt = tmp_path / "cut" / "checkpoint.safetensors"
     while not ckpt.exists() and proc.poll() is None:
         time.sleep(0.02)
@@ -186,8 +242,13 @@ def test_sigterm_or_sighup_saves_like_ctrl_c_and_resume_continues(npy_set: Path,
     assert proc.returncode == 128 + getattr(signal, sig), err
     assert f"interrupted by {sig} at step {step}; checkpoint saved" in err and 0 < step < 400
     assert not (tmp_path / "cut" / "model.safetensors").exists()
-    subprocess.run(sm_cmd("train", "--resume", "cut", "--tracking", "none", "--threads", "1", "--runs-dir",
-                          str(tmp_path)), cwd=ROOT, env=sm_env, check=True, capture_output=True)
+    subprocess.run(
+        sm_cmd("train", "--resume", "cut", "--tracking", "none", "--threads", "1", "--runs-dir", str(tmp_path)),
+        cwd=ROOT,
+        env=sm_env,
+        check=True,
+        capture_output=True,
+    )
     assert_same_weights(tmp_path / "full" / "model.safetensors", tmp_path / "cut" / "model.safetensors")
 
 

@@ -104,7 +104,7 @@ def main(root: str) -> None:
     for (r, c), (label, name) in sorted(labelled_cells(base).items()):
         if not (0 <= r < rows and 0 <= c < cols):
             continue
-        px = sheet[r * CELL:(r + 1) * CELL, c * CELL:(c + 1) * CELL].copy()
+        px = sheet[r * CELL : (r + 1) * CELL, c * CELL : (c + 1) * CELL].copy()
         px[..., 3] = np.where(px[..., 3] >= 128, 255, 0)
         px[px[..., 3] == 0] = 0
         if px[..., 3].any():
@@ -117,7 +117,7 @@ def main(root: str) -> None:
         w.writerow(["row", "col", "label", "name", "src_row", "src_col"])
         for i, (r, c, label, name, px) in enumerate(kept):
             rr, cc = divmod(i, PER_ROW)
-            out[rr * CELL:(rr + 1) * CELL, cc * CELL:(cc + 1) * CELL] = px
+            out[rr * CELL : (rr + 1) * CELL, cc * CELL : (cc + 1) * CELL] = px
             w.writerow([rr, cc, label, name, r, c])
     Image.fromarray(out, "RGBA").save(OUT / "tiles.png", optimize=True)
     (OUT / "labels.txt").write_text("\n".join(LABELS) + "\n")

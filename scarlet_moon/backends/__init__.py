@@ -18,8 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scarlet_moon.errors import BadInput, arg
-from scarlet_moon.models.card import (ModelCard, bundled_name, bundled_onnx_path, file_fingerprint,
-                                      is_bundled_model, read_checkpoint_card)
+from scarlet_moon.models.card import (
+    ModelCard,
+    bundled_name,
+    bundled_onnx_path,
+    file_fingerprint,
+    is_bundled_model,
+    read_checkpoint_card,
+)
 
 if TYPE_CHECKING:
     from scarlet_moon.backends.base import Denoiser
@@ -62,14 +68,20 @@ class BackendOptions:
         cuda = str(self.device).startswith("cuda")
         backend = self.backend or default_backend(card, torch_wanted=bool(fast) or cuda)
         if backend == "torch" and is_onnx(card.path):
-            raise BadInput(f"{arg('backend')} torch needs a .safetensors model; {str(card.path)!r} is ONNX "
-                           f"(use {arg('backend')} onnx)")
+            raise BadInput(
+                f"{arg('backend')} torch needs a .safetensors model; {str(card.path)!r} is ONNX "
+                f"(use {arg('backend')} onnx)"
+            )
         if fast and backend != "torch":
-            raise BadInput(f"{arg(fast[0])} applies to the torch backend; an ONNX model's precision is chosen "
-                           f"at export (sm export-onnx {arg('fp16')})")
+            raise BadInput(
+                f"{arg(fast[0])} applies to the torch backend; an ONNX model's precision is chosen "
+                f"at export (sm export-onnx {arg('fp16')})"
+            )
         if self.fp16 and not str(self.device or "cpu").startswith("cuda"):
-            raise BadInput(f"{arg('fp16')} needs {arg('device')} cuda with the torch backend "
-                           f"(got {arg('device')} {self.device or 'cpu'})")
+            raise BadInput(
+                f"{arg('fp16')} needs {arg('device')} cuda with the torch backend "
+                f"(got {arg('device')} {self.device or 'cpu'})"
+            )
         return replace(self, backend=backend)
 
 
@@ -90,21 +102,32 @@ def sibling_onnx(card: ModelCard) -> Path:
 
     fingerprint = file_fingerprint(card.path)
     beside, cached = card.path.with_suffix(".onnx"), bundled_onnx_path(card.path, fingerprint)
-    hint = (f"export it once: sm export-onnx {arg('model')} {bundled_name(card.path)} (writes {str(cached)!r})" if cached
-            else f"export it first (sm export-onnx) to {str(beside)!r}")
+    hint = (
+        f"export it once: sm export-onnx {arg('model')} {bundled_name(card.path)} (writes {str(cached)!r})"
+        if cached
+        else f"export it first (sm export-onnx) to {str(beside)!r}"
+    )
     for onnx_path in (beside, cached):
         if onnx_path is None or not onnx_path.is_file():
             continue
         if metadata_props(onnx_path).get(META_SOURCE) != fingerprint:  # the full check: when its session opens
-            raise BadInput(f"{arg('backend')} onnx: {str(onnx_path)!r} was exported from another checkpoint "
-                           f"than {str(card.path)!r}; {hint}")
+            raise BadInput(
+                f"{arg('backend')} onnx: {str(onnx_path)!r} was exported from another checkpoint "
+                f"than {str(card.path)!r}; {hint}"
+            )
         return onnx_path
     where = f"the bundled model {bundled_name(card.path)!r}" if cached else f"beside {str(card.path)!r}"
     raise BadInput(f"{arg('backend')} onnx: no ONNX export of {where}; {hint}")
 
 
-def open_denoiser(model: str | Path | ModelCard | None = None, *, backend: str | None = None,
-                  device: str | None = None, fp16: bool = False, compile: bool = False) -> "Denoiser":
+def open_denoiser(
+    model: str | Path | ModelCard | None = None,
+    *,
+    backend: str | None = None,
+    device: str | None = None,
+    fp16: bool = False,
+    compile: bool = False,
+) -> "Denoiser":
     """The model loaded on its backend, as the Denoiser the sampling loop runs (backends.base)."""
     card = model if isinstance(model, ModelCard) else read_card(model)
     opts = BackendOptions(backend, device, fp16, compile).for_model(card)

@@ -27,8 +27,8 @@ from scarlet_moon.models.card import ModelCard
 from scarlet_moon.options import Sampling
 
 Array = Any  # the backend's array type (torch.Tensor, numpy.ndarray)
-Progress = Callable[[int, int], None]   # (step done, steps in all)
-Parts = Sequence[tuple[int, int]]       # (sprite count, noise seed) per chunk of a sampled batch
+Progress = Callable[[int, int], None]  # (step done, steps in all)
+Parts = Sequence[tuple[int, int]]  # (sprite count, noise seed) per chunk of a sampled batch
 
 
 class Denoiser(abc.ABC):
@@ -80,11 +80,24 @@ class Denoiser(abc.ABC):
         labels = np.asarray(labels, np.int64)
         null = len(self.card.label_names)
         y = np.concatenate([labels, np.full_like(labels, null)]) if guidance != 1.0 else labels
-        return make_denoiser(self.runner(y), len(labels), guidance, self.card.schedule.alphas_cumprod(),
-                             self.card.prediction, concat=self.concat, finite=self.finite)
+        return make_denoiser(
+            self.runner(y),
+            len(labels),
+            guidance,
+            self.card.schedule.alphas_cumprod(),
+            self.card.prediction,
+            concat=self.concat,
+            finite=self.finite,
+        )
 
-    def sample(self, labels: Sequence[int], parts: Parts, sampling: Sampling, edit: Edit = Edit(),
-               progress: Progress | None = None) -> np.ndarray:
+    def sample(
+        self,
+        labels: Sequence[int],
+        parts: Parts,
+        sampling: Sampling,
+        edit: Edit = Edit(),
+        progress: Progress | None = None,
+    ) -> np.ndarray:
         """Raw sprites (uint8 N x H x W x C) for `labels`; each part of the batch draws its own noise."""
         noise = NoiseStream((len(labels), self.card.channels, *self.card.size), parts)
         z0 = noise()
@@ -95,10 +108,30 @@ class Denoiser(abc.ABC):
         with self.context():
             denoise = self.bind(np.asarray(labels, np.int64), sampling.row_guidance)
             if edit.active:  # an edited batch is one chunk: parts[0] is its seed
-                out = sample_edited(sampling.sampler, denoise, z0, self.card.schedule, sampling.steps, edit,
-                                    parts[0][1], self.ops, eta=sampling.eta, noise=draw, callback=progress,
-                                    clip_x0=sampling.clip_x0)
+                out = sample_edited(
+                    sampling.sampler,
+                    denoise,
+                    z0,
+                    self.card.schedule,
+                    sampling.steps,
+                    edit,
+                    parts[0][1],
+                    self.ops,
+                    eta=sampling.eta,
+                    noise=draw,
+                    callback=progress,
+                    clip_x0=sampling.clip_x0,
+                )
             else:
-                out = run_sampler(sampling.sampler, denoise, self.asarray(z0), self.card.schedule, sampling.steps,
-                                  eta=sampling.eta, noise=draw, callback=progress, clip_x0=sampling.clip_x0)
+                out = run_sampler(
+                    sampling.sampler,
+                    denoise,
+                    self.asarray(z0),
+                    self.card.schedule,
+                    sampling.steps,
+                    eta=sampling.eta,
+                    noise=draw,
+                    callback=progress,
+                    clip_x0=sampling.clip_x0,
+                )
             return from_model_range(self.to_numpy(out))

@@ -56,7 +56,7 @@ class OnnxDenoiser(Denoiser):
         self._step: Any = None
         self._step_rows = 2
         self._loops: dict[int, Any] = {}  # batch -> DeviceLoop (buffers bound once, CUDA graphs)
-        self._unrolled: Any = None          # (session, meta, cuda_graph) of m.unrolled.onnx, once opened
+        self._unrolled: Any = None  # (session, meta, cuda_graph) of m.unrolled.onnx, once opened
         self._unrolled_loops: dict[int, Any] = {}  # batch -> UnrolledLoop
 
     def describe(self) -> str:
@@ -80,9 +80,14 @@ class OnnxDenoiser(Denoiser):
     def __call__(self, x: np.ndarray, t: np.ndarray, y: np.ndarray) -> np.ndarray:
         """One network evaluation on host arrays (CPU provider, or CUDA without IO binding)."""
         self.calls += 1
-        return self.sess.run([self.output], {"x": np.ascontiguousarray(x, np.float32),
-                                             "t": np.ascontiguousarray(t, np.float32),
-                                             "y": np.ascontiguousarray(y, np.int64)})[0]
+        return self.sess.run(
+            [self.output],
+            {
+                "x": np.ascontiguousarray(x, np.float32),
+                "t": np.ascontiguousarray(t, np.float32),
+                "y": np.ascontiguousarray(y, np.int64),
+            },
+        )[0]
 
     def runner(self, y: np.ndarray) -> Callable[[np.ndarray, int], np.ndarray]:
         """Plain run() on the CPU; on CUDA, inputs and output bound once per batch (_CudaBound)."""
@@ -91,8 +96,14 @@ class OnnxDenoiser(Denoiser):
         return lambda x, t: bound(x, np.full((len(x),), float(t), np.float32))
 
     # ---------------------------------------------------------------- the device loop
-    def sample(self, labels: Sequence[int], parts: Parts, sampling: Sampling, edit: Edit = Edit(),
-               progress: Progress | None = None) -> np.ndarray:
+    def sample(
+        self,
+        labels: Sequence[int],
+        parts: Parts,
+        sampling: Sampling,
+        edit: Edit = Edit(),
+        progress: Progress | None = None,
+    ) -> np.ndarray:
         unrolled = self._unrolled_session(edit, sampling)
         step = None if unrolled is not None else self._step_session(edit, sampling)
         if unrolled is None and step is None:
@@ -127,8 +138,13 @@ class OnnxDenoiser(Denoiser):
         return None if why is not None else self._unrolled
 
     def _open_unrolled(self, path: Path, cuda_graph: bool) -> tuple[Any, dict[str, Any], bool]:
-        sess = open_step_session(path, self.device, cuda_graph=cuda_graph, what="unrolled graph",
-                                 threads=None if self.device == "cuda" else os.cpu_count())
+        sess = open_step_session(
+            path,
+            self.device,
+            cuda_graph=cuda_graph,
+            what="unrolled graph",
+            threads=None if self.device == "cuda" else os.cpu_count(),
+        )
         return sess, unrolled_meta(sess, self.card), cuda_graph
 
     def _run_unrolled(self, unrolled: Any, labels: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -140,8 +156,14 @@ class OnnxDenoiser(Denoiser):
             loop = self._unrolled_loops.get(len(labels))
             if loop is None:
                 loop = self._unrolled_loops[len(labels)] = UnrolledLoop(
-                    sess, self.device, len(labels), tuple(x.shape[1:]), meta, cuda_graph=cuda_graph,
-                    graph_id=len(self._unrolled_loops) + 1)
+                    sess,
+                    self.device,
+                    len(labels),
+                    tuple(x.shape[1:]),
+                    meta,
+                    cuda_graph=cuda_graph,
+                    graph_id=len(self._unrolled_loops) + 1,
+                )
             return loop.run(x, labels)
 
         try:
@@ -166,25 +188,44 @@ class OnnxDenoiser(Denoiser):
                     raise BadInput(f"the device loop needs {str(path)!r}: re-export the model to ONNX")
                 log.info("no %s beside the model: host loop (sprites copied every step)", path.name)
                 return None
-            self._step = open_step_session(path, self.device, cuda_graph=self.cuda_graph,
-                                           threads=None if self.device == "cuda" else os.cpu_count())
+            self._step = open_step_session(
+                path, self.device, cuda_graph=self.cuda_graph, threads=None if self.device == "cuda" else os.cpu_count()
+            )
             self._step_rows = int(step_meta(self._step, self.card).get("rows", 2))
         if self._step_rows == 1 and sampling.row_guidance != 1.0:
             return None  # a one-row (distilled) step graph has no null rows: other scales use the host loop
         return self._step
 
-    def _run_device(self, step: Any, labels: np.ndarray, x: np.ndarray, noise: NoiseStream, sampling: Sampling,
-                    progress: Progress | None) -> np.ndarray:
+    def _run_device(
+        self,
+        step: Any,
+        labels: np.ndarray,
+        x: np.ndarray,
+        noise: NoiseStream,
+        sampling: Sampling,
+        progress: Progress | None,
+    ) -> np.ndarray:
         """generate_device on the cached DeviceLoop for this batch size; if CUDA graph capture
         fails, the step graph is reopened without it once."""
         from scarlet_moon.backends.onnx_device import DeviceLoop, generate_device
 
         loop = self._loops.get(len(labels))
         if loop is None:
-            loop = self._loops[len(labels)] = DeviceLoop(step, self.device, len(labels), tuple(x.shape[1:]),
-                                                         cuda_graph=self.cuda_graph, graph_base=3 * len(self._loops))
-        args = dict(sampler=sampling.sampler, steps=sampling.steps, guidance=sampling.row_guidance, eta=sampling.eta,
-                    progress=progress)
+            loop = self._loops[len(labels)] = DeviceLoop(
+                step,
+                self.device,
+                len(labels),
+                tuple(x.shape[1:]),
+                cuda_graph=self.cuda_graph,
+                graph_base=3 * len(self._loops),
+            )
+        args: dict[str, Any] = dict(
+            sampler=sampling.sampler,
+            steps=sampling.steps,
+            guidance=sampling.row_guidance,
+            eta=sampling.eta,
+            progress=progress,
+        )
         try:
             return generate_device(loop, self.card.schedule, labels, x, noise, **args)
         except Exception as exc:  # noqa: BLE001

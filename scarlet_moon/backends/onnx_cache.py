@@ -21,8 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from scarlet_moon.exporters.atomic import write_file
 from scarlet_moon.errors import BadInput
+from scarlet_moon.exporters.atomic import write_file
 
 log = logging.getLogger(__name__)
 KEEP = 8

@@ -81,8 +81,16 @@ Z = 6
 class DeviceLoop:
     """A step-graph session with its pre-allocated buffers, for one batch size."""
 
-    def __init__(self, sess: Any, device: str, batch: int, chw: tuple[int, int, int], *, cuda_graph: bool = False,
-                 graph_base: int = 0):
+    def __init__(
+        self,
+        sess: Any,
+        device: str,
+        batch: int,
+        chw: tuple[int, int, int],
+        *,
+        cuda_graph: bool = False,
+        graph_base: int = 0,
+    ):
         import onnxruntime as ort
 
         self.sess, self.device, self.batch, self.cuda_graph = sess, device, batch, cuda_graph
@@ -160,9 +168,19 @@ def make_device_denoiser(loop: DeviceLoop, abar: np.ndarray, guidance: float) ->
     return denoise
 
 
-def generate_device(loop: DeviceLoop, schedule: Schedule, labels: np.ndarray, x: np.ndarray,
-                    noise: Callable[[int], np.ndarray], *, sampler: str, steps: int, guidance: float,
-                    eta: float = 0.0, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+def generate_device(
+    loop: DeviceLoop,
+    schedule: Schedule,
+    labels: np.ndarray,
+    x: np.ndarray,
+    noise: Callable[[int], np.ndarray],
+    *,
+    sampler: str,
+    steps: int,
+    guidance: float,
+    eta: float = 0.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
     """Model-range sprites (float32 N x C x H x W, on the host) from initial noise x, device-resident."""
     if x.shape[0] != loop.batch:
         raise ValueError(f"batch {x.shape[0]} != the loop's {loop.batch}")
@@ -177,8 +195,9 @@ def generate_device(loop: DeviceLoop, schedule: Schedule, labels: np.ndarray, x:
         return Lazy({Z: 1.0})
 
     denoise = make_device_denoiser(loop, schedule.alphas_cumprod(), guidance)
-    out = run_sampler(sampler, denoise, Lazy({X(-1): 1.0}), schedule, steps, eta=eta, noise=draw,
-                      callback=progress, clip_x0=False)  # clipping is inside the graph
+    out = run_sampler(
+        sampler, denoise, Lazy({X(-1): 1.0}), schedule, steps, eta=eta, noise=draw, callback=progress, clip_x0=False
+    )  # clipping is inside the graph
     return loop.resolve(out)
 
 
@@ -202,9 +221,12 @@ def unrolled_plan(schedule: Schedule, *, sampler: str, steps: int, guidance: flo
 
     Step p reads the buffers of its phase as the device loop binds them (b0 = X(p-1), b1 = X0(p-1),
     b2 = X0(p-2), b3 = Z); slot X(-1) holds x_T. A sampler that adds noise is BadInput."""
+
     def no_noise(_: int) -> Any:
-        raise BadInput(f"sampler {sampler} with eta {eta:g} adds noise at its steps, so it cannot be unrolled "
-                       "into one graph (ddim with eta 0 and dpmpp-2m can)")
+        raise BadInput(
+            f"sampler {sampler} with eta {eta:g} adds noise at its steps, so it cannot be unrolled "
+            "into one graph (ddim with eta 0 and dpmpp-2m can)"
+        )
 
     rec = _Recorder()
     denoise = make_device_denoiser(rec, schedule.alphas_cumprod(), guidance)  # type: ignore[arg-type]

@@ -23,11 +23,11 @@ FORMAT = "scarlet-moon-onnx"
 FORMAT_VERSION = 1
 META_FORMAT = "scarlet_moon.format"
 META_VERSION = "scarlet_moon.package_version"
-META_CARD = "scarlet_moon.card"                  # JSON: the checkpoint's model card
+META_CARD = "scarlet_moon.card"  # JSON: the checkpoint's model card
 META_SOURCE = "scarlet_moon.source_fingerprint"  # models.card.file_fingerprint: sha256 hex, first 16
 META_SOURCE_NAME = "scarlet_moon.source_name"
-META_PRECISION = "scarlet_moon.precision"        # fp32 | fp16 (inputs and outputs are fp32 in both)
-META_IO = "scarlet_moon.io"                      # JSON: input docs, output name, null label
+META_PRECISION = "scarlet_moon.precision"  # fp32 | fp16 (inputs and outputs are fp32 in both)
+META_IO = "scarlet_moon.io"  # JSON: input docs, output name, null label
 OUTPUT_NAME = "pred"
 INPUT_DOCS = {
     "x": "float32 [batch, C, H, W]: noisy sprites in model range (x_T ~ N(0, 1))",
@@ -73,16 +73,23 @@ def card_from_session(sess, path: Path) -> ModelCard:
     if not isinstance(version, int) or isinstance(version, bool):
         raise BadInput(f"{not_ours} (its '{META_IO}' metadata has no integer format_version)")
     if version > FORMAT_VERSION:
-        raise BadInput(f"{str(path)!r} uses ONNX format version {io.get('format_version')}; this "
-                       f"scarlet-moon reads up to {FORMAT_VERSION}: upgrade the package")
+        raise BadInput(
+            f"{str(path)!r} uses ONNX format version {io.get('format_version')}; this "
+            f"scarlet-moon reads up to {FORMAT_VERSION}: upgrade the package"
+        )
     inputs = {i.name: i.type for i in sess.get_inputs()}
     outputs = [(o.type, len(o.shape)) for o in sess.get_outputs()]
     if inputs != _INPUT_TYPES or outputs != [("tensor(float)", 4)]:
-        raise BadInput(f"{not_ours} (inputs {inputs}, outputs {outputs}; expected {_INPUT_TYPES} and one "
-                       "float output of rank 4)")
+        raise BadInput(
+            f"{not_ours} (inputs {inputs}, outputs {outputs}; expected {_INPUT_TYPES} and one float output of rank 4)"
+        )
     check_graph(sess, meta, path)
-    meta["onnx"] = {"source_fingerprint": props.get(META_SOURCE), "source_name": props.get(META_SOURCE_NAME),
-                    "precision": props.get(META_PRECISION, "fp32"), "package_version": props.get(META_VERSION)}
+    meta["onnx"] = {
+        "source_fingerprint": props.get(META_SOURCE),
+        "source_name": props.get(META_SOURCE_NAME),
+        "precision": props.get(META_PRECISION, "fp32"),
+        "package_version": props.get(META_VERSION),
+    }
     return ModelCard(path, meta)
 
 
@@ -97,12 +104,16 @@ def check_graph(sess: Any, meta: Mapping[str, Any], path: Path) -> None:
     for what, node in (("input x", x), ("output", sess.get_outputs()[0])):
         shape = list(node.shape)
         if isinstance(shape[0], int):
-            raise BadInput(f"{str(path)!r}: its graph's {what} has a fixed batch of {shape[0]}; export it again with "
-                           "`sm export-onnx` (a free batch axis)")
+            raise BadInput(
+                f"{str(path)!r}: its graph's {what} has a fixed batch of {shape[0]}; export it again with "
+                "`sm export-onnx` (a free batch axis)"
+            )
         fixed = [(got, exp) for got, exp in zip(shape[1:], want) if isinstance(got, int) and got != exp]
         if len(shape) != 4 or fixed:
-            raise BadInput(f"{str(path)!r}: its graph's {what} is {shape}, its card says "
-                           f"[batch, {', '.join(map(str, want))}]; the file was altered or mixed up")
+            raise BadInput(
+                f"{str(path)!r}: its graph's {what} is {shape}, its card says "
+                f"[batch, {', '.join(map(str, want))}]; the file was altered or mixed up"
+            )
     if sess.get_providers()[0] == CPU:
         _probe_labels(sess, meta, want, path)
 
@@ -124,8 +135,10 @@ def _probe_labels(sess: Any, meta: Mapping[str, Any], chw: list[int], path: Path
         return out.shape == (1, *chw)
 
     if not runs(k) or runs(k + 1):
-        raise BadInput(f"{str(path)!r}: its card names {k} labels, but its graph's label embedding does not have "
-                       f"{k} + 1 rows (labels and the null label); the file was altered or mixed up")
+        raise BadInput(
+            f"{str(path)!r}: its card names {k} labels, but its graph's label embedding does not have "
+            f"{k} + 1 rows (labels and the null label); the file was altered or mixed up"
+        )
 
 
 def read_onnx_card(path: str | Path) -> ModelCard:
@@ -223,19 +236,28 @@ def _side_meta(sess: Any, card: ModelCard, key: str, missing: str, suffix: str) 
 
 def unrolled_meta(sess: Any, card: ModelCard) -> dict[str, Any]:
     """The unrolled graph's metadata (the sampling it runs); it must come from the model's checkpoint."""
-    meta = _side_meta(sess, card, META_UNROLLED, "not a Scarlet Moon unrolled graph (no unrolled-graph metadata)",
-                      ".unrolled.onnx")
+    meta = _side_meta(
+        sess, card, META_UNROLLED, "not a Scarlet Moon unrolled graph (no unrolled-graph metadata)", ".unrolled.onnx"
+    )
     if not isinstance(meta, dict) or meta.get("format") != UNROLLED_FORMAT:
         raise BadInput("not a Scarlet Moon unrolled graph (unknown format)")
     steps, ts = meta.get("steps"), meta.get("timesteps")
     io = ([i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()])
-    if not (type(steps) is int and steps >= 1 and isinstance(ts, list) and len(ts) == steps
-            and all(type(t) is int for t in ts) and isinstance(meta.get("sampler"), str)
-            and all(type(meta.get(k)) in (int, float) for k in ("guidance", "eta"))):
+    if not (
+        type(steps) is int
+        and steps >= 1
+        and isinstance(ts, list)
+        and len(ts) == steps
+        and all(type(t) is int for t in ts)
+        and isinstance(meta.get("sampler"), str)
+        and all(type(meta.get(k)) in (int, float) for k in ("guidance", "eta"))
+    ):
         raise BadInput("the .unrolled.onnx beside the model has malformed metadata; re-export")
     if io != (["x", "y"], ["x0", "bad"]):
-        raise BadInput(f"the .unrolled.onnx beside the model has inputs {io[0]} and outputs {io[1]}; "
-                       "expected ['x', 'y'] and ['x0', 'bad']; re-export")
+        raise BadInput(
+            f"the .unrolled.onnx beside the model has inputs {io[0]} and outputs {io[1]}; "
+            "expected ['x', 'y'] and ['x0', 'bad']; re-export"
+        )
     return meta
 
 

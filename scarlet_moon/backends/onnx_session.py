@@ -22,8 +22,9 @@ def import_ort() -> Any:
     try:
         import onnxruntime as ort
     except ImportError:
-        raise BadInput("the onnx backend needs onnxruntime: pip install 'scarlet-moon[onnx]' "
-                       "(or onnxruntime-gpu for CUDA)") from None
+        raise BadInput(
+            "the onnx backend needs onnxruntime: pip install 'scarlet-moon[onnx]' (or onnxruntime-gpu for CUDA)"
+        ) from None
     ort.set_default_logger_severity(default_severity())
     return ort
 
@@ -36,9 +37,17 @@ def default_severity() -> int:
     return ORT_DEFAULT_SEVERITY if sys.stderr.isatty() else 3
 
 
-def make_session(ort: Any, path: Path, providers: list[Any], *, threads: int | None = None,
-                 light: bool = False, what: str = "ONNX model", save_to: Path | None = None,
-                 optimised: bool = False) -> Any:
+def make_session(
+    ort: Any,
+    path: Path,
+    providers: list[Any],
+    *,
+    threads: int | None = None,
+    light: bool = False,
+    what: str = "ONNX model",
+    save_to: Path | None = None,
+    optimised: bool = False,
+) -> Any:
     """An InferenceSession; a file onnxruntime cannot load is BadInput naming it. `light`: metadata
     only (no graph optimisation, one thread). `save_to`: onnxruntime writes the optimised graph there;
     `optimised`: `path` is such a graph (not optimised again)."""
@@ -113,9 +122,11 @@ def open_session(path: Path, device: str | None = None) -> tuple[Any, str]:
         if sess is not None and sess.get_providers()[0] == CUDA:
             return sess, "cuda"
     if device == "cuda":
-        raise BadInput(f"{arg('device')} cuda: onnxruntime {ort.__version__} cannot load the CUDA provider here "
-                       f"(providers built in: {', '.join(ort.get_available_providers())}); install "
-                       f"onnxruntime-gpu with a matching CUDA/cuDNN, or use {arg('device')} cpu")
+        raise BadInput(
+            f"{arg('device')} cuda: onnxruntime {ort.__version__} cannot load the CUDA provider here "
+            f"(providers built in: {', '.join(ort.get_available_providers())}); install "
+            f"onnxruntime-gpu with a matching CUDA/cuDNN, or use {arg('device')} cpu"
+        )
     return cpu_session(ort, path), "cpu"
 
 
@@ -130,8 +141,9 @@ def cpu_session(ort: Any, path: Path) -> Any:
     return cached_session(path, ort.__version__, open_)
 
 
-def open_step_session(path: Path, device: str, *, cuda_graph: bool, threads: int | None = None,
-                      what: str = "step graph") -> Any:
+def open_step_session(
+    path: Path, device: str, *, cuda_graph: bool, threads: int | None = None, what: str = "step graph"
+) -> Any:
     """A session on the fused step graph (or the unrolled graph): CUDA (optionally with CUDA graphs) or CPU."""
     ort = import_ort()
     if device == "cuda":

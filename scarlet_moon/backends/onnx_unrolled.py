@@ -21,23 +21,38 @@ def mismatch(meta: dict[str, Any], sampling: Sampling, guidance_base: float = 1.
     """Why `sampling` is not the sampling the unrolled graph was built for, or None when it is. The
     graph holds the guidance between its rows; the message gives the guidance a user asks for
     (times the card's guidance_base: a guidance-distilled model's own scale is folded in)."""
-    want = {"sampler": sampling.sampler, "steps": sampling.steps, "guidance": sampling.row_guidance,
-            "eta": sampling.eta}
+    want = {
+        "sampler": sampling.sampler,
+        "steps": sampling.steps,
+        "guidance": sampling.row_guidance,
+        "eta": sampling.eta,
+    }
     have = {k: meta.get(k) for k in want}
     if have == want:
         return None
-    shown = dict(have, guidance=float(have["guidance"]) * guidance_base)  # a number: unrolled_meta checks it
-    return ("the unrolled graph runs " + ", ".join(f"{k} {shown[k]:g}" if k == "guidance" else f"{k} {shown[k]}"
-                                                   for k in want)
-            + "; asked: " + ", ".join(f"{k} {sampling.guidance:g}" if k == "guidance" else f"{k} {want[k]}"
-                                      for k in want))
+    shown = dict(have, guidance=float(have["guidance"] or 0) * guidance_base)  # a number: unrolled_meta checks it
+    return (
+        "the unrolled graph runs "
+        + ", ".join(f"{k} {shown[k]:g}" if k == "guidance" else f"{k} {shown[k]}" for k in want)
+        + "; asked: "
+        + ", ".join(f"{k} {sampling.guidance:g}" if k == "guidance" else f"{k} {want[k]}" for k in want)
+    )
 
 
 class UnrolledLoop:
     """An unrolled-graph session with its inputs and outputs bound once, for one batch size."""
 
-    def __init__(self, sess: Any, device: str, batch: int, chw: tuple[int, int, int], meta: dict[str, Any], *,
-                 cuda_graph: bool = False, graph_id: int = 0):
+    def __init__(
+        self,
+        sess: Any,
+        device: str,
+        batch: int,
+        chw: tuple[int, int, int],
+        meta: dict[str, Any],
+        *,
+        cuda_graph: bool = False,
+        graph_id: int = 0,
+    ):
         import onnxruntime as ort
 
         self.sess, self.batch, self.meta = sess, batch, meta

@@ -31,13 +31,19 @@ def load_torch_model(card: ModelCard, device: str = "cpu") -> torch.nn.Module:
     ckpt = load_checkpoint(card.path, with_optim=False)
     cfg = ModelConfig.from_dict(card.config).check(f"checkpoint {str(card.path)!r}")
     check_weights_fit(card, cfg, sum(int(w.numel()) for w in ckpt.weights.values()))
-    model = build_model(cfg, channels=card.channels, size=card.size, num_classes=len(card.label_names),
-                        timesteps=card.schedule.num_steps)
+    model = build_model(
+        cfg,
+        channels=card.channels,
+        size=card.size,
+        num_classes=len(card.label_names),
+        timesteps=card.schedule.num_steps,
+    )
     try:
         model.load_state_dict(ckpt.weights)
     except RuntimeError as exc:
-        raise BadInput(f"checkpoint {str(card.path)!r}: weights do not fit its config "
-                       f"({str(exc).splitlines()[0]})") from None
+        raise BadInput(
+            f"checkpoint {str(card.path)!r}: weights do not fit its config ({str(exc).splitlines()[0]})"
+        ) from None
     return model.to(device).eval()
 
 
@@ -51,9 +57,11 @@ def check_weights_fit(card: ModelCard, cfg: Any, stored: int) -> None:
     mult = cfg.for_size(*card.size).channel_mult
     want, _ = unet_footprint(cfg.n_feat, mult, card.channels, card.size, len(card.label_names), cfg.attention)
     if want != stored:
-        raise BadInput(f"checkpoint {str(card.path)!r}: its card describes a network of {want:,} parameters "
-                       f"(n_feat {cfg.n_feat}, channel_mult {list(mult)}), the file stores {stored:,}; the card "
-                       "or the weights were altered")
+        raise BadInput(
+            f"checkpoint {str(card.path)!r}: its card describes a network of {want:,} parameters "
+            f"(n_feat {cfg.n_feat}, channel_mult {list(mult)}), the file stores {stored:,}; the card "
+            "or the weights were altered"
+        )
 
 
 def no_tf32() -> Any:

@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 
-
 class Autocast(nn.Module):
     """Runs `inner` under torch.autocast(float16) and hands back float32."""
 
@@ -45,8 +44,11 @@ class PaddedCompile(nn.Module):
         if n == self.batch:
             return self.compiled(x, t, y)
         pad = self.batch - n
-        out = self.compiled(torch.cat([x, x[:1].expand(pad, *x.shape[1:])]),
-                            torch.cat([t, t[:1].expand(pad)]), torch.cat([y, y[:1].expand(pad)]))
+        out = self.compiled(
+            torch.cat([x, x[:1].expand(pad, *x.shape[1:])]),
+            torch.cat([t, t[:1].expand(pad)]),
+            torch.cat([y, y[:1].expand(pad)]),
+        )
         return out[:n]
 
 
@@ -54,7 +56,7 @@ def accelerate(model: nn.Module, device: str, *, fp16: bool = False, compile: bo
     """`model` wrapped for speed; fp16 on CUDA only (BackendOptions checks it: CPU autocast would be
     bfloat16, and slower here)."""
     if str(device).startswith("cuda") and (fp16 or compile):
-        model = model.to(memory_format=torch.channels_last)  # NHWC: what cuDNN's fp16 kernels want
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # NHWC for cuDNN fp16; torch's stubs omit it
     out: Any = Autocast(model, "cuda") if fp16 else model
     if compile:
         out = PaddedCompile(out)

@@ -30,16 +30,36 @@ def data() -> None:
 @data.command()
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 @click.option("--tile", type=int, default=None, help="Cell size of a tileset sheet.  [default: 16]")
-@click.option("--background-key", default=None, metavar="RRGGBB|auto",
-              help="This colour becomes transparent; 'auto' = the most common opaque top-left pixel.")
+@click.option(
+    "--background-key",
+    default=None,
+    metavar="RRGGBB|auto",
+    help="This colour becomes transparent; 'auto' = the most common opaque top-left pixel.",
+)
 @click.option("--size", type=int, default=None, help="Required sprite size (PNG folders: else the first PNG's).")
-@click.option("--preview", type=click.Path(path_type=Path), default=None,
-              help="Preview grid PNG to write.  [default: <name>-preview.png in the current folder]")
-@click.option("--per-label", type=click.IntRange(1, 64), default=8, show_default=True,
-              help="Sprites per label (one row per label) in the preview.")
+@click.option(
+    "--preview",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Preview grid PNG to write.  [default: <name>-preview.png in the current folder]",
+)
+@click.option(
+    "--per-label",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Sprites per label (one row per label) in the preview.",
+)
 @click.option("--force", is_flag=True, help="Replace the preview if it exists.")
-def inspect(path: Path | None, tile: int | None, background_key: str | None, size: int | None,
-            preview: Path | None, per_label: int, force: bool) -> None:
+def inspect(
+    path: Path | None,
+    tile: int | None,
+    background_key: str | None,
+    size: int | None,
+    preview: Path | None,
+    per_label: int,
+    force: bool,
+) -> None:
     """Show what a sprite set holds (no PATH: the bundled angband16 set) and write a preview grid."""
     from scarlet_moon.data.sprites import load_sprites
 
@@ -77,9 +97,13 @@ def describe(ds: SpriteSet) -> dict[str, float]:
 
     from scarlet_moon.data.pixels import alpha_crispness, colours_per_sprite
 
-    distinct = colours_per_sprite(ds.images)                                # N
-    return {"alpha_crisp": alpha_crispness(ds.images), "colors_mean": float(distinct.mean()),
-            "colors_median": float(np.median(distinct)), "colors_max": int(distinct.max())}
+    distinct = colours_per_sprite(ds.images)  # N
+    return {
+        "alpha_crisp": alpha_crispness(ds.images),
+        "colors_mean": float(distinct.mean()),
+        "colors_median": float(np.median(distinct)),
+        "colors_max": int(distinct.max()),
+    }
 
 
 def summary_tables(ds: SpriteSet, stats: dict[str, Any]) -> tuple[Table, Table]:
@@ -94,12 +118,17 @@ def summary_tables(ds: SpriteSet, stats: dict[str, Any]) -> tuple[Table, Table]:
     props = Table(show_header=False)
     props.add_column(style="bold")
     props.add_column()
-    for key, value in (("sprite size", f"{w}x{h}"),
-                       ("channels", "RGB input (alpha set to 255)" if ds.input_channels == 3 else "RGBA input"),
-                       ("alpha crispness", f"{stats['alpha_crisp']:.1%} of alpha values are 0 or 255"),
-                       ("colours per sprite", f"mean {stats['colors_mean']:.1f}, median {stats['colors_median']:g}, "
-                                              f"max {stats['colors_max']} (distinct opaque)"),
-                       ("fingerprint", ds.fingerprint())):
+    for key, value in (
+        ("sprite size", f"{w}x{h}"),
+        ("channels", "RGB input (alpha set to 255)" if ds.input_channels == 3 else "RGBA input"),
+        ("alpha crispness", f"{stats['alpha_crisp']:.1%} of alpha values are 0 or 255"),
+        (
+            "colours per sprite",
+            f"mean {stats['colors_mean']:.1f}, median {stats['colors_median']:g}, "
+            f"max {stats['colors_max']} (distinct opaque)",
+        ),
+        ("fingerprint", ds.fingerprint()),
+    ):
         props.add_row(key, value)
     return counts, props
 
@@ -113,15 +142,15 @@ def preview_rows(ds: SpriteSet, per_label: int) -> np.ndarray:
     out = np.zeros((len(ds.label_names), per_label, h, w, 4), np.uint8)
     for k in range(len(ds.label_names)):
         idx = np.nonzero(ds.labels == k)[0][:per_label]
-        out[k, :len(idx)] = ds.images[idx]
+        out[k, : len(idx)] = ds.images[idx]
     return out.reshape(-1, h, w, 4)
 
 
 def write_preview(ds: SpriteSet, path: Path, per_label: int) -> Path:
     """Write the grid atomically (temp file + os.replace); a failed write is BadInput naming it."""
-    from scarlet_moon.errors import BadInput
     from scarlet_moon.data.pixels import make_grid
     from scarlet_moon.data.png import save_png
+    from scarlet_moon.errors import BadInput
 
     grid = make_grid(preview_rows(ds, per_label), ncols=per_label, scale=PREVIEW_SCALE)
     try:

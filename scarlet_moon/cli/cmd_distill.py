@@ -13,28 +13,59 @@ from scarlet_moon.limits import MAX_SEED
 
 
 @click.command()
-@click.option("--model", default=None,
-              help="The teacher, a .safetensors model. [default: the bundled model; bundled-25: its 25-step teacher; bundled-32: the 32x32 one]")
+@click.option(
+    "--model",
+    default=None,
+    help="The teacher, a .safetensors model. [default: the bundled model; bundled-25: its 25-step teacher; bundled-32: the 32x32 one]",
+)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The student .safetensors to write.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
-@click.option("--data", "data_path", default=None,
-              help="Sprites to noise. [default: the set the teacher was trained on]")
-@click.option("--few-step", "sample_steps", type=click.IntRange(min=1), default=None,
-              help="Distil the teacher's sampling into N DDIM steps (progressive distillation; 1..16, e.g. 4). "
-                   "[default: guidance distillation]")
-@click.option("--substeps", type=click.IntRange(min=1), default=6, show_default=True,
-              help="With --few-step: teacher steps per student step (a few-step teacher uses its own grid).")
-@click.option("--steps", type=click.IntRange(min=1), default=None,
-              help="Training steps. [default: 4000; --few-step: 1500]")
+@click.option(
+    "--data", "data_path", default=None, help="Sprites to noise. [default: the set the teacher was trained on]"
+)
+@click.option(
+    "--few-step",
+    "sample_steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Distil the teacher's sampling into N DDIM steps (progressive distillation; 1..16, e.g. 4). "
+    "[default: guidance distillation]",
+)
+@click.option(
+    "--substeps",
+    type=click.IntRange(min=1),
+    default=6,
+    show_default=True,
+    help="With --few-step: teacher steps per student step (a few-step teacher uses its own grid).",
+)
+@click.option(
+    "--steps", type=click.IntRange(min=1), default=None, help="Training steps. [default: 4000; --few-step: 1500]"
+)
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="[default: 256; --few-step: 64]")
-@click.option("--lr", type=click.FloatRange(min=0, max=1, min_open=True), default=None, callback=finite,
-              help="[default: 1e-4; --few-step: 2e-4]")
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    default=None,
+    callback=finite,
+    help="[default: 1e-4; --few-step: 2e-4]",
+)
 @click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.pass_context
-def distill(ctx: click.Context, model: str | None, out: str, data_path: str | None, sample_steps: int | None,
-            substeps: int, steps: int | None, batch: int | None, lr: float | None, seed: int, device: str,
-            force: bool) -> None:
+def distill(
+    ctx: click.Context,
+    model: str | None,
+    out: str,
+    data_path: str | None,
+    sample_steps: int | None,
+    substeps: int,
+    steps: int | None,
+    batch: int | None,
+    lr: float | None,
+    seed: int,
+    device: str,
+    force: bool,
+) -> None:
     """Distil classifier-free guidance into the network: the student samples at the teacher's
     guidance in one network row per step instead of two (about 2x faster); other --guidance
     values still work, at two rows. With --few-step N: a student that samples in N steps what
@@ -51,8 +82,13 @@ def distill(ctx: click.Context, model: str | None, out: str, data_path: str | No
     device = torch_device(device)
     data = load_sprites(data_path) if data_path else None
     quiet = ctx.obj.get("quiet", False)
-    columns = (TextColumn("distilling"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-               TimeRemainingColumn())
+    columns = (
+        TextColumn("distilling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=True, disable=progress_disabled(quiet)) as bar:
         task = bar.add_task("distill", total=steps or (4000 if sample_steps is None else 1500), loss="-")
 
@@ -61,14 +97,36 @@ def distill(ctx: click.Context, model: str | None, out: str, data_path: str | No
                 bar.update(task, completed=step, loss=f"{loss:.4f}")
 
         if sample_steps is None:
-            info = run(model, out, steps=steps or 4000, batch=batch or 256, lr=lr or 1e-4, seed=seed, device=device,
-                       data=data, progress=progress)
+            info = run(
+                model,
+                out,
+                steps=steps or 4000,
+                batch=batch or 256,
+                lr=lr or 1e-4,
+                seed=seed,
+                device=device,
+                data=data,
+                progress=progress,
+            )
         else:
-            info = distill_fewstep(model, out, sample_steps=sample_steps, substeps=substeps, steps=steps or 1500,
-                                   batch=batch or 64, lr=lr or 2e-4, seed=seed, device=device, data=data,
-                                   progress=progress)
+            info = distill_fewstep(
+                model,
+                out,
+                sample_steps=sample_steps,
+                substeps=substeps,
+                steps=steps or 1500,
+                batch=batch or 64,
+                lr=lr or 2e-4,
+                seed=seed,
+                device=device,
+                data=data,
+                progress=progress,
+            )
     if not quiet:
         what = f"guidance {info['guidance']:g}" if sample_steps is None else f"{sample_steps}-step sampling"
-        console.print(f"{what} distilled in {info['seconds']} s on {device}; loss "
-                      f"{info['loss_first_100']:.4f} -> {info['loss_last_100']:.4f}", highlight=False)
+        console.print(
+            f"{what} distilled in {info['seconds']} s on {device}; loss "
+            f"{info['loss_first_100']:.4f} -> {info['loss_last_100']:.4f}",
+            highlight=False,
+        )
     echo(out)

@@ -20,6 +20,7 @@ def _dist_version(name: str) -> str | None:
 def tiny_onnx_bytes() -> bytes:
     """A serialized ONNX model y = Identity(x), float [1], opset 13: hand-encoded protobuf so
     provider probes need neither the onnx package nor a model file."""
+
     def varint(n: int) -> bytes:
         out = b""
         while True:
@@ -34,13 +35,13 @@ def tiny_onnx_bytes() -> bytes:
         return varint((num << 3) | 2) + varint(len(payload)) + payload
 
     def value_info(name: str) -> bytes:
-        shape = field(2, field(1, field(1, 1)))                      # TensorShapeProto{dim{dim_value:1}}
-        tensor_type = field(1, field(1, 1) + shape)                  # TypeProto{tensor_type{elem FLOAT}}
+        shape = field(2, field(1, field(1, 1)))  # TensorShapeProto{dim{dim_value:1}}
+        tensor_type = field(1, field(1, 1) + shape)  # TypeProto{tensor_type{elem FLOAT}}
         return field(1, name.encode()) + field(2, tensor_type)
 
     node = field(1, b"x") + field(2, b"y") + field(4, b"Identity")
     graph = field(1, node) + field(2, b"probe") + field(11, value_info("x")) + field(12, value_info("y"))
-    return field(1, 8) + field(7, graph) + field(8, field(2, 13))   # ir_version 8, opset {version 13}
+    return field(1, 8) + field(7, graph) + field(8, field(2, 13))  # ir_version 8, opset {version 13}
 
 
 def probe_providers(ort) -> dict[str, bool]:
@@ -81,15 +82,23 @@ def tensorrt_line(probed: dict[str, bool]) -> str:
 def doctor_report() -> list[tuple[str, str]]:
     from scarlet_moon.version import __version__
 
-    rows = [("python", f"{platform.python_version()} ({sys.executable})"),
-            ("platform", platform.platform()), ("scarlet-moon", __version__)]
+    rows = [
+        ("python", f"{platform.python_version()} ({sys.executable})"),
+        ("platform", platform.platform()),
+        ("scarlet-moon", __version__),
+    ]
     try:
         import torch
 
         cuda = torch.cuda.is_available()
         devices = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else []
-        rows.append(("torch", f"{torch.__version__}; CUDA available: {cuda}"
-                              + (f"; devices: {', '.join(devices)}" if devices else "")))
+        rows.append(
+            (
+                "torch",
+                f"{torch.__version__}; CUDA available: {cuda}"
+                + (f"; devices: {', '.join(devices)}" if devices else ""),
+            )
+        )
     except Exception as exc:  # not installed, or a broken install: report, never fail
         rows.append(("torch", f"not importable ({type(exc).__name__}: {exc})"[:200]))
     try:
@@ -99,8 +108,13 @@ def doctor_report() -> list[tuple[str, str]]:
         pkgs = ", ".join(f"{d} {_dist_version(d)}" for d in sorted(set(dists))) or "unknown"
         rows.append(("onnxruntime", f"{ort.__version__} from {pkgs}"))
         if len(set(dists)) > 1:
-            rows.append(("  warning", "several onnxruntime packages share one folder; keep exactly one "
-                                      "(pip uninstall the others, then reinstall the one you want)"))
+            rows.append(
+                (
+                    "  warning",
+                    "several onnxruntime packages share one folder; keep exactly one "
+                    "(pip uninstall the others, then reinstall the one you want)",
+                )
+            )
         rows.append(("  providers", ", ".join(ort.get_available_providers())))
         probed = probe_providers(ort)
         rows.append(("  providers that load", ", ".join(p for p, ok in probed.items() if ok) or "none"))

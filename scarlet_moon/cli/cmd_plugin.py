@@ -53,8 +53,8 @@ def extension_bytes(files: dict[str, bytes]) -> bytes:
 
 def build_aseprite_extension(out_dir: str | Path, src: Path = ASEPRITE_DIR) -> Path:
     """Write <out_dir>/<name>-<version>.aseprite-extension atomically; returns its path."""
-    from scarlet_moon.exporters.atomic import write_file
     from scarlet_moon.errors import BadInput
+    from scarlet_moon.exporters.atomic import write_file
 
     out = Path(out_dir)
     if not out.exists():
@@ -76,10 +76,15 @@ def plugin() -> None:
 
 
 @plugin.command()
-@click.option("--out", "out_dir", default=".", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the .aseprite-extension file (created if its parent exists).")
+@click.option(
+    "--out",
+    "out_dir",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the .aseprite-extension file (created if its parent exists).",
+)
 def aseprite(out_dir: str) -> None:
     """Build the Aseprite extension; prints its path (open it with Aseprite to install it)."""
     writable_dir(out_dir, "--out", create=False)
     echo(build_aseprite_extension(out_dir))
-

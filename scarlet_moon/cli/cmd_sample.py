@@ -16,13 +16,19 @@ from scarlet_moon.cli.progress import CliReport
 @generation_options
 @click.option("--out", "out", default="samples", show_default=True, help="Folder for label_NNN.png files.")
 @click.option("--grid", type=click.Path(), default=None, help="Also write a preview grid PNG here.")
-@click.option("--scale", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Also write xN nearest-neighbour enlargements (label_NNN_xN.png).")
+@click.option(
+    "--scale",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Also write xN nearest-neighbour enlargements (label_NNN_xN.png).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the written files and their metadata as JSON.")
 @click.option("--force", is_flag=True, help="Replace sprite files (and --grid) that exist already.")
 @click.pass_context
-def sample(ctx: click.Context, out: str, grid: str | None, scale: int, as_json: bool, force: bool,
-           **params: Any) -> None:
+def sample(
+    ctx: click.Context, out: str, grid: str | None, scale: int, as_json: bool, force: bool, **params: Any
+) -> None:
     """Generate sprites: one PNG per sprite (hero_000.png, ...) in --out."""
     from scarlet_moon.pipelines.samples import save_samples
 
@@ -36,7 +42,11 @@ def sample(ctx: click.Context, out: str, grid: str | None, scale: int, as_json: 
 
 
 @click.command()
-@click.option("--model", default=None, help="[default: the bundled model; bundled-25: its 25-step teacher; bundled-32: the 32x32 one]")
+@click.option(
+    "--model",
+    default=None,
+    help="[default: the bundled model; bundled-25: its 25-step teacher; bundled-32: the 32x32 one]",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def labels(model: str | None, as_json: bool) -> None:
     """List a model's labels (index and name)."""
@@ -79,4 +89,3 @@ def info(model_path: str | None, as_json: bool) -> None:
     for key, value in rows:
         table.add_row(key, text(value))
     out.print(table)
-

@@ -35,33 +35,75 @@ def list_formats() -> None:
 
 
 @click.command()
-@click.option("--from", "folder", default=None, metavar="DIR",
-              help="Pack the PNGs of DIR (subfolders = animation labels) instead of generating.")
+@click.option(
+    "--from",
+    "folder",
+    default=None,
+    metavar="DIR",
+    help="Pack the PNGs of DIR (subfolders = animation labels) instead of generating.",
+)
 @generation_options
-@click.option("--out", default=OUT_DEFAULT, show_default=True,
-              help="Sheet PNG; several pages become NAME-0.png, NAME-1.png...")
-@click.option("--format", "formats", multiple=True, default=("json-hash",), show_default=True,
-              help="Atlas format; repeat or comma-separate for several (see --list-formats).")
-@click.option("--padding", type=click.IntRange(0, MAX_SHEET_SIDE), default=1, show_default=True,
-              help="Pixels between frames.")
-@click.option("--extrude", type=click.IntRange(0, MAX_SHEET_SIDE), default=0, show_default=True,
-              help="Repeat edge pixels N times around each frame.")
-@click.option("--scale", type=click.IntRange(1, MAX_SHEET_SIDE), default=1, show_default=True,
-              help="Nearest-neighbour factor.")
+@click.option(
+    "--out", default=OUT_DEFAULT, show_default=True, help="Sheet PNG; several pages become NAME-0.png, NAME-1.png..."
+)
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    default=("json-hash",),
+    show_default=True,
+    help="Atlas format; repeat or comma-separate for several (see --list-formats).",
+)
+@click.option(
+    "--padding", type=click.IntRange(0, MAX_SHEET_SIDE), default=1, show_default=True, help="Pixels between frames."
+)
+@click.option(
+    "--extrude",
+    type=click.IntRange(0, MAX_SHEET_SIDE),
+    default=0,
+    show_default=True,
+    help="Repeat edge pixels N times around each frame.",
+)
+@click.option(
+    "--scale", type=click.IntRange(1, MAX_SHEET_SIDE), default=1, show_default=True, help="Nearest-neighbour factor."
+)
 @click.option("--pot", is_flag=True, help="Round sheet sizes up to powers of two.")
-@click.option("--max-size", type=click.IntRange(1, MAX_SHEET_SIDE), default=4096, show_default=True,
-              help="Largest sheet side; more sprites go on further pages.")
+@click.option(
+    "--max-size",
+    type=click.IntRange(1, MAX_SHEET_SIDE),
+    default=4096,
+    show_default=True,
+    help="Largest sheet side; more sprites go on further pages.",
+)
 @click.option("--trim/--no-trim", default=False, show_default=True, help="Crop transparent borders.")
 @click.option("--dedupe/--no-dedupe", default=True, show_default=True, help="Store identical frames once.")
 @click.option("--force", is_flag=True, help="Replace existing files.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Processes finishing the sprites (alpha, colours, clean-up) and encoding pages and atlases; "
-                   "the files are the same bytes  [default: 1 for a small sheet or on a CPU backend, else one per CPU]")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes finishing the sprites (alpha, colours, clean-up) and encoding pages and atlases; "
+    "the files are the same bytes  [default: 1 for a small sheet or on a CPU backend, else one per CPU]",
+)
 @click.option("--list-formats", "show_formats", is_flag=True, help="List atlas formats (plugins too) and exit.")
 @click.pass_context
-def sheet(ctx: click.Context, folder: str | None, out: str, formats: tuple[str, ...], force: bool,
-          show_formats: bool, padding: int, extrude: int, scale: int, pot: bool, max_size: int, trim: bool,
-          dedupe: bool, jobs: int | None, **params: Any) -> None:
+def sheet(
+    ctx: click.Context,
+    folder: str | None,
+    out: str,
+    formats: tuple[str, ...],
+    force: bool,
+    show_formats: bool,
+    padding: int,
+    extrude: int,
+    scale: int,
+    pot: bool,
+    max_size: int,
+    trim: bool,
+    dedupe: bool,
+    jobs: int | None,
+    **params: Any,
+) -> None:
     """Generate sprites (bundled model by default) and pack them into a spritesheet plus engine
     atlases; prints every written file."""
     from scarlet_moon.exporters import PackOptions

@@ -43,15 +43,29 @@ def studio_url(host: str, port: int, token: str | None) -> str:
 
 
 @click.command()
-@click.option("--model", default=None, help="A .safetensors model or an exported .onnx offered first. "
-                                            "[default: the bundled model; bundled-25: its 25-step teacher; bundled-32: the 32x32 one]")
-@click.option("--runs-dir", type=click.Path(file_okay=False), default="sm-runs", show_default=True,
-              help="Training runs offered as models and listed in the Runs panel.")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; anything but loopback requires a token.")
+@click.option(
+    "--model",
+    default=None,
+    help="A .safetensors model or an exported .onnx offered first. "
+    "[default: the bundled model; bundled-25: its 25-step teacher; bundled-32: the 32x32 one]",
+)
+@click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False),
+    default="sm-runs",
+    show_default=True,
+    help="Training runs offered as models and listed in the Runs panel.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; anything but loopback requires a token.",
+)
 @click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True, help="0: any free port.")
-@click.option("--token", default=None, help="Token every request must carry. [default: none on loopback, "
-                                            "else a generated one]")
+@click.option(
+    "--token", default=None, help="Token every request must carry. [default: none on loopback, else a generated one]"
+)
 @click.option("--no-browser", is_flag=True, help="Do not open the page in a web browser.")
 def studio(model: str | None, runs_dir: str, host: str, port: int, token: str | None, no_browser: bool) -> None:
     """Serve a local web studio: generate sprites by eye, keep, vary, inpaint, export sheets."""
@@ -74,8 +88,16 @@ def studio(model: str | None, runs_dir: str, host: str, port: int, token: str | 
         token = new_token()
     sock = bind(host, port)
     url = studio_url(host, sock.getsockname()[1], token)
-    app = create_app(StudioConfig(model=model, runs_dir=Path(runs_dir), token=token, host=host,
-                                  command=sample_command, train_command=train_argv))
+    app = create_app(
+        StudioConfig(
+            model=model,
+            runs_dir=Path(runs_dir),
+            token=token,
+            host=host,
+            command=sample_command,
+            train_command=train_argv,
+        )
+    )
     echo(f"sm studio: {url}  (Ctrl-C to stop)")
     if not no_browser:
         import webbrowser

@@ -16,38 +16,94 @@ DEFAULT_FORMATS = ("tiled,godot4-tileset",)
 
 @click.command()
 @click.option("--label", default="terrain", show_default=True, help="Terrain A's label (name or index).")
-@click.option("--second-label", default=None,
-              help="Terrain B's label. [default: --label again at another seed: of 4 such tiles, the one whose mean "
-                   "colour is farthest from terrain A's]")
-@click.option("--init", "inits", multiple=True, metavar="PNG",
-              help="Give it twice: terrain A's and B's base tiles (model-size PNGs, used as they are, so make "
-                   "them tileable) instead of generating them.")
-@click.option("--kind", default="corner2", show_default=True,
-              help="corner2: 16 tiles, every choice of terrain A/B at the four corners (a Wang corner set).")
+@click.option(
+    "--second-label",
+    default=None,
+    help="Terrain B's label. [default: --label again at another seed: of 4 such tiles, the one whose mean "
+    "colour is farthest from terrain A's]",
+)
+@click.option(
+    "--init",
+    "inits",
+    multiple=True,
+    metavar="PNG",
+    help="Give it twice: terrain A's and B's base tiles (model-size PNGs, used as they are, so make "
+    "them tileable) instead of generating them.",
+)
+@click.option(
+    "--kind",
+    default="corner2",
+    show_default=True,
+    help="corner2: 16 tiles, every choice of terrain A/B at the four corners (a Wang corner set).",
+)
 @click.option("--out", default="tileset.png", show_default=True, help="Tileset PNG; atlases are written next to it.")
-@click.option("--format", "formats", multiple=True, default=DEFAULT_FORMATS, show_default=True,
-              help="Atlas formats, as in sm sheet (see sm sheet --list-formats).")
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    default=DEFAULT_FORMATS,
+    show_default=True,
+    help="Atlas formats, as in sm sheet (see sm sheet --list-formats).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same tileset.")
-@click.option("--model", default=None, help="A .safetensors model or an exported .onnx. [default: the bundled model; bundled-25: its 25-step teacher; bundled-32: the 32x32 one]")
-@click.option("--backend", type=click.Choice(["torch", "onnx"]), default=None,
-              help="[default: onnx for a .onnx --model and for the bundled models (their export ships "
-                   "with them), else torch]")
+@click.option(
+    "--model",
+    default=None,
+    help="A .safetensors model or an exported .onnx. [default: the bundled model; bundled-25: its 25-step teacher; bundled-32: the 32x32 one]",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnx"]),
+    default=None,
+    help="[default: onnx for a .onnx --model and for the bundled models (their export ships with them), else torch]",
+)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="[default: cpu]")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default=None, help="[default: the model's]")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampler steps. [default: the model's]")
 @click.option("--guidance", type=float, default=None, help="Guidance scale. [default: the model's]")
-@click.option("--strength", type=float, default=0.6, show_default=True,
-              help="Transitions: how far (0..1] the generated parts move from their composite start.")
-@click.option("--border", type=int, default=2, show_default=True,
-              help="Width of each tile's border ring taken from the shared seam strips.")
-@click.option("--padding", type=click.IntRange(0, MAX_SHEET_SIDE), default=1, show_default=True,
-              help="Pixels between tiles (and the sheet margin).")
+@click.option(
+    "--strength",
+    type=float,
+    default=0.6,
+    show_default=True,
+    help="Transitions: how far (0..1] the generated parts move from their composite start.",
+)
+@click.option(
+    "--border",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Width of each tile's border ring taken from the shared seam strips.",
+)
+@click.option(
+    "--padding",
+    type=click.IntRange(0, MAX_SHEET_SIDE),
+    default=1,
+    show_default=True,
+    help="Pixels between tiles (and the sheet margin).",
+)
 @click.option("--force", is_flag=True, help="Replace existing files.")
 @click.pass_context
-def tileset(ctx: click.Context, label: str, second_label: str | None, inits: tuple[str, ...], kind: str, out: str,
-            formats: tuple[str, ...], seed: int, model: str | None, backend: str | None, device: str | None,
-            sampler: str | None, steps: int | None, guidance: float | None, strength: float, border: int,
-            padding: int, force: bool) -> None:
+def tileset(
+    ctx: click.Context,
+    label: str,
+    second_label: str | None,
+    inits: tuple[str, ...],
+    kind: str,
+    out: str,
+    formats: tuple[str, ...],
+    seed: int,
+    model: str | None,
+    backend: str | None,
+    device: str | None,
+    sampler: str | None,
+    steps: int | None,
+    guidance: float | None,
+    strength: float,
+    border: int,
+    padding: int,
+    force: bool,
+) -> None:
     """Generate a terrain tileset whose tiles join without seams: two tileable base terrains and
     their transitions, made by inpainting so that tiles whose shared corners agree have identical
     pixels along the shared edge. Prints every written file."""
@@ -55,8 +111,20 @@ def tileset(ctx: click.Context, label: str, second_label: str | None, inits: tup
     from scarlet_moon.options import SamplingOptions
     from scarlet_moon.pipelines.tileset import TilesetSpec, make_tileset
 
-    spec = TilesetSpec(label, second_label, tuple(inits), kind, seed, model, SamplingOptions(sampler, steps, guidance),
-                       BackendOptions(backend, device), strength, border, padding)
-    for path in make_tileset(spec, out, formats=formats, force=force,
-                             report=CliReport(bool(ctx.obj and ctx.obj.get("quiet")))):
+    spec = TilesetSpec(
+        label,
+        second_label,
+        tuple(inits),
+        kind,
+        seed,
+        model,
+        SamplingOptions(sampler, steps, guidance),
+        BackendOptions(backend, device),
+        strength,
+        border,
+        padding,
+    )
+    for path in make_tileset(
+        spec, out, formats=formats, force=force, report=CliReport(bool(ctx.obj and ctx.obj.get("quiet")))
+    ):
         echo(path)

@@ -23,8 +23,11 @@ CONFIG_FLAGS = {
     "steps": ("--steps", int, "Optimizer steps in total."),
     "batch_size": ("--batch-size", int, "Sprites per step."),
     "lr": ("--lr", float, "Peak learning rate."),
-    "label_lr_scale": ("--label-lr-scale", float, "The label embedding rows learn at lr x this (a fine-tune's "
-                       "new labels separate faster)."),
+    "label_lr_scale": (
+        "--label-lr-scale",
+        float,
+        "The label embedding rows learn at lr x this (a fine-tune's new labels separate faster).",
+    ),
     "seed": ("--seed", int, "Seed for weights, batch order and noise."),
     "schedule": ("--schedule", click.Choice(["linear", "cosine", "linear-zsnr"]), "Noise schedule."),
     "timesteps": ("--timesteps", int, "Training timesteps T."),
@@ -38,10 +41,24 @@ CONFIG_FLAGS = {
 }
 # Settings (flags or TOML keys) that are not TrainConfig fields, with the types they take.
 RUN_KEYS: dict[str, tuple[type, ...]] = {
-    "resume": (str,), "data": (str,), "tile": (int,), "background_key": (str,), "preset": (str,), "threads": (int,),
+    "resume": (str,),
+    "data": (str,),
+    "tile": (int,),
+    "background_key": (str,),
+    "preset": (str,),
+    "threads": (int,),
     "init_from": (str,),
-    "runs_dir": (str,), "name": (str,), "tracking": (str,), "tracking_uri": (str,), "experiment": (str,),
-    "register_name": (str,), "wandb": (bool,), "wandb_mode": (str,), "wandb_project": (str,), "device": (str,)}
+    "runs_dir": (str,),
+    "name": (str,),
+    "tracking": (str,),
+    "tracking_uri": (str,),
+    "experiment": (str,),
+    "register_name": (str,),
+    "wandb": (bool,),
+    "wandb_mode": (str,),
+    "wandb_project": (str,),
+    "device": (str,),
+}
 
 
 def _config_options(f):
@@ -59,7 +76,7 @@ class TrainArgs:
     """What `sm train` was asked, typed: the config, which settings were asked for explicitly, and the run."""
 
     cfg: TrainConfig
-    given: frozenset[str]           # config settings set by a flag, the TOML file or --preset
+    given: frozenset[str]  # config settings set by a flag, the TOML file or --preset
     data: str | None
     tile: int | None
     background_key: str | None
@@ -68,8 +85,8 @@ class TrainArgs:
     resume: str | None
     tracking: TrackingOptions
     device: str | None
-    threads: int                    # torch threads of this process
-    init_from: str | None           # a model to fine-tune ("bundled", or a .safetensors path)
+    threads: int  # torch threads of this process
+    init_from: str | None  # a model to fine-tune ("bundled", or a .safetensors path)
 
     @classmethod
     def build(cls, params: dict[str, Any]) -> "TrainArgs":
@@ -90,15 +107,32 @@ class TrainArgs:
             if asked["time_budget"] and "steps" not in asked:  # the budget decides when to stop
                 asked["steps"] = MAX_STEPS
         cfg = base.replace(asked, source="settings")
-        preset_keys = {k for k in cfg.flat_names() if base.get(k) != DEFAULT.get(k)} if settings.get("preset") else set()
-        tracking = TrackingOptions(settings.get("tracking") or "mlflow", settings.get("tracking_uri"),
-                                   settings.get("experiment") or DEFAULT_EXPERIMENT, settings.get("register_name"),
-                                   bool(settings.get("wandb")), settings.get("wandb_mode"),
-                                   settings.get("wandb_project") or "scarlet-moon")
-        return cls(cfg, frozenset({k.replace("-", "_") for k in asked} | preset_keys), settings.get("data"),
-                   settings.get("tile"), settings.get("background_key"), Path(settings.get("runs_dir") or "sm-runs"),
-                   settings.get("name"), settings.get("resume"), tracking, settings.get("device"),
-                   settings.get("threads") or 0, settings.get("init_from"))
+        preset_keys = (
+            {k for k in cfg.flat_names() if base.get(k) != DEFAULT.get(k)} if settings.get("preset") else set()
+        )
+        tracking = TrackingOptions(
+            settings.get("tracking") or "mlflow",
+            settings.get("tracking_uri"),
+            settings.get("experiment") or DEFAULT_EXPERIMENT,
+            settings.get("register_name"),
+            bool(settings.get("wandb")),
+            settings.get("wandb_mode"),
+            settings.get("wandb_project") or "scarlet-moon",
+        )
+        return cls(
+            cfg,
+            frozenset({k.replace("-", "_") for k in asked} | preset_keys),
+            settings.get("data"),
+            settings.get("tile"),
+            settings.get("background_key"),
+            Path(settings.get("runs_dir") or "sm-runs"),
+            settings.get("name"),
+            settings.get("resume"),
+            tracking,
+            settings.get("device"),
+            settings.get("threads") or 0,
+            settings.get("init_from"),
+        )
 
 
 def _merged(params: dict[str, Any]) -> dict[str, Any]:
@@ -116,41 +150,76 @@ def _merged(params: dict[str, Any]) -> dict[str, Any]:
 
 
 @click.command()
-@click.option("--data", "data_path", type=click.Path(), default=None,
-              help="Sprite set: npy folder, PNG folders, or tileset+CSV; bundled-32: the bundled 32x32 set. "
-                   "Default: the bundled angband16 set.")
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(),
+    default=None,
+    help="Sprite set: npy folder, PNG folders, or tileset+CSV; bundled-32: the bundled 32x32 set. "
+    "Default: the bundled angband16 set.",
+)
 @click.option("--tile", type=int, default=None, help="Cell size of a tileset sheet.")
 @click.option("--background-key", default=None, help="RRGGBB or 'auto': this colour becomes transparent.")
-@click.option("--preset", default=None, type=click.Choice(["default", "seed"]),
-              help="'seed' is the ancestor's recipe (ContextUnet, DDPM 500, batch 100, lr 1e-3).")
+@click.option(
+    "--preset",
+    default=None,
+    type=click.Choice(["default", "seed"]),
+    help="'seed' is the ancestor's recipe (ContextUnet, DDPM 500, batch 100, lr 1e-3).",
+)
 @click.option("--config", "config_file", type=click.Path(), default=None, help="TOML file with settings.")
 @_config_options
 @click.option("--runs-dir", type=click.Path(), default=None, help="Where run folders go.  [default: sm-runs]")
 @click.option("--name", default=None, help="Run folder name.  [default: run-<date>-<time>]")
-@click.option("--resume", default=None,
-              help="Run folder, run name or checkpoint to continue. --steps, --lr and how often to log, sample "
-                   "and checkpoint may change; other settings must match the run's.")
-@click.option("--tracking", type=click.Choice(["mlflow", "none"]), default=None,
-              help="Experiment tracking.  [default: mlflow, a local sqlite store in the runs dir]")
+@click.option(
+    "--resume",
+    default=None,
+    help="Run folder, run name or checkpoint to continue. --steps, --lr and how often to log, sample "
+    "and checkpoint may change; other settings must match the run's.",
+)
+@click.option(
+    "--tracking",
+    type=click.Choice(["mlflow", "none"]),
+    default=None,
+    help="Experiment tracking.  [default: mlflow, a local sqlite store in the runs dir]",
+)
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///<runs-dir>/mlflow.db).")
 @click.option("--experiment", default=None, help="MLflow experiment name.  [default: scarlet-moon]")
 @click.option("--register-name", default=None, help="Registered model name.  [default: scarlet-moon-sprites]")
 @click.option("--wandb/--no-wandb", "wandb_on", default=None, help="Also log to Weights & Biases.")
-@click.option("--wandb-mode", type=click.Choice(["offline", "online", "disabled"]), default=None,
-              help="W&B mode.  [default: online with WANDB_API_KEY, else offline]")
+@click.option(
+    "--wandb-mode",
+    type=click.Choice(["offline", "online", "disabled"]),
+    default=None,
+    help="W&B mode.  [default: online with WANDB_API_KEY, else offline]",
+)
 @click.option("--wandb-project", default=None, help="W&B project.  [default: scarlet-moon]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Torch device.")
-@click.option("--time", default=None, metavar="DURATION",
-              help="Train for this long (90s, 30m, 1.5h): the learning-rate schedule spans it, and the steps "
-                   "reached are reported. [default: train --steps steps]")
-@click.option("--threads", type=int, default=None,
-              help="Torch threads for this run. [default: auto: the cores other processes leave free, "
-                   "re-checked every 30 s]")
-@click.option("--init-from", default=None, metavar="MODEL|bundled|bundled-32",
-              help="Fine-tune this model (a .safetensors, 'bundled' or 'bundled-32') on --data: its network and noise schedule, "
-                   "its label embeddings where the names match; the sprite size must match.")
-@click.option("--nproc", type=int, default=None,
-              help="Train on N processes of this machine (one per GPU, or gloo on CPUs): starts torchrun.")
+@click.option(
+    "--time",
+    default=None,
+    metavar="DURATION",
+    help="Train for this long (90s, 30m, 1.5h): the learning-rate schedule spans it, and the steps "
+    "reached are reported. [default: train --steps steps]",
+)
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="Torch threads for this run. [default: auto: the cores other processes leave free, re-checked every 30 s]",
+)
+@click.option(
+    "--init-from",
+    default=None,
+    metavar="MODEL|bundled|bundled-32",
+    help="Fine-tune this model (a .safetensors, 'bundled' or 'bundled-32') on --data: its network and noise schedule, "
+    "its label embeddings where the names match; the sprite size must match.",
+)
+@click.option(
+    "--nproc",
+    type=int,
+    default=None,
+    help="Train on N processes of this machine (one per GPU, or gloo on CPUs): starts torchrun.",
+)
 @click.pass_context
 def train(ctx: click.Context, nproc: int | None, **params: Any) -> None:
     """Train a sprite diffusion model; prints the run folder and model path on stdout."""
@@ -188,14 +257,14 @@ def train(ctx: click.Context, nproc: int | None, **params: Any) -> None:
 def _train_here(ctx: click.Context, args: TrainArgs) -> None:
     """This process's part: the whole run, or one rank of a torchrun job."""
     from scarlet_moon.backends.torch_backend import torch_device
+    from scarlet_moon.cli.paths import creatable_dir
     from scarlet_moon.data.sprites import load_sprites
     from scarlet_moon.training import distributed
-
-    from scarlet_moon.cli.paths import creatable_dir
 
     creatable_dir(args.runs_root, "--runs-dir")  # before the data is read
     dist, device = distributed.start(torch_device(args.device))
     try:
+
         def load():
             data_path = args.data
             if data_path is None and args.resume:
@@ -246,8 +315,15 @@ def _run(args: TrainArgs, data: Any, quiet: bool, dist: Dist, device: str) -> Ru
 
     trackers = args.tracking.trackers(args.runs_root) if dist.main else {}
     quiet = quiet or not dist.main
-    columns = [TextColumn("step"), MofNCompleteColumn(), BarColumn(), TextColumn("loss {task.fields[loss]}"),
-               TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn()]
+    columns = [
+        TextColumn("step"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    ]
     with Progress(*columns, console=console, transient=True, disable=progress_disabled(quiet)) as bar:
         task = bar.add_task("train", total=args.cfg.steps, loss="-", rate="")  # nothing measured yet
         t0: list[Any] = [time.time(), None]
@@ -256,17 +332,28 @@ def _run(args: TrainArgs, data: Any, quiet: bool, dist: Dist, device: str) -> Ru
             if t0[1] is None:
                 t0[1] = info.step - 1
             rate = (info.step - t0[1]) / max(1e-9, time.time() - t0[0])
-            bar.update(task, completed=info.step, total=info.total, loss=f"{info.loss:.4f}",
-                       rate=f"{rate:.1f} steps/s")
+            bar.update(task, completed=info.step, total=info.total, loss=f"{info.loss:.4f}", rate=f"{rate:.1f} steps/s")
 
         try:
-            result = train_run(args.cfg, data, runs_root=args.runs_root, trackers=trackers, name=args.name,
-                               resume=args.resume, given=args.given, register_name=args.tracking.model_name(trackers),
-                               device=device, threads=args.threads, progress=progress, dist=dist,
-                               init_from=args.init_from)
+            result = train_run(
+                args.cfg,
+                data,
+                runs_root=args.runs_root,
+                trackers=trackers,
+                name=args.name,
+                resume=args.resume,
+                given=args.given,
+                register_name=args.tracking.model_name(trackers),
+                device=device,
+                threads=args.threads,
+                progress=progress,
+                dist=dist,
+                init_from=args.init_from,
+            )
         except Interrupted as exc:
-            raise Interrupted(f"{exc}; continue with `sm train --resume {exc.run_dir}`", run_dir=exc.run_dir,
-                              signum=exc.signum) from None
+            raise Interrupted(
+                f"{exc}; continue with `sm train --resume {exc.run_dir}`", run_dir=exc.run_dir, signum=exc.signum
+            ) from None
     if dist.main:
         console.print(text(f"trained {result.steps} steps in {result.seconds:.0f} s; run folder {result.run_dir}"))
     return result

@@ -30,12 +30,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 STATUS_ENV = "SM_DIST_STATUS_FILE"
-ENTRY_MODULE = "scarlet_moon.cli.main"   # the module `sm` runs: `python -m scarlet_moon.cli.main` is `sm`
+ENTRY_MODULE = "scarlet_moon.cli.main"  # the module `sm` runs: `python -m scarlet_moon.cli.main` is `sm`
 
 
 def torchrun_command(nproc: int, args: Sequence[str]) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-            "-m", ENTRY_MODULE, *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(nproc),
+        "-m",
+        ENTRY_MODULE,
+        *args,
+    ]
 
 
 def check_launch(nproc: int, world: int, args: TrainArgs) -> bool:
@@ -43,8 +52,10 @@ def check_launch(nproc: int, world: int, args: TrainArgs) -> bool:
     from scarlet_moon.training.distributed import check_batch
 
     if world > 1:
-        raise BadInput(f"--nproc starts torchrun, and this process is already a rank of a torchrun job "
-                       f"(WORLD_SIZE={world}); leave --nproc out")
+        raise BadInput(
+            f"--nproc starts torchrun, and this process is already a rank of a torchrun job "
+            f"(WORLD_SIZE={world}); leave --nproc out"
+        )
     if not 1 <= nproc <= MAX_PROCESSES:
         raise BadInput(f"--nproc {nproc}: expected a process count 1..{MAX_PROCESSES}")
     if nproc == 1:

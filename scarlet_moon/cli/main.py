@@ -8,6 +8,7 @@ imports of `sm train` or `sm studio` (interactive latency, bench/fast_sheet.py).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
@@ -16,9 +17,8 @@ import traceback
 import warnings
 from typing import Callable
 
-import importlib
-
 import click
+
 from scarlet_moon.cli.console import console, plain, setup_logging
 from scarlet_moon.errors import ScarletError
 from scarlet_moon.version import __version__
@@ -44,11 +44,21 @@ def flag_namer(command: click.Command | None) -> Callable[[str], str]:
 
 
 # command name -> "module:attribute" (`sm --help` lists them sorted)
-COMMANDS = {"train": "scarlet_moon.cli.cmd_train:train", "data": "scarlet_moon.cli.cmd_data:data", "sample": "scarlet_moon.cli.cmd_sample:sample",
-            "labels": "scarlet_moon.cli.cmd_sample:labels", "info": "scarlet_moon.cli.cmd_sample:info", "sheet": "scarlet_moon.cli.cmd_sheet:sheet",
-            "eval": "scarlet_moon.cli.cmd_eval:eval_", "export-onnx": "scarlet_moon.cli.cmd_export_onnx:export_onnx",
-            "doctor": "scarlet_moon.cli.cmd_doctor:doctor", "plugin": "scarlet_moon.cli.cmd_plugin:plugin", "distill": "scarlet_moon.cli.cmd_distill:distill",
-            "tileset": "scarlet_moon.cli.cmd_tileset:tileset", "studio": "scarlet_moon.cli.cmd_studio:studio"}
+COMMANDS = {
+    "train": "scarlet_moon.cli.cmd_train:train",
+    "data": "scarlet_moon.cli.cmd_data:data",
+    "sample": "scarlet_moon.cli.cmd_sample:sample",
+    "labels": "scarlet_moon.cli.cmd_sample:labels",
+    "info": "scarlet_moon.cli.cmd_sample:info",
+    "sheet": "scarlet_moon.cli.cmd_sheet:sheet",
+    "eval": "scarlet_moon.cli.cmd_eval:eval_",
+    "export-onnx": "scarlet_moon.cli.cmd_export_onnx:export_onnx",
+    "doctor": "scarlet_moon.cli.cmd_doctor:doctor",
+    "plugin": "scarlet_moon.cli.cmd_plugin:plugin",
+    "distill": "scarlet_moon.cli.cmd_distill:distill",
+    "tileset": "scarlet_moon.cli.cmd_tileset:tileset",
+    "studio": "scarlet_moon.cli.cmd_studio:studio",
+}
 
 
 class SmGroup(click.Group):
@@ -88,8 +98,11 @@ class SmGroup(click.Group):
             where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
             self._fail(ctx, exc.format_message().rstrip(".") + where, exc.exit_code)
         except Terminated as exc:  # SIGTERM/SIGHUP: unwound like Ctrl-C, so the writers remove their temps
-            self._fail(ctx, f"interrupted by {exc.name}; files are written atomically, so none is half-written",
-                       128 + exc.signum)
+            self._fail(
+                ctx,
+                f"interrupted by {exc.name}; files are written atomically, so none is half-written",
+                128 + exc.signum,
+            )
         except KeyboardInterrupt:  # Ctrl-C outside the training loop (which saves and raises Interrupted)
             self._fail(ctx, "interrupted (Ctrl-C); files are written atomically, so none is half-written", 130)
         except OSError as exc:  # the machine refused (a full disk, a read-only or vanished folder): exit 1;
@@ -150,7 +163,6 @@ def sm(ctx: click.Context, verbose: bool, quiet: bool, debug: bool) -> None:
         warnings.simplefilter("ignore")
 
 
-
 # Commands whose process may end without the interpreter's teardown once they have succeeded: all
 # their files are written (atomically) and nothing they start is left to finish. Unloading numpy and
 # onnxruntime at exit took ~50-110 ms of `sm sample --count 1`'s ~0.6 s (bench/results/startup.md).
@@ -164,8 +176,7 @@ def main() -> None:
     try:
         sm(prog_name="sm")
     except SystemExit as exc:
-        if exc.code in (0, None) and SmGroup.ran in FAST_EXIT and "torch" not in sys.modules \
-                and fast_exit_allowed():
+        if exc.code in (0, None) and SmGroup.ran in FAST_EXIT and "torch" not in sys.modules and fast_exit_allowed():
             try:
                 sys.stdout.flush()
                 sys.stderr.flush()
@@ -182,4 +193,4 @@ def fast_exit_allowed() -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

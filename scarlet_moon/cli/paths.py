@@ -7,8 +7,9 @@ import os
 from pathlib import Path
 
 
-def output_file(path: str | Path, flag: str, *, inputs: "tuple | list" = (), force: bool = False,
-                suffix: str | None = None) -> Path:
+def output_file(
+    path: str | Path, flag: str, *, inputs: "tuple | list" = (), force: bool = False, suffix: str | None = None
+) -> Path:
     """`path` checked by the one output-path policy (scarlet_moon.outputs: not an input, replaced only
     with --force and only if a regular file, a writable folder) and claimed for the rest of the command
     (a second run writing it is refused)."""

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from scarlet_moon.cli.console import console, note, progress_disabled
+from scarlet_moon.progress import Report
 
 
 @contextmanager
@@ -17,8 +18,15 @@ def bar(quiet: bool, what: str = "sampling") -> Iterator[Callable[[float, int], 
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True, disable=progress_disabled(quiet)) as progress:
+    with Progress(
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=progress_disabled(quiet),
+    ) as progress:
         task = progress.add_task(what, total=None)
         yield lambda done, total: progress.update(task, completed=done, total=total)
 
@@ -32,8 +40,15 @@ def bars(quiet: bool) -> Iterator[Callable[[str], Callable[[int, int], None]]]:
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True, disable=progress_disabled(quiet)) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=progress_disabled(quiet),
+    ) as progress:
         tasks: dict[str, Any] = {}
 
         def updater(name: str) -> Callable[[int, int], None]:
@@ -41,12 +56,13 @@ def bars(quiet: bool) -> Iterator[Callable[[str], Callable[[int, int], None]]]:
                 if name not in tasks:
                     tasks[name] = progress.add_task(name, total=total)
                 progress.update(tasks[name], completed=done, total=total)
+
             return update
 
         yield updater
 
 
-class CliReport:
+class CliReport(Report):
     """scarlet_moon.progress.Report for the terminal: notes on stderr, rich bars (nothing when quiet)."""
 
     def __init__(self, quiet: bool) -> None:

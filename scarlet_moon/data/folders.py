@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 class PngFolder:
     root: Path
     labelled: tuple[tuple[str, tuple[Path, ...]], ...]  # (label folder name, its PNGs), by name
-    loose: tuple[Path, ...]                             # PNGs directly in root
-    deeper: tuple[Path, ...]                            # PNGs below a label folder: not read
+    loose: tuple[Path, ...]  # PNGs directly in root
+    deeper: tuple[Path, ...]  # PNGs below a label folder: not read
 
     def files(self) -> list[tuple[Path, str | None]]:
         """(path, label) of every PNG read: the label folders', then the loose ones (label: the stem
@@ -32,8 +32,10 @@ class PngFolder:
 
 def pngs_in(folder: Path) -> list[Path]:
     """The PNG files directly in `folder`, by name (hidden ones skipped)."""
-    return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".png"
-                   and not p.name.startswith(".")), key=lambda p: p.name)
+    return sorted(
+        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".png" and not p.name.startswith(".")),
+        key=lambda p: p.name,
+    )
 
 
 def png_folder(root: str | Path) -> PngFolder:
@@ -42,6 +44,10 @@ def png_folder(root: str | Path) -> PngFolder:
     subdirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
     deeper = tuple(p for d in subdirs for p in sorted(d.rglob("*.png")) if p.parent != d)
     if deeper:
-        log.warning("%r: %d PNG(s) in folders below its label folders are not read (labels are one folder deep), "
-                    "e.g. %r", str(root), len(deeper), str(deeper[0]))
+        log.warning(
+            "%r: %d PNG(s) in folders below its label folders are not read (labels are one folder deep), e.g. %r",
+            str(root),
+            len(deeper),
+            str(deeper[0]),
+        )
     return PngFolder(root, tuple((d.name, tuple(pngs_in(d))) for d in subdirs), tuple(pngs_in(root)), deeper)

@@ -42,7 +42,7 @@ def isolated_mask(images: np.ndarray) -> np.ndarray:
     im = rgba(images)
     opaque = im[..., 3] >= 128
     key = (im[..., 0].astype(np.int32) << 16) | (im[..., 1].astype(np.int32) << 8) | im[..., 2]
-    key = np.where(opaque, key, -1)                                   # transparent never matches
+    key = np.where(opaque, key, -1)  # transparent never matches
     shared = np.zeros(opaque.shape, bool)
     for dy, dx in SHIFTS:
         shared |= shifted(key, dy, dx, -2) == key
@@ -52,9 +52,9 @@ def isolated_mask(images: np.ndarray) -> np.ndarray:
 def speck_mask(images: np.ndarray) -> np.ndarray:
     """bool N x H x W: opaque pixels in 8-connected opaque components of 1 or 2 pixels."""
     opaque = rgba(images)[..., 3] >= 128
-    near = [shifted(opaque, dy, dx, False) for dy, dx in SHIFTS]     # the neighbour that way is opaque
-    count = np.sum(near, axis=0)                                       # N x H x W opaque neighbours
-    pair = np.zeros(opaque.shape, bool)                                # one neighbour, which has only us
+    near = [shifted(opaque, dy, dx, False) for dy, dx in SHIFTS]  # the neighbour that way is opaque
+    count = np.sum(near, axis=0)  # N x H x W opaque neighbours
+    pair = np.zeros(opaque.shape, bool)  # one neighbour, which has only us
     for (dy, dx), n in zip(SHIFTS, near):
         pair |= n & (shifted(count, dy, dx, 0) == 1)
     return opaque & ((count == 0) | ((count == 1) & pair))
@@ -72,11 +72,11 @@ def clean_isolated(images: np.ndarray, tau: float = CLEAN_TAU) -> np.ndarray:
     if not iso.any():
         return out
     n, h, w = iso.shape
-    opaque, lab = out[..., 3] >= 128, srgb_to_lab(out[..., :3])      # Lab of the whole batch, as before
-    i, y, x = np.nonzero(iso)                                         # K isolated pixels
-    here = lab[i, y, x]                                               # K x 3
+    opaque, lab = out[..., 3] >= 128, srgb_to_lab(out[..., :3])  # Lab of the whole batch, as before
+    i, y, x = np.nonzero(iso)  # K isolated pixels
+    here = lab[i, y, x]  # K x 3
     best, colour = np.full(len(i), np.inf), np.zeros((len(i), 3), np.uint8)
-    for dy, dx in SHIFTS:                                             # the same order: ties keep the first
+    for dy, dx in SHIFTS:  # the same order: ties keep the first
         ny, nx = y + dy, x + dx
         inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
         ny, nx = np.clip(ny, 0, h - 1), np.clip(nx, 0, w - 1)
@@ -94,7 +94,7 @@ def despeckle(images: np.ndarray) -> np.ndarray:
     out = images.copy()
     specks = speck_mask(out)
     opaque = out[..., 3] >= 128
-    empties = ~(opaque & ~specks).any(axis=(1, 2))                    # N: nothing would be left
+    empties = ~(opaque & ~specks).any(axis=(1, 2))  # N: nothing would be left
     specks[empties] = False
     out[specks] = 0
     return out

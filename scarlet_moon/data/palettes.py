@@ -18,8 +18,14 @@ MAX_TEXT_BYTES = 1 << 20  # a text palette of MAX_PALETTE colours is far smaller
 def as_palette(palette: np.ndarray) -> np.ndarray:
     """A checked K x 3 uint8 palette (K >= 1)."""
     p = np.asarray(palette)
-    if p.ndim != 2 or p.shape[1] != 3 or len(p) == 0 or not np.issubdtype(p.dtype, np.integer) \
-            or p.min() < 0 or p.max() > 255:
+    if (
+        p.ndim != 2
+        or p.shape[1] != 3
+        or len(p) == 0
+        or not np.issubdtype(p.dtype, np.integer)
+        or p.min() < 0
+        or p.max() > 255
+    ):
         raise BadInput(f"a palette must be K x 3 integers in 0..255 with K >= 1, got {p.dtype} {p.shape}")
     return p.astype(np.uint8)
 
@@ -94,8 +100,8 @@ def _image_palette(path: Path, data: bytes | None = None) -> np.ndarray:
         raise _bad(path, f"cannot read the image ({exc})") from None
     opaque = rgba[rgba[:, 3] >= 128][:, :3]
     colors, counts = np.unique(opaque, axis=0, return_counts=True)
-    order = np.argsort(-counts, kind="stable")[:MAX_IMAGE_COLORS]   # most frequent; ties by colour
-    return _finish(path, [tuple(int(v) for v in c) for c in colors[order]])
+    order = np.argsort(-counts, kind="stable")[:MAX_IMAGE_COLORS]  # most frequent; ties by colour
+    return _finish(path, [(int(c[0]), int(c[1]), int(c[2])) for c in colors[order]])
 
 
 def load_palette(path: "str | Path") -> np.ndarray:
@@ -119,6 +125,7 @@ def palette_from_bytes(name: str, data: bytes | None, where: Path | None = None)
     ext = Path(name).suffix.lower()
     if not _is_text(Path(name)):
         from PIL import Image
+
         if ext not in Image.registered_extensions():
             raise _bad(p, f"unknown extension {ext or '(none)'!r}")
         return _image_palette(p, data)

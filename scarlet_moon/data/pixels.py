@@ -9,6 +9,7 @@ than RGB; `space="rgb"` gives plain RGB distance.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Union
 
 import numpy as np
@@ -20,7 +21,7 @@ from scarlet_moon.data.palettes import as_palette, load_palette
 from scarlet_moon.errors import BadInput
 
 PathLike = Union[str, "os.PathLike[str]"]
-_CHUNK = 1 << 18          # distance-matrix elements per block (2 MiB: stays in cache)
+_CHUNK = 1 << 18  # distance-matrix elements per block (2 MiB: stays in cache)
 
 
 def _check(images: np.ndarray) -> np.ndarray:
@@ -60,7 +61,7 @@ def _space(rgb: np.ndarray, space: str) -> np.ndarray:
 # 50,000 rows; a single row takes another matmul path, 1e-13 off, but the old code converted
 # one row only where it did not matter: one representative, k = 1).
 
-_NONE = 1 << 24          # the key of a transparent pixel, and of padding: sorts after every colour
+_NONE = 1 << 24  # the key of a transparent pixel, and of padding: sorts after every colour
 
 
 def _keys(images: np.ndarray) -> np.ndarray:
@@ -84,14 +85,14 @@ def _nearest(colors: np.ndarray, targets: np.ndarray) -> np.ndarray:
     10x slower)."""
     u, per = len(colors), 256
     stacks = -(-u // per)
-    x = np.zeros((3, stacks * per))
-    x[:, :u] = colors.T
-    x = x.reshape(3, stacks, per)                                    # 3 x S x 256, zero padding
+    flat = np.zeros((3, stacks * per))
+    flat[:, :u] = colors.T
+    x = flat.reshape(3, stacks, per)  # 3 x S x 256, zero padding
     t = np.broadcast_to(targets.T[:, None, :], (3, stacks, len(targets)))
     out = np.empty((stacks, per), dtype=np.int64)
-    step = max(1, _CHUNK // (per * len(targets)))                    # stacks per block
+    step = max(1, _CHUNK // (per * len(targets)))  # stacks per block
     for i in range(0, stacks, step):
-        out[i:i + step] = nearest(x[:, i:i + step], t[:, i:i + step])
+        out[i : i + step] = nearest(x[:, i : i + step], t[:, i : i + step])
     return out.ravel()[:u]
 
 
@@ -99,11 +100,11 @@ def quantize_to_palette(images: np.ndarray, palette: np.ndarray, *, space: str =
     """Every opaque pixel -> the nearest palette colour (CIELAB by default); alpha unchanged."""
     out = _check(images).copy()
     pal = as_palette(palette)
-    keys = _keys(out)                                                # N x P
+    keys = _keys(out)  # N x P
     opaque = keys != _NONE
     if not opaque.any():
         return out
-    uniq, inverse = np.unique(keys[opaque], return_inverse=True)    # the batch's distinct colours
+    uniq, inverse = np.unique(keys[opaque], return_inverse=True)  # the batch's distinct colours
     idx = _nearest(_space(_rgb(uniq), space), _space(pal, space))
     out.reshape(keys.shape + (4,))[opaque, :3] = pal[idx[inverse]]
     return out
@@ -119,7 +120,7 @@ def _sprite_colours(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     s = np.take_along_axis(keys, order, 1)
     new = np.ones(s.shape, bool)
     new[:, 1:] = s[:, 1:] != s[:, :-1]
-    col = np.cumsum(new, 1) - 1                          # N x P, table column of each sorted pixel
+    col = np.cumsum(new, 1) - 1  # N x P, table column of each sorted pixel
     inverse = np.empty_like(col)
     np.put_along_axis(inverse, order, col, 1)
     width = int(col[:, -1].max()) + 1 if n and p else 0
@@ -136,10 +137,10 @@ def _cap_block(table: np.ndarray, counts: np.ndarray, k: int, space: str) -> np.
     """table, counts S x M (rows of _sprite_colours with > k colours) -> S x M keys: each colour
     replaced by the nearest of the k representatives k-means picked among the sprite's colours."""
     rows = np.arange(len(table))[:, None]
-    pts = _space(_rgb(table).reshape(-1, 3), space)                 # (S*M) x 3; padding is black
-    x = np.ascontiguousarray(pts.reshape(table.shape + (3,)).transpose(2, 0, 1))   # 3 x S x M
-    reps = kmeans_reps(x, counts.astype(np.float64), table != _NONE, k)            # S x k
-    near = nearest(x, x[:, rows, reps])                              # S x M: nearest representative
+    pts = _space(_rgb(table).reshape(-1, 3), space)  # (S*M) x 3; padding is black
+    x = np.ascontiguousarray(pts.reshape(table.shape + (3,)).transpose(2, 0, 1))  # 3 x S x M
+    reps = kmeans_reps(x, counts.astype(np.float64), table != _NONE, k)  # S x k
+    near = nearest(x, x[:, rows, reps])  # S x M: nearest representative
     return table[rows, reps[rows, near]]
 
 
@@ -152,15 +153,15 @@ def cap_colors(images: np.ndarray, k: int, *, space: str = "lab") -> np.ndarray:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise BadInput(f"bad colour cap {k!r}; expected an integer >= 1")
     out, k = _check(images).copy(), int(k)
-    keys = _keys(out)                                                # N x P
+    keys = _keys(out)  # N x P
     table, counts, inverse = _sprite_colours(keys)
-    m = (table != _NONE).sum(1)                                      # distinct colours per sprite
+    m = (table != _NONE).sum(1)  # distinct colours per sprite
     todo = np.flatnonzero(m > k)
-    todo = todo[np.argsort(m[todo], kind="stable")]                  # similar widths share a block
+    todo = todo[np.argsort(m[todo], kind="stable")]  # similar widths share a block
     new = table.copy()
-    step = max(1, _CHUNK // (k * int(m.max(initial=1))))             # S x M x k floats per block
+    step = max(1, _CHUNK // (k * int(m.max(initial=1))))  # S x M x k floats per block
     for i in range(0, len(todo), step):
-        block = todo[i:i + step]
+        block = todo[i : i + step]
         width = int(m[block].max())
         new[block, :width] = _cap_block(table[block, :width], counts[block, :width], k, space)
     opaque = keys != _NONE
@@ -186,21 +187,27 @@ def make_grid(images: np.ndarray, ncols: int, scale: int = 4, pad: int = 1) -> n
     for i in range(n):
         r, col = divmod(i, ncols)
         y, x = pad + r * (sh + pad), pad + col * (sw + pad)
-        grid[y:y + sh, x:x + sw, :c] = big[i]
+        grid[y : y + sh, x : x + sw, :c] = big[i]
         if c == 3:
-            grid[y:y + sh, x:x + sw, 3] = 255
+            grid[y : y + sh, x : x + sw, 3] = 255
     return grid
 
 
-def postprocess(images: np.ndarray, *, alpha_threshold: int = 128, palette: np.ndarray | PathLike | None = None,
-                colors: int | None = None, cleanup: bool = False) -> np.ndarray:
+def postprocess(
+    images: np.ndarray,
+    *,
+    alpha_threshold: int = 128,
+    palette: np.ndarray | PathLike | None = None,
+    colors: int | None = None,
+    cleanup: bool = False,
+) -> np.ndarray:
     """crisp_alpha, then cap_colors (if colors), then quantize_to_palette (if palette: array or file),
     then (cleanup) isolated near-duplicate shades merged and detached specks removed (data.neighbours)."""
     out = crisp_alpha(images, alpha_threshold)
     if colors is not None:
         out = cap_colors(out, colors)
     if palette is not None:
-        pal = load_palette(palette) if isinstance(palette, (str, os.PathLike)) else palette
+        pal = load_palette(Path(palette)) if isinstance(palette, (str, os.PathLike)) else palette
         out = quantize_to_palette(out, pal)
     if cleanup:
         out = despeckle(clean_isolated(out))

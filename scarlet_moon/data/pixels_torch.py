@@ -32,10 +32,11 @@ _WHITE = (0.95047, 1.0, 1.08883)
 
 
 def _check(images: torch.Tensor) -> torch.Tensor:
-    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4 \
-            or images.shape[-1] != 4:
-        raise BadInput(f"expected a uint8 tensor N x H x W x 4, got {getattr(images, 'dtype', type(images))} "
-                       f"{tuple(getattr(images, 'shape', ()))}")
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 4:
+        raise BadInput(
+            f"expected a uint8 tensor N x H x W x 4, got {getattr(images, 'dtype', type(images))} "
+            f"{tuple(getattr(images, 'shape', ()))}"
+        )
     return images
 
 
@@ -43,7 +44,7 @@ def crisp_alpha(images: torch.Tensor, threshold: int = 128) -> torch.Tensor:
     """Alpha >= threshold -> 255, else 0; fully transparent pixels get RGB 0 (pixels.crisp_alpha)."""
     if not 1 <= int(threshold) <= 255:
         raise BadInput(f"bad alpha threshold {threshold!r}; expected an integer in 1..255")
-    opaque = _check(images)[..., 3] >= threshold                             # N x H x W
+    opaque = _check(images)[..., 3] >= threshold  # N x H x W
     out = torch.where(opaque[..., None], images, torch.zeros_like(images))
     out[..., 3] = opaque.to(torch.uint8) * 255
     return out
@@ -72,13 +73,13 @@ def nearest_palette(colours: torch.Tensor, palette: np.ndarray, space: str = "la
     """uint8 U x 3 colours (distinct, ascending keys: the rows numpy looks up) -> int64 U palette
     indices, numpy's (pixels._nearest on pixels._space) byte for byte (see the module doc)."""
     pal = torch.as_tensor(palette, device=colours.device)
-    x, t = _space_t(colours, space), _space_t(pal, space)                   # U x 3, K x 3
+    x, t = _space_t(colours, space), _space_t(pal, space)  # U x 3, K x 3
     # |t|² - 2 x.t: the squared distance less |x|² (the same for every entry of a row), one float64
     # matmul; off from the exact squared distance by < 1e-9 (values < 1e5, a few roundings of 2^-53)
     d = torch.addmm((t * t).sum(1).expand(len(x), -1), x, t.T, alpha=-2.0)  # U x K
     if len(palette) == 1:
         return torch.zeros(len(colours), dtype=torch.int64, device=colours.device)
-    best = torch.topk(d, 2, dim=1, largest=False)                           # ascending: best, second
+    best = torch.topk(d, 2, dim=1, largest=False)  # ascending: best, second
     idx = best.indices[:, 0].clone()
     close = torch.nonzero(best.values[:, 1] - best.values[:, 0] <= TIE).flatten()
     if len(close):  # numpy's lookup of those rows, on numpy's Lab values of all the rows (see pixels.py)
@@ -98,15 +99,16 @@ def quantize_to_palette(images: torch.Tensor, palette: np.ndarray, *, space: str
         return out
     rgb = flat[opaque, :3].to(torch.int64)
     keys = (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
-    uniq, inverse = torch.unique(keys, sorted=True, return_inverse=True)   # ascending, as np.unique
+    uniq, inverse = torch.unique(keys, sorted=True, return_inverse=True)  # ascending, as np.unique
     colours = torch.stack([uniq >> 16, (uniq >> 8) & 255, uniq & 255], -1).to(torch.uint8)
     idx = nearest_palette(colours, pal, space)
     flat[opaque, :3] = torch.as_tensor(pal, device=out.device)[idx[inverse]]
     return out
 
 
-def postprocess(images: torch.Tensor, *, alpha_threshold: int = 128, palette: np.ndarray | None = None,
-                space: str = "lab") -> torch.Tensor:
+def postprocess(
+    images: torch.Tensor, *, alpha_threshold: int = 128, palette: np.ndarray | None = None, space: str = "lab"
+) -> torch.Tensor:
     """crisp_alpha, then (palette) the snap: pixels.postprocess with colors=None, cleanup=False."""
     out = crisp_alpha(images, alpha_threshold)
     return out if palette is None else quantize_to_palette(out, palette, space=space)

@@ -20,9 +20,9 @@ import numpy as np
 from scarlet_moon.exporters.atomic import write_file
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_COLOR_TYPE = {3: 2, 4: 6}       # channels -> PNG colour type (RGB, RGBA), 8 bits each
-_FILTER_CODES = (0, 2, 1, 4)     # none, up, sub, paeth: the order Pillow tries them
-_BLOCK_BYTES = 1 << 18           # image bytes filtered at once
+_COLOR_TYPE = {3: 2, 4: 6}  # channels -> PNG colour type (RGB, RGBA), 8 bits each
+_FILTER_CODES = (0, 2, 1, 4)  # none, up, sub, paeth: the order Pillow tries them
+_BLOCK_BYTES = 1 << 18  # image bytes filtered at once
 
 
 def _chunk(tag: bytes, data: bytes) -> bytes:
@@ -42,7 +42,7 @@ def _filter_block(rows: np.ndarray, above: np.ndarray, c: int) -> np.ndarray:
     paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, corner))
     cands = (np.stack([x, x - up, x - left, x - paeth]) & 0xFF).astype(np.uint8)  # 4 x R x W*C
     cost = np.where(cands < 128, cands, 256 - cands.astype(np.int32)).sum(axis=2, dtype=np.int64)
-    best = cost.argmin(axis=0)   # the first of equal costs, as Pillow's strict "<" keeps it
+    best = cost.argmin(axis=0)  # the first of equal costs, as Pillow's strict "<" keeps it
     out = np.empty((len(rows), rows.shape[1] + 1), np.uint8)
     out[:, 0] = np.take(_FILTER_CODES, best)
     out[:, 1:] = cands[best, np.arange(len(rows))]
@@ -58,7 +58,7 @@ def _deflate(img: np.ndarray) -> bytes:
     per_block = max(1, _BLOCK_BYTES // (w * c))
     parts, above = [], np.zeros(w * c, np.uint8)
     for start in range(0, h, per_block):
-        rows = flat[start:start + per_block]
+        rows = flat[start : start + per_block]
         parts.append(z.compress(_filter_block(rows, above, c).tobytes()))
         above = rows[-1]
     parts.append(z.flush())
@@ -73,7 +73,7 @@ def encode_png(img: np.ndarray) -> bytes:
     idat = _deflate(np.ascontiguousarray(img))
     step = max(65536, 4 * w)
     header = _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, _COLOR_TYPE[c], 0, 0, 0))
-    body = b"".join(_chunk(b"IDAT", idat[i:i + step]) for i in range(0, len(idat), step))
+    body = b"".join(_chunk(b"IDAT", idat[i : i + step]) for i in range(0, len(idat), step))
     return _SIGNATURE + header + body + _chunk(b"IEND", b"")
 
 

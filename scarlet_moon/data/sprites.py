@@ -40,24 +40,25 @@ log = logging.getLogger(__name__)
 BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "angband16"
 # The bundled sets by source name (what a card records), with their cell size; `--data` also takes
 # the short names of BUNDLED_NAMES. angband32's README says how tools/make_angband32.py built it.
-BUNDLED_SETS = {"bundled:angband16": (BUNDLED, 16),
-                "bundled:angband32": (BUNDLED.parent / "angband32", 32)}
+BUNDLED_SETS = {"bundled:angband16": (BUNDLED, 16), "bundled:angband32": (BUNDLED.parent / "angband32", 32)}
 # What sheets made by a model of a bundled set must credit (CC BY 3.0 asks for attribution; the
 # 16x16 tiles are free for any use, credit given all the same).
-ATTRIBUTION = {"bundled:angband16": "Trained on Adam Bolt's 16x16 Angband tiles (1998), free for any use",
-               "bundled:angband32": "Trained on David Gervais' 32x32 Angband tiles (1999), CC BY 3.0 "
-                                    "(https://creativecommons.org/licenses/by/3.0/), from Debian's angband-data"}
+ATTRIBUTION = {
+    "bundled:angband16": "Trained on Adam Bolt's 16x16 Angband tiles (1998), free for any use",
+    "bundled:angband32": "Trained on David Gervais' 32x32 Angband tiles (1999), CC BY 3.0 "
+    "(https://creativecommons.org/licenses/by/3.0/), from Debian's angband-data",
+}
 BUNDLED_NAMES = {"bundled": "bundled:angband16", "bundled-16": "bundled:angband16", "bundled-32": "bundled:angband32"}
 Loaded = tuple[np.ndarray, np.ndarray, tuple[str, ...], int]  # images N x H x W x 4, labels N, names, input channels
 
 
 @dataclass(frozen=True)
 class SpriteSet:
-    images: np.ndarray              # uint8 N x H x W x 4 (RGBA; RGB input got alpha 255)
-    labels: np.ndarray              # int64 N, indices into label_names
+    images: np.ndarray  # uint8 N x H x W x 4 (RGBA; RGB input got alpha 255)
+    labels: np.ndarray  # int64 N, indices into label_names
     label_names: tuple[str, ...]
-    source: str                     # the path given, or "bundled:angband16" / "bundled:angband32"
-    input_channels: int = 4         # 3 when no input had an alpha channel (RGB), else 4 (for `sm data inspect`)
+    source: str  # the path given, or "bundled:angband16" / "bundled:angband32"
+    input_channels: int = 4  # 3 when no input had an alpha channel (RGB), else 4 (for `sm data inspect`)
     options: tuple[tuple[str, Any], ...] = ()  # how it was loaded (tile, background_key, size): to load it again
 
     @property
@@ -77,7 +78,7 @@ class SpriteSet:
 
     def palette(self, max_colors: int = 256) -> np.ndarray:
         """K x 3 uint8: the most frequent opaque (alpha > 0) colours, most frequent first."""
-        px = self.images[self.images[..., 3] > 0][:, :3]    # P x 3
+        px = self.images[self.images[..., 3] > 0][:, :3]  # P x 3
         if len(px) == 0:
             return np.zeros((0, 3), np.uint8)
         colours, counts = np.unique(px, axis=0, return_counts=True)
@@ -90,8 +91,14 @@ class SpriteSet:
 
     def subset(self, mask: np.ndarray, source: str | None = None) -> "SpriteSet":
         """The sprites selected by a boolean mask or index array, same label names."""
-        return SpriteSet(self.images[mask], self.labels[mask], self.label_names, source or self.source,
-                         self.input_channels, self.options)
+        return SpriteSet(
+            self.images[mask],
+            self.labels[mask],
+            self.label_names,
+            source or self.source,
+            self.input_channels,
+            self.options,
+        )
 
 
 def bundled_source(spec: str | Path | None) -> str | None:
@@ -111,8 +118,13 @@ def bundled_data_path() -> Path:
     return BUNDLED
 
 
-def load_sprites(path: str | Path | None = None, *, tile: int | None = None, background_key: str | None = None,
-                 size: int | None = None) -> SpriteSet:
+def load_sprites(
+    path: str | Path | None = None,
+    *,
+    tile: int | None = None,
+    background_key: str | None = None,
+    size: int | None = None,
+) -> SpriteSet:
     """Load a sprite set of any supported kind; None = the bundled angband16 set, 'bundled-32' (or
     'bundled:angband32') the bundled 32x32 set."""
     source = bundled_source(path)
@@ -131,8 +143,9 @@ def load_sprites(path: str | Path | None = None, *, tile: int | None = None, bac
         raise BadInput(f"data path {str(p)!r} does not exist")
     images, labels, names, channels = _load_kind(p, tile or size or 16, size)
     if size is not None and images.shape[1:3] != (size, size):
-        raise BadInput(f"{str(p)!r} holds {images.shape[2]}x{images.shape[1]} sprites; {arg('size')} asks for "
-                       f"{size}x{size}")
+        raise BadInput(
+            f"{str(p)!r} holds {images.shape[2]}x{images.shape[1]} sprites; {arg('size')} asks for {size}x{size}"
+        )
     if background_key:
         images = apply_background_key(images, background_key)
     options = tuple((k, v) for k, v in (("tile", tile), ("background_key", background_key), ("size", size)) if v)
@@ -152,16 +165,25 @@ def _load_kind(p: Path, tile: int, size: int | None) -> Loaded:
     if len(csvs) == 1:
         return _load_tileset(csvs[0], tile)
     if len(csvs) > 1:
-        raise BadInput(f"{str(p)!r} holds {len(csvs)} CSV files ({', '.join(c.name for c in csvs)}); "
-                       "pass the CSV file itself")
+        raise BadInput(
+            f"{str(p)!r} holds {len(csvs)} CSV files ({', '.join(c.name for c in csvs)}); pass the CSV file itself"
+        )
     if p.is_dir():
         return _load_png_folders(p, size)
-    raise BadInput(f"data path {str(p)!r} is not a sprite set: expected a folder (sprites.npy, PNG "
-                   "subfolders, or a sheet + CSV), a sprites.npy or a .csv file")
+    raise BadInput(
+        f"data path {str(p)!r} is not a sprite set: expected a folder (sprites.npy, PNG "
+        "subfolders, or a sheet + CSV), a sprites.npy or a .csv file"
+    )
 
 
-def _finish(images: np.ndarray, labels: np.ndarray, names: tuple[str, ...], source: str, channels: int,
-            options: tuple[tuple[str, Any], ...] = ()) -> SpriteSet:
+def _finish(
+    images: np.ndarray,
+    labels: np.ndarray,
+    names: tuple[str, ...],
+    source: str,
+    channels: int,
+    options: tuple[tuple[str, Any], ...] = (),
+) -> SpriteSet:
     keep = images[..., 3].reshape(len(images), -1).max(axis=1, initial=0) > 0  # N: any visible pixel
     if not keep.all():
         log.warning("dropped %d fully transparent sprites from %s", int((~keep).sum()), source)
@@ -179,8 +201,10 @@ def check_label_names(names: tuple[str, ...], source: str) -> None:
         raise BadInput(f"data {source!r} has {len(names):,} labels; a model takes at most {MAX_LABELS:,}")
     long = next((n for n in names if not n.strip() or len(n) > MAX_LABEL_CHARS), None)
     if long is not None:
-        raise BadInput(f"data {source!r}: label {long[:40]!r}{'...' if len(long) > 40 else ''} ({len(long)} "
-                       f"characters) must be non-empty and at most {MAX_LABEL_CHARS} characters")
+        raise BadInput(
+            f"data {source!r}: label {long[:40]!r}{'...' if len(long) > 40 else ''} ({len(long)} "
+            f"characters) must be non-empty and at most {MAX_LABEL_CHARS} characters"
+        )
 
 
 def _rgba(arr: np.ndarray, where: Path) -> np.ndarray:
@@ -208,12 +232,14 @@ def _load_array(path: Path, limits: tuple[int, ...]) -> np.ndarray:
     """The array, once its header's shape is within `limits` (one bound per axis)."""
     shape, dtype = npy_shape(path)
     if dtype.hasobject:
-        raise BadInput(f"{str(path)!r} is not a readable .npy array (it holds Python objects, which are never "
-                       "unpickled)")
+        raise BadInput(
+            f"{str(path)!r} is not a readable .npy array (it holds Python objects, which are never unpickled)"
+        )
     if len(shape) != len(limits) or any(n > lim for n, lim in zip(shape, limits)):
         bounds = " x ".join(f"<= {lim:,}" for lim in limits)
-        raise BadInput(f"{str(path)!r} holds a {dtype} array of shape {shape}; expected {len(limits)} axes "
-                       f"({bounds}) of numbers")
+        raise BadInput(
+            f"{str(path)!r} holds a {dtype} array of shape {shape}; expected {len(limits)} axes ({bounds}) of numbers"
+        )
     try:
         return np.load(path, allow_pickle=False)  # never unpickle: an object array is an error
     except (ValueError, OSError, EOFError) as exc:
@@ -229,13 +255,16 @@ def _load_npy(d: Path) -> Loaded:
         raise BadInput(f"{str(sp)!r} holds no sprites (shape {tuple(raw.shape)})")
     images, onehot = _rgba(raw, sp), _load_array(lp, (MAX_SPRITES, MAX_LABELS))
     if onehot.ndim != 2 or len(onehot) != len(images) or onehot.dtype.kind not in "biuf" or onehot.shape[1] < 1:
-        raise BadInput(f"{str(lp)!r}: expected N x C one-hot with N={len(images)} (numeric), got {onehot.dtype} "
-                       f"{tuple(onehot.shape)}")
+        raise BadInput(
+            f"{str(lp)!r}: expected N x C one-hot with N={len(images)} (numeric), got {onehot.dtype} "
+            f"{tuple(onehot.shape)}"
+        )
     ok = np.isin(onehot, (0, 1)).all(axis=1) & (onehot.sum(axis=1) == 1)  # N: row is one-hot
     if not ok.all():
         bad = int(np.nonzero(~ok)[0][0])
-        raise BadInput(f"{str(lp)!r}: labels must be one-hot rows of 0/1 summing to 1 "
-                       f"(row {bad} is {onehot[bad].tolist()})")
+        raise BadInput(
+            f"{str(lp)!r}: labels must be one-hot rows of 0/1 summing to 1 (row {bad} is {onehot[bad].tolist()})"
+        )
     names = _label_names(d, onehot.shape[1])
     labels = onehot.argmax(axis=1)
     empty = [names[i] for i in range(len(names)) if not (labels == i).any()]
@@ -310,19 +339,23 @@ def _find_sheet(csv_path: Path) -> Path:
         return same
     sheets = sorted(p for p in csv_path.parent.glob("*") if p.suffix.lower() == ".png" and p.is_file())
     if len(sheets) != 1:
-        raise BadInput(f"{str(csv_path.parent)!r}: expected one PNG sheet beside {csv_path.name} "
-                       f"(or {same.name}), found {len(sheets)}")
+        raise BadInput(
+            f"{str(csv_path.parent)!r}: expected one PNG sheet beside {csv_path.name} "
+            f"(or {same.name}), found {len(sheets)}"
+        )
     return sheets[0]
 
 
 def _load_tileset(csv_path: Path, tile: int) -> Loaded:
-    sheet, alpha = read_image_alpha(_find_sheet(csv_path))       # sheet: H x W x 4
+    sheet, alpha = read_image_alpha(_find_sheet(csv_path))  # sheet: H x W x 4
     rows = _read_cells(csv_path)
     from scarlet_moon import memory
 
     # each row: its tile, a view and a tuple while read, then copies in the stacked set and its checks
-    memory.check(len(rows) * (memory.image_bytes(1, tile, tile, copies=6) + 600),
-                 f"{str(csv_path)!r}: {len(rows):,} cells of {tile}x{tile}")
+    memory.check(
+        len(rows) * (memory.image_bytes(1, tile, tile, copies=6) + 600),
+        f"{str(csv_path)!r}: {len(rows):,} cells of {tile}x{tile}",
+    )
     order = list(dict.fromkeys(label for _, _, label, _ in rows))  # first appearance
     found, names_file = _read_names(csv_path.parent), "the CSV"
     if found is not None:
@@ -338,12 +371,15 @@ def _load_tileset(csv_path: Path, tile: int) -> Loaded:
     for r, c, label, line in rows:
         y, x = r * tile, c * tile
         if y + tile > sheet.shape[0] or x + tile > sheet.shape[1]:
-            raise BadInput(f"{str(csv_path)!r} line {line}: cell row {r}, col {c} lies outside the "
-                           f"{sheet.shape[1]}x{sheet.shape[0]} sheet at tile size {tile}")
+            raise BadInput(
+                f"{str(csv_path)!r} line {line}: cell row {r}, col {c} lies outside the "
+                f"{sheet.shape[1]}x{sheet.shape[0]} sheet at tile size {tile}"
+            )
         if label not in index:
-            raise BadInput(f"{str(csv_path)!r} line {line}: label {label!r} is not in {names_file} "
-                           f"({', '.join(order)})")
-        images.append(sheet[y:y + tile, x:x + tile])
+            raise BadInput(
+                f"{str(csv_path)!r} line {line}: label {label!r} is not in {names_file} ({', '.join(order)})"
+            )
+        images.append(sheet[y : y + tile, x : x + tile])
         labels.append(index[label])
     return np.stack(images), np.asarray(labels), tuple(order), 4 if alpha else 3
 
@@ -389,7 +425,7 @@ def parse_key(key: str) -> tuple[int, int, int] | None:
 
 def auto_key(images: np.ndarray) -> tuple[int, int, int] | None:
     """The most common colour among the opaque top-left pixels (ties: lowest); None if none is opaque."""
-    corners = images[:, 0, 0]                                # N x 4
+    corners = images[:, 0, 0]  # N x 4
     opaque = corners[corners[:, 3] == 255][:, :3]
     if len(opaque) == 0:
         return None
@@ -412,16 +448,22 @@ def apply_background_key(images: np.ndarray, key: str, paths: list[str] | None =
         if rgb is None:
             log.warning("automatic background key: no sprite has an opaque top-left pixel; nothing keyed")
             return images.copy()
-    keyed = (images[..., :3] == np.array(rgb, np.uint8)).all(axis=-1) & (images[..., 3] > 0)   # N x H x W
+    keyed = (images[..., :3] == np.array(rgb, np.uint8)).all(axis=-1) & (images[..., 3] > 0)  # N x H x W
     emptied = np.flatnonzero(keyed.any(axis=(1, 2)) & ~((images[..., 3] > 0) & ~keyed).any(axis=(1, 2)))
     if len(emptied):
         first = paths[emptied[0]] if paths else f"sprite {int(emptied[0])}"
-        raise BadInput(f"{arg('background_key')} #{rgb[0]:02x}{rgb[1]:02x}{rgb[2]:02x} would empty {len(emptied)} "
-                       f"sprite(s), the first {first}: every pixel of it is that colour")
+        raise BadInput(
+            f"{arg('background_key')} #{rgb[0]:02x}{rgb[1]:02x}{rgb[2]:02x} would empty {len(emptied)} "
+            f"sprite(s), the first {first}: every pixel of it is that colour"
+        )
     out = images.copy()
     out[keyed] = 0
-    log.info("background key #%02x%02x%02x: %d pixels of %d sprites made transparent", *rgb, int(keyed.sum()),
-             int(keyed.any(axis=(1, 2)).sum()))
+    log.info(
+        "background key #%02x%02x%02x: %d pixels of %d sprites made transparent",
+        *rgb,
+        int(keyed.sum()),
+        int(keyed.any(axis=(1, 2)).sum()),
+    )
     return out
 
 
@@ -437,4 +479,3 @@ def split_holdout(ds: SpriteSet, fraction: float, seed: int) -> tuple[SpriteSet,
         n = min(int(round(len(idx) * fraction)), max(len(idx) - 1, 0))
         held[rng.permutation(idx)[:n]] = True
     return ds.subset(~held, f"{ds.source} (train)"), ds.subset(held, f"{ds.source} (held-out)")
-

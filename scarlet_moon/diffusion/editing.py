@@ -29,7 +29,8 @@ import numpy as np
 
 from scarlet_moon.diffusion.samplers import Callback, Denoiser, clipped, run_sampler
 from scarlet_moon.diffusion.scaling import to_model_range
-from scarlet_moon.diffusion.schedule import Schedule, timesteps as pick_timesteps
+from scarlet_moon.diffusion.schedule import Schedule
+from scarlet_moon.diffusion.schedule import timesteps as pick_timesteps
 from scarlet_moon.errors import BadInput, arg
 
 Array = Any  # numpy array or torch tensor
@@ -40,9 +41,9 @@ KEEP_STREAM = 0x6B656570  # "keep": second word of the kept region's noise seed
 class Edit:
     """What an edited sampling run changes; the default edits nothing."""
 
-    init: np.ndarray | None = None      # uint8 H x W x C sprite to start from
-    mask: np.ndarray | None = None      # bool H x W, True = generate; needs init
-    strength: float | None = None       # with init: 0 keeps it, 1 ignores it
+    init: np.ndarray | None = None  # uint8 H x W x C sprite to start from
+    mask: np.ndarray | None = None  # bool H x W, True = generate; needs init
+    strength: float | None = None  # with init: 0 keeps it, 1 ignores it
     tileable: bool = False
 
     @property
@@ -53,8 +54,9 @@ class Edit:
 @dataclass(frozen=True)
 class Ops:
     """What the editing arithmetic needs from a backend beyond operators and slicing."""
-    cat: Callable[[Sequence[Array], int], Array]   # concatenate along an axis
-    const: Callable[[np.ndarray], Array]           # float32 numpy -> backend array on the device
+
+    cat: Callable[[Sequence[Array], int], Array]  # concatenate along an axis
+    const: Callable[[np.ndarray], Array]  # float32 numpy -> backend array on the device
 
 
 NUMPY_OPS = Ops(cat=lambda parts, axis: np.concatenate(list(parts), axis=axis), const=lambda a: a)
@@ -130,8 +132,9 @@ def tileable_denoiser(denoiser: Denoiser, size: tuple[int, int], ops: Ops) -> De
     return wrapped
 
 
-def inpaint_denoiser(denoiser: Denoiser, init: Array, keep_noise: Callable[[], Array], generate: Array,
-                     alphas_cumprod: np.ndarray) -> Denoiser:
+def inpaint_denoiser(
+    denoiser: Denoiser, init: Array, keep_noise: Callable[[], Array], generate: Array, alphas_cumprod: np.ndarray
+) -> Denoiser:
     """Known region (generate == 0) replaced by the init noised to level t before every call, and
     predicted as exactly (init, that noise), so the last step returns the init there."""
     abar = np.asarray(alphas_cumprod, dtype=np.float64)
@@ -148,9 +151,21 @@ def inpaint_denoiser(denoiser: Denoiser, init: Array, keep_noise: Callable[[], A
 
 
 # ---------------------------------------------------------------- the edited sampling run
-def sample_edited(sampler: str, denoiser: Denoiser, z0: np.ndarray, schedule: Schedule, steps: int, edit: Edit,
-                  seed: int, ops: Ops, *, eta: float = 0.0, noise: Callable[[int], Array] | None = None,
-                  callback: Callback | None = None, clip_x0: bool = True) -> Array:
+def sample_edited(
+    sampler: str,
+    denoiser: Denoiser,
+    z0: np.ndarray,
+    schedule: Schedule,
+    steps: int,
+    edit: Edit,
+    seed: int,
+    ops: Ops,
+    *,
+    eta: float = 0.0,
+    noise: Callable[[int], Array] | None = None,
+    callback: Callback | None = None,
+    clip_x0: bool = True,
+) -> Array:
     """The sampling loop with `edit` applied -> model-range N x C x H x W.
 
     `z0` is the first draw of the batch's NoiseStream (plain sampling's starting noise, float32
@@ -170,15 +185,17 @@ def sample_edited(sampler: str, denoiser: Denoiser, z0: np.ndarray, schedule: Sc
     if edit.tileable:
         denoiser = tileable_denoiser(denoiser, (shape[2], shape[3]), ops)
     if edit.mask is not None:
+        assert x_init is not None  # a mask comes with an init (generation.edits.load_edit)
         rng = np.random.default_rng([int(seed), KEEP_STREAM])
         gen = ops.const(np.asarray(edit.mask, np.float32)[None, None])
-        denoiser = inpaint_denoiser(denoiser, ops.const(x_init),
-                                    lambda: ops.const(rng.standard_normal(shape, dtype=np.float32)), gen, abar)
-    if edit.init is None or start_timestep(strength, schedule.num_steps) == schedule.num_steps:
+        denoiser = inpaint_denoiser(
+            denoiser, ops.const(x_init), lambda: ops.const(rng.standard_normal(shape, dtype=np.float32)), gen, abar
+        )
+    if x_init is None or start_timestep(strength, schedule.num_steps) == schedule.num_steps:
         x = ops.const(z0)  # pure noise, exactly as plain sampling starts
     else:
         a, s = math.sqrt(abar[ts[0]]), math.sqrt(1.0 - abar[ts[0]])
         x = ops.const((x_init * a + z0 * s).astype(np.float32))
-    return run_sampler(sampler, denoiser, x, schedule, steps, eta=eta, noise=noise, callback=callback,
-                       clip_x0=False, timesteps=ts)
-
+    return run_sampler(
+        sampler, denoiser, x, schedule, steps, eta=eta, noise=noise, callback=callback, clip_x0=False, timesteps=ts
+    )

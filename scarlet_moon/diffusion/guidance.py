@@ -27,13 +27,22 @@ def split_prediction(pred: Array, x: Array, a: float, s: float, prediction: str)
 
 def nan_error(step: int, t: int, guidance: float) -> RunFailed:
     """A NaN sprite must not be written out as black: the run stops, naming the step."""
-    return RunFailed(f"sampling produced NaN/inf at step {step} (timestep {t}); try a lower {arg('guidance')} "
-                     f"(now {guidance}) or another sampler")
+    return RunFailed(
+        f"sampling produced NaN/inf at step {step} (timestep {t}); try a lower {arg('guidance')} "
+        f"(now {guidance}) or another sampler"
+    )
 
 
-def make_denoiser(run: Callable[[Array, int], Array], batch: int, guidance: float, abar: np.ndarray,
-                  prediction: str, *, concat: Callable[[Array, Array], Array],
-                  finite: Callable[[Array], bool]) -> Callable[[Array, int], tuple[Array, Array]]:
+def make_denoiser(
+    run: Callable[[Array, int], Array],
+    batch: int,
+    guidance: float,
+    abar: np.ndarray,
+    prediction: str,
+    *,
+    concat: Callable[[Array, Array], Array],
+    finite: Callable[[Array], bool],
+) -> Callable[[Array, int], tuple[Array, Array]]:
     """denoiser(x, t) -> (x0, eps) with classifier-free guidance in one batched call."""
     calls = [0]
 

@@ -25,5 +25,4 @@ class NoiseStream:
     def __call__(self, i: int = 0) -> np.ndarray:
         if len(self.parts) == 1:
             return self.parts[0][1].standard_normal(self.shape, dtype=np.float32)
-        return np.concatenate([rng.standard_normal((n, *self.shape[1:]), dtype=np.float32)
-                               for n, rng in self.parts])
+        return np.concatenate([rng.standard_normal((n, *self.shape[1:]), dtype=np.float32) for n, rng in self.parts])

@@ -25,8 +25,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from scarlet_moon.diffusion.schedule import Schedule
+from scarlet_moon.diffusion.schedule import timesteps as pick_timesteps
 from scarlet_moon.errors import BadInput
-from scarlet_moon.diffusion.schedule import Schedule, timesteps as pick_timesteps
 
 Array = Any  # numpy.ndarray or torch.Tensor; only arithmetic is used on it
 Denoiser = Callable[[Array, int], "tuple[Array, Array]"]
@@ -49,14 +50,15 @@ def clipped(denoiser: Denoiser, alphas_cumprod: np.ndarray) -> Denoiser:
     def wrapped(x: Array, t: int) -> tuple[Array, Array]:
         x0, _ = denoiser(x, t)
         x0 = x0.clip(-1, 1)
-        a, s = math.sqrt(abar[t]), math.sqrt(1.0 - abar[t])   # 1 - abar_t > 0 for every t >= 0
+        a, s = math.sqrt(abar[t]), math.sqrt(1.0 - abar[t])  # 1 - abar_t > 0 for every t >= 0
         return x0, (x - x0 * a) * (1.0 / s)
 
     return wrapped
 
 
-def _abar_pairs(alphas_cumprod: np.ndarray, timesteps: Sequence[int],
-                abar_end: float = 1.0) -> list[tuple[int, float, float]]:
+def _abar_pairs(
+    alphas_cumprod: np.ndarray, timesteps: Sequence[int], abar_end: float = 1.0
+) -> list[tuple[int, float, float]]:
     """(t, abar_t, abar_prev) per step; the step after the last goes to abar_end (1: clean data)."""
     abar = np.asarray(alphas_cumprod, dtype=np.float64)
     ts = [int(t) for t in timesteps]
@@ -76,8 +78,9 @@ def _need(noise: NoiseFn | None, name: str) -> NoiseFn:
     return noise
 
 
-def _step_to(x0: Array, eps: Array, abar_prev: float, sigma: float, z: Array | None,
-             eps_coef: float | None = None) -> Array:
+def _step_to(
+    x0: Array, eps: Array, abar_prev: float, sigma: float, z: Array | None, eps_coef: float | None = None
+) -> Array:
     """x_prev = sqrt(abar_prev) x0 + c * eps + sigma z, c = sqrt(1 - abar_prev - sigma^2) unless given."""
     if eps_coef is None:
         eps_coef = math.sqrt(max(1.0 - abar_prev - sigma * sigma, 0.0))
@@ -85,9 +88,16 @@ def _step_to(x0: Array, eps: Array, abar_prev: float, sigma: float, z: Array | N
     return out if z is None or sigma == 0.0 else out + z * sigma
 
 
-def sample_ddpm(denoiser: Denoiser, x: Array, alphas_cumprod: np.ndarray, timesteps: Sequence[int], *,
-                variance: str | None = None, noise: NoiseFn | None = None,
-                callback: Callback | None = None) -> Array:
+def sample_ddpm(
+    denoiser: Denoiser,
+    x: Array,
+    alphas_cumprod: np.ndarray,
+    timesteps: Sequence[int],
+    *,
+    variance: str | None = None,
+    noise: NoiseFn | None = None,
+    callback: Callback | None = None,
+) -> Array:
     """Ancestral DDPM sampling (Ho et al. 2020, Algorithm 2), strided steps allowed.
 
     With b = 1 - abar_t / abar_prev (beta_t on contiguous steps) the mean is
@@ -117,9 +127,17 @@ def sample_ddpm(denoiser: Denoiser, x: Array, alphas_cumprod: np.ndarray, timest
     return x
 
 
-def sample_ddim(denoiser: Denoiser, x: Array, alphas_cumprod: np.ndarray, timesteps: Sequence[int], *,
-                eta: float = 0.0, noise: NoiseFn | None = None,
-                callback: Callback | None = None, abar_end: float = 1.0) -> Array:
+def sample_ddim(
+    denoiser: Denoiser,
+    x: Array,
+    alphas_cumprod: np.ndarray,
+    timesteps: Sequence[int],
+    *,
+    eta: float = 0.0,
+    noise: NoiseFn | None = None,
+    callback: Callback | None = None,
+    abar_end: float = 1.0,
+) -> Array:
     """DDIM (Song et al. 2020, eq. 12): eta=0 deterministic, eta=1 the DDPM posterior variance."""
     steps = _abar_pairs(alphas_cumprod, timesteps, abar_end)
     for i, (t, a_t, a_prev) in enumerate(steps):
@@ -142,8 +160,16 @@ def _vp(abar: float) -> tuple[float, float, float]:
     return alpha, sigma, math.log(alpha) - math.log(sigma)
 
 
-def sample_dpmpp_2m(denoiser: Denoiser, x: Array, alphas_cumprod: np.ndarray, timesteps: Sequence[int], *,
-                    noise: NoiseFn | None = None, callback: Callback | None = None, abar_end: float = 1.0) -> Array:
+def sample_dpmpp_2m(
+    denoiser: Denoiser,
+    x: Array,
+    alphas_cumprod: np.ndarray,
+    timesteps: Sequence[int],
+    *,
+    noise: NoiseFn | None = None,
+    callback: Callback | None = None,
+    abar_end: float = 1.0,
+) -> Array:
     """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): multistep data prediction in lambda = log-SNR/2.
 
     x_i = (sigma_i / sigma_{i-1}) x_{i-1} + alpha_i (1 - e^{-h_i}) D_i with
@@ -162,7 +188,7 @@ def sample_dpmpp_2m(denoiser: Denoiser, x: Array, alphas_cumprod: np.ndarray, ti
         _, s_t, lam_t = _vp(a_t)
         al_n, s_n, lam_n = _vp(a_prev)
         h = lam_n - lam_t
-        if s_n == 0.0:                      # final step to clean data
+        if s_n == 0.0:  # final step to clean data
             x = x0
         else:
             if old_x0 is None or not math.isfinite(h_prev) or not math.isfinite(h):
@@ -184,9 +210,20 @@ SAMPLERS: dict[str, Callable[..., Array]] = {
 }
 
 
-def run_sampler(name: str, denoiser: Denoiser, x: Array, schedule: Schedule, steps: int = DEFAULT_STEPS, *,
-                eta: float = 0.0, noise: NoiseFn | None = None, callback: Callback | None = None,
-                spacing: str = "trailing", clip_x0: bool = False, timesteps: Sequence[int] | None = None) -> Array:
+def run_sampler(
+    name: str,
+    denoiser: Denoiser,
+    x: Array,
+    schedule: Schedule,
+    steps: int = DEFAULT_STEPS,
+    *,
+    eta: float = 0.0,
+    noise: NoiseFn | None = None,
+    callback: Callback | None = None,
+    spacing: str = "trailing",
+    clip_x0: bool = False,
+    timesteps: Sequence[int] | None = None,
+) -> Array:
     """Run sampler `name` for `steps` model evaluations (ddpm with steps == T uses all T);
     `timesteps` (descending indices) replaces the ones `steps` and `spacing` would pick."""
     if name not in SAMPLERS:

@@ -20,16 +20,16 @@ from scarlet_moon.errors import BadInput
 KINDS = ("linear", "cosine", "linear-zsnr")
 SPACINGS = ("trailing", "leading", "linspace")
 
-_COSINE_S = 0.008      # Nichol & Dhariwal 2021, offset s
-_MAX_BETA = 0.999      # Nichol & Dhariwal 2021, clip on beta_t for the cosine schedule
+_COSINE_S = 0.008  # Nichol & Dhariwal 2021, offset s
+_MAX_BETA = 0.999  # Nichol & Dhariwal 2021, clip on beta_t for the cosine schedule
 
 
 @dataclass(frozen=True)
 class Schedule:
     """A discrete VP noise schedule with `num_steps` training timesteps."""
 
-    kind: str            # "linear" | "cosine" | "linear-zsnr"
-    num_steps: int       # T
+    kind: str  # "linear" | "cosine" | "linear-zsnr"
+    num_steps: int  # T
     beta_start: float = 1e-4
     beta_end: float = 0.02
 
@@ -39,8 +39,9 @@ class Schedule:
         if isinstance(self.num_steps, bool) or not isinstance(self.num_steps, int) or self.num_steps < 2:
             raise BadInput(f"bad schedule num_steps={self.num_steps!r}; expected an integer >= 2")
         if not 0.0 < self.beta_start <= self.beta_end < 1.0:
-            raise BadInput(f"bad schedule betas {self.beta_start!r}..{self.beta_end!r}; "
-                           "expected 0 < beta_start <= beta_end < 1")
+            raise BadInput(
+                f"bad schedule betas {self.beta_start!r}..{self.beta_end!r}; expected 0 < beta_start <= beta_end < 1"
+            )
 
     def alphas_cumprod(self) -> np.ndarray:
         """abar_t for t = 0..T-1 (float64, strictly decreasing, in [0, 1))."""
@@ -69,12 +70,17 @@ class Schedule:
             raise BadInput(f"unknown schedule key(s) {', '.join(unknown)}; expected {', '.join(sorted(known))}")
         if "kind" not in d or "num_steps" not in d:
             raise BadInput("schedule needs 'kind' and 'num_steps'")
-        return cls(kind=str(d["kind"]), num_steps=int(d["num_steps"]),
-                   beta_start=float(d.get("beta_start", 1e-4)), beta_end=float(d.get("beta_end", 0.02)))
+        return cls(
+            kind=str(d["kind"]),
+            num_steps=int(d["num_steps"]),
+            beta_start=float(d.get("beta_start", 1e-4)),
+            beta_end=float(d.get("beta_end", 0.02)),
+        )
 
 
 def _cosine_alphas_cumprod(T: int) -> np.ndarray:
     """Nichol & Dhariwal 2021 (Improved DDPM), betas clipped at 0.999."""
+
     def f(u: np.ndarray) -> np.ndarray:
         return np.cos((u + _COSINE_S) / (1.0 + _COSINE_S) * math.pi / 2.0) ** 2
 
@@ -118,6 +124,6 @@ def timesteps(schedule: Schedule, steps: int, spacing: str = "trailing") -> list
     else:
         raise BadInput(f"unknown timestep spacing {spacing!r}; expected one of {', '.join(SPACINGS)}")
     out = [int(t) for t in ts[:steps]]
-    if len(set(out)) != steps or out != sorted(out, reverse=True):   # pragma: no cover - guard
+    if len(set(out)) != steps or out != sorted(out, reverse=True):  # pragma: no cover - guard
         raise BadInput(f"timestep spacing {spacing!r} with {steps} steps of {T} is degenerate")
     return out

@@ -36,10 +36,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from scarlet_moon.exporters.atomic import write_file
 from scarlet_moon.cache import default_cache_dir  # noqa: F401 (re-exported: callers import it from here)
 from scarlet_moon.data.sprites import SpriteSet, split_holdout
 from scarlet_moon.diffusion.scaling import to_model_range
+from scarlet_moon.exporters.atomic import write_file
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,12 @@ LR = 3e-3
 WEIGHT_DECAY = 1e-4
 FEATURE_DIM = 64
 WIDTHS = (32, 64)
-VERSION = 1            # bump when the recipe changes: old cache files are then ignored
-ARCHITECTURE = ("conv3x3(C->32) BN ReLU, conv3x3(32->32) BN ReLU, maxpool2; conv3x3(32->64) BN ReLU, "
-                "conv3x3(64->64) BN ReLU, maxpool2; adaptive-avgpool 4x4; linear(1024->64) ReLU [features]; "
-                "dropout 0.2; linear(64->K)")
+VERSION = 1  # bump when the recipe changes: old cache files are then ignored
+ARCHITECTURE = (
+    "conv3x3(C->32) BN ReLU, conv3x3(32->32) BN ReLU, maxpool2; conv3x3(32->64) BN ReLU, "
+    "conv3x3(64->64) BN ReLU, maxpool2; adaptive-avgpool 4x4; linear(1024->64) ReLU [features]; "
+    "dropout 0.2; linear(64->K)"
+)
 CACHE_FORMAT = "scarlet-moon-eval-classifier"
 
 ProgressFn = Callable[[int, int], None]
@@ -63,10 +65,21 @@ ProgressFn = Callable[[int, int], None]
 
 def recipe() -> dict[str, Any]:
     """Everything that changes the trained classifier besides the data."""
-    return {"version": VERSION, "architecture": ARCHITECTURE, "feature_dim": FEATURE_DIM, "widths": list(WIDTHS),
-            "epochs": EPOCHS, "batch": BATCH, "lr": LR, "weight_decay": WEIGHT_DECAY, "hflip": True,
-            "input": "RGBA premultiplied by alpha, [-1, 1]", "holdout_fraction": HOLDOUT_FRACTION,
-            "split_seed": SPLIT_SEED, "seed": CLASSIFIER_SEED}
+    return {
+        "version": VERSION,
+        "architecture": ARCHITECTURE,
+        "feature_dim": FEATURE_DIM,
+        "widths": list(WIDTHS),
+        "epochs": EPOCHS,
+        "batch": BATCH,
+        "lr": LR,
+        "weight_decay": WEIGHT_DECAY,
+        "hflip": True,
+        "input": "RGBA premultiplied by alpha, [-1, 1]",
+        "holdout_fraction": HOLDOUT_FRACTION,
+        "split_seed": SPLIT_SEED,
+        "seed": CLASSIFIER_SEED,
+    }
 
 
 def recipe_key() -> str:
@@ -96,10 +109,17 @@ def build_network(channels: int, num_classes: int):
         def __init__(self) -> None:
             super().__init__()
             self.body = nn.Sequential(
-                *conv(channels, w1), *conv(w1, w1), nn.MaxPool2d(2),
-                *conv(w1, w2), *conv(w2, w2), nn.MaxPool2d(2),
-                nn.AdaptiveAvgPool2d(4), nn.Flatten(),
-                nn.Linear(w2 * 16, FEATURE_DIM), nn.ReLU())
+                *conv(channels, w1),
+                *conv(w1, w1),
+                nn.MaxPool2d(2),
+                *conv(w1, w2),
+                *conv(w2, w2),
+                nn.MaxPool2d(2),
+                nn.AdaptiveAvgPool2d(4),
+                nn.Flatten(),
+                nn.Linear(w2 * 16, FEATURE_DIM),
+                nn.ReLU(),
+            )
             self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(FEATURE_DIM, num_classes))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -139,7 +159,7 @@ class Classifier:
         self.net.eval()
         with torch.no_grad(), _one_thread():
             for i in range(0, len(x), batch):
-                out.append(fn(torch.from_numpy(x[i:i + batch])).numpy())
+                out.append(fn(torch.from_numpy(x[i : i + batch])).numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
     def features(self, images: np.ndarray) -> np.ndarray:
@@ -160,8 +180,14 @@ def accuracy(pred: np.ndarray, labels: np.ndarray, names: tuple[str, ...] | list
     return {"overall": float(ok.mean()) if len(ok) else None, "per_label": per}
 
 
-def train_classifier(train: SpriteSet, held: SpriteSet | None = None, *, seed: int = CLASSIFIER_SEED,
-                     epochs: int = EPOCHS, progress: ProgressFn | None = None) -> Classifier:
+def train_classifier(
+    train: SpriteSet,
+    held: SpriteSet | None = None,
+    *,
+    seed: int = CLASSIFIER_SEED,
+    epochs: int = EPOCHS,
+    progress: ProgressFn | None = None,
+) -> Classifier:
     """Train deterministically (same data + seed -> same weights on the same machine)."""
     import torch
     from torch.nn import functional as F
@@ -183,7 +209,7 @@ def train_classifier(train: SpriteSet, held: SpriteSet | None = None, *, seed: i
             order = rng.permutation(n)
             flips = rng.random(n) < 0.5
             for i in range(0, n, BATCH):
-                idx = order[i:i + BATCH]
+                idx = order[i : i + BATCH]
                 xb = x_all[idx]
                 fb = torch.from_numpy(flips[idx])
                 xb = torch.where(fb[:, None, None, None], xb.flip(-1), xb)
@@ -196,15 +222,21 @@ def train_classifier(train: SpriteSet, held: SpriteSet | None = None, *, seed: i
                 progress(epoch + 1, epochs)
         net.eval()
     clf = Classifier(net)
-    info: dict[str, Any] = {"format": CACHE_FORMAT, "recipe": recipe(), "recipe_key": recipe_key(),
-                            "label_names": list(train.label_names), "image_size": list(train.size),
-                            "channels": 4, "n_train": len(train.labels),
-                            "train_seconds": round(time.perf_counter() - t0, 2), "torch_version": torch.__version__}
+    info: dict[str, Any] = {
+        "format": CACHE_FORMAT,
+        "recipe": recipe(),
+        "recipe_key": recipe_key(),
+        "label_names": list(train.label_names),
+        "image_size": list(train.size),
+        "channels": 4,
+        "n_train": len(train.labels),
+        "train_seconds": round(time.perf_counter() - t0, 2),
+        "torch_version": torch.__version__,
+    }
     info["train_accuracy"] = accuracy(clf.predict(train.images), train.labels, train.label_names)["overall"]
     if held is not None and len(held.labels):
         acc = accuracy(clf.predict(held.images), held.labels, held.label_names)
-        info.update(n_held_out=len(held.labels), held_out_accuracy=acc["overall"],
-                    held_out_per_label=acc["per_label"])
+        info.update(n_held_out=len(held.labels), held_out_accuracy=acc["overall"], held_out_per_label=acc["per_label"])
     clf.info = info
     return clf
 
@@ -239,8 +271,9 @@ def load_classifier(path: str | Path, data: SpriteSet | None = None) -> Classifi
             tensors = {k: f.get_tensor(k) for k in f.keys()}
         if info.get("format") != CACHE_FORMAT or info.get("recipe_key") != recipe_key():
             return None
-        if data is not None and (info["label_names"] != list(data.label_names)
-                                 or info["image_size"] != list(data.size)):
+        if data is not None and (
+            info["label_names"] != list(data.label_names) or info["image_size"] != list(data.size)
+        ):
             return None
         net = build_network(int(info["channels"]), len(info["label_names"]))
         net.load_state_dict(tensors)
@@ -251,8 +284,9 @@ def load_classifier(path: str | Path, data: SpriteSet | None = None) -> Classifi
     return Classifier(net, info, p)
 
 
-def get_classifier(data: SpriteSet, *, cache_dir: str | Path | None = None, use_cache: bool = True,
-                   progress: ProgressFn | None = None) -> tuple[Classifier, SpriteSet, SpriteSet]:
+def get_classifier(
+    data: SpriteSet, *, cache_dir: str | Path | None = None, use_cache: bool = True, progress: ProgressFn | None = None
+) -> tuple[Classifier, SpriteSet, SpriteSet]:
     """(classifier, train split, held-out split) for `data`: from the cache, else trained and cached."""
     train, held = split_holdout(data, HOLDOUT_FRACTION, SPLIT_SEED)
     path = cache_file(data, cache_dir if cache_dir is not None else default_cache_dir())

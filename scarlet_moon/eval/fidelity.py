@@ -27,11 +27,13 @@ def fidelity(images: np.ndarray) -> dict[str, float]:
     im = rgba(images)
     opaque = im[..., 3] >= 128
     n = int(opaque.sum())
-    rgb = im[..., :3][opaque].astype(np.float64) / 255.0             # P x 3
+    rgb = im[..., :3][opaque].astype(np.float64) / 255.0  # P x 3
     hi, lo = (rgb.max(axis=1), rgb.min(axis=1)) if n else (np.zeros(0), np.zeros(0))
     sat = np.where(hi > 0, (hi - lo) / np.where(hi > 0, hi, 1), 0.0)
-    return {"isolated_rate": float(isolated_mask(im).sum() / n) if n else 0.0,
-            "speck_rate": float(speck_mask(im).sum() / n) if n else 0.0,
-            "saturation": float(sat.mean()) if n else 0.0,
-            "luma": float((rgb @ LUMA).mean()) if n else 0.0,
-            "colours": float(colours_per_sprite(im).mean()) if len(im) else 0.0}
+    return {
+        "isolated_rate": float(isolated_mask(im).sum() / n) if n else 0.0,
+        "speck_rate": float(speck_mask(im).sum() / n) if n else 0.0,
+        "saturation": float(sat.mean()) if n else 0.0,
+        "luma": float((rgb @ LUMA).mean()) if n else 0.0,
+        "colours": float(colours_per_sprite(im).mean()) if len(im) else 0.0,
+    }

@@ -39,20 +39,20 @@ from typing import Any, Callable
 
 import numpy as np
 
+from scarlet_moon import memory
 from scarlet_moon.backends import BackendOptions
 from scarlet_moon.data.pixels import alpha_crispness, colours_per_sprite  # noqa: F401  (re-exported)
 from scarlet_moon.data.sprites import SpriteSet
-from scarlet_moon import memory
 from scarlet_moon.errors import BadInput, arg
-from scarlet_moon.limits import MAX_COUNT
 from scarlet_moon.eval.fidelity import fidelity
 from scarlet_moon.generation.chunks import CHUNK_SIZE
+from scarlet_moon.limits import MAX_COUNT
 from scarlet_moon.models.card import ModelCard
 from scarlet_moon.options import SamplingOptions
 
 SCHEMA = "scarlet-moon-eval/3"  # 2: pixels gained the fidelity figures; 3: frechet gained floor, ratio_to_floor, like_for_like
 FIDELITY = ("isolated_rate", "speck_rate", "saturation", "luma")
-COPY_THRESHOLD = 2.0      # mean |a - b| over RGBA uint8 values; an exact copy is 0
+COPY_THRESHOLD = 2.0  # mean |a - b| over RGBA uint8 values; an exact copy is 0
 
 ProgressFn = Callable[[int, int], None]
 
@@ -90,18 +90,23 @@ def nearest_distances(images: np.ndarray, reference: np.ndarray, chunk: int = 64
         raise BadInput(f"nearest_distances: reference {np.shape(reference)} does not fit images {np.shape(images)}")
     out = np.empty(len(x), np.float64)
     for i in range(0, len(x), chunk):
-        d = np.abs(x[i:i + chunk, None, :] - r[None, :, :]).sum(axis=2, dtype=np.int64)
-        out[i:i + chunk] = d.min(axis=1) / x.shape[1]
+        d = np.abs(x[i : i + chunk, None, :] - r[None, :, :]).sum(axis=2, dtype=np.int64)
+        out[i : i + chunk] = d.min(axis=1) / x.shape[1]
     return out
 
 
 def copy_share(images: np.ndarray, reference: np.ndarray, threshold: float = COPY_THRESHOLD) -> dict[str, Any]:
     """Share of sprites within `threshold` of a reference sprite, and the nearest-distance summary."""
     d = nearest_distances(images, reference)
-    return {"share": float((d <= threshold).mean()), "threshold": threshold,
-            "distance": "mean absolute RGBA difference to the nearest train sprite (uint8 units, 0-255)",
-            "mean_nearest": float(d.mean()), "median_nearest": float(np.median(d)),
-            "copies": int((d <= threshold).sum()), "n": int(len(d))}
+    return {
+        "share": float((d <= threshold).mean()),
+        "threshold": threshold,
+        "distance": "mean absolute RGBA difference to the nearest train sprite (uint8 units, 0-255)",
+        "mean_nearest": float(d.mean()),
+        "median_nearest": float(np.median(d)),
+        "copies": int((d <= threshold).sum()),
+        "n": int(len(d)),
+    }
 
 
 def pixel_stats(images: np.ndarray) -> dict[str, float]:
@@ -117,7 +122,7 @@ def spread_labels(counts: list[int], total: int) -> list[int]:
     share = counts_a / counts_a.sum() * total
     base = np.floor(share).astype(np.int64)
     order = np.argsort(-(share - base), kind="stable")
-    base[order[:total - int(base.sum())]] += 1
+    base[order[: total - int(base.sum())]] += 1
     present = counts_a > 0
     if total >= int(present.sum()):
         for i in np.nonzero(present & (base == 0))[0]:
@@ -127,8 +132,9 @@ def spread_labels(counts: list[int], total: int) -> list[int]:
 
 
 # ------------------------------------------------------------------ evaluate
-def load_inputs(model: ModelCard | str | Path | None, data: SpriteSet | str | Path | None,
-                 need_model: bool) -> tuple[ModelCard | None, SpriteSet]:
+def load_inputs(
+    model: ModelCard | str | Path | None, data: SpriteSet | str | Path | None, need_model: bool
+) -> tuple[ModelCard | None, SpriteSet]:
     from scarlet_moon.backends import read_card
     from scarlet_moon.data.sprites import load_sprites
 
@@ -142,11 +148,15 @@ def load_inputs(model: ModelCard | str | Path | None, data: SpriteSet | str | Pa
     ds = data if isinstance(data, SpriteSet) else load_sprites(data)
     if card is not None:
         if card.label_names != list(ds.label_names):
-            raise BadInput(f"data {ds.source!r} has labels {list(ds.label_names)}; model {str(card.path)!r} "
-                           f"was trained on labels {card.label_names}")
+            raise BadInput(
+                f"data {ds.source!r} has labels {list(ds.label_names)}; model {str(card.path)!r} "
+                f"was trained on labels {card.label_names}"
+            )
         if card.size != ds.size:
-            raise BadInput(f"data {ds.source!r} holds {ds.size[0]}x{ds.size[1]} sprites; model "
-                           f"{str(card.path)!r} makes {card.size[0]}x{card.size[1]}")
+            raise BadInput(
+                f"data {ds.source!r} holds {ds.size[0]}x{ds.size[1]} sprites; model "
+                f"{str(card.path)!r} makes {card.size[0]}x{card.size[1]}"
+            )
     return card, ds
 
 
@@ -159,36 +169,63 @@ def data_of(card: ModelCard) -> SpriteSet | None:
     if source.startswith("bundled:"):
         name = bundled_source(source)
         if name is None:
-            raise BadInput(f"model {str(card.path)!r} was trained on {source!r}, which this version does not "
-                           f"bundle; pass the real sprites with {arg('data')}")
+            raise BadInput(
+                f"model {str(card.path)!r} was trained on {source!r}, which this version does not "
+                f"bundle; pass the real sprites with {arg('data')}"
+            )
         return None if name == "bundled:angband16" else load_sprites(name)
     if not Path(source).exists():
-        raise BadInput(f"model {str(card.path)!r} was trained on {source!r}, which is not here; pass the real "
-                       f"sprites with {arg('data')}")
+        raise BadInput(
+            f"model {str(card.path)!r} was trained on {source!r}, which is not here; pass the real "
+            f"sprites with {arg('data')}"
+        )
     options = card.meta.get("data_options") or {}
     return load_sprites(source, **{k: v for k, v in options.items() if k in ("tile", "background_key", "size")})
 
 
-def generate_for_eval(card: ModelCard, labels: list[int], *, seed: int, sampling: SamplingOptions, raw: bool,
-                      backend: BackendOptions, progress: ProgressFn | None = None) -> np.ndarray:
+def generate_for_eval(
+    card: ModelCard,
+    labels: list[int],
+    *,
+    seed: int,
+    sampling: SamplingOptions,
+    raw: bool,
+    backend: BackendOptions,
+    progress: ProgressFn | None = None,
+) -> np.ndarray:
     """Sprites for `labels` through the one generation loop (generation.chunks), RGBA uint8."""
     from scarlet_moon.backends import open_denoiser
     from scarlet_moon.generation.chunks import generate_all
     from scarlet_moon.generation.request import Request
 
-    den = open_denoiser(card, backend=backend.backend, device=backend.device, fp16=backend.fp16,
-                        compile=backend.compile)
-    images = generate_all(den, Request(tuple(labels), seed=seed, sampling=sampling), raw=raw,
-                          progress=None if progress is None else lambda done, total: progress(int(done), total))
+    den = open_denoiser(
+        card, backend=backend.backend, device=backend.device, fp16=backend.fp16, compile=backend.compile
+    )
+    images = generate_all(
+        den,
+        Request(tuple(labels), seed=seed, sampling=sampling),
+        raw=raw,
+        progress=None if progress is None else lambda done, total: progress(int(done), total),
+    )
     if images.shape[-1] == 3:
         images = np.concatenate([images, np.full(images.shape[:-1] + (1,), 255, np.uint8)], axis=-1)
     return images
 
 
-def evaluate(model: ModelCard | str | Path | None = None, data: SpriteSet | str | Path | None = None, *,
-             count: int | None = None, seed: int = 0, sampling: SamplingOptions | None = None, real: bool = False,
-             raw: bool = False, cache_dir: str | Path | None = None, backend: BackendOptions | None = None,
-             progress: ProgressFn | None = None, classifier_progress: ProgressFn | None = None) -> dict[str, Any]:
+def evaluate(
+    model: ModelCard | str | Path | None = None,
+    data: SpriteSet | str | Path | None = None,
+    *,
+    count: int | None = None,
+    seed: int = 0,
+    sampling: SamplingOptions | None = None,
+    real: bool = False,
+    raw: bool = False,
+    cache_dir: str | Path | None = None,
+    backend: BackendOptions | None = None,
+    progress: ProgressFn | None = None,
+    classifier_progress: ProgressFn | None = None,
+) -> dict[str, Any]:
     """All eval figures as a JSON-able dict (see the module docstring).
 
     model: a ModelCard, a model path, or None (the bundled model; with real=True, None means no
@@ -202,8 +239,10 @@ def evaluate(model: ModelCard | str | Path | None = None, data: SpriteSet | str 
         raise BadInput(f"{arg('count')} {count!r}: must be 1..{MAX_COUNT:,}")
     card, ds = load_inputs(model, data, need_model=not real)
     n = len(ds.labels) if count is None or real else count
-    memory.check(memory.image_bytes(n, *ds.size, copies=4) + 2 * 8 * 64 * (n + len(ds.labels)),
-                 f"eval of {n:,} sprites of {ds.size[1]}x{ds.size[0]}")
+    memory.check(
+        memory.image_bytes(n, *ds.size, copies=4) + 2 * 8 * 64 * (n + len(ds.labels)),
+        f"eval of {n:,} sprites of {ds.size[1]}x{ds.size[0]}",
+    )
     t0 = time.perf_counter()
     clf, train, held = get_classifier(ds, cache_dir=cache_dir, progress=classifier_progress)
     if len(train.labels) < 2:
@@ -216,36 +255,72 @@ def evaluate(model: ModelCard | str | Path | None = None, data: SpriteSet | str 
         cand, cand_labels = held.images, held.labels
     else:
         assert card is not None
-        per = ([int((held.labels == k).sum()) for k in range(len(names))] if count is None else
-               spread_labels([int((train.labels == k).sum()) for k in range(len(names))], count))
+        per = (
+            [int((held.labels == k).sum()) for k in range(len(names))]
+            if count is None
+            else spread_labels([int((train.labels == k).sum()) for k in range(len(names))], count)
+        )
         cand_labels = np.asarray([k for k, n in enumerate(per) for _ in range(n)], np.int64)
         s = sampling.resolve(card)
         tg = time.perf_counter()
-        cand = generate_for_eval(card, cand_labels.tolist(), seed=seed, sampling=sampling, raw=raw,
-                                 backend=backend or BackendOptions(), progress=progress)
-        generation = {"count": int(len(cand)), "seed": seed, "sampler": s.sampler, "steps": s.steps,
-                      "guidance": s.guidance, "raw": raw,
-                      "post_processing": "none" if raw else "finish (crisp alpha, palette snap)",
-                      "per_label": dict(zip(names, per)), "spread": "the held-out split's count per label" if count is None
-                      else "proportional to the real label frequencies",
-                      "chunk_size": CHUNK_SIZE, "seconds": round(time.perf_counter() - tg, 2)}
+        cand = generate_for_eval(
+            card,
+            cand_labels.tolist(),
+            seed=seed,
+            sampling=sampling,
+            raw=raw,
+            backend=backend or BackendOptions(),
+            progress=progress,
+        )
+        generation = {
+            "count": int(len(cand)),
+            "seed": seed,
+            "sampler": s.sampler,
+            "steps": s.steps,
+            "guidance": s.guidance,
+            "raw": raw,
+            "post_processing": "none" if raw else "finish (crisp alpha, palette snap)",
+            "per_label": dict(zip(names, per)),
+            "spread": "the held-out split's count per label"
+            if count is None
+            else "proportional to the real label frequencies",
+            "chunk_size": CHUNK_SIZE,
+            "seconds": round(time.perf_counter() - tg, 2),
+        }
     return _figures(clf, train, held, ds, card, cand, cand_labels, real, raw, generation, t0)
 
 
-def candidate_figures(ds: SpriteSet, cand: np.ndarray, cand_labels: np.ndarray, card: ModelCard | None = None, *,
-                      cache_dir: str | Path | None = None) -> dict[str, Any]:
+def candidate_figures(
+    ds: SpriteSet,
+    cand: np.ndarray,
+    cand_labels: np.ndarray,
+    card: ModelCard | None = None,
+    *,
+    cache_dir: str | Path | None = None,
+) -> dict[str, Any]:
     """The eval figures of sprites made elsewhere (a benchmark that also scores them another way):
     `cand` uint8 N x H x W x 4 with their labels, against `ds`'s train split."""
     from scarlet_moon.eval.classifier import get_classifier
 
     clf, train, held = get_classifier(ds, cache_dir=cache_dir)
-    return _figures(clf, train, held, ds, card, cand, np.asarray(cand_labels, np.int64), False, False, None,
-                    time.perf_counter())
+    return _figures(
+        clf, train, held, ds, card, cand, np.asarray(cand_labels, np.int64), False, False, None, time.perf_counter()
+    )
 
 
-def _figures(clf: Any, train: SpriteSet, held: SpriteSet, ds: SpriteSet, card: ModelCard | None, cand: np.ndarray,
-             cand_labels: np.ndarray, real: bool, raw: bool, generation: dict[str, Any] | None,
-             t0: float) -> dict[str, Any]:
+def _figures(
+    clf: Any,
+    train: SpriteSet,
+    held: SpriteSet,
+    ds: SpriteSet,
+    card: ModelCard | None,
+    cand: np.ndarray,
+    cand_labels: np.ndarray,
+    real: bool,
+    raw: bool,
+    generation: dict[str, Any] | None,
+    t0: float,
+) -> dict[str, Any]:
     """The figures of `cand` (the candidates) against the train split."""
     from scarlet_moon.eval.classifier import accuracy
 
@@ -266,53 +341,82 @@ def _figures(clf: Any, train: SpriteSet, held: SpriteSet, ds: SpriteSet, card: M
         "mode": "real" if real else "generated",
         "candidates": "real held-out split" if real else ("generated (raw)" if raw else "generated"),
         "model": str(card.path) if card is not None else None,
-        "data": ds.source, "data_fingerprint": ds.fingerprint(), "labels": names,
+        "data": ds.source,
+        "data_fingerprint": ds.fingerprint(),
+        "labels": names,
         "split": {"fraction": 0.2, "seed": 0, "train": int(len(train.labels)), "held_out": int(len(held.labels))},
         "generation": generation,
-        "classifier": {"architecture": info["recipe"]["architecture"], "feature_dim": info["recipe"]["feature_dim"],
-                       "recipe": info["recipe"], "held_out_accuracy": info.get("held_out_accuracy"),
-                       "held_out_per_label": info.get("held_out_per_label"),
-                       "train_accuracy": info.get("train_accuracy"), "train_seconds": info.get("train_seconds"),
-                       "cached": info.get("cached"), "cache_file": str(clf.cache_path) if clf.cache_path else None},
+        "classifier": {
+            "architecture": info["recipe"]["architecture"],
+            "feature_dim": info["recipe"]["feature_dim"],
+            "recipe": info["recipe"],
+            "held_out_accuracy": info.get("held_out_accuracy"),
+            "held_out_per_label": info.get("held_out_per_label"),
+            "train_accuracy": info.get("train_accuracy"),
+            "train_seconds": info.get("train_seconds"),
+            "cached": info.get("cached"),
+            "cache_file": str(clf.cache_path) if clf.cache_path else None,
+        },
         "frechet": _frechet(feats, feats_ref, clf.features(held.images), cand_labels, held.labels),
         "conditional_accuracy": acc,
         "copies": copies,
-        "pixels": {"colours_per_sprite": {"candidates": cand_px["colours_per_sprite"],
-                                          "real": real_px["colours_per_sprite"]},
-                   "alpha_crispness": {"candidates": cand_px["alpha_crispness"], "real": real_px["alpha_crispness"]},
-                   **{k: {who: fid[who][k] for who in fid} for k in FIDELITY}},
+        "pixels": {
+            "colours_per_sprite": {"candidates": cand_px["colours_per_sprite"], "real": real_px["colours_per_sprite"]},
+            "alpha_crispness": {"candidates": cand_px["alpha_crispness"], "real": real_px["alpha_crispness"]},
+            **{k: {who: fid[who][k] for who in fid} for k in FIDELITY},
+        },
         "seconds": round(time.perf_counter() - t0, 2),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def _frechet(feats: np.ndarray, feats_ref: np.ndarray, feats_held: np.ndarray, labels: np.ndarray,
-             held_labels: np.ndarray) -> dict[str, Any]:
+def _frechet(
+    feats: np.ndarray, feats_ref: np.ndarray, feats_held: np.ndarray, labels: np.ndarray, held_labels: np.ndarray
+) -> dict[str, Any]:
     """FD of the candidates and of the held-out split (the floor), both against the train split; their
     ratio when the two sets match in size and class mix (FD's small-sample bias then cancels)."""
     fd, floor = frechet_distance(feats, feats_ref), frechet_distance(feats_held, feats_ref)
     k = int(max(labels.max(initial=0), held_labels.max(initial=0))) + 1
     like = bool(np.array_equal(np.bincount(labels, minlength=k), np.bincount(held_labels, minlength=k)))
-    return {"distance": fd, "floor": floor, "ratio_to_floor": fd / floor if like and floor > 0 else None,
-            "like_for_like": like, "reference": "train split", "features": "eval classifier penultimate layer (64-d)",
-            "n_candidates": int(len(feats)), "n_floor": int(len(feats_held)), "n_reference": int(len(feats_ref))}
+    return {
+        "distance": fd,
+        "floor": floor,
+        "ratio_to_floor": fd / floor if like and floor > 0 else None,
+        "like_for_like": like,
+        "reference": "train split",
+        "features": "eval classifier penultimate layer (64-d)",
+        "n_candidates": int(len(feats)),
+        "n_floor": int(len(feats_held)),
+        "n_reference": int(len(feats_ref)),
+    }
 
 
 def summary(figures: dict[str, Any]) -> dict[str, Any]:
     """The headline numbers (what goes into a model card)."""
     g = figures.get("generation") or {}
     fr = figures["frechet"]
-    return {"fd": fr["distance"], "fd_floor": fr.get("floor"), "fd_ratio_to_floor": fr.get("ratio_to_floor"),
-            "conditional_accuracy": figures["conditional_accuracy"]["overall"],
-            "copies": figures["copies"]["share"], "copy_threshold": figures["copies"]["threshold"],
-            "colours_per_sprite": figures["pixels"]["colours_per_sprite"]["candidates"],
-            **{k: figures["pixels"][k]["candidates"] for k in FIDELITY if k in figures["pixels"]},
-            "alpha_crispness": figures["pixels"]["alpha_crispness"]["candidates"],
-            "classifier_held_out_accuracy": figures["classifier"]["held_out_accuracy"],
-            "count": g.get("count"), "seed": g.get("seed"), "sampler": g.get("sampler"), "steps": g.get("steps"),
-            "guidance": g.get("guidance"), "raw": g.get("raw"), "data_fingerprint": figures["data_fingerprint"],
-            "classifier_recipe": figures["classifier"]["recipe"]["version"], "schema": figures["schema"],
-            "created": figures["created"]}
+    return {
+        "fd": fr["distance"],
+        "fd_floor": fr.get("floor"),
+        "fd_ratio_to_floor": fr.get("ratio_to_floor"),
+        "conditional_accuracy": figures["conditional_accuracy"]["overall"],
+        "copies": figures["copies"]["share"],
+        "copy_threshold": figures["copies"]["threshold"],
+        "colours_per_sprite": figures["pixels"]["colours_per_sprite"]["candidates"],
+        **{k: figures["pixels"][k]["candidates"] for k in FIDELITY if k in figures["pixels"]},
+        "alpha_crispness": figures["pixels"]["alpha_crispness"]["candidates"],
+        "classifier_held_out_accuracy": figures["classifier"]["held_out_accuracy"],
+        "count": g.get("count"),
+        "seed": g.get("seed"),
+        "sampler": g.get("sampler"),
+        "steps": g.get("steps"),
+        "guidance": g.get("guidance"),
+        "raw": g.get("raw"),
+        "data_fingerprint": figures["data_fingerprint"],
+        "classifier_recipe": figures["classifier"]["recipe"]["version"],
+        "schema": figures["schema"],
+        "created": figures["created"],
+    }
 
 
 def write_card_metrics(path: str | Path, figures: dict[str, Any], key: str = "eval") -> dict[str, Any]:

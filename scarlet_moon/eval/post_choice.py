@@ -33,16 +33,23 @@ def candidates(card: ModelCard, held_colours: int) -> list[dict[str, Any]]:
     return [{"cleanup": cleanup, "colors": cap} for cap in caps for cleanup in (True, False)]
 
 
-def choose_post(model: ModelCard | str | Path | None = None, data: SpriteSet | str | Path | None = None, *,
-                seeds: Sequence[int] = (0, 1, 2), cache_dir: str | Path | None = None, backend: Any = None,
-                progress: ProgressFn | None = None, classifier_progress: ProgressFn | None = None) -> dict[str, Any]:
+def choose_post(
+    model: ModelCard | str | Path | None = None,
+    data: SpriteSet | str | Path | None = None,
+    *,
+    seeds: Sequence[int] = (0, 1, 2),
+    cache_dir: str | Path | None = None,
+    backend: Any = None,
+    progress: ProgressFn | None = None,
+    classifier_progress: ProgressFn | None = None,
+) -> dict[str, Any]:
     """Each candidate's FD over the floor per seed, and the chosen one (see the module docstring)."""
     from scarlet_moon.backends import BackendOptions
     from scarlet_moon.data.pixels import colours_per_sprite
     from scarlet_moon.diffusion.editing import Edit
     from scarlet_moon.eval.classifier import get_classifier
     from scarlet_moon.eval.fidelity import fidelity
-    from scarlet_moon.eval.metrics import load_inputs, frechet_distance, generate_for_eval
+    from scarlet_moon.eval.metrics import frechet_distance, generate_for_eval, load_inputs
     from scarlet_moon.generation.finish import finish
     from scarlet_moon.options import PostOptions, SamplingOptions
 
@@ -61,8 +68,9 @@ def choose_post(model: ModelCard | str | Path | None = None, data: SpriteSet | s
     typical = int(round(float(colours_per_sprite(held.images).mean())))
     rows = [{**c, "fd_over_floor": []} for c in candidates(card, typical)]
     for i, seed in enumerate(seeds):
-        raw = generate_for_eval(card, labels, seed=seed, sampling=SamplingOptions(), raw=True,
-                                backend=backend or BackendOptions())
+        raw = generate_for_eval(
+            card, labels, seed=seed, sampling=SamplingOptions(), raw=True, backend=backend or BackendOptions()
+        )
         for row in rows:
             images = finish(card, PostOptions(colors=row["colors"], cleanup=row["cleanup"]), Edit(), raw)
             row["fd_over_floor"].append(frechet_distance(clf.features(images), ref) / floor)
@@ -75,9 +83,17 @@ def choose_post(model: ModelCard | str | Path | None = None, data: SpriteSet | s
     chosen = min(wins, key=lambda r: float(np.mean(r["fd_over_floor"]))) if wins else default
     for r in rows:
         r["mean_fd_over_floor"] = float(np.mean(r["fd_over_floor"]))
-    return {"model": str(card.path), "data": ds.source, "seeds": seeds, "count_per_seed": len(labels),
-            "floor": floor, "held_out_mean_colours": typical, "variants": rows,
-            "chosen": {"cleanup": chosen["cleanup"], "colors": chosen["colors"]}, "changed": chosen is not default}
+    return {
+        "model": str(card.path),
+        "data": ds.source,
+        "seeds": seeds,
+        "count_per_seed": len(labels),
+        "floor": floor,
+        "held_out_mean_colours": typical,
+        "variants": rows,
+        "chosen": {"cleanup": chosen["cleanup"], "colors": chosen["colors"]},
+        "changed": chosen is not default,
+    }
 
 
 def write_post(path: str | Path, result: dict[str, Any]) -> dict[str, Any]:
@@ -85,9 +101,13 @@ def write_post(path: str | Path, result: dict[str, Any]) -> dict[str, Any]:
     from scarlet_moon.models.card import write_card_entry
 
     chosen = result["chosen"]
-    means = ", ".join(f"{'cleanup' if r['cleanup'] else 'no cleanup'} cap {r['colors']}: "
-                      f"{r['mean_fd_over_floor']:.3f}" for r in result["variants"])
-    post = {"cleanup": bool(chosen["cleanup"]), "colors": chosen["colors"],
-            "source": f"chosen on the held-out split (eval.post_choice), seeds {result['seeds']}, "
-                      f"mean FD/floor {means}"}
+    means = ", ".join(
+        f"{'cleanup' if r['cleanup'] else 'no cleanup'} cap {r['colors']}: {r['mean_fd_over_floor']:.3f}"
+        for r in result["variants"]
+    )
+    post = {
+        "cleanup": bool(chosen["cleanup"]),
+        "colors": chosen["colors"],
+        "source": f"chosen on the held-out split (eval.post_choice), seeds {result['seeds']}, mean FD/floor {means}",
+    }
     return write_card_entry(path, "post", post)["post"]

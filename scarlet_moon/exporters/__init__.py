@@ -19,15 +19,37 @@ from typing import TYPE_CHECKING, Any
 # public name -> the submodule that defines it
 _WHERE = {
     "recover": "atomic",
-    "AtlasFormat": "base", "AtlasTarget": "base",
-    "Frame": "model", "PackOptions": "model", "PackResult": "model", "Page": "model", "Sprite": "model",
+    "AtlasFormat": "base",
+    "AtlasTarget": "base",
+    "Frame": "model",
+    "PackOptions": "model",
+    "PackResult": "model",
+    "Page": "model",
+    "Sprite": "model",
     "pack": "packer",
-    "ENTRY_POINT_GROUP": "registry", "available_formats": "registry",
-    "check_sheet_path": "writer", "resolve_formats": "writer", "write_atlases": "writer",
+    "ENTRY_POINT_GROUP": "registry",
+    "available_formats": "registry",
+    "check_sheet_path": "writer",
+    "resolve_formats": "writer",
+    "write_atlases": "writer",
 }
 
-__all__ = ["ENTRY_POINT_GROUP", "AtlasFormat", "AtlasTarget", "Frame", "PackOptions", "PackResult", "Page", "Sprite",
-           "available_formats", "check_sheet_path", "pack", "recover", "resolve_formats", "write_atlases"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "AtlasFormat",
+    "AtlasTarget",
+    "Frame",
+    "PackOptions",
+    "PackResult",
+    "Page",
+    "Sprite",
+    "available_formats",
+    "check_sheet_path",
+    "pack",
+    "recover",
+    "resolve_formats",
+    "write_atlases",
+]
 
 
 def __getattr__(name: str) -> Any:

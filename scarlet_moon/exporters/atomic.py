@@ -95,11 +95,14 @@ def _recover(anchor: Path) -> bool:
 
 def _commit(folder: Path, name: str, temps: list[tuple[Path, Path]], stale: list[Path]) -> None:
     # (target, temp or None, backup or None) per change; a stale file is a target with no temp
-    changes = [(path, tmp, _backup(path) if path.exists() or path.is_symlink() else None) for path, tmp in temps]
+    changes: list[tuple[Path, Path | None, Path | None]] = [
+        (path, tmp, _backup(path) if path.exists() or path.is_symlink() else None) for path, tmp in temps
+    ]
     changes += [(path, None, _backup(path)) for path in stale]
     journal = folder / JOURNAL.format(name=name)
-    entries = [{"target": p.name, "temp": t.name if t else None, "backup": b.name if b else None}
-               for p, t, b in changes]
+    entries = [
+        {"target": p.name, "temp": t.name if t else None, "backup": b.name if b else None} for p, t, b in changes
+    ]
     try:
         _write_journal(journal, entries)
         for path, tmp, _ in changes:

@@ -18,8 +18,9 @@ from scarlet_moon.exporters.model import Frame
 FPS = 1000.0 / DEFAULT_DURATION_MS  # 10 fps; Godot 4 durations are multiples of 1/FPS
 
 # Godot 3 pixel art needs filter off at import; the importer honours a pre-seeded .import file.
-GODOT3_IMPORT = ('[remap]\n\nimporter="texture"\ntype="StreamTexture"\n\n[params]\n\n'
-                 "flags/filter=false\nflags/mipmaps=false\n")
+GODOT3_IMPORT = (
+    '[remap]\n\nimporter="texture"\ntype="StreamTexture"\n\n[params]\n\nflags/filter=false\nflags/mipmaps=false\n'
+)
 
 
 def q(text: str) -> str:
@@ -46,18 +47,19 @@ class Godot3(AtlasFormat):
     def render(self, target: AtlasTarget) -> str:
         anims = _animations(target)
         count = sum(len(e) for _, e in anims)
-        out = [f"[gd_resource type=\"SpriteFrames\" load_steps={len(target.images) + count + 1} format=2]", ""]
+        out = [f'[gd_resource type="SpriteFrames" load_steps={len(target.images) + count + 1} format=2]', ""]
         for p, image in enumerate(target.images, start=1):
-            out += [f"[ext_resource path={q(image)} type=\"Texture\" id={p}]"]
+            out += [f'[ext_resource path={q(image)} type="Texture" id={p}]']
         out.append("")
         for _, entries in anims:
             for n, page, f in entries:
-                out += [f"[sub_resource type=\"AtlasTexture\" id={n}]",
-                        f"atlas = ExtResource( {page + 1} )",
-                        f"region = Rect2( {f.x}, {f.y}, {f.w}, {f.h} )"]
+                out += [
+                    f'[sub_resource type="AtlasTexture" id={n}]',
+                    f"atlas = ExtResource( {page + 1} )",
+                    f"region = Rect2( {f.x}, {f.y}, {f.w}, {f.h} )",
+                ]
                 if f.trimmed:
-                    out.append(f"margin = Rect2( {f.offset_x}, {f.offset_y}, "
-                               f"{f.source_w - f.w}, {f.source_h - f.h} )")
+                    out.append(f"margin = Rect2( {f.offset_x}, {f.offset_y}, {f.source_w - f.w}, {f.source_h - f.h} )")
                 out.append("")
         blocks = []
         for name, entries in anims:
@@ -80,23 +82,27 @@ class Godot4(AtlasFormat):
     def render(self, target: AtlasTarget) -> str:
         anims = _animations(target)
         count = sum(len(e) for _, e in anims)
-        out = [f"[gd_resource type=\"SpriteFrames\" load_steps={len(target.images) + count + 1} format=3]", ""]
+        out = [f'[gd_resource type="SpriteFrames" load_steps={len(target.images) + count + 1} format=3]', ""]
         for p, image in enumerate(target.images, start=1):
-            out.append(f"[ext_resource type=\"Texture2D\" path={q(image)} id=\"{p}_sheet\"]")
+            out.append(f'[ext_resource type="Texture2D" path={q(image)} id="{p}_sheet"]')
         out.append("")
         for _, entries in anims:
             for n, page, f in entries:
-                out += [f"[sub_resource type=\"AtlasTexture\" id=\"AtlasTexture_{n}\"]",
-                        f"atlas = ExtResource(\"{page + 1}_sheet\")",
-                        f"region = Rect2({f.x}, {f.y}, {f.w}, {f.h})"]
+                out += [
+                    f'[sub_resource type="AtlasTexture" id="AtlasTexture_{n}"]',
+                    f'atlas = ExtResource("{page + 1}_sheet")',
+                    f"region = Rect2({f.x}, {f.y}, {f.w}, {f.h})",
+                ]
                 if f.trimmed:
-                    out.append(f"margin = Rect2({f.offset_x}, {f.offset_y}, "
-                               f"{f.source_w - f.w}, {f.source_h - f.h})")
+                    out.append(f"margin = Rect2({f.offset_x}, {f.offset_y}, {f.source_w - f.w}, {f.source_h - f.h})")
                 out.append("")
         blocks = []
         for name, entries in anims:
-            frames = ", ".join(f'{{\n"duration": {duration_ms(f) / DEFAULT_DURATION_MS},\n'
-                               f'"texture": SubResource("AtlasTexture_{n}")\n}}' for n, _, f in entries)
+            frames = ", ".join(
+                f'{{\n"duration": {duration_ms(f) / DEFAULT_DURATION_MS},\n'
+                f'"texture": SubResource("AtlasTexture_{n}")\n}}'
+                for n, _, f in entries
+            )
             blocks.append(f'{{\n"frames": [{frames}],\n"loop": true,\n"name": {q(name)},\n"speed": {FPS}\n}}')
         out += ["[resource]", f"animations = [{', '.join(blocks)}]", ""]
         return "\n".join(out)

@@ -20,17 +20,27 @@ import json
 from scarlet_moon.exporters.base import AtlasFormat, AtlasTarget
 from scarlet_moon.exporters.fmt_godot import q
 from scarlet_moon.exporters.model import Frame, Page
-from scarlet_moon.exporters.tilegrid import TileGrid, terrain_colours, terrain_names, tile_grid, wang_corners, wang_frames
+from scarlet_moon.exporters.tilegrid import (
+    TileGrid,
+    terrain_colours,
+    terrain_names,
+    tile_grid,
+    wang_corners,
+    wang_frames,
+)
 
 PEERING = ("top_left_corner", "top_right_corner", "bottom_right_corner", "bottom_left_corner")  # = wang order
-MATCH_CORNERS = 1     # TileSet.TERRAIN_MODE_MATCH_CORNERS
-TYPE_STRING = 4       # Variant.Type TYPE_STRING, for the custom data layers
+MATCH_CORNERS = 1  # TileSet.TERRAIN_MODE_MATCH_CORNERS
+TYPE_STRING = 4  # Variant.Type TYPE_STRING, for the custom data layers
 
 
 def _tile_lines(frame: Frame, cell: tuple[int, int]) -> list[str]:
     key = f"{cell[0]}:{cell[1]}/0"
-    lines = [f"{key} = 0", f"{key}/custom_data_0 = {q(frame.name)}",
-             f"{key}/custom_data_1 = {q(json.dumps(frame.meta, sort_keys=True, default=str))}"]
+    lines = [
+        f"{key} = 0",
+        f"{key}/custom_data_0 = {q(frame.name)}",
+        f"{key}/custom_data_1 = {q(json.dumps(frame.meta, sort_keys=True, default=str))}",
+    ]
     corners = wang_corners(frame)
     if corners is not None:
         centre = 1 if sum(corners) > 2 else 0
@@ -40,15 +50,17 @@ def _tile_lines(frame: Frame, cell: tuple[int, int]) -> list[str]:
 
 
 def _source(n: int, page: Page, grid: TileGrid) -> list[str]:
-    out = [f"[sub_resource type=\"TileSetAtlasSource\" id=\"TileSetAtlasSource_{n}\"]",
-           f"texture = ExtResource(\"{n}_sheet\")",
-           f"margins = Vector2i({grid.margin}, {grid.margin})",
-           f"separation = Vector2i({grid.spacing}, {grid.spacing})",
-           f"texture_region_size = Vector2i({grid.tile_w}, {grid.tile_h})"]
+    out = [
+        f'[sub_resource type="TileSetAtlasSource" id="TileSetAtlasSource_{n}"]',
+        f'texture = ExtResource("{n}_sheet")',
+        f"margins = Vector2i({grid.margin}, {grid.margin})",
+        f"separation = Vector2i({grid.spacing}, {grid.spacing})",
+        f"texture_region_size = Vector2i({grid.tile_w}, {grid.tile_h})",
+    ]
     seen: set[tuple[int, int]] = set()
     for f in page.frames:
         cell = grid.cells[f.name]
-        if cell not in seen:   # an alias shares its original's tile
+        if cell not in seen:  # an alias shares its original's tile
             seen.add(cell)
             out += _tile_lines(f, cell)
     return out + [""]
@@ -63,8 +75,10 @@ def _terrains(target: AtlasTarget) -> list[str]:
     out = [f"terrain_set_0/mode = {MATCH_CORNERS}"]
     for c in (0, 1):
         r, g, b = (v / 255 for v in colours[c])
-        out += [f"terrain_set_0/terrain_{c}/name = {q(names[c])}",
-                f"terrain_set_0/terrain_{c}/color = Color({r:.4g}, {g:.4g}, {b:.4g}, 1)"]
+        out += [
+            f"terrain_set_0/terrain_{c}/name = {q(names[c])}",
+            f"terrain_set_0/terrain_{c}/color = Color({r:.4g}, {g:.4g}, {b:.4g}, 1)",
+        ]
     return out
 
 
@@ -80,9 +94,9 @@ class Godot4TileSet(AtlasFormat):
         if len(sizes) != 1:
             raise ValueError(f"format {self.name!r} needs one tile size on every page, got {sorted(sizes)}")
         n_pages = len(target.pages)
-        out = [f"[gd_resource type=\"TileSet\" load_steps={2 * n_pages + 1} format=3]", ""]
+        out = [f'[gd_resource type="TileSet" load_steps={2 * n_pages + 1} format=3]', ""]
         for n, image in enumerate(target.images, start=1):
-            out.append(f"[ext_resource type=\"Texture2D\" path={q(image)} id=\"{n}_sheet\"]")
+            out.append(f'[ext_resource type="Texture2D" path={q(image)} id="{n}_sheet"]')
         out.append("")
         for n, (page, grid) in enumerate(zip(target.pages, grids), start=1):
             out += _source(n, page, grid)
@@ -91,5 +105,5 @@ class Godot4TileSet(AtlasFormat):
         out += _terrains(target)
         for i, name in enumerate(("name", "meta")):
             out += [f"custom_data_layer_{i}/name = {q(name)}", f"custom_data_layer_{i}/type = {TYPE_STRING}"]
-        out += [f"sources/{n - 1} = SubResource(\"TileSetAtlasSource_{n}\")" for n in range(1, n_pages + 1)]
+        out += [f'sources/{n - 1} = SubResource("TileSetAtlasSource_{n}")' for n in range(1, n_pages + 1)]
         return "\n".join(out) + "\n"

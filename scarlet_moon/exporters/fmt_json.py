@@ -15,7 +15,6 @@ from typing import Any
 from scarlet_moon.exporters.base import AtlasFormat, AtlasTarget, by_label, duration_ms, tp_frame
 from scarlet_moon.exporters.model import Page, animations_of
 
-
 _FLAT = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(", ", ": ")).encode
 
 
@@ -88,16 +87,25 @@ class JsonArray(JsonHash):
 class PhaserMulti(AtlasFormat):
     reads_pixels = False  # page sizes only: renderable in a worker
     name = "phaser-multi"
-    description = ("Phaser 3/4 multi-atlas (load.multiatlas), all pages in one file; "
-                   "added automatically when json-hash/json-array output has several pages")
+    description = (
+        "Phaser 3/4 multi-atlas (load.multiatlas), all pages in one file; "
+        "added automatically when json-hash/json-array output has several pages"
+    )
     suffix = ".multi.json"
     engine = "Phaser 3/4 (load.multiatlas)"
 
     def render(self, target: AtlasTarget) -> str:
         textures = []
         for page, image in zip(target.pages, target.images):
-            textures.append({"image": image, "format": "RGBA8888", "size": {"w": page.size[0], "h": page.size[1]},
-                             "scale": 1, "frames": [{"filename": f.name, **tp_frame(f)} for f in page.frames]})
+            textures.append(
+                {
+                    "image": image,
+                    "format": "RGBA8888",
+                    "size": {"w": page.size[0], "h": page.size[1]},
+                    "scale": 1,
+                    "frames": [{"filename": f.name, **tp_frame(f)} for f in page.frames],
+                }
+            )
         meta = dict(target.app_meta)
         meta["animations"] = animations_of(target.frames)
         return dump_json({"textures": textures, "meta": meta}, flat_depth=4)  # textures[i].frames[j]

@@ -60,12 +60,23 @@ class LibGdx(AtlasFormat):
         for page, image in zip(target.pages, target.images):
             if _UNSAFE.search(image) or image != image.strip():
                 raise ValueError(f"libGDX atlas cannot name the page image {image!r} (':' or control characters)")
-            out += ["", image, f"size: {page.size[0]}, {page.size[1]}", "format: RGBA8888",
-                    "filter: Nearest, Nearest", "repeat: none", "pma: false"]
+            out += [
+                "",
+                image,
+                f"size: {page.size[0]}, {page.size[1]}",
+                "format: RGBA8888",
+                "filter: Nearest, Nearest",
+                "repeat: none",
+                "pma: false",
+            ]
             for f in by_label(page.frames):
                 region, index = names[id(f)]
                 bottom = f.source_h - f.offset_y - f.h
-                out += [region, f"  bounds: {f.x}, {f.y}, {f.w}, {f.h}",
-                        f"  offsets: {f.offset_x}, {bottom}, {f.source_w}, {f.source_h}",
-                        "  rotate: false", f"  index: {index}"]
+                out += [
+                    region,
+                    f"  bounds: {f.x}, {f.y}, {f.w}, {f.h}",
+                    f"  offsets: {f.offset_x}, {bottom}, {f.source_w}, {f.source_h}",
+                    "  rotate: false",
+                    f"  index: {index}",
+                ]
         return "\n".join(out[1:]) + "\n"

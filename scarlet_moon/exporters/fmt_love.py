@@ -106,14 +106,23 @@ def uniform_grid(target: AtlasTarget) -> dict[str, int] | None:
     if any((x - xs[0]) % (w + border) for x in xs) or any((y - ys[0]) % (h + border) for y in ys):
         return None
     page_w, page_h = target.pages[0].size
-    return {"frameWidth": w, "frameHeight": h, "imageWidth": page_w, "imageHeight": page_h,
-            "left": xs[0] - border, "top": ys[0] - border, "border": border}
+    return {
+        "frameWidth": w,
+        "frameHeight": h,
+        "imageWidth": page_w,
+        "imageHeight": page_h,
+        "left": xs[0] - border,
+        "top": ys[0] - border,
+        "border": border,
+    }
 
 
 def _cell(f: Frame, grid: dict[str, int]) -> tuple[int, int]:
     """1-based (col, row) of a frame in the grid."""
-    return ((f.x - grid["left"] - grid["border"]) // (grid["frameWidth"] + grid["border"]) + 1,
-            (f.y - grid["top"] - grid["border"]) // (grid["frameHeight"] + grid["border"]) + 1)
+    return (
+        (f.x - grid["left"] - grid["border"]) // (grid["frameWidth"] + grid["border"]) + 1,
+        (f.y - grid["top"] - grid["border"]) // (grid["frameHeight"] + grid["border"]) + 1,
+    )
 
 
 def chunked(target: str, rows: list[str]) -> list[str]:
@@ -122,7 +131,7 @@ def chunked(target: str, rows: list[str]) -> list[str]:
     out = [f"{target} = {{}}", "for _, part in ipairs({"]
     for start in range(0, len(rows), CHUNK_ROWS):
         out.append("  function() return {")
-        out += [f"    {row}," for row in rows[start:start + CHUNK_ROWS]]
+        out += [f"    {row}," for row in rows[start : start + CHUNK_ROWS]]
         out.append("  } end,")
     return out + ["}) do", f"  for _, row in ipairs(part()) do {target}[#{target} + 1] = row end", "end"]
 
@@ -143,19 +152,37 @@ class Love(AtlasFormat):
         grid = uniform_grid(target)
         page_of = {id(f): p for p, page in enumerate(target.pages, start=1) for f in page.frames}
         app = target.app_meta
-        out = ["-- LOVE 11 atlas (data; requires nothing). Usage: see atlas.quads below and the README.",
-               "local atlas = {}",
-               f"atlas.app = {lua_value(app.get('app'))}",
-               f"atlas.version = {lua_value(app.get('version'))}",
-               f"atlas.image = {lua_str(target.images[0])}"]
-        out += chunked("atlas.pages", [_table({"image": image, "width": page.size[0], "height": page.size[1]})
-                                       for page, image in zip(target.pages, target.images)])
+        out = [
+            "-- LOVE 11 atlas (data; requires nothing). Usage: see atlas.quads below and the README.",
+            "local atlas = {}",
+            f"atlas.app = {lua_value(app.get('app'))}",
+            f"atlas.version = {lua_value(app.get('version'))}",
+            f"atlas.image = {lua_str(target.images[0])}",
+        ]
+        out += chunked(
+            "atlas.pages",
+            [
+                _table({"image": image, "width": page.size[0], "height": page.size[1]})
+                for page, image in zip(target.pages, target.images)
+            ],
+        )
         rows = []
         for f in target.frames:
             fields: dict[str, object] = {
-                "name": f.name, "label": f.label, "page": page_of[id(f)], "x": f.x, "y": f.y, "w": f.w, "h": f.h,
-                "sourceW": f.source_w, "sourceH": f.source_h, "offsetX": f.offset_x, "offsetY": f.offset_y,
-                "duration": duration_ms(f) / 1000, "aliasOf": f.alias_of}
+                "name": f.name,
+                "label": f.label,
+                "page": page_of[id(f)],
+                "x": f.x,
+                "y": f.y,
+                "w": f.w,
+                "h": f.h,
+                "sourceW": f.source_w,
+                "sourceH": f.source_h,
+                "offsetX": f.offset_x,
+                "offsetY": f.offset_y,
+                "duration": duration_ms(f) / 1000,
+                "aliasOf": f.alias_of,
+            }
             if grid is not None:
                 fields["col"], fields["row"] = _cell(f, grid)
             rows.append(_table(fields))
@@ -163,7 +190,9 @@ class Love(AtlasFormat):
         if grid is None:
             out.append("atlas.grid = nil  -- not a uniform grid: use the quads")
         else:
-            out += ["-- anim8.newGrid(g.frameWidth, g.frameHeight, g.imageWidth, g.imageHeight, g.left, g.top, "
-                    "g.border)", f"atlas.grid = {_table(dict(grid))}"]
+            out += [
+                "-- anim8.newGrid(g.frameWidth, g.frameHeight, g.imageWidth, g.imageHeight, g.left, g.top, g.border)",
+                f"atlas.grid = {_table(dict(grid))}",
+            ]
         out += [DERIVED, QUADS_HELPER, "return atlas", ""]
         return "\n".join(out)

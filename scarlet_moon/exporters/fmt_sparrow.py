@@ -25,7 +25,7 @@ from scarlet_moon.exporters.model import Frame
 
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
-_ESCAPE = re.compile("[&<>\"\t\n\r]")
+_ESCAPE = re.compile('[&<>"\t\n\r]')
 
 
 def xml_attr(text: str) -> str:
@@ -65,14 +65,18 @@ class Sparrow(AtlasFormat):
             raise ValueError(f"Sparrow XML cannot name the page image {image!r} (a character XML cannot hold)")
         names = unique_names(page.frames)
         app = target.app_meta
-        out = ['<?xml version="1.0" encoding="UTF-8"?>',
-               f"<!-- {_comment(app.get('app', ''))} {_comment(app.get('version', ''))} -->",
-               f"<TextureAtlas imagePath={xml_attr(image)}>"]
+        out = [
+            '<?xml version="1.0" encoding="UTF-8"?>',
+            f"<!-- {_comment(app.get('app', ''))} {_comment(app.get('version', ''))} -->",
+            f"<TextureAtlas imagePath={xml_attr(image)}>",
+        ]
         for f in by_label(page.frames):
-            attrs = f"name={xml_attr(names[f.name])} x=\"{f.x}\" y=\"{f.y}\" width=\"{f.w}\" height=\"{f.h}\""
+            attrs = f'name={xml_attr(names[f.name])} x="{f.x}" y="{f.y}" width="{f.w}" height="{f.h}"'
             if f.trimmed:
-                attrs += (f" frameX=\"{-f.offset_x}\" frameY=\"{-f.offset_y}\""
-                          f" frameWidth=\"{f.source_w}\" frameHeight=\"{f.source_h}\"")
+                attrs += (
+                    f' frameX="{-f.offset_x}" frameY="{-f.offset_y}"'
+                    f' frameWidth="{f.source_w}" frameHeight="{f.source_h}"'
+                )
             out.append(f"  <SubTexture {attrs}/>")
         out += ["</TextureAtlas>", ""]
         return "\n".join(out)

@@ -25,9 +25,9 @@ from scarlet_moon.exporters.base import AtlasFormat, AtlasTarget
 from scarlet_moon.exporters.model import Frame, Page
 from scarlet_moon.exporters.tilegrid import TileGrid, corner_map, terrain_colours, terrain_names, tile_grid, wang_frames
 
-TSX_VERSION = "1.8"   # the map format version Tiled 1.8 writes (wangsets as introduced in 1.5)
-MAP_SIDE = 8          # the example map of a Wang set is MAP_SIDE x MAP_SIDE tiles
-MAP_SEED = 0          # its corner grid's random seed
+TSX_VERSION = "1.8"  # the map format version Tiled 1.8 writes (wangsets as introduced in 1.5)
+MAP_SIDE = 8  # the example map of a Wang set is MAP_SIDE x MAP_SIDE tiles
+MAP_SEED = 0  # its corner grid's random seed
 
 
 def wangid(corners: tuple[int, int, int, int]) -> str:
@@ -46,8 +46,12 @@ def _tile(root: ET.Element, tid: int, frame: Frame) -> None:
     """<tile id=...> with the frame's properties."""
     props = ET.SubElement(ET.SubElement(root, "tile", id=str(tid)), "properties")
     seed = frame.meta.get("seed")
-    values = [("name", frame.name), ("label", frame.label or ""), ("seed", "" if seed is None else str(seed)),
-              ("meta", json.dumps(frame.meta, sort_keys=True, default=str))]
+    values = [
+        ("name", frame.name),
+        ("label", frame.label or ""),
+        ("seed", "" if seed is None else str(seed)),
+        ("meta", json.dumps(frame.meta, sort_keys=True, default=str)),
+    ]
     for name, value in values:
         ET.SubElement(props, "property", name=name, value=value)
 
@@ -66,11 +70,18 @@ def _wangset(root: ET.Element, page: Page, grid: TileGrid) -> None:
         return
     names, colours = terrain_names(page.frames), terrain_colours(page, page.frames)
     base = {corners[0]: grid.tile_id(f.name) for f, corners in found if len(set(corners)) == 1}
-    wangset = ET.SubElement(ET.SubElement(root, "wangsets"), "wangset", name=" / ".join(names), type="corner",
-                            tile=str(base.get(0, -1)))
+    wangset = ET.SubElement(
+        ET.SubElement(root, "wangsets"), "wangset", name=" / ".join(names), type="corner", tile=str(base.get(0, -1))
+    )
     for c in (0, 1):
-        ET.SubElement(wangset, "wangcolor", name=names[c], color="#%02x%02x%02x" % colours[c],
-                      tile=str(base.get(c, -1)), probability="1")
+        ET.SubElement(
+            wangset,
+            "wangcolor",
+            name=names[c],
+            color="#%02x%02x%02x" % colours[c],
+            tile=str(base.get(c, -1)),
+            probability="1",
+        )
     seen = set()
     for f, corners in found:
         tid = grid.tile_id(f.name)
@@ -82,9 +93,17 @@ def _wangset(root: ET.Element, page: Page, grid: TileGrid) -> None:
 def render_tsx(page: Page, image: str, name: str, fmt: str = "tiled") -> str:
     """The .tsx of one page whose PNG is `image` (relative to the .tsx)."""
     grid = tile_grid(page, fmt)
-    root = ET.Element("tileset", version=TSX_VERSION, name=name, tilewidth=str(grid.tile_w),
-                      tileheight=str(grid.tile_h), spacing=str(grid.spacing), margin=str(grid.margin),
-                      tilecount=str(grid.columns * grid.rows), columns=str(grid.columns))
+    root = ET.Element(
+        "tileset",
+        version=TSX_VERSION,
+        name=name,
+        tilewidth=str(grid.tile_w),
+        tileheight=str(grid.tile_h),
+        spacing=str(grid.spacing),
+        margin=str(grid.margin),
+        tilecount=str(grid.columns * grid.rows),
+        columns=str(grid.columns),
+    )
     ET.SubElement(root, "image", source=image, width=str(page.size[0]), height=str(page.size[1]))
     for tid, frame in sorted(_first_frames(grid, page.frames).items()):
         _tile(root, tid, frame)
@@ -101,15 +120,25 @@ def map_gids(page: Page, grid: TileGrid) -> list[list[int]]:
     gids = list(dict.fromkeys(grid.tile_id(f.name) + 1 for f in page.frames))
     cols = max(1, math.ceil(math.sqrt(len(gids))))
     gids += [0] * (-len(gids) % cols)
-    return [gids[i:i + cols] for i in range(0, len(gids), cols)]
+    return [gids[i : i + cols] for i in range(0, len(gids), cols)]
 
 
 def render_tmx(gids: list[list[int]], grid: TileGrid, tileset: str) -> str:
     """An orthogonal map of `gids` using the tileset file `tileset` (firstgid 1), one CSV layer."""
     rows, cols = len(gids), len(gids[0])
-    root = ET.Element("map", version=TSX_VERSION, orientation="orthogonal", renderorder="right-down",
-                      width=str(cols), height=str(rows), tilewidth=str(grid.tile_w), tileheight=str(grid.tile_h),
-                      infinite="0", nextlayerid="2", nextobjectid="1")
+    root = ET.Element(
+        "map",
+        version=TSX_VERSION,
+        orientation="orthogonal",
+        renderorder="right-down",
+        width=str(cols),
+        height=str(rows),
+        tilewidth=str(grid.tile_w),
+        tileheight=str(grid.tile_h),
+        infinite="0",
+        nextlayerid="2",
+        nextobjectid="1",
+    )
     ET.SubElement(root, "tileset", firstgid="1", source=tileset)
     layer = ET.SubElement(root, "layer", id="1", name="tiles", width=str(cols), height=str(rows))
     data = ET.SubElement(layer, "data", encoding="csv")

@@ -208,8 +208,10 @@ class Unity(AtlasFormat):
     def render(self, target: AtlasTarget) -> str:
         page, image = target.pages[0], target.images[0]
         if target.atlas_name != image + ".meta":
-            raise ValueError(f"a Unity .meta must be named after its PNG ({image + '.meta'!r}, not "
-                             f"{target.atlas_name!r}): name the sheet with a lower-case .png")
+            raise ValueError(
+                f"a Unity .meta must be named after its PNG ({image + '.meta'!r}, not "
+                f"{target.atlas_name!r}): name the sheet with a lower-case .png"
+            )
         guid = guid_for(image)
         page_w, page_h = page.size
         heights = Counter(f.source_h for f in page.frames)
@@ -221,8 +223,20 @@ class Unity(AtlasFormat):
             sprite_id, internal_id = sprite_ids(guid, f.name)
             alignment, px, py = _pivot(f)
             name = yaml_str(f.name)
-            out.append(SPRITE.format(name=name, x=f.x, y=page_h - f.y - f.h, w=f.w, h=f.h, alignment=alignment,
-                                     px=px, py=py, sprite_id=sprite_id, internal_id=internal_id))
+            out.append(
+                SPRITE.format(
+                    name=name,
+                    x=f.x,
+                    y=page_h - f.y - f.h,
+                    w=f.w,
+                    h=f.h,
+                    alignment=alignment,
+                    px=px,
+                    py=py,
+                    sprite_id=sprite_id,
+                    internal_id=internal_id,
+                )
+            )
             table.append(f"      {name}: {internal_id}\n")
         out.append(FOOTER.format(names="".join(table)))
         return "".join(out)

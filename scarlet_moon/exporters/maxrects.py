@@ -40,8 +40,11 @@ class MaxRects:
             else:
                 kept.append(free)
         # Only the new pieces can be contained in something else or contain an old piece.
-        new = [r for i, r in enumerate(new)
-               if not any(_contains(o, r) and (o != r or j < i) for j, o in enumerate(new) if j != i)]
+        new = [
+            r
+            for i, r in enumerate(new)
+            if not any(_contains(o, r) and (o != r or j < i) for j, o in enumerate(new) if j != i)
+        ]
         new = [r for r in new if not any(_contains(o, r) for o in kept)]
         kept = [o for o in kept if not any(_contains(r, o) for r in new)]
         self.free = kept + new
@@ -52,8 +55,12 @@ def _overlap(a: Rect, b: Rect) -> bool:
 
 
 def _contains(outer: Rect, inner: Rect) -> bool:
-    return (outer[0] <= inner[0] and outer[1] <= inner[1]
-            and inner[0] + inner[2] <= outer[0] + outer[2] and inner[1] + inner[3] <= outer[1] + outer[3])
+    return (
+        outer[0] <= inner[0]
+        and outer[1] <= inner[1]
+        and inner[0] + inner[2] <= outer[0] + outer[2]
+        and inner[1] + inner[3] <= outer[1] + outer[3]
+    )
 
 
 def _split(free: Rect, used: Rect) -> list[Rect]:

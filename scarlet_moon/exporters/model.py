@@ -33,17 +33,21 @@ class Sprite:
 class PackOptions:
     """How sprites are packed (scarlet_moon.exporters.packer); every value is checked here (ValueError naming it)."""
 
-    padding: int = 1        # pixels between slots and from the sheet's edges
-    extrude: int = 0        # edge pixels repeated around each frame
-    scale: int = 1          # nearest-neighbour factor
-    pot: bool = False       # sheet sides rounded up to powers of two
-    max_size: int = 4096    # largest sheet side; more sprites go on further pages
-    trim: bool = False      # crop transparent borders
-    dedupe: bool = True     # identical frames stored once
+    padding: int = 1  # pixels between slots and from the sheet's edges
+    extrude: int = 0  # edge pixels repeated around each frame
+    scale: int = 1  # nearest-neighbour factor
+    pot: bool = False  # sheet sides rounded up to powers of two
+    max_size: int = 4096  # largest sheet side; more sprites go on further pages
+    trim: bool = False  # crop transparent borders
+    dedupe: bool = True  # identical frames stored once
 
     def __post_init__(self) -> None:
-        for name, low, high in (("padding", 0, MAX_SHEET_SIDE), ("extrude", 0, MAX_SHEET_SIDE),
-                                ("scale", 1, MAX_SHEET_SIDE), ("max_size", 1, MAX_SHEET_SIDE)):
+        for name, low, high in (
+            ("padding", 0, MAX_SHEET_SIDE),
+            ("extrude", 0, MAX_SHEET_SIDE),
+            ("scale", 1, MAX_SHEET_SIDE),
+            ("max_size", 1, MAX_SHEET_SIDE),
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ValueError(f"{name} must be an integer {low}..{high}, got {value!r}")
@@ -57,8 +61,10 @@ class PackOptions:
         """ValueError when a w x h sprite (before scaling and trimming) cannot go on a page."""
         side = max(w, h) * self.scale + 2 * (self.extrude + self.padding)
         if side > self.limit:
-            raise ValueError(f"{what} of {w}x{h} needs {side} px per side at scale {self.scale} with padding "
-                             f"{self.padding} and extrusion {self.extrude}, more than the max sheet size {self.limit}")
+            raise ValueError(
+                f"{what} of {w}x{h} needs {side} px per side at scale {self.scale} with padding "
+                f"{self.padding} and extrusion {self.extrude}, more than the max sheet size {self.limit}"
+            )
 
 
 @dataclass(frozen=True)

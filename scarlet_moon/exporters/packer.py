@@ -61,8 +61,10 @@ def pack(sprites: Sequence[Sprite], options: PackOptions | None = None, **settin
         layout = _grid_layout(len(items), sizes[0], padding, limit)
     else:
         layout = _maxrects_layout(sizes, padding, limit)
-    pages = [_render_page(entries, items, sizes, sprites, prepared, padding, extrude, pot, p)
-             for p, entries in enumerate(layout)]
+    pages = [
+        _render_page(entries, items, sizes, sprites, prepared, padding, extrude, pot, p)
+        for p, entries in enumerate(layout)
+    ]
     return PackResult(pages=pages, padding=padding, extrude=extrude, scale=scale)
 
 
@@ -86,8 +88,9 @@ def _size(s: Sprite) -> tuple[int, int]:
     im = s.image
     if isinstance(im, np.ndarray):
         if im.dtype != np.uint8 or im.ndim != 3 or im.shape[2] != 4:
-            raise ValueError(f"sprite {s.name!r}: an array image must be uint8 H x W x 4 (RGBA), "
-                             f"got {im.dtype} {tuple(im.shape)}")
+            raise ValueError(
+                f"sprite {s.name!r}: an array image must be uint8 H x W x 4 (RGBA), got {im.dtype} {tuple(im.shape)}"
+            )
         return int(im.shape[1]), int(im.shape[0])
     return im.width, im.height
 
@@ -128,7 +131,7 @@ def _trim(rgba: np.ndarray) -> tuple[np.ndarray, int, int]:
     if len(xs) == 0:
         return rgba[:1, :1], 0, 0
     x0, y0 = int(xs.min()), int(ys.min())
-    return rgba[y0:int(ys.max()) + 1, x0:int(xs.max()) + 1], x0, y0
+    return rgba[y0 : int(ys.max()) + 1, x0 : int(xs.max()) + 1], x0, y0
 
 
 def _pot_ceil(n: int) -> int:
@@ -146,8 +149,7 @@ def _grid_layout(n: int, slot: tuple[int, int], padding: int, limit: int) -> Lay
         cols = min(cols_max, max(1, math.ceil(math.sqrt(k * pitch_h / pitch_w))))
         if math.ceil(k / cols) > rows_max:
             cols = cols_max
-        layout.append([(start + i, padding + (i % cols) * pitch_w, padding + (i // cols) * pitch_h)
-                       for i in range(k)])
+        layout.append([(start + i, padding + (i % cols) * pitch_w, padding + (i // cols) * pitch_h) for i in range(k)])
     return layout
 
 
@@ -161,8 +163,9 @@ def _maxrects_layout(sizes: list[tuple[int, int]], padding: int, limit: int) -> 
     return layout
 
 
-def _fit_smallest_bin(order: list[int], sizes: list[tuple[int, int]], padding: int,
-                      limit: int) -> tuple[list[tuple[int, int, int]], list[int]]:
+def _fit_smallest_bin(
+    order: list[int], sizes: list[tuple[int, int]], padding: int, limit: int
+) -> tuple[list[tuple[int, int, int]], list[int]]:
     # Each slot is packed as (w + padding, h + padding) into a bin shifted by `padding`, which
     # leaves `padding` between slots and on every sheet edge.
     padded = {i: (sizes[i][0] + padding, sizes[i][1] + padding) for i in order}
@@ -187,9 +190,17 @@ def _fit_smallest_bin(order: list[int], sizes: list[tuple[int, int]], padding: i
             h = min(limit - padding, max(h + 1, h * 5 // 4))
 
 
-def _render_page(entries: list[tuple[int, int, int]], items: list[_Item], sizes: list[tuple[int, int]],
-                 sprites: Sequence[Sprite], prepared: list[_Prepared], padding: int, extrude: int,
-                 pot: bool, page_no: int) -> Page:
+def _render_page(
+    entries: list[tuple[int, int, int]],
+    items: list[_Item],
+    sizes: list[tuple[int, int]],
+    sprites: Sequence[Sprite],
+    prepared: list[_Prepared],
+    padding: int,
+    extrude: int,
+    pot: bool,
+    page_no: int,
+) -> Page:
     width = max(x + sizes[i][0] for i, x, _ in entries) + padding
     height = max(y + sizes[i][1] for i, _, y in entries) + padding
     if pot:
@@ -202,7 +213,7 @@ def _render_page(entries: list[tuple[int, int, int]], items: list[_Item], sizes:
         if extrude:
             # repeat the edge pixels outward (corners too) so filtering at the rect edge sees them
             block = np.pad(block, ((extrude, extrude), (extrude, extrude), (0, 0)), mode="edge")
-        sheet[y:y + block.shape[0], x:x + block.shape[1]] = block
+        sheet[y : y + block.shape[0], x : x + block.shape[1]] = block
     on_page = sorted(u for i, _, _ in entries for u in items[i].users)
     frames = [_frame(sprites[u], prepared[u], items[prepared[u].item], extrude) for u in on_page]
     return Page(image=Image.fromarray(sheet, "RGBA"), frames=frames)
@@ -210,7 +221,17 @@ def _render_page(entries: list[tuple[int, int, int]], items: list[_Item], sizes:
 
 def _frame(sprite: Sprite, prep: _Prepared, item: _Item, extrude: int) -> Frame:
     h, w = item.pixels.shape[:2]
-    return Frame(name=sprite.name, x=item.x + extrude, y=item.y + extrude, w=w, h=h,
-                 source_w=prep.source_w, source_h=prep.source_h, offset_x=prep.offset_x,
-                 offset_y=prep.offset_y, label=sprite.label, meta=dict(sprite.meta),
-                 alias_of=None if item.first == sprite.name else item.first)
+    return Frame(
+        name=sprite.name,
+        x=item.x + extrude,
+        y=item.y + extrude,
+        w=w,
+        h=h,
+        source_w=prep.source_w,
+        source_h=prep.source_h,
+        offset_x=prep.offset_x,
+        offset_y=prep.offset_y,
+        label=sprite.label,
+        meta=dict(sprite.meta),
+        alias_of=None if item.first == sprite.name else item.first,
+    )

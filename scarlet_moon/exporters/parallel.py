@@ -84,7 +84,7 @@ def auto_workers(page_pixels: int, jobs: int, cpus: int | None = None) -> int:
 
 def size_only(target: AtlasTarget) -> AtlasTarget:
     """`target` with page images replaced by their sizes (what a worker needs of a size-only format)."""
-    pages = [replace(p, image=PageSize(tuple(p.size))) for p in target.pages]
+    pages = [replace(p, image=PageSize((p.size[0], p.size[1]))) for p in target.pages]  # type: ignore[arg-type]
     return replace(target, pages=pages)
 
 
@@ -101,13 +101,15 @@ def produce(jobs: Sequence[Job], workers: int) -> list[bytes]:
     out: list[bytes | None] = [None] * len(jobs)
     with _LOCK:  # one pool at a time per process: _INHERITED holds one set of jobs
         _INHERITED = jobs  # a forked worker reads its job from here: nothing is pickled but the index
-        pool = ProcessPoolExecutor(min(workers, len(remote)), mp_context=multiprocessing.get_context(method),
-                                   initializer=_ignore_sigint)
+        pool = ProcessPoolExecutor(
+            min(workers, len(remote)), mp_context=multiprocessing.get_context(method), initializer=_ignore_sigint
+        )
         try:
             futures: dict[int, Future[bytes]] = {}
             for i in sorted(remote, key=lambda i: -_weight(jobs[i])):  # largest first: the last to start is short
-                futures[i] = pool.submit(_inherited, i) if method == "fork" else \
-                    pool.submit(jobs[i][0], *_shipped(jobs[i]))
+                futures[i] = (
+                    pool.submit(_inherited, i) if method == "fork" else pool.submit(jobs[i][0], *_shipped(jobs[i]))
+                )
             for i, (fn, args) in enumerate(jobs):
                 out[i] = _result(futures[i]) if i in futures else fn(*args)
         finally:
@@ -117,7 +119,7 @@ def produce(jobs: Sequence[Job], workers: int) -> list[bytes]:
 
 
 def start_method() -> str:
-    """"fork" on Linux: the pages and frames are shared copy-on-write instead of pickled (pickling 100,000
+    """ "fork" on Linux: the pages and frames are shared copy-on-write instead of pickled (pickling 100,000
     frames costs more than most atlases take to render); a worker runs only Pillow and pure-Python
     formats, none of the threads torch or onnxruntime started. "spawn" elsewhere (macOS, Windows)."""
     return "fork" if sys.platform.startswith("linux") else "spawn"
@@ -150,11 +152,15 @@ def _result(future: Future[bytes]) -> bytes:
     try:
         return future.result()
     except BrokenProcessPool as exc:
-        raise OSError(f"a worker process producing the sheet's files stopped ({exc}); "
-                      "nothing was written (workers=1 runs in this process)") from None
+        raise OSError(
+            f"a worker process producing the sheet's files stopped ({exc}); "
+            "nothing was written (workers=1 runs in this process)"
+        ) from None
 
 
 def _ignore_sigint() -> None:
     # Ctrl-C reaches the whole process group: the parent handles it and shuts the pool down
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's SIGTERM handler (scarlet_moon.cli.main) is not for workers
+    signal.signal(
+        signal.SIGTERM, signal.SIG_DFL
+    )  # the parent's SIGTERM handler (scarlet_moon.cli.main) is not for workers

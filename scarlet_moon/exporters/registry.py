@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scarlet_moon.exporters.base import AtlasFormat
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
 ENTRY_POINT_GROUP = "scarlet_moon.exporters"
-BUILTINS: tuple[tuple[str, str], ...] = (   # (entry-point name, value), in listing order
+BUILTINS: tuple[tuple[str, str], ...] = (  # (entry-point name, value), in listing order
     ("json-hash", "scarlet_moon.exporters.fmt_json:JsonHash"),
     ("json-array", "scarlet_moon.exporters.fmt_json:JsonArray"),
     ("phaser-multi", "scarlet_moon.exporters.fmt_json:PhaserMulti"),
@@ -39,7 +39,7 @@ def format_entry_points() -> list[EntryPoint]:
     from importlib.metadata import EntryPoint, entry_points  # ~35 ms of imports: only for the scan
 
     found = {(ep.name, ep.value): ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    builtins = [found.pop(key, None) or EntryPoint(*key, ENTRY_POINT_GROUP) for key in BUILTINS]
+    builtins = [found.pop(key) if key in found else EntryPoint(*key, ENTRY_POINT_GROUP) for key in BUILTINS]
     return builtins + sorted(found.values(), key=lambda ep: (ep.name, ep.value))
 
 
@@ -54,12 +54,14 @@ def available_formats() -> dict[str, AtlasFormat]:
         try:
             fmt = as_format(ep.load())
         except Exception as exc:  # a broken plugin must not break the other formats
-            warnings.warn(f"atlas format plugin {ep.name!r} ({ep.value}) skipped: {exc}", RuntimeWarning,
-                          stacklevel=2)
+            warnings.warn(f"atlas format plugin {ep.name!r} ({ep.value}) skipped: {exc}", RuntimeWarning, stacklevel=2)
             continue
         if fmt.name in formats:
-            warnings.warn(f"atlas format plugin {ep.name!r} ({ep.value}) skipped: the name {fmt.name!r} "
-                          "is already taken", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"atlas format plugin {ep.name!r} ({ep.value}) skipped: the name {fmt.name!r} is already taken",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             continue
         formats[fmt.name] = fmt
     return formats
@@ -76,7 +78,7 @@ def formats_for(names: "list[str] | tuple[str, ...]") -> dict[str, AtlasFormat]:
 
 
 def load_object(value: str) -> object:
-    """"module:attribute" -> the object, as EntryPoint.load() does (without importlib.metadata)."""
+    """ "module:attribute" -> the object, as EntryPoint.load() does (without importlib.metadata)."""
     module, _, attr = value.partition(":")
     obj: object = importlib.import_module(module)
     for part in filter(None, attr.split(".")):
@@ -84,15 +86,20 @@ def load_object(value: str) -> object:
     return obj
 
 
-def as_format(obj: object) -> AtlasFormat:
+def as_format(obj: Any) -> AtlasFormat:
     """An entry point's object as a format: an instance, or a zero-argument factory (e.g. a class)."""
     if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "render")):
         obj = obj()
     for attr in ("name", "description", "suffix", "render"):
         if not hasattr(obj, attr):
             raise TypeError(f"{obj!r} has no {attr!r}; an atlas format needs name, description, suffix, render()")
-    name, suffix = getattr(obj, "name"), getattr(obj, "suffix")
-    if not isinstance(name, str) or not name or not isinstance(suffix, str) or not suffix.startswith(".") \
-            or any(c in suffix for c in "/\\"):
+    name, suffix = obj.name, obj.suffix
+    if (
+        not isinstance(name, str)
+        or not name
+        or not isinstance(suffix, str)
+        or not suffix.startswith(".")
+        or any(c in suffix for c in "/\\")
+    ):
         raise TypeError(f"{obj!r}: name must be a non-empty string, suffix a '.'-prefixed file-name ending")
     return obj  # type: ignore[return-value]

@@ -52,28 +52,43 @@ def tile_grid(page: Page, fmt: str) -> TileGrid:
     elif any(f.trimmed for f in frames):
         why = "trimmed frames"
     if why is None:
-        (w, h), = sizes
+        ((w, h),) = sizes
         xs, ys = sorted({f.x for f in frames}), sorted({f.y for f in frames})
         margin = xs[0]
         gaps = {g for g in (_pitch(xs, w), _pitch(ys, h)) if g is not None}
         spacing = gaps.pop() if len(gaps) == 1 else (0 if not gaps else -1)
-        if ys[0] != margin or spacing < 0 or any((x - margin) % (w + spacing) for x in xs) \
-                or any((y - margin) % (h + spacing) for y in ys):
+        if (
+            ys[0] != margin
+            or spacing < 0
+            or any((x - margin) % (w + spacing) for x in xs)
+            or any((y - margin) % (h + spacing) for y in ys)
+        ):
             why = "frames off a regular grid"
     if why is not None:
-        raise ValueError(f"format {fmt!r} needs same-size frames on a grid, got {why} "
-                         "(pack untrimmed sprites of one size)")
+        raise ValueError(
+            f"format {fmt!r} needs same-size frames on a grid, got {why} (pack untrimmed sprites of one size)"
+        )
     img_w, img_h = page.size
     cells = {f.name: ((f.x - margin) // (w + spacing), (f.y - margin) // (h + spacing)) for f in frames}
-    return TileGrid(w, h, margin, spacing, (img_w - 2 * margin + spacing) // (w + spacing),
-                    (img_h - 2 * margin + spacing) // (h + spacing), cells)
+    return TileGrid(
+        w,
+        h,
+        margin,
+        spacing,
+        (img_w - 2 * margin + spacing) // (w + spacing),
+        (img_h - 2 * margin + spacing) // (h + spacing),
+        cells,
+    )
 
 
 def wang_corners(frame: Frame) -> tuple[int, int, int, int] | None:
     """meta["wang"] as (tl, tr, br, bl) with values 0/1, or None when the frame has none."""
     wang = frame.meta.get("wang")
-    if isinstance(wang, (list, tuple)) and len(wang) == 4 and all(c in (0, 1) and not isinstance(c, bool)
-                                                                  for c in wang):
+    if (
+        isinstance(wang, (list, tuple))
+        and len(wang) == 4
+        and all(c in (0, 1) and not isinstance(c, bool) for c in wang)
+    ):
         return (int(wang[0]), int(wang[1]), int(wang[2]), int(wang[3]))
     return None
 
@@ -102,13 +117,13 @@ def terrain_colours(page: Page, frames: list[Frame]) -> list[tuple[int, int, int
         if tile is None:
             out.append((128, 128, 128))
             continue
-        block = rgba[tile.y:tile.y + tile.h, tile.x:tile.x + tile.w, :3]
-        out.append(tuple(int(round(v)) for v in block.reshape(-1, 3).mean(axis=0)))  # type: ignore[misc]
+        block = rgba[tile.y : tile.y + tile.h, tile.x : tile.x + tile.w, :3]
+        r, g, b = (int(round(v)) for v in block.reshape(-1, 3).mean(axis=0))
+        out.append((r, g, b))
     return out
 
 
-def corner_map(tiles: dict[tuple[int, int, int, int], Any], cols: int, rows: int,
-               seed: int = 0) -> list[list[Any]]:
+def corner_map(tiles: dict[tuple[int, int, int, int], Any], cols: int, rows: int, seed: int = 0) -> list[list[Any]]:
     """A rows x cols map of `tiles` (corners -> tile) whose neighbours agree on shared corners: corner
     terrains drawn at random (stdlib random, `seed`) on a (rows + 1) x (cols + 1) grid, each cell the
     tile of its four corners. ValueError when the set lacks a combination the draw needs."""

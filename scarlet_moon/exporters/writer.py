@@ -35,9 +35,15 @@ def check_sheet_path(out: str | Path) -> Path:
     return out
 
 
-def write_atlases(result: PackResult, out: str | Path, formats: Sequence[str] = ("json-hash",), *,
-                  force: bool = False, app_meta: dict[str, Any] | None = None,
-                  workers: int | None = None) -> list[Path]:
+def write_atlases(
+    result: PackResult,
+    out: str | Path,
+    formats: Sequence[str] = ("json-hash",),
+    *,
+    force: bool = False,
+    app_meta: dict[str, Any] | None = None,
+    workers: int | None = None,
+) -> list[Path]:
     """Write the sheet(s) and atlases next to `out` (a .png path); return every written path.
 
     workers: processes that encode the pages and render the atlases (scarlet_moon.exporters.parallel); None picks
@@ -93,7 +99,7 @@ def _stale_files(folder: Path, stem: str, n_pages: int, chosen: list[AtlasFormat
         if page in planned:
             continue
         names.add(page)
-        tag = page[len(stem):-len(".png")]  # "" or "-i"
+        tag = page[len(stem) : -len(".png")]  # "" or "-i"
         names |= {f"{stem}{tag}{fmt.suffix}" for fmt in chosen if fmt.per_page or not tag}
         names.add(f"{page}.import")  # the Godot 3 companion of a page
     if n_pages == 1 and any(f.name in MULTI_TRIGGERS for f in chosen):
@@ -115,8 +121,9 @@ def resolve_formats(names: Sequence[str], *, multipage: bool = False) -> list[At
     return chosen
 
 
-def _targets(fmt: AtlasFormat, result: PackResult, images: list[str], stem: str,
-             meta: dict[str, Any]) -> Iterator[AtlasTarget]:
+def _targets(
+    fmt: AtlasFormat, result: PackResult, images: list[str], stem: str, meta: dict[str, Any]
+) -> Iterator[AtlasTarget]:
     if getattr(fmt, "per_page", False) and len(result.pages) > 1:
         names = [f"{stem}-{i}{fmt.suffix}" for i in range(len(result.pages))]
         for i, (page, name) in enumerate(zip(result.pages, names)):

@@ -34,8 +34,8 @@ from scarlet_moon.options import whole
 if TYPE_CHECKING:
     from scarlet_moon.backends.base import Denoiser
 
-CHUNK_SIZE = 256          # sprites per chunk; part of the seed -> pixels contract, do not change lightly
-CUDA_BATCH = 8192         # sprites per sampled batch on CUDA by default (bench/results/onnx_gpu.md)
+CHUNK_SIZE = 256  # sprites per chunk; part of the seed -> pixels contract, do not change lightly
+CUDA_BATCH = 8192  # sprites per sampled batch on CUDA by default (bench/results/onnx_gpu.md)
 ChunkProgress = Callable[[float, int], None]  # (sprites done, fractional within a batch; sprites in all)
 
 
@@ -80,9 +80,17 @@ def batch_of(req: Request, ks: list[int], size: int = CHUNK_SIZE) -> tuple[list[
     return labels, [(b - a, chunk_seed(req.seed, k)) for k, (a, b) in zip(ks, spans)]
 
 
-def generate_chunks(den: "Denoiser", req: Request, indices: Iterable[int], *, batch: int | None = None,
-                    progress: ChunkProgress | None = None, raw: bool = False,
-                    size: int = CHUNK_SIZE, workers: int | None = 1) -> Iterator[tuple[int, np.ndarray]]:
+def generate_chunks(
+    den: "Denoiser",
+    req: Request,
+    indices: Iterable[int],
+    *,
+    batch: int | None = None,
+    progress: ChunkProgress | None = None,
+    raw: bool = False,
+    size: int = CHUNK_SIZE,
+    workers: int | None = 1,
+) -> Iterator[tuple[int, np.ndarray]]:
     """(chunk index, uint8 n x H x W x C) for each of `indices`, in that order: finished sprites, or
     the sampler's output with `raw`. `progress(done, total)` counts sprites of these chunks.
     `workers`: processes finishing chunks while the next batch samples (generation.finish_pool;
@@ -110,14 +118,15 @@ def generate_chunks(den: "Denoiser", req: Request, indices: Iterable[int], *, ba
             yield k0, pool.result(fut)
 
 
-def _sampled(den: "Denoiser", req: Request, indices: list[int], group: int, progress: ChunkProgress | None,
-             size: int) -> Iterator[tuple[int, np.ndarray]]:
+def _sampled(
+    den: "Denoiser", req: Request, indices: list[int], group: int, progress: ChunkProgress | None, size: int
+) -> Iterator[tuple[int, np.ndarray]]:
     """(chunk index, the sampler's uint8 output) for each of `indices`, `group` chunks per sampled batch."""
     sampling = req.sampling.resolve(den.card)
     total = sum(len(range(*chunk_span(k, len(req.labels), size))) for k in indices)
     done = 0
     for g in range(0, len(indices), group):
-        ks = indices[g:g + group]
+        ks = indices[g : g + group]
         labels, parts = batch_of(req, ks, size)
 
         def step(i: int, steps: int, base: int = done, n: int = len(labels)) -> None:
@@ -130,7 +139,7 @@ def _sampled(den: "Denoiser", req: Request, indices: list[int], group: int, prog
             progress(done, total)
         start = 0
         for k, (n, _) in zip(ks, parts):
-            yield k, out[start:start + n]
+            yield k, out[start : start + n]
             start += n
 
 
@@ -147,14 +156,23 @@ def check_workers(workers: int | None, den: "Denoiser", chunks: int, raw: bool) 
     return min(int(workers), chunks)
 
 
-def generate_all(den: "Denoiser", req: Request, *, batch: int | None = None, progress: ChunkProgress | None = None,
-                 raw: bool = False, size: int = CHUNK_SIZE, workers: int | None = 1) -> np.ndarray:
+def generate_all(
+    den: "Denoiser",
+    req: Request,
+    *,
+    batch: int | None = None,
+    progress: ChunkProgress | None = None,
+    raw: bool = False,
+    size: int = CHUNK_SIZE,
+    workers: int | None = 1,
+) -> np.ndarray:
     """Every sprite of `req`, chunk by chunk: uint8 N x H x W x C (the only thing that grows with N).
     `workers`: processes finishing chunks (generate_chunks)."""
     n = len(req.labels)
     out: np.ndarray | None = None
-    for k, images in generate_chunks(den, req, range(chunk_count(n, size)), batch=batch, progress=progress,
-                                     raw=raw, size=size, workers=workers):
+    for k, images in generate_chunks(
+        den, req, range(chunk_count(n, size)), batch=batch, progress=progress, raw=raw, size=size, workers=workers
+    ):
         if out is None:
             out = np.empty((n, *images.shape[1:]), np.uint8)
         start, stop = chunk_span(k, n, size)

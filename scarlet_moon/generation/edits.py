@@ -48,8 +48,10 @@ def _rgba(src: ImageLike, option: str, size: tuple[int, int]) -> np.ndarray:
 
 def _check_size(arr: np.ndarray, src: ImageLike, option: str, size: tuple[int, int]) -> None:
     if tuple(arr.shape[:2]) != tuple(size):
-        raise BadInput(f"{arg(option)} {_describe(src)} is {arr.shape[1]}x{arr.shape[0]}; this model makes "
-                       f"{size[1]}x{size[0]} sprites, so it must be {size[1]}x{size[0]}")
+        raise BadInput(
+            f"{arg(option)} {_describe(src)} is {arr.shape[1]}x{arr.shape[0]}; this model makes "
+            f"{size[1]}x{size[0]} sprites, so it must be {size[1]}x{size[0]}"
+        )
 
 
 def load_init(src: ImageLike, size: tuple[int, int], channels: int = 4) -> np.ndarray:
@@ -91,18 +93,32 @@ def resolve_strength(strength: float | None, init: Any, mask: Any) -> float | No
     return s
 
 
-def load_edit(init: ImageLike | None = None, mask: ImageLike | None = None, strength: float | None = None,
-              tileable: bool = False, *, size: tuple[int, int], channels: int = 4) -> Edit:
+def load_edit(
+    init: ImageLike | None = None,
+    mask: ImageLike | None = None,
+    strength: float | None = None,
+    tileable: bool = False,
+    *,
+    size: tuple[int, int],
+    channels: int = 4,
+) -> Edit:
     """A checked Edit for sprites of `size` (H, W) with `channels` channels."""
     s = resolve_strength(strength, init, mask)
     if tileable and min(size) < 4:
         raise BadInput(f"{arg('tileable')} needs sprites of at least 4x4, got {size[1]}x{size[0]}")
-    return Edit(init=None if init is None else load_init(init, size, channels),
-                mask=None if mask is None else load_mask(mask, size), strength=s, tileable=bool(tileable))
+    return Edit(
+        init=None if init is None else load_init(init, size, channels),
+        mask=None if mask is None else load_mask(mask, size),
+        strength=s,
+        tileable=bool(tileable),
+    )
 
 
 def edit_meta(edit: Edit, init_source: Any = None, mask_source: Any = None) -> dict[str, Any]:
     """JSON-ready description of the edit, for `sm sample --json` and atlas metadata."""
-    return {"init": None if init_source is None else str(init_source),
-            "mask": None if mask_source is None else str(mask_source),
-            "strength": edit.strength, "tileable": bool(edit.tileable)}
+    return {
+        "init": None if init_source is None else str(init_source),
+        "mask": None if mask_source is None else str(mask_source),
+        "strength": edit.strength,
+        "tileable": bool(edit.tileable),
+    }

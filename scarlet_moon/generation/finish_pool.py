@@ -28,10 +28,10 @@ if TYPE_CHECKING:
     from scarlet_moon.models.card import ModelCard
     from scarlet_moon.options import PostOptions
 
-AUTO_MIN_CPUS = 4      # below this, the sampling needs the cores (a CPU backend samples on all of them)
-AUTO_MIN_CHUNKS = 4    # fewer chunks: the pool's start (~10 ms forked, ~0.5 s spawned) saves nothing
+AUTO_MIN_CPUS = 4  # below this, the sampling needs the cores (a CPU backend samples on all of them)
+AUTO_MIN_CHUNKS = 4  # fewer chunks: the pool's start (~10 ms forked, ~0.5 s spawned) saves nothing
 AUTO_MAX_WORKERS = 16
-_JOB: tuple[Any, Any, Any] | None = None   # (card, post, edit) in a worker
+_JOB: tuple[Any, Any, Any] | None = None  # (card, post, edit) in a worker
 
 
 def auto_workers(device: str, chunks: int, cpus: int | None = None) -> int:
@@ -48,7 +48,9 @@ def auto_workers(device: str, chunks: int, cpus: int | None = None) -> int:
 def _init(card: "ModelCard", post: "PostOptions", edit: "Edit") -> None:
     global _JOB
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's SIGTERM handler (scarlet_moon.cli.main) is not for workers
+    signal.signal(
+        signal.SIGTERM, signal.SIG_DFL
+    )  # the parent's SIGTERM handler (scarlet_moon.cli.main) is not for workers
     _JOB = (card, post, edit)
 
 
@@ -66,8 +68,9 @@ class FinishPool:
         from concurrent.futures import ProcessPoolExecutor
 
         method = "fork" if sys.platform.startswith("linux") else "spawn"
-        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
-                                        initializer=_init, initargs=(card, post, edit))
+        self.pool = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context(method), initializer=_init, initargs=(card, post, edit)
+        )
 
     def __enter__(self) -> "FinishPool":
         return self
@@ -94,5 +97,7 @@ class FinishPool:
 
 
 def _stopped(exc: Exception) -> RunFailed:
-    return RunFailed(f"a worker process finishing the sprites stopped ({exc}); the run stopped "
-                     f"({arg('jobs')} 1 finishes them in this process)")
+    return RunFailed(
+        f"a worker process finishing the sprites stopped ({exc}); the run stopped "
+        f"({arg('jobs')} 1 finishes them in this process)"
+    )

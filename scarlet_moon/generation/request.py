@@ -53,18 +53,33 @@ class Request:
         object.__setattr__(self, "labels", labels)
 
     @classmethod
-    def plan(cls, card: ModelCard, label: str | int | Sequence[str | int] = 0, count: int = 16, seed: int = 0, *,
-             sampling: SamplingOptions | None = None, post: PostOptions | None = None,
-             edit: Edit | None = None) -> "Request":
+    def plan(
+        cls,
+        card: ModelCard,
+        label: str | int | Sequence[str | int] = 0,
+        count: int = 16,
+        seed: int = 0,
+        *,
+        sampling: SamplingOptions | None = None,
+        post: PostOptions | None = None,
+        edit: Edit | None = None,
+    ) -> "Request":
         """`count` sprites of `label` (a name, an index, or a list of them: the count is split), checked
         against `card` (labels, and sampling settings that depend on the model) before any sampling."""
         labels = [label] if isinstance(label, (str, int, np.integer)) else list(label)
-        req = cls(plan_labels(card, labels, count), seed=seed, sampling=sampling or SamplingOptions(),
-                  post=post or PostOptions(), edit=edit or Edit())
+        req = cls(
+            plan_labels(card, labels, count),
+            seed=seed,
+            sampling=sampling or SamplingOptions(),
+            post=post or PostOptions(),
+            edit=edit or Edit(),
+        )
         req.sampling.resolve(card)
         return req
 
     def check_fits(self, card: ModelCard) -> None:
         """Every label exists in `card`."""
         if max(self.labels) >= len(card.label_names):
-            raise BadInput(f"label {max(self.labels)} is out of range for a model with labels 0..{len(card.label_names) - 1}")
+            raise BadInput(
+                f"label {max(self.labels)} is out of range for a model with labels 0..{len(card.label_names) - 1}"
+            )

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from scarlet_moon.exporters.atomic import write_file
 from scarlet_moon.errors import BadInput, RunFailed
+from scarlet_moon.exporters.atomic import write_file
 from scarlet_moon.generation.chunks import CHUNK_SIZE, ChunkProgress, chunk_count, chunk_span, generate_chunks
 from scarlet_moon.generation.request import Request
 from scarlet_moon.models.card import file_fingerprint
@@ -105,9 +105,17 @@ def _failure(folder: Path, world: World) -> str | None:
     return None
 
 
-def gather(folder: Path, count: int, sprite_shape: tuple[int, ...], world: World, *,
-           timeout: float | None = None, poll: float = 0.5, size: int = CHUNK_SIZE,
-           on_wait: Callable[[int, int], None] | None = None) -> np.ndarray:
+def gather(
+    folder: Path,
+    count: int,
+    sprite_shape: tuple[int, ...],
+    world: World,
+    *,
+    timeout: float | None = None,
+    poll: float = 0.5,
+    size: int = CHUNK_SIZE,
+    on_wait: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
     """Rank 0: wait for every chunk file, then all sprites in order (uint8 N x H x W x C)."""
     if timeout is None:
         raw = os.environ.get("SM_SHARD_TIMEOUT", str(DEFAULT_TIMEOUT_S))
@@ -135,23 +143,31 @@ def gather(folder: Path, count: int, sprite_shape: tuple[int, ...], world: World
         if failed:
             raise RunFailed(f"{failed}; finished chunks stay in {str(folder)!r}, a rerun resumes from them")
         if time.monotonic() - last_new > timeout:
-            raise RunFailed(f"no new chunk for {timeout:g}s; {len(missing)} of {n_chunks} chunks missing in "
-                            f"{str(folder)!r} (first: {min(missing)}); is every rank running? "
-                            f"(SM_SHARD_TIMEOUT sets the wait)")
+            raise RunFailed(
+                f"no new chunk for {timeout:g}s; {len(missing)} of {n_chunks} chunks missing in "
+                f"{str(folder)!r} (first: {min(missing)}); is every rank running? "
+                f"(SM_SHARD_TIMEOUT sets the wait)"
+            )
         time.sleep(poll)
     return out
 
 
-def run_shard(den: "Denoiser", req: Request, out: str | Path, world: World, *, batch: int | None = None,
-              progress: ChunkProgress | None = None,
-              on_wait: Callable[[int, int], None] | None = None) -> tuple[np.ndarray | None, Path]:
+def run_shard(
+    den: "Denoiser",
+    req: Request,
+    out: str | Path,
+    world: World,
+    *,
+    batch: int | None = None,
+    progress: ChunkProgress | None = None,
+    on_wait: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray | None, Path]:
     """This rank's chunks to shard files beside `out`; on rank 0 also every sprite, gathered (else
     None), and the shard folder (rank 0 removes it once the outputs are written)."""
     folder = shard_dir(out, run_key(req, file_fingerprint(den.card.path), den.backend))
     folder.mkdir(exist_ok=True)
     count, sprite = len(req.labels), (*den.card.size, den.card.channels)
-    todo = [k for k in world.chunks(chunk_count(count))
-            if read_chunk(folder, k, chunk_shape(k, count, sprite)) is None]
+    todo = [k for k in world.chunks(chunk_count(count)) if read_chunk(folder, k, chunk_shape(k, count, sprite)) is None]
     try:
         for k, images in generate_chunks(den, req, todo, batch=batch, progress=progress):
             write_chunk(folder, k, images)

@@ -40,15 +40,29 @@ class GenerationSpec:
         backend options checked against it (everything before any output is made)."""
         from scarlet_moon.generation.request import Request
 
-        req = Request.plan(card, list(self.labels), self.count, self.seed, sampling=self.sampling, post=self.post,
-                           edit=self.edit.load(card))
+        req = Request.plan(
+            card,
+            list(self.labels),
+            self.count,
+            self.seed,
+            sampling=self.sampling,
+            post=self.post,
+            edit=self.edit.load(card),
+        )
         self.backend.for_model(card)
         return req
 
     def meta(self, card: ModelCard, req: Request) -> dict[str, Any]:
         """What regenerates these sprites: model, seed, sampler, steps, guidance, size and the edit."""
         s = req.sampling.resolve(card)
-        meta = {"model": str(card.path), "model_fingerprint": card.fingerprint(),
-                "data_fingerprint": card.meta.get("data_fingerprint"), "seed": req.seed,
-                "sampler": s.sampler, "steps": s.steps, "guidance": s.guidance, "size": list(card.size)}
+        meta = {
+            "model": str(card.path),
+            "model_fingerprint": card.fingerprint(),
+            "data_fingerprint": card.meta.get("data_fingerprint"),
+            "seed": req.seed,
+            "sampler": s.sampler,
+            "steps": s.steps,
+            "guidance": s.guidance,
+            "size": list(card.size),
+        }
         return {**meta, **self.edit.meta(req.edit)}

@@ -54,14 +54,14 @@ from scarlet_moon.models.card import ModelCard, resolve_labels
 from scarlet_moon.options import PostOptions, SamplingOptions, number, whole
 
 KINDS = ("corner2",)
-BORDER = 2            # pixels of each tile's border ring taken from the seam strips
-STRENGTH = 0.6        # transition strips and tile interiors: how far from their composite init
-Corners = tuple[int, int, int, int]   # (top-left, top-right, bottom-right, bottom-left), 0 = A, 1 = B
+BORDER = 2  # pixels of each tile's border ring taken from the seam strips
+STRENGTH = 0.6  # transition strips and tile interiors: how far from their composite init
+Corners = tuple[int, int, int, int]  # (top-left, top-right, bottom-right, bottom-left), 0 = A, 1 = B
 CORNERS: tuple[Corners, ...] = tuple(((n >> 3) & 1, (n >> 2) & 1, (n >> 1) & 1, n & 1) for n in range(16))
 STRIP_PARTS = {("v", 0, 1): 2, ("v", 1, 0): 3, ("h", 0, 1): 4, ("h", 1, 0): 5}  # part index of each mixed strip
-BASE_CANDIDATES = 4   # each base terrain is the best of this many tileable sprites
+BASE_CANDIDATES = 4  # each base terrain is the best of this many tileable sprites
 STRIP_CANDIDATES = 4  # each mixed seam strip is the best of this many
-TILE_PART0 = 6        # tile n's interior is part TILE_PART0 + n
+TILE_PART0 = 6  # tile n's interior is part TILE_PART0 + n
 Progress = Callable[[int, int], None]  # (parts done, parts in all)
 
 
@@ -77,10 +77,10 @@ class Tile:
 
     corners: Corners
     image: np.ndarray
-    role: str                 # "base" (a base terrain) or "transition"
-    seed: int | None          # sampling seed of its pixels (None: a base given as an init image)
-    label: str                # the label it was generated with
-    strength: float | None    # init strength of its interior (None for a base)
+    role: str  # "base" (a base terrain) or "transition"
+    seed: int | None  # sampling seed of its pixels (None: a base given as an init image)
+    label: str  # the label it was generated with
+    strength: float | None  # init strength of its interior (None for a base)
 
 
 @dataclass(frozen=True)
@@ -88,18 +88,27 @@ class Tileset:
     """16 tiles in CORNERS order plus the settings that regenerate them."""
 
     tiles: list[Tile]
-    labels: tuple[str, str]               # the names of terrain A and terrain B
+    labels: tuple[str, str]  # the names of terrain A and terrain B
     seed: int
     border: int
     strength: float
-    part_seeds: dict[str, int | None]     # "base_a", "base_b", "v01", "v10", "h01", "h10" -> seed
+    part_seeds: dict[str, int | None]  # "base_a", "base_b", "v01", "v10", "h01", "h10" -> seed
 
     def tile_meta(self, tile: Tile) -> dict[str, Any]:
         """JSON-ready per-tile metadata: the corners as "wang" [tl, tr, br, bl] (0 = A, 1 = B) and
         what regenerates the tile."""
-        return {"wang": list(tile.corners), "role": tile.role, "seed": tile.seed, "label": tile.label,
-                "strength": tile.strength, "terrains": list(self.labels), "tileset_seed": self.seed,
-                "border": self.border, "part_seeds": dict(self.part_seeds), "kind": "corner2"}
+        return {
+            "wang": list(tile.corners),
+            "role": tile.role,
+            "seed": tile.seed,
+            "label": tile.label,
+            "strength": tile.strength,
+            "terrains": list(self.labels),
+            "tileset_seed": self.seed,
+            "border": self.border,
+            "part_seeds": dict(self.part_seeds),
+            "kind": "corner2",
+        }
 
 
 @dataclass(frozen=True)
@@ -114,18 +123,32 @@ class _Job:
     post: PostOptions
     border: int
     strength: float
-    given: bool          # the bases are the caller's init images
+    given: bool  # the bases are the caller's init images
 
     def base_seed(self, c: int) -> int | None:
         return None if self.given else part_seed(self.seed, c)
 
-    def sample(self, label: int, part: int, init: np.ndarray | None = None, mask: np.ndarray | None = None,
-               tileable: bool = False, count: int = 1) -> np.ndarray:
+    def sample(
+        self,
+        label: int,
+        part: int,
+        init: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+        tileable: bool = False,
+        count: int = 1,
+    ) -> np.ndarray:
         """`count` sprites through the generation loop: uint8 count x H x W x C (one sprite: H x W x C)."""
-        edit = load_edit(init, mask, None if init is None else self.strength, tileable, size=self.card.size,
-                         channels=self.card.channels)
-        req = Request.plan(self.card, label, count, part_seed(self.seed, part), sampling=self.sampling,
-                           post=self.post, edit=edit)
+        edit = load_edit(
+            init,
+            mask,
+            None if init is None else self.strength,
+            tileable,
+            size=self.card.size,
+            channels=self.card.channels,
+        )
+        req = Request.plan(
+            self.card, label, count, part_seed(self.seed, part), sampling=self.sampling, post=self.post, edit=edit
+        )
         out = generate_all(self.den, req)
         return out[0] if count == 1 else out
 
@@ -142,11 +165,21 @@ def check_options(card: ModelCard, kind: str, border: int, strength: float) -> N
         raise BadInput(f"{arg('strength')} {strength!r}: must be in (0, 1]")
 
 
-def corner_tileset(den: Any, label: str | int = "terrain", second_label: str | int | None = None, *, seed: int = 0,
-                   init: tuple[ImageLike, ImageLike] | None = None, sampling: SamplingOptions | None = None,
-                   post: PostOptions | None = None, kind: str = "corner2", border: int = BORDER,
-                   strength: float = STRENGTH, terrains: tuple[str, str] | None = None,
-                   progress: Progress | None = None) -> Tileset:
+def corner_tileset(
+    den: Any,
+    label: str | int = "terrain",
+    second_label: str | int | None = None,
+    *,
+    seed: int = 0,
+    init: tuple[ImageLike, ImageLike] | None = None,
+    sampling: SamplingOptions | None = None,
+    post: PostOptions | None = None,
+    kind: str = "corner2",
+    border: int = BORDER,
+    strength: float = STRENGTH,
+    terrains: tuple[str, str] | None = None,
+    progress: Progress | None = None,
+) -> Tileset:
     """A 16-tile corner Wang set of terrain A (`label`) and terrain B (`second_label`; None: the same
     label at another seed), or of the two base tiles given as `init` (paths, PIL images or arrays of
     the model's size, used as they are). `den` is an open denoiser (backends.open_denoiser);
@@ -156,8 +189,17 @@ def corner_tileset(den: Any, label: str | int = "terrain", second_label: str | i
     check_options(card, kind, border, strength)
     idx = resolve_labels([label, label if second_label is None else second_label], card.label_names)
     bases = None if init is None else _load_bases(init, card)
-    job = _Job(den, card, (idx[0], idx[1]), check_seed(seed), sampling or SamplingOptions(), post or PostOptions(),
-               int(border), float(strength), bases is not None)
+    job = _Job(
+        den,
+        card,
+        (idx[0], idx[1]),
+        check_seed(seed),
+        sampling or SamplingOptions(),
+        post or PostOptions(),
+        int(border),
+        float(strength),
+        bases is not None,
+    )
     job.sampling.resolve(card)
     total = (0 if bases else 1) + len(STRIP_PARTS) + 14
     done = [0]
@@ -183,8 +225,9 @@ def wrap_ratio(image: np.ndarray) -> float:
     """How visible a tile's wrap-around seam is: the mean colour distance between its opposite edges'
     pixels over the mean distance between 4-neighbour pixels inside it (about 1 when it tiles)."""
     px = image.astype(np.float64)
-    inside = np.concatenate([np.linalg.norm(px[:, 1:] - px[:, :-1], axis=-1).ravel(),
-                             np.linalg.norm(px[1:] - px[:-1], axis=-1).ravel()]).mean()
+    inside = np.concatenate(
+        [np.linalg.norm(px[:, 1:] - px[:, :-1], axis=-1).ravel(), np.linalg.norm(px[1:] - px[:-1], axis=-1).ravel()]
+    ).mean()
     wrap = np.concatenate([np.linalg.norm(px[:, 0] - px[:, -1], axis=-1), np.linalg.norm(px[0] - px[-1], axis=-1)])
     return float(wrap.mean() / inside) if inside > 0 else (0.0 if wrap.max() == 0 else float("inf"))
 
@@ -212,16 +255,17 @@ def _bases_sampled(job: _Job, distinct: bool) -> list[np.ndarray]:
         if c == 1 and distinct:
             ok = [i for i, r in enumerate(ratios) if r <= max(1.0, ratios[best], wrap_ratio(bases[0]))]
             mean_a = bases[0].reshape(-1, bases[0].shape[-1]).mean(axis=0)
-            best = max(ok, key=lambda i: float(np.linalg.norm(cands[i].reshape(-1, mean_a.size).mean(axis=0)
-                                                              - mean_a)))
+            best = max(ok, key=lambda i: float(np.linalg.norm(cands[i].reshape(-1, mean_a.size).mean(axis=0) - mean_a)))
         bases.append(cands[best])
     return bases
 
 
 def _load_bases(init: Any, card: ModelCard) -> list[np.ndarray]:
     if not isinstance(init, (tuple, list)) or len(init) != 2:
-        raise BadInput(f"{arg('init')}: give two base tiles (terrain A, terrain B), got "
-                       f"{len(init) if isinstance(init, (tuple, list)) else type(init).__name__}")
+        raise BadInput(
+            f"{arg('init')}: give two base tiles (terrain A, terrain B), got "
+            f"{len(init) if isinstance(init, (tuple, list)) else type(init).__name__}"
+        )
     return [load_init(src, card.size, card.channels) for src in init]
 
 
@@ -272,10 +316,10 @@ def tile_ring(corners: Corners, v: dict, h: dict, w: int) -> tuple[np.ndarray, n
     left, right, top, bottom = v[(tl, bl)], v[(tr, br)], h[(tl, tr)], h[(bl, br)]
     rows, cols = left.shape[0], top.shape[1]
     img = np.zeros((rows, cols, left.shape[2]), np.uint8)
-    img[:, :w], img[:, cols - w:] = left[:, w:], right[:, :w]
-    img[:w, :], img[rows - w:, :] = top[w:, :], bottom[:w, :]
+    img[:, :w], img[:, cols - w :] = left[:, w:], right[:, :w]
+    img[:w, :], img[rows - w :, :] = top[w:, :], bottom[:w, :]
     mask = np.zeros((rows, cols), bool)
-    mask[w:rows - w, w:cols - w] = True
+    mask[w : rows - w, w : cols - w] = True
     return img, mask
 
 

@@ -15,10 +15,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from scarlet_moon.models.card_check import check_card_meta
+from scarlet_moon.diffusion.schedule import Schedule
 from scarlet_moon.errors import BadInput, arg
 from scarlet_moon.exporters.atomic import write_file
-from scarlet_moon.diffusion.schedule import Schedule
+from scarlet_moon.models.card_check import check_card_meta
 from scarlet_moon.models.fingerprint import file_fingerprint
 
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "bundled" / "model" / "model.safetensors"
@@ -29,9 +29,13 @@ BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "bundled" / "model" / "mod
 # label), which `--init-from bundled` fine-tunes (bundled/prior/README.md).
 BUNDLED_TEACHER = BUNDLED_MODEL.parents[1] / "model25" / "model.safetensors"
 BUNDLED_PRIOR = BUNDLED_MODEL.parents[1] / "prior" / "model.safetensors"
-BUNDLED_MODELS = {"bundled": BUNDLED_MODEL, "bundled-16": BUNDLED_MODEL, "bundled-25": BUNDLED_TEACHER,
-                  "bundled-prior": BUNDLED_PRIOR,
-                  "bundled-32": BUNDLED_MODEL.parents[1] / "model32" / "model.safetensors"}
+BUNDLED_MODELS = {
+    "bundled": BUNDLED_MODEL,
+    "bundled-16": BUNDLED_MODEL,
+    "bundled-25": BUNDLED_TEACHER,
+    "bundled-prior": BUNDLED_PRIOR,
+    "bundled-32": BUNDLED_MODEL.parents[1] / "model32" / "model.safetensors",
+}
 # What `--init-from NAME` starts from, where that is not the named file itself.
 FINE_TUNE_PRIOR = {"bundled": "bundled-prior", "bundled-16": "bundled-prior"}
 FORMAT = "scarlet-moon-checkpoint"
@@ -51,8 +55,10 @@ def check_path(path: str | Path) -> Path:
     looks_safetensors = len(head) == 9 and head[8:9] == b"{"
     is_pickle = head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
     if not looks_safetensors and (head.startswith(b"PK\x03\x04") or is_pickle):
-        raise BadInput(f"{str(p)!r} looks like a pickle (.pt/.pth); refusing to load it, since unpickling "
-                       "can run arbitrary code. Use a .safetensors checkpoint written by `sm train`")
+        raise BadInput(
+            f"{str(p)!r} looks like a pickle (.pt/.pth); refusing to load it, since unpickling "
+            "can run arbitrary code. Use a .safetensors checkpoint written by `sm train`"
+        )
     return p
 
 
@@ -73,8 +79,10 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         _check_data_size(p, header, p.stat().st_size - 8 - n)
     raw = (header.get("__metadata__") or {}).get(META_KEY) if isinstance(header, dict) else None
     if raw is None:
-        raise BadInput(f"{str(p)!r} is a safetensors file without Scarlet Moon metadata; "
-                       "expected a checkpoint written by `sm train`")
+        raise BadInput(
+            f"{str(p)!r} is a safetensors file without Scarlet Moon metadata; "
+            "expected a checkpoint written by `sm train`"
+        )
     try:
         meta = json.loads(raw)
     except (json.JSONDecodeError, TypeError, RecursionError):
@@ -87,14 +95,16 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 def _check_data_size(p: Path, header: dict[str, Any], available: int) -> None:
     """The tensors' data_offsets must end exactly at the end of the file: a cut-off copy fails here,
     from the header alone, before any command starts work."""
-    ends = [v.get("data_offsets") for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    ends: list[Any] = [v.get("data_offsets") for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
     try:
         end = max((int(e[1]) for e in ends), default=0)
     except (TypeError, ValueError, IndexError, KeyError, OverflowError):
         raise BadInput(f"{str(p)!r} is not a Scarlet Moon checkpoint (its safetensors header is malformed)") from None
     if end != available:
-        raise BadInput(f"{str(p)!r} is truncated or corrupt (its header describes {end} bytes of tensor data, "
-                       f"the file holds {available})")
+        raise BadInput(
+            f"{str(p)!r} is truncated or corrupt (its header describes {end} bytes of tensor data, "
+            f"the file holds {available})"
+        )
 
 
 def bundled_model_path(name: str | Path | None) -> Path | None:
@@ -140,8 +150,11 @@ def fine_tune_prior_note(checkpoint: str | Path) -> str:
     """What `sm train --init-from` starts from when given this bundled model's name (sm info says it)."""
     name = bundled_name(checkpoint)
     prior = FINE_TUNE_PRIOR.get(name, name)
-    why = ("an ordinary denoiser, n-feat 32, 6,172 GPU steps: bundled/prior/README.md" if prior == "bundled-prior"
-           else "this model itself")
+    why = (
+        "an ordinary denoiser, n-feat 32, 6,172 GPU steps: bundled/prior/README.md"
+        if prior == "bundled-prior"
+        else "this model itself"
+    )
     return f"fine-tuning from {name!r} starts from {prior} ({why})"
 
 
@@ -166,8 +179,10 @@ def read_checkpoint_card(path: str | Path | None = None) -> "ModelCard":
     bundled = bundled_model_path(path)
     p = bundled or Path(path)  # type: ignore[arg-type]
     if bundled is not None and not p.is_file():
-        raise BadInput(f"the bundled model {str(path or 'bundled')!r} is missing ({p}); reinstall the package "
-                       f"or pass a {arg('model')}")
+        raise BadInput(
+            f"the bundled model {str(path or 'bundled')!r} is missing ({p}); reinstall the package "
+            f"or pass a {arg('model')}"
+        )
     meta = read_meta(p)
     required = ("label_names", "image_size", "channels", "schedule", "prediction")
     missing = [k for k in required if k not in meta]
@@ -227,8 +242,11 @@ class ModelCard:
     def defaults(self) -> dict[str, Any]:
         """Sampler settings the model was trained to be sampled with."""
         cfg = self.config
-        return {"sampler": cfg.get("sampler", "dpmpp-2m"), "steps": int(cfg.get("sample_steps", 20)),
-                "guidance": float(cfg.get("guidance", 1.0))}
+        return {
+            "sampler": cfg.get("sampler", "dpmpp-2m"),
+            "steps": int(cfg.get("sample_steps", 20)),
+            "guidance": float(cfg.get("guidance", 1.0)),
+        }
 
     def post_defaults(self) -> dict[str, Any]:
         """Post-processing the model's sprites get unless asked otherwise: `cleanup` (on unless the card's
@@ -246,17 +264,28 @@ class ModelCard:
 
     def summary(self) -> dict[str, Any]:
         m = self.meta
-        return {"path": str(self.path), "labels": self.label_names, "size": f"{self.size[0]}x{self.size[1]}",
-                "channels": self.channels, "arch": self.config.get("arch"), "params": m.get("num_params"),
-                "training_steps": m.get("step"), "schedule": m["schedule"], "prediction": self.prediction,
-                "data_fingerprint": m.get("data_fingerprint"), "data_source": m.get("data_source"),
-                "palette_colors": len(m.get("palette") or []), "metrics": m.get("metrics", {}),
-                "package_version": m.get("package_version"), "defaults": self.defaults(),
-                "post_defaults": self.post_defaults(),
-                **({"parent": m["parent"]} if m.get("parent") else {}),  # fine-tuned from (--init-from)
-                **({"grid_copies": m["grid_copies"]} if m.get("grid_copies") else {}),  # the last sample grid's copies
-                **({"init_from_bundled": fine_tune_prior_note(self.path)} if is_bundled_model(self.path) else {}),
-                **({"fewstep": m["fewstep"]} if m.get("fewstep") else {})}  # sm distill --few-step
+        return {
+            "path": str(self.path),
+            "labels": self.label_names,
+            "size": f"{self.size[0]}x{self.size[1]}",
+            "channels": self.channels,
+            "arch": self.config.get("arch"),
+            "params": m.get("num_params"),
+            "training_steps": m.get("step"),
+            "schedule": m["schedule"],
+            "prediction": self.prediction,
+            "data_fingerprint": m.get("data_fingerprint"),
+            "data_source": m.get("data_source"),
+            "palette_colors": len(m.get("palette") or []),
+            "metrics": m.get("metrics", {}),
+            "package_version": m.get("package_version"),
+            "defaults": self.defaults(),
+            "post_defaults": self.post_defaults(),
+            **({"parent": m["parent"]} if m.get("parent") else {}),  # fine-tuned from (--init-from)
+            **({"grid_copies": m["grid_copies"]} if m.get("grid_copies") else {}),  # the last sample grid's copies
+            **({"init_from_bundled": fine_tune_prior_note(self.path)} if is_bundled_model(self.path) else {}),
+            **({"fewstep": m["fewstep"]} if m.get("fewstep") else {}),
+        }  # sm distill --few-step
 
 
 def resolve_labels(specs: Sequence[str | int], names: Sequence[str]) -> list[int]:
@@ -286,13 +315,13 @@ def write_card_entry(path: str | Path, key: str, value: Any) -> dict[str, Any]:
     Only the safetensors header is rewritten: the tensor bytes are copied unchanged (offsets in
     the header are relative to the data section, so they stay valid)."""
     p = Path(path)
-    meta = read_meta(p)             # checks it is one of our checkpoints, and not a pickle
+    meta = read_meta(p)  # checks it is one of our checkpoints, and not a pickle
     blob = p.read_bytes()
     n = struct.unpack("<Q", blob[:8])[0]
-    header = json.loads(blob[8:8 + n])
+    header = json.loads(blob[8 : 8 + n])
     meta[key] = value
     header.setdefault("__metadata__", {})[META_KEY] = json.dumps(meta, sort_keys=True)
     raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)   # safetensors keeps the data section 8-byte aligned
-    write_file(p, struct.pack("<Q", len(raw)) + raw + blob[8 + n:])
+    raw += b" " * (-len(raw) % 8)  # safetensors keeps the data section 8-byte aligned
+    write_file(p, struct.pack("<Q", len(raw)) + raw + blob[8 + n :])
     return meta

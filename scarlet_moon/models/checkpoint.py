@@ -17,11 +17,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
-from scarlet_moon.version import __version__
-from scarlet_moon.exporters.atomic import write_file
-from scarlet_moon.models.card import FORMAT, META_KEY, check_path as _check_path, read_meta
 from scarlet_moon.errors import BadInput
-
+from scarlet_moon.exporters.atomic import write_file
+from scarlet_moon.models.card import FORMAT, META_KEY, read_meta
+from scarlet_moon.models.card import check_path as _check_path
+from scarlet_moon.version import __version__
 
 
 @dataclass

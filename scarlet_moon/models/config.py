@@ -25,17 +25,17 @@ def channel_mult_for(height: int, width: int) -> tuple[int, ...]:
     downs = 0
     while min(height, width) >> (downs + 1) >= 4 and height % (2 << downs) == 0 and width % (2 << downs) == 0:
         downs += 1
-    return tuple(min(2 ** i, 4) for i in range(downs + 1))
+    return tuple(min(2**i, 4) for i in range(downs + 1))
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "unet"               # "seed" (the ancestor's ContextUnet) | "unet" (ours)
-    n_feat: int = 32                 # base channel count
+    arch: str = "unet"  # "seed" (the ancestor's ContextUnet) | "unet" (ours)
+    n_feat: int = 32  # base channel count
     # "unet" only: channel multiplier per resolution level; None = by the sprite size (channel_mult_for),
     # fixed when a run starts (for_size), so every card records the one it was built with
     channel_mult: tuple[int, ...] | None = None
-    attention: bool = True           # "unet" only: self-attention at the lowest resolution
+    attention: bool = True  # "unet" only: self-attention at the lowest resolution
     dropout: float = 0.0
 
     @classmethod
@@ -73,13 +73,17 @@ class ModelConfig:
         if not (whole(self.n_feat) and 8 <= self.n_feat <= MAX_N_FEAT and self.n_feat % 8 == 0):
             out.append(("n_feat", f"a multiple of 8, 8..{MAX_N_FEAT}"))
         mult = self.channel_mult
-        if mult is not None and not (isinstance(mult, tuple) and 1 <= len(mult) <= MAX_LEVELS
-                and all(whole(m) and 1 <= m <= MAX_MULT for m in mult)):
+        if mult is not None and not (
+            isinstance(mult, tuple)
+            and 1 <= len(mult) <= MAX_LEVELS
+            and all(whole(m) and 1 <= m <= MAX_MULT for m in mult)
+        ):
             out.append(("channel_mult", f"a list of 1..{MAX_LEVELS} whole numbers 1..{MAX_MULT}"))
         if not isinstance(self.attention, bool):
             out.append(("attention", "true or false"))
-        if not (isinstance(self.dropout, (int, float)) and not isinstance(self.dropout, bool)
-                and 0.0 <= self.dropout < 1.0):
+        if not (
+            isinstance(self.dropout, (int, float)) and not isinstance(self.dropout, bool) and 0.0 <= self.dropout < 1.0
+        ):
             out.append(("dropout", "0 <= p < 1"))
         return out
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from scarlet_moon.exporters.atomic import write_file
 
-MIN_SIZE = 1 << 20   # smaller files hash in well under a millisecond
+MIN_SIZE = 1 << 20  # smaller files hash in well under a millisecond
 KEEP = 64
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 
@@ -71,8 +71,11 @@ def _remember(entry: Path, fingerprint: str) -> None:
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         write_file(entry, fingerprint.encode("ascii"))
-        entries = sorted((q for q in entry.parent.iterdir() if len(q.name) == len(entry.name)),
-                         key=lambda q: q.stat().st_mtime_ns, reverse=True)
+        entries = sorted(
+            (q for q in entry.parent.iterdir() if len(q.name) == len(entry.name)),
+            key=lambda q: q.stat().st_mtime_ns,
+            reverse=True,
+        )
         for old in entries[KEEP:]:
             old.unlink()
     except OSError:

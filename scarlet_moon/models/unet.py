@@ -15,6 +15,7 @@ self-attention at the lowest resolution.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -51,8 +52,7 @@ class EmbedFC(nn.Module):
 
 
 class ContextUnet(nn.Module):
-    def __init__(self, channels: int, size: tuple[int, int], num_classes: int, n_feat: int = 64,
-                 timesteps: int = 500):
+    def __init__(self, channels: int, size: tuple[int, int], num_classes: int, n_feat: int = 64, timesteps: int = 500):
         super().__init__()
         f = n_feat
         self.n_feat, self.num_classes, self.timesteps, self.size = f, num_classes, timesteps, size
@@ -67,8 +67,9 @@ class ContextUnet(nn.Module):
         self.up0 = nn.Sequential(nn.ConvTranspose2d(2 * f, 2 * f, k, k), nn.GroupNorm(8, 2 * f), nn.ReLU())
         self.up1 = SeedUp(4 * f, f)
         self.up2 = SeedUp(2 * f, f)
-        self.out = nn.Sequential(nn.Conv2d(2 * f, f, 3, 1, 1), nn.GroupNorm(8, f), nn.ReLU(),
-                                 nn.Conv2d(f, channels, 3, 1, 1))
+        self.out = nn.Sequential(
+            nn.Conv2d(2 * f, f, 3, 1, 1), nn.GroupNorm(8, f), nn.ReLU(), nn.Conv2d(f, channels, 3, 1, 1)
+        )
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         f = self.n_feat
@@ -88,8 +89,9 @@ class ContextUnet(nn.Module):
 class SeedUp(nn.Module):
     def __init__(self, cin: int, cout: int):
         super().__init__()
-        self.model = nn.Sequential(nn.ConvTranspose2d(cin, cout, 2, 2), SeedResBlock(cout, cout),
-                                   SeedResBlock(cout, cout))
+        self.model = nn.Sequential(
+            nn.ConvTranspose2d(cin, cout, 2, 2), SeedResBlock(cout, cout), SeedResBlock(cout, cout)
+        )
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.model(torch.cat((x, skip), 1))
@@ -108,6 +110,13 @@ def _groups(c: int) -> int:
     return 8 if c % 8 == 0 else 1
 
 
+def zero_init(conv: nn.Conv2d) -> None:
+    """Weights and bias to zero: the layer starts as a no-op (a residual branch adds nothing at step 0)."""
+    nn.init.zeros_(conv.weight)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
 class ResBlock(nn.Module):
     """GroupNorm-SiLU-conv twice; the embedding gives a per-channel scale and shift (FiLM)."""
 
@@ -118,8 +127,7 @@ class ResBlock(nn.Module):
         self.norm2, self.conv2 = nn.GroupNorm(_groups(cout), cout), nn.Conv2d(cout, cout, 3, padding=1)
         self.drop = nn.Dropout(dropout)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
-        nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
+        zero_init(self.conv2)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
@@ -134,8 +142,7 @@ class Attention(nn.Module):
         super().__init__()
         self.norm = nn.GroupNorm(_groups(c), c)
         self.qkv, self.proj, self.heads = nn.Conv2d(c, 3 * c, 1), nn.Conv2d(c, c, 1), heads
-        nn.init.zeros_(self.proj.weight)
-        nn.init.zeros_(self.proj.bias)
+        zero_init(self.proj)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -146,8 +153,16 @@ class Attention(nn.Module):
 
 
 class SpriteUNet(nn.Module):
-    def __init__(self, channels: int, size: int, num_classes: int, n_feat: int = 64,
-                 channel_mult: tuple[int, ...] = (1, 2, 2), attention: bool = True, dropout: float = 0.0):
+    def __init__(
+        self,
+        channels: int,
+        size: int | tuple[int, int],  # unused: the network is fully convolutional (kept for the call's shape)
+        num_classes: int,
+        n_feat: int = 64,
+        channel_mult: tuple[int, ...] = (1, 2, 2),
+        attention: bool = True,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.num_classes, emb = num_classes, 4 * n_feat
         self.t_dim = n_feat
@@ -169,44 +184,57 @@ class SpriteUNet(nn.Module):
             self.up.append(nn.ModuleList([ResBlock(c + co, co, emb, dropout), ResBlock(co + co, co, emb, dropout)]))
             c = co
             self.upsample.append(nn.Identity() if i == 0 else nn.Upsample(scale_factor=2, mode="nearest"))
-        self.out = nn.Sequential(nn.GroupNorm(_groups(c), c), nn.SiLU(), nn.Conv2d(c, channels, 3, padding=1))
-        nn.init.zeros_(self.out[-1].weight)
-        nn.init.zeros_(self.out[-1].bias)
+        head = nn.Conv2d(c, channels, 3, padding=1)
+        self.out = nn.Sequential(nn.GroupNorm(_groups(c), c), nn.SiLU(), head)
+        zero_init(head)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         emb = self.time_mlp(timestep_embedding(t, self.t_dim)) + self.label_emb(y.long())
         h = self.inp(x)
         skips = []
-        for (b1, b2), ds in zip(self.down, self.downsample):
+        for blocks, ds in zip(self.down, self.downsample):
+            b1, b2 = cast(nn.ModuleList, blocks)
             h = b1(h, emb)
             skips.append(h)
             h = b2(h, emb)
             skips.append(h)
             h = ds(h)
         h = self.mid2(self.attn(self.mid1(h, emb)), emb)
-        for (b1, b2), us in zip(self.up, self.upsample):
+        for blocks, us in zip(self.up, self.upsample):
+            b1, b2 = cast(nn.ModuleList, blocks)
             h = b1(torch.cat([h, skips.pop()], 1), emb)
             h = b2(torch.cat([h, skips.pop()], 1), emb)
             h = us(h)
         return self.out(h)
 
 
-def build_model(cfg: ModelConfig, *, channels: int, size: int | tuple[int, int], num_classes: int,
-                timesteps: int) -> nn.Module:
+def build_model(
+    cfg: ModelConfig, *, channels: int, size: int | tuple[int, int], num_classes: int, timesteps: int
+) -> nn.Module:
     """The network of `cfg` for sprites of `size` (side, or (height, width)); `timesteps` scales t for
     the seed arch. A "unet" without channel_mult gets the depth of the size (ModelConfig.for_size)."""
     h, w = (size, size) if isinstance(size, int) else size
     check_sprite_size(h, w)
     cfg = cfg.for_size(h, w)
-    levels = 2 if cfg.arch == "seed" else len(cfg.channel_mult) - 1
+    mult = tuple(cfg.channel_mult or ())  # for_size fills it for a unet
+    levels = 2 if cfg.arch == "seed" else len(mult) - 1
     for side in (h, w):
-        if side % (2 ** levels) != 0 or side < 2 ** (levels + 1):
-            raise BadInput(f"sprite size {w}x{h} does not fit arch {cfg.arch!r} with {levels + 1} resolution "
-                           f"levels: each side must be a multiple of {2 ** levels} and at least {2 ** (levels + 1)}")
+        if side % (2**levels) != 0 or side < 2 ** (levels + 1):
+            raise BadInput(
+                f"sprite size {w}x{h} does not fit arch {cfg.arch!r} with {levels + 1} resolution "
+                f"levels: each side must be a multiple of {2**levels} and at least {2 ** (levels + 1)}"
+            )
     if cfg.arch == "seed":
         return ContextUnet(channels, (h, w), num_classes, n_feat=cfg.n_feat, timesteps=timesteps)
-    return SpriteUNet(channels, size, num_classes, n_feat=cfg.n_feat, channel_mult=cfg.channel_mult,
-                      attention=cfg.attention, dropout=cfg.dropout)
+    return SpriteUNet(
+        channels,
+        size,
+        num_classes,
+        n_feat=cfg.n_feat,
+        channel_mult=mult,
+        attention=cfg.attention,
+        dropout=cfg.dropout,
+    )
 
 
 def count_params(model: nn.Module) -> int:

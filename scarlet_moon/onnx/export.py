@@ -31,22 +31,35 @@ from typing import Any
 import numpy as np
 import torch
 
-from scarlet_moon.version import __version__
-from scarlet_moon.exporters.atomic import write_files
 from scarlet_moon.backends import is_onnx, read_card
-from scarlet_moon.backends.onnx_meta import (FORMAT, FORMAT_VERSION, INPUT_DOCS, META_CARD, META_FORMAT, META_IO,
-                                             META_PRECISION, META_SOURCE, META_SOURCE_NAME, META_VERSION,
-                                             OUTPUT_NAME, card_meta_for_export, step_path, unrolled_path)
+from scarlet_moon.backends.onnx_meta import (
+    FORMAT,
+    FORMAT_VERSION,
+    INPUT_DOCS,
+    META_CARD,
+    META_FORMAT,
+    META_IO,
+    META_PRECISION,
+    META_SOURCE,
+    META_SOURCE_NAME,
+    META_VERSION,
+    OUTPUT_NAME,
+    card_meta_for_export,
+    step_path,
+    unrolled_path,
+)
 from scarlet_moon.backends.torch_backend import load_torch_model
 from scarlet_moon.errors import BadInput, RunFailed, arg
+from scarlet_moon.exporters.atomic import write_files
 from scarlet_moon.models.card import ModelCard, bundled_onnx_path, file_fingerprint
 from scarlet_moon.models.card import model_path as checkpoint_path
 from scarlet_moon.options import Sampling, SamplingOptions
+from scarlet_moon.version import __version__
 
 log = logging.getLogger(__name__)
 
-FP32_TOL = 1e-4          # parity of the fp32 graph against eval-mode torch
-FP16_TOL = 5e-2          # fp16 weights/activations, time embedding kept in fp32
+FP32_TOL = 1e-4  # parity of the fp32 graph against eval-mode torch
+FP16_TOL = 5e-2  # fp16 weights/activations, time embedding kept in fp32
 PARITY_BATCHES = (2, 5)  # the example batch used for export is 3: both are "other" sizes
 MAX_BATCH = 4096
 
@@ -60,11 +73,11 @@ class ExportResult:
     max_abs_diff: dict[int, float] = field(default_factory=dict)  # batch -> max |onnx - torch|
     tolerance: float = FP32_TOL
     seconds: float = 0.0
-    step_path: Path | None = None      # the fused step graph beside it (m.step.onnx)
-    step_diff: float | None = None     # its one-step max |x0 - torch x0|
+    step_path: Path | None = None  # the fused step graph beside it (m.step.onnx)
+    step_diff: float | None = None  # its one-step max |x0 - torch x0|
     unrolled_path: Path | None = None  # the unrolled graph beside it (m.unrolled.onnx)
     unrolled_diff: float | None = None  # its max |sprites - the device loop's| (model range)
-    unrolled_note: str = ""            # why there is none, when there is a step graph but no unrolled one
+    unrolled_note: str = ""  # why there is none, when there is a step graph but no unrolled one
 
 
 def _example(card: ModelCard, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -97,13 +110,22 @@ def export_proto(model: torch.nn.Module, card: ModelCard, opset: int | None = No
         with warnings.catch_warnings():  # LeafSpec FutureWarning, "axis name: batch will not be used"
             warnings.simplefilter("ignore", FutureWarning)
             warnings.filterwarnings("ignore", message=".*axis name.*", category=UserWarning)
-            program = torch.onnx.export(model, example, dynamo=True, verbose=False, external_data=False,
-                                        input_names=["x", "t", "y"], output_names=[OUTPUT_NAME],
-                                        dynamic_shapes={"x": {0: batch}, "t": {0: batch}, "y": {0: batch}},
-                                        **kwargs)
+            program = torch.onnx.export(
+                model,
+                example,
+                dynamo=True,
+                verbose=False,
+                external_data=False,
+                input_names=["x", "t", "y"],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes={"x": {0: batch}, "t": {0: batch}, "y": {0: batch}},
+                **kwargs,
+            )
     except Exception as exc:  # the exporter raises a zoo of types
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RunFailed(f"torch.onnx.export failed: {first}") from exc
+    if program is None:  # dynamo=True always returns one; the stubs allow None
+        raise RunFailed("torch.onnx.export returned no program")
     proto = program.model_proto
     check_dynamic_batch(proto)
     return proto
@@ -145,8 +167,10 @@ def to_fp16(proto):
         try:
             from onnxruntime.transformers.float16 import convert_float_to_float16
         except ImportError:
-            raise BadInput(f"{arg('fp16')} needs onnxconverter-common (pip install onnxconverter-common) or "
-                           f"onnxruntime's transformers tools; export without {arg('fp16')}") from None
+            raise BadInput(
+                f"{arg('fp16')} needs onnxconverter-common (pip install onnxconverter-common) or "
+                f"onnxruntime's transformers tools; export without {arg('fp16')}"
+            ) from None
     block = _keep_time_embedding_fp32(proto)
     with warnings.catch_warnings():  # one "will be truncated to 1e-07" line per tiny weight
         warnings.filterwarnings("ignore", message=".*will be truncated.*", category=UserWarning)
@@ -169,9 +193,16 @@ def add_metadata(proto, card: ModelCard, *, fingerprint: str, precision: str) ->
         META_SOURCE: fingerprint,
         META_SOURCE_NAME: card.path.name,
         META_PRECISION: precision,
-        META_IO: json.dumps({"inputs": INPUT_DOCS, "output": OUTPUT_NAME, "format_version": FORMAT_VERSION,
-                             "null_label": len(card.label_names), "guidance": "applied by the sampling loop"},
-                            sort_keys=True),
+        META_IO: json.dumps(
+            {
+                "inputs": INPUT_DOCS,
+                "output": OUTPUT_NAME,
+                "format_version": FORMAT_VERSION,
+                "null_label": len(card.label_names),
+                "guidance": "applied by the sampling loop",
+            },
+            sort_keys=True,
+        ),
     }
     del proto.metadata_props[:]
     for k, v in props.items():
@@ -204,8 +235,9 @@ def parity(model: torch.nn.Module, data: bytes, card: ModelCard, batches=PARITY_
 
 
 @torch.no_grad()
-def step_parity(model: torch.nn.Module, data: bytes, card: ModelCard, *, clip: bool, batch: int = 3,
-                rows: int = 2) -> float:
+def step_parity(
+    model: torch.nn.Module, data: bytes, card: ModelCard, *, clip: bool, batch: int = 3, rows: int = 2
+) -> float:
     """Max |x0| difference of one fused step (guidance 2.5, or none with rows=1; x = 0.5 b0 + 0.5 b3)
     against torch."""
     import onnxruntime as ort
@@ -218,7 +250,7 @@ def step_parity(model: torch.nn.Module, data: bytes, card: ModelCard, *, clip: b
     b0, b3 = x * 2.0, torch.zeros_like(x)
     t_int = int(card.schedule.num_steps // 2)
     abar = float(card.schedule.alphas_cumprod()[t_int])
-    a, s, w = abar ** 0.5, (1.0 - abar) ** 0.5, 2.5
+    a, s, w = abar**0.5, (1.0 - abar) ** 0.5, 2.5
     tt = torch.full((batch,), float(t_int))
     if rows == 1:
         pred = model(x, tt, y)
@@ -228,8 +260,18 @@ def step_parity(model: torch.nn.Module, data: bytes, card: ModelCard, *, clip: b
     x0 = x * a - pred * s if card.prediction == "v" else (x - pred * s) / a
     x0 = x0.clamp(-1, 1) if clip else x0
     coef = np.array([0.5, 0, 0, 0.5, w, a, s, 0], np.float32)
-    got = sess.run(["x0"], {"b0": b0.numpy(), "b1": b3.numpy(), "b2": b3.numpy(), "b3": b3.numpy(),
-                            "coef": coef, "t": tt.numpy(), "y": y.numpy()})[0]
+    got = sess.run(
+        ["x0"],
+        {
+            "b0": b0.numpy(),
+            "b1": b3.numpy(),
+            "b2": b3.numpy(),
+            "b3": b3.numpy(),
+            "coef": coef,
+            "t": tt.numpy(),
+            "y": y.numpy(),
+        },
+    )[0]
     return float(np.max(np.abs(got.astype(np.float64) - x0.numpy())))
 
 
@@ -239,8 +281,14 @@ def make_step_graph(proto, model: torch.nn.Module, card: ModelCard, tol: float) 
 
     clip = bool(card.config.get("clip_x0", True))
     rows = 1 if card.guidance_base != 1.0 else 2  # a distilled model guides in its labelled rows
-    step = build_step_proto(proto, null_label=len(card.label_names), prediction=card.prediction, clip=clip,
-                            step_meta={"clip_x0": clip, "prediction": card.prediction}, rows=rows)
+    step = build_step_proto(
+        proto,
+        null_label=len(card.label_names),
+        prediction=card.prediction,
+        clip=clip,
+        step_meta={"clip_x0": clip, "prediction": card.prediction},
+        rows=rows,
+    )
     data = step.SerializeToString()
     diff = step_parity(model, data, card, clip=clip, rows=rows)
     if not diff <= tol:
@@ -248,8 +296,9 @@ def make_step_graph(proto, model: torch.nn.Module, card: ModelCard, tol: float) 
     return data, diff, step
 
 
-def unrolled_parity(step_data: bytes, data: bytes, card: ModelCard, sampling: Sampling, plan: dict[str, Any],
-                    batch: int = 3) -> float:
+def unrolled_parity(
+    step_data: bytes, data: bytes, card: ModelCard, sampling: Sampling, plan: dict[str, Any], batch: int = 3
+) -> float:
     """Max |sprites| difference (model range) of the unrolled graph against the device loop running the
     step graph step by step on the CPU (the loop the step graph's own parity check stands behind)."""
     import onnxruntime as ort
@@ -264,8 +313,17 @@ def unrolled_parity(step_data: bytes, data: bytes, card: ModelCard, sampling: Sa
     x = rng.standard_normal((batch, card.channels, *card.size)).astype(np.float32)
     y = np.arange(batch, dtype=np.int64) % len(card.label_names)
     loop = DeviceLoop(step, "cpu", batch, tuple(x.shape[1:]))
-    ref = generate_device(loop, card.schedule, y, x, lambda i: np.zeros_like(x), sampler=sampling.sampler,
-                          steps=sampling.steps, guidance=sampling.row_guidance, eta=sampling.eta)
+    ref = generate_device(
+        loop,
+        card.schedule,
+        y,
+        x,
+        lambda i: np.zeros_like(x),
+        sampler=sampling.sampler,
+        steps=sampling.steps,
+        guidance=sampling.row_guidance,
+        eta=sampling.eta,
+    )
     got, bad = unrolled.run(["x0", "bad"], {"x": x, "y": y})
     if bad.shape != (len(plan["steps"]),) or bad.any():
         return float("inf")
@@ -278,20 +336,27 @@ def make_unrolled_graph(step, step_data: bytes, card: ModelCard, tol: float, sam
     from scarlet_moon.backends.onnx_device import unrolled_plan
     from scarlet_moon.onnx.unrolled_graph import build_unrolled_proto
 
-    plan = unrolled_plan(card.schedule, sampler=sampling.sampler, steps=sampling.steps,
-                         guidance=sampling.row_guidance, eta=sampling.eta)
-    meta = {"sampler": sampling.sampler, "guidance": sampling.row_guidance, "eta": sampling.eta,
-            "timesteps": [int(s["t"]) for s in plan["steps"]]}
+    plan = unrolled_plan(
+        card.schedule, sampler=sampling.sampler, steps=sampling.steps, guidance=sampling.row_guidance, eta=sampling.eta
+    )
+    meta = {
+        "sampler": sampling.sampler,
+        "guidance": sampling.row_guidance,
+        "eta": sampling.eta,
+        "timesteps": [int(s["t"]) for s in plan["steps"]],
+    }
     data = build_unrolled_proto(step, plan, meta).SerializeToString()
     diff = unrolled_parity(step_data, data, card, sampling, plan)
     if not diff <= tol:
-        raise RunFailed(f"the unrolled graph disagrees with the step-by-step loop: max |diff| {diff:.3g} > {tol:g}; "
-                        "nothing written")
+        raise RunFailed(
+            f"the unrolled graph disagrees with the step-by-step loop: max |diff| {diff:.3g} > {tol:g}; nothing written"
+        )
     return data, diff
 
 
-def _side_graphs(proto, model: torch.nn.Module, card: ModelCard, tol: float, step_graph: bool,
-                 unroll: SamplingOptions | None) -> tuple[bytes | None, float | None, bytes | None, float | None, str]:
+def _side_graphs(
+    proto, model: torch.nn.Module, card: ModelCard, tol: float, step_graph: bool, unroll: SamplingOptions | None
+) -> tuple[bytes | None, float | None, bytes | None, float | None, str]:
     """(step bytes, diff, unrolled bytes, diff, why no unrolled graph): built and checked, not written."""
     if not step_graph:
         return None, None, None, None, ""
@@ -304,9 +369,15 @@ def _side_graphs(proto, model: torch.nn.Module, card: ModelCard, tol: float, ste
         return step_data, step_diff, None, None, f"no unrolled graph: {exc}"
 
 
-def export_onnx(model_path: str | Path | None, out: str | Path | None = None, *, fp16: bool = False,
-                opset: int | None = None, step_graph: bool = True,
-                unroll: SamplingOptions | None = SamplingOptions()) -> ExportResult:
+def export_onnx(
+    model_path: str | Path | None,
+    out: str | Path | None = None,
+    *,
+    fp16: bool = False,
+    opset: int | None = None,
+    step_graph: bool = True,
+    unroll: SamplingOptions | None = SamplingOptions(),
+) -> ExportResult:
     """Checkpoint (None = bundled) -> one self-contained .onnx at `out`, parity-checked vs torch.
 
     out None: a bundled model goes to the cache, where `backend="onnx"` finds it (models.card)."""
@@ -314,21 +385,26 @@ def export_onnx(model_path: str | Path | None, out: str | Path | None = None, *,
     if out is None:
         out = bundled_onnx_path(checkpoint_path(model_path))
         if out is None:
-            raise BadInput(f"{arg('out')} is required for {str(model_path)!r}; only a bundled model "
-                           "(bundled, bundled-32) has a default, the cache")
+            raise BadInput(
+                f"{arg('out')} is required for {str(model_path)!r}; only a bundled model "
+                "(bundled, bundled-32) has a default, the cache"
+            )
         out.parent.mkdir(parents=True, exist_ok=True)
     out = Path(out)
     if out.name.lower().endswith((".step.onnx", ".unrolled.onnx")):
-        raise BadInput(f"{arg('out')} {str(out)!r}: .step.onnx and .unrolled.onnx are the names of the graphs "
-                       "written beside the model; name the model otherwise")
+        raise BadInput(
+            f"{arg('out')} {str(out)!r}: .step.onnx and .unrolled.onnx are the names of the graphs "
+            "written beside the model; name the model otherwise"
+        )
     if out.suffix.lower() != ".onnx":
         raise BadInput(f"{arg('out')} {str(out)!r} must end with .onnx")
     if not out.parent.is_dir():
         raise BadInput(f"{arg('out')} {str(out)!r}: its folder {str(out.parent)!r} does not exist")
     for side in (out, step_path(out), unrolled_path(out)):  # before minutes of export and checks
         if side.exists() and not side.is_file():
-            raise BadInput(f"{arg('out')} {str(out)!r}: {str(side)!r} is in the way (not a file); "
-                           "move it or choose another name")
+            raise BadInput(
+                f"{arg('out')} {str(out)!r}: {str(side)!r} is in the way (not a file); move it or choose another name"
+            )
     if is_onnx(model_path):
         raise BadInput(f"{arg('model')} {str(model_path)!r} is already ONNX; export needs a .safetensors checkpoint")
     card = read_card(model_path)
@@ -342,17 +418,36 @@ def export_onnx(model_path: str | Path | None, out: str | Path | None = None, *,
     diffs = parity(model, data, card)
     worst = max(diffs.values())
     if not worst <= tol:  # NaN fails too
-        raise RunFailed(f"ONNX ({precision}) disagrees with torch: max |diff| {worst:.3g} > {tol:g} "
-                        f"(batches {', '.join(map(str, diffs))}); nothing written")
+        raise RunFailed(
+            f"ONNX ({precision}) disagrees with torch: max |diff| {worst:.3g} > {tol:g} "
+            f"(batches {', '.join(map(str, diffs))}); nothing written"
+        )
     step_data, step_diff, unrolled_data, unrolled_diff, note = _side_graphs(proto, model, card, tol, step_graph, unroll)
     # the model and its side graphs as one set, all or none; a side graph left from an earlier
     # export would name another checkpoint (or sampling), so one not written now is removed
-    files = [(p, blob) for p, blob in ((out, data), (step_path(out), step_data), (unrolled_path(out), unrolled_data))
-             if blob is not None]
-    stale = [p for p, blob in ((step_path(out), step_data), (unrolled_path(out), unrolled_data))
-             if blob is None and (p.is_file() or p.is_symlink())]
+    files = [
+        (p, blob)
+        for p, blob in ((out, data), (step_path(out), step_data), (unrolled_path(out), unrolled_data))
+        if blob is not None
+    ]
+    stale = [
+        p
+        for p, blob in ((step_path(out), step_data), (unrolled_path(out), unrolled_data))
+        if blob is None and (p.is_file() or p.is_symlink())
+    ]
     write_files(files, stale)
     opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), -1)
-    return ExportResult(out, len(data), int(opset_used), precision, diffs, tol, time.perf_counter() - t0,
-                        step_path(out) if step_data else None, step_diff,
-                        unrolled_path(out) if unrolled_data else None, unrolled_diff, note)
+    return ExportResult(
+        out,
+        len(data),
+        int(opset_used),
+        precision,
+        diffs,
+        tol,
+        time.perf_counter() - t0,
+        step_path(out) if step_data else None,
+        step_diff,
+        unrolled_path(out) if unrolled_data else None,
+        unrolled_diff,
+        note,
+    )

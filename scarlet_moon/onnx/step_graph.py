@@ -56,9 +56,9 @@ def _nodes(h: Any, null_label: int, prediction: str, clip: bool, rows: int = 2) 
         op("Slice", [PREFIX + "pred", "zero_1", "batch", "zero_1"], "cond")
         op("Slice", [PREFIX + "pred", "batch", "big_1", "zero_1"], "uncond")
         pred = op("Add", ["uncond", op("Mul", [op("Sub", ["cond", "uncond"], "diff"), "w"], "wdiff")], "pred")
-    if prediction == "v":   # x0 = a x - s v
+    if prediction == "v":  # x0 = a x - s v
         x0 = op("Sub", [op("Mul", ["x", "a"], "ax"), op("Mul", [pred, "s"], "sv")], "x0_raw")
-    else:                   # x0 = (x - s eps) / a
+    else:  # x0 = (x - s eps) / a
         x0 = op("Div", [op("Sub", ["x", op("Mul", [pred, "s"], "se")], "x_se"), "a"], "x0_raw")
     if clip:
         x0 = op("Clip", [x0, "minus_one", "plus_one"], "x0_clip")
@@ -71,15 +71,19 @@ def _nodes(h: Any, null_label: int, prediction: str, clip: bool, rows: int = 2) 
 def _constants(h: Any, np: Any, null_label: int) -> list[Any]:
     c = [h.make_tensor(f"idx{k}", 7, [], [k]) for k in range(7)]
     return c + [
-        h.make_tensor("zero_i64", 7, [], [0]), h.make_tensor("null_i64", 7, [], [int(null_label)]),
-        h.make_tensor("zero_1", 7, [1], [0]), h.make_tensor("one_1", 7, [1], [1]),
+        h.make_tensor("zero_i64", 7, [], [0]),
+        h.make_tensor("null_i64", 7, [], [int(null_label)]),
+        h.make_tensor("zero_1", 7, [1], [0]),
+        h.make_tensor("one_1", 7, [1], [1]),
         h.make_tensor("big_1", 7, [1], [int(np.iinfo(np.int64).max)]),
-        h.make_tensor("minus_one", 1, [], [-1.0]), h.make_tensor("plus_one", 1, [], [1.0]),
+        h.make_tensor("minus_one", 1, [], [-1.0]),
+        h.make_tensor("plus_one", 1, [], [1.0]),
     ]
 
 
-def build_step_proto(net: Any, *, null_label: int, prediction: str, clip: bool, step_meta: dict[str, Any],
-                     rows: int = 2) -> Any:
+def build_step_proto(
+    net: Any, *, null_label: int, prediction: str, clip: bool, step_meta: dict[str, Any], rows: int = 2
+) -> Any:
     """The step graph around `net` (an onnx.ModelProto of the denoiser: inputs x, t, y; output pred)."""
     import numpy as np
     import onnx
@@ -93,16 +97,31 @@ def build_step_proto(net: Any, *, null_label: int, prediction: str, clip: bool, 
     chw = [d.dim_value for d in ref[1:]]
     buf = ["batch", *chw]
     inputs = [h.make_tensor_value_info(f"b{k}", 1, buf) for k in range(4)]
-    inputs += [h.make_tensor_value_info("coef", 1, [8]), h.make_tensor_value_info("t", 1, ["batch"]),
-               h.make_tensor_value_info("y", 7, ["batch"])]
-    outputs = [h.make_tensor_value_info("x", 1, buf), h.make_tensor_value_info("x0", 1, buf),
-               h.make_tensor_value_info("bad", 1, [])]
+    inputs += [
+        h.make_tensor_value_info("coef", 1, [8]),
+        h.make_tensor_value_info("t", 1, ["batch"]),
+        h.make_tensor_value_info("y", 7, ["batch"]),
+    ]
+    outputs = [
+        h.make_tensor_value_info("x", 1, buf),
+        h.make_tensor_value_info("x0", 1, buf),
+        h.make_tensor_value_info("bad", 1, []),
+    ]
     if rows not in (1, 2):
         raise ValueError(f"rows {rows!r}: expected 1 (distilled guidance) or 2 (guided in the graph)")
-    graph = h.make_graph(list(g.node) + _nodes(h, null_label, prediction, clip, rows), "scarlet_moon_step",
-                         inputs, outputs, initializer=list(g.initializer) + _constants(h, np, null_label))
-    model = h.make_model(graph, opset_imports=list(inner.opset_import), producer_name=net.producer_name,
-                         producer_version=net.producer_version)
+    graph = h.make_graph(
+        list(g.node) + _nodes(h, null_label, prediction, clip, rows),
+        "scarlet_moon_step",
+        inputs,
+        outputs,
+        initializer=list(g.initializer) + _constants(h, np, null_label),
+    )
+    model = h.make_model(
+        graph,
+        opset_imports=list(inner.opset_import),
+        producer_name=net.producer_name,
+        producer_version=net.producer_version,
+    )
     model.ir_version = net.ir_version
     model.functions.extend(inner.functions)
     for p in net.metadata_props:

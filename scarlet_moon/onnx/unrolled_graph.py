@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from scarlet_moon.backends.onnx_device import X, X0, Z
+from scarlet_moon.backends.onnx_device import X0, X, Z
 from scarlet_moon.backends.onnx_meta import META_STEP, META_UNROLLED, UNROLLED_FORMAT
+
 
 def _has_subgraph(node: Any) -> bool:
     from onnx import AttributeProto
@@ -29,6 +30,7 @@ def _has_subgraph(node: Any) -> bool:
 def _step_nodes(h: Any, step: Any, p: int, feeds: dict[str, str], shared: set[str]) -> list[Any]:
     """The step graph's nodes for step p: step inputs renamed per `feeds`, weights shared, the rest
     prefixed u{p}/ (outputs x, x0, bad become u{p}/x, u{p}/x0, u{p}/bad)."""
+
     def name(v: str) -> str:
         return v if not v or v in shared else feeds.get(v, f"u{p}/{v}")
 
@@ -36,8 +38,9 @@ def _step_nodes(h: Any, step: Any, p: int, feeds: dict[str, str], shared: set[st
     for n in step.graph.node:
         if _has_subgraph(n):
             raise ValueError(f"node {n.name!r} ({n.op_type}) holds a subgraph: not supported by the unroller")
-        m = h.make_node(n.op_type, [name(i) for i in n.input], [name(o) for o in n.output],
-                        name=f"u{p}/{n.name}", domain=n.domain)
+        m = h.make_node(
+            n.op_type, [name(i) for i in n.input], [name(o) for o in n.output], name=f"u{p}/{n.name}", domain=n.domain
+        )
         m.attribute.extend(n.attribute)
         out.append(m)
     return out
@@ -46,9 +49,11 @@ def _step_nodes(h: Any, step: Any, p: int, feeds: dict[str, str], shared: set[st
 def _wiring(h: Any, plan: dict[str, Any]) -> tuple[list[Any], list[tuple[Any, dict[str, str]]], list[Any], list[Any]]:
     """(head nodes, per step (its timestep node, the tensor feeding each step-graph input), tail
     nodes: the result and the NaN flags, constants)."""
-    head = [h.make_node("Shape", ["y"], ["batch_1d"], name="unrolled/batch"),
-            h.make_node("Shape", ["x"], ["x_shape"], name="unrolled/x_shape"),
-            h.make_node("ConstantOfShape", ["x_shape"], ["zeros"], name="unrolled/zeros")]
+    head = [
+        h.make_node("Shape", ["y"], ["batch_1d"], name="unrolled/batch"),
+        h.make_node("Shape", ["x"], ["x_shape"], name="unrolled/x_shape"),
+        h.make_node("ConstantOfShape", ["x_shape"], ["zeros"], name="unrolled/zeros"),
+    ]
     inits, steps, nodes = [], [], []
     slots = {X(-1): "x"}  # buffer slot -> the tensor holding it now; a slot never written is zeros
     for p, st in enumerate(plan["steps"]):
@@ -96,8 +101,12 @@ def build_unrolled_proto(step: Any, plan: dict[str, Any], meta: dict[str, Any]) 
     inputs = [h.make_tensor_value_info("x", 1, buf), h.make_tensor_value_info("y", 7, [buf[0]])]
     outputs = [h.make_tensor_value_info("x0", 1, buf), h.make_tensor_value_info("bad", 1, [len(wiring)])]
     graph = h.make_graph(nodes, "scarlet_moon_unrolled", inputs, outputs, initializer=list(g.initializer) + inits)
-    model = h.make_model(graph, opset_imports=list(step.opset_import), producer_name=step.producer_name,
-                         producer_version=step.producer_version)
+    model = h.make_model(
+        graph,
+        opset_imports=list(step.opset_import),
+        producer_name=step.producer_name,
+        producer_version=step.producer_version,
+    )
     model.ir_version = step.ir_version
     model.functions.extend(step.functions)
     for p in step.metadata_props:

@@ -18,7 +18,7 @@ from scarlet_moon.progress import SILENT, Report
 @dataclass(frozen=True)
 class Samples:
     files: list[dict[str, Any]]  # {"path", "label", "label_index", "index"[, "scaled"]} per sprite
-    meta: dict[str, Any]         # GenerationSpec.meta: what regenerates them
+    meta: dict[str, Any]  # GenerationSpec.meta: what regenerates them
     grid: Path | None
 
 
@@ -26,8 +26,9 @@ def _check_folder(target: Path, names: list[str]) -> None:
     """A folder where a sprite's file goes is the user's path in the way."""
     for name in names:
         if (target / name).is_dir():
-            raise BadInput(f"{arg('out')} {str(target)!r}: {name!r} there is a folder; expected a file name free "
-                           "for a PNG")
+            raise BadInput(
+                f"{arg('out')} {str(target)!r}: {name!r} there is a folder; expected a file name free for a PNG"
+            )
 
 
 def _writable_folder(path: Path) -> None:
@@ -43,8 +44,15 @@ def _writable_folder(path: Path) -> None:
         raise BadInput(f"{arg('out')} {str(path)!r} is not a writable folder")
 
 
-def save_samples(spec: GenerationSpec, out: str | Path = "samples", *, grid: str | Path | None = None,
-                 scale: int = 1, force: bool = False, report: Report = SILENT) -> Samples:
+def save_samples(
+    spec: GenerationSpec,
+    out: str | Path = "samples",
+    *,
+    grid: str | Path | None = None,
+    scale: int = 1,
+    force: bool = False,
+    report: Report = SILENT,
+) -> Samples:
     """Generate `spec` into `out` (made if missing): one PNG per sprite, plus `<stem>_x<scale>.png` when
     scale > 1 and a preview grid; an existing file is replaced only with `force`."""
     from scarlet_moon.backends import read_card
@@ -65,7 +73,9 @@ def save_samples(spec: GenerationSpec, out: str | Path = "samples", *, grid: str
     sprite_files = [target / f"{stem}{x}.png" for stem, _ in names for x in suffixes]
     if grid is not None:
         if input_clash(Path(grid), sprite_files):
-            raise BadInput(f"{arg('grid')} {str(grid)!r} is one of the sprite files this run writes; choose another name")
+            raise BadInput(
+                f"{arg('grid')} {str(grid)!r} is one of the sprite files this run writes; choose another name"
+            )
         check_output(grid, arg("grid"), inputs=inputs, force=force, suffix=".png")
     if target.exists():
         _check_folder(target, [p.name for p in sprite_files])
@@ -76,8 +86,12 @@ def save_samples(spec: GenerationSpec, out: str | Path = "samples", *, grid: str
         gen = generate_sprites(spec, card=card, request=req, report=report)
         files = []
         for img, k, (stem, n) in zip(gen.images, req.labels, names):
-            entry: dict[str, Any] = {"path": str(save_png(img, target / f"{stem}.png")), "label": card.label_names[k],
-                                     "label_index": k, "index": n}
+            entry: dict[str, Any] = {
+                "path": str(save_png(img, target / f"{stem}.png")),
+                "label": card.label_names[k],
+                "label_index": k,
+                "index": n,
+            }
             if scale > 1:
                 entry["scaled"] = str(save_png(upscale(img[None], scale)[0], target / f"{stem}_x{scale}.png"))
             files.append(entry)

@@ -55,8 +55,7 @@ class SheetTarget:
     force: bool
 
     @classmethod
-    def check(cls, out: str | Path, formats: Sequence[str], force: bool = False,
-              inputs: Inputs = ()) -> "SheetTarget":
+    def check(cls, out: str | Path, formats: Sequence[str], force: bool = False, inputs: Inputs = ()) -> "SheetTarget":
         """A .png path in a writable folder, known formats, not one of the run's `inputs` nor inside an
         input folder, and an existing sheet only with `force` (and only a regular file)."""
         from scarlet_moon.exporters import check_sheet_path
@@ -66,7 +65,9 @@ class SheetTarget:
         try:
             path = check_sheet_path(out)
         except ValueError:
-            raise BadInput(f"{arg('out')} {str(out)!r} must be a .png file name (atlases are written next to it)") from None
+            raise BadInput(
+                f"{arg('out')} {str(out)!r} must be a .png file name (atlases are written next to it)"
+            ) from None
         except FileNotFoundError:
             raise BadInput(f"{arg('out')} {str(out)!r}: its folder {str(folder)!r} does not exist") from None
         if not os.access(folder, os.W_OK | os.X_OK):
@@ -88,8 +89,13 @@ class SheetTarget:
             yield self
 
 
-def write_sheet(sprites: list[Sprite], target: SheetTarget, pack: PackOptions | None = None,
-                app_meta: dict[str, Any] | None = None, jobs: int | None = None) -> list[Path]:
+def write_sheet(
+    sprites: list[Sprite],
+    target: SheetTarget,
+    pack: PackOptions | None = None,
+    app_meta: dict[str, Any] | None = None,
+    jobs: int | None = None,
+) -> list[Path]:
     """Pack `sprites` and write the sheet + atlases of `target`; the written paths. `app_meta`: extra
     atlas meta (an attribution); `jobs`: processes encoding the files (None: chosen from the size)."""
     from scarlet_moon.exporters import pack as pack_sprites
@@ -100,8 +106,7 @@ def write_sheet(sprites: list[Sprite], target: SheetTarget, pack: PackOptions | 
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     try:
-        return write_atlases(result, target.out, target.formats, force=target.force, app_meta=app_meta,
-                             workers=jobs)
+        return write_atlases(result, target.out, target.formats, force=target.force, app_meta=app_meta, workers=jobs)
     except FileExistsError as exc:
         raise BadInput(f"{exc.filename!r} already exists; pass {arg('force')} to replace it") from None
     except ValueError as exc:
@@ -119,18 +124,26 @@ def check_sprite_fits(card: ModelCard, count: int, pack: PackOptions) -> None:
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     h, w = (side * pack.scale for side in card.size)  # the scaled copies and the pages that hold them
-    memory.check(memory.image_bytes(count, h, w, copies=3), f"a sheet of {count:,} sprites at scale {pack.scale} "
-                 f"({w}x{h} each)")
+    memory.check(
+        memory.image_bytes(count, h, w, copies=3), f"a sheet of {count:,} sprites at scale {pack.scale} ({w}x{h} each)"
+    )
 
 
-def make_sheet(spec: GenerationSpec, out: str | Path, *, formats: Sequence[str] = ("json-hash",),
-               pack: PackOptions | None = None, force: bool = False, report: Report = SILENT,
-               jobs: int | None = None) -> list[Path]:
+def make_sheet(
+    spec: GenerationSpec,
+    out: str | Path,
+    *,
+    formats: Sequence[str] = ("json-hash",),
+    pack: PackOptions | None = None,
+    force: bool = False,
+    report: Report = SILENT,
+    jobs: int | None = None,
+) -> list[Path]:
     """`sm sheet`: generate `spec`'s sprites, pack them and write `out` + atlases; the written paths.
     Every check (model, labels, options, output, memory) runs before sampling. Under torchrun the ranks
     share the sampling and rank 0 writes (the others return [])."""
-    from scarlet_moon.exporters import PackOptions
     from scarlet_moon.backends import read_card
+    from scarlet_moon.exporters import PackOptions
     from scarlet_moon.models.card import attribution_meta, model_path
     from scarlet_moon.pipelines.sprites import generate_sharded, generate_sprites
     from scarlet_moon.world import world_from_env
@@ -145,10 +158,10 @@ def make_sheet(spec: GenerationSpec, out: str | Path, *, formats: Sequence[str] 
         if world is None:
             gen = generate_sprites(spec, card=card, request=req, report=report, jobs=jobs)
             return write_sheet(gen.sprites(), target, pack, attribution_meta(card), jobs)
-        gen, shards = generate_sharded(spec, card, req, target.out, world, report)
-        if gen is None:
+        gathered, shards = generate_sharded(spec, card, req, target.out, world, report)
+        if gathered is None:
             return []  # its chunks are written; rank 0 packs
-        written = write_sheet(gen.sprites(), target, pack, attribution_meta(card), jobs)
+        written = write_sheet(gathered.sprites(), target, pack, attribution_meta(card), jobs)
         shutil.rmtree(shards, ignore_errors=True)  # written: the shards are no longer needed
         return written
 
@@ -159,9 +172,9 @@ def read_sprites(folder: str | Path, report: Report = SILENT) -> list[Sprite]:
     scaled, huge ones refused from their header)."""
     from PIL import Image
 
-    from scarlet_moon.exporters import Sprite
     from scarlet_moon.data.folders import png_folder
     from scarlet_moon.data.images import read_image
+    from scarlet_moon.exporters import Sprite
     from scarlet_moon.limits import MAX_SPRITES
 
     if not Path(folder).is_dir():
@@ -170,8 +183,9 @@ def read_sprites(folder: str | Path, report: Report = SILENT) -> list[Sprite]:
     if not found:
         raise BadInput(f"{arg('folder')} {str(folder)!r} has no .png files (looked in it and its direct subfolders)")
     if len(found) > MAX_SPRITES:
-        raise BadInput(f"{arg('folder')} {str(folder)!r} holds {len(found):,} PNGs; a sheet takes at most "
-                       f"{MAX_SPRITES:,}")
+        raise BadInput(
+            f"{arg('folder')} {str(folder)!r} holds {len(found):,} PNGs; a sheet takes at most {MAX_SPRITES:,}"
+        )
     stems = [p.stem for p, _ in found]
     sprites = []
     with report.bar("reading") as update:
@@ -179,15 +193,23 @@ def read_sprites(folder: str | Path, report: Report = SILENT) -> list[Sprite]:
             rel = path.relative_to(folder).as_posix()
             # a stem used in two subfolders (walk/000.png, idle/000.png) keeps its folder
             name = path.stem if stems.count(path.stem) == 1 else rel[: -len(path.suffix)]
-            sprites.append(Sprite(name=name, image=Image.fromarray(read_image(path), "RGBA"), label=label,
-                                  meta={"source": rel}))
+            sprites.append(
+                Sprite(name=name, image=Image.fromarray(read_image(path), "RGBA"), label=label, meta={"source": rel})
+            )
             update(i + 1, len(found))
     return sprites
 
 
-def pack_folder(folder: str | Path, out: str | Path, *, formats: Sequence[str] = ("json-hash",),
-                pack: PackOptions | None = None, force: bool = False, report: Report = SILENT,
-                jobs: int | None = None) -> list[Path]:
+def pack_folder(
+    folder: str | Path,
+    out: str | Path,
+    *,
+    formats: Sequence[str] = ("json-hash",),
+    pack: PackOptions | None = None,
+    force: bool = False,
+    report: Report = SILENT,
+    jobs: int | None = None,
+) -> list[Path]:
     """`sm sheet --from`: the PNGs of `folder` packed as they are into `out` + atlases (never inside
     `folder`: a second run would pack the first one's sheet); the written paths."""
     target = SheetTarget.check(out, formats, force, [folder])

@@ -20,9 +20,9 @@ from scarlet_moon.progress import SILENT, Report
 if TYPE_CHECKING:
     import numpy as np
 
-    from scarlet_moon.exporters import Sprite
     from scarlet_moon.backends import BackendOptions
     from scarlet_moon.backends.base import Denoiser
+    from scarlet_moon.exporters import Sprite
     from scarlet_moon.generation.request import Request
     from scarlet_moon.models.card import ModelCard
     from scarlet_moon.world import World
@@ -49,17 +49,23 @@ def frame_common(card: ModelCard, req: Request, meta: dict[str, Any] | None = No
     from scarlet_moon.generation.edits import edit_meta
 
     s = req.sampling.resolve(card)
-    common = {"seed": req.seed, "sampler": s.sampler, "steps": s.steps, "guidance": s.guidance,
-              "count": len(req.labels), "chunk_size": CHUNK_SIZE, "model_fingerprint": card.fingerprint(),
-              "model_step": card.meta.get("step")}
+    common = {
+        "seed": req.seed,
+        "sampler": s.sampler,
+        "steps": s.steps,
+        "guidance": s.guidance,
+        "count": len(req.labels),
+        "chunk_size": CHUNK_SIZE,
+        "model_fingerprint": card.fingerprint(),
+        "model_step": card.meta.get("step"),
+    }
     if req.edit.active:  # init/strength/mask/tileable regenerate the frame too
         sources = meta or {}
         common.update(edit_meta(req.edit, sources.get("init"), sources.get("mask")))
     return common
 
 
-def frames(card: ModelCard, req: Request, images: np.ndarray, common: dict[str, Any],
-           first: int = 0) -> list[Sprite]:
+def frames(card: ModelCard, req: Request, images: np.ndarray, common: dict[str, Any], first: int = 0) -> list[Sprite]:
     """exporters.Sprite frames for `images`, sprites `first`... of `req`: named `<label>_NNN`, each with
     `common` plus its label, label index and batch index."""
     from PIL import Image
@@ -67,7 +73,7 @@ def frames(card: ModelCard, req: Request, images: np.ndarray, common: dict[str, 
     from scarlet_moon.exporters import Sprite
     from scarlet_moon.generation.names import file_names
 
-    names = file_names(card.label_names, req.labels)[first:first + len(images)]
+    names = file_names(card.label_names, req.labels)[first : first + len(images)]
     out = []
     for i, (img, (stem, _)) in enumerate(zip(images, names), start=first):
         k = req.labels[i]
@@ -81,14 +87,21 @@ def open_backend(card: ModelCard, backend: BackendOptions, report: Report = SILE
     """The denoiser for `card` as asked; the backend named through `report`."""
     from scarlet_moon.backends import open_denoiser
 
-    den = open_denoiser(card, backend=backend.backend, device=backend.device, fp16=backend.fp16,
-                        compile=backend.compile)
+    den = open_denoiser(
+        card, backend=backend.backend, device=backend.device, fp16=backend.fp16, compile=backend.compile
+    )
     report.note(f"backend: {den.describe()}")
     return den
 
 
-def generate_sprites(spec: GenerationSpec, *, card: ModelCard | None = None, request: Request | None = None,
-                     report: Report = SILENT, jobs: int | None = None) -> Generated:
+def generate_sprites(
+    spec: GenerationSpec,
+    *,
+    card: ModelCard | None = None,
+    request: Request | None = None,
+    report: Report = SILENT,
+    jobs: int | None = None,
+) -> Generated:
     """Every sprite of `spec` through the library's generation loop (one progress bar over all chunks);
     `card`/`request`: already read and checked (else read here); `jobs`: processes finishing chunks
     (None: chosen from the device and the count)."""
@@ -112,8 +125,9 @@ def pin_local_gpu(card: ModelCard, backend: BackendOptions, local_rank: int) -> 
     os.environ["CUDA_VISIBLE_DEVICES"] = visible[local_rank % len(visible)] if visible else str(local_rank)
 
 
-def generate_sharded(spec: GenerationSpec, card: ModelCard, req: Request, out: str | Path, world: World,
-                     report: Report = SILENT) -> tuple[Generated | None, Path]:
+def generate_sharded(
+    spec: GenerationSpec, card: ModelCard, req: Request, out: str | Path, world: World, report: Report = SILENT
+) -> tuple[Generated | None, Path]:
     """This rank's chunks to shard files (generation.shard); on rank 0 also every sprite, gathered (else
     None), and the shard folder (to remove once the sheet is written)."""
     from scarlet_moon.generation.shard import run_shard

@@ -52,8 +52,15 @@ def tile_sprites(ts: Tileset, card: ModelCard, common: dict[str, Any]) -> list[S
 
     stem = safe_name(ts.labels[0])
     mode = "RGBA" if card.channels == 4 else "RGB"
-    return [Sprite(name=f"{stem}_{''.join(map(str, t.corners))}", image=Image.fromarray(t.image, mode),
-                   label=t.label, meta={**common, **ts.tile_meta(t)}) for t in ts.tiles]
+    return [
+        Sprite(
+            name=f"{stem}_{''.join(map(str, t.corners))}",
+            image=Image.fromarray(t.image, mode),
+            label=t.label,
+            meta={**common, **ts.tile_meta(t)},
+        )
+        for t in ts.tiles
+    ]
 
 
 def _bases(inits: Sequence[str], card: ModelCard) -> tuple[Any, Any] | None:
@@ -68,12 +75,18 @@ def _bases(inits: Sequence[str], card: ModelCard) -> tuple[Any, Any] | None:
     return a, b
 
 
-def make_tileset(spec: TilesetSpec, out: str | Path = "tileset.png", *, formats: Sequence[str] = DEFAULT_FORMATS,
-                 force: bool = False, report: Report = SILENT) -> list[Path]:
+def make_tileset(
+    spec: TilesetSpec,
+    out: str | Path = "tileset.png",
+    *,
+    formats: Sequence[str] = DEFAULT_FORMATS,
+    force: bool = False,
+    report: Report = SILENT,
+) -> list[Path]:
     """`sm tileset`: every input and the output checked before the model is loaded, the tiles generated,
     packed (no dedupe: each tile keeps its place) and written; the written paths."""
-    from scarlet_moon.exporters import PackOptions
     from scarlet_moon.backends import open_denoiser, read_card
+    from scarlet_moon.exporters import PackOptions
     from scarlet_moon.generation.request import check_seed
     from scarlet_moon.generation.tileset import check_options, corner_tileset
     from scarlet_moon.models.card import attribution_meta, model_path, resolve_labels
@@ -91,10 +104,25 @@ def make_tileset(spec: TilesetSpec, out: str | Path = "tileset.png", *, formats:
     with target.claimed():
         with report.bar("tiles") as update:
             den = open_denoiser(card, backend=spec.backend.backend, device=spec.backend.device)
-            ts = corner_tileset(den, spec.label, spec.second_label, seed=spec.seed, init=bases, sampling=spec.sampling,
-                                kind=spec.kind, border=spec.border, strength=spec.strength, progress=update,
-                                terrains=(Path(spec.inits[0]).stem, Path(spec.inits[1]).stem) if spec.inits else None)
-        common = {"sampler": s.sampler, "steps": s.steps, "guidance": s.guidance,
-                  "model_fingerprint": card.fingerprint(), "model_step": card.meta.get("step"),
-                  "init": list(spec.inits) if spec.inits else None}
+            ts = corner_tileset(
+                den,
+                spec.label,
+                spec.second_label,
+                seed=spec.seed,
+                init=bases,
+                sampling=spec.sampling,
+                kind=spec.kind,
+                border=spec.border,
+                strength=spec.strength,
+                progress=update,
+                terrains=(Path(spec.inits[0]).stem, Path(spec.inits[1]).stem) if spec.inits else None,
+            )
+        common = {
+            "sampler": s.sampler,
+            "steps": s.steps,
+            "guidance": s.guidance,
+            "model_fingerprint": card.fingerprint(),
+            "model_step": card.meta.get("step"),
+            "init": list(spec.inits) if spec.inits else None,
+        }
         return write_sheet(tile_sprites(ts, card, common), target, pack, attribution_meta(card))

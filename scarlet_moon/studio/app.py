@@ -47,10 +47,10 @@ MAX_JSON_BYTES = 1 << 20
 
 @dataclass(frozen=True)
 class StudioConfig:
-    model: str | None          # the --model given at start (None: the bundled model)
-    runs_dir: Path             # where training runs are found
-    token: str | None          # required on every request when set
-    host: str = "127.0.0.1"    # the bound address: a loopback one checks the Host header
+    model: str | None  # the --model given at start (None: the bundled model)
+    runs_dir: Path  # where training runs are found
+    token: str | None  # required on every request when set
+    host: str = "127.0.0.1"  # the bound address: a loopback one checks the Host header
     # (generate's parameters, sprite index) -> the line shown to make a sprite again; None: the Python call
     command: Callable[[dict[str, Any], int], str] | None = None
     # train's parameters -> the argv of a training process; None: the studio starts no training
@@ -129,8 +129,9 @@ class Studio:
     async def formats(self, request: Request) -> Response:
         from scarlet_moon.exporters import available_formats
 
-        return JSONResponse({"formats": [{"name": n, "description": f.description}
-                                         for n, f in available_formats().items()]})
+        return JSONResponse(
+            {"formats": [{"name": n, "description": f.description} for n, f in available_formats().items()]}
+        )
 
     async def generate(self, request: Request) -> Response:
         spec = parse_generate(await read_json(request), self.shelf, self.store)
@@ -145,20 +146,44 @@ class Studio:
         params, render = sample_params(spec, job.id), self.config.command or python_call
         init_file, mask_file = input_files(job.id)
         settings = settings_of(spec)
-        sources = {"init": init_file if spec.init is not None else None,
-                   "mask": mask_file if spec.mask is not None else None}
+        sources = {
+            "init": init_file if spec.init is not None else None,
+            "mask": mask_file if spec.mask is not None else None,
+        }
         made = frames(spec.card, spec.req, images, frame_common(spec.card, spec.req, sources), first=start)
         for i, (rgba, frame) in enumerate(zip(images, made)):
             index = start + i
             command = render(params, index)
             # frame: the atlas meta `sm sheet` gives this sprite; labels: its model's, for the frame's name
-            rec = SpriteRecord(f"{job.id}-{index}", rgba, spec.label, {**settings, "index": index}, command,
-                               file_of(spec, index, job.id), spec.init, spec.mask,
-                               {"init_file": init_file, "mask_file": mask_file, "frame": frame.meta,
-                                "label_names": tuple(spec.card.label_names), **attribution_meta(spec.card)})
+            rec = SpriteRecord(
+                f"{job.id}-{index}",
+                rgba,
+                spec.label,
+                {**settings, "index": index},
+                command,
+                file_of(spec, index, job.id),
+                spec.init,
+                spec.mask,
+                {
+                    "init_file": init_file,
+                    "mask_file": mask_file,
+                    "frame": frame.meta,
+                    "label_names": tuple(spec.card.label_names),
+                    **attribution_meta(spec.card),
+                },
+            )
             self.store.sprites.add(rec.id, rec)
-            out.append({"id": rec.id, "png": png_data_url(rgba), "label": rec.label, "index": index,
-                        "settings": rec.settings, "command": command, "file": rec.file})
+            out.append(
+                {
+                    "id": rec.id,
+                    "png": png_data_url(rgba),
+                    "label": rec.label,
+                    "index": index,
+                    "settings": rec.settings,
+                    "command": command,
+                    "file": rec.file,
+                }
+            )
         return out
 
     def job(self, request: Request) -> Job:
@@ -190,17 +215,21 @@ class Studio:
         from scarlet_moon.studio.download import export_zip
 
         name, data = export_zip(await read_json(request), self.store)
-        return Response(data, media_type="application/zip",
-                        headers={"content-disposition": f'attachment; filename="{name}"'})
+        return Response(
+            data, media_type="application/zip", headers={"content-disposition": f'attachment; filename="{name}"'}
+        )
 
     async def runs(self, request: Request) -> Response:
         from scarlet_moon.studio.runs import list_runs
 
         live = self.trainer.views()
         runs = [{**r, **live.pop(r["name"], {})} for r in list_runs(self.config.runs_dir)]
-        runs += [{"name": n, "model": False, "grid_step": None, "status": None, "loss": [], **v} for n, v in live.items()]
-        return JSONResponse({"runs": runs, "runs_dir": str(self.config.runs_dir),
-                             "can_train": self.config.train_command is not None})
+        runs += [
+            {"name": n, "model": False, "grid_step": None, "status": None, "loss": [], **v} for n, v in live.items()
+        ]
+        return JSONResponse(
+            {"runs": runs, "runs_dir": str(self.config.runs_dir), "can_train": self.config.train_command is not None}
+        )
 
     async def train(self, request: Request) -> Response:
         body = await read_json(request, limit=MAX_TOTAL_BYTES * 4 // 3 + MAX_JSON_BYTES)  # base64 + the rest
@@ -238,22 +267,32 @@ def create_app(config: StudioConfig) -> Starlette:
     """The studio as an ASGI app (behind the token/Host/Origin guard); `app.state.studio` holds its state."""
     s = Studio(config)
     routes = [
-        Route("/", s.page), Route("/api/models", s.models), Route("/api/formats", s.formats),
+        Route("/", s.page),
+        Route("/api/models", s.models),
+        Route("/api/formats", s.formats),
         Route("/api/generate", s.generate, methods=["POST"]),
-        Route("/api/jobs/{job}", s.job_view), Route("/api/jobs/{job}/cancel", s.cancel, methods=["POST"]),
-        Route("/api/palettes", s.palette, methods=["POST"]), Route("/api/export", s.export, methods=["POST"]),
-        Route("/api/runs", s.runs), Route("/api/runs/{name}/grid.png", s.run_grid),
-        Route("/api/train", s.train, methods=["POST"]), Route("/api/runs/{name}/stop", s.stop, methods=["POST"]),
+        Route("/api/jobs/{job}", s.job_view),
+        Route("/api/jobs/{job}/cancel", s.cancel, methods=["POST"]),
+        Route("/api/palettes", s.palette, methods=["POST"]),
+        Route("/api/export", s.export, methods=["POST"]),
+        Route("/api/runs", s.runs),
+        Route("/api/runs/{name}/grid.png", s.run_grid),
+        Route("/api/train", s.train, methods=["POST"]),
+        Route("/api/runs/{name}/stop", s.stop, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         s.jobs.close()
         s.trainer.close()
 
-    app = Starlette(routes=routes, exception_handlers={BadInput: _bad_input, NotFound: _not_found, Busy: _busy,
-                                                       ScarletError: _failed}, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        exception_handlers={BadInput: _bad_input, NotFound: _not_found, Busy: _busy, ScarletError: _failed},
+        lifespan=lifespan,
+    )
     app.state.studio = s
     app.add_middleware(Guard, token=config.token, host=config.host)
     return app

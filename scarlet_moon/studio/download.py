@@ -49,8 +49,9 @@ def frame_names(records: list[SpriteRecord]) -> list[str]:
     of one model take its label list, as `sm sheet` does; of several models, the labels kept."""
     from scarlet_moon.generation.names import file_names
 
-    lists = {r.extra.get("label_names") for r in records}
-    names = list(next(iter(lists))) if len(lists) == 1 and None not in lists else list(dict.fromkeys(r.label for r in records))
+    lists: set[tuple[str, ...] | None] = {r.extra.get("label_names") for r in records}
+    only = next(iter(lists)) if len(lists) == 1 else None
+    names = list(only) if only is not None else list(dict.fromkeys(r.label for r in records))
     return [stem for stem, _ in file_names(names, [names.index(r.label) for r in records])]
 
 
@@ -74,8 +75,10 @@ def export_zip(body: object, store: Store) -> tuple[str, bytes]:
     names, options, records = check_formats(formats), _pack_options(body), _records(body, store)
     frames = frame_names(records)
     # each frame's meta is what `sm sheet` writes for it: the same request gives the same atlas bytes
-    sprites = [Sprite(name=f, image=Image.fromarray(r.rgba, "RGBA"), label=r.label, meta=r.extra.get("frame", {}))
-               for f, r in zip(frames, records)]
+    sprites = [
+        Sprite(name=f, image=Image.fromarray(r.rgba, "RGBA"), label=r.label, meta=r.extra.get("frame", {}))
+        for f, r in zip(frames, records)
+    ]
     with tempfile.TemporaryDirectory(prefix="sm-studio-") as tmp:
         credits = sorted({r.extra["attribution"] for r in records if r.extra.get("attribution")})
         credit = {"attribution": "; ".join(credits)} if credits else {}
@@ -90,8 +93,9 @@ def export_zip(body: object, store: Store) -> tuple[str, bytes]:
 
 def _add_sprites(z: zipfile.ZipFile, frames: list[str], records: list[SpriteRecord]) -> None:
     """sprites/<frame>.png, inputs/ of edited sprites, commands.txt (frame: command -> file it writes)."""
-    from scarlet_moon.data.images import png_bytes
     from PIL import Image
+
+    from scarlet_moon.data.images import png_bytes
 
     lines, inputs = [], set()
     for frame, r in zip(frames, records):

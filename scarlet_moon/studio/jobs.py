@@ -38,7 +38,7 @@ class Job:
     id: str
     spec: GenerateSpec
     on_sprites: Callable[["Job", int, np.ndarray], list[dict[str, Any]]]  # (job, first index, images) -> JSON
-    state: str = "queued"            # queued | running | done | cancelled | failed
+    state: str = "queued"  # queued | running | done | cancelled | failed
     done: float = 0.0
     total: int = 0
     error: str | None = None
@@ -47,9 +47,16 @@ class Job:
 
     def view(self, since: int = 0) -> dict[str, Any]:
         """JSON of the job; sprites from index `since` on (the page asks for what it has not drawn yet)."""
-        return {"id": self.id, "state": self.state, "done": self.done, "total": self.total or self.spec.count,
-                "error": self.error, "model": self.spec.ref.id, "sprites": self.sprites[since:],
-                "count": len(self.sprites)}
+        return {
+            "id": self.id,
+            "state": self.state,
+            "done": self.done,
+            "total": self.total or self.spec.count,
+            "error": self.error,
+            "model": self.spec.ref.id,
+            "sprites": self.sprites[since:],
+            "count": len(self.sprites),
+        }
 
 
 class JobQueue:
@@ -85,7 +92,7 @@ class JobQueue:
         """Jobs of the same model that run or wait before `job` (dicts keep insertion order)."""
         with self._lock:
             order = [j for j in self.jobs.values() if j.spec.ref.id == job.spec.ref.id]
-        return sum(j.state in ("queued", "running") for j in order[:order.index(job)]) if job in order else 0
+        return sum(j.state in ("queued", "running") for j in order[: order.index(job)]) if job in order else 0
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:

@@ -45,21 +45,31 @@ class ModelShelf:
 
     def refs(self) -> list[ModelRef]:
         """Every model on offer, the start model (or the bundled one) first."""
-        out = [ModelRef("start", Path(self.start_model), Path(self.start_model).name, self.start_model)] \
-            if self.start_model else [ModelRef("bundled", None, "bundled", None)]
+        out = (
+            [ModelRef("start", Path(self.start_model), Path(self.start_model).name, self.start_model)]
+            if self.start_model
+            else [ModelRef("bundled", None, "bundled", None)]
+        )
         for name, label in (("bundled-25", "bundled, 25 steps"), ("bundled-32", "bundled 32x32")):
             if BUNDLED_MODELS[name].is_file():  # when this install has it
                 out.append(ModelRef(name, BUNDLED_MODELS[name], label, name))
         for name in self.run_names():
-            out.append(ModelRef(f"run:{name}", self.runs_dir / name / RUN_MODEL, f"run {name}",
-                                str(self.runs_dir / name / RUN_MODEL)))
+            out.append(
+                ModelRef(
+                    f"run:{name}",
+                    self.runs_dir / name / RUN_MODEL,
+                    f"run {name}",
+                    str(self.runs_dir / name / RUN_MODEL),
+                )
+            )
         return out
 
     def run_names(self) -> list[str]:
         if not self.runs_dir.is_dir():
             return []
-        return sorted(d.name for d in self.runs_dir.iterdir()
-                      if not d.name.startswith(".") and (d / RUN_MODEL).is_file())
+        return sorted(
+            d.name for d in self.runs_dir.iterdir() if not d.name.startswith(".") and (d / RUN_MODEL).is_file()
+        )
 
     def ref(self, model_id: object) -> ModelRef:
         """The model of `model_id`; BadInput naming the ids on offer otherwise."""
@@ -91,6 +101,13 @@ class ModelShelf:
         from scarlet_moon.diffusion.samplers import SAMPLERS
 
         card = self.card(ref)
-        return {"id": ref.id, "name": ref.name, "labels": card.label_names, "size": list(card.size),
-                "defaults": card.defaults(), "samplers": list(SAMPLERS), "max_steps": card.schedule.num_steps,
-                "has_palette": card.palette is not None}
+        return {
+            "id": ref.id,
+            "name": ref.name,
+            "labels": card.label_names,
+            "size": list(card.size),
+            "defaults": card.defaults(),
+            "samplers": list(SAMPLERS),
+            "max_steps": card.schedule.num_steps,
+            "has_palette": card.palette is not None,
+        }

@@ -19,8 +19,16 @@ STORE = "mlflow.db"
 def run_dirs(runs_dir: Path) -> list[Path]:
     if not runs_dir.is_dir():
         return []
-    return sorted((d for d in runs_dir.iterdir() if d.is_dir() and not d.name.startswith(".")
-                   and ((d / "config.json").is_file() or (d / "model.safetensors").is_file())), key=lambda d: d.name)
+    return sorted(
+        (
+            d
+            for d in runs_dir.iterdir()
+            if d.is_dir()
+            and not d.name.startswith(".")
+            and ((d / "config.json").is_file() or (d / "model.safetensors").is_file())
+        ),
+        key=lambda d: d.name,
+    )
 
 
 def latest_grid(runs_dir: Path, name: str) -> Path | None:
@@ -43,8 +51,9 @@ def _loss_curves(runs_dir: Path) -> dict[str, dict[str, Any]]:
         try:
             rows = con.execute("SELECT run_uuid, name, status, start_time FROM runs ORDER BY start_time").fetchall()
             for uuid, name, status, _ in rows:  # a resumed or re-made run name: the newest wins
-                pts = con.execute("SELECT step, value FROM metrics WHERE run_uuid = ? AND key = 'loss' "
-                                  "ORDER BY step", (uuid,)).fetchall()
+                pts = con.execute(
+                    "SELECT step, value FROM metrics WHERE run_uuid = ? AND key = 'loss' ORDER BY step", (uuid,)
+                ).fetchall()
                 stride = max(1, -(-len(pts) // MAX_POINTS))
                 out[name] = {"status": status, "loss": [[int(s), float(v)] for s, v in pts[::stride]]}
         finally:
@@ -61,7 +70,13 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
     for d in run_dirs(runs_dir):
         grid = latest_grid(runs_dir, d.name)
         curve = curves.get(d.name, {})
-        out.append({"name": d.name, "model": (d / "model.safetensors").is_file(),
-                    "grid_step": int(grid.stem.split("_")[-1]) if grid else None,
-                    "status": curve.get("status"), "loss": curve.get("loss", [])})
+        out.append(
+            {
+                "name": d.name,
+                "model": (d / "model.safetensors").is_file(),
+                "grid_step": int(grid.stem.split("_")[-1]) if grid else None,
+                "status": curve.get("status"),
+                "loss": curve.get("loss", []),
+            }
+        )
     return out

@@ -50,8 +50,9 @@ class Guard:
     def __init__(self, app: ASGIApp, token: str | None, host: str) -> None:
         self.app, self.token, self.bind = app, token, host
 
-    async def __call__(self, scope: Scope, receive: Callable[..., Awaitable[Any]],
-                      send: Callable[..., Awaitable[Any]]) -> None:
+    async def __call__(
+        self, scope: Scope, receive: Callable[..., Awaitable[Any]], send: Callable[..., Awaitable[Any]]
+    ) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
@@ -64,8 +65,10 @@ class Guard:
         async def send_with_cookie(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 cookie = f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  (b"set-cookie", cookie.encode("latin-1"))]}
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"set-cookie", cookie.encode("latin-1"))],
+                }
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
@@ -76,8 +79,11 @@ class Guard:
         if is_loopback(self.bind) and not is_loopback(_host_name(host)):
             return f"Host {host[:80]!r} is not this loopback server (DNS rebinding?)", False
         origin = headers.get("origin")
-        if scope["method"] not in SAFE_METHODS and origin is not None and origin not in (f"http://{host}",
-                                                                                         f"https://{host}"):
+        if (
+            scope["method"] not in SAFE_METHODS
+            and origin is not None
+            and origin not in (f"http://{host}", f"https://{host}")
+        ):
             return f"cross-origin request from {origin[:80]!r} refused", False
         if self.token is None:
             return None, False
@@ -94,6 +100,11 @@ class Guard:
 
 async def _forbid(send: Callable[..., Awaitable[Any]], why: str) -> None:
     body = json.dumps({"error": why}).encode()
-    await send({"type": "http.response.start", "status": 403,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 403,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

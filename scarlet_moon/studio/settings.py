@@ -22,8 +22,21 @@ if TYPE_CHECKING:
     from scarlet_moon.models.card import ModelCard
 
 MAX_STUDIO_COUNT = 1024  # sprites per studio request (sent to the page as PNGs); `sm sample` for more
-FIELDS = ("model", "label", "count", "seed", "sampler", "steps", "guidance", "palette", "colors", "init",
-          "strength", "mask", "tileable")
+FIELDS = (
+    "model",
+    "label",
+    "count",
+    "seed",
+    "sampler",
+    "steps",
+    "guidance",
+    "palette",
+    "colors",
+    "init",
+    "strength",
+    "mask",
+    "tileable",
+)
 OUT = "samples"
 
 
@@ -37,9 +50,9 @@ class GenerateSpec:
     label: str
     palette: Palette | None
     snap: bool
-    init: np.ndarray | None        # uint8 H x W x 4 (the kept sprite being edited)
-    mask: np.ndarray | None        # bool H x W, True = generate
-    source: str | None             # the id of the init sprite
+    init: np.ndarray | None  # uint8 H x W x 4 (the kept sprite being edited)
+    mask: np.ndarray | None  # bool H x W, True = generate
+    source: str | None  # the id of the init sprite
 
     @property
     def count(self) -> int:
@@ -57,7 +70,9 @@ def _check_fields(body: object) -> dict[str, Any]:
 
 def _label(value: object, card: ModelCard) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise BadInput(f"{arg('label')} {value!r}: expected a label name or index; labels: {', '.join(card.label_names)}")
+        raise BadInput(
+            f"{arg('label')} {value!r}: expected a label name or index; labels: {', '.join(card.label_names)}"
+        )
     from scarlet_moon.models.card import resolve_labels
 
     return card.label_names[resolve_labels([value], card.label_names)[0]]
@@ -67,7 +82,11 @@ def _mask(value: object, size: tuple[int, int]) -> np.ndarray | None:
     if value is None:
         return None
     h, w = size
-    if not isinstance(value, list) or len(value) != h * w or any(v not in (0, 1) or isinstance(v, float) for v in value):
+    if (
+        not isinstance(value, list)
+        or len(value) != h * w
+        or any(v not in (0, 1) or isinstance(v, float) for v in value)
+    ):
         raise BadInput(f"{arg('mask')}: expected {h * w} values 0 or 1 (a {w}x{h} mask, 1 = generate)")
     return np.array(value, bool).reshape(h, w)
 
@@ -94,8 +113,10 @@ def parse_generate(body: object, shelf: ModelShelf, store: Store) -> GenerateSpe
     if count is None:  # an empty Count field
         raise BadInput(f"{arg('count')} is empty: enter how many sprites to make, 1..{MAX_STUDIO_COUNT:,}")
     if isinstance(count, int) and not isinstance(count, bool) and count > MAX_STUDIO_COUNT:
-        raise BadInput(f"{arg('count')} {count}: the studio makes at most {MAX_STUDIO_COUNT:,} sprites per request "
-                       "(sm sample makes more)")
+        raise BadInput(
+            f"{arg('count')} {count}: the studio makes at most {MAX_STUDIO_COUNT:,} sprites per request "
+            "(sm sample makes more)"
+        )
     label = _label(b.get("label", 0), card)
     palette, snap = _palette(b.get("palette"), store)
     source = b.get("init")
@@ -105,11 +126,17 @@ def parse_generate(body: object, shelf: ModelShelf, store: Store) -> GenerateSpe
     if not isinstance(tileable, bool):
         raise BadInput(f"{arg('tileable')} {tileable!r}: expected true or false")
     edit = load_edit(init, mask, b.get("strength"), tileable, size=card.size, channels=card.channels)
-    req = Request.plan(card, label, count, b.get("seed", 0),
-                       sampling=SamplingOptions(b.get("sampler"), b.get("steps"), b.get("guidance")),
-                       post=PostOptions(palette=None if palette is None else palette.colors, colors=b.get("colors"),
-                                        snap_palette=snap),
-                       edit=edit)
+    req = Request.plan(
+        card,
+        label,
+        count,
+        b.get("seed", 0),
+        sampling=SamplingOptions(b.get("sampler"), b.get("steps"), b.get("guidance")),
+        post=PostOptions(
+            palette=None if palette is None else palette.colors, colors=b.get("colors"), snap_palette=snap
+        ),
+        edit=edit,
+    )
     return GenerateSpec(ref, card, req, label, palette, snap, init, mask, source)
 
 
@@ -117,11 +144,21 @@ def settings_of(spec: GenerateSpec) -> dict[str, Any]:
     """The resolved settings (the model's defaults filled in), JSON-ready."""
     s = spec.req.sampling.resolve(spec.card)
     e = spec.req.edit
-    return {"model": spec.ref.id, "label": spec.label, "count": spec.count, "seed": spec.req.seed,
-            "sampler": s.sampler, "steps": s.steps, "guidance": s.guidance,
-            "palette": spec.palette.name if spec.palette else ("training" if spec.snap else "none"),
-            "colors": spec.req.post.colors, "strength": e.strength, "tileable": bool(e.tileable),
-            "init": spec.source, "inpaint": spec.mask is not None}
+    return {
+        "model": spec.ref.id,
+        "label": spec.label,
+        "count": spec.count,
+        "seed": spec.req.seed,
+        "sampler": s.sampler,
+        "steps": s.steps,
+        "guidance": s.guidance,
+        "palette": spec.palette.name if spec.palette else ("training" if spec.snap else "none"),
+        "colors": spec.req.post.colors,
+        "strength": e.strength,
+        "tileable": bool(e.tileable),
+        "init": spec.source,
+        "inpaint": spec.mask is not None,
+    }
 
 
 def input_files(job_id: str) -> tuple[str, str]:
@@ -135,18 +172,31 @@ def sample_params(spec: GenerateSpec, job_id: str) -> dict[str, Any]:
     so that running every command of an export writes every sprite, none over another."""
     st = settings_of(spec)
     init_file, mask_file = input_files(job_id)
-    return {"model": spec.ref.source, "label": spec.label, "count": spec.count, "seed": spec.req.seed,
-            "sampler": st["sampler"], "steps": st["steps"], "guidance": st["guidance"],
-            "palette": spec.palette.name if spec.palette else None, "snap_palette": spec.snap,
-            "colors": st["colors"], "init": init_file if spec.init is not None else None,
-            "strength": st["strength"] if spec.init is not None else None,
-            "mask": mask_file if spec.mask is not None else None, "tileable": st["tileable"], "out": f"{OUT}-{job_id}"}
+    return {
+        "model": spec.ref.source,
+        "label": spec.label,
+        "count": spec.count,
+        "seed": spec.req.seed,
+        "sampler": st["sampler"],
+        "steps": st["steps"],
+        "guidance": st["guidance"],
+        "palette": spec.palette.name if spec.palette else None,
+        "snap_palette": spec.snap,
+        "colors": st["colors"],
+        "init": init_file if spec.init is not None else None,
+        "strength": st["strength"] if spec.init is not None else None,
+        "mask": mask_file if spec.mask is not None else None,
+        "tileable": st["tileable"],
+        "out": f"{OUT}-{job_id}",
+    }
 
 
 # scarlet_moon.generate's option groups: the typed dataclass each of sample_params' keys goes in
-CALL_GROUPS = {"sampling": ("SamplingOptions", ("sampler", "steps", "guidance")),
-               "post": ("PostOptions", ("palette", "snap_palette", "colors")),
-               "edit": ("EditOptions", ("init", "strength", "mask", "tileable"))}
+CALL_GROUPS = {
+    "sampling": ("SamplingOptions", ("sampler", "steps", "guidance")),
+    "post": ("PostOptions", ("palette", "snap_palette", "colors")),
+    "edit": ("EditOptions", ("init", "strength", "mask", "tileable")),
+}
 
 
 def python_call(params: dict[str, Any], index: int) -> str:
@@ -170,5 +220,3 @@ def file_of(spec: GenerateSpec, index: int, job_id: str) -> str:
 
     stem = label_stems(spec.card.label_names)[spec.req.labels[0]]
     return f"{OUT}-{job_id}/{stem}_{index:03d}.png"
-
-

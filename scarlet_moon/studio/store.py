@@ -15,7 +15,7 @@ import numpy as np
 
 from scarlet_moon.errors import BadInput, arg
 
-MAX_SPRITES_HELD = 20_000   # ~1 KiB each at 16x16 RGBA
+MAX_SPRITES_HELD = 20_000  # ~1 KiB each at 16x16 RGBA
 MAX_PALETTES_HELD = 64
 
 T = TypeVar("T")
@@ -27,21 +27,21 @@ class SpriteRecord:
     `sm sample` line), `file` (the PNG that command writes); init/mask: the edit's inputs, if any."""
 
     id: str
-    rgba: np.ndarray                      # uint8 H x W x 4
+    rgba: np.ndarray  # uint8 H x W x 4
     label: str
     settings: dict[str, Any]
     command: str
     file: str
-    init: np.ndarray | None = None        # uint8 H x W x 4
-    mask: np.ndarray | None = None        # bool H x W, True = generated
+    init: np.ndarray | None = None  # uint8 H x W x 4
+    mask: np.ndarray | None = None  # bool H x W, True = generated
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Palette:
     id: str
-    name: str                             # the uploaded file's name, shown in the equivalent command
-    colors: np.ndarray                    # K x 3 uint8
+    name: str  # the uploaded file's name, shown in the equivalent command
+    colors: np.ndarray  # K x 3 uint8
 
 
 class Bounded(Generic[T]):
@@ -63,8 +63,10 @@ class Bounded(Generic[T]):
         with self._lock:
             if isinstance(key, str) and key in self._items:
                 return self._items[key]
-        raise BadInput(f"unknown {arg(param)} {str(key)[:80]!r}: no such {self.what} here (the studio keeps the "
-                       f"latest {self.limit:,}; was it restarted?)")
+        raise BadInput(
+            f"unknown {arg(param)} {str(key)[:80]!r}: no such {self.what} here (the studio keeps the "
+            f"latest {self.limit:,}; was it restarted?)"
+        )
 
 
 def new_id(prefix: str) -> str:

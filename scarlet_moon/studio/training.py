@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from scarlet_moon.exporters.atomic import write_file
 from scarlet_moon.errors import BadInput, arg
+from scarlet_moon.exporters.atomic import write_file
 from scarlet_moon.studio.models import ModelShelf
 from scarlet_moon.studio.uploads import MAX_UPLOAD_BYTES, check_image_header
 
@@ -65,8 +65,9 @@ def _files(value: object) -> list[tuple[str, str, bytes]]:
         path = f.get("path") if isinstance(f, dict) else None
         parts = path.split("/") if isinstance(path, str) else []
         if len(parts) != 2 or not all(PART.fullmatch(p) for p in parts) or not parts[1].lower().endswith(".png"):
-            raise BadInput(f"{arg('files')}: {str(path)[:80]!r} is not label/name.png (plain names, one label "
-                           "folder per sprite)")
+            raise BadInput(
+                f"{arg('files')}: {str(path)[:80]!r} is not label/name.png (plain names, one label folder per sprite)"
+            )
         try:
             data = base64.b64decode(f.get("data", ""), validate=True)
         except (binascii.Error, TypeError, ValueError):
@@ -74,7 +75,7 @@ def _files(value: object) -> list[tuple[str, str, bytes]]:
         total += len(data)
         if len(data) > MAX_UPLOAD_BYTES or total > MAX_TOTAL_BYTES:
             raise BadInput(f"{arg('files')}: more than {MAX_TOTAL_BYTES >> 20} MiB of sprites")
-        check_image_header(path, data)
+        check_image_header(f"{parts[0]}/{parts[1]}", data)
         out.append((parts[0], parts[1], data))
     return out
 
@@ -116,8 +117,15 @@ class Trainer:
             for label, fname, content in files:
                 (data / label).mkdir(parents=True, exist_ok=True)
                 write_file(data / label / fname, content)
-            argv = self.train_command({"data": str(data), "init_from": str(ref.path or "bundled"), "time": duration,
-                                       "runs_dir": str(self.runs_dir), "name": name})
+            argv = self.train_command(
+                {
+                    "data": str(data),
+                    "init_from": str(ref.path or "bundled"),
+                    "time": duration,
+                    "runs_dir": str(self.runs_dir),
+                    "name": name,
+                }
+            )
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             t = self.runs[name] = Training(name, proc)
             threading.Thread(target=t.follow, name=f"train-log-{name}", daemon=True).start()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from scarlet_moon.errors import BadInput
 
-MAX_UPLOAD_BYTES = 2 << 20          # a palette file or image: far smaller
-MAX_UPLOAD_SIDE = 1024              # an uploaded image's width and height
+MAX_UPLOAD_BYTES = 2 << 20  # a palette file or image: far smaller
+MAX_UPLOAD_SIDE = 1024  # an uploaded image's width and height
 TEXT_SUFFIXES = (".gpl", ".hex", ".pal")
 
 
@@ -33,11 +33,14 @@ def check_image_header(name: str, data: bytes) -> None:
             with Image.open(io.BytesIO(data)) as im:
                 w, h = im.size
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise BadInput(f"upload {name!r} is not a readable image ({type(exc).__name__}); expected a palette "
-                       f"file ({', '.join(TEXT_SUFFIXES)}) or an image") from None
+        raise BadInput(
+            f"upload {name!r} is not a readable image ({type(exc).__name__}); expected a palette "
+            f"file ({', '.join(TEXT_SUFFIXES)}) or an image"
+        ) from None
     if w > MAX_UPLOAD_SIDE or h > MAX_UPLOAD_SIDE:
-        raise BadInput(f"upload {name!r} is {w}x{h}: an uploaded image may be at most "
-                       f"{MAX_UPLOAD_SIDE}x{MAX_UPLOAD_SIDE}")
+        raise BadInput(
+            f"upload {name!r} is {w}x{h}: an uploaded image may be at most {MAX_UPLOAD_SIDE}x{MAX_UPLOAD_SIDE}"
+        )
 
 
 def read_palette_upload(name: str, data: bytes):

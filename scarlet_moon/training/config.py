@@ -28,35 +28,35 @@ else:  # pragma: no cover - exercised on 3.10 only
 class TrainConfig:
     model: ModelConfig = ModelConfig()  # the network
     # diffusion
-    schedule: str = "cosine"         # "linear" | "cosine" | "linear-zsnr"
-    timesteps: int = 1000            # T, training timesteps
+    schedule: str = "cosine"  # "linear" | "cosine" | "linear-zsnr"
+    timesteps: int = 1000  # T, training timesteps
     beta_start: float = 1e-4
     beta_end: float = 0.02
-    prediction: str = "v"            # "eps" | "v"
+    prediction: str = "v"  # "eps" | "v"
     loss_weighting: str = "min-snr"  # "none" | "min-snr"
     min_snr_gamma: float = 5.0
-    cond_drop: float = 0.1           # label dropout to the null label (classifier-free guidance)
+    cond_drop: float = 0.1  # label dropout to the null label (classifier-free guidance)
     # optimisation
     steps: int = 6000
-    time_budget: float = 0.0         # seconds of wall clock (0 = the steps decide); the LR schedule spans it
+    time_budget: float = 0.0  # seconds of wall clock (0 = the steps decide); the LR schedule spans it
     batch_size: int = 64
     lr: float = 2e-4
-    label_lr_scale: float = 1.0      # the label embedding rows learn at lr x this (fine-tuning: new labels)
-    lr_schedule: str = "cosine"      # "constant" | "linear-decay" (the ancestor's) | "cosine"
+    label_lr_scale: float = 1.0  # the label embedding rows learn at lr x this (fine-tuning: new labels)
+    lr_schedule: str = "cosine"  # "constant" | "linear-decay" (the ancestor's) | "cosine"
     warmup_steps: int = 200
     weight_decay: float = 0.0
-    grad_clip: float = 1.0           # 0 = off
-    ema_decay: float = 0.999         # 0 = no EMA
-    hflip: bool = True               # grid-safe augmentation: mirror left-right
+    grad_clip: float = 1.0  # 0 = off
+    ema_decay: float = 0.999  # 0 = no EMA
+    hflip: bool = True  # grid-safe augmentation: mirror left-right
     seed: int = 0
     # bookkeeping
     sample_every: int = 500
     checkpoint_every: int = 500
     log_every: int = 10
-    sampler: str = "dpmpp-2m"        # used for the sample grids
+    sampler: str = "dpmpp-2m"  # used for the sample grids
     sample_steps: int = 25
-    guidance: float = 2.0            # classifier-free guidance scale; 1 = off
-    clip_x0: bool = True             # clip the predicted clean sprite to [-1, 1] while sampling
+    guidance: float = 2.0  # classifier-free guidance scale; 1 = off
+    clip_x0: bool = True  # clip the predicted clean sprite to [-1, 1] while sampling
 
     def to_dict(self) -> dict[str, Any]:
         """Flat: the network's keys beside the rest (as stored in checkpoints and TOML files)."""
@@ -111,17 +111,26 @@ class TrainConfig:
             (self.schedule in ("linear", "cosine", "linear-zsnr"), "schedule", "linear, cosine, linear-zsnr"),
             (self.prediction in ("eps", "v"), "prediction", "eps, v"),
             (self.loss_weighting in ("none", "min-snr"), "loss_weighting", "none, min-snr"),
-            (self.lr_schedule in ("constant", "linear-decay", "cosine"), "lr_schedule",
-             "constant, linear-decay, cosine"),
+            (
+                self.lr_schedule in ("constant", "linear-decay", "cosine"),
+                "lr_schedule",
+                "constant, linear-decay, cosine",
+            ),
             (1 <= self.steps <= limits.MAX_STEPS, "steps", f"an integer 1..{limits.MAX_STEPS}"),
-            (finite(self.time_budget) and 0 <= self.time_budget <= limits.MAX_TIME_BUDGET_S, "time_budget",
-             f"0 (off) or seconds up to {limits.MAX_TIME_BUDGET_S:.0f} (like 90s, 30m, 2h)"),
+            (
+                finite(self.time_budget) and 0 <= self.time_budget <= limits.MAX_TIME_BUDGET_S,
+                "time_budget",
+                f"0 (off) or seconds up to {limits.MAX_TIME_BUDGET_S:.0f} (like 90s, 30m, 2h)",
+            ),
             (1 <= self.batch_size <= limits.MAX_BATCH, "batch_size", f"an integer 1..{limits.MAX_BATCH}"),
             (2 <= self.timesteps <= limits.MAX_TIMESTEPS, "timesteps", f"an integer 2..{limits.MAX_TIMESTEPS}"),
             (0 < self.beta_start <= self.beta_end < 1, "beta_start/beta_end", "0 < beta_start <= beta_end < 1"),
             (finite(self.lr) and 0 < self.lr <= 1, "lr", "a number in (0, 1]"),
-            (finite(self.label_lr_scale) and 0 < self.label_lr_scale <= 1000 and self.lr * self.label_lr_scale <= 1,
-             "label_lr_scale", f"a number in (0, 1000] with lr ({self.lr:g}) x label_lr_scale <= 1"),
+            (
+                finite(self.label_lr_scale) and 0 < self.label_lr_scale <= 1000 and self.lr * self.label_lr_scale <= 1,
+                "label_lr_scale",
+                f"a number in (0, 1000] with lr ({self.lr:g}) x label_lr_scale <= 1",
+            ),
             (0 <= self.warmup_steps <= limits.MAX_STEPS, "warmup_steps", "an integer >= 0"),
             (finite(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0"),
             (finite(self.grad_clip) and self.grad_clip >= 0, "grad_clip", "a finite number >= 0 (0 = off)"),
@@ -129,10 +138,17 @@ class TrainConfig:
             (0.0 <= self.cond_drop < 1.0, "cond_drop", "0 <= p < 1"),
             (0.0 <= self.ema_decay < 1.0, "ema_decay", "0 <= d < 1"),
             (0 <= self.seed <= limits.MAX_SEED, "seed", f"an integer 0..{limits.MAX_SEED}"),
-            (self.schedule != "linear-zsnr" or self.prediction == "v", "prediction",
-             "v with schedule linear-zsnr (eps cannot be inverted at zero SNR)"),
+            (
+                self.schedule != "linear-zsnr" or self.prediction == "v",
+                "prediction",
+                "v with schedule linear-zsnr (eps cannot be inverted at zero SNR)",
+            ),
             (0 <= self.sample_every <= limits.MAX_STEPS, "sample_every", f"an integer 0..{limits.MAX_STEPS} (0 = off)"),
-            (0 <= self.checkpoint_every <= limits.MAX_STEPS, "checkpoint_every", f"an integer 0..{limits.MAX_STEPS} (0 = off)"),
+            (
+                0 <= self.checkpoint_every <= limits.MAX_STEPS,
+                "checkpoint_every",
+                f"an integer 0..{limits.MAX_STEPS} (0 = off)",
+            ),
             (0 <= self.log_every <= limits.MAX_STEPS, "log_every", f"an integer 0..{limits.MAX_STEPS} (0 = off)"),
             (self.sampler in SAMPLERS, "sampler", ", ".join(SAMPLERS)),
             (1 <= self.sample_steps <= self.timesteps, "sample_steps", f"an integer 1..timesteps ({self.timesteps})"),
@@ -140,8 +156,9 @@ class TrainConfig:
         ]
 
 
-def check_training_memory(cfg: TrainConfig, *, channels: int = 4, size: tuple[int, int] = (8, 8),
-                          num_classes: int = 1, what: str = "training") -> None:
+def check_training_memory(
+    cfg: TrainConfig, *, channels: int = 4, size: tuple[int, int] = (8, 8), num_classes: int = 1, what: str = "training"
+) -> None:
     """Refuse a run whose network, optimizer and step would not fit the memory budget (scarlet_moon.memory),
     from the config alone: nothing is built. Without the data (defaults) it is a lower bound: the
     smallest sprites, one label; the run checks again once the data is read."""
@@ -151,9 +168,11 @@ def check_training_memory(cfg: TrainConfig, *, channels: int = 4, size: tuple[in
         return
     mult = cfg.model.channel_mult or (1, 2)
     params, acts = memory.unet_footprint(cfg.model.n_feat, mult, channels, size, num_classes, cfg.model.attention)
-    memory.check(memory.training_bytes(params, acts, cfg.batch_size),
-                 f"{what} (n_feat {cfg.model.n_feat}, channel_mult {list(mult)}, {params:,} parameters, "
-                 f"batch {cfg.batch_size} of {size[1]}x{size[0]})")
+    memory.check(
+        memory.training_bytes(params, acts, cfg.batch_size),
+        f"{what} (n_feat {cfg.model.n_feat}, channel_mult {list(mult)}, {params:,} parameters, "
+        f"batch {cfg.batch_size} of {size[1]}x{size[0]})",
+    )
 
 
 def parse_duration(value: Any) -> float:
@@ -188,17 +207,37 @@ def _coerce(name: str, value: Any, current: Any, source: str) -> Any:
     elif isinstance(current, str):
         if isinstance(value, str):
             return value
-    expected = {bool: "true or false", tuple: "a list of whole numbers", int: "a whole number", float: "a number",
-                str: "text"}.get(type(current), type(current).__name__)
+    expected = {
+        bool: "true or false",
+        tuple: "a list of whole numbers",
+        int: "a whole number",
+        float: "a number",
+        str: "text",
+    }.get(type(current), type(current).__name__)
     raise BadInput(f"bad {name}={value!r} in {source}; expected {expected}")
 
 
 # The ancestor's recipe (DeepLearning.AI ContextUnet): kept so every claim is measured against it.
 SEED = TrainConfig(
-    model=ModelConfig(arch="seed", n_feat=64, attention=False), schedule="linear", timesteps=500, beta_start=1e-4,
-    beta_end=0.02, prediction="eps", loss_weighting="none", cond_drop=0.1, batch_size=100, lr=1e-3,
-    lr_schedule="linear-decay", warmup_steps=0, grad_clip=0.0, ema_decay=0.0, hflip=False,
-    sampler="ddpm", sample_steps=500, guidance=1.0, clip_x0=False,
+    model=ModelConfig(arch="seed", n_feat=64, attention=False),
+    schedule="linear",
+    timesteps=500,
+    beta_start=1e-4,
+    beta_end=0.02,
+    prediction="eps",
+    loss_weighting="none",
+    cond_drop=0.1,
+    batch_size=100,
+    lr=1e-3,
+    lr_schedule="linear-decay",
+    warmup_steps=0,
+    grad_clip=0.0,
+    ema_decay=0.0,
+    hflip=False,
+    sampler="ddpm",
+    sample_steps=500,
+    guidance=1.0,
+    clip_x0=False,
 )
 DEFAULT = TrainConfig()
 PRESETS: dict[str, TrainConfig] = {"default": DEFAULT, "seed": SEED}

@@ -34,7 +34,7 @@ from scarlet_moon.world import world_from_env
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-TIMEOUT_ENV = "SM_DIST_TIMEOUT"       # seconds a rank waits in a collective before giving up
+TIMEOUT_ENV = "SM_DIST_TIMEOUT"  # seconds a rank waits in a collective before giving up
 DEFAULT_TIMEOUT_S = 600
 
 
@@ -92,9 +92,9 @@ class Dist:
         if error is None:
             raise _rebuild(first)
         if not self.main and errors[self.rank] != errors[at]:
-            exc = type(error)(f"rank {self.rank}: {error.args[0] if error.args else error}")
-            exc.loud = True  # type: ignore[attr-defined]
-            raise exc from None
+            said = type(error)(f"rank {self.rank}: {error.args[0] if error.args else error}")
+            said.loud = True  # type: ignore[attr-defined]
+            raise said from None
         raise error
 
     def barrier(self) -> None:
@@ -120,8 +120,10 @@ def from_env() -> Dist:
 
 def check_batch(batch_size: int, world: int) -> None:
     if world > 1 and batch_size % world:
-        raise BadInput(f"batch size {batch_size} does not divide by {world} processes; use a multiple of "
-                       f"{world} ({arg('batch_size')}) or another process count")
+        raise BadInput(
+            f"batch size {batch_size} does not divide by {world} processes; use a multiple of "
+            f"{world} ({arg('batch_size')}) or another process count"
+        )
 
 
 def start(device: str) -> tuple[Dist, str]:
@@ -131,8 +133,10 @@ def start(device: str) -> tuple[Dist, str]:
         return d, device
     if device.startswith("cuda"):
         if torch.cuda.device_count() <= d.local_rank:
-            raise BadInput(f"local rank {d.local_rank} has no GPU ({torch.cuda.device_count()} visible); "
-                           f"start at most one process per GPU, or use {arg('device')} cpu")
+            raise BadInput(
+                f"local rank {d.local_rank} has no GPU ({torch.cuda.device_count()} visible); "
+                f"start at most one process per GPU, or use {arg('device')} cpu"
+            )
         device = f"cuda:{d.local_rank}"
         torch.cuda.set_device(device)
         dist.init_process_group("nccl", timeout=_timeout(), device_id=torch.device(device))
@@ -218,8 +222,11 @@ def stop_flag(d: Dist, device: str) -> StopFlag:
 def _portable(exc: BaseException) -> tuple[str, str]:
     """(class name, message as raised: parameter marks kept, so every rank renders it alike)."""
     kind = type(exc).__name__ if isinstance(exc, ScarletError) else "RunFailed"
-    text = str(exc.args[0]) if isinstance(exc, ScarletError) and exc.args else \
-        f"rank 0 failed: {type(exc).__name__}: {exc}"
+    text = (
+        str(exc.args[0])
+        if isinstance(exc, ScarletError) and exc.args
+        else f"rank 0 failed: {type(exc).__name__}: {exc}"
+    )
     return kind, text
 
 
@@ -235,9 +242,10 @@ def check_in_sync(state: TrainState, d: Dist, device: str) -> None:
         return
     nets = [state.model] + ([state.ema] if state.ema is not None else [])
     with torch.no_grad():
-        sums = torch.stack([sum(p.double().sum() for p in net.parameters()) for net in nets]).to(device)
+        sums = torch.stack([torch.stack([p.double().sum() for p in net.parameters()]).sum() for net in nets]).to(device)
     every = [torch.zeros_like(sums) for _ in range(d.world)]
     dist.all_gather(every, sums)
     if any(not torch.equal(every[0], other) for other in every[1:]):
-        raise RunFailed(f"the ranks' weights drifted apart (checksums {[e.tolist() for e in every]}); "
-                        f"the last checkpoint is kept")
+        raise RunFailed(
+            f"the ranks' weights drifted apart (checksums {[e.tolist() for e in every]}); the last checkpoint is kept"
+        )

@@ -55,13 +55,15 @@ def segments(card: Any, n: int, substeps: int) -> list[tuple[list[int], float, s
     teacher_steps = int((card.meta.get("fewstep") or {}).get("steps", 0))
     if teacher_steps:
         if teacher_steps <= n or teacher_steps % n:
-            raise BadInput(f"{arg('sample_steps')} {n}: the teacher is a {teacher_steps}-step model; the student "
-                           f"needs a divisor of {teacher_steps} below it (e.g. {teacher_steps // 2})")
+            raise BadInput(
+                f"{arg('sample_steps')} {n}: the teacher is a {teacher_steps}-step model; the student "
+                f"needs a divisor of {teacher_steps} below it (e.g. {teacher_steps // 2})"
+            )
         fine = grid_of(card.schedule, teacher_steps)
         k = teacher_steps // n
-        if fine[::k] != grid:   # pragma: no cover - trailing grids nest when n divides M
+        if fine[::k] != grid:  # pragma: no cover - trailing grids nest when n divides M
             raise BadInput(f"the {n}-step grid is not part of the teacher's {teacher_steps}-step grid")
-        return [(fine[i * k:(i + 1) * k], end, "ddim") for i, end in enumerate(ends)]
+        return [(fine[i * k : (i + 1) * k], end, "ddim") for i, end in enumerate(ends)]
     if not 1 <= substeps <= T // n:
         raise BadInput(f"{arg('substeps')} {substeps}: expected 1..{T // n} teacher steps per student step")
     out = []
@@ -72,8 +74,9 @@ def segments(card: Any, n: int, substeps: int) -> list[tuple[list[int], float, s
     return out
 
 
-def _teacher_segment(teacher: torch.nn.Module, card: Any, z: torch.Tensor, y: torch.Tensor,
-                     seg: tuple[list[int], float, str]) -> torch.Tensor:
+def _teacher_segment(
+    teacher: torch.nn.Module, card: Any, z: torch.Tensor, y: torch.Tensor, seg: tuple[list[int], float, str]
+) -> torch.Tensor:
     """z [B,C,H,W] at seg's first timestep carried by the teacher to abar = seg[1] (no grad)."""
     from scarlet_moon.diffusion.guidance import make_denoiser
     from scarlet_moon.diffusion.samplers import clipped, sample_ddim, sample_dpmpp_2m
@@ -87,8 +90,15 @@ def _teacher_segment(teacher: torch.nn.Module, card: Any, z: torch.Tensor, y: to
     def run(x: torch.Tensor, t: int) -> torch.Tensor:
         return teacher(x, torch.full((len(x),), float(t), device=x.device), labels)
 
-    denoise = make_denoiser(run, len(y), w, abar, card.prediction, concat=lambda a, b: torch.cat([a, b]),
-                            finite=lambda a: bool(torch.isfinite(a).all()))
+    denoise = make_denoiser(
+        run,
+        len(y),
+        w,
+        abar,
+        card.prediction,
+        concat=lambda a, b: torch.cat([a, b]),
+        finite=lambda a: bool(torch.isfinite(a).all()),
+    )
     if card.config.get("clip_x0", True):
         denoise = clipped(denoise, abar)
     step = sample_ddim if sampler == "ddim" else sample_dpmpp_2m
@@ -106,8 +116,15 @@ def target(z_t: torch.Tensor, z_s: torch.Tensor, abar_t: float, abar_s: float, p
     return (z_t - x0 * a_t) * (1.0 / s_t)
 
 
-def fewstep_step(student: torch.nn.Module, teacher: torch.nn.Module, card: Any, x0: torch.Tensor,
-                 y: torch.Tensor, segs: list[tuple[list[int], float, str]], gen: torch.Generator) -> torch.Tensor:
+def fewstep_step(
+    student: torch.nn.Module,
+    teacher: torch.nn.Module,
+    card: Any,
+    x0: torch.Tensor,
+    y: torch.Tensor,
+    segs: list[tuple[list[int], float, str]],
+    gen: torch.Generator,
+) -> torch.Tensor:
     """The loss of one batch: x0 [B,C,H,W] in model range, y [B] labels; one student step per batch."""
     b, dev = len(x0), x0.device
     i = int(torch.randint(0, len(segs), (1,), generator=gen, device=dev))
@@ -124,10 +141,21 @@ def fewstep_step(student: torch.nn.Module, teacher: torch.nn.Module, card: Any, 
     return F.mse_loss(pred, want)
 
 
-def distill_fewstep(teacher_path: str | Path | None, out: str | Path, *, sample_steps: int = 4, substeps: int = 6,
-                    steps: int = 1500, batch: int = 64, lr: float = 2e-4, ema_decay: float = 0.999, seed: int = 0,
-                    device: str = "cpu", data: Any = None,
-                    progress: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
+def distill_fewstep(
+    teacher_path: str | Path | None,
+    out: str | Path,
+    *,
+    sample_steps: int = 4,
+    substeps: int = 6,
+    steps: int = 1500,
+    batch: int = 64,
+    lr: float = 2e-4,
+    ema_decay: float = 0.999,
+    seed: int = 0,
+    device: str = "cpu",
+    data: Any = None,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> dict[str, Any]:
     """Train a `sample_steps`-step student of `teacher_path` (None = bundled) and save it to `out`."""
     from scarlet_moon.models.checkpoint import Checkpoint, save_checkpoint
 
@@ -135,15 +163,37 @@ def distill_fewstep(teacher_path: str | Path | None, out: str | Path, *, sample_
     card, ds = teacher_inputs(teacher_path, out, steps, batch, data)
     segs = segments(card, sample_steps, substeps)
     t0 = time.perf_counter()
-    ema, losses = train_student(card, ds, lambda st, te, x0, y, gen: fewstep_step(st, te, card, x0, y, segs, gen),
-                                steps=steps, batch=batch, lr=lr, ema_decay=ema_decay, seed=seed, device=device,
-                                progress=progress)
-    info = {"method": METHOD, "steps": sample_steps, "sampler": "ddim", "teacher": file_fingerprint(card.path),
-            "teacher_name": card.path.name, "teacher_sampling": [s[2] for s in segs][0],
-            "teacher_steps_per_step": len(segs[0][0]), "train_steps": steps, "batch": batch, "lr": lr,
-            "ema_decay": ema_decay, "seed": seed, "null_share": NULL_SHARE, "data": ds.source,
-            "seconds": round(time.perf_counter() - t0, 1), "loss_first_100": float(np.mean(losses[:100])),
-            "loss_last_100": float(np.mean(losses[-100:]))}
+    ema, losses = train_student(
+        card,
+        ds,
+        lambda st, te, x0, y, gen: fewstep_step(st, te, card, x0, y, segs, gen),
+        steps=steps,
+        batch=batch,
+        lr=lr,
+        ema_decay=ema_decay,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+    info = {
+        "method": METHOD,
+        "steps": sample_steps,
+        "sampler": "ddim",
+        "teacher": file_fingerprint(card.path),
+        "teacher_name": card.path.name,
+        "teacher_sampling": [s[2] for s in segs][0],
+        "teacher_steps_per_step": len(segs[0][0]),
+        "train_steps": steps,
+        "batch": batch,
+        "lr": lr,
+        "ema_decay": ema_decay,
+        "seed": seed,
+        "null_share": NULL_SHARE,
+        "data": ds.source,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "loss_first_100": float(np.mean(losses[:100])),
+        "loss_last_100": float(np.mean(losses[-100:])),
+    }
     meta = {k: v for k, v in card.meta.items() if k not in ("format", "package_version", "metrics", "onnx")}
     meta["config"] = dict(card.config, sampler="ddim", sample_steps=sample_steps, clip_x0=False)
     meta.update(kind="model", fewstep=info)

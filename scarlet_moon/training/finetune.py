@@ -17,8 +17,16 @@ import torch
 
 from scarlet_moon.data.sprites import SpriteSet
 from scarlet_moon.errors import BadInput, arg
-from scarlet_moon.models.card import (BUNDLED_MODEL, BUNDLED_MODELS, FINE_TUNE_PRIOR, ModelCard, bundled_name, file_fingerprint,
-                                      model_path, read_checkpoint_card)
+from scarlet_moon.models.card import (
+    BUNDLED_MODEL,
+    BUNDLED_MODELS,
+    FINE_TUNE_PRIOR,
+    ModelCard,
+    bundled_name,
+    file_fingerprint,
+    model_path,
+    read_checkpoint_card,
+)
 from scarlet_moon.models.config import ModelConfig
 from scarlet_moon.training.config import TrainConfig
 from scarlet_moon.training.state import TrainState
@@ -42,11 +50,15 @@ def parent_card(spec: str | Path) -> ModelCard:
         path = BUNDLED_MODELS[FINE_TUNE_PRIOR["bundled"]]
     card = read_checkpoint_card(path)
     if card.meta.get("fewstep"):
-        raise BadInput(f"{arg('init_from')} {str(spec)!r} is a few-step student (its card has fewstep): its network "
-                       "predicts jumps, not noise; fine-tune its teacher instead")
+        raise BadInput(
+            f"{arg('init_from')} {str(spec)!r} is a few-step student (its card has fewstep): its network "
+            "predicts jumps, not noise; fine-tune its teacher instead"
+        )
     if card.config.get("arch", "unet") != "unet":
-        raise BadInput(f"{arg('init_from')} {str(spec)!r} is a {card.config.get('arch')!r} network; fine-tuning "
-                       "takes a model of the unet arch")
+        raise BadInput(
+            f"{arg('init_from')} {str(spec)!r} is a {card.config.get('arch')!r} network; fine-tuning "
+            "takes a model of the unet arch"
+        )
     return card
 
 
@@ -57,17 +69,21 @@ def config_from_parent(cfg: TrainConfig, parent: ModelCard, given: Iterable[str]
     clash = [k for k in given if k in FROM_PARENT and cfg.get(k) != theirs.get(k)]
     if clash:
         listed = ", ".join(f"{k} (parent {theirs.get(k)!r}, asked {cfg.get(k)!r})" for k in clash)
-        raise BadInput(f"{arg('init_from')} {str(parent.path)!r}: {listed}: the network and noise schedule come "
-                       "from the model fine-tuned; leave them out")
+        raise BadInput(
+            f"{arg('init_from')} {str(parent.path)!r}: {listed}: the network and noise schedule come "
+            "from the model fine-tuned; leave them out"
+        )
     defaults = {k: v for k, v in FINE_TUNE_DEFAULTS.items() if k not in given}
     return cfg.replace({**{k: theirs.get(k) for k in FROM_PARENT}, **defaults}, source="fine-tuning")
 
 
 def check_data(parent: ModelCard, data: SpriteSet) -> None:
     if parent.size != data.size or parent.channels != data.images.shape[-1]:
-        raise BadInput(f"{arg('init_from')} {str(parent.path)!r} makes {parent.size[1]}x{parent.size[0]} sprites "
-                       f"with {parent.channels} channels; the data {data.source!r} holds {data.size[1]}x{data.size[0]} "
-                       f"with {data.images.shape[-1]}: fine-tuning needs the same size")
+        raise BadInput(
+            f"{arg('init_from')} {str(parent.path)!r} makes {parent.size[1]}x{parent.size[0]} sprites "
+            f"with {parent.channels} channels; the data {data.source!r} holds {data.size[1]}x{data.size[0]} "
+            f"with {data.images.shape[-1]}: fine-tuning needs the same size"
+        )
 
 
 def load_parent(state: TrainState, parent: ModelCard, data: SpriteSet, cfg: TrainConfig) -> dict[str, Any]:
@@ -77,7 +93,8 @@ def load_parent(state: TrainState, parent: ModelCard, data: SpriteSet, cfg: Trai
 
     labels = list(data.label_names)
     weights = {k: v.float() for k, v in load_checkpoint(parent.path, with_optim=False).weights.items()}
-    fresh = state.model.label_emb.weight.detach().clone() if hasattr(state.model, "label_emb") else None
+    emb = getattr(state.model, "label_emb", None)
+    fresh = emb.weight.detach().clone() if isinstance(emb, torch.nn.Embedding) else None
     weights[LABEL_ROWS] = label_rows(weights[LABEL_ROWS], parent.label_names, labels, fresh)
     for net in (state.model, state.ema):
         if net is None:
@@ -85,16 +102,30 @@ def load_parent(state: TrainState, parent: ModelCard, data: SpriteSet, cfg: Trai
         try:
             net.load_state_dict(weights)
         except RuntimeError as exc:
-            raise BadInput(f"{arg('init_from')} {str(parent.path)!r}: its weights do not fit its config "
-                           f"({str(exc).splitlines()[0]})") from None
+            raise BadInput(
+                f"{arg('init_from')} {str(parent.path)!r}: its weights do not fit its config "
+                f"({str(exc).splitlines()[0]})"
+            ) from None
     kept = [n for n in labels if n in parent.label_names]
-    log.info("fine-tuning %s: %d of %d labels keep their embedding (%s); the others start from fresh rows",
-             parent.path.name, len(kept), len(labels), ", ".join(kept) or "none")
-    return {"fingerprint": file_fingerprint(parent.path), "name": bundled_name(parent.path),
-            "labels": parent.label_names, "labels_kept": kept, "step": parent.meta.get("step")}
+    log.info(
+        "fine-tuning %s: %d of %d labels keep their embedding (%s); the others start from fresh rows",
+        parent.path.name,
+        len(kept),
+        len(labels),
+        ", ".join(kept) or "none",
+    )
+    return {
+        "fingerprint": file_fingerprint(parent.path),
+        "name": bundled_name(parent.path),
+        "labels": parent.label_names,
+        "labels_kept": kept,
+        "step": parent.meta.get("step"),
+    }
 
 
-def label_rows(rows: torch.Tensor, theirs: list[str], ours: list[str], fresh: torch.Tensor | None = None) -> torch.Tensor:
+def label_rows(
+    rows: torch.Tensor, theirs: list[str], ours: list[str], fresh: torch.Tensor | None = None
+) -> torch.Tensor:
     """The embedding rows for `ours` + null: a row of the same name, else the run's fresh row for that
     label (`fresh`, [len(ours) + 1, D]; without it the mean of the parent's label rows); the parent's null
     row (its last) last.
@@ -104,6 +135,6 @@ def label_rows(rows: torch.Tensor, theirs: list[str], ours: list[str], fresh: to
     codes. A mean row is short and shared by every new label, a best-matching parent row is often
     shared by several: either way the labels start identical and take thousands of CPU steps to part
     (bench/results/finetune.md). Fresh rows are distinct codes of the same kind from step 0."""
-    mean = rows[:len(theirs)].mean(dim=0)
+    mean = rows[: len(theirs)].mean(dim=0)
     new = [rows[theirs.index(n)] if n in theirs else mean if fresh is None else fresh[k] for k, n in enumerate(ours)]
     return torch.stack([*new, rows[len(theirs)]]).clone()

@@ -71,8 +71,11 @@ def draw_batch(step: int, cfg: TrainConfig, n: int, num_classes: int) -> dict[st
     per_epoch = max(1, n // cfg.batch_size)
     epoch, k = divmod(step, per_epoch)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
-    idx = perm[k * cfg.batch_size:(k + 1) * cfg.batch_size] if n >= cfg.batch_size else \
-        torch.randint(n, (cfg.batch_size,), generator=torch.Generator().manual_seed(cfg.seed + step))
+    idx = (
+        perm[k * cfg.batch_size : (k + 1) * cfg.batch_size]
+        if n >= cfg.batch_size
+        else torch.randint(n, (cfg.batch_size,), generator=torch.Generator().manual_seed(cfg.seed + step))
+    )
     g = torch.Generator().manual_seed(cfg.seed * 7_919 + step + 1)
     b = len(idx)
     return {
@@ -85,16 +88,24 @@ def draw_batch(step: int, cfg: TrainConfig, n: int, num_classes: int) -> dict[st
     }
 
 
-def noised(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
-           abar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def noised(
+    x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, abar: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(x_t, a, s): x0 [B,C,H,W] noised to timesteps t [B]; a = sqrt(abar_t), s = sqrt(1 - abar_t), [B,1,1,1]."""
     a = abar[t].sqrt().view(-1, 1, 1, 1)
     s = (1 - abar[t]).sqrt().view(-1, 1, 1, 1)
     return a * x0 + s * noise, a, s
 
 
-def diffusion_loss(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
-                   noise: torch.Tensor, abar: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+def diffusion_loss(
+    model: torch.nn.Module,
+    x0: torch.Tensor,
+    y: torch.Tensor,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    abar: torch.Tensor,
+    cfg: TrainConfig,
+) -> torch.Tensor:
     """Weighted MSE on eps or v; x0 [B,C,H,W], t [B] int, abar [T] on the same device."""
     xt, a, s = noised(x0, t, noise, abar)
     target = noise if cfg.prediction == "eps" else a * noise - s * x0
@@ -107,8 +118,15 @@ def diffusion_loss(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor, t:
     return per_sample.mean()
 
 
-def train_step(state: TrainState, cfg: TrainConfig, data_x: torch.Tensor, data_y: torch.Tensor,
-               abar: torch.Tensor, num_classes: int, spent: float | None = None) -> tuple[float, float, int]:
+def train_step(
+    state: TrainState,
+    cfg: TrainConfig,
+    data_x: torch.Tensor,
+    data_y: torch.Tensor,
+    abar: torch.Tensor,
+    num_classes: int,
+    spent: float | None = None,
+) -> tuple[float, float, int]:
     step = state.step
     draw = draw_batch(step, cfg, len(data_x), num_classes)
     dev = data_x.device
@@ -192,9 +210,18 @@ class StopFlag:
 Hook = Callable[[StepInfo], None]
 
 
-def run_loop(state: TrainState, cfg: TrainConfig, data: SpriteSet, device: str, *,
-             on_step: Hook, on_checkpoint: Callable[[bool], Path], on_sample: Callable[[int], None],
-             on_epoch: Callable[[int, float], None], stop: StopFlag) -> None:
+def run_loop(
+    state: TrainState,
+    cfg: TrainConfig,
+    data: SpriteSet,
+    device: str,
+    *,
+    on_step: Hook,
+    on_checkpoint: Callable[[bool], Path],
+    on_sample: Callable[[int], None],
+    on_epoch: Callable[[int, float], None],
+    stop: StopFlag,
+) -> None:
     """Steps until cfg.steps; checkpoints/samples on schedule; NaN and Ctrl-C end it cleanly."""
     x = torch.from_numpy(to_model_range(data.images)).to(device)
     y = torch.from_numpy(data.labels.astype(np.int64)).to(device)
@@ -209,8 +236,11 @@ def run_loop(state: TrainState, cfg: TrainConfig, data: SpriteSet, device: str, 
         state.elapsed = stop.agreed_seconds(time.monotonic() - start)  # ranks stop and decay LR alike
         if not math.isfinite(loss):
             kept = on_checkpoint(False)
-            last = f"The last good checkpoint is kept: {kept}" if kept.is_file() else \
-                f"No checkpoint had been written yet (lower {arg('lr')}, or check the data)"
+            last = (
+                f"The last good checkpoint is kept: {kept}"
+                if kept.is_file()
+                else f"No checkpoint had been written yet (lower {arg('lr')}, or check the data)"
+            )
             raise RunFailed(f"loss became {loss} at step {state.step + 1}; stopped without saving it. {last}")
         if current_epoch is not None and epoch != current_epoch and epoch_losses:
             on_epoch(current_epoch, float(np.mean(epoch_losses)))
@@ -225,5 +255,5 @@ def run_loop(state: TrainState, cfg: TrainConfig, data: SpriteSet, device: str, 
             on_checkpoint(True)
         if stop.should_stop():
             raise KeyboardInterrupt
-    if epoch_losses:
+    if epoch_losses and current_epoch is not None:
         on_epoch(current_epoch, float(np.mean(epoch_losses)))

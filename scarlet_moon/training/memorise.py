@@ -37,5 +37,7 @@ def memorising_message(share: float, step: int, num_sprites: int) -> str | None:
     """One line for the user when the share of copies says the model learns its sprites by heart."""
     if share < WARN_SHARE:
         return None
-    return (f"{share:.0%} of the step-{step} sample grid copy a training sprite (sm eval's rule): the model is "
-            f"learning its {num_sprites} sprites by heart; a shorter run, or more sprites, gives new ones")
+    return (
+        f"{share:.0%} of the step-{step} sample grid copy a training sprite (sm eval's rule): the model is "
+        f"learning its {num_sprites} sprites by heart; a shorter run, or more sprites, gives new ones"
+    )

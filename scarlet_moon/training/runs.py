@@ -28,22 +28,29 @@ except ImportError:  # pragma: no cover - Windows: no lock
     fcntl = None  # type: ignore[assignment]
 
 
-from scarlet_moon.exporters.atomic import remove_dead_leftovers, write_file
 from scarlet_moon.data.pixels import make_grid
 from scarlet_moon.data.png import save_png
 from scarlet_moon.data.sprites import SpriteSet
 from scarlet_moon.errors import BadInput, Interrupted, arg
+from scarlet_moon.exporters.atomic import remove_dead_leftovers, write_file
 from scarlet_moon.limits import check_sprite_size
 from scarlet_moon.models.card import ModelCard
 from scarlet_moon.models.checkpoint import save_checkpoint
-from scarlet_moon.training.config import TrainConfig
+from scarlet_moon.training import finetune
+from scarlet_moon.training.config import TrainConfig, check_training_memory
 from scarlet_moon.training.distributed import SINGLE, Dist, check_in_sync, stop_flag, wrap
 from scarlet_moon.training.loop import StepInfo, run_loop
 from scarlet_moon.training.memorise import grid_copy_share, memorising_message
-from scarlet_moon.training.state import (CHECKPOINT_NAME, MODEL_NAME, TrainState, build_state, restore_state,
-                                         resumed_config, schedule_of, to_checkpoint)
-from scarlet_moon.training import finetune
-from scarlet_moon.training.config import check_training_memory
+from scarlet_moon.training.state import (
+    CHECKPOINT_NAME,
+    MODEL_NAME,
+    TrainState,
+    build_state,
+    restore_state,
+    resumed_config,
+    schedule_of,
+    to_checkpoint,
+)
 from scarlet_moon.training.threads import Threads
 from scarlet_moon.training.tracking import MultiTracker, Tracker
 
@@ -71,8 +78,11 @@ def resolve_resume(resume: str | Path, runs_root: Path) -> Path:
         if cand.is_dir():
             ckpt = cand / CHECKPOINT_NAME
             if not ckpt.is_file():
-                hint = (f"its run stopped before its first checkpoint: start it again with {arg('name')} {cand.name}"
-                        if _unstarted(cand) else "is it a run folder?")
+                hint = (
+                    f"its run stopped before its first checkpoint: start it again with {arg('name')} {cand.name}"
+                    if _unstarted(cand)
+                    else "is it a run folder?"
+                )
                 raise BadInput(f"run folder {str(cand)!r} has no {CHECKPOINT_NAME} to resume from; {hint}")
             return ckpt
         if cand.is_file():
@@ -82,8 +92,14 @@ def resolve_resume(resume: str | Path, runs_root: Path) -> Path:
 
 def check_run_name(name: str) -> str:
     """A run name is one plain folder name: no path, no leading dot, nothing that leaves the runs folder."""
-    if not name or name != Path(name).name or name.startswith(".") or "\\" in name or len(name) > 200 \
-            or any(ord(c) < 32 for c in name):
+    if (
+        not name
+        or name != Path(name).name
+        or name.startswith(".")
+        or "\\" in name
+        or len(name) > 200
+        or any(ord(c) < 32 for c in name)
+    ):
         raise BadInput(f"{arg('name')} {name!r}: expected a plain folder name (no '/', no leading '.')")
     return name
 
@@ -95,10 +111,13 @@ def new_run_dir(runs_root: Path, name: str | None) -> Path:
     runs_root.mkdir(parents=True, exist_ok=True)
     if run_dir.exists() and any(run_dir.iterdir()):
         if not _unstarted(run_dir):
-            raise BadInput(f"run folder {str(run_dir)!r} already exists; pick another {arg('name')} or "
-                           f"{arg('resume')} it")
-        log.warning("run folder %s holds no checkpoint (its run stopped before the first one): starting it "
-                    "again from step 0", run_dir)
+            raise BadInput(
+                f"run folder {str(run_dir)!r} already exists; pick another {arg('name')} or {arg('resume')} it"
+            )
+        log.warning(
+            "run folder %s holds no checkpoint (its run stopped before the first one): starting it again from step 0",
+            run_dir,
+        )
     (run_dir / "samples").mkdir(parents=True, exist_ok=True)
     return run_dir
 
@@ -121,8 +140,10 @@ def run_lock(run_dir: Path, active: bool = True) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise BadInput(f"run folder {str(run_dir)!r} is being trained by another process; wait for it to "
-                           "end (one run, one process)") from None
+            raise BadInput(
+                f"run folder {str(run_dir)!r} is being trained by another process; wait for it to "
+                "end (one run, one process)"
+            ) from None
         remove_dead_leftovers(run_dir)
         yield
     finally:
@@ -137,9 +158,17 @@ def sample_grid(state: TrainState, cfg: TrainConfig, data: SpriteSet, path: Path
     from scarlet_moon.generation.request import Request
     from scarlet_moon.options import SamplingOptions
 
-    card = ModelCard(path, {"label_names": list(data.label_names), "image_size": list(data.size),
-                            "channels": int(data.images.shape[-1]), "schedule": schedule_of(cfg).to_dict(),
-                            "prediction": cfg.prediction, "config": cfg.to_dict()})
+    card = ModelCard(
+        path,
+        {
+            "label_names": list(data.label_names),
+            "image_size": list(data.size),
+            "channels": int(data.images.shape[-1]),
+            "schedule": schedule_of(cfg).to_dict(),
+            "prediction": cfg.prediction,
+            "config": cfg.to_dict(),
+        },
+    )
     den = TorchDenoiser(card, state.ema or state.model, device)
     labels = tuple(k for k in range(len(data.label_names)) for _ in range(GRID_PER_LABEL))
     req = Request(labels, seed=cfg.seed, sampling=SamplingOptions(cfg.sampler, cfg.sample_steps, cfg.guidance))
@@ -148,8 +177,9 @@ def sample_grid(state: TrainState, cfg: TrainConfig, data: SpriteSet, path: Path
     return sprites
 
 
-def _log_grid(state: TrainState, cfg: TrainConfig, data: SpriteSet, run_dir: Path, device: str,
-              tracker: MultiTracker) -> float:
+def _log_grid(
+    state: TrainState, cfg: TrainConfig, data: SpriteSet, run_dir: Path, device: str, tracker: MultiTracker
+) -> float:
     """The step's sample grid saved and logged, with the share of it that copies a training sprite."""
     path = run_dir / "samples" / f"step_{state.step:06d}.png"
     share = grid_copy_share(sample_grid(state, cfg, data, path, device), data.images)
@@ -158,11 +188,22 @@ def _log_grid(state: TrainState, cfg: TrainConfig, data: SpriteSet, run_dir: Pat
     return share
 
 
-def train_run(cfg: TrainConfig, data: SpriteSet, *, runs_root: Path, trackers: dict[str, Tracker],
-              name: str | None = None, resume: str | Path | None = None, given: Iterable[str] = (),
-              register_name: str | None = None, device: str = "cpu", threads: int = 0,
-              progress: Callable[[StepInfo], None] | None = None, dist: Dist = SINGLE,
-              init_from: str | Path | None = None) -> RunResult:
+def train_run(
+    cfg: TrainConfig,
+    data: SpriteSet,
+    *,
+    runs_root: Path,
+    trackers: dict[str, Tracker],
+    name: str | None = None,
+    resume: str | Path | None = None,
+    given: Iterable[str] = (),
+    register_name: str | None = None,
+    device: str = "cpu",
+    threads: int = 0,
+    progress: Callable[[StepInfo], None] | None = None,
+    dist: Dist = SINGLE,
+    init_from: str | Path | None = None,
+) -> RunResult:
     """Train `cfg` on `data` in a new run folder, or continue the run `resume` with its own config.
 
     `given`: the settings of `cfg` asked for explicitly; on resume they apply where that is sound
@@ -172,8 +213,9 @@ def train_run(cfg: TrainConfig, data: SpriteSet, *, runs_root: Path, trackers: d
     t_start = time.time()
     check_sprite_size(*data.size, what=f"data {data.source!r}: sprite size")
     if resume is not None and init_from is not None:
-        raise BadInput(f"{arg('init_from')} starts a new run from a model, {arg('resume')} continues a run: "
-                       "give one of them")
+        raise BadInput(
+            f"{arg('init_from')} starts a new run from a model, {arg('resume')} continues a run: give one of them"
+        )
     if resume is not None:
         cfg, changes, state, ckpt_path = _resumed(cfg, data, resume, runs_root, given, device, dist)
         run_dir = ckpt_path.parent
@@ -182,8 +224,13 @@ def train_run(cfg: TrainConfig, data: SpriteSet, *, runs_root: Path, trackers: d
         cfg, state, run_dir = _started(cfg, data, runs_root, name, given, device, dist, init_from)
         ckpt_path = run_dir / CHECKPOINT_NAME
     with run_lock(run_dir, dist.main):
-        params = dict(cfg.to_dict(), data_source=data.source, data_fingerprint=data.fingerprint(),
-                      num_sprites=len(data.images), labels=",".join(data.label_names))
+        params = dict(
+            cfg.to_dict(),
+            data_source=data.source,
+            data_fingerprint=data.fingerprint(),
+            num_sprites=len(data.images),
+            labels=",".join(data.label_names),
+        )
         if state.parent:
             params.update(init_from=state.parent["name"], init_from_fingerprint=state.parent["fingerprint"])
         if dist.main:
@@ -200,12 +247,18 @@ def train_run(cfg: TrainConfig, data: SpriteSet, *, runs_root: Path, trackers: d
             if progress:
                 progress(info)
 
-        return _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, step_done, t_start,
-                     dist)
+        return _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, step_done, t_start, dist)
 
 
-def _resumed(cfg: TrainConfig, data: SpriteSet, resume: str | Path, runs_root: Path, given: Iterable[str],
-             device: str, dist: Dist) -> tuple[TrainConfig, dict[str, tuple[Any, Any]], TrainState, Path]:
+def _resumed(
+    cfg: TrainConfig,
+    data: SpriteSet,
+    resume: str | Path,
+    runs_root: Path,
+    given: Iterable[str],
+    device: str,
+    dist: Dist,
+) -> tuple[TrainConfig, dict[str, tuple[Any, Any]], TrainState, Path]:
     """(the run's config with the resumable changes applied, those changes, its state, its checkpoint)."""
     ckpt_path = dist.agree(lambda: resolve_resume(resume, runs_root))
     saved, state = dist.together(lambda: restore_state(ckpt_path, data, device))
@@ -217,8 +270,16 @@ def _resumed(cfg: TrainConfig, data: SpriteSet, resume: str | Path, runs_root: P
     return cfg, changes, state, ckpt_path
 
 
-def _started(cfg: TrainConfig, data: SpriteSet, runs_root: Path, name: str | None, given: Iterable[str],
-             device: str, dist: Dist, init_from: str | Path | None) -> tuple[TrainConfig, TrainState, Path]:
+def _started(
+    cfg: TrainConfig,
+    data: SpriteSet,
+    runs_root: Path,
+    name: str | None,
+    given: Iterable[str],
+    device: str,
+    dist: Dist,
+    init_from: str | Path | None,
+) -> tuple[TrainConfig, TrainState, Path]:
     """A new run: (its config, fresh or fine-tuned from `init_from`, its state, its folder)."""
     parent = None
     if init_from is not None:  # the parent's network and schedule, checked before any folder is made
@@ -229,15 +290,17 @@ def _started(cfg: TrainConfig, data: SpriteSet, runs_root: Path, name: str | Non
     cfg = dataclasses.replace(cfg, model=cfg.model.for_size(*data.size))  # the card records the depth built
     check_training_memory(cfg, channels=data.images.shape[-1], size=data.size, num_classes=len(data.label_names))
     run_dir = dist.agree(lambda: new_run_dir(runs_root, name))
-    state = build_state(cfg, channels=data.images.shape[-1], size=data.size,
-                        num_classes=len(data.label_names), device=device)
+    state = build_state(
+        cfg, channels=data.images.shape[-1], size=data.size, num_classes=len(data.label_names), device=device
+    )
     if parent is not None:
         state.parent = finetune.load_parent(state, parent, data, cfg)
     return cfg, state, run_dir
 
 
-def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, progress, t_start,
-          dist: Dist = SINGLE) -> RunResult:
+def _loop(
+    cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, progress, t_start, dist: Dist = SINGLE
+) -> RunResult:
     def on_checkpoint(write: bool) -> Path:
         if write and dist.main:
             tracker.flush()  # a SIGKILL after this checkpoint loses no logged point before it
@@ -251,6 +314,7 @@ def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, 
             progress(info)
 
     copies: list[tuple[int, float]] = []  # (step, share of the grid that copies a training sprite)
+
     def on_sample(step: int) -> None:
         if dist.main:
             copies.append((step, _log_grid(state, cfg, data, run_dir, device, tracker)))
@@ -262,8 +326,17 @@ def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, 
     stop = stop_flag(dist, device)
     try:
         with stop:
-            run_loop(state, cfg, data, device, on_step=on_step, on_checkpoint=on_checkpoint,
-                     on_sample=on_sample, on_epoch=on_epoch, stop=stop)
+            run_loop(
+                state,
+                cfg,
+                data,
+                device,
+                on_step=on_step,
+                on_checkpoint=on_checkpoint,
+                on_sample=on_sample,
+                on_epoch=on_epoch,
+                stop=stop,
+            )
         check_in_sync(state, dist, device)
         status = "FINISHED"
         if cfg.time_budget and state.step < cfg.steps:  # the budget ended it: the card says how far it got
@@ -274,8 +347,11 @@ def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, 
         on_checkpoint(True)
         dist.barrier()  # every rank agreed to stop: none exits (and gets the others killed) before the save
         how = "" if stop.signum == signal.SIGINT else f" by {signal.Signals(stop.signum).name}"
-        raise Interrupted(f"interrupted{how} at step {state.step}; checkpoint saved in {str(run_dir)!r}",
-                          run_dir=run_dir, signum=stop.signum) from None
+        raise Interrupted(
+            f"interrupted{how} at step {state.step}; checkpoint saved in {str(run_dir)!r}",
+            run_dir=run_dir,
+            signum=stop.signum,
+        ) from None
     finally:
         if status != "FINISHED":
             tracker.finish(status)
@@ -283,8 +359,15 @@ def _loop(cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, 
     if cfg.sample_every and state.step % cfg.sample_every != 0:
         on_sample(state.step)
     model_path = _save_model(cfg, data, state, tracker, run_dir, ckpt_path, register_name, dist, copies)
-    return RunResult(run_dir, ckpt_path, model_path, state.step, dict(state.tracking_ids or {}),
-                     time.time() - t_start, _said_copies(copies, len(data.images)))
+    return RunResult(
+        run_dir,
+        ckpt_path,
+        model_path,
+        state.step,
+        dict(state.tracking_ids or {}),
+        time.time() - t_start,
+        _said_copies(copies, len(data.images)),
+    )
 
 
 def _said_copies(copies: list[tuple[int, float]], num_sprites: int) -> float | None:
@@ -297,9 +380,17 @@ def _said_copies(copies: list[tuple[int, float]], num_sprites: int) -> float | N
     return share
 
 
-def _save_model(cfg: TrainConfig, data: SpriteSet, state: TrainState, tracker: MultiTracker, run_dir: Path,
-                ckpt_path: Path, register_name: str | None, dist: Dist,
-                copies: list[tuple[int, float]] | None = None) -> Path:
+def _save_model(
+    cfg: TrainConfig,
+    data: SpriteSet,
+    state: TrainState,
+    tracker: MultiTracker,
+    run_dir: Path,
+    ckpt_path: Path,
+    register_name: str | None,
+    dist: Dist,
+    copies: list[tuple[int, float]] | None = None,
+) -> Path:
     """The sampling weights (EMA) beside the checkpoint, both logged; the tracked run marked finished. The
     card keeps the last sample grid's share of copies of a training sprite (`grid_copies`, sm info)."""
     model_path = run_dir / MODEL_NAME

@@ -23,8 +23,8 @@ from scarlet_moon.models.unet import build_model, count_params
 from scarlet_moon.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
-CHECKPOINT_NAME = "checkpoint.safetensors"   # full training state, rewritten in place
-MODEL_NAME = "model.safetensors"             # sampling weights only (EMA), written at the end
+CHECKPOINT_NAME = "checkpoint.safetensors"  # full training state, rewritten in place
+MODEL_NAME = "model.safetensors"  # sampling weights only (EMA), written at the end
 RESUMABLE = ("steps", "time_budget", "lr", "sample_every", "checkpoint_every", "log_every")  # may change on resume
 
 
@@ -40,10 +40,10 @@ class TrainState:
     step: int = 0
     tracking_ids: dict[str, Any] | None = None
     net: torch.nn.Module | None = None  # what forward/backward run through (DDP wrapper); None = model
-    rank: int = 0                       # this process's slice of the global batch (distributed.py)
+    rank: int = 0  # this process's slice of the global batch (distributed.py)
     world: int = 1
     mean_loss: Callable[[torch.Tensor], float] = local_mean  # the global batch's loss (distributed.wrap)
-    elapsed: float = 0.0                # seconds of wall clock trained so far (a time budget spends them)
+    elapsed: float = 0.0  # seconds of wall clock trained so far (a time budget spends them)
     parent: dict[str, Any] | None = None  # the model this run was fine-tuned from (training.finetune)
 
 
@@ -51,13 +51,13 @@ def schedule_of(cfg: TrainConfig) -> Schedule:
     return Schedule(cfg.schedule, cfg.timesteps, cfg.beta_start, cfg.beta_end)
 
 
-def build_network(cfg: TrainConfig, *, channels: int, size: int | tuple[int, int],
-                  num_classes: int) -> torch.nn.Module:
+def build_network(cfg: TrainConfig, *, channels: int, size: int | tuple[int, int], num_classes: int) -> torch.nn.Module:
     return build_model(cfg.model, channels=channels, size=size, num_classes=num_classes, timesteps=cfg.timesteps)
 
 
-def build_state(cfg: TrainConfig, *, channels: int, size: int | tuple[int, int], num_classes: int,
-                device: str) -> TrainState:
+def build_state(
+    cfg: TrainConfig, *, channels: int, size: int | tuple[int, int], num_classes: int, device: str
+) -> TrainState:
     torch.manual_seed(cfg.seed)  # initial weights depend on the seed only
     model = build_network(cfg, channels=channels, size=size, num_classes=num_classes).to(device)
     ema = None
@@ -128,18 +128,29 @@ def restore_state(path: Path, data: SpriteSet, device: str) -> tuple[TrainConfig
     ckpt = load_checkpoint(path)
     meta = ckpt.meta
     if meta.get("kind") != "train":
-        raise BadInput(f"{str(path)!r} holds sampling weights only; {arg('resume')} needs a training checkpoint "
-                       f"({CHECKPOINT_NAME} in a run folder)")
+        raise BadInput(
+            f"{str(path)!r} holds sampling weights only; {arg('resume')} needs a training checkpoint "
+            f"({CHECKPOINT_NAME} in a run folder)"
+        )
     saved = TrainConfig.from_dict(meta["config"], source=str(path))
-    if list(data.label_names) != meta["label_names"] or list(data.size) != meta["image_size"] \
-            or data.images.shape[-1] != meta["channels"]:
-        raise BadInput(f"checkpoint {str(path)!r} was trained on {meta['image_size']} sprites with labels "
-                       f"{meta['label_names']}; this data has {list(data.size)} with {list(data.label_names)}")
+    if (
+        list(data.label_names) != meta["label_names"]
+        or list(data.size) != meta["image_size"]
+        or data.images.shape[-1] != meta["channels"]
+    ):
+        raise BadInput(
+            f"checkpoint {str(path)!r} was trained on {meta['image_size']} sprites with labels "
+            f"{meta['label_names']}; this data has {list(data.size)} with {list(data.label_names)}"
+        )
     if meta["data_fingerprint"] != data.fingerprint():
-        log.warning("the data differs from the run's (fingerprint %s, now %s); resuming anyway",
-                    meta["data_fingerprint"], data.fingerprint())
-    state = build_state(saved, channels=meta["channels"], size=data.size,
-                        num_classes=len(meta["label_names"]), device=device)
+        log.warning(
+            "the data differs from the run's (fingerprint %s, now %s); resuming anyway",
+            meta["data_fingerprint"],
+            data.fingerprint(),
+        )
+    state = build_state(
+        saved, channels=meta["channels"], size=data.size, num_classes=len(meta["label_names"]), device=device
+    )
     try:
         state.model.load_state_dict(ckpt.model)
         if state.ema is not None:
@@ -154,8 +165,9 @@ def restore_state(path: Path, data: SpriteSet, device: str) -> tuple[TrainConfig
     return saved, state
 
 
-def resumed_config(saved: TrainConfig, asked: TrainConfig, given: Iterable[str],
-                   run: str) -> tuple[TrainConfig, dict[str, tuple[Any, Any]]]:
+def resumed_config(
+    saved: TrainConfig, asked: TrainConfig, given: Iterable[str], run: str
+) -> tuple[TrainConfig, dict[str, tuple[Any, Any]]]:
     """The run's config with the settings `given` again on resume applied: (config, {name: (old, new)}).
 
     Only RESUMABLE settings may differ from the run's; any other that differs is BadInput naming each."""
@@ -163,9 +175,11 @@ def resumed_config(saved: TrainConfig, asked: TrainConfig, given: Iterable[str],
     fixed = [k for k in changed if k not in RESUMABLE]
     if fixed:
         listed = ", ".join(f"{k} (run {changed[k][0]!r}, asked {changed[k][1]!r})" for k in fixed)
-        raise BadInput(f"{arg('resume')} {run!r}: {listed} cannot change when a run is resumed; only "
-                       f"{', '.join(RESUMABLE)} can. Leave {'it' if len(fixed) == 1 else 'them'} out, or start a "
-                       "new run")
+        raise BadInput(
+            f"{arg('resume')} {run!r}: {listed} cannot change when a run is resumed; only "
+            f"{', '.join(RESUMABLE)} can. Leave {'it' if len(fixed) == 1 else 'them'} out, or start a "
+            "new run"
+        )
     for k, (old, new) in changed.items():
         log.warning("resuming with %s %r (the run had %r)", k, new, old)
     cfg = saved.replace({k: new for k, (_, new) in changed.items()}, source=f"resume of {run}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 
-
 from scarlet_moon.errors import BadInput, arg
 from scarlet_moon.limits import MAX_THREADS
 

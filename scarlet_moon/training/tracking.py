@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
-from scarlet_moon.exporters.atomic import process_alive
 from scarlet_moon.errors import BadInput, arg
+from scarlet_moon.exporters.atomic import process_alive
 
 log = logging.getLogger(__name__)
 DEFAULT_EXPERIMENT = "scarlet-moon"
 DEFAULT_MODEL_NAME = "scarlet-moon-sprites"
-PROBE_TIMEOUT_S = 5.0        # an MLflow server that does not answer within it is reported, not retried
-FLUSH_EVERY_S = 5.0          # logged points reach the store at least this often (a live loss curve)
+PROBE_TIMEOUT_S = 5.0  # an MLflow server that does not answer within it is reported, not retried
+FLUSH_EVERY_S = 5.0  # logged points reach the store at least this often (a live loss curve)
 
 
 class Tracker(Protocol):
@@ -38,12 +38,12 @@ class TrackingOptions:
     """Where a run is tracked: MLflow (a local sqlite store beside the runs by default) or none, and
     Weights & Biases on request; the model is registered under `register_name` when MLflow is on."""
 
-    kind: str = "mlflow"                 # "mlflow" | "none"
-    uri: str | None = None               # None: MLFLOW_TRACKING_URI, else sqlite:///<runs>/mlflow.db
+    kind: str = "mlflow"  # "mlflow" | "none"
+    uri: str | None = None  # None: MLFLOW_TRACKING_URI, else sqlite:///<runs>/mlflow.db
     experiment: str = DEFAULT_EXPERIMENT
-    register_name: str | None = None     # None: DEFAULT_MODEL_NAME when any tracker runs
+    register_name: str | None = None  # None: DEFAULT_MODEL_NAME when any tracker runs
     wandb: bool = False
-    wandb_mode: str | None = None        # None: online with WANDB_API_KEY, else offline
+    wandb_mode: str | None = None  # None: online with WANDB_API_KEY, else offline
     wandb_project: str = "scarlet-moon"
 
     def __post_init__(self) -> None:
@@ -52,8 +52,9 @@ class TrackingOptions:
         if self.wandb_mode not in (None, "offline", "online", "disabled"):
             raise BadInput(f"unknown {arg('wandb_mode')} {self.wandb_mode!r}; allowed: offline, online, disabled")
         if self.wandb and self.kind == "none":
-            raise BadInput(f"{arg('wandb')} with {arg('tracking')} none: no tracking was asked and W&B was; "
-                           "drop one of them")
+            raise BadInput(
+                f"{arg('wandb')} with {arg('tracking')} none: no tracking was asked and W&B was; drop one of them"
+            )
 
     def trackers(self, runs_root: Path) -> dict[str, "Tracker"]:
         """The trackers these options ask for, their stores checked (nothing starts until a run does)."""
@@ -72,8 +73,19 @@ class TrackingOptions:
         return self.register_name or (DEFAULT_MODEL_NAME if trackers else None)
 
 
-MLFLOW_SCHEMES = ("", "file", "http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks",
-                  "databricks-uc", "uc")
+MLFLOW_SCHEMES = (
+    "",
+    "file",
+    "http",
+    "https",
+    "sqlite",
+    "postgresql",
+    "mysql",
+    "mssql",
+    "databricks",
+    "databricks-uc",
+    "uc",
+)
 
 
 def check_mlflow_uri(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
@@ -89,12 +101,16 @@ def check_mlflow_uri(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     except ValueError as exc:
         raise BadInput(f"{arg('tracking_uri')} {uri!r} is not a valid URI ({exc})") from None
     if parsed.scheme not in MLFLOW_SCHEMES:
-        raise BadInput(f"{arg('tracking_uri')} {uri!r}: scheme {parsed.scheme!r} is not one MLflow stores to "
-                       f"here; use sqlite:///PATH/mlflow.db (the default), http(s)://HOST, or a database URI "
-                       f"({', '.join(s for s in MLFLOW_SCHEMES if s)})")
+        raise BadInput(
+            f"{arg('tracking_uri')} {uri!r}: scheme {parsed.scheme!r} is not one MLflow stores to "
+            f"here; use sqlite:///PATH/mlflow.db (the default), http(s)://HOST, or a database URI "
+            f"({', '.join(s for s in MLFLOW_SCHEMES if s)})"
+        )
     if parsed.scheme in ("", "file") and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() != "true":
-        raise BadInput(f"{arg('tracking_uri')} {uri!r}: MLflow 3 keeps the file store in maintenance mode and "
-                       "refuses it; use sqlite:///PATH/mlflow.db (or set MLFLOW_ALLOW_FILE_STORE=true)")
+        raise BadInput(
+            f"{arg('tracking_uri')} {uri!r}: MLflow 3 keeps the file store in maintenance mode and "
+            "refuses it; use sqlite:///PATH/mlflow.db (or set MLFLOW_ALLOW_FILE_STORE=true)"
+        )
     if parsed.scheme in ("http", "https"):
         probe = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"
         try:
@@ -102,16 +118,18 @@ def check_mlflow_uri(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
                 json.loads(reply.read(1 << 20) or b"{}")  # an MLflow server answers JSON
         except HTTPError as exc:
             if exc.code not in (401, 403):  # 401/403: a server that wants the credentials MLflow will send
-                raise BadInput(f"{arg('tracking_uri')} {uri!r}: no MLflow server answers there "
-                               f"(HTTP {exc.code} for {probe})") from None
+                raise BadInput(
+                    f"{arg('tracking_uri')} {uri!r}: no MLflow server answers there (HTTP {exc.code} for {probe})"
+                ) from None
         except (URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise BadInput(f"{arg('tracking_uri')} {uri!r}: no MLflow server answers there ({reason})") from None
     elif parsed.scheme == "sqlite":
         folder = Path(parsed.path[1:] if parsed.path.startswith("//") else parsed.path).parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
-            raise BadInput(f"{arg('tracking_uri')} {uri!r}: the folder {str(folder)!r} does not exist or cannot be "
-                           "written")
+            raise BadInput(
+                f"{arg('tracking_uri')} {uri!r}: the folder {str(folder)!r} does not exist or cannot be written"
+            )
 
 
 def default_mlflow_uri(runs_root: Path) -> str:
@@ -158,16 +176,28 @@ class MlflowTracker:
         """RUNNING runs started on this machine by a process that is gone -> KILLED (they never ended)."""
         for run in self.client.search_runs([exp_id], "attributes.status = 'RUNNING'", max_results=1000):
             tags = run.data.tags
-            if run.info.run_id != keep and tags.get("sm.host") == socket.gethostname() \
-                    and tags.get("sm.pid", "").isdigit() and not process_alive(int(tags["sm.pid"])):
+            if (
+                run.info.run_id != keep
+                and tags.get("sm.host") == socket.gethostname()
+                and tags.get("sm.pid", "").isdigit()
+                and not process_alive(int(tags["sm.pid"]))
+            ):
                 self.client.set_terminated(run.info.run_id, status="KILLED")
-                log.warning("MLflow run %s (%s) had stopped without a word: marked KILLED", run.info.run_name,
-                            run.info.run_id)
+                log.warning(
+                    "MLflow run %s (%s) had stopped without a word: marked KILLED", run.info.run_name, run.info.run_id
+                )
+
+    @property
+    def _run(self) -> str:
+        """The run's id; a call before start() is a programming error."""
+        if self.run_id is None:
+            raise RuntimeError("the MLflow run has not been started")
+        return self.run_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
-        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:500]) for k, v in params.items()])
+        self.client.log_batch(self._run, params=[Param(k, str(v)[:500]) for k, v in params.items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         from mlflow.entities import Metric
@@ -186,19 +216,19 @@ class MlflowTracker:
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         self.flush()
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
+        self.client.log_artifact(self._run, str(path), artifact_path)
 
     def register(self, path: Path, name: str) -> None:
         """Register the logged model file under `name` (a new version each call)."""
         from mlflow.exceptions import MlflowException
 
-        run = self.client.get_run(self.run_id)
+        run = self.client.get_run(self._run)
         source = f"{run.info.artifact_uri}/model/{path.name}"
         try:
             self.client.create_registered_model(name)
         except MlflowException:
             pass  # already exists
-        version = self.client.create_model_version(name, source=source, run_id=self.run_id)
+        version = self.client.create_model_version(name, source=source, run_id=self._run)
         log.info("registered %s version %s in the MLflow model registry", name, version.version)
 
     def finish(self, status: str = "FINISHED") -> None:
@@ -212,14 +242,17 @@ class WandbTracker:
         if mode not in (None, "offline", "online", "disabled"):
             raise BadInput(f"unknown {arg('wandb_mode')} {mode!r}; allowed: offline, online, disabled")
         # never let wandb wait at its interactive login menu: offline unless a key is set
-        self.mode = mode or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
-        self.project, self.dir, self.run = project, directory, None
+        self.mode: Any = mode or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+        self.project, self.dir = project, directory
+        self.run: Any = None  # a wandb Run once started
 
     def start(self, name: str, params: Mapping[str, Any], resume_id: str | None = None) -> str | None:
         import wandb
 
         settings = wandb.Settings(init_timeout=30, silent=True)
-        kwargs = dict(project=self.project, name=name, config=dict(params), dir=str(self.dir), settings=settings)
+        kwargs: dict[str, Any] = dict(
+            project=self.project, name=name, config=dict(params), dir=str(self.dir), settings=settings
+        )
         if resume_id:
             kwargs.update(id=resume_id, resume="allow")
         try:
@@ -293,4 +326,3 @@ class MultiTracker:
     def finish(self, status: str = "FINISHED") -> None:
         for t in self.trackers.values():
             t.finish(status)
-
