@@ -41,7 +41,7 @@ import pixels_reference as reference  # noqa: E402
 
 from scarlet_moon.backends import read_card  # noqa: E402
 from scarlet_moon.data.colour import srgb_to_lab  # noqa: E402
-from scarlet_moon.data.pixels import colours_per_sprite, crisp_alpha, postprocess  # noqa: E402
+from scarlet_moon.data.pixels import colors_per_sprite, crisp_alpha, postprocess  # noqa: E402
 
 RAW = Path(tempfile.gettempdir()) / "sm_postprocess_raw_2000_seed0.npy"
 
@@ -120,7 +120,7 @@ def run(counts: list[int], repeats: int, raw_path: Path) -> dict:
             }
         )
         print(rows[-1], flush=True)
-    cps = colours_per_sprite(crisp_alpha(raw))
+    cps = colors_per_sprite(crisp_alpha(raw))
     return {
         "settings": {
             "alpha_threshold": 128,

@@ -9,7 +9,7 @@ from scarlet_moon.data.sprites import SpriteSet, split_holdout
 from scarlet_moon.errors import BadInput
 from scarlet_moon.eval.metrics import (
     alpha_crispness,
-    colours_per_sprite,
+    colors_per_sprite,
     copy_share,
     frechet_distance,
     nearest_distances,
@@ -92,7 +92,7 @@ def test_colours_per_sprite_counts_opaque_colours_only():
     im[1] = (1, 2, 3, 128)  # partial alpha is opaque; one colour
     im[1, 3, 3] = (1, 2, 4, 255)
     # im[2] is fully transparent: zero colours
-    assert colours_per_sprite(im).tolist() == [2, 2, 0]
+    assert colors_per_sprite(im).tolist() == [2, 2, 0]
 
 
 def test_alpha_crispness_is_the_share_of_0_or_255():

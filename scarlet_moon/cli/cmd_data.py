@@ -95,9 +95,9 @@ def describe(ds: SpriteSet) -> dict[str, float]:
     RGB colours per sprite."""
     import numpy as np
 
-    from scarlet_moon.data.pixels import alpha_crispness, colours_per_sprite
+    from scarlet_moon.data.pixels import alpha_crispness, colors_per_sprite
 
-    distinct = colours_per_sprite(ds.images)  # N
+    distinct = colors_per_sprite(ds.images)  # N
     return {
         "alpha_crisp": alpha_crispness(ds.images),
         "colors_mean": float(distinct.mean()),

@@ -214,7 +214,7 @@ def postprocess(
     return out
 
 
-def colours_per_sprite(images: np.ndarray) -> np.ndarray:
+def colors_per_sprite(images: np.ndarray) -> np.ndarray:
     """Distinct RGB colours among the opaque (alpha > 0) pixels of each sprite (N ints)."""
     im = np.asarray(images)
     n = len(im)

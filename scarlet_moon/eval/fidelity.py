@@ -22,7 +22,7 @@ LUMA = np.array([0.299, 0.587, 0.114])
 
 def fidelity(images: np.ndarray) -> dict[str, float]:
     """The figures of the module docstring for a set of sprites (0 for a set without opaque pixels)."""
-    from scarlet_moon.data.pixels import colours_per_sprite
+    from scarlet_moon.data.pixels import colors_per_sprite
 
     im = rgba(images)
     opaque = im[..., 3] >= 128
@@ -35,5 +35,5 @@ def fidelity(images: np.ndarray) -> dict[str, float]:
         "speck_rate": float(speck_mask(im).sum() / n) if n else 0.0,
         "saturation": float(sat.mean()) if n else 0.0,
         "luma": float((rgb @ LUMA).mean()) if n else 0.0,
-        "colours": float(colours_per_sprite(im).mean()) if len(im) else 0.0,
+        "colours": float(colors_per_sprite(im).mean()) if len(im) else 0.0,
     }

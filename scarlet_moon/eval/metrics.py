@@ -41,7 +41,7 @@ import numpy as np
 
 from scarlet_moon import memory
 from scarlet_moon.backends import BackendOptions
-from scarlet_moon.data.pixels import alpha_crispness, colours_per_sprite  # noqa: F401  (re-exported)
+from scarlet_moon.data.pixels import alpha_crispness, colors_per_sprite  # noqa: F401  (re-exported)
 from scarlet_moon.data.sprites import SpriteSet
 from scarlet_moon.errors import BadInput, arg
 from scarlet_moon.eval.fidelity import fidelity
@@ -110,7 +110,7 @@ def copy_share(images: np.ndarray, reference: np.ndarray, threshold: float = COP
 
 
 def pixel_stats(images: np.ndarray) -> dict[str, float]:
-    return {"colours_per_sprite": float(colours_per_sprite(images).mean()), "alpha_crispness": alpha_crispness(images)}
+    return {"colours_per_sprite": float(colors_per_sprite(images).mean()), "alpha_crispness": alpha_crispness(images)}
 
 
 def spread_labels(counts: list[int], total: int) -> list[int]:

@@ -45,7 +45,7 @@ def choose_post(
 ) -> dict[str, Any]:
     """Each candidate's FD over the floor per seed, and the chosen one (see the module docstring)."""
     from scarlet_moon.backends import BackendOptions
-    from scarlet_moon.data.pixels import colours_per_sprite
+    from scarlet_moon.data.pixels import colors_per_sprite
     from scarlet_moon.diffusion.editing import Edit
     from scarlet_moon.eval.classifier import get_classifier
     from scarlet_moon.eval.fidelity import fidelity
@@ -65,7 +65,7 @@ def choose_post(
     labels = [k for k, n in enumerate(per) for _ in range(n)]
     ref = clf.features(train.images)
     floor = frechet_distance(clf.features(held.images), ref)
-    typical = int(round(float(colours_per_sprite(held.images).mean())))
+    typical = int(round(float(colors_per_sprite(held.images).mean())))
     rows = [{**c, "fd_over_floor": []} for c in candidates(card, typical)]
     for i, seed in enumerate(seeds):
         raw = generate_for_eval(

@@ -106,9 +106,9 @@ def model_meta(cfg: TrainConfig, data: SpriteSet, state: TrainState) -> dict[str
 
 def colour_stats(images: np.ndarray) -> dict[str, float]:
     """Distinct opaque colours per training sprite; `p90` is the default cap when sampling."""
-    from scarlet_moon.data.pixels import colours_per_sprite
+    from scarlet_moon.data.pixels import colors_per_sprite
 
-    n = colours_per_sprite(images)
+    n = colors_per_sprite(images)
     return {"mean": float(n.mean()), "median": float(np.median(n)), "p90": int(np.ceil(np.percentile(n, 90)))}
 
 
