@@ -329,10 +329,10 @@ def test_with_the_real_sm_and_the_bundled_32x32_model(tmp_path: Path, sm_env):
 
 
 # ---- sm plugin aseprite ------------------------------------------------------------------------
-def build(out: Path) -> Path:
+def build(out: Path, *extra: str) -> Path:
     from scarlet_moon.cli.main import sm
 
-    result = CliRunner().invoke(sm, ["plugin", "aseprite", "--out", str(out)])
+    result = CliRunner().invoke(sm, ["plugin", "aseprite", "--out", str(out), *extra])
     assert result.exit_code == 0, result.output
     path = Path(result.output.strip())
     assert path.is_file() and path.parent == out
@@ -353,7 +353,7 @@ def test_extension_zip(tmp_path: Path):
     assert package["displayName"] and package["description"] and package["author"]["name"]
     assert package["contributes"] == {"scripts": [{"path": "./scarlet_moon.lua"}]}
     first = path.read_bytes()
-    assert build(tmp_path / "ext") == path and path.read_bytes() == first  # rebuilt in place, same bytes
+    assert build(tmp_path / "ext", "--force") == path and path.read_bytes() == first  # rebuilt in place, same bytes
     assert os.listdir(tmp_path / "ext") == [path.name]
 
 
@@ -369,6 +369,18 @@ def test_extension_out_must_be_usable(tmp_path: Path):
 
     result = CliRunner().invoke(sm, ["plugin", "aseprite", "--out", str(tmp_path / "no" / "such")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_a_second_build_replaces_the_extension_only_with_force(tmp_path: Path):
+    from scarlet_moon.cli.main import sm
+
+    path = build(tmp_path)
+    path.write_bytes(b"the user's own file")
+    again = CliRunner().invoke(sm, ["plugin", "aseprite", "--out", str(tmp_path)])
+    assert again.exit_code == 2 and "already exists; pass --force" in again.output
+    assert path.read_bytes() == b"the user's own file"
+    forced = CliRunner().invoke(sm, ["plugin", "aseprite", "--out", str(tmp_path), "--force"])
+    assert forced.exit_code == 0 and zipfile.is_zipfile(path)
 
 
 def test_wheel_ships_the_plugin_files():

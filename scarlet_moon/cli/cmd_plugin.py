@@ -51,10 +51,12 @@ def extension_bytes(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def build_aseprite_extension(out_dir: str | Path, src: Path = ASEPRITE_DIR) -> Path:
-    """Write <out_dir>/<name>-<version>.aseprite-extension atomically; returns its path."""
+def build_aseprite_extension(out_dir: str | Path, src: Path = ASEPRITE_DIR, force: bool = False) -> Path:
+    """Write <out_dir>/<name>-<version>.aseprite-extension atomically (an existing one only with `force`,
+    by the one output policy); returns its path."""
     from scarlet_moon.errors import BadInput
     from scarlet_moon.exporters.atomic import write_file
+    from scarlet_moon.outputs import check_output
 
     out = Path(out_dir)
     if not out.exists():
@@ -66,6 +68,7 @@ def build_aseprite_extension(out_dir: str | Path, src: Path = ASEPRITE_DIR) -> P
     files = aseprite_sources(src)
     package = json.loads(files["package.json"])
     target = out / f"{package['name']}-{package['version']}.aseprite-extension"
+    check_output(target, "--out", force=force)
     write_file(target, extension_bytes(files))
     return target
 
@@ -84,7 +87,8 @@ def plugin() -> None:
     type=click.Path(file_okay=False),
     help="Folder for the .aseprite-extension file (created if its parent exists).",
 )
-def aseprite(out_dir: str) -> None:
+@click.option("--force", is_flag=True, help="Replace the extension file if it exists.")
+def aseprite(out_dir: str, force: bool) -> None:
     """Build the Aseprite extension; prints its path (open it with Aseprite to install it)."""
     writable_dir(out_dir, "--out", create=False)
-    echo(build_aseprite_extension(out_dir))
+    echo(build_aseprite_extension(out_dir, force=force))

@@ -30,6 +30,7 @@ _WHERE = {
     "ENTRY_POINT_GROUP": "registry",
     "available_formats": "registry",
     "check_sheet_path": "writer",
+    "prepare_sheet_path": "writer",
     "resolve_formats": "writer",
     "write_atlases": "writer",
 }
@@ -45,6 +46,7 @@ __all__ = [
     "Sprite",
     "available_formats",
     "check_sheet_path",
+    "prepare_sheet_path",
     "pack",
     "recover",
     "resolve_formats",
@@ -73,4 +75,4 @@ if TYPE_CHECKING:
     from scarlet_moon.exporters.model import Frame, PackOptions, PackResult, Page, Sprite
     from scarlet_moon.exporters.packer import pack
     from scarlet_moon.exporters.registry import ENTRY_POINT_GROUP, available_formats
-    from scarlet_moon.exporters.writer import check_sheet_path, resolve_formats, write_atlases
+    from scarlet_moon.exporters.writer import check_sheet_path, prepare_sheet_path, resolve_formats, write_atlases

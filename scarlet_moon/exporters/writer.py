@@ -35,6 +35,15 @@ def check_sheet_path(out: str | Path) -> Path:
     return out
 
 
+def prepare_sheet_path(out: str | Path) -> Path:
+    """check_sheet_path, then a write of this sheet's set that a kill interrupted rolled back (and the
+    leftovers of dead writers removed: exporters.atomic.recover). Idempotent: `sm sheet` calls it before
+    sampling (so a run refused for an existing sheet still cleans up), write_atlases again before writing."""
+    out = check_sheet_path(out)
+    recover(out)
+    return out
+
+
 def write_atlases(
     result: PackResult,
     out: str | Path,
@@ -53,8 +62,7 @@ def write_atlases(
     when force is False. Companion files (Godot 3 .png.import) are written only when absent.
     """
     check_workers(workers)
-    out = check_sheet_path(out)
-    recover(out)  # a write of this set that a kill interrupted is rolled back first
+    out = prepare_sheet_path(out)
     folder = out.parent
     chosen = resolve_formats(formats, multipage=len(result.pages) > 1)
     images = [out.name] if len(result.pages) == 1 else [f"{out.stem}-{i}.png" for i in range(len(result.pages))]

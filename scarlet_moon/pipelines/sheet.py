@@ -58,12 +58,12 @@ class SheetTarget:
     def check(cls, out: str | Path, formats: Sequence[str], force: bool = False, inputs: Inputs = ()) -> "SheetTarget":
         """A .png path in a writable folder, known formats, not one of the run's `inputs` nor inside an
         input folder, and an existing sheet only with `force` (and only a regular file)."""
-        from scarlet_moon.exporters import check_sheet_path
+        from scarlet_moon.exporters import prepare_sheet_path
         from scarlet_moon.outputs import check_output, input_clash
 
         folder = Path(out).parent
         try:
-            path = check_sheet_path(out)
+            path = prepare_sheet_path(out)  # an interrupted earlier write of it rolled back first
         except ValueError:
             raise BadInput(
                 f"{arg('out')} {str(out)!r} must be a .png file name (atlases are written next to it)"
