@@ -35,7 +35,8 @@ def _spec(
     backend: BackendOptions | None,
     batch: int | None,
 ) -> GenerationSpec:
-    labels = (label,) if isinstance(label, (str, int)) else tuple(label)
+    single = isinstance(label, (str, bytes, int)) or not isinstance(label, Sequence)
+    labels = (label,) if single else tuple(label)
     return GenerationSpec(
         model,
         labels,

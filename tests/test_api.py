@@ -98,3 +98,22 @@ def test_api_takes_every_backend_option(tiny_model: Path):
         with pytest.raises(BadInput, match=message) as err:
             scarlet_moon.generate(tiny_model, **{"sampling": two, **kwargs()})
         assert "--" not in str(err.value)
+
+
+def test_api_refuses_values_of_the_wrong_kind_with_one_line_naming_the_parameter(tmp_path: Path):
+    """A dict where an option group goes, a format name given as a string, a label that is neither a name nor
+    an index: BadInput naming the parameter, never an AttributeError from deep inside."""
+    from scarlet_moon.errors import BadInput
+
+    for kwargs, message in [
+        ({"sampling": {"steps": 2}}, "sampling: expected a scarlet_moon.SamplingOptions, got dict"),
+        ({"post": "none"}, "post: expected a scarlet_moon.PostOptions, got str"),
+        ({"label": 1.5}, "unknown label '1.5'"),
+        ({"label": b"hero"}, "unknown label"),
+    ]:
+        with pytest.raises(BadInput, match=message):
+            scarlet_moon.generate(count=1, **kwargs)
+    with pytest.raises(BadInput, match="pack: expected a scarlet_moon.exporters.PackOptions, got dict"):
+        scarlet_moon.sheet(count=1, out=tmp_path / "a.png", pack={"padding": 1})
+    written = scarlet_moon.sheet(count=1, out=tmp_path / "b.png", formats="json-hash,godot3")  # one string
+    assert sorted(p.name for p in written) == ["b.json", "b.png", "b.png.import", "b.tres"]

@@ -8,9 +8,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from scarlet_moon.backends import BackendOptions
 from scarlet_moon.options import EditOptions, PostOptions, SamplingOptions
@@ -34,6 +35,18 @@ class GenerationSpec:
     edit: EditOptions = field(default_factory=EditOptions)
     backend: BackendOptions = field(default_factory=BackendOptions)
     batch: int | None = None
+
+    def __post_init__(self) -> None:
+        """Each option group must be its dataclass (a dict or a string would fail deep inside)."""
+        from scarlet_moon.errors import BadInput, arg
+
+        groups = {"sampling": SamplingOptions, "post": PostOptions, "edit": EditOptions, "backend": BackendOptions}
+        for name, cls in groups.items():
+            value = getattr(self, name)
+            if not isinstance(value, cls):
+                raise BadInput(f"{arg(name)}: expected a scarlet_moon.{cls.__name__}, got {type(value).__name__}")
+        if isinstance(self.labels, (str, bytes)) or not isinstance(self.labels, Sequence):
+            raise BadInput(f"{arg('label')} {self.labels!r}: expected a label name or index, or a list of them")
 
     def request(self, card: ModelCard) -> Request:
         """The library Request for `card`: labels resolved, init and mask read at its sprite size, the

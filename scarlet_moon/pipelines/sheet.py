@@ -31,6 +31,8 @@ Inputs = Sequence["str | Path | None"]
 
 def split_formats(formats: Sequence[str]) -> list[str]:
     """Formats may be repeated and/or comma-separated: ("json-hash,godot3", "libgdx"); none -> json-hash."""
+    if isinstance(formats, str):  # one name (or a comma-separated list), not a sequence of letters
+        formats = [formats]
     return [n.strip() for item in formats for n in item.split(",") if n.strip()] or ["json-hash"]
 
 
@@ -115,6 +117,17 @@ def write_sheet(
         raise BadInput(f"{arg('out')} {str(target.out)!r} cannot be written: {exc}") from None
 
 
+def check_pack(pack: object) -> PackOptions:
+    """`pack` as PackOptions (None: the defaults); anything else is BadInput naming it."""
+    from scarlet_moon.exporters import PackOptions
+
+    if pack is None:
+        return PackOptions()
+    if not isinstance(pack, PackOptions):
+        raise BadInput(f"{arg('pack')}: expected a scarlet_moon.exporters.PackOptions, got {type(pack).__name__}")
+    return pack
+
+
 def check_sprite_fits(card: ModelCard, count: int, pack: PackOptions) -> None:
     """A generated sprite fits a page at `pack`'s scale, and `count` of them fit the memory budget."""
     from scarlet_moon import memory
@@ -143,12 +156,11 @@ def make_sheet(
     Every check (model, labels, options, output, memory) runs before sampling. Under torchrun the ranks
     share the sampling and rank 0 writes (the others return [])."""
     from scarlet_moon.backends import read_card
-    from scarlet_moon.exporters import PackOptions
     from scarlet_moon.models.card import attribution_meta, model_path
     from scarlet_moon.pipelines.sprites import generate_sharded, generate_sprites
     from scarlet_moon.world import world_from_env
 
-    pack = pack or PackOptions()
+    pack = check_pack(pack)
     target = SheetTarget.check(out, formats, force, [model_path(spec.model), spec.edit.init, spec.edit.mask])
     card = read_card(spec.model)
     req = spec.request(card)
@@ -212,6 +224,7 @@ def pack_folder(
 ) -> list[Path]:
     """`sm sheet --from`: the PNGs of `folder` packed as they are into `out` + atlases (never inside
     `folder`: a second run would pack the first one's sheet); the written paths."""
+    pack = check_pack(pack)
     target = SheetTarget.check(out, formats, force, [folder])
     with target.claimed():
         return write_sheet(read_sprites(folder, report), target, pack, None, jobs)
