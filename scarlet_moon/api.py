@@ -11,7 +11,7 @@ pipelines (scarlet_moon.pipelines), with the options grouped in typed dataclasse
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from scarlet_moon.backends import BackendOptions
 from scarlet_moon.generation.spec import GenerationSpec
@@ -35,8 +35,11 @@ def _spec(
     backend: BackendOptions | None,
     batch: int | None,
 ) -> GenerationSpec:
-    single = isinstance(label, (str, bytes, int)) or not isinstance(label, Sequence)
-    labels = (label,) if single else tuple(label)
+    labels: tuple[Any, ...]
+    if isinstance(label, (str, bytes, int)) or not isinstance(label, Sequence):
+        labels = (label,)  # one name or index (anything else is refused by the label check, naming it)
+    else:
+        labels = tuple(label)
     return GenerationSpec(
         model,
         labels,

@@ -54,7 +54,7 @@ def card_meta_for_export(meta: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in meta.items() if k not in _DROP_FROM_CARD}
 
 
-def card_from_session(sess, path: Path) -> ModelCard:
+def card_from_session(sess: Any, path: Path) -> ModelCard:
     """Validate our metadata and the graph's inputs; the ModelCard of the .onnx file."""
     props = sess.get_modelmeta().custom_metadata_map
     not_ours = f"{str(path)!r} is not a Scarlet Moon ONNX model"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import platform
 import sys
+from typing import Any
 
 import click
 
@@ -44,7 +45,7 @@ def tiny_onnx_bytes() -> bytes:
     return field(1, 8) + field(7, graph) + field(8, field(2, 13))  # ir_version 8, opset {version 13}
 
 
-def probe_providers(ort) -> dict[str, bool]:
+def probe_providers(ort: Any) -> dict[str, bool]:
     """provider -> does a session really run on it (CPU always does)."""
     import numpy as np
 

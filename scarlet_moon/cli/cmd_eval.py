@@ -22,7 +22,7 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _table(fig: dict[str, Any]):
+def _table(fig: dict[str, Any]) -> Any:
     from rich.table import Table
 
     real = fig["mode"] == "real"

@@ -61,7 +61,7 @@ RUN_KEYS: dict[str, tuple[type, ...]] = {
 }
 
 
-def _config_options(f):
+def _config_options(f: Any) -> Any:
     """The config flags; their help shows the default preset's value (None: keep the preset's or the file's)."""
     from scarlet_moon.training.config import DEFAULT
 
@@ -265,7 +265,7 @@ def _train_here(ctx: click.Context, args: TrainArgs) -> None:
     dist, device = distributed.start(torch_device(args.device))
     try:
 
-        def load():
+        def load() -> Any:
             data_path = args.data
             if data_path is None and args.resume:
                 data_path = _resumed_data_source(args.resume, args.runs_root)
@@ -328,7 +328,7 @@ def _run(args: TrainArgs, data: Any, quiet: bool, dist: Dist, device: str) -> Ru
         task = bar.add_task("train", total=args.cfg.steps, loss="-", rate="")  # nothing measured yet
         t0: list[Any] = [time.time(), None]
 
-        def progress(info) -> None:
+        def progress(info: Any) -> None:
             if t0[1] is None:
                 t0[1] = info.step - 1
             rate = (info.step - t0[1]) / max(1e-9, time.time() - t0[0])

@@ -15,7 +15,7 @@ import signal
 import sys
 import traceback
 import warnings
-from typing import Callable
+from typing import Any, Callable
 
 import click
 
@@ -83,12 +83,14 @@ class SmGroup(click.Group):
             self._fail(ctx, exc.format_message().rstrip(".") + " (see 'sm --help')", exc.exit_code)
             raise  # not reached: _fail exits
 
-    def resolve_command(self, ctx: click.Context, args: list[str]):  # noqa: ANN201
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
         name, cmd, rest = super().resolve_command(ctx, args)
         SmGroup.ran = cmd.name if cmd is not None else name
         return name, cmd, rest
 
-    def invoke(self, ctx: click.Context):  # noqa: D401
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ScarletError as exc:

@@ -96,7 +96,7 @@ def prepare(images: np.ndarray) -> np.ndarray:
     return to_model_range(np.concatenate([rgb, images[..., 3:4]], axis=-1))
 
 
-def build_network(channels: int, num_classes: int):
+def build_network(channels: int, num_classes: int) -> Any:
     import torch
     from torch import nn
 
@@ -131,13 +131,13 @@ def build_network(channels: int, num_classes: int):
 class _one_thread:
     """torch on one thread inside the block (deterministic across machines; fast under load)."""
 
-    def __enter__(self):
+    def __enter__(self) -> Any:
         import torch
 
         self.before = torch.get_num_threads()
         torch.set_num_threads(1)
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         import torch
 
         torch.set_num_threads(self.before)
@@ -151,7 +151,7 @@ class Classifier:
     info: dict[str, Any] = field(default_factory=dict)
     cache_path: Path | None = None
 
-    def _run(self, images: np.ndarray, fn, batch: int = 256) -> np.ndarray:
+    def _run(self, images: np.ndarray, fn: Callable[[Any], Any], batch: int = 256) -> np.ndarray:
         import torch
 
         x = prepare(images)

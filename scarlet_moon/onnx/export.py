@@ -97,7 +97,7 @@ def _quiet_exporter_logs() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def export_proto(model: torch.nn.Module, card: ModelCard, opset: int | None = None):
+def export_proto(model: torch.nn.Module, card: ModelCard, opset: int | None = None) -> Any:
     """The eval-mode model as an onnx.ModelProto with a dynamic "batch" axis (asserted)."""
     _quiet_exporter_logs()
     model = model.eval()
@@ -131,7 +131,7 @@ def export_proto(model: torch.nn.Module, card: ModelCard, opset: int | None = No
     return proto
 
 
-def check_dynamic_batch(proto) -> None:
+def check_dynamic_batch(proto: Any) -> None:
     """Every graph input and output must have dim 0 == the symbolic "batch" (pitfall 1)."""
     for vi in list(proto.graph.input) + list(proto.graph.output):
         dims = vi.type.tensor_type.shape.dim
@@ -140,7 +140,7 @@ def check_dynamic_batch(proto) -> None:
             raise RunFailed(f"ONNX export lost the dynamic batch axis: {vi.name!r} dim 0 is {got!r}")
 
 
-def _keep_time_embedding_fp32(proto) -> list[str]:
+def _keep_time_embedding_fp32(proto: Any) -> list[str]:
     """Names of the nodes between input t and every Sin/Cos (the sinusoidal embedding).
 
     In fp16 t*freq (up to ~1000 rad) loses its fraction and sin/cos err by ~0.2 (notes, section 2).
@@ -156,7 +156,7 @@ def _keep_time_embedding_fp32(proto) -> list[str]:
     return sorted(keep)
 
 
-def to_fp16(proto):
+def to_fp16(proto: Any) -> Any:
     """fp16 weights and activations, fp32 inputs/outputs and time embedding.
 
     Uses onnxconverter_common when installed, else the copy shipped in onnxruntime.transformers.
@@ -183,7 +183,7 @@ def to_fp16(proto):
     return out
 
 
-def add_metadata(proto, card: ModelCard, *, fingerprint: str, precision: str) -> None:
+def add_metadata(proto: Any, card: ModelCard, *, fingerprint: str, precision: str) -> None:
     import onnx
 
     props = {
@@ -216,7 +216,9 @@ def add_metadata(proto, card: ModelCard, *, fingerprint: str, precision: str) ->
 
 
 @torch.no_grad()
-def parity(model: torch.nn.Module, data: bytes, card: ModelCard, batches=PARITY_BATCHES) -> dict[int, float]:
+def parity(
+    model: torch.nn.Module, data: bytes, card: ModelCard, batches: tuple[int, ...] = PARITY_BATCHES
+) -> dict[int, float]:
     """Max |onnx - torch| per batch size, on random inputs (null labels included); CPU session."""
     import onnxruntime as ort
 
@@ -275,7 +277,7 @@ def step_parity(
     return float(np.max(np.abs(got.astype(np.float64) - x0.numpy())))
 
 
-def make_step_graph(proto, model: torch.nn.Module, card: ModelCard, tol: float) -> tuple[bytes, float, Any]:
+def make_step_graph(proto: Any, model: torch.nn.Module, card: ModelCard, tol: float) -> tuple[bytes, float, Any]:
     """The fused step graph (scarlet_moon.onnx.step_graph), parity-checked: (bytes, max |diff|, proto)."""
     from scarlet_moon.onnx.step_graph import build_step_proto
 
@@ -330,7 +332,9 @@ def unrolled_parity(
     return float(np.max(np.abs(got.astype(np.float64) - ref)))
 
 
-def make_unrolled_graph(step, step_data: bytes, card: ModelCard, tol: float, sampling: Sampling) -> tuple[bytes, float]:
+def make_unrolled_graph(
+    step: Any, step_data: bytes, card: ModelCard, tol: float, sampling: Sampling
+) -> tuple[bytes, float]:
     """The unrolled graph of `sampling` (scarlet_moon.onnx.unrolled_graph), parity-checked: (bytes,
     max |diff|); BadInput when the sampler adds noise."""
     from scarlet_moon.backends.onnx_device import unrolled_plan
@@ -355,7 +359,7 @@ def make_unrolled_graph(step, step_data: bytes, card: ModelCard, tol: float, sam
 
 
 def _side_graphs(
-    proto, model: torch.nn.Module, card: ModelCard, tol: float, step_graph: bool, unroll: SamplingOptions | None
+    proto: Any, model: torch.nn.Module, card: ModelCard, tol: float, step_graph: bool, unroll: SamplingOptions | None
 ) -> tuple[bytes | None, float | None, bytes | None, float | None, str]:
     """(step bytes, diff, unrolled bytes, diff, why no unrolled graph): built and checked, not written."""
     if not step_graph:

@@ -12,10 +12,13 @@ import re
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scarlet_moon.errors import BadInput, arg
 from scarlet_moon.studio.store import SpriteRecord, Store
+
+if TYPE_CHECKING:
+    from scarlet_moon.exporters import PackOptions
 
 PACK_FIELDS = ("padding", "extrude", "scale", "pot", "max_size", "trim", "dedupe")
 FIELDS = ("sprites", "name", "formats") + PACK_FIELDS
@@ -34,7 +37,7 @@ def _records(body: dict[str, Any], store: Store) -> list[SpriteRecord]:
     return [store.sprites.get(i, "sprites") for i in dict.fromkeys(ids)]
 
 
-def _pack_options(body: dict[str, Any]):
+def _pack_options(body: dict[str, Any]) -> PackOptions:
     from scarlet_moon.exporters import PackOptions
 
     try:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scarlet_moon.errors import BadInput
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_UPLOAD_BYTES = 2 << 20  # a palette file or image: far smaller
 MAX_UPLOAD_SIDE = 1024  # an uploaded image's width and height
@@ -43,7 +47,7 @@ def check_image_header(name: str, data: bytes) -> None:
         )
 
 
-def read_palette_upload(name: str, data: bytes):
+def read_palette_upload(name: str, data: bytes) -> np.ndarray:
     """K x 3 uint8 palette from an uploaded .gpl/.hex/.pal or image (scarlet_moon.data.palettes)."""
     from scarlet_moon.data.palettes import palette_from_bytes
 

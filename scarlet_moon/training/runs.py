@@ -299,7 +299,17 @@ def _started(
 
 
 def _loop(
-    cfg, data, state, tracker, run_dir, ckpt_path, register_name, device, progress, t_start, dist: Dist = SINGLE
+    cfg: TrainConfig,
+    data: SpriteSet,
+    state: TrainState,
+    tracker: Any,
+    run_dir: Path,
+    ckpt_path: Path,
+    register_name: str | None,
+    device: str,
+    progress: Any,
+    t_start: float,
+    dist: Dist = SINGLE,
 ) -> RunResult:
     def on_checkpoint(write: bool) -> Path:
         if write and dist.main:
