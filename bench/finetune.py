@@ -55,9 +55,10 @@ def write_split(full: Path, work: Path) -> tuple[Any, Any, Any, Path]:
     return ds, train, held, out
 
 
-def train_pair(train_dir: Path, work: Path, t: str) -> dict[str, Path]:
-    """Fine-tune and scratch runs of time `t`, side by side; {arm: model file}. Runs already done are kept."""
-    arms = {"fine-tune": ["--init-from", "bundled"], "scratch": []}
+def train_pair(train_dir: Path, work: Path, t: str, finetune_args: list[str] | None = None) -> dict[str, Path]:
+    """Fine-tune and scratch runs of time `t`, side by side; {arm: model file}. Runs already done are kept.
+    `finetune_args`: more `sm train` options for the fine-tune arm (a recipe under test)."""
+    arms = {"fine-tune": ["--init-from", "bundled", *(finetune_args or [])], "scratch": []}
     models = {arm: work / "runs" / f"{arm}-{t}" / "model.safetensors" for arm in arms}
     procs = []
     for arm, extra in arms.items():
@@ -227,6 +228,7 @@ def main() -> None:
     ap.add_argument("--times", default="10m,30m")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--work", default="/tmp/sm-finetune")
+    ap.add_argument("--finetune-args", default="", help="more sm train options for the fine-tune arm, e.g. '--lr 1e-3'")
     ap.add_argument(
         "--picture-only",
         action="store_true",
@@ -261,7 +263,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     for t in args.times.split(","):
         t0 = time.time()
-        models = train_pair(train_dir, work, t)
+        models = train_pair(train_dir, work, t, args.finetune_args.split())
         print(f"{name} {t}: trained in {time.time() - t0:.0f} s", flush=True)
         for arm, model in models.items():
             scores[f"{arm} {t}"] = score(model, ds, held, judge, train_feats, floor2, seeds)
