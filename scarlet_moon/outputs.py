@@ -71,6 +71,20 @@ def _check_existing(p: Path, flag: str, force: bool) -> None:
         raise BadInput(f"{flag} {str(p)!r} is not writable")
 
 
+def writable_folder(path: str | Path, flag: str) -> Path:
+    """`path` is a writable folder, or can be made one in a writable parent (the caller makes it once
+    every other check has passed); BadInput naming `flag` otherwise."""
+    p = Path(path)
+    if not p.exists():
+        if not p.parent.is_dir():
+            raise BadInput(f"{flag} {str(path)!r}: its parent folder {str(p.parent)!r} does not exist")
+        if not os.access(p.parent, os.W_OK | os.X_OK):
+            raise BadInput(f"{flag} {str(path)!r}: its parent folder {str(p.parent)!r} is not writable")
+    elif not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
+        raise BadInput(f"{flag} {str(path)!r} is not a writable folder")
+    return p
+
+
 def input_clash(out: Path, inputs: Iterable[str | Path | None]) -> str | None:
     """Why `out` would write over one of `inputs` (files or folders), or None."""
     target = _real(out)

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from scarlet_moon.cli.console import echo
-from scarlet_moon.cli.paths import writable_dir
+from scarlet_moon.outputs import writable_folder
 
 # scarlet_moon/plugins/aseprite sits beside the cli package both in the repository (and so in an editable
 # install) and in site-packages after a wheel install (pyproject ships it as package data).
@@ -90,5 +90,5 @@ def plugin() -> None:
 @click.option("--force", is_flag=True, help="Replace the extension file if it exists.")
 def aseprite(out_dir: str, force: bool) -> None:
     """Build the Aseprite extension; prints its path (open it with Aseprite to install it)."""
-    writable_dir(out_dir, "--out", create=False)
+    writable_folder(out_dir, "--out")
     echo(build_aseprite_extension(out_dir, force=force))

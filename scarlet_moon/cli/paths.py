@@ -42,24 +42,6 @@ def model_input(model: str | None) -> Path:
     return model_path(model)
 
 
-def writable_dir(path: str | Path, flag: str, create: bool = True) -> Path:
-    """`path` is (or, with create, becomes) a writable folder; its parent must exist."""
-    from scarlet_moon.errors import BadInput
-
-    p = Path(path)
-    if not p.exists():
-        if not p.parent.is_dir():
-            raise BadInput(f"{flag} {str(path)!r}: its parent folder {str(p.parent)!r} does not exist")
-        if not os.access(p.parent, os.W_OK | os.X_OK):
-            raise BadInput(f"{flag} {str(path)!r}: its parent folder {str(p.parent)!r} is not writable")
-        if create:
-            p.mkdir()
-        return p
-    if not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
-        raise BadInput(f"{flag} {str(path)!r} is not a writable folder")
-    return p
-
-
 def creatable_dir(path: str | Path, flag: str) -> Path:
     """`path` is a writable folder, or can be made one: its nearest existing ancestor is a writable folder."""
     from scarlet_moon.errors import BadInput

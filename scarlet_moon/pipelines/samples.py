@@ -31,19 +31,6 @@ def _check_folder(target: Path, names: list[str]) -> None:
             )
 
 
-def _writable_folder(path: Path) -> None:
-    """`path` is a writable folder, or its parent is one (it is made once every check has passed)."""
-    import os
-
-    if not path.exists():
-        if not path.parent.is_dir():
-            raise BadInput(f"{arg('out')} {str(path)!r}: its parent folder {str(path.parent)!r} does not exist")
-        if not os.access(path.parent, os.W_OK | os.X_OK):
-            raise BadInput(f"{arg('out')} {str(path)!r}: its parent folder {str(path.parent)!r} is not writable")
-    elif not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
-        raise BadInput(f"{arg('out')} {str(path)!r} is not a writable folder")
-
-
 def save_samples(
     spec: GenerationSpec,
     out: str | Path = "samples",
@@ -60,14 +47,14 @@ def save_samples(
     from scarlet_moon.data.png import save_png
     from scarlet_moon.generation.names import file_names
     from scarlet_moon.models.card import model_path
-    from scarlet_moon.outputs import check_output, claim, input_clash
+    from scarlet_moon.outputs import check_output, claim, input_clash, writable_folder
     from scarlet_moon.pipelines.sprites import generate_sprites
 
     card = read_card(spec.model)  # a .onnx model carries its own card: no torch
     req = spec.request(card)
     inputs = [model_path(spec.model), spec.edit.init, spec.edit.mask]
     target = Path(out)
-    _writable_folder(target)
+    writable_folder(target, arg("out"))  # made below, once every check has passed
     names = file_names(card.label_names, req.labels)
     suffixes = [""] + ([f"_x{scale}"] if scale > 1 else [])
     sprite_files = [target / f"{stem}{x}.png" for stem, _ in names for x in suffixes]
