@@ -300,3 +300,24 @@ def test_a_fine_tunes_card_reports_its_last_grids_copies(tmp_path: Path):
     )
     copies = read_meta(res.model)["grid_copies"]
     assert copies["step"] == 1 and 0.0 <= copies["share"] <= 1.0 and copies["share"] == res.grid_copies
+
+
+def test_shrink_and_perturb_starts_between_the_prior_and_a_fresh_init():
+    from scarlet_moon.training.finetune import LABEL_ROWS, shrunk
+
+    prior = {"conv.weight": torch.full((2, 2), 4.0), LABEL_ROWS: torch.ones(3, 2), "step": torch.tensor(7)}
+    fresh = {"conv.weight": torch.zeros(2, 2), LABEL_ROWS: torch.zeros(3, 2), "step": torch.tensor(0)}
+    out = shrunk(prior, fresh, 0.25)
+    assert torch.equal(out["conv.weight"], torch.full((2, 2), 1.0))  # 0.25 x 4 + 0.75 x 0
+    assert torch.equal(out[LABEL_ROWS], prior[LABEL_ROWS]) and torch.equal(out["step"], prior["step"])
+    assert shrunk(prior, fresh, 1.0) is prior
+
+
+def test_init_shrink_needs_a_prior_and_a_value_in_range(npy_set: Path, tmp_path: Path):
+    runs = tmp_path / "runs"
+    base = ["train", "--data", str(npy_set), "--tracking", "none", "--runs-dir", str(runs), "--steps", "1"]
+    res = CliRunner().invoke(sm, [*base, "--init-shrink", "0.5"])
+    assert res.exit_code == 2 and "--init-shrink 0.5 shrinks the weights of a prior: it needs --init-from" in res.output
+    res = CliRunner().invoke(sm, [*base, "--init-from", "bundled", "--init-shrink", "0"])
+    assert res.exit_code == 2 and "bad init_shrink=0.0" in res.output and "(0, 1]" in res.output
+    assert not runs.exists() or not any(runs.iterdir())

@@ -28,6 +28,11 @@ CONFIG_FLAGS = {
         float,
         "The label embedding rows learn at lr x this (a fine-tune's new labels separate faster).",
     ),
+    "init_shrink": (
+        "--init-shrink",
+        float,
+        "With --init-from: start at S x the prior's weights + (1 - S) x a fresh init (shrink and perturb; 1 = the prior).",
+    ),
     "seed": ("--seed", int, "Seed for weights, batch order and noise."),
     "schedule": ("--schedule", click.Choice(["linear", "cosine", "linear-zsnr"]), "Noise schedule."),
     "timesteps": ("--timesteps", int, "Training timesteps T."),

@@ -42,6 +42,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 2e-4
     label_lr_scale: float = 1.0  # the label embedding rows learn at lr x this (fine-tuning: new labels)
+    init_shrink: float = 1.0  # fine-tuning: start at shrink x the prior + (1 - shrink) x a fresh init (1: the prior)
     lr_schedule: str = "cosine"  # "constant" | "linear-decay" (the ancestor's) | "cosine"
     warmup_steps: int = 200
     weight_decay: float = 0.0
@@ -130,6 +131,11 @@ class TrainConfig:
                 finite(self.label_lr_scale) and 0 < self.label_lr_scale <= 1000 and self.lr * self.label_lr_scale <= 1,
                 "label_lr_scale",
                 f"a number in (0, 1000] with lr ({self.lr:g}) x label_lr_scale <= 1",
+            ),
+            (
+                finite(self.init_shrink) and 0 < self.init_shrink <= 1,
+                "init_shrink",
+                "a number in (0, 1] (1: the prior's weights as they are)",
             ),
             (0 <= self.warmup_steps <= limits.MAX_STEPS, "warmup_steps", "an integer >= 0"),
             (finite(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0"),

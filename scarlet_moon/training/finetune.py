@@ -93,6 +93,7 @@ def load_parent(state: TrainState, parent: ModelCard, data: SpriteSet, cfg: Trai
 
     labels = list(data.label_names)
     weights = {k: v.float() for k, v in load_checkpoint(parent.path, with_optim=False).weights.items()}
+    weights = shrunk(weights, state.model.state_dict(), cfg.init_shrink)
     emb = getattr(state.model, "label_emb", None)
     fresh = emb.weight.detach().clone() if isinstance(emb, torch.nn.Embedding) else None
     weights[LABEL_ROWS] = label_rows(weights[LABEL_ROWS], parent.label_names, labels, fresh)
@@ -120,6 +121,20 @@ def load_parent(state: TrainState, parent: ModelCard, data: SpriteSet, cfg: Trai
         "labels": parent.label_names,
         "labels_kept": kept,
         "step": parent.meta.get("step"),
+    }
+
+
+def shrunk(weights: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor], shrink: float) -> dict[str, torch.Tensor]:
+    """Shrink and perturb (Ash & Adams 2020, a warm start that generalises like a fresh one): every
+    weight but the label rows at `shrink` x the prior's + (1 - shrink) x the run's fresh init; 1 keeps
+    the prior as it is. Zero-initialised layers (a residual branch's last conv) just shrink."""
+    if shrink >= 1:
+        return weights
+    return {
+        k: shrink * w + (1 - shrink) * fresh[k].float()
+        if k != LABEL_ROWS and k in fresh and fresh[k].shape == w.shape and w.is_floating_point()
+        else w
+        for k, w in weights.items()
     }
 
 

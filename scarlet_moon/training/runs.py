@@ -286,6 +286,10 @@ def _started(
         parent = finetune.parent_card(init_from)
         finetune.check_data(parent, data)
         cfg = finetune.config_from_parent(cfg, parent, given)
+    elif cfg.init_shrink != 1:
+        raise BadInput(
+            f"{arg('init_shrink')} {cfg.init_shrink:g} shrinks the weights of a prior: it needs {arg('init_from')}"
+        )
     dist.check_batch(cfg.batch_size)  # before any folder is made
     cfg = dataclasses.replace(cfg, model=cfg.model.for_size(*data.size))  # the card records the depth built
     check_training_memory(cfg, channels=data.images.shape[-1], size=data.size, num_classes=len(data.label_names))
