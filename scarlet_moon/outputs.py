@@ -47,9 +47,22 @@ def check_output(
     folder = p.parent
     if not folder.is_dir():
         raise BadInput(f"{flag} {str(path)!r}: its parent folder {str(folder)!r} does not exist")
+    check_folder_writable(folder, flag, path)
+    return p
+
+
+def check_folder_writable(folder: Path, flag: str, path: str | Path) -> None:
+    """A file can really be made in `folder` (a temp name, removed at once): os.access says yes for root
+    on /proc or a read-only mount, and the write would fail only after the work."""
+    import tempfile
+
     if not os.access(folder, os.W_OK | os.X_OK):
         raise BadInput(f"{flag} {str(path)!r}: its folder {str(folder)!r} is not writable")
-    return p
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".sm-probe-"):
+            pass
+    except OSError as exc:
+        raise BadInput(f"{flag} {str(path)!r}: its folder {str(folder)!r} cannot be written ({exc.strerror})") from None
 
 
 def _check_existing(p: Path, flag: str, force: bool) -> None:
@@ -80,8 +93,11 @@ def writable_folder(path: str | Path, flag: str) -> Path:
             raise BadInput(f"{flag} {str(path)!r}: its parent folder {str(p.parent)!r} does not exist")
         if not os.access(p.parent, os.W_OK | os.X_OK):
             raise BadInput(f"{flag} {str(path)!r}: its parent folder {str(p.parent)!r} is not writable")
+        check_folder_writable(p.parent, flag, path)
     elif not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
         raise BadInput(f"{flag} {str(path)!r} is not a writable folder")
+    else:
+        check_folder_writable(p, flag, path)
     return p
 
 

@@ -143,6 +143,26 @@ def test_a_second_sheet_run_on_one_output_is_refused_while_the_first_holds_it(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hero.json", "hero.png"]
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sheet", "--count", "2", "--out", "/proc/x.png"],
+        ["sample", "--count", "2", "--out", "/proc/samples"],
+        ["eval", "--real", "--out", "/proc/e.json"],
+        ["plugin", "aseprite", "--out", "/proc/ext"],
+    ],
+    ids=["sheet", "sample", "eval", "plugin"],
+)
+def test_a_folder_the_system_will_not_write_is_refused_before_the_work(args: list[str]):
+    """/proc passes os.access for root (CI runs as root): a file is really made there (and removed) before
+    any sampling, so the refusal is one line and exit 2, not a failed write after the work."""
+    res = run(*args)
+    one_line_error(res)
+    assert "cannot be written" in res.stderr or "not writable" in res.stderr or "not a writable" in res.stderr
+    assert "backend:" not in res.stderr  # nothing was sampled
+
+
 # --- memory from the options (scarlet_moon.memory) -------------------------------------------------
 
 

@@ -50,4 +50,7 @@ def creatable_dir(path: str | Path, flag: str) -> Path:
     first = next((a for a in (p, *p.parents) if a.exists()), Path("."))
     if not first.is_dir() or not os.access(first, os.W_OK | os.X_OK):
         raise BadInput(f"{flag} {str(path)!r}: {str(first)!r} is not a writable folder")
+    from scarlet_moon.outputs import check_folder_writable
+
+    check_folder_writable(first, flag, path)  # root passes os.access on /proc and read-only mounts
     return p

@@ -12,7 +12,6 @@ The exporters' ValueErrors come back as BadInput naming the parameter (`out`, `f
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,23 +59,26 @@ class SheetTarget:
     def check(cls, out: str | Path, formats: Sequence[str], force: bool = False, inputs: Inputs = ()) -> "SheetTarget":
         """A .png path in a writable folder, known formats, not one of the run's `inputs` nor inside an
         input folder, and an existing sheet only with `force` (and only a regular file)."""
-        from scarlet_moon.exporters import prepare_sheet_path
-        from scarlet_moon.outputs import check_output, input_clash
+        from scarlet_moon.exporters import check_sheet_path, prepare_sheet_path
+        from scarlet_moon.outputs import check_folder_writable, check_output, input_clash
 
         folder = Path(out).parent
         try:
-            path = prepare_sheet_path(out)  # an interrupted earlier write of it rolled back first
+            path = check_sheet_path(out)
         except ValueError:
             raise BadInput(
                 f"{arg('out')} {str(out)!r} must be a .png file name (atlases are written next to it)"
             ) from None
         except FileNotFoundError:
             raise BadInput(f"{arg('out')} {str(out)!r}: its folder {str(folder)!r} does not exist") from None
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise BadInput(f"{arg('out')} {str(out)!r}: its folder {str(folder)!r} is not writable")
+        check_folder_writable(folder, arg("out"), out)
         clash = input_clash(path, inputs)
         if clash is not None:
             raise BadInput(f"{arg('out')} {str(out)!r} {clash}; choose an output outside the run's inputs")
+        try:  # an interrupted earlier write of it rolled back, even if this run is refused below
+            prepare_sheet_path(path)
+        except OSError as exc:
+            raise BadInput(f"{arg('out')} {str(out)!r}: its folder cannot be used ({exc.strerror or exc})") from None
         if path.exists() or path.is_symlink():
             check_output(path, arg("out"), force=force)
         return cls(path, check_formats(formats), force)
