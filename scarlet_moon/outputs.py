@@ -32,7 +32,7 @@ def check_output(
     path: str | Path,
     flag: str,
     *,
-    inputs: Iterable[str | Path | None] = (),
+    inputs: Iterable[object] = (),
     force: bool = False,
     suffix: str | None = None,
 ) -> Path:
@@ -101,11 +101,12 @@ def writable_folder(path: str | Path, flag: str) -> Path:
     return p
 
 
-def input_clash(out: Path, inputs: Iterable[str | Path | None]) -> str | None:
-    """Why `out` would write over one of `inputs` (files or folders), or None."""
+def input_clash(out: Path, inputs: Iterable[object]) -> str | None:
+    """Why `out` would write over one of `inputs` (files or folders), or None. An input that is not a
+    path (the API's init as a PIL image or an array, None) has no file to clash with."""
     target = _real(out)
     for given in inputs:
-        if given is None:
+        if not isinstance(given, (str, os.PathLike)):
             continue
         src = Path(given)
         real = _real(src)

@@ -117,3 +117,17 @@ def test_api_refuses_values_of_the_wrong_kind_with_one_line_naming_the_parameter
         scarlet_moon.sheet(count=1, out=tmp_path / "a.png", pack={"padding": 1})
     written = scarlet_moon.sheet(count=1, out=tmp_path / "b.png", formats="json-hash,godot3")  # one string
     assert sorted(p.name for p in written) == ["b.json", "b.png", "b.png.import", "b.tres"]
+
+
+def test_a_sheet_from_an_init_image_object_writes_the_same_atlas_every_time(tmp_path: Path):
+    """An init given as a PIL image (no file) is not an output clash, and the atlas names it by its type,
+    not by its repr's memory address (which made two identical requests write different bytes)."""
+    init = Image.fromarray(np.full((16, 16, 4), 200, np.uint8), "RGBA")
+    edit = scarlet_moon.EditOptions(init=init, strength=0.5)
+    for name in ("a", "b"):
+        scarlet_moon.sheet(count=2, out=tmp_path / f"{name}.png", edit=edit)
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("a", "b"))
+    frame = next(iter(a["frames"].values()))["data"]["meta"]
+    assert frame["init"] == "<Image>" and frame["strength"] == 0.5
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert a["frames"] == b["frames"]

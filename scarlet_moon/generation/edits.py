@@ -115,10 +115,17 @@ def load_edit(
 
 
 def edit_meta(edit: Edit, init_source: Any = None, mask_source: Any = None) -> dict[str, Any]:
-    """JSON-ready description of the edit, for `sm sample --json` and atlas metadata."""
+    """JSON-ready description of the edit, for `sm sample --json` and atlas metadata: a path as given,
+    an image or array by its type (never its repr, whose memory address would change the atlas bytes)."""
+
+    def source(src: Any) -> str | None:
+        if src is None:
+            return None
+        return str(src) if isinstance(src, (str, os.PathLike)) else f"<{type(src).__name__}>"
+
     return {
-        "init": None if init_source is None else str(init_source),
-        "mask": None if mask_source is None else str(mask_source),
+        "init": source(init_source),
+        "mask": source(mask_source),
         "strength": edit.strength,
         "tileable": bool(edit.tileable),
     }
