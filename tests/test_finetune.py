@@ -101,7 +101,8 @@ def test_fine_tuning_the_bundled_model_on_other_labels_for_a_time_budget(tmp_pat
     assert meta["parent"]["name"] == "bundled-prior"
     assert meta["config"]["time_budget"] == 4.0 and meta["config"]["steps"] == meta["step"] > 0
     assert meta["config"]["n_feat"] == read_meta(BUNDLED_PRIOR)["config"]["n_feat"]  # the parent's network
-    assert meta["config"]["label_lr_scale"] == 10.0  # a fine-tune's default
+    assert meta["config"]["label_lr_scale"] == 10.0  # a fine-tune's defaults (finetune-recipe.md)
+    assert meta["config"]["lr"] == 1e-3 and meta["config"]["init_shrink"] == 0.5
     assert "distilled" not in meta  # sampled with guidance between rows again, like any trained model
     from mlflow.tracking import MlflowClient
 
@@ -160,12 +161,13 @@ def test_fine_tuning_starts_from_the_parents_weights(tmp_path: Path):
 
     data = load_sprites(own_set(tmp_path / "own"))
     res = train_run(
-        DEFAULT.replace({"steps": 1, "sample_every": 0, "batch_size": 4, "lr": 1e-12}),
+        DEFAULT.replace({"steps": 1, "sample_every": 0, "batch_size": 4, "lr": 1e-12, "init_shrink": 1.0}),
         data,
         runs_root=tmp_path / "runs",
         trackers={},
         name="one",
         init_from=BUNDLED_TEACHER,
+        given=("lr", "init_shrink"),  # as if given on the command line: a fine-tune's defaults stay out
     )
     mine, theirs = load_checkpoint(res.checkpoint).model, load_checkpoint(BUNDLED_TEACHER).weights
     assert torch.allclose(mine["inp.weight"], theirs["inp.weight"], atol=1e-6)  # one step at lr 1e-12
