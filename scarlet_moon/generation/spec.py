@@ -48,6 +48,13 @@ class GenerationSpec:
         if isinstance(self.labels, (str, bytes)) or not isinstance(self.labels, Sequence):
             raise BadInput(f"{arg('label')} {self.labels!r}: expected a label name or index, or a list of them")
 
+    def inputs(self) -> list[object]:
+        """What the run reads, for the output policy (scarlet_moon.outputs): the model file (bundled names
+        resolved), and the init and mask (paths; an image or array given to the API has no file)."""
+        from scarlet_moon.models.card import model_path
+
+        return [model_path(self.model), self.edit.init, self.edit.mask]
+
     def request(self, card: ModelCard) -> Request:
         """The library Request for `card`: labels resolved, init and mask read at its sprite size, the
         backend options checked against it (everything before any output is made)."""

@@ -46,13 +46,12 @@ def save_samples(
     from scarlet_moon.data.pixels import make_grid, upscale
     from scarlet_moon.data.png import save_png
     from scarlet_moon.generation.names import file_names
-    from scarlet_moon.models.card import model_path
     from scarlet_moon.outputs import check_output, claim, input_clash, writable_folder
     from scarlet_moon.pipelines.sprites import generate_sprites
 
     card = read_card(spec.model)  # a .onnx model carries its own card: no torch
     req = spec.request(card)
-    inputs = [model_path(spec.model), spec.edit.init, spec.edit.mask]
+    inputs = spec.inputs()
     target = Path(out)
     writable_folder(target, arg("out"))  # made below, once every check has passed
     names = file_names(card.label_names, req.labels)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from scarlet_moon.exporters import PackOptions, Sprite
     from scarlet_moon.models.card import ModelCard
 
-Inputs = Sequence["str | Path | None"]
+Inputs = Sequence[object]  # paths are checked; an image or array given to the API is skipped
 
 
 def split_formats(formats: Sequence[str]) -> list[str]:
@@ -158,12 +158,12 @@ def make_sheet(
     Every check (model, labels, options, output, memory) runs before sampling. Under torchrun the ranks
     share the sampling and rank 0 writes (the others return [])."""
     from scarlet_moon.backends import read_card
-    from scarlet_moon.models.card import attribution_meta, model_path
+    from scarlet_moon.models.card import attribution_meta
     from scarlet_moon.pipelines.sprites import generate_sharded, generate_sprites
     from scarlet_moon.world import world_from_env
 
     pack = check_pack(pack)
-    target = SheetTarget.check(out, formats, force, [model_path(spec.model), spec.edit.init, spec.edit.mask])
+    target = SheetTarget.check(out, formats, force, spec.inputs())
     card = read_card(spec.model)
     req = spec.request(card)
     check_sprite_fits(card, len(req.labels), pack)
