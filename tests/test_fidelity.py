@@ -168,3 +168,36 @@ def test_choose_post_refuses_what_it_cannot_do(tiny_model: Path, tmp_path: Path)
         res = runner.invoke(sm, ["eval", *args, "--out", str(tmp_path / "x.json")])
         assert res.exit_code == 2 and needle in res.output and "Traceback" not in res.output, res.output
         assert not (tmp_path / "x.json").exists()
+
+
+def _textured(rng: np.random.Generator, n: int, jitter: int) -> np.ndarray:
+    """n opaque 16x16 sprites of one colour per sprite, each pixel moved by up to `jitter` per channel."""
+    base = rng.integers(60, 196, (n, 1, 1, 3))
+    rgb = np.clip(base + rng.integers(-jitter, jitter + 1, (n, 16, 16, 3)), 0, 255)
+    return np.concatenate([rgb, np.full((n, 16, 16, 1), 255)], -1).astype(np.uint8)
+
+
+def test_the_finishing_a_run_chooses_keeps_its_sets_texture(tiny_model: Path):
+    """texture_post: where the training sprites are textured with near-duplicate shades (every pixel its
+    own), the clean-up would flatten the model's sprites far below the set's isolated-pixel rate, so it
+    is off; where the set is flat and the model speckles a little, it is on. The card's table is valid."""
+    from scarlet_moon.eval.fidelity import fidelity
+    from scarlet_moon.eval.post_choice import texture_post
+    from scarlet_moon.models.card import read_checkpoint_card
+    from scarlet_moon.models.card_check import check_card_meta
+
+    card = read_checkpoint_card(tiny_model)
+    card = type(card)(card.path, {**card.meta, "palette": None, "colors_per_sprite": None})  # no cap: clean-up only
+    rng = np.random.default_rng(0)
+    textured = _textured(rng, 32, 6)
+    assert fidelity(textured)["isolated_rate"] > 0.5
+    post = texture_post(card, _textured(rng, 16, 6), textured)
+    assert post["cleanup"] is False and "training set" in post["source"]
+
+    flat = _textured(rng, 32, 0)
+    assert fidelity(flat)["isolated_rate"] == 0
+    speckled = _textured(rng, 16, 0)
+    speckled[:, 3:13:4, 3:13:4, :3] += 5  # a few stray near-duplicate shades
+    assert fidelity(speckled)["isolated_rate"] > 0
+    assert texture_post(card, speckled, flat)["cleanup"] is True
+    check_card_meta({**card.meta, "post": post}, "a card")

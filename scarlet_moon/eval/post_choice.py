@@ -111,3 +111,33 @@ def write_post(path: str | Path, result: dict[str, Any]) -> dict[str, Any]:
         "source": f"chosen on the held-out split (eval.post_choice), seeds {result['seeds']}, mean FD/floor {means}",
     }
     return write_card_entry(path, "post", post)["post"]
+
+
+TEXTURE_EPS = 1e-3  # an isolated-pixel rate floor, so a set with none still compares in log ratio
+
+
+def texture_post(card: ModelCard, raw: np.ndarray, real: np.ndarray) -> dict[str, Any]:
+    """A new model's `post`: clean-up on or off, whichever leaves its raw sprites' isolated-pixel rate
+    nearer (in log ratio) the training sprites' own; ties keep it on. `raw`: N x H x W x C uint8 unfinished
+    sprites of the model (a run's last sample grid), `real`: its training sprites.
+
+    The clean-up merges isolated near-duplicate shades, which is noise on flat-shaded art (the bundled
+    set: 11% of its own pixels change, and it lowers FD) and the texture itself on noisy block art
+    (bench/results/finetune-post.md: 42% of Minetest's pixels change, sprites come out at 0.3-0.5x the real
+    rate). The colour cap stays the card's default; `sm eval --choose-post` replaces this by FD."""
+    from scarlet_moon.diffusion.editing import Edit
+    from scarlet_moon.eval.fidelity import fidelity
+    from scarlet_moon.generation.finish import finish
+    from scarlet_moon.options import PostOptions
+
+    target = fidelity(real)["isolated_rate"]
+    rates = {on: fidelity(finish(card, PostOptions(cleanup=on), Edit(), raw))["isolated_rate"] for on in (True, False)}
+    gap = {on: abs(np.log((r + TEXTURE_EPS) / (target + TEXTURE_EPS))) for on, r in rates.items()}
+    on = bool(gap[True] <= gap[False])
+    return {
+        "cleanup": on,
+        "source": (
+            f"chosen at the end of training on {len(raw)} sprites (eval.post_choice.texture_post): isolated pixels "
+            f"{rates[True]:.3f} with clean-up, {rates[False]:.3f} without, training set {target:.3f}"
+        ),
+    }

@@ -281,6 +281,7 @@ class ModelCard:
             "package_version": m.get("package_version"),
             "defaults": self.defaults(),
             "post_defaults": self.post_defaults(),
+            **({"post_chosen": m["post"]["source"]} if (m.get("post") or {}).get("source") else {}),
             **({"parent": m["parent"]} if m.get("parent") else {}),  # fine-tuned from (--init-from)
             **({"grid_copies": m["grid_copies"]} if m.get("grid_copies") else {}),  # the last sample grid's copies
             **({"init_from_bundled": fine_tune_prior_note(self.path)} if is_bundled_model(self.path) else {}),

@@ -1,10 +1,11 @@
 """Fine-tuning from a prior: a new run that starts from an existing model's weights (`--init-from`).
 
 The network and its noise schedule come from the parent (its card's config); the optimisation
-settings (steps, lr, batch, time budget...) from the run. Labels may differ: a label whose name the
-parent knows keeps its embedding row, a new label starts from the mean of the parent's label rows
-(a label-agnostic start the data then pulls apart), and the null label (guidance) keeps its row.
-Sprite size and channels must match. The run's card and tracking record the parent.
+settings (steps, lr, batch, time budget...) from the run, with a fine-tune's own defaults
+(FINE_TUNE_DEFAULTS). Labels may differ: a label whose name the parent knows keeps its embedding row,
+a new label keeps the row the run's fresh network drew for it (label_rows), and the null label
+(guidance) keeps its row. Sprite size and channels must match. The run's card and tracking record
+the parent.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from scarlet_moon.data.pixels import make_grid
 from scarlet_moon.data.png import save_png
 from scarlet_moon.data.sprites import SpriteSet
 from scarlet_moon.errors import BadInput, Interrupted, arg
+from scarlet_moon.eval.post_choice import texture_post
 from scarlet_moon.exporters.atomic import remove_dead_leftovers, write_file
 from scarlet_moon.limits import check_sprite_size
 from scarlet_moon.models.card import ModelCard
@@ -150,16 +151,16 @@ def run_lock(run_dir: Path, active: bool = True) -> Iterator[None]:
         os.close(fd)
 
 
-def sample_grid(state: TrainState, cfg: TrainConfig, data: SpriteSet, path: Path, device: str) -> np.ndarray:
+def sample_grid(state: TrainState, cfg: TrainConfig, data: SpriteSet, path: Path | None, device: str) -> np.ndarray:
     """GRID_PER_LABEL sprites per label from the EMA weights, one row per label, fixed seed, raw
-    (the one generation loop, on the network being trained), saved to `path`; the sprites."""
+    (the one generation loop, on the network being trained), saved to `path` unless None; the sprites."""
     from scarlet_moon.backends.torch_backend import TorchDenoiser
     from scarlet_moon.generation.chunks import generate_all
     from scarlet_moon.generation.request import Request
     from scarlet_moon.options import SamplingOptions
 
     card = ModelCard(
-        path,
+        path or Path("grid.png"),
         {
             "label_names": list(data.label_names),
             "image_size": list(data.size),
@@ -173,19 +174,21 @@ def sample_grid(state: TrainState, cfg: TrainConfig, data: SpriteSet, path: Path
     labels = tuple(k for k in range(len(data.label_names)) for _ in range(GRID_PER_LABEL))
     req = Request(labels, seed=cfg.seed, sampling=SamplingOptions(cfg.sampler, cfg.sample_steps, cfg.guidance))
     sprites = generate_all(den, req, raw=True)
-    save_png(make_grid(sprites, GRID_PER_LABEL), path)
+    if path is not None:
+        save_png(make_grid(sprites, GRID_PER_LABEL), path)
     return sprites
 
 
 def _log_grid(
     state: TrainState, cfg: TrainConfig, data: SpriteSet, run_dir: Path, device: str, tracker: MultiTracker
-) -> float:
-    """The step's sample grid saved and logged, with the share of it that copies a training sprite."""
+) -> tuple[float, np.ndarray]:
+    """The step's sample grid saved and logged: (the share of it that copies a training sprite, its sprites)."""
     path = run_dir / "samples" / f"step_{state.step:06d}.png"
-    share = grid_copy_share(sample_grid(state, cfg, data, path, device), data.images)
+    sprites = sample_grid(state, cfg, data, path, device)
+    share = grid_copy_share(sprites, data.images)
     tracker.log_artifact(path, "samples")
     tracker.log_metrics({"grid_copies": share}, state.step)
-    return share
+    return share, sprites
 
 
 def train_run(
@@ -328,10 +331,13 @@ def _loop(
             progress(info)
 
     copies: list[tuple[int, float]] = []  # (step, share of the grid that copies a training sprite)
+    last_grid: list[np.ndarray] = []  # the latest grid's raw sprites: the finishing is chosen on them
 
     def on_sample(step: int) -> None:
         if dist.main:
-            copies.append((step, _log_grid(state, cfg, data, run_dir, device, tracker)))
+            share, sprites = _log_grid(state, cfg, data, run_dir, device, tracker)
+            copies.append((step, share))
+            last_grid[:] = [sprites]
 
     def on_epoch(epoch: int, mean_loss: float) -> None:
         tracker.log_metrics({"epoch_loss": mean_loss}, state.step)
@@ -372,7 +378,8 @@ def _loop(
     on_checkpoint(True)
     if cfg.sample_every and state.step % cfg.sample_every != 0:
         on_sample(state.step)
-    model_path = _save_model(cfg, data, state, tracker, run_dir, ckpt_path, register_name, dist, copies)
+    grid = last_grid[0] if last_grid else None
+    model_path = _save_model(cfg, data, state, tracker, run_dir, ckpt_path, register_name, dist, copies, grid, device)
     return RunResult(
         run_dir,
         ckpt_path,
@@ -404,14 +411,21 @@ def _save_model(
     register_name: str | None,
     dist: Dist,
     copies: list[tuple[int, float]] | None = None,
+    grid: np.ndarray | None = None,
+    device: str = "cpu",
 ) -> Path:
     """The sampling weights (EMA) beside the checkpoint, both logged; the tracked run marked finished. The
-    card keeps the last sample grid's share of copies of a training sprite (`grid_copies`, sm info)."""
+    card keeps the last sample grid's share of copies of a training sprite (`grid_copies`, sm info) and
+    the finishing chosen on that grid's sprites (`post`, eval.post_choice.texture_post; a grid is drawn
+    for it when the run drew none at its last step)."""
     model_path = run_dir / MODEL_NAME
     if dist.main:
         ckpt = to_checkpoint(cfg, data, state, full=False)
         if copies:
             ckpt.meta["grid_copies"] = {"step": copies[-1][0], "share": copies[-1][1]}
+        if grid is None:
+            grid = sample_grid(state, cfg, data, None, device)
+        ckpt.meta["post"] = texture_post(ModelCard(model_path, ckpt.meta), grid, data.images)
         save_checkpoint(model_path, ckpt)
         tracker.log_artifact(ckpt_path, "checkpoint")
         tracker.log_artifact(model_path, "model")
