@@ -125,17 +125,17 @@ def test_sample_grid_and_model_card_written(npy_set: Path, tmp_path: Path):
 
 def test_a_run_whose_grid_copies_its_sprites_says_so(npy_set: Path, tmp_path: Path, monkeypatch, caplog):
     """The wiring of training.memorise: the last grid's share is returned, logged and, over 25%, warned."""
-    import scarlet_moon.training.runs as runs
+    import scarlet_moon.training.grids as grids
 
     data = load_sprites(npy_set)
-    real_grid = runs.sample_grid
+    real_grid = grids.sample_grid
 
     def copying_grid(state, cfg, data_, path, device):
         out = real_grid(state, cfg, data_, path, device)
         out[: len(out) // 2] = data_.images[: len(out) // 2]  # half the grid: exact training sprites
         return out
 
-    monkeypatch.setattr(runs, "sample_grid", copying_grid)
+    monkeypatch.setattr(grids, "sample_grid", copying_grid)
     with caplog.at_level("WARNING", logger="scarlet_moon"):
         res = run(tiny_cfg(steps=2, sample_every=2), data, tmp_path, "c")
     assert res.grid_copies == 0.5
@@ -152,24 +152,24 @@ def test_a_runs_card_gets_the_finishing_chosen_on_its_last_grid(
 ):
     """The card's `post` is eval.post_choice.texture_post on the last step's grid (drawn for it, and not
     saved, when the run draws no grids), against the training sprites."""
-    import scarlet_moon.training.runs as runs
+    import scarlet_moon.training.grids as grids
     from scarlet_moon.eval.post_choice import texture_post
     from scarlet_moon.models.card import read_checkpoint_card
 
     data = load_sprites(npy_set)
-    real_grid, drawn = runs.sample_grid, []
+    real_grid, drawn = grids.sample_grid, []
 
     def recording_grid(state, cfg, data_, path, device):
         drawn.append((state.step, path, real_grid(state, cfg, data_, path, device)))
         return drawn[-1][2]
 
-    monkeypatch.setattr(runs, "sample_grid", recording_grid)
+    monkeypatch.setattr(grids, "sample_grid", recording_grid)
     res = run(tiny_cfg(steps=3, sample_every=sample_every), data, tmp_path, "p")
     step, path, last = drawn[-1]
     assert step == 3 and (path is None) == (sample_every == 0)
     card = read_checkpoint_card(res.model)
     assert card.meta["post"] == texture_post(card, last, data.images)
-    assert f"on {len(data.label_names) * runs.GRID_PER_LABEL} sprites" in card.meta["post"]["source"]
+    assert f"on {len(data.label_names) * grids.GRID_PER_LABEL} sprites" in card.meta["post"]["source"]
     assert sorted(p.name for p in (res.run_dir / "samples").glob("*.png")) == (
         ["step_000002.png", "step_000003.png"] if sample_every else []
     )

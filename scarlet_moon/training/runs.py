@@ -28,8 +28,6 @@ except ImportError:  # pragma: no cover - Windows: no lock
     fcntl = None  # type: ignore[assignment]
 
 
-from scarlet_moon.data.pixels import make_grid
-from scarlet_moon.data.png import save_png
 from scarlet_moon.data.sprites import SpriteSet
 from scarlet_moon.errors import BadInput, Interrupted, arg
 from scarlet_moon.eval.post_choice import texture_post
@@ -37,11 +35,11 @@ from scarlet_moon.exporters.atomic import remove_dead_leftovers, write_file
 from scarlet_moon.limits import check_sprite_size
 from scarlet_moon.models.card import ModelCard
 from scarlet_moon.models.checkpoint import save_checkpoint
-from scarlet_moon.training import finetune
+from scarlet_moon.training import finetune, grids
 from scarlet_moon.training.config import TrainConfig, check_training_memory
 from scarlet_moon.training.distributed import SINGLE, Dist, check_in_sync, stop_flag, wrap
 from scarlet_moon.training.loop import StepInfo, run_loop
-from scarlet_moon.training.memorise import grid_copy_share, memorising_message
+from scarlet_moon.training.memorise import memorising_message
 from scarlet_moon.training.state import (
     CHECKPOINT_NAME,
     MODEL_NAME,
@@ -49,14 +47,12 @@ from scarlet_moon.training.state import (
     build_state,
     restore_state,
     resumed_config,
-    schedule_of,
     to_checkpoint,
 )
 from scarlet_moon.training.threads import Threads
 from scarlet_moon.training.tracking import MultiTracker, Tracker
 
 log = logging.getLogger(__name__)
-GRID_PER_LABEL = 8
 
 
 @dataclass
@@ -149,46 +145,6 @@ def run_lock(run_dir: Path, active: bool = True) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def sample_grid(state: TrainState, cfg: TrainConfig, data: SpriteSet, path: Path | None, device: str) -> np.ndarray:
-    """GRID_PER_LABEL sprites per label from the EMA weights, one row per label, fixed seed, raw
-    (the one generation loop, on the network being trained), saved to `path` unless None; the sprites."""
-    from scarlet_moon.backends.torch_backend import TorchDenoiser
-    from scarlet_moon.generation.chunks import generate_all
-    from scarlet_moon.generation.request import Request
-    from scarlet_moon.options import SamplingOptions
-
-    card = ModelCard(
-        path or Path("grid.png"),
-        {
-            "label_names": list(data.label_names),
-            "image_size": list(data.size),
-            "channels": int(data.images.shape[-1]),
-            "schedule": schedule_of(cfg).to_dict(),
-            "prediction": cfg.prediction,
-            "config": cfg.to_dict(),
-        },
-    )
-    den = TorchDenoiser(card, state.ema or state.model, device)
-    labels = tuple(k for k in range(len(data.label_names)) for _ in range(GRID_PER_LABEL))
-    req = Request(labels, seed=cfg.seed, sampling=SamplingOptions(cfg.sampler, cfg.sample_steps, cfg.guidance))
-    sprites = generate_all(den, req, raw=True)
-    if path is not None:
-        save_png(make_grid(sprites, GRID_PER_LABEL), path)
-    return sprites
-
-
-def _log_grid(
-    state: TrainState, cfg: TrainConfig, data: SpriteSet, run_dir: Path, device: str, tracker: MultiTracker
-) -> tuple[float, np.ndarray]:
-    """The step's sample grid saved and logged: (the share of it that copies a training sprite, its sprites)."""
-    path = run_dir / "samples" / f"step_{state.step:06d}.png"
-    sprites = sample_grid(state, cfg, data, path, device)
-    share = grid_copy_share(sprites, data.images)
-    tracker.log_artifact(path, "samples")
-    tracker.log_metrics({"grid_copies": share}, state.step)
-    return share, sprites
 
 
 def train_run(
@@ -335,7 +291,7 @@ def _loop(
 
     def on_sample(step: int) -> None:
         if dist.main:
-            share, sprites = _log_grid(state, cfg, data, run_dir, device, tracker)
+            share, sprites = grids.log_grid(state, cfg, data, run_dir, device, tracker)
             copies.append((step, share))
             last_grid[:] = [sprites]
 
@@ -424,7 +380,7 @@ def _save_model(
         if copies:
             ckpt.meta["grid_copies"] = {"step": copies[-1][0], "share": copies[-1][1]}
         if grid is None:
-            grid = sample_grid(state, cfg, data, None, device)
+            grid = grids.sample_grid(state, cfg, data, None, device)
         ckpt.meta["post"] = texture_post(ModelCard(model_path, ckpt.meta), grid, data.images)
         save_checkpoint(model_path, ckpt)
         tracker.log_artifact(ckpt_path, "checkpoint")
