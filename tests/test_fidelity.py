@@ -201,3 +201,16 @@ def test_the_finishing_a_run_chooses_keeps_its_sets_texture(tiny_model: Path):
     assert fidelity(speckled)["isolated_rate"] > 0
     assert texture_post(card, speckled, flat)["cleanup"] is True
     check_card_meta({**card.meta, "post": post}, "a card")
+
+
+def test_the_clean_up_goes_off_only_when_that_is_clearly_nearer_the_sets_texture():
+    """cleanup_for on measured rates: a tie keeps the clean-up (the bundled model: FD prefers it there),
+    Minetest's runs drop it, a run noisier than its set keeps it, a set with no isolated pixels too."""
+    from scarlet_moon.eval.post_choice import cleanup_for
+
+    assert cleanup_for(0.152, 0.237, 0.191) is True  # bundled-25 on its set: a tie
+    assert cleanup_for(0.228, 0.363, 0.435) is False  # a minetest fine-tune, 10 minutes
+    assert cleanup_for(0.252, 0.397, 0.435) is False  # minetest scratch, 30 minutes
+    assert cleanup_for(0.469, 0.640, 0.435) is True  # minetest scratch, 10 minutes: noisier than the set
+    assert cleanup_for(0.0, 0.05, 0.0) is True
+    assert cleanup_for(0.10, 0.19, 0.20) is False and cleanup_for(0.17, 0.19, 0.20) is True  # the margin
