@@ -112,6 +112,7 @@ def test_fine_tuning_the_bundled_model_on_other_labels_for_a_time_budget(tmp_pat
     assert client.get_metric_history(run.info.run_id, "lr")  # how far the schedule got: test_budgeted_lr_...
     info = CliRunner().invoke(sm, ["info", "--json", str(runs / "ft" / "model.safetensors")])
     assert json.loads(info.stdout)["parent"]["fingerprint"] == file_fingerprint(BUNDLED_PRIOR), info.output
+    assert "chosen at the end of training" in json.loads(info.stdout)["post_chosen"]  # its finishing, and why
     out = CliRunner().invoke(
         sm,
         [
