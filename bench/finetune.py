@@ -55,10 +55,14 @@ def write_split(full: Path, work: Path) -> tuple[Any, Any, Any, Path]:
     return ds, train, held, out
 
 
-def train_pair(train_dir: Path, work: Path, t: str, finetune_args: list[str] | None = None) -> dict[str, Path]:
+def train_pair(
+    train_dir: Path, work: Path, t: str, finetune_args: list[str] | None = None, seed: int = 0
+) -> dict[str, Path]:
     """Fine-tune and scratch runs of time `t`, side by side; {arm: model file}. Runs already done are kept.
-    `finetune_args`: more `sm train` options for the fine-tune arm (a recipe under test)."""
+    `finetune_args`: more `sm train` options for the fine-tune arm (a recipe under test); `seed`: both
+    arms' training seed (sm train --seed)."""
     arms = {"fine-tune": ["--init-from", "bundled", *(finetune_args or [])], "scratch": []}
+    arms = {arm: [*extra, "--seed", str(seed)] for arm, extra in arms.items()}
     models = {arm: work / "runs" / f"{arm}-{t}" / "model.safetensors" for arm in arms}
     procs = []
     for arm, extra in arms.items():
@@ -229,6 +233,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--work", default="/tmp/sm-finetune")
     ap.add_argument("--finetune-args", default="", help="more sm train options for the fine-tune arm, e.g. '--lr 1e-3'")
+    ap.add_argument("--train-seed", type=int, default=0, help="both arms' sm train --seed")
     ap.add_argument(
         "--picture-only",
         action="store_true",
@@ -263,7 +268,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     for t in args.times.split(","):
         t0 = time.time()
-        models = train_pair(train_dir, work, t, args.finetune_args.split())
+        models = train_pair(train_dir, work, t, args.finetune_args.split(), args.train_seed)
         print(f"{name} {t}: trained in {time.time() - t0:.0f} s", flush=True)
         for arm, model in models.items():
             scores[f"{arm} {t}"] = score(model, ds, held, judge, train_feats, floor2, seeds)
