@@ -96,13 +96,48 @@ def train_pair(
     return models
 
 
+SHORT = ("fd_ratio", "fd2_ratio", "accuracy", "accuracy2", "isolated_vs_real")  # the sweeps' five, in order
+
+
+def judged_split(work: Path) -> tuple[Any, Any, Any, Any, np.ndarray, float]:
+    """For a finished bench/finetune.py folder: (the set, its train split, its held-out split, the second
+    judge trained on them, its features of the train split, its FD of the held-out split: the floor)."""
+    from judge import train_judge
+
+    from scarlet_moon.eval.metrics import frechet_distance
+
+    ds, train, held, _ = write_split(work / "full", work)
+    judge = train_judge(train.images, train.labels, len(ds.label_names), held.images, held.labels)
+    feats = judge.features(train.images)
+    return ds, train, held, judge, feats, frechet_distance(judge.features(held.images), feats)
+
+
+def judge_figures(
+    ds: Any, cand: np.ndarray, labels: np.ndarray, card: Any, judge: Any, train_feats: np.ndarray, floor2: float
+) -> dict[str, float]:
+    """Both judges' figures for sprites `cand` of `labels`: sm eval's FD over its floor, accuracy,
+    isolated pixels over the held-out's rate and copies, and the second judge's FD over `floor2` and accuracy."""
+    from scarlet_moon.eval.metrics import candidate_figures, frechet_distance
+
+    fig = candidate_figures(ds, cand, labels, card)
+    px = fig["pixels"]["isolated_rate"]
+    return {
+        "fd_ratio": fig["frechet"]["ratio_to_floor"],
+        "accuracy": fig["conditional_accuracy"]["overall"],
+        "isolated_vs_real": px["candidates"] / px["held_out"],
+        "copies": fig["copies"]["share"],
+        "fd2_ratio": frechet_distance(judge.features(cand), train_feats) / floor2,
+        "accuracy2": float((judge.predict(cand) == labels).mean()),
+    }
+
+
 def score(
     model: Path, ds: Any, held: Any, judge: Any, train_feats: np.ndarray, floor2: float, seeds: list[int]
 ) -> dict[str, Any]:
     """Both judges' figures for `model`, mean over seeds, and the sprites of the first seed. `train_feats`,
     `floor2`: the second judge's features of the train split and its FD of the held-out split."""
     from scarlet_moon.backends import BackendOptions, read_card
-    from scarlet_moon.eval.metrics import candidate_figures, frechet_distance, generate_for_eval
+    from scarlet_moon.eval.metrics import generate_for_eval
     from scarlet_moon.options import SamplingOptions
 
     card = read_card(model)
@@ -118,18 +153,7 @@ def score(
             backend=BackendOptions(backend="torch"),
         )
         first = cand if first is None else first
-        fig = candidate_figures(ds, cand, labels, card)
-        px = fig["pixels"]["isolated_rate"]
-        rows.append(
-            {
-                "fd_ratio": fig["frechet"]["ratio_to_floor"],
-                "accuracy": fig["conditional_accuracy"]["overall"],
-                "isolated_vs_real": px["candidates"] / px["held_out"],
-                "copies": fig["copies"]["share"],
-                "fd2_ratio": frechet_distance(judge.features(cand), train_feats) / floor2,
-                "accuracy2": float((judge.predict(cand) == labels).mean()),
-            }
-        )
+        rows.append(judge_figures(ds, cand, labels, card, judge, train_feats, floor2))
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
     meta = card.meta
     return {

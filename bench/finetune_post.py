@@ -43,11 +43,10 @@ def real_cleanup_effect(images: np.ndarray) -> dict[str, float]:
 
 def main() -> None:
     import finetune as F
-    from judge import train_judge
 
     from scarlet_moon.backends import BackendOptions, read_card
     from scarlet_moon.diffusion.editing import Edit
-    from scarlet_moon.eval.metrics import candidate_figures, frechet_distance, generate_for_eval
+    from scarlet_moon.eval.metrics import generate_for_eval
     from scarlet_moon.eval.post_choice import texture_post
     from scarlet_moon.generation.finish import finish
     from scarlet_moon.options import PostOptions, SamplingOptions
@@ -60,10 +59,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     args = ap.parse_args()
     work = Path(args.work) / args.set
-    ds, train, held, _ = F.write_split(work / "full", work)
-    judge = train_judge(train.images, train.labels, len(ds.label_names), held.images, held.labels)
-    feats = judge.features(train.images)
-    floor2 = frechet_distance(judge.features(held.images), feats)
+    ds, train, held, judge, feats, floor2 = F.judged_split(work)
     labels = np.sort(held.labels)
     out: dict[str, object] = {"real_held_out": real_cleanup_effect(held.images)}
     print(f"real held-out under the clean-up: {out['real_held_out']}", flush=True)
@@ -89,17 +85,8 @@ def main() -> None:
                 )  # fmt: skip
                 for cleanup in (True, False):
                     cand = finish(card, PostOptions(cleanup=cleanup), Edit(), raw)
-                    fig = candidate_figures(ds, cand, labels, card)
-                    px = fig["pixels"]["isolated_rate"]
-                    rows[cleanup].append(
-                        [
-                            fig["frechet"]["ratio_to_floor"],
-                            frechet_distance(judge.features(cand), feats) / floor2,
-                            fig["conditional_accuracy"]["overall"],
-                            float((judge.predict(cand) == labels).mean()),
-                            px["candidates"] / px["held_out"],
-                        ]
-                    )
+                    row = F.judge_figures(ds, cand, labels, card, judge, feats, floor2)
+                    rows[cleanup].append([row[k] for k in F.SHORT])
             for cleanup, r in rows.items():
                 m = np.mean(r, 0).tolist()
                 key = f"{arm} {t} cleanup {'on' if cleanup else 'off'}"

@@ -25,10 +25,9 @@ SETTINGS = [(1.0, 25, None), (1.5, 25, None), (2.0, 25, None), (3.0, 25, None), 
 
 def main() -> None:
     import finetune as F
-    from judge import train_judge
 
     from scarlet_moon.backends import BackendOptions, read_card
-    from scarlet_moon.eval.metrics import candidate_figures, frechet_distance, generate_for_eval
+    from scarlet_moon.eval.metrics import generate_for_eval
     from scarlet_moon.options import SamplingOptions
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -38,10 +37,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1")
     args = ap.parse_args()
     work = Path(args.work) / args.set
-    ds, train, held, _ = F.write_split(work / "full", work)
-    judge = train_judge(train.images, train.labels, len(ds.label_names), held.images, held.labels)
-    feats = judge.features(train.images)
-    floor2 = frechet_distance(judge.features(held.images), feats)
+    ds, train, held, judge, feats, floor2 = F.judged_split(work)
     labels = np.sort(held.labels)
     out = {}
     for t in args.times.split(","):
@@ -59,17 +55,8 @@ def main() -> None:
                         raw=False,
                         backend=BackendOptions(backend="torch"),
                     )
-                    fig = candidate_figures(ds, cand, labels, card)
-                    px = fig["pixels"]["isolated_rate"]
-                    rows.append(
-                        [
-                            fig["frechet"]["ratio_to_floor"],
-                            frechet_distance(judge.features(cand), feats) / floor2,
-                            fig["conditional_accuracy"]["overall"],
-                            float((judge.predict(cand) == labels).mean()),
-                            px["candidates"] / px["held_out"],
-                        ]
-                    )
+                    row = F.judge_figures(ds, cand, labels, card, judge, feats, floor2)
+                    rows.append([row[k] for k in F.SHORT])
                 m = np.mean(rows, 0).tolist()
                 key = f"{arm} {t} guidance {guidance:g} steps {steps} {sampler or card.defaults()['sampler']}"
                 out[key] = dict(zip(("fd", "fd2", "accuracy", "accuracy2", "isolated_vs_real"), m))
