@@ -2,6 +2,8 @@
 
     python bench/finetune.py --set minetest --times 10m,30m --work /tmp/ft   # a set of bench/sets.py
     python bench/finetune.py --data DIR --name myset ...                       # any folder sm train reads
+    python bench/finetune.py --set minetest --name X --work W --score-runs fine-tune-10m,ft-other-10m
+                                         # score runs already in W/X/runs (arms trained by hand, any recipe)
 
 1. The set is split like `sm eval` splits it (`split_holdout(0.2, seed 0)`, stratified); the train split
    is written as PNG folders and is all the runs see.
@@ -259,6 +261,12 @@ def main() -> None:
     ap.add_argument("--finetune-args", default="", help="more sm train options for the fine-tune arm, e.g. '--lr 1e-3'")
     ap.add_argument("--train-seed", type=int, default=0, help="both arms' sm train --seed")
     ap.add_argument(
+        "--score-runs",
+        default="",
+        help="score these runs of WORK/NAME/runs (folder names, comma-separated; any recipe trained "
+        "beside the pair, e.g. fine-tune-10m,scratch-10m,ft-lossnone-10m) instead of training a pair",
+    )
+    ap.add_argument(
         "--picture-only",
         action="store_true",
         help="the models are trained: draw the 8x picture again from their first seed's sprites",
@@ -290,17 +298,20 @@ def main() -> None:
     floor2 = frechet_distance(judge.features(held.images), train_feats)
     scores: dict[str, dict[str, Any]] = {}
     seeds = [int(s) for s in args.seeds.split(",")]
-    for t in args.times.split(","):
-        t0 = time.time()
-        models = train_pair(train_dir, work, t, args.finetune_args.split(), args.train_seed)
-        print(f"{name} {t}: trained in {time.time() - t0:.0f} s", flush=True)
-        for arm, model in models.items():
-            scores[f"{arm} {t}"] = score(model, ds, held, judge, train_feats, floor2, seeds)
-            print(
-                f"  {arm} {t}: "
-                + ", ".join(f"{k} {v:.3f}" for k, v in scores[f"{arm} {t}"].items() if isinstance(v, float)),
-                flush=True,
-            )
+    if args.score_runs:
+        runs = {run: work / "runs" / run / "model.safetensors" for run in args.score_runs.split(",")}
+    else:
+        runs = {}
+        for t in args.times.split(","):
+            t0 = time.time()
+            models = train_pair(train_dir, work, t, args.finetune_args.split(), args.train_seed)
+            print(f"{name} {t}: trained in {time.time() - t0:.0f} s", flush=True)
+            runs.update({f"{arm} {t}": model for arm, model in models.items()})
+    for run, model in runs.items():
+        scores[run] = score(model, ds, held, judge, train_feats, floor2, seeds)
+        print(
+            f"  {run}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores[run].items() if isinstance(v, float)), flush=True
+        )
     real_acc = (float(clf.info.get("held_out_accuracy") or 0), judge.held_out_accuracy)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"finetune-{name}.md").write_text(table(name, scores, real_acc, source))
