@@ -106,7 +106,8 @@ def main() -> None:
     ap.add_argument(
         "--models",
         default="bundled,bundled-25,bundled-prior",
-        help="comma-separated names or files; NAME@G samples at guidance G instead of the card's",
+        help="comma-separated names or files; MODEL@G samples at guidance G instead of the card's; "
+        "LABEL=MODEL names the table's row",
     )
     ap.add_argument("--seeds", default="0,1,2,3,4,5,6,7")
     ap.add_argument("--name", default="bundled")
@@ -133,7 +134,8 @@ def main() -> None:
     real_acc = (float(get_classifier(ds)[0].info.get("held_out_accuracy") or 0.0), judge.held_out_accuracy)
     for model in args.models.split(","):
         t0 = time.perf_counter()
-        path, _, g = model.partition("@")
+        label, _, spec = model.rpartition("=")
+        path, _, g = spec.partition("@")
         guidance = float(g) if g else None
         card = read_card(path)
         d = {**card.defaults(), **({"guidance": guidance} if g else {})}
@@ -141,10 +143,10 @@ def main() -> None:
         for seed in seeds:
             cand = sprites(card, labels, seed, guidance)
             if seed == seeds[0]:
-                rows[model] = (cand, labels)
+                rows[label or model] = (cand, labels)
             per_seed.append(figures(ds, cand, labels, card, judge, feats2, floor2))
         mean = {k: float(np.mean([r[k] for r in per_seed])) for k in per_seed[0]}
-        scores[model] = {
+        scores[label or model] = {
             **mean,
             "fd_per_seed": [r["fd_ratio"] for r in per_seed],
             "fd2_per_seed": [r["fd2_ratio"] for r in per_seed],
@@ -155,7 +157,9 @@ def main() -> None:
             "steps_trained": card.meta.get("step"),
             "seconds": round(time.perf_counter() - t0, 1),
         }
-        print(model, {k: round(v, 3) for k, v in mean.items()}, f"{scores[model]['seconds']} s", flush=True)
+        print(
+            label or model, {k: round(v, 3) for k, v in mean.items()}, f"{time.perf_counter() - t0:.0f} s", flush=True
+        )
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"teachers-{args.name}"
     (out.with_suffix(".md")).write_text(table(args.name, scores, seeds, real_acc))
