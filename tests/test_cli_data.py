@@ -99,3 +99,28 @@ def test_bad_files_are_one_line(tmp_path: Path, monkeypatch):
     np.save(d / "sprites.npy", make_sprites(n=2, classes=2)[0])
     np.save(d / "sprites_labels.npy", np.array([[1, 1], [0, 1]]))
     assert f"'{d / 'sprites_labels.npy'}'" in one_line_error(invoke("data", "inspect", str(d)))
+
+
+def test_sm_data_inspect_reads_an_animated_set_and_previews_it(tmp_path: Path) -> None:
+    from test_anim_data import cell, save, sheet
+
+    from scarlet_moon.cli.cmd_data import ANIM_LAYOUTS
+    from scarlet_moon.data.anim import LAYOUTS
+
+    assert ANIM_LAYOUTS == LAYOUTS
+    for c in range(2):
+        save(sheet([[cell(c, d, f) for f in range(3)] for d in range(4)]), tmp_path / "set" / "hero" / f"{c}.png")
+    out = tmp_path / "p.png"
+    r = invoke(*["data", "inspect", str(tmp_path / "set"), "--layout", "rows", "--preview", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "frames per direction" in r.output and "down, left, right, up" in r.output
+    # 2 characters x 4 directions = 8 rows of 3 frames at 4x, 1 px gaps
+    assert Image.open(out).size == (3 * 65 + 1, 8 * 65 + 1)
+    for args, message in [
+        (["--frames", "2"], "--frames describe an animated set: give --layout too"),
+        (["--layout", "rows", "--tile", "16"], "--tile and --size are for still sprite sets"),
+        (["--layout", "rpgmaker"], "as 12 x 8 frames each would be 4x8, under the 8 px a frame needs"),
+    ]:
+        r = invoke(*["data", "inspect", str(tmp_path / "set"), *args, "--preview", str(out), "--force"])
+        assert r.exit_code == 2 and message in r.output, r.output
+        assert "Traceback" not in r.output

@@ -89,6 +89,42 @@ def test_png_folders(folders: list[list[bytes]]):
     in_tmp(run)
 
 
+sheet_png = st.one_of(
+    st.builds(
+        png_bytes,
+        st.tuples(st.sampled_from([8, 16, 24, 32, 48, 9, 40]), st.sampled_from([8, 16, 32, 64, 12, 33])),
+        st.sampled_from(MODES),
+        st.integers(0, 2**16),
+    ),
+    any_png,
+)
+
+
+@FUZZ
+@given(
+    st.lists(st.tuples(st.sampled_from(["", "a/", "b/", "c/down/", "c/left/"]), sheet_png), min_size=1, max_size=4),
+    st.sampled_from(["rows", "columns", "rpgmaker", "strips", "frames"]),
+    st.sampled_from([None, "8", "16x8", "0", "x", "8x99999"]),
+    st.sampled_from([None, 1, 3, 0]),
+    st.sampled_from([None, "down,left,right,up", "s,n", "a,,b", "ffffff"]),
+)
+def test_animated_sets(files: list[tuple[str, bytes]], layout: str, frame, frames, directions):
+    from scarlet_moon.data.anim import load_anim
+
+    def run(root: Path) -> None:
+        for i, (folder, data) in enumerate(files):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            (root / folder / ("down.png" if i % 2 else f"{i}.png")).write_bytes(data)
+        a = clean(lambda: load_anim(root, layout, frame=frame, frames=frames, directions=directions))
+        if a is not None:
+            n, d, f, h, w = a.shape
+            assert a.frames.dtype == np.uint8 and n == len(a.labels) == len(a.names) > 0
+            assert d == len(a.directions) and f >= 1 and min(h, w) >= 8
+            assert 0 <= a.labels.min() and a.labels.max() < len(a.label_names)
+
+    in_tmp(run)
+
+
 npy_file = st.one_of(
     st.binary(max_size=120),
     st.binary(max_size=120).map(lambda b: b"\x93NUMPY\x01\x00" + b),

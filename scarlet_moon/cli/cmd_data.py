@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from scarlet_moon.data.sprites import SpriteSet
 
 PREVIEW_SCALE = 4  # nearest-neighbour, so pixels stay square
+ANIM_LAYOUTS = ("rows", "columns", "rpgmaker", "strips", "frames")  # data.anim.LAYOUTS (a test keeps them equal)
 
 
 @click.group()
@@ -51,6 +52,21 @@ def data() -> None:
     help="Sprites per label (one row per label) in the preview.",
 )
 @click.option("--force", is_flag=True, help="Replace the preview if it exists.")
+@click.option(
+    "--layout",
+    type=click.Choice(ANIM_LAYOUTS),
+    default=None,
+    help="Read an animated set: rows/columns (a sheet per character, a row/column per direction), "
+    "rpgmaker (3x4 blocks, 8 per sheet or 1 with a $ name), strips (a folder per character, a PNG per "
+    "direction), frames (a folder per character, a subfolder per direction).",
+)
+@click.option(
+    "--directions", default=None, help="With --layout: direction names in sheet order.  [default: down,left,right,up]"
+)
+@click.option(
+    "--frame", default=None, metavar="N|WxH", help="With --layout rows/columns: the frame size.  [default: square]"
+)
+@click.option("--frames", type=int, default=None, help="With --layout: take the first N frames of each direction.")
 def inspect(
     path: Path | None,
     tile: int | None,
@@ -59,16 +75,43 @@ def inspect(
     preview: Path | None,
     per_label: int,
     force: bool,
+    layout: str | None,
+    directions: str | None,
+    frame: str | None,
+    frames: int | None,
 ) -> None:
-    """Show what a sprite set holds (no PATH: the bundled angband16 set) and write a preview grid."""
+    """Show what a sprite set holds (no PATH: the bundled angband16 set) and write a preview grid.
+    With --layout, an animated set: characters per label, directions and frames, and a preview of
+    --per-label characters per label, a row per direction."""
     from scarlet_moon.data.sprites import load_sprites
 
+    anim = {"directions": directions, "frame": frame, "frames": frames}
+    _check_anim_options(path, layout, anim, tile, size)
     out = _check_preview(preview if preview is not None else Path(f"{_set_name(path)}-preview.png"), path, force)
+    if layout is not None and path is not None:
+        from scarlet_moon.cli.anim_data import inspect_anim
+
+        echo(inspect_anim(path, layout, anim, background_key, out, per_label))
+        return
     ds = load_sprites(path, tile=tile, background_key=background_key, size=size)
     for table in summary_tables(ds, describe(ds)):
         console.print(table)
     written = write_preview(ds, out, per_label)
     echo(written)
+
+
+def _check_anim_options(
+    path: Path | None, layout: str | None, anim: dict[str, Any], tile: int | None, size: int | None
+) -> None:
+    from scarlet_moon.errors import BadInput
+
+    given = [f"--{k}" for k, v in anim.items() if v is not None]
+    if layout is None and given:
+        raise BadInput(f"{', '.join(given)} describe an animated set: give --layout too")
+    if layout is not None and path is None:
+        raise BadInput("--layout reads an animated set from PATH; the bundled set has no animations")
+    if layout is not None and (tile is not None or size is not None):
+        raise BadInput("--tile and --size are for still sprite sets; with --layout give --frame")
 
 
 def _set_name(path: Path | None) -> str:
