@@ -114,8 +114,16 @@ def test_sm_data_inspect_reads_an_animated_set_and_previews_it(tmp_path: Path) -
     r = invoke(*["data", "inspect", str(tmp_path / "set"), "--layout", "rows", "--preview", str(out)])
     assert r.exit_code == 0, r.output
     assert "frames per direction" in r.output and "down, left, right, up" in r.output
-    # 2 characters x 4 directions = 8 rows of 3 frames at 4x, 1 px gaps
-    assert Image.open(out).size == (3 * 65 + 1, 8 * 65 + 1)
+    # --per-label 8 characters side by side (2 here, the rest blank) x 3 frames; 4 rows, one per direction;
+    # each 16 px frame at 4x plus a 1 px gap
+    grid = np.asarray(Image.open(out))
+    assert grid.shape[:2] == (4 * 65 + 1, 8 * 3 * 65 + 1)
+    for d in range(4):
+        for c in range(2):
+            for f in range(3):
+                y, x = 1 + d * 65 + 30, 1 + (c * 3 + f) * 65 + 30
+                assert tuple(grid[y, x]) == tuple(cell(c, d, f)[0, 0])
+    assert grid[1 + 30, 1 + 6 * 65 + 30, 3] == 0  # a third character's place is blank
     for args, message in [
         (["--frames", "2"], "--frames describe an animated set: give --layout too"),
         (["--layout", "rows", "--tile", "16"], "--tile and --size are for still sprite sets"),

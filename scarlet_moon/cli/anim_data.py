@@ -1,5 +1,5 @@
 """`sm data inspect PATH --layout L`: what an animated set holds, and a preview of its characters
-(one row per direction, its frames left to right)."""
+(per label a row per direction, characters side by side, each one's frames left to right)."""
 
 from __future__ import annotations
 
@@ -54,13 +54,17 @@ def anim_tables(a: AnimSet) -> tuple[Table, Table]:
 
 
 def preview_frames(a: AnimSet, per_label: int) -> np.ndarray:
-    """uint8 (rows * F) x H x W x 4: the first `per_label` characters of each label, each as D rows of
-    F frames, label after label."""
+    """uint8 (L * D * per_label * F) x H x W x 4 for a grid of per_label * F columns: per label, D rows
+    (one per direction), each holding the first `per_label` characters' F frames side by side; blank
+    (transparent) where a label has fewer characters."""
     import numpy as np
 
-    picks = [i for k in range(len(a.label_names)) for i in np.flatnonzero(a.labels == k)[:per_label]]
     n, d, f, h, w = a.shape
-    return a.frames[picks].reshape(len(picks) * d * f, h, w, 4)
+    out = np.zeros((len(a.label_names), d, per_label, f, h, w, 4), np.uint8)
+    for k in range(len(a.label_names)):
+        idx = np.flatnonzero(a.labels == k)[:per_label]
+        out[k, :, : len(idx)] = a.frames[idx].transpose(1, 0, 2, 3, 4, 5)  # D x chars x F x h x w x 4
+    return out.reshape(-1, h, w, 4)
 
 
 def write_anim_preview(a: AnimSet, path: Path, per_label: int) -> Path:
@@ -68,7 +72,7 @@ def write_anim_preview(a: AnimSet, path: Path, per_label: int) -> Path:
     from scarlet_moon.data.png import save_png
     from scarlet_moon.errors import BadInput
 
-    grid = make_grid(preview_frames(a, per_label), ncols=a.shape[2], scale=PREVIEW_SCALE)
+    grid = make_grid(preview_frames(a, per_label), ncols=per_label * a.shape[2], scale=PREVIEW_SCALE)
     try:
         return save_png(grid, path)
     except OSError as exc:
