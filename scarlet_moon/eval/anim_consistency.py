@@ -54,7 +54,7 @@ def _pairs(frames: np.ndarray, other: np.ndarray) -> dict[str, float]:
     colours, colours2 = _colour_sets(frames), _colour_sets(other)  # N x D x F x K
     masks, masks2 = frames[..., 3] >= OPAQUE, other[..., 3] >= OPAQUE  # N x D x F x H x W
     nxt = (np.arange(f) + 1) % f
-    pooled, pooled2 = colours.any(axis=2), colours2.any(axis=2)  # N x D x K
+    pooled, pooled2 = np.asarray(colours.any(axis=2)), np.asarray(colours2.any(axis=2))  # N x D x K
     area, area2 = masks.sum(axis=(2, 3, 4)), masks2.sum(axis=(2, 3, 4))  # N x D
     i, j = np.triu_indices(d, k=1)
     if d == 1:  # one direction: the direction figures compare it with itself
