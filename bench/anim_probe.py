@@ -6,7 +6,7 @@ Each character's D x F frames are stacked as the channels of one sample (D * F *
 direction, frame, RGBA), so every frame is drawn by one network pass over the same spatial grid: the
 frames share all features and anchors by construction. The network is `sm train`'s default preset
 (SpriteUNet n-feat 32, v-prediction, cosine schedule, min-SNR, label dropout 0.1, EMA) with that many
-input and output channels, trained from scratch with sm's diffusion loss (training.loop) for a wall-clock
+input and output channels, trained from scratch (or from a sprite model, --init) with sm's diffusion loss (training.loop) for a wall-clock
 budget on the characters of a stratified 80% split; horizontal flips mirror every frame and swap the
 left and right directions. Sampling: DDIM 25 steps at guidance 2, alpha made crisp at 128.
 
@@ -68,7 +68,36 @@ def mirror_order(directions: tuple[str, ...], d: int, f: int) -> list[int]:
     return [(swap[i] * f + j) * 4 + c for i in range(d) for j in range(f) for c in range(4)]
 
 
-def train(x: np.ndarray, y: np.ndarray, num_classes: int, mirror: list[int], minutes: float, lr: float, batch: int):
+def from_prior(net, prior: str) -> None:
+    """Load a 4-channel sprite model's weights into the stacked network: every layer as it is, the input
+    conv's weights repeated per frame and divided by the frame count (a still character's stack reads as
+    one sprite), the output conv repeated per frame; the label rows stay fresh (other labels)."""
+    import torch
+
+    from scarlet_moon.backends import read_card
+    from scarlet_moon.models.checkpoint import load_checkpoint
+
+    weights = {k: v.float() for k, v in load_checkpoint(read_card(prior).path, with_optim=False).weights.items()}
+    own = net.state_dict()
+    reps = own["inp.weight"].shape[1] // weights["inp.weight"].shape[1]
+    weights["inp.weight"] = weights["inp.weight"].repeat(1, reps, 1, 1) / reps
+    for k in ("out.2.weight", "out.2.bias"):
+        weights[k] = weights[k].repeat(reps, *([1] * (weights[k].ndim - 1)))
+    weights["label_emb.weight"] = own["label_emb.weight"]
+    with torch.no_grad():
+        net.load_state_dict(weights)
+
+
+def train(
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    mirror: list[int],
+    minutes: float,
+    lr: float,
+    batch: int,
+    prior: str | None = None,
+):
     import torch
 
     from scarlet_moon.training.config import DEFAULT
@@ -78,6 +107,8 @@ def train(x: np.ndarray, y: np.ndarray, num_classes: int, mirror: list[int], min
     cfg = DEFAULT
     torch.manual_seed(0)
     net = build_network(cfg, channels=x.shape[1], size=(x.shape[2], x.shape[3]), num_classes=num_classes)
+    if prior:
+        from_prior(net, prior)
     ema = build_network(cfg, channels=x.shape[1], size=(x.shape[2], x.shape[3]), num_classes=num_classes)
     ema.load_state_dict(net.state_dict())
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -163,6 +194,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--init", default=None, help="start from this 4-channel model of the frame size (e.g. bundled-32)")
     args = ap.parse_args()
     import torch
 
@@ -181,6 +213,7 @@ def main() -> None:
         args.minutes,
         args.lr,
         args.batch,
+        args.init,
     )
     labels = np.sort(a.labels[held])
     gens = [
@@ -206,7 +239,8 @@ def main() -> None:
         f"# Animation probe: {args.name}",
         "",
         f"{a.source}: {n} characters x {d} directions x {f} frames of {w}x{h}, {len(tr)} trained on, {len(held)} held out "
-        f"(stratified by label). Frames stacked as {d * f * 4} channels; default-preset SpriteUNet from scratch, "
+        f"(stratified by label). Frames stacked as {d * f * 4} channels; default-preset SpriteUNet "
+        f"{'from ' + args.init + ' (input/output layers repeated per frame)' if args.init else 'from scratch'}, "
         f"{args.minutes:g} CPU-minutes with {args.threads} threads: {steps} steps of batch {args.batch}, lr {args.lr:g}; "
         f"loss {np.mean(losses[:50]):.3f} over the first 50 steps, {np.mean(losses[-50:]):.3f} over the last 50. "
         f"Generated: the held-out split's count per label, DDIM 25 steps, guidance 2 (`bench/anim_probe.py`).",
