@@ -135,33 +135,38 @@ def train(
         update_ema(ema, net, cfg.ema_decay, step)
         losses.append(loss.item())
         step += 1
-    return ema.eval(), abar, step, losses
+    return ema.eval(), step, losses
 
 
-def sample(net, abar, labels: np.ndarray, num_classes: int, shape: tuple[int, ...], seed: int, guidance: float = 2.0):
-    """DDIM (eta 0), 25 trailing steps, classifier-free guidance on v."""
+def sample(net, labels: np.ndarray, num_classes: int, shape: tuple[int, ...], seed: int, guidance: float = 2.0):
+    """sm's DDIM (eta 0, 25 trailing steps, x0 clipped) with classifier-free guidance on v, through the
+    product's sampler and denoiser (both are channel-agnostic arithmetic)."""
     import torch
 
-    from scarlet_moon.diffusion.schedule import Schedule, timesteps
+    from scarlet_moon.diffusion.guidance import make_denoiser
+    from scarlet_moon.diffusion.samplers import run_sampler
     from scarlet_moon.training.config import DEFAULT
+    from scarlet_moon.training.state import schedule_of
 
-    steps = timesteps(Schedule(DEFAULT.schedule, DEFAULT.timesteps, DEFAULT.beta_start, DEFAULT.beta_end), 25)
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn((len(labels), *shape), generator=g)
     y = torch.from_numpy(labels)
-    null = torch.full_like(y, num_classes)
+    both = torch.cat([y, torch.full_like(y, num_classes)])
+    schedule = schedule_of(DEFAULT)
+
+    def run(x: torch.Tensor, t: int) -> torch.Tensor:
+        return net(x, torch.full((len(x),), float(t)), both)
+
+    den = make_denoiser(
+        run,
+        len(y),
+        guidance,
+        schedule.alphas_cumprod(),
+        DEFAULT.prediction,
+        concat=lambda p, q: torch.cat([p, q]),
+        finite=lambda p: bool(torch.isfinite(p).all()),
+    )
+    x = torch.randn((len(labels), *shape), generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        for i, t in enumerate(steps):
-            a, s = abar[t].sqrt(), (1 - abar[t]).sqrt()
-            tt = torch.full((len(x),), float(t))
-            v = net(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([y, null]))
-            v = v[: len(x)] * guidance + v[len(x) :] * (1 - guidance)
-            x0 = (a * x - s * v).clamp(-1, 1)
-            eps = (x - a * x0) / s
-            a_next = abar[steps[i + 1]].sqrt() if i + 1 < len(steps) else torch.tensor(1.0)
-            s_next = (1 - a_next**2).clamp_min(0).sqrt()
-            x = a_next * x0 + s_next * eps
-    return x.numpy()
+        return run_sampler("ddim", den, x, schedule, 25, clip_x0=True).numpy()
 
 
 def picture(rows: list[tuple[str, np.ndarray]], path: Path, per_row: int = 8, zoom: int = 4) -> None:
@@ -205,7 +210,7 @@ def main() -> None:
     a = load_anim(args.set, args.layout)
     n, d, f, h, w = a.shape
     tr, held = split(a.labels)
-    net, abar, steps, losses = train(
+    net, steps, losses = train(
         stack(a.frames[tr]),
         a.labels[tr],
         len(a.label_names),
@@ -217,7 +222,7 @@ def main() -> None:
     )
     labels = np.sort(a.labels[held])
     gens = [
-        unstack(sample(net, abar, labels, len(a.label_names), (d * f * 4, h, w), s), d, f)
+        unstack(sample(net, labels, len(a.label_names), (d * f * 4, h, w), s), d, f)
         for s in map(int, args.seeds.split(","))
     ]
     train_frames = a.frames[tr].reshape(len(tr), -1).astype(np.int16)

@@ -119,9 +119,17 @@ def judge_figures(
 ) -> dict[str, float]:
     """Both judges' figures for sprites `cand` of `labels`: sm eval's FD over its floor, accuracy,
     isolated pixels over the held-out's rate and copies, and the second judge's FD over `floor2` and accuracy."""
-    from scarlet_moon.eval.metrics import candidate_figures, frechet_distance
+    from scarlet_moon.eval.metrics import candidate_figures
 
-    fig = candidate_figures(ds, cand, labels, card)
+    return figures_of(candidate_figures(ds, cand, labels, card), cand, labels, judge, train_feats, floor2)
+
+
+def figures_of(
+    fig: dict[str, Any], cand: np.ndarray, labels: np.ndarray, judge: Any, train_feats: np.ndarray, floor2: float
+) -> dict[str, float]:
+    """judge_figures from sm eval's figures `fig` of the sprites `cand` (eval.metrics.candidate_figures)."""
+    from scarlet_moon.eval.metrics import frechet_distance
+
     px = fig["pixels"]["isolated_rate"]
     return {
         "fd_ratio": fig["frechet"]["ratio_to_floor"],

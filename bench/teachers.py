@@ -60,18 +60,17 @@ def sprites(card: Any, labels: np.ndarray, seed: int, guidance: float | None = N
 
 
 def figures(ds: Any, cand: np.ndarray, labels: np.ndarray, card: Any, judge: Any, feats2: np.ndarray, floor2: float):
-    """Both judges' figures for one seed's sprites."""
-    from scarlet_moon.eval.metrics import candidate_figures, frechet_distance
+    """Both judges' figures for one seed's sprites (finetune.figures_of), with saturation over the
+    held-out split's and copies of any of the set's sprites (the bundled models saw them all)."""
+    from finetune import figures_of
+
+    from scarlet_moon.eval.metrics import candidate_figures
 
     fig = candidate_figures(ds, cand, labels, card)
-    px = fig["pixels"]
+    sat = fig["pixels"]["saturation"]
     return {
-        "fd_ratio": fig["frechet"]["ratio_to_floor"],
-        "fd2_ratio": frechet_distance(judge.features(cand), feats2) / floor2,
-        "accuracy": fig["conditional_accuracy"]["overall"],
-        "accuracy2": float((judge.predict(cand) == labels).mean()),
-        "isolated_vs_real": px["isolated_rate"]["candidates"] / px["isolated_rate"]["held_out"],
-        "saturation_vs_real": px["saturation"]["candidates"] / px["saturation"]["held_out"],
+        **figures_of(fig, cand, labels, judge, feats2, floor2),
+        "saturation_vs_real": sat["candidates"] / sat["held_out"],
         "copies": fig["copies"]["share_vs_all_real"],
     }
 

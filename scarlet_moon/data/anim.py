@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from scarlet_moon.data.folders import png_folder, pngs_in
-from scarlet_moon.data.images import image_size, read_image_alpha
+from scarlet_moon.data.images import read_image_alpha
 from scarlet_moon.data.sprites import parse_key
 from scarlet_moon.errors import BadInput, arg
-from scarlet_moon.limits import MAX_IMAGE_PIXELS, MAX_SIDE, MAX_SPRITES
+from scarlet_moon.limits import MAX_SIDE, MAX_SPRITES
 
 LAYOUTS = ("rows", "columns", "rpgmaker", "strips", "frames")
 DIRECTIONS = ("down", "left", "right", "up")  # RPG Maker's row order, and the default
@@ -113,10 +113,7 @@ def _grid(img: np.ndarray, n_dirs: int, frame: tuple[int, int] | None, where: st
 
 
 def _read(path: Path) -> np.ndarray:
-    w, h = image_size(path)  # the header first: a huge file is refused before it is decoded
-    if w * h > MAX_IMAGE_PIXELS:
-        raise BadInput(f"{str(path)!r} is {w}x{h}: more than the {MAX_IMAGE_PIXELS:,} pixels an image may have")
-    return read_image_alpha(path)[0]
+    return read_image_alpha(path)[0]  # refuses a huge image from its header, before decoding
 
 
 def _from_sheet(path: Path, layout: str, dirs: tuple[str, ...], frame: tuple[int, int] | None) -> list[np.ndarray]:
