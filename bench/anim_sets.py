@@ -1,7 +1,11 @@
 """Animated character sets from outside sources, in the `frames` layout `sm data inspect --layout
 frames` reads (scarlet_moon.data.anim): DIR/<label>/<character>/<direction>/<frame>.png.
 
-    python bench/anim_sets.py crossfire --out DIR
+    python bench/anim_sets.py crossfire --out DIR [--split]
+
+--split writes DIR/train and DIR/held instead: the characters of each label shuffled with seed 0, a fifth
+of them (at least one) held out (the split bench/anim_bench.py scores against and the documented model
+trains on).
 
 - crossfire: the 32x32 images of the Crossfire client (Debian crossfire-client-images, GPL; kept out
   of the package and the repository, fetched at run time like bench/sets.py's sets). They are PNGs
@@ -111,12 +115,46 @@ def build_crossfire(out_dir: str | Path, cache: Path = CACHE) -> Path:
     )
 
 
+def held_out(labels: dict[str, list[str]], share: float = 0.2, seed: int = 0) -> set[tuple[str, str]]:
+    """(label, character) pairs held out: per label (sorted names) a seeded shuffle's first fifth, at least one."""
+    rng = np.random.default_rng(seed)
+    held = set()
+    for label in sorted(labels):
+        names = sorted(labels[label])
+        order = rng.permutation(len(names))
+        held |= {(label, names[i]) for i in order[: max(1, int(round(share * len(names))))]}
+    return held
+
+
+def split(src: Path, out_dir: Path) -> tuple[Path, Path]:
+    """Copy `src` (label/character folders) into out_dir/train and out_dir/held (held_out), each with
+    the source's README."""
+    labels = {p.name: [c.name for c in p.iterdir() if c.is_dir()] for p in src.iterdir() if p.is_dir()}
+    held = held_out(labels)
+    for part in ("train", "held"):
+        for label, names in labels.items():
+            for name in names:
+                if ((label, name) in held) == (part == "held"):
+                    shutil.copytree(src / label / name, out_dir / part / label / name)
+        shutil.copy(src / "README.md", out_dir / part / "README.md")
+    return out_dir / "train", out_dir / "held"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("name", choices=["crossfire"])
     ap.add_argument("--out", required=True)
+    ap.add_argument("--split", action="store_true", help="write OUT/train and OUT/held")
     args = ap.parse_args()
-    print(build_crossfire(args.out))
+    out = Path(args.out)
+    if not args.split:
+        print(build_crossfire(out))
+        return
+    if out.exists():
+        sys.exit(f"{str(out)!r} exists; choose a new folder")
+    full = build_crossfire(out.with_name(out.name + ".full"))
+    print(*split(full, out), sep="\n")
+    shutil.rmtree(full)
 
 
 if __name__ == "__main__":

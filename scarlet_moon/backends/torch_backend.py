@@ -28,6 +28,11 @@ def load_torch_model(card: ModelCard, device: str = "cpu") -> torch.nn.Module:
     from scarlet_moon.models.config import ModelConfig
     from scarlet_moon.models.unet import build_model
 
+    if card.meta.get("anim") is not None:
+        raise BadInput(
+            f"checkpoint {str(card.path)!r} is an animation model (it draws characters, a frame per direction "
+            "and step, from reference frames): it does not draw single sprites"
+        )
     ckpt = load_checkpoint(card.path, with_optim=False)
     cfg = ModelConfig.from_dict(card.config).check(f"checkpoint {str(card.path)!r}")
     check_weights_fit(card, cfg, sum(int(w.numel()) for w in ckpt.weights.values()))

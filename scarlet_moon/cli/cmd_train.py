@@ -50,6 +50,10 @@ RUN_KEYS: dict[str, tuple[type, ...]] = {
     "data": (str,),
     "tile": (int,),
     "background_key": (str,),
+    "layout": (str,),
+    "directions": (str,),
+    "frames": (int,),
+    "frame": (str,),
     "preset": (str,),
     "threads": (int,),
     "init_from": (str,),
@@ -92,6 +96,7 @@ class TrainArgs:
     device: str | None
     threads: int  # torch threads of this process
     init_from: str | None  # a model to fine-tune ("bundled", or a .safetensors path)
+    anim: dict[str, Any] | None = None  # an animated set (layout, directions, frames, frame): an animation model
 
     @classmethod
     def build(cls, params: dict[str, Any]) -> "TrainArgs":
@@ -137,7 +142,26 @@ class TrainArgs:
             settings.get("device"),
             settings.get("threads") or 0,
             settings.get("init_from"),
+            _anim_settings(settings),
         )
+
+
+def _anim_settings(settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The animated-set options when --layout is given (the others need it); None for a sprite model."""
+    from scarlet_moon.errors import BadInput
+
+    keys = ("layout", "directions", "frames", "frame")
+    if settings.get("layout") is None:
+        extra = next((k for k in keys if settings.get(k) is not None), None)
+        if extra:
+            raise BadInput(f"--{extra} describes an animated set: it needs --layout")
+        return None
+    for key, why in (("resume", "resuming"), ("tile", "a tileset")):
+        if settings.get(key) is not None:
+            raise BadInput(f"--layout trains an animation model, which does not support {why} (--{key}) yet")
+    if settings.get("data") is None:
+        raise BadInput("--layout needs --data: the folder of your animated set")
+    return {k: settings.get(k) for k in keys}
 
 
 def _merged(params: dict[str, Any]) -> dict[str, Any]:
@@ -164,6 +188,17 @@ def _merged(params: dict[str, Any]) -> dict[str, Any]:
     "Default: the bundled angband16 set.",
 )
 @click.option("--tile", type=int, default=None, help="Cell size of a tileset sheet.")
+@click.option(
+    "--layout",
+    type=click.Choice(["rows", "columns", "rpgmaker", "strips", "frames"]),
+    default=None,
+    help="--data is an animated set in this layout (sm data inspect): train an animation model for `sm anim`.",
+)
+@click.option(
+    "--directions", default=None, help="With --layout: direction names in order.  [default: down,left,right,up]"
+)
+@click.option("--frames", type=int, default=None, help="With --layout: frames per direction kept (the first F).")
+@click.option("--frame", default=None, metavar="N|WxH", help="With --layout rows/columns: the frame size.")
 @click.option("--background-key", default=None, help="RRGGBB or 'auto': this colour becomes transparent.")
 @click.option(
     "--preset",
@@ -237,6 +272,10 @@ def train(ctx: click.Context, nproc: int | None, **params: Any) -> None:
             from scarlet_moon.training.config import check_training_memory
 
             check_training_memory(args.cfg)
+        if nproc is not None and args.anim is not None:
+            from scarlet_moon.errors import BadInput
+
+            raise BadInput("--layout trains an animation model, which does not support torchrun (--nproc) yet")
         if nproc is not None:
             from scarlet_moon.cli.launch import check_launch, launch
             from scarlet_moon.training.distributed import from_env
@@ -267,6 +306,7 @@ def _train_here(ctx: click.Context, args: TrainArgs) -> None:
     from scarlet_moon.training import distributed
 
     creatable_dir(args.runs_root, "--runs-dir")  # before the data is read
+    made = not args.runs_root.exists()
     dist, device = distributed.start(torch_device(args.device))
     try:
 
@@ -276,15 +316,66 @@ def _train_here(ctx: click.Context, args: TrainArgs) -> None:
                 data_path = _resumed_data_source(args.resume, args.runs_root)
             return load_sprites(data_path, tile=args.tile, background_key=args.background_key)
 
-        data = dist.together(load)
-        result = _run(args, data, ctx.obj.get("quiet", False), dist, device)
+        if args.anim is not None:
+            result = _run_anim(args, ctx.obj.get("quiet", False))
+        else:
+            data = dist.together(load)
+            result = _run(args, data, ctx.obj.get("quiet", False), dist, device)
     except BaseException:
         distributed.stop(clean=False)
+        if made and dist.main and args.runs_root.is_dir() and not any(args.runs_root.iterdir()):
+            args.runs_root.rmdir()  # refused before any run began: no empty runs folder of its own left behind
         raise
     distributed.stop()
     if dist.main:
         echo(result.run_dir)
         echo(result.model)
+
+
+def _run_anim(args: TrainArgs, quiet: bool) -> RunResult:
+    """An animation model: its own loop (training.anim_runs), the same run folders and tracking."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from scarlet_moon.data.anim import load_anim
+    from scarlet_moon.training.anim_runs import train_anim_run
+
+    assert args.anim is not None and args.data is not None
+    a = args.anim
+    data = load_anim(
+        args.data,
+        a["layout"],
+        directions=a["directions"],
+        frame=a["frame"],
+        frames=a["frames"],
+        background_key=args.background_key,
+    )
+    trackers = args.tracking.trackers(args.runs_root)
+    columns = [TextColumn("step"), MofNCompleteColumn(), BarColumn(), TextColumn("loss {task.fields[loss]}")]
+    with Progress(
+        *columns,
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=progress_disabled(quiet),
+    ) as bar:
+        task = bar.add_task("train", total=args.cfg.steps, loss="-")
+
+        def progress(step: int, total: int, loss: float) -> None:
+            bar.update(task, completed=step, total=total, loss=f"{loss:.4f}")
+
+        result = train_anim_run(
+            args.cfg,
+            data,
+            runs_root=args.runs_root,
+            trackers=trackers,
+            name=args.name,
+            threads=args.threads,
+            init_from=args.init_from,
+            progress=progress,
+        )
+    console.print(text(f"trained {result.steps} steps in {result.seconds:.0f} s; run folder {result.run_dir}"))
+    return result
 
 
 def _report(here: Dist, exc: ScarletError) -> None:

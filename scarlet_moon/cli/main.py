@@ -51,6 +51,7 @@ COMMANDS = {
     "labels": "scarlet_moon.cli.cmd_sample:labels",
     "info": "scarlet_moon.cli.cmd_sample:info",
     "sheet": "scarlet_moon.cli.cmd_sheet:sheet",
+    "anim": "scarlet_moon.cli.cmd_anim:anim",
     "eval": "scarlet_moon.cli.cmd_eval:eval_",
     "export-onnx": "scarlet_moon.cli.cmd_export_onnx:export_onnx",
     "doctor": "scarlet_moon.cli.cmd_doctor:doctor",

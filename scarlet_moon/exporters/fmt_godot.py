@@ -37,6 +37,13 @@ def _animations(target: AtlasTarget) -> list[tuple[str, list[tuple[int, int, Fra
     return list(anims.items())
 
 
+def _speed(entries: list[tuple[int, int, Frame]]) -> float:
+    """Godot 3 has one speed (fps) per animation: 1000 / its frames' mean duration (10 without durations)."""
+    mean = sum(duration_ms(f) for _, _, f in entries) / max(1, len(entries))
+    fps = 1000.0 / mean if mean > 0 else FPS
+    return float(f"{fps:.6g}")
+
+
 class Godot3(AtlasFormat):
     reads_pixels = False  # page sizes only: renderable in a worker
     name = "godot3"
@@ -64,7 +71,8 @@ class Godot3(AtlasFormat):
         blocks = []
         for name, entries in anims:
             refs = ", ".join(f"SubResource( {n} )" for n, _, _ in entries)
-            blocks.append(f'{{\n"frames": [ {refs} ],\n"loop": true,\n"name": {q(name)},\n"speed": {FPS}\n}}')
+            speed = _speed(entries)
+            blocks.append(f'{{\n"frames": [ {refs} ],\n"loop": true,\n"name": {q(name)},\n"speed": {speed}\n}}')
         out += ["[resource]", f"animations = [ {', '.join(blocks)} ]", ""]
         return "\n".join(out)
 

@@ -162,14 +162,16 @@ class SpriteUNet(nn.Module):
         channel_mult: tuple[int, ...] = (1, 2, 2),
         attention: bool = True,
         dropout: float = 0.0,
+        cond_channels: int = 0,
     ):
         super().__init__()
+        # cond_channels: extra input planes (an animation model's reference frames and slot), read but not predicted
         self.num_classes, emb = num_classes, 4 * n_feat
         self.t_dim = n_feat
         self.time_mlp = nn.Sequential(nn.Linear(n_feat, emb), nn.SiLU(), nn.Linear(emb, emb))
         self.label_emb = nn.Embedding(num_classes + 1, emb)  # last row: the null label
         chans = [n_feat * m for m in channel_mult]
-        self.inp = nn.Conv2d(channels, chans[0], 3, padding=1)
+        self.inp = nn.Conv2d(channels + cond_channels, chans[0], 3, padding=1)
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
         c = chans[0]
         for i, co in enumerate(chans):
@@ -209,7 +211,13 @@ class SpriteUNet(nn.Module):
 
 
 def build_model(
-    cfg: ModelConfig, *, channels: int, size: int | tuple[int, int], num_classes: int, timesteps: int
+    cfg: ModelConfig,
+    *,
+    channels: int,
+    size: int | tuple[int, int],
+    num_classes: int,
+    timesteps: int,
+    cond_channels: int = 0,
 ) -> nn.Module:
     """The network of `cfg` for sprites of `size` (side, or (height, width)); `timesteps` scales t for
     the seed arch. A "unet" without channel_mult gets the depth of the size (ModelConfig.for_size)."""
@@ -225,6 +233,8 @@ def build_model(
                 f"levels: each side must be a multiple of {2**levels} and at least {2 ** (levels + 1)}"
             )
     if cfg.arch == "seed":
+        if cond_channels:
+            raise BadInput("an animation model needs arch 'unet' (the seed arch reads no reference frames)")
         return ContextUnet(channels, (h, w), num_classes, n_feat=cfg.n_feat, timesteps=timesteps)
     return SpriteUNet(
         channels,
@@ -234,6 +244,7 @@ def build_model(
         channel_mult=mult,
         attention=cfg.attention,
         dropout=cfg.dropout,
+        cond_channels=cond_channels,
     )
 
 

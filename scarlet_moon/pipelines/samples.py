@@ -43,11 +43,8 @@ def save_samples(
     """Generate `spec` into `out` (made if missing): one PNG per sprite, plus `<stem>_x<scale>.png` when
     scale > 1 and a preview grid; an existing file is replaced only with `force`."""
     from scarlet_moon.backends import read_card
-    from scarlet_moon.data.pixels import make_grid, upscale
-    from scarlet_moon.data.png import save_png
     from scarlet_moon.generation.names import file_names
-    from scarlet_moon.outputs import check_output, claim, input_clash, writable_folder
-    from scarlet_moon.pipelines.sprites import generate_sprites
+    from scarlet_moon.outputs import check_output, input_clash, writable_folder
 
     card = read_card(spec.model)  # a .onnx model carries its own card: no torch
     req = spec.request(card)
@@ -67,7 +64,31 @@ def save_samples(
         _check_folder(target, [p.name for p in sprite_files])
         for path in sprite_files:  # the one output policy, file by file (inputs, force, regular files)
             check_output(path, arg("out"), inputs=inputs, force=force)
+    made = not target.exists()
     target.mkdir(exist_ok=True)
+    try:
+        return _write_samples(spec, card, req, target, names, scale, grid, report)
+    except BaseException:
+        if made and not any(target.iterdir()):  # a failed run leaves no empty folder of its own behind
+            target.rmdir()
+        raise
+
+
+def _write_samples(
+    spec: GenerationSpec,
+    card: Any,
+    req: Any,
+    target: Path,
+    names: list[tuple[str, int]],
+    scale: int,
+    grid: str | Path | None,
+    report: Report,
+) -> Samples:
+    from scarlet_moon.data.pixels import make_grid, upscale
+    from scarlet_moon.data.png import save_png
+    from scarlet_moon.outputs import claim
+    from scarlet_moon.pipelines.sprites import generate_sprites
+
     with claim([target] + ([Path(grid)] if grid is not None else []), arg("out")):  # one lock for the folder
         gen = generate_sprites(spec, card=card, request=req, report=report)
         files = []

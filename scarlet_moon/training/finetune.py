@@ -41,17 +41,23 @@ LABEL_ROWS = "label_emb.weight"  # SpriteUNet: one embedding row per label, then
 FINE_TUNE_DEFAULTS: dict[str, Any] = {"label_lr_scale": 10.0, "lr": 1e-3, "init_shrink": 0.5}
 
 
-def parent_card(spec: str | Path) -> ModelCard:
+def parent_card(spec: str | Path, *, anim: bool = False) -> ModelCard:
     """The model to start from: 'bundled', 'bundled-32' or a .safetensors checkpoint. 'bundled' (the
     few-step student, which predicts jumps) stands for bundled-prior, an ordinary denoiser trained with
     the plain diffusion loss: a guidance-distilled or few-step network has learnt another objective,
-    which a short fine-tune first has to unlearn (bench/results/finetune.md)."""
+    which a short fine-tune first has to unlearn (bench/results/finetune.md). An animation model
+    (models.anim) can start only an animation model (`anim`)."""
     path = model_path(spec)
     if str(path).lower().endswith(".onnx"):
         raise BadInput(f"{arg('init_from')} {str(spec)!r} is ONNX; fine-tuning needs the .safetensors checkpoint")
     if path.resolve() == BUNDLED_MODEL.resolve():
         path = BUNDLED_MODELS[FINE_TUNE_PRIOR["bundled"]]
     card = read_checkpoint_card(path)
+    if card.meta.get("anim") is not None and not anim:
+        raise BadInput(
+            f"{arg('init_from')} {str(spec)!r} is an animation model: it starts animation models only "
+            "(train on an animated set), not a sprite model"
+        )
     if card.meta.get("fewstep"):
         raise BadInput(
             f"{arg('init_from')} {str(spec)!r} is a few-step student (its card has fewstep): its network "
