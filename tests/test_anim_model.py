@@ -117,18 +117,32 @@ def test_draw_is_per_character_and_redraw_keeps_everything_else(anim_model):
         draw_characters(card, [0], opts, keep=three[:1], redraw=["north"])
 
 
-def test_palette_lock_uses_only_the_anchor_colours():
-    from scarlet_moon.generation.anim import AnimOptions, finish_frames
+def test_palette_lock_gives_each_direction_one_palette_built_on_the_anchor():
+    from scarlet_moon.generation.anim import EXTRA_COLOURS, AnimOptions, finish_frames
 
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (2, 4, 3, 8, 8, 4), dtype=np.uint8)
     out = finish_frames(frames, AnimOptions())
+    assert set(np.unique(out[..., 3])) <= {0, 255} and (out[out[..., 3] == 0] == 0).all()
     for c in range(2):
-        anchor = {tuple(p) for p in out[c, 0, 0][out[c, 0, 0, ..., 3] == 255][:, :3]}
-        used = {tuple(p) for p in out[c][out[c][..., 3] == 255][:, :3]}
-        assert used <= anchor and len(anchor) <= 16
-    assert set(np.unique(out[..., 3])) <= {0, 255}
-    assert (out[out[..., 3] == 0] == 0).all()
+        used = [{tuple(p) for p in out[c, d][out[c, d, ..., 3] == 255][:, :3]} for d in range(4)]
+        assert all(len(u) <= 16 + EXTRA_COLOURS for u in used), [len(u) for u in used]
+        assert len(set.union(*used)) <= 16 + 4 * EXTRA_COLOURS  # one base palette, a few extras per direction
+
+
+def test_palette_lock_snaps_near_shades_to_the_anchor_colours():
+    """Frames in the anchor's colours, each pixel off by a few levels: every pixel comes back to them."""
+    from scarlet_moon.generation.anim import AnimOptions, finish_frames
+
+    rng = np.random.default_rng(1)
+    char = walker(3, size=16, frames=3)[None]
+    noisy = char.astype(np.int16) + rng.integers(-6, 7, char.shape)
+    noisy[..., 3] = char[..., 3]
+    out = finish_frames(np.clip(noisy, 0, 255).astype(np.uint8), AnimOptions())
+    assert np.array_equal(out[..., 3], char[..., 3])
+    palette = {tuple(p) for p in out[0, 0, 0][out[0, 0, 0, ..., 3] == 255][:, :3]}
+    assert {tuple(p) for p in out[0][out[0][..., 3] == 255][:, :3]} == palette and len(palette) <= 16
+    assert np.abs(out.astype(int) - char.astype(int)).max() <= 12
 
 
 def test_fine_tune_from_a_sprite_model_starts_as_that_model(tmp_path, anim_set, tiny_model):

@@ -37,7 +37,8 @@ from scarlet_moon.exporters.sizes import MAX_SHEET_SIDE
     "--lock-palette/--no-lock-palette",
     default=True,
     show_default=True,
-    help="Every frame in its character's anchor colours (at most 16).",
+    help="Every frame in its character's palette: the anchor frame's colours (at most 16), plus up to 4 "
+    "a direction needs that are far from all of them.",
 )
 @click.option("--alpha-threshold", type=click.IntRange(1, 255), default=128, show_default=True, help="Alpha cut.")
 @click.option("--out", default="walkers.png", show_default=True, help="Sheet PNG; the GIF preview is OUT.gif.")

@@ -9,7 +9,6 @@ with the count asked for, and a redrawn direction changes nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -21,6 +20,9 @@ from scarlet_moon.models.card import ModelCard
 OPAQUE = 128
 DEFAULT_STEPS = 25
 CHARACTER_COLOURS = 16  # a character's palette (the anchor's colours, k-means): most real ones use fewer
+EXTRA_COLOURS = 4  # a direction's own colours on top, where a part of it is far from every anchor colour
+FAR_COLOUR = 48.0  # RGB distance beyond which a pixel counts as a colour the anchor lacks
+MIN_EXTRA_PIXELS = 6  # ... when at least this many (and 5% of the direction's opaque pixels) are
 
 
 @dataclass(frozen=True)
@@ -203,37 +205,42 @@ def lock_palettes(frames: np.ndarray) -> np.ndarray:
     return out
 
 
+def _reps(colours: np.ndarray, k: int) -> np.ndarray:
+    """At most k representative colours (K x 3 float) of M x 3 colours: weighted k-means, each centre
+    snapped to a colour that occurs (data.kmeans)."""
+    from scarlet_moon.data.kmeans import kmeans_reps
+
+    uniq, counts = np.unique(colours, axis=0, return_counts=True)
+    if len(uniq) <= k:
+        return uniq
+    reps = kmeans_reps(uniq.T[:, None, :], counts[None].astype(np.float32), np.ones((1, len(uniq)), bool), k)[0]
+    return uniq[np.unique(reps)]
+
+
 def _locked(char: np.ndarray, opaque: np.ndarray) -> np.ndarray:
-    """One character's frames (D x F x H x W x 4) in its anchor's palette."""
-    from scarlet_moon.data.kmeans import kmeans_reps, nearest
+    """One character's frames (D x F x H x W x 4) in its palette: the anchor's colours (at most
+    CHARACTER_COLOURS), plus for each direction up to EXTRA_COLOURS of its own where a part of it is far
+    from every anchor colour (a back view shows hair or a cape the front hides). Every frame of a
+    direction shares that direction's palette."""
+    from scarlet_moon.data.kmeans import nearest
 
     anchor = char[0, 0][opaque[0, 0]][:, :3].astype(np.float32)  # M x 3
     if len(anchor) == 0:
         anchor = char[opaque][:, :3].astype(np.float32)
     if len(anchor) == 0:
         return char
-    uniq, counts = np.unique(anchor, axis=0, return_counts=True)
-    if len(uniq) > CHARACTER_COLOURS:
-        x = uniq.T[:, None, :]  # 3 x 1 x M
-        reps = kmeans_reps(x, counts[None].astype(np.float32), np.ones((1, len(uniq)), bool), CHARACTER_COLOURS)[0]
-        uniq = uniq[np.unique(reps)]
-    px = char[opaque][:, :3].astype(np.float32)
-    idx = nearest(px.T[:, None, :], uniq.T[:, None, :])[0]
+    base = _reps(anchor, CHARACTER_COLOURS)
     out = char.copy()
-    out[opaque, :3] = uniq[idx].astype(np.uint8)
+    for d in range(len(char)):
+        px = char[d][opaque[d]][:, :3].astype(np.float32)  # P x 3, every frame of the direction
+        if not len(px):
+            continue
+        near = nearest(px.T[:, None, :], base.T[:, None, :])[0]
+        far = np.square(px - base[near]).sum(1) > FAR_COLOUR**2
+        palette = base
+        if far.sum() >= max(MIN_EXTRA_PIXELS, 0.05 * len(px)):
+            palette = np.concatenate([base, _reps(px[far], EXTRA_COLOURS)])
+        idx = nearest(px.T[:, None, :], palette.T[:, None, :])[0]
+        frames = out[d]
+        frames[opaque[d], :3] = palette[idx].astype(np.uint8)
     return out
-
-
-def read_character_sheet(path: str | Path, shape: AnimShape, card: ModelCard) -> np.ndarray:
-    """A character sheet `sm anim` wrote (rows = directions, columns = frames, no gaps) as 1 x D x F x H x W x 4."""
-    from scarlet_moon.data.images import read_image_alpha
-
-    h, w = card.size
-    img, _ = read_image_alpha(Path(path))
-    rows, cols = len(shape.directions), shape.frames
-    if img.shape[:2] != (rows * h, cols * w):
-        raise BadInput(
-            f"{str(path)!r} is {img.shape[1]}x{img.shape[0]}; a character sheet of this model is "
-            f"{cols * w}x{rows * h} ({cols} frames of {w}x{h} across, {rows} directions down)"
-        )
-    return img.reshape(rows, h, cols, w, 4).transpose(0, 2, 1, 3, 4)[None].copy()
