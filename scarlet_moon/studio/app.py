@@ -5,6 +5,7 @@
     GET  /api/models             models on offer, with labels and defaults
     GET  /api/formats            installed atlas formats
     POST /api/generate           settings (studio.settings) -> 202 {"id": job}; queued per model
+    POST /api/anim               an animation model's characters as GIFs (studio.anim)
     GET  /api/jobs/{id}?since=N  state, progress, sprites from the N-th on
     POST /api/jobs/{id}/cancel
     POST /api/palettes?name=F    the raw file -> {"id", "name", "colors"}
@@ -33,6 +34,7 @@ from starlette.staticfiles import StaticFiles
 
 from scarlet_moon.errors import BadInput, ScarletError
 from scarlet_moon.models.card import attribution_meta
+from scarlet_moon.studio.anim import AnimView
 from scarlet_moon.studio.jobs import Busy, Job, JobQueue
 from scarlet_moon.studio.models import ModelShelf
 from scarlet_moon.studio.security import Guard
@@ -118,6 +120,7 @@ class Studio:
         self.shelf = ModelShelf(config.model, config.runs_dir)
         self.store = Store()
         self.jobs = JobQueue(self.shelf)
+        self.anim_view = AnimView(self.shelf)
         self.trainer = Trainer(config.runs_dir, config.train_command)
 
     async def page(self, request: Request) -> Response:
@@ -137,6 +140,12 @@ class Studio:
         spec = parse_generate(await read_json(request), self.shelf, self.store)
         job = self.jobs.submit(spec, self.publish)
         return JSONResponse({**job.view(), "ahead": self.jobs.ahead(job)}, status_code=202)
+
+    async def anim(self, request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        body = await read_json(request)
+        return JSONResponse(await run_in_threadpool(self.anim_view.draw, body))
 
     def publish(self, job: Job, start: int, images: np.ndarray) -> list[dict[str, Any]]:
         """Sprites of a finished chunk -> store records + their JSON for the page."""
@@ -271,6 +280,7 @@ def create_app(config: StudioConfig) -> Starlette:
         Route("/api/models", s.models),
         Route("/api/formats", s.formats),
         Route("/api/generate", s.generate, methods=["POST"]),
+        Route("/api/anim", s.anim, methods=["POST"]),
         Route("/api/jobs/{job}", s.job_view),
         Route("/api/jobs/{job}/cancel", s.cancel, methods=["POST"]),
         Route("/api/palettes", s.palette, methods=["POST"]),

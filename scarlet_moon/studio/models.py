@@ -110,4 +110,5 @@ class ModelShelf:
             "samplers": list(SAMPLERS),
             "max_steps": card.schedule.num_steps,
             "has_palette": card.palette is not None,
+            "anim": card.meta.get("anim"),  # an animation model: {"directions", "frames"}; None for sprites
         }

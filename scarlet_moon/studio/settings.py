@@ -109,6 +109,8 @@ def parse_generate(body: object, shelf: ModelShelf, store: Store) -> GenerateSpe
     b = _check_fields(body)
     ref = shelf.ref(b.get("model", shelf.refs()[0].id))
     card = shelf.card(ref)
+    if card.meta.get("anim") is not None:
+        raise BadInput(f"{arg('model')} {ref.id!r} is an animation model: it draws whole characters (/api/anim)")
     count = b.get("count", 16)
     if count is None:  # an empty Count field
         raise BadInput(f"{arg('count')} is empty: enter how many sprites to make, 1..{MAX_STUDIO_COUNT:,}")

@@ -192,6 +192,32 @@ async function runJob(body) {
   }
 }
 
+// An animation model draws whole characters: each comes back as a GIF (a row per direction) the page plays.
+async function runAnim() {
+  if (state.busy) return;
+  clearError();
+  state.busy = true;
+  $('generate').disabled = true;
+  $('status').textContent = 'drawing characters…';
+  try {
+    const body = { model: state.model.id, label: $('label').value, count: Math.min(16, Number($('count').value) || 1),
+                   seed: Number($('seed').value) || 0 };
+    const view = await (await api('/api/anim', { json: body })).json();
+    $('grid').replaceChildren(...view.characters.map((c) => {
+      const img = document.createElement('img');
+      img.src = c.gif; img.alt = c.name; img.title = `${c.name}: ${view.directions.join(', ')}`;
+      img.className = 'anim';
+      return img;
+    }));
+    $('status').textContent = `${view.characters.length} characters · ${view.frames} frames per direction`;
+  } catch (e) {
+    // shown by api()
+  } finally {
+    state.busy = false;
+    $('generate').disabled = false;
+  }
+}
+
 async function cancelJob() {
   if (state.job) await api(`/api/jobs/${state.job.id}/cancel`, { method: 'POST' });
 }
@@ -229,7 +255,7 @@ function wire() {
   $('model').addEventListener('change', (e) => chooseModel(e.target.value));
   $('zoom').addEventListener('input', applyZoom);
   $('dice').addEventListener('click', () => { $('seed').value = Math.floor(Math.random() * 1e9); });
-  $('generate').addEventListener('click', () => runJob(generateSettings()));
+  $('generate').addEventListener('click', () => (state.model && state.model.anim ? runAnim() : runJob(generateSettings())));
   $('cancel').addEventListener('click', cancelJob);
   $('palette-file').addEventListener('change', (e) => {
     if (e.target.files[0]) uploadPalette(e.target.files[0]).catch(() => {});
@@ -241,6 +267,6 @@ function wire() {
   for (const t of document.querySelectorAll('nav .tab')) t.addEventListener('click', () => switchTab(t.dataset.tab));
 }
 
-window.studio = { state, api, runJob, renderKept, toggleKeep, sizeOf, showError, clearError, generateSettings, spriteCanvas };
+window.studio = { state, api, runJob, runAnim, renderKept, toggleKeep, sizeOf, showError, clearError, generateSettings, spriteCanvas };
 wire();
 state.ready = loadModels().then(() => { applyZoom(); state.loaded = true; }).catch(() => {});
