@@ -263,3 +263,32 @@ def test_sprite_commands_refuse_an_animation_model_and_leave_nothing(tmp_path, m
     res = invoke("train", "--init-from", "missing.safetensors", "--steps", 1)  # the default MLflow store's folder
     assert res.exit_code == 2, res.output
     assert not list(tmp_path.iterdir())  # no sample folder, no runs folder
+
+
+def test_a_tampered_card_and_a_hostile_atlas_are_refused(tmp_path, documented_sheet):
+    import shutil
+
+    from scarlet_moon.models.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(DOCUMENTED, with_optim=False)
+    ckpt.meta["config"] = {**ckpt.meta["config"], "n_feat": 1024}  # would be gigabytes if built
+    save_checkpoint(tmp_path / "big.safetensors", ckpt)
+    res = invoke("anim", "--model", tmp_path / "big.safetensors", "--out", tmp_path / "w.png")
+    assert res.exit_code == 2 and "the card or the weights were altered" in res.output, res.output
+    shutil.copy(documented_sheet, tmp_path / "k.png")
+    (tmp_path / "k.json").write_text("[" * 100_000 + "]" * 100_000)
+    res = invoke(
+        "anim",
+        "--model",
+        DOCUMENTED,
+        "--keep",
+        tmp_path / "k.png",
+        "--character",
+        "player_0",
+        "--redraw",
+        "up",
+        "--out",
+        tmp_path / "e.png",
+    )
+    assert res.exit_code == 2 and "cannot be read" in res.output and "Traceback" not in res.output, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.safetensors", "k.json", "k.png"]

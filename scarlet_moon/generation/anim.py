@@ -58,11 +58,23 @@ def load_anim_net(card: ModelCard) -> Any:
     from scarlet_moon.training.anim import build_anim_network
     from scarlet_moon.training.config import TrainConfig
 
+    import torch
+
     shape = anim_shape_of(card)
     cfg = TrainConfig.from_dict(card.config)
+    cfg.model.check(f"{arg('model')} {str(card.path)!r}")
+    weights = load_checkpoint(card.path, with_optim=False).weights
+    with torch.device("meta"):  # the card's network counted without allocating it: a tampered card is refused first
+        want = sum(p.numel() for p in build_anim_network(cfg, shape, card.size, len(card.label_names)).parameters())
+    stored = sum(int(w.numel()) for w in weights.values())
+    if want != stored:
+        raise BadInput(
+            f"{arg('model')} {str(card.path)!r}: its card describes a network of {want:,} parameters, the file "
+            f"stores {stored:,}; the card or the weights were altered"
+        )
     net = build_anim_network(cfg, shape, card.size, len(card.label_names))
     try:
-        net.load_state_dict({k: v.float() for k, v in load_checkpoint(card.path, with_optim=False).weights.items()})
+        net.load_state_dict({k: v.float() for k, v in weights.items()})
     except RuntimeError as exc:
         raise BadInput(f"{arg('model')} {str(card.path)!r}: its weights do not fit its card ({exc})") from None
     return net.eval()

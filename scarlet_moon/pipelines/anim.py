@@ -25,6 +25,7 @@ from scarlet_moon.progress import SILENT, Report
 
 CHUNK = 16  # characters drawn per sampler call: bounds the memory whatever the count
 MAX_CHARACTERS = 4096
+MAX_ATLAS_BYTES = 64 << 20  # a kept sheet's json-hash atlas; sm anim writes a few hundred bytes a frame
 PREVIEW_CHARACTERS = 32  # the GIF shows the first ones (at 4x: a few hundred pixels wide per row of 8)
 
 
@@ -149,6 +150,8 @@ def read_kept(
             f"{arg('keep')} {str(sheet)!r}: editing needs the sheet and its json-hash atlas {str(atlas)!r} "
             f"(what `sm anim` writes by default)"
         )
+    if atlas.stat().st_size > MAX_ATLAS_BYTES:
+        raise BadInput(f"{arg('keep')} {str(sheet)!r}: its atlas {str(atlas)!r} is over {MAX_ATLAS_BYTES >> 20} MB")
     try:
         entries = json.loads(atlas.read_text(encoding="utf-8"))["frames"]
         img, _ = read_image_alpha(Path(sheet))
@@ -167,7 +170,7 @@ def read_kept(
                 if cell.shape[:2] != (h, w):
                     raise BadInput(f"{str(atlas)!r}: frame {name!r} lies outside {str(sheet)!r}")
                 out[0, d, f] = cell
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise BadInput(f"{arg('keep')} {str(sheet)!r}: its atlas {str(atlas)!r} cannot be read ({exc})") from None
     return out
 
