@@ -54,11 +54,11 @@ def anim_shape_of(card: ModelCard) -> AnimShape:
 
 def load_anim_net(card: ModelCard) -> Any:
     """The card's network with its sampling weights, in eval mode (torch)."""
+    import torch
+
     from scarlet_moon.models.checkpoint import load_checkpoint
     from scarlet_moon.training.anim import build_anim_network
     from scarlet_moon.training.config import TrainConfig
-
-    import torch
 
     shape = anim_shape_of(card)
     cfg = TrainConfig.from_dict(card.config)
