@@ -21,6 +21,14 @@ def invoke(*args: str):
     return CliRunner().invoke(sm, ["--quiet", *map(str, args)])
 
 
+def fine_tune(data: Path, init_from: object, steps: int, runs: Path):
+    """`sm train` on a user's `rows` set from `init_from`, a few steps, as run `runs/ft` (no tracking)."""
+    return invoke(
+        "train", "--data", data, "--layout", "rows", "--init-from", init_from, "--steps", steps,
+        "--batch-size", 4, "--runs-dir", runs, "--name", "ft", "--tracking", "none",
+    )  # fmt: skip
+
+
 def frames_of(sheet: Path) -> dict[str, np.ndarray]:
     px = np.asarray(Image.open(sheet).convert("RGBA"))
     out = {}
@@ -101,25 +109,7 @@ def test_redraw_one_direction_of_a_kept_character(documented_sheet, tmp_path):
 def test_user_set_fine_tuned_from_the_bundled_model_then_drawn(tmp_path):
     """A user's own 16x16 walkers (rows layout), fine-tuned from the bundled sprite model, then `sm anim`."""
     data = write_rows_set(tmp_path / "mine", n=6, size=16, frames=3)
-    res = invoke(
-        "train",
-        "--data",
-        data,
-        "--layout",
-        "rows",
-        "--init-from",
-        "bundled",
-        "--steps",
-        6,
-        "--batch-size",
-        4,
-        "--runs-dir",
-        tmp_path / "runs",
-        "--name",
-        "ft",
-        "--tracking",
-        "none",
-    )
+    res = fine_tune(data, "bundled", 6, tmp_path / "runs")
     assert res.exit_code == 0, res.output
     model = tmp_path / "runs" / "ft" / "model.safetensors"
     assert res.output.split()[-1] == str(model)
@@ -153,25 +143,7 @@ def test_user_set_fine_tuned_from_the_bundled_model_then_drawn(tmp_path):
 def test_user_set_fine_tuned_from_the_documented_animation_model(tmp_path):
     """32x32 walkers with 2 frames: the documented model's every layer carries over."""
     data = write_rows_set(tmp_path / "mine32", n=4, size=32, frames=2)
-    res = invoke(
-        "train",
-        "--data",
-        data,
-        "--layout",
-        "rows",
-        "--init-from",
-        DOCUMENTED,
-        "--steps",
-        3,
-        "--batch-size",
-        4,
-        "--runs-dir",
-        tmp_path / "runs",
-        "--name",
-        "ft",
-        "--tracking",
-        "none",
-    )
+    res = fine_tune(data, DOCUMENTED, 3, tmp_path / "runs")
     assert res.exit_code == 0, res.output
     out = tmp_path / "slimes.png"
     res = invoke(

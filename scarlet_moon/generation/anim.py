@@ -80,15 +80,11 @@ def load_anim_net(card: ModelCard) -> Any:
     return net.eval()
 
 
-def _noise(seed: int, chars: Sequence[int], slot: int, shape: tuple[int, int, int]) -> Any:
+def _noise(seed: int, char: int, slot: int, shape: tuple[int, int, int]) -> Any:
+    """The starting noise of one (character, slot): its own stream, whatever else is drawn with it."""
     import torch
 
-    return torch.stack(
-        [
-            torch.randn(shape, generator=torch.Generator().manual_seed(hash((seed, c, slot)) & 0x7FFF_FFFF))
-            for c in chars
-        ]
-    )
+    return torch.randn(shape, generator=torch.Generator().manual_seed(hash((seed, char, slot)) & 0x7FFF_FFFF))
 
 
 def _pass(
@@ -137,7 +133,7 @@ def _pass(
         finite=lambda p: bool(torch.isfinite(p).all()),
     )
     h, w = card.size
-    start = torch.cat([_noise(opts.seed, [first + c], s, (4, h, w)) for c, s in todo])
+    start = torch.stack([_noise(opts.seed, first + c, s, (4, h, w)) for c, s in todo])
     with torch.no_grad():
         out = run_sampler("ddim", den, start, card.schedule, opts.steps, clip_x0=True)
     x[chars, slots] = out.clamp(-1, 1)

@@ -32,16 +32,18 @@ class AnimView:
     def __init__(self, shelf: ModelShelf) -> None:
         self.shelf = shelf
         self._lock = threading.Lock()
+        self._nets: dict[str, Any] = {}  # model id -> its network, loaded once (used under _lock only)
 
     def draw(self, body: object) -> dict[str, Any]:
         """The request's characters as GIFs (a row per direction, the frames played in place)."""
-        from scarlet_moon.generation.anim import AnimOptions, anim_shape_of, draw_characters
+        from scarlet_moon.generation.anim import AnimOptions, anim_shape_of, draw_characters, load_anim_net
         from scarlet_moon.generation.anim_preview import preview_gif
         from scarlet_moon.models.card import resolve_labels
 
         if not isinstance(body, dict):
             raise BadInput("expected a JSON object of settings")
-        card = self.shelf.card(self.shelf.ref(body.get("model")))
+        ref = self.shelf.ref(body.get("model"))
+        card = self.shelf.card(ref)
         shape = anim_shape_of(card)
         label = resolve_labels([str(body.get("label", "0"))], card.label_names)[0]
         count = _int(body, "count", 4, 1, MAX_CHARACTERS)
@@ -50,7 +52,9 @@ class AnimView:
         if not self._lock.acquire(blocking=False):
             raise Busy("characters are being drawn; try again when they are shown")
         try:
-            chars = draw_characters(card, [label] * count, AnimOptions(seed=seed))
+            if ref.id not in self._nets:
+                self._nets[ref.id] = load_anim_net(card)
+            chars = draw_characters(card, [label] * count, AnimOptions(seed=seed), net=self._nets[ref.id])
         finally:
             self._lock.release()
         name = card.label_names[label]

@@ -26,8 +26,8 @@ from scarlet_moon.models.checkpoint import Checkpoint, load_checkpoint
 from scarlet_moon.models.fingerprint import file_fingerprint
 from scarlet_moon.models.unet import build_model, count_params
 from scarlet_moon.training.config import TrainConfig
-from scarlet_moon.training.finetune import label_rows, shrunk
-from scarlet_moon.training.loop import diffusion_loss, lr_at, update_ema
+from scarlet_moon.training.finetune import label_rows, load_weights, shrunk
+from scarlet_moon.training.loop import apply_update, diffusion_loss, lr_at, set_lr
 from scarlet_moon.training.state import param_groups, schedule_of
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,7 @@ class Conditioned(torch.nn.Module):
         self.net, self.cond = net, cond
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        cond = self.cond if len(self.cond) == len(x) else self.cond.repeat(len(x) // len(self.cond), 1, 1, 1)
-        return self.net(torch.cat([x, cond], 1), t, y)
+        return self.net(torch.cat([x, self.cond], 1), t, y)
 
 
 def build_anim_network(cfg: TrainConfig, shape: AnimShape, size: tuple[int, int], num_classes: int) -> torch.nn.Module:
@@ -131,20 +130,12 @@ def anim_step(
     g = torch.Generator().manual_seed(cfg.seed * 104_729 + state.step)
     noise = torch.randn(x0.shape, generator=g)
     t = torch.randint(0, cfg.timesteps, (len(x0),), generator=g)
-    lr = lr_at(state.step, cfg, spent)
-    for group in state.opt.param_groups:
-        group["lr"] = lr * group.get("lr_scale", 1.0)
+    set_lr(state.opt, lr_at(state.step, cfg, spent))
     loss = diffusion_loss(Conditioned(state.model, cond), x0, y, t, noise, abar, cfg)
     value = float(loss.item())
     if not math.isfinite(value):
         return value
-    state.opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if cfg.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.grad_clip)
-    state.opt.step()
-    if state.ema is not None:
-        update_ema(state.ema, state.model, cfg.ema_decay, state.step)
+    apply_update(state.model, state.opt, state.ema, loss, cfg, state.step)
     state.step += 1
     return value
 
@@ -208,15 +199,7 @@ def load_parent(state: AnimState, cfg: TrainConfig, parent: ModelCard, data: Ani
     weights["label_emb.weight"] = label_rows(
         weights["label_emb.weight"], parent.label_names, list(data.label_names), fresh["label_emb.weight"]
     )
-    for net in (state.model, state.ema):
-        if net is None:
-            continue
-        try:
-            net.load_state_dict(weights)
-        except RuntimeError as exc:
-            raise BadInput(
-                f"{arg('init_from')} {str(parent.path)!r}: its weights do not fit ({str(exc).splitlines()[0]})"
-            ) from None
+    load_weights((state.model, state.ema), weights, parent.path)
     state.parent = {
         "fingerprint": file_fingerprint(parent.path),
         "name": bundled_name(parent.path),

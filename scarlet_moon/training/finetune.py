@@ -106,16 +106,7 @@ def load_parent(state: TrainState, parent: ModelCard, data: SpriteSet, cfg: Trai
     emb = getattr(state.model, "label_emb", None)
     fresh = emb.weight.detach().clone() if isinstance(emb, torch.nn.Embedding) else None
     weights[LABEL_ROWS] = label_rows(weights[LABEL_ROWS], parent.label_names, labels, fresh)
-    for net in (state.model, state.ema):
-        if net is None:
-            continue
-        try:
-            net.load_state_dict(weights)
-        except RuntimeError as exc:
-            raise BadInput(
-                f"{arg('init_from')} {str(parent.path)!r}: its weights do not fit its config "
-                f"({str(exc).splitlines()[0]})"
-            ) from None
+    load_weights((state.model, state.ema), weights, parent.path)
     kept = [n for n in labels if n in parent.label_names]
     log.info(
         "fine-tuning %s: %d of %d labels keep their embedding (%s); the others start from fresh rows",
@@ -131,6 +122,21 @@ def load_parent(state: TrainState, parent: ModelCard, data: SpriteSet, cfg: Trai
         "labels_kept": kept,
         "step": parent.meta.get("step"),
     }
+
+
+def load_weights(nets: Iterable[torch.nn.Module | None], weights: dict[str, torch.Tensor], path: Path) -> None:
+    """The parent's `weights` into each network (the run's model and its EMA; None skipped); weights that do
+    not fit are BadInput naming the parent."""
+    for net in nets:
+        if net is None:
+            continue
+        try:
+            net.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise BadInput(
+                f"{arg('init_from')} {str(path)!r}: its weights do not fit its config "
+                f"({str(exc).splitlines()[0]})"
+            ) from None
 
 
 def shrunk(weights: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor], shrink: float) -> dict[str, torch.Tensor]:

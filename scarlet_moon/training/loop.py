@@ -142,21 +142,38 @@ def train_step(
         x0, y, t, noise = x0[part], y[part], t[part], noise[part]
     torch.manual_seed(int(draw["seed"]))  # dropout layers, if any
     lr = lr_at(step, cfg, spent)
-    for group in state.opt.param_groups:
-        group["lr"] = lr * group.get("lr_scale", 1.0)
+    set_lr(state.opt, lr)
     loss = diffusion_loss(state.net or state.model, x0, y, t, noise, abar, cfg)
     value = state.mean_loss(loss)
     if not math.isfinite(value):
         return value, lr, int(draw["epoch"])
-    state.opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if cfg.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.grad_clip)
-    state.opt.step()
-    if state.ema is not None:
-        update_ema(state.ema, state.model, cfg.ema_decay, step)
+    apply_update(state.model, state.opt, state.ema, loss, cfg, step)
     state.step += 1
     return value, lr, int(draw["epoch"])
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    """Every group at `lr`, times its `lr_scale` (the label rows of a fine-tune: state.param_groups)."""
+    for group in opt.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+
+
+def apply_update(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    ema: torch.nn.Module | None,
+    loss: torch.Tensor,
+    cfg: TrainConfig,
+    step: int,
+) -> None:
+    """One optimizer step on `loss`: gradients, clipping (cfg.grad_clip), the step, the EMA."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    if ema is not None:
+        update_ema(ema, model, cfg.ema_decay, step)
 
 
 @torch.no_grad()
