@@ -134,8 +134,7 @@ def load_weights(nets: Iterable[torch.nn.Module | None], weights: dict[str, torc
             net.load_state_dict(weights)
         except RuntimeError as exc:
             raise BadInput(
-                f"{arg('init_from')} {str(path)!r}: its weights do not fit its config "
-                f"({str(exc).splitlines()[0]})"
+                f"{arg('init_from')} {str(path)!r}: its weights do not fit its config ({str(exc).splitlines()[0]})"
             ) from None
 
 
