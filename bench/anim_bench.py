@@ -13,7 +13,9 @@ raw (alpha cut only) and with the palette lock `sm anim` applies by default.
 - frame FD: Frechet distance of single frames in the features of a classifier trained on the train
   split's frames (labels: direction; eval.classifier's recipe, as `sm eval`), generated frames against
   the held-out frames; floor: as many train characters in the same label mix against the same held-out
-  frames (8 draws, mean). Reported as FD / floor.
+  frames (8 draws, mean). Reported as FD / floor. A second feature space: bench/judge.py's classifier
+  (another architecture and seed, trained on the same frames and labels; its mirroring makes left and
+  right one pose to it), the same FD / floor.
 - copies: generated characters whose every frame together is within a mean |RGBA| difference of 2 of
   a training character (eval.metrics.COPY_THRESHOLD), and the mean nearest distance.
 
@@ -47,10 +49,13 @@ def as_sprites(frames: np.ndarray, labels: np.ndarray, names: tuple[str, ...]):
     return SpriteSet(frames.reshape(-1, h, w, 4), dirs.astype(np.int64), names, "anim-bench")
 
 
-def frame_fd(clf, frames: np.ndarray, held_feats: np.ndarray) -> float:
+JUDGES = ("fd", "fd2")  # sm eval's classifier recipe, bench/judge.py's
+
+
+def frame_fd(judge, frames: np.ndarray, held_feats: np.ndarray) -> float:
     from scarlet_moon.eval.metrics import frechet_distance
 
-    return frechet_distance(clf.features(frames.reshape(-1, *frames.shape[3:])), held_feats)
+    return frechet_distance(judge.features(frames.reshape(-1, *frames.shape[3:])), held_feats)
 
 
 def like_mix(train_labels: np.ndarray, held_labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -70,15 +75,17 @@ def copies(chars: np.ndarray, train: np.ndarray) -> dict:
     return {"share": float((d <= COPY_THRESHOLD).mean()), "mean_nearest": float(d.mean())}
 
 
-def score(chars: np.ndarray, clf, held_feats: np.ndarray, train: np.ndarray) -> dict:
+def score(chars: np.ndarray, judges: dict, held: dict, train: np.ndarray) -> dict:
     from scarlet_moon.eval.anim_consistency import consistency
 
-    return {**consistency(chars), "fd": frame_fd(clf, chars, held_feats), "copies": copies(chars, train)}
+    fds = {k: frame_fd(judges[k], chars, held[k]) for k in JUDGES}
+    return {**consistency(chars), **fds, "copies": copies(chars, train)}
 
 
 def mean_of(runs: list[dict]) -> dict:
-    out = {k: float(np.mean([r[k] for r in runs])) for k in (*KEYS, "fd")}
-    out["fd_range"] = [float(min(r["fd"] for r in runs)), float(max(r["fd"] for r in runs))]
+    out = {k: float(np.mean([r[k] for r in runs])) for k in (*KEYS, *JUDGES)}
+    for k in JUDGES:
+        out[k + "_range"] = [float(min(r[k] for r in runs)), float(max(r[k] for r in runs))]
     out["copies"] = float(np.mean([r["copies"]["share"] for r in runs]))
     out["mean_nearest"] = float(np.mean([r["copies"]["mean_nearest"] for r in runs]))
     for k in KEYS:
@@ -128,25 +135,32 @@ def main() -> None:
     tr, he = load_anim(args.train, args.layout), load_anim(args.held, args.layout)
     card = read_card(args.model)
     assert tuple(card.label_names) == tr.label_names == he.label_names, (card.label_names, tr.label_names)
-    clf = train_classifier(
-        as_sprites(tr.frames, tr.labels, tr.directions), as_sprites(he.frames, he.labels, tr.directions)
-    )
-    held_feats = clf.features(he.frames.reshape(-1, *he.frames.shape[3:]))
+    from judge import train_judge
+
+    trs, hes = as_sprites(tr.frames, tr.labels, tr.directions), as_sprites(he.frames, he.labels, tr.directions)
+    judges = {
+        "fd": train_classifier(trs, hes),
+        "fd2": train_judge(trs.images, trs.labels, len(tr.directions), hes.images, hes.labels),
+    }
+    held = {k: j.features(hes.images) for k, j in judges.items()}
     rng = np.random.default_rng(0)
-    floors = [frame_fd(clf, tr.frames[like_mix(tr.labels, he.labels, rng)], held_feats) for _ in range(8)]
-    floor = float(np.mean(floors))
+    mixes = [like_mix(tr.labels, he.labels, rng) for _ in range(8)]
+    floors = {k: [frame_fd(judges[k], tr.frames[m], held[k]) for m in mixes] for k in JUDGES}
+    floor = {k: float(np.mean(v)) for k, v in floors.items()}
     net = load_anim_net(card)
     labels = np.sort(he.labels)
     raw, locked = [], []
     first = None
     for seed in range(args.seeds):
         chars = draw_characters(card, labels.tolist(), AnimOptions(seed=seed, lock_palette=False), net=net)
-        raw.append(score(chars, clf, held_feats, tr.frames))
+        raw.append(score(chars, judges, held, tr.frames))
         lk = lock_palettes(chars)
-        locked.append(score(lk, clf, held_feats, tr.frames))
+        locked.append(score(lk, judges, held, tr.frames))
         first = lk if first is None else first
         print(
-            f"seed {seed}: raw fd {raw[-1]['fd']:.1f}, locked fd {locked[-1]['fd']:.1f} (floor {floor:.1f})", flush=True
+            f"seed {seed}: raw fd {raw[-1]['fd']:.1f}/{raw[-1]['fd2']:.1f}, locked {locked[-1]['fd']:.1f}/"
+            f"{locked[-1]['fd2']:.1f} (floors {floor['fd']:.1f}/{floor['fd2']:.1f})",
+            flush=True,
         )
     real_held, real_train = consistency(he.frames), consistency(tr.frames)
     rows = {
@@ -163,24 +177,29 @@ def main() -> None:
         + (f", from {card.meta['parent']['name']}" if card.meta.get("parent") else ", from scratch")
         + f"); set `{tr.source}`: {len(tr.labels)} train characters, {n} held out ({d} directions x {f} frames of "
         f"{w}x{h}). Per seed {n} characters in the held-out label mix, {args.seeds} seeds, DDIM 25 steps a pass. "
-        f"Frame FD: classifier features (trained on the train frames, direction labels); floor = {len(he.labels)} "
-        f"train characters in the same mix against the held-out frames, {floor:.1f} (mean of 8 draws, "
-        f"{min(floors):.1f}-{max(floors):.1f}). Written by `bench/anim_bench.py` in {time.time() - t0:.0f} s.",
+        f"Frame FD in two feature spaces, classifiers trained on the train frames with direction labels (sm eval's "
+        f"recipe; bench/judge.py's, held-out accuracy {judges['fd2'].held_out_accuracy:.2f}); floor = "
+        f"{len(he.labels)} train characters in the same mix against the held-out frames: "
+        + "; ".join(f"{k} {floor[k]:.2f} (8 draws, {min(floors[k]):.2f}-{max(floors[k]):.2f})" for k in JUDGES)
+        + f". Written by `bench/anim_bench.py` in {time.time() - t0:.0f} s.",
         "",
-        "| characters | " + " | ".join(f"{k} (x real)" for k in KEYS) + " | frame FD / floor (seeds' range) | copies |",
-        "|---|" + "---:|" * (len(KEYS) + 2),
+        "| characters | "
+        + " | ".join(f"{k} (x real)" for k in KEYS)
+        + " | frame FD / floor (seeds' range) | frame FD / floor, judge 2 | copies |",
+        "|---|" + "---:|" * (len(KEYS) + 3),
     ]
     for name, fig in rows.items():
         cells = [
             f"{fig[k]:.3f}" + ("" if name.startswith("real") else f" ({fig[k] / real_held[k]:.2f}x)") for k in KEYS
         ]
-        fd = (
+        fds = [
             "-"
             if fig["fd"] is None
-            else f"{fig['fd'] / floor:.2f}x ({fig['fd_range'][0] / floor:.2f}-{fig['fd_range'][1] / floor:.2f})"
-        )
+            else f"{fig[k] / floor[k]:.2f}x ({fig[k + '_range'][0] / floor[k]:.2f}-{fig[k + '_range'][1] / floor[k]:.2f})"
+            for k in JUDGES
+        ]
         cp = "-" if name.startswith("real") else f"{100 * fig['copies']:.1f}% (nearest {fig['mean_nearest']:.1f})"
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {fd} | {cp} |")
+        lines.append(f"| {name} | " + " | ".join(cells + fds) + f" | {cp} |")
     between = " / ".join(f"{real_held[k + '_between']:.3f}" for k in KEYS)
     lines += ["", f"Real held-out frames of *different* characters score {between} on the four figures (`_between`)."]
     RESULTS.mkdir(exist_ok=True)
